@@ -1,0 +1,226 @@
+/**
+ * The instrumented decoder graph, assembled layer by layer from plain ONNX ops (plus ONNX Runtime's
+ * SimplifiedLayerNormalization for RMSNorm). One graph serves prefill, chunked teacher forcing and decoding:
+ *
+ *   inputs   input_ids [B,S] · position_ids [B,S] · attn_bias [B,S,T] (additive 0/-inf, T = past + S)
+ *            head_scale [B,L,H] (γ per head, per row) · past_key.{i}/past_value.{i} [B,Hkv,past,D]
+ *            tap selectors: resid_rows/resid_layers, z_rows/z_layers, logit_rows, logprob_rows/logprob_targets
+ *   outputs  logits [Kl,V] · token_logprobs [Kp] · resid_taps [Lr,K,d] · z_taps [Lz,Kz,H,D]
+ *            present_key.{i}/present_value.{i} [B,Hkv,T,D]
+ *
+ * Rows are flat indices b*S + s into the current chunk. Taps are gathered *before* they leave the graph, so a run
+ * only materialises the positions and layers it asked for (a 4,096-token transcript on a 7B model never copies out
+ * every layer's residual stream). The residual stack is indexed like Hugging Face's `hidden_states`, except that
+ * the final-normed state gets its own slot: 0 = embeddings (`blocks.0.hook_resid_pre`), i+1 =
+ * `blocks.{i}.hook_resid_post`, L+1 = `ln_final.hook_normalized`.
+ *
+ * Activations run flattened to [B*S, d] so every linear layer is a Gemm on the checkpoint's own [out, in] weight
+ * (transB = 1): no transposed copies, and tied embeddings serve as the LM head without a second copy.
+ */
+import type { ModelConfig } from '../model/config.js';
+import { ropeInverseFrequencies } from '../model/config.js';
+import { DataType } from './proto.js';
+import { GraphBuilder } from './graph.js';
+
+export interface DecoderGraphOptions {
+  /**
+   * After head_scale, rescale each token's multi-head output (all heads' z, before o_proj) back to its norm before
+   * scaling. The RefusalCliff code does this over the whole batch tensor; we do it per token so results do not
+   * depend on batching.
+   */
+  normPreserve: boolean;
+}
+
+/** Names of the graph's inputs and outputs, shared with the runtime. */
+export const IO = {
+  inputIds: 'input_ids',
+  positionIds: 'position_ids',
+  attnBias: 'attn_bias',
+  headScale: 'head_scale',
+  residRows: 'resid_rows',
+  residLayers: 'resid_layers',
+  zRows: 'z_rows',
+  zLayers: 'z_layers',
+  logitRows: 'logit_rows',
+  logprobRows: 'logprob_rows',
+  logprobTargets: 'logprob_targets',
+  pastKey: (i: number) => `past_key.${i}`,
+  pastValue: (i: number) => `past_value.${i}`,
+  logits: 'logits',
+  tokenLogprobs: 'token_logprobs',
+  residTaps: 'resid_taps',
+  zTaps: 'z_taps',
+  presentKey: (i: number) => `present_key.${i}`,
+  presentValue: (i: number) => `present_value.${i}`,
+} as const;
+
+/** Resolves an HF tensor name to the name of its (external) initializer. */
+export type WeightRef = (hfName: string) => string;
+
+export function buildDecoderGraph(cfg: ModelConfig, weight: WeightRef, opts: DecoderGraphOptions, g = new GraphBuilder()) {
+  const { hiddenSize: d, numHeads: H, numKvHeads: Hkv, headDim: D, numLayers: L, vocabSize: V } = cfg;
+  const G = H / Hkv;
+  const eps = { float: cfg.rmsNormEps };
+  const f = DataType.FLOAT;
+  const i64 = DataType.INT64;
+
+  // ---- inputs
+  const inputIds = g.input(IO.inputIds, i64, ['batch', 'seq']);
+  const positionIds = g.input(IO.positionIds, i64, ['batch', 'seq']);
+  const attnBias = g.input(IO.attnBias, f, ['batch', 'seq', 'total']);
+  const headScale = g.input(IO.headScale, f, ['batch', L, H]);
+  const residRows = g.input(IO.residRows, i64, ['resid_rows']);
+  const residLayers = g.input(IO.residLayers, i64, ['resid_layers']);
+  const zRows = g.input(IO.zRows, i64, ['z_rows']);
+  const zLayers = g.input(IO.zLayers, i64, ['z_layers']);
+  const logitRows = g.input(IO.logitRows, i64, ['logit_rows']);
+  const logprobRows = g.input(IO.logprobRows, i64, ['logprob_rows']);
+  const logprobTargets = g.input(IO.logprobTargets, i64, ['logprob_rows']);
+  const past = Array.from({ length: L }, (_, i) => ({
+    key: g.input(IO.pastKey(i), f, ['batch', Hkv, 'past', D]),
+    value: g.input(IO.pastValue(i), f, ['batch', Hkv, 'past', D]),
+  }));
+
+  // ---- shapes computed from the inputs: [B, S] and the 4-/5-D views attention needs
+  const bs = g.op('Shape', [inputIds], {}, { name: 'shape.bs' });
+  const shapeBSHD = g.op('Concat', [bs, g.int64([H, D])], { axis: 0 }, { name: 'shape.bshd' });
+  const shapeBSKD = g.op('Concat', [bs, g.int64([Hkv, D])], { axis: 0 }, { name: 'shape.bskd' });
+  const b = g.op('Slice', [bs, g.int64([0]), g.int64([1])], {}, { name: 'shape.b' });
+  const s = g.op('Slice', [bs, g.int64([1]), g.int64([2])], {}, { name: 'shape.s' });
+  const shapeGrouped = g.op('Concat', [b, g.int64([Hkv, G]), s, g.int64([D])], { axis: 0 }, { name: 'shape.grouped' });
+  const shapeBHSD = g.op('Concat', [b, g.int64([H]), s, g.int64([D])], { axis: 0 }, { name: 'shape.bhsd' });
+  const shapeBSF = g.op('Concat', [bs, g.int64([H * D])], { axis: 0 }, { name: 'shape.bsf' });
+
+  // Additive mask as [B,1,1,S,T] so it broadcasts over kv heads and query groups.
+  const bias5 = g.op('Unsqueeze', [attnBias, g.int64([1, 2])], {}, { name: 'attn.bias5' });
+
+  // Rotary tables from positions, computed in float32 as transformers does: angle = pos * inv_freq,
+  // duplicated over the two halves so rotate_half can be a single matmul.
+  const inv = ropeInverseFrequencies(cfg);
+  const invFull = g.float32([...inv, ...inv], [1, 1, D]);
+  const posF = g.op('Unsqueeze', [g.op('Cast', [positionIds], { to: DataType.FLOAT }), g.int64([2])], {}, { name: 'rope.pos' });
+  const angle = g.op('Mul', [posF, invFull], {}, { name: 'rope.angle' });
+  const cos = g.op('Unsqueeze', [g.op('Cos', [angle], {}, { name: 'rope.cos' }), g.int64([2])], {}, { name: 'rope.cos4' });
+  const sin = g.op('Unsqueeze', [g.op('Sin', [angle], {}, { name: 'rope.sin' }), g.int64([2])], {}, { name: 'rope.sin4' });
+  // rotate_half(x) = [-x2, x1] as x @ R, with R a signed permutation matrix [D, D].
+  const rot = new Float32Array(D * D);
+  for (let j = 0; j < D / 2; j++) {
+    rot[(j + D / 2) * D + j] = -1; // out[j] = -x[j + D/2]
+    rot[j * D + (j + D / 2)] = 1; // out[j + D/2] = x[j]
+  }
+  const rotate = g.float32(rot, [D, D]);
+  const applyRope = (x: string, name: string) =>
+    g.op(
+      'Add',
+      [
+        g.op('Mul', [x, cos], {}, { name: `${name}.cos` }),
+        g.op('Mul', [g.op('MatMul', [x, rotate], {}, { name: `${name}.rot` }), sin], {}, { name: `${name}.sin` }),
+      ],
+      {},
+      { name: `${name}.rope` },
+    );
+
+  const rmsNorm = (x: string, w: string, name: string) =>
+    g.op('SimplifiedLayerNormalization', [x, weight(w)], { axis: -1, epsilon: eps }, { name });
+  const linear = (x: string, w: string, bias: string | null, name: string) =>
+    g.op('Gemm', bias ? [x, weight(w), weight(bias)] : [x, weight(w)], { transB: 1 }, { name });
+
+  // ---- embeddings
+  const embed = g.op('Gather', [weight('model.embed_tokens.weight'), inputIds], { axis: 0 }, { name: 'hook_embed' });
+  let h = g.op('Reshape', [embed, g.int64([-1, d])], {}, { name: 'blocks.0.hook_resid_pre' });
+  const residStack: string[] = [h];
+  const zStack: string[] = [];
+
+  // ---- transformer blocks
+  for (let i = 0; i < L; i++) {
+    const p = `model.layers.${i}`;
+    const n = `blocks.${i}`;
+    const x = rmsNorm(h, `${p}.input_layernorm.weight`, `${n}.ln1.hook_normalized`);
+    const qkvBias = (w: string) => (cfg.qkvBias ? `${p}.self_attn.${w}_proj.bias` : null);
+    let q = g.op('Reshape', [linear(x, `${p}.self_attn.q_proj.weight`, qkvBias('q'), `${n}.attn.q_flat`), shapeBSHD], {}, { name: `${n}.attn.hook_q_pre` });
+    let k = g.op('Reshape', [linear(x, `${p}.self_attn.k_proj.weight`, qkvBias('k'), `${n}.attn.k_flat`), shapeBSKD], {}, { name: `${n}.attn.hook_k_pre` });
+    const v = g.op('Reshape', [linear(x, `${p}.self_attn.v_proj.weight`, qkvBias('v'), `${n}.attn.v_flat`), shapeBSKD], {}, { name: `${n}.attn.hook_v` });
+    if (cfg.qkNorm) {
+      q = rmsNorm(q, `${p}.self_attn.q_norm.weight`, `${n}.attn.q_norm`);
+      k = rmsNorm(k, `${p}.self_attn.k_norm.weight`, `${n}.attn.k_norm`);
+    }
+    q = applyRope(q, `${n}.attn.hook_q`);
+    k = applyRope(k, `${n}.attn.hook_k`);
+
+    // KV cache: [B, Hkv, T, D] after appending this chunk to the past.
+    const toHeads = [0, 2, 1, 3];
+    const keys = g.op('Concat', [past[i]!.key, g.op('Transpose', [k], { perm: toHeads })], { axis: 2 }, { outputs: [IO.presentKey(i)] });
+    const values = g.op('Concat', [past[i]!.value, g.op('Transpose', [v], { perm: toHeads })], { axis: 2 }, { outputs: [IO.presentValue(i)] });
+
+    // Grouped-query attention without repeating K/V: queries viewed as [B, Hkv, G, S, D] broadcast against
+    // keys [B, Hkv, 1, T, D]. Query head h reads kv head floor(h / G), as in transformers' repeat_kv.
+    const qg = g.op('Reshape', [g.op('Transpose', [q], { perm: toHeads }), shapeGrouped], {}, { name: `${n}.attn.q_grouped` });
+    const kT = g.op('Transpose', [g.op('Unsqueeze', [keys, g.int64([2])]), ], { perm: [0, 1, 2, 4, 3] }, { name: `${n}.attn.k_t` });
+    const scores = g.op('Add', [g.op('Mul', [g.op('MatMul', [qg, kT]), g.float32([1 / Math.sqrt(D)], [])]), bias5], {}, { name: `${n}.attn.hook_attn_scores` });
+    const pattern = g.op('Softmax', [scores], { axis: -1 }, { name: `${n}.attn.hook_pattern` });
+    const mixed = g.op('MatMul', [pattern, g.op('Unsqueeze', [values, g.int64([2])])], {}, { name: `${n}.attn.mixed` });
+    // hook_z: per-head outputs before o_proj, [B, S, H, D].
+    const z = g.op('Transpose', [g.op('Reshape', [mixed, shapeBHSD])], { perm: toHeads }, { name: `${n}.attn.hook_z` });
+    zStack.push(z);
+
+    // Ablation: γ per (row, layer, head), broadcast over positions and head_dim.
+    const gamma = g.op('Unsqueeze', [g.op('Gather', [headScale, g.int64([i], [])], { axis: 1 }), g.int64([1, 3])], {}, { name: `${n}.attn.gamma` });
+    let scaled = g.op('Reshape', [g.op('Mul', [z, gamma], {}, { name: `${n}.attn.z_scaled` }), shapeBSF], {}, { name: `${n}.attn.z_flat` });
+    if (opts.normPreserve) {
+      const before = g.op('ReduceL2', [g.op('Reshape', [z, shapeBSF])], { axes: [-1], keepdims: 1 });
+      const after = g.op('ReduceL2', [scaled], { axes: [-1], keepdims: 1 });
+      const ratio = g.op('Div', [before, g.op('Max', [after, g.float32([1e-30], [])])], {}, { name: `${n}.attn.norm_ratio` });
+      scaled = g.op('Mul', [scaled, ratio], {}, { name: `${n}.attn.z_norm_preserved` });
+    }
+    const attnOut = linear(
+      g.op('Reshape', [scaled, g.int64([-1, H * D])]),
+      `${p}.self_attn.o_proj.weight`,
+      cfg.oBias ? `${p}.self_attn.o_proj.bias` : null,
+      `${n}.hook_attn_out`,
+    );
+    h = g.op('Add', [h, attnOut], {}, { name: `${n}.hook_resid_mid` });
+
+    const x2 = rmsNorm(h, `${p}.post_attention_layernorm.weight`, `${n}.ln2.hook_normalized`);
+    const mlpBias = (w: string) => (cfg.mlpBias ? `${p}.mlp.${w}_proj.bias` : null);
+    const gate = linear(x2, `${p}.mlp.gate_proj.weight`, mlpBias('gate'), `${n}.mlp.gate`);
+    const up = linear(x2, `${p}.mlp.up_proj.weight`, mlpBias('up'), `${n}.mlp.up`);
+    const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])], {}, { name: `${n}.mlp.silu` }), up], {}, { name: `${n}.mlp.hook_post` });
+    const mlpOut = linear(act, `${p}.mlp.down_proj.weight`, mlpBias('down'), `${n}.hook_mlp_out`);
+    h = g.op('Add', [h, mlpOut], {}, { name: `${n}.hook_resid_post` });
+    residStack.push(h);
+  }
+
+  const final = rmsNorm(h, 'model.norm.weight', 'ln_final.hook_normalized');
+  residStack.push(final);
+  const lmHead = weight(cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
+
+  // ---- outputs, each gathered to the rows/layers the caller asked for
+  const logits = g.op('Gemm', [g.op('Gather', [final, logitRows], { axis: 0 }), lmHead], { transB: 1 }, { name: 'logits.selected' });
+  g.output(IO.logits, logits, f, ['logit_rows', V]);
+
+  const lpLogits = g.op('Gemm', [g.op('Gather', [final, logprobRows], { axis: 0 }), lmHead], { transB: 1 }, { name: 'logprobs.logits' });
+  const logSoftmax = g.op('LogSoftmax', [lpLogits], { axis: -1 });
+  const picked = g.op('GatherElements', [logSoftmax, g.op('Unsqueeze', [logprobTargets, g.int64([1])])], { axis: 1 });
+  g.output(IO.tokenLogprobs, g.op('Reshape', [picked, g.int64([-1])]), f, ['logprob_rows']);
+
+  const stackTaps = (entries: string[], rows: string, layers: string, name: string) => {
+    const gathered = entries.map((e) => g.op('Unsqueeze', [g.op('Gather', [e, rows], { axis: 0 }), g.int64([0])]));
+    return g.op('Gather', [g.op('Concat', gathered, { axis: 0 }, { name: `${name}.stack` }), layers], { axis: 0 }, { name });
+  };
+  g.output(IO.residTaps, stackTaps(residStack, residRows, residLayers, 'taps.resid'), f, ['resid_layers', 'resid_rows', d]);
+  const zFlat = zStack.map((z) => g.op('Reshape', [z, g.int64([-1, H, D])]));
+  g.output(IO.zTaps, stackTaps(zFlat, zRows, zLayers, 'taps.z'), f, ['z_layers', 'z_rows', H, D]);
+
+  for (let i = 0; i < L; i++) {
+    g.outputs.push({ name: IO.presentKey(i), dataType: f, shape: ['batch', Hkv, 'total', D] });
+    g.outputs.push({ name: IO.presentValue(i), dataType: f, shape: ['batch', Hkv, 'total', D] });
+  }
+  return g;
+}
+
+/** Index of a TransformerLens-style residual hook in the graph's residual stack. */
+export function residStackIndex(cfg: ModelConfig, hook: { kind: 'resid_pre0' } | { kind: 'resid_post'; layer: number } | { kind: 'ln_final' }): number {
+  if (hook.kind === 'resid_pre0') return 0;
+  if (hook.kind === 'ln_final') return cfg.numLayers + 1;
+  return hook.layer + 1;
+}

@@ -1,0 +1,181 @@
+/**
+ * One ONNX Runtime session over a compiled decoder graph, and `step`: run one chunk of tokens for a batch against a
+ * KV cache, returning only the taps the caller selected. Everything above (teacher forcing, generation) is loops
+ * over `step`.
+ *
+ * `session.run` blocks the calling thread for the length of the step; callers that own a UI run this in a worker
+ * or utility process.
+ */
+import * as ort from 'onnxruntime-node';
+import { CliffscopeError } from '../errors.js';
+import type { ModelConfig } from '../model/config.js';
+import { IO } from '../onnx/decoder-graph.js';
+
+export interface SessionOptions {
+  /** Intra-op threads; default: ONNX Runtime's choice (one per physical core). */
+  threads?: number;
+}
+
+/** Per-layer keys and values, [B, Hkv, length, D] each. */
+export interface KvCache {
+  batch: number;
+  length: number;
+  keys: ort.Tensor[];
+  values: ort.Tensor[];
+}
+
+export interface TapSelection {
+  /** Flat rows (b * seq + s) whose residual stream to return, and which residual-stack entries. */
+  residRows?: number[];
+  residLayers?: number[];
+  /** Flat rows whose per-head outputs to return, and for which layers. */
+  zRows?: number[];
+  zLayers?: number[];
+  /** Flat rows whose full logits to return. */
+  logitRows?: number[];
+  /** Flat rows whose log-probability of `logprobTargets[k]` to return. */
+  logprobRows?: number[];
+  logprobTargets?: number[];
+}
+
+export interface StepInput {
+  batch: number;
+  seq: number;
+  /** [B * S] token ids. */
+  ids: ArrayLike<number>;
+  /** [B * S] position ids (rotary positions). */
+  positions: ArrayLike<number>;
+  /** [B * S * (past + S)] additive bias, see buildAttentionBias. */
+  bias: Float32Array;
+  /** [B * L * H] γ per row, layer and head; omitted = all ones. */
+  headScale?: Float32Array;
+  cache: KvCache;
+  taps?: TapSelection;
+}
+
+export interface StepOutput {
+  /** [logitRows, V] */
+  logits: Float32Array;
+  /** [logprobRows] */
+  tokenLogprobs: Float32Array;
+  /** [residLayers, residRows, d] */
+  resid: Float32Array;
+  /** [zLayers, zRows, H, D] */
+  z: Float32Array;
+  cache: KvCache;
+}
+
+const int64 = (values: ArrayLike<number>) => BigInt64Array.from(Array.from(values, (v) => BigInt(v)));
+
+export class DecoderSession {
+  private constructor(
+    readonly config: ModelConfig,
+    readonly session: ort.InferenceSession,
+    readonly modelPath: string,
+  ) {}
+
+  static async create(modelPath: string, config: ModelConfig, opts: SessionOptions = {}): Promise<DecoderSession> {
+    const options: ort.InferenceSession.SessionOptions = {
+      executionProviders: ['cpu'],
+      graphOptimizationLevel: 'all',
+      logSeverityLevel: 3,
+    };
+    if (opts.threads) options.intraOpNumThreads = opts.threads;
+    try {
+      const session = await ort.InferenceSession.create(modelPath, options);
+      return new DecoderSession(config, session, modelPath);
+    } catch (e) {
+      throw new CliffscopeError('runtime', `ONNX Runtime could not load ${modelPath}: ${(e as Error).message}`, {
+        file: modelPath,
+        hint: 'delete the compiled cache entry and compile again; if it persists, report the model config',
+        cause: e,
+      });
+    }
+  }
+
+  emptyCache(batch: number): KvCache {
+    const { numLayers: L, numKvHeads: Hkv, headDim: D } = this.config;
+    const empty = () => new ort.Tensor('float32', new Float32Array(0), [batch, Hkv, 0, D]);
+    return { batch, length: 0, keys: Array.from({ length: L }, empty), values: Array.from({ length: L }, empty) };
+  }
+
+  async step(input: StepInput): Promise<StepOutput> {
+    const { batch: B, seq: S, cache } = input;
+    const { numLayers: L, numHeads: H, hiddenSize: d, headDim: D, vocabSize: V } = this.config;
+    const T = cache.length + S;
+    if (cache.batch !== B) throw new CliffscopeError('bad-argument', `KV cache holds ${cache.batch} rows, step has ${B}`);
+    if (input.ids.length !== B * S || input.positions.length !== B * S) {
+      throw new CliffscopeError('bad-argument', `ids/positions must hold batch*seq = ${B * S} values`);
+    }
+    if (input.bias.length !== B * S * T) {
+      throw new CliffscopeError('bad-argument', `attention bias must hold ${B * S * T} values, got ${input.bias.length}`);
+    }
+    const limit = this.config.maxPositionEmbeddings;
+    for (let i = 0; i < input.positions.length; i++) {
+      if (input.positions[i]! >= limit) {
+        throw new CliffscopeError('context-overflow', `position ${input.positions[i]} is beyond the model's context of ${limit} tokens`, {
+          hint: 'shorten the prompt or lower max_new_tokens',
+        });
+      }
+    }
+    const taps = input.taps ?? {};
+    // The graph always gathers at least one row/layer; empty selections ask for row 0 and drop it afterwards.
+    const sel = (v: number[] | undefined) => (v && v.length ? v : [0]);
+    const headScale = input.headScale ?? new Float32Array(B * L * H).fill(1);
+    if (headScale.length !== B * L * H) {
+      throw new CliffscopeError('bad-argument', `head_scale must hold batch*layers*heads = ${B * L * H} values`);
+    }
+    if ((taps.logprobRows?.length ?? 0) !== (taps.logprobTargets?.length ?? 0)) {
+      throw new CliffscopeError('bad-argument', 'logprobRows and logprobTargets must have the same length');
+    }
+
+    const feeds: Record<string, ort.Tensor> = {
+      [IO.inputIds]: new ort.Tensor('int64', int64(input.ids), [B, S]),
+      [IO.positionIds]: new ort.Tensor('int64', int64(input.positions), [B, S]),
+      [IO.attnBias]: new ort.Tensor('float32', input.bias, [B, S, T]),
+      [IO.headScale]: new ort.Tensor('float32', headScale, [B, L, H]),
+      [IO.residRows]: new ort.Tensor('int64', int64(sel(taps.residRows)), [sel(taps.residRows).length]),
+      [IO.residLayers]: new ort.Tensor('int64', int64(sel(taps.residLayers)), [sel(taps.residLayers).length]),
+      [IO.zRows]: new ort.Tensor('int64', int64(sel(taps.zRows)), [sel(taps.zRows).length]),
+      [IO.zLayers]: new ort.Tensor('int64', int64(sel(taps.zLayers)), [sel(taps.zLayers).length]),
+      [IO.logitRows]: new ort.Tensor('int64', int64(sel(taps.logitRows)), [sel(taps.logitRows).length]),
+      [IO.logprobRows]: new ort.Tensor('int64', int64(sel(taps.logprobRows)), [sel(taps.logprobRows).length]),
+      [IO.logprobTargets]: new ort.Tensor('int64', int64(sel(taps.logprobTargets)), [sel(taps.logprobTargets).length]),
+    };
+    for (let i = 0; i < L; i++) {
+      feeds[IO.pastKey(i)] = cache.keys[i]!;
+      feeds[IO.pastValue(i)] = cache.values[i]!;
+    }
+
+    let out: ort.InferenceSession.OnnxValueMapType;
+    try {
+      out = await this.session.run(feeds);
+    } catch (e) {
+      throw new CliffscopeError('runtime', `inference failed: ${(e as Error).message}`, { cause: e });
+    }
+    const data = (name: string, wanted: number[] | undefined, perRow: number): Float32Array => {
+      if (!wanted || wanted.length === 0) return new Float32Array(0);
+      const t = out[name] as ort.Tensor;
+      const arr = t.data as Float32Array;
+      return arr.length === wanted.length * perRow ? arr : arr.slice(0, wanted.length * perRow);
+    };
+    // Layers × rows outputs: if either selection was empty the whole tap is empty.
+    const both = (rows?: number[], layers?: number[]) => (rows?.length && layers?.length ? layers : undefined);
+    return {
+      logits: data(IO.logits, taps.logitRows, V),
+      tokenLogprobs: data(IO.tokenLogprobs, taps.logprobRows, 1),
+      resid: data(IO.residTaps, both(taps.residRows, taps.residLayers), (taps.residRows?.length ?? 0) * d),
+      z: data(IO.zTaps, both(taps.zRows, taps.zLayers), (taps.zRows?.length ?? 0) * H * D),
+      cache: {
+        batch: B,
+        length: T,
+        keys: Array.from({ length: L }, (_, i) => out[IO.presentKey(i)] as ort.Tensor),
+        values: Array.from({ length: L }, (_, i) => out[IO.presentValue(i)] as ort.Tensor),
+      },
+    };
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * Load a Hugging Face checkpoint folder as a ready-to-run model: validate it, compile (or reuse) the instrumented
+ * graph, open an ONNX Runtime session, and load the tokenizer when the folder has one.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { type Checkpoint, openCheckpoint } from '../model/checkpoint.js';
+import type { ModelConfig } from '../model/config.js';
+import { type CompiledModel, type CompileOptions, type CompileProgress, compileCheckpoint } from '../onnx/compile.js';
+import { Tokenizer } from '../tokenizer/tokenizer.js';
+import { DecoderSession, type SessionOptions } from './decoder-session.js';
+
+export interface LoadOptions extends SessionOptions {
+  normPreserve?: boolean;
+  cacheRoot?: string;
+  onProgress?: (p: CompileProgress) => void;
+}
+
+export interface LoadedModel {
+  checkpoint: Checkpoint;
+  config: ModelConfig;
+  compiled: CompiledModel;
+  session: DecoderSession;
+  /** Null when the folder has no tokenizer.json (token ids only). */
+  tokenizer: Tokenizer | null;
+}
+
+export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<LoadedModel> {
+  const checkpoint = openCheckpoint(dir);
+  const options: CompileOptions = { normPreserve: opts.normPreserve ?? false };
+  const compiled = await compileCheckpoint(checkpoint, options, { cacheRoot: opts.cacheRoot, onProgress: opts.onProgress });
+  const session = await DecoderSession.create(compiled.modelPath, checkpoint.config, { threads: opts.threads });
+  const tokenizer = fs.existsSync(path.join(dir, 'tokenizer.json')) ? await Tokenizer.fromDir(dir) : null;
+  return { checkpoint, config: checkpoint.config, compiled, session, tokenizer };
+}
