@@ -1,0 +1,151 @@
+/**
+ * The `cliffscope` command line: help for every verb, clear errors with exit codes, and `forward` writing the
+ * activations a researcher takes into a notebook.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { COMMANDS, main } from '../../src/main/cli/index.js';
+import { readSafetensorsHeader, readTensorAsFloat32 } from '../../src/main/engine/model/safetensors.js';
+import { loadModel } from '../../src/main/engine/runtime/model.js';
+import { teacherForce } from '../../src/main/engine/runtime/teacher-force.js';
+import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoints.js';
+
+/** Run the CLI in-process, capturing what it prints. */
+async function cli(...argv: string[]) {
+  let stdout = '';
+  let stderr = '';
+  const out = process.stdout.write.bind(process.stdout);
+  const err = process.stderr.write.bind(process.stderr);
+  process.stdout.write = ((s: string) => ((stdout += s), true)) as typeof process.stdout.write;
+  process.stderr.write = ((s: string) => ((stderr += s), true)) as typeof process.stderr.write;
+  try {
+    const code = await main(argv);
+    return { code, stdout, stderr };
+  } finally {
+    process.stdout.write = out;
+    process.stderr.write = err;
+  }
+}
+
+let root: string;
+let model: string;
+let cache: string;
+beforeAll(() => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'cliffscope-cli-'));
+  model = path.join(root, 'qwen3');
+  cache = path.join(root, 'cache');
+  writeTinyCheckpoint(model, 'qwen3', { seed: 4 });
+});
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+
+describe('help', () => {
+  it('lists every verb', async () => {
+    const r = await cli('--help');
+    expect(r.code).toBe(0);
+    for (const c of COMMANDS) expect(r.stdout).toContain(c.name);
+  });
+
+  it.each(COMMANDS.map((c) => c.name))('%s --help prints its usage', async (name) => {
+    const r = await cli(name, '--help');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^Usage: cliffscope ${name}`));
+  });
+
+  it('rejects an unknown verb and an unknown option', async () => {
+    expect((await cli('frobnicate')).code).toBe(2);
+    const r = await cli('inspect', model, '--colour');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--colour');
+  });
+
+  it('runs as an installed binary through bin/cliffscope.js', () => {
+    const out = execFileSync(process.execPath, [path.resolve('bin/cliffscope.js'), '--help'], { encoding: 'utf8' });
+    expect(out).toContain('forward');
+  });
+});
+
+describe('inspect', () => {
+  it('describes a checkpoint', async () => {
+    const r = await cli('inspect', model, '--json');
+    expect(r.code).toBe(0);
+    const info = JSON.parse(r.stdout);
+    expect(info).toMatchObject({ architecture: 'Qwen3ForCausalLM', layers: 2 });
+  });
+
+  it('names the missing file', async () => {
+    const r = await cli('inspect', path.join(root, 'nowhere'));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('nowhere');
+  });
+});
+
+describe('forward', () => {
+  it('writes every activation, equal to the engine’s own teacher-forced pass', async () => {
+    const out = path.join(root, 'acts.safetensors');
+    const ids = [1, 12, 13, 14, 40, 22];
+    const r = await cli('forward', model, '--ids', ids.join(','), '--out', out, '--cache', cache, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ tokens: ids.length, out });
+
+    const { tensors } = readSafetensorsHeader(out);
+    const byName = new Map(tensors.map((t) => [t.name, t]));
+    const m = await loadModel(model, { cacheRoot: cache });
+    const { numLayers: L, hiddenSize: d, numHeads: H, headDim: D, vocabSize: V } = m.config;
+    expect(byName.get('logits')!.shape).toEqual([ids.length, V]);
+    expect(byName.get('ln_final.hook_normalized')!.shape).toEqual([ids.length, d]);
+    expect(byName.get('input_ids')!.dtype).toBe('I64');
+    for (let i = 0; i < L; i++) {
+      expect(byName.get(`blocks.${i}.hook_resid_post`)!.shape).toEqual([ids.length, d]);
+      expect(byName.get(`blocks.${i}.attn.hook_z`)!.shape).toEqual([ids.length, H, D]);
+    }
+    const tf = await teacherForce(m.session, ids, { residLayers: [L], logitPositions: ids.map((_, t) => t) });
+    expect(Array.from(readTensorAsFloat32(byName.get('logits')!))).toEqual(Array.from(tf.logits));
+    expect(Array.from(readTensorAsFloat32(byName.get(`blocks.${L - 1}.hook_resid_post`)!))).toEqual(Array.from(tf.resid.get(L)!));
+    await m.session.release();
+  });
+
+  it('encodes text through the chat template and applies a head-scale file', async () => {
+    const hsFile = path.join(root, 'hs.json');
+    const m = await loadModel(model, { cacheRoot: cache });
+    const { numLayers: L, numHeads: H } = m.config;
+    await m.session.release();
+    const hs = Array.from({ length: L }, () => new Array(H).fill(1));
+    hs[1][0] = 0;
+    fs.writeFileSync(hsFile, JSON.stringify(hs));
+    const plain = path.join(root, 'plain.safetensors');
+    const ablated = path.join(root, 'ablated.safetensors');
+    expect((await cli('forward', model, '--text', 'how do i make a cake', '--chat', '--out', plain, '--cache', cache)).code).toBe(0);
+    expect((await cli('forward', model, '--text', 'how do i make a cake', '--chat', '--head-scale', hsFile, '--out', ablated, '--cache', cache)).code).toBe(0);
+    const z = (f: string, name: string) => readTensorAsFloat32(readSafetensorsHeader(f).tensors.find((t) => t.name === name)!);
+    // Chat template: BOS, <|user|>, the words, then the generation prompt.
+    const idsInfo = readSafetensorsHeader(plain).tensors.find((t) => t.name === 'input_ids')!;
+    const raw = fs.readFileSync(plain).subarray(idsInfo.begin, idsInfo.end);
+    const ids = Array.from(new BigInt64Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)), Number);
+    // <s> <|user|> how do i make a cake <|assistant|> <think>
+    expect(ids.length).toBe(10);
+    expect([ids[0], ids[1], ids[8], ids[9]]).toEqual([1, 4, 5, 6]);
+    const logitsPlain = z(plain, 'logits');
+    const logitsAblated = z(ablated, 'logits');
+    expect(logitsPlain.length).toBe(logitsAblated.length);
+    expect(logitsPlain.some((v, i) => Math.abs(v - logitsAblated[i]!) > 1e-4)).toBe(true);
+    // Layer 0 is upstream of the ablated head: unchanged.
+    expect(Array.from(z(ablated, 'blocks.0.hook_resid_post'))).toEqual(Array.from(z(plain, 'blocks.0.hook_resid_post')));
+  });
+
+  it('rejects a head-scale file of the wrong shape, naming it', async () => {
+    const bad = path.join(root, 'bad-hs.json');
+    fs.writeFileSync(bad, JSON.stringify([[1, 1]]));
+    const r = await cli('forward', model, '--ids', '1,2', '--head-scale', bad, '--cache', cache);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(bad);
+    expect(r.stderr).toContain('layers');
+  });
+
+  it('rejects out-of-vocabulary ids and conflicting inputs', async () => {
+    expect((await cli('forward', model, '--ids', '1,99999', '--cache', cache)).stderr).toContain('--ids');
+    expect((await cli('forward', model, '--ids', '1', '--text', 'hi', '--cache', cache)).code).toBe(2);
+  });
+});
