@@ -113,7 +113,7 @@ describe('forward', () => {
     const { numLayers: L, numHeads: H } = m.config;
     await m.session.release();
     const hs = Array.from({ length: L }, () => new Array(H).fill(1));
-    hs[1][0] = 0;
+    hs[1]![0] = 0;
     fs.writeFileSync(hsFile, JSON.stringify(hs));
     const plain = path.join(root, 'plain.safetensors');
     const ablated = path.join(root, 'ablated.safetensors');
