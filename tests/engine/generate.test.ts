@@ -1,0 +1,212 @@
+/**
+ * Generation: batched greedy equals one-by-one, seeded sampling is reproducible and independent of batching,
+ * per-row head_scale, live probe scores equal teacher-forced ones, stops, cancellation and context limits.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isCliffscopeError } from '../../src/main/engine/errors.js';
+import { generate, type GenerateOptions, type GenerationRequest } from '../../src/main/engine/runtime/generate.js';
+import { loadModel, type LoadedModel } from '../../src/main/engine/runtime/model.js';
+import { teacherForce } from '../../src/main/engine/runtime/teacher-force.js';
+import { writeTinyCheckpoint, type TinyVariant } from '../fixtures/tiny-checkpoints.js';
+import { sharedPath } from '../support/shared-data.js';
+
+let root: string;
+beforeAll(() => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'cliffscope-gen-'));
+});
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+
+async function tiny(variant: TinyVariant, seed = 9): Promise<LoadedModel> {
+  const dir = path.join(root, `${variant}-${seed}`);
+  if (!fs.existsSync(dir)) writeTinyCheckpoint(dir, variant, { seed });
+  return loadModel(dir, { cacheRoot: path.join(root, 'cache') });
+}
+
+const prompts: number[][] = [
+  [1, 12, 13, 14],
+  [1, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29],
+  [1, 30],
+  [1, 40, 41, 42, 43, 44, 45],
+];
+
+async function oneByOne(model: LoadedModel, reqs: GenerationRequest[], opts: GenerateOptions) {
+  const out = [];
+  for (const r of reqs) out.push((await generate(model.session, [r], { ...opts, batchSize: 1 }))[0]!);
+  return out;
+}
+
+describe.each<TinyVariant>(['llama-gqa', 'qwen3', 'mistral'])('batched generation on %s', (variant) => {
+  let model: LoadedModel;
+  beforeAll(async () => {
+    model = await tiny(variant);
+  });
+  afterAll(async () => model?.session.release());
+
+  it('greedy batched equals one-by-one, token for token', async () => {
+    const reqs = prompts.map((ids) => ({ ids }));
+    const opts = { maxNewTokens: 16 };
+    const batched = await generate(model.session, reqs, { ...opts, batchSize: 4 });
+    const single = await oneByOne(model, reqs, opts);
+    expect(batched.map((r) => r.outputIds)).toEqual(single.map((r) => r.outputIds));
+    expect(batched.every((r) => r.outputIds.length === 16 && r.finishReason === 'length')).toBe(true);
+  });
+
+  it('finished rows leave the batch and the others go on unchanged', async () => {
+    const reqs = prompts.map((ids) => ({ ids }));
+    const free = await oneByOne(model, reqs, { maxNewTokens: 12 });
+    // Stop the second prompt early on a token it is known to produce at step 3.
+    const stopAt = free[1]!.outputIds[2]!;
+    const batched = await generate(model.session, reqs, { maxNewTokens: 12, batchSize: 4, stopIds: [stopAt] });
+    const single = await oneByOne(model, reqs, { maxNewTokens: 12, stopIds: [stopAt] });
+    expect(batched.map((r) => r.outputIds)).toEqual(single.map((r) => r.outputIds));
+    const second = batched[1]!;
+    expect(second.finishReason).toBe('eos');
+    expect(second.outputIds.at(-1)).toBe(stopAt);
+    expect(second.outputIds.length).toBeLessThanOrEqual(3);
+  });
+
+  it('seeded sampling is reproducible and does not depend on batch composition', async () => {
+    const sampling = { doSample: true, temperature: 1.3, topP: 0.95, topK: 20, repetitionPenalty: 1.1 };
+    const reqs = prompts.map((ids) => ({ ids }));
+    const a = await generate(model.session, reqs, { maxNewTokens: 12, sampling, seed: 42, batchSize: 4 });
+    const b = await generate(model.session, reqs, { maxNewTokens: 12, sampling, seed: 42, batchSize: 2 });
+    const c = await generate(model.session, reqs, { maxNewTokens: 12, sampling, seed: 43, batchSize: 4 });
+    expect(b.map((r) => r.outputIds)).toEqual(a.map((r) => r.outputIds));
+    expect(c.map((r) => r.outputIds)).not.toEqual(a.map((r) => r.outputIds));
+  });
+
+  it('applies head_scale per row, so several ablation settings share a batch', async () => {
+    const { numLayers: L, numHeads: H } = model.config;
+    const ablated = new Float32Array(L * H).fill(1);
+    ablated[1] = 0;
+    ablated[L * H - 1] = 0;
+    const ids = prompts[1]!;
+    const mixed = await generate(model.session, [{ ids }, { ids, headScale: ablated }], { maxNewTokens: 10, batchSize: 2 });
+    const [plain] = await generate(model.session, [{ ids }], { maxNewTokens: 10 });
+    const [alone] = await generate(model.session, [{ ids, headScale: ablated }], { maxNewTokens: 10 });
+    expect(mixed[0]!.outputIds).toEqual(plain!.outputIds);
+    expect(mixed[1]!.outputIds).toEqual(alone!.outputIds);
+  });
+});
+
+describe('live probe taps', () => {
+  it('score every token as it is generated, equal to teacher forcing the finished transcript', async () => {
+    const model = await tiny('qwen3');
+    const { hiddenSize: d, numLayers: L } = model.config;
+    const weights = Float32Array.from({ length: d }, (_, j) => Math.sin(j + 1) / 4);
+    const probe = { layer: L, weights, bias: 0.1 };
+    const seen: number[] = [];
+    const results = await generate(model.session, prompts.slice(0, 3).map((ids) => ({ ids })), {
+      maxNewTokens: 8,
+      batchSize: 3,
+      probes: [probe],
+      onTap: (prompt, position) => prompt === 0 && seen.push(position),
+    });
+    for (const r of results) {
+      const ids = [...r.promptIds, ...r.outputIds];
+      const tf = await teacherForce(model.session, ids, { residLayers: [L] });
+      const h = tf.resid.get(L)!;
+      const scores = r.scores[0]!;
+      expect(scores.length).toBe(ids.length);
+      // Every position except the last sampled token (never fed back) has a live score.
+      for (let t = 0; t < ids.length - 1; t++) {
+        let dot = probe.bias;
+        for (let j = 0; j < d; j++) dot += weights[j]! * h[t * d + j]!;
+        expect(scores[t]!).toBeCloseTo(1 / (1 + Math.exp(-dot)), 5);
+      }
+      expect(Number.isNaN(scores[ids.length - 1])).toBe(true);
+    }
+    expect(seen).toEqual(Array.from({ length: prompts[0]!.length + 7 }, (_, t) => t));
+    await model.session.release();
+  });
+
+  it('rejects a probe whose width does not match the model', async () => {
+    const model = await tiny('llama');
+    await expect(
+      generate(model.session, [{ ids: [1, 2] }], { maxNewTokens: 2, probes: [{ layer: 1, weights: new Float32Array(3), bias: 0 }] }),
+    ).rejects.toThrow(/width 3/);
+    await model.session.release();
+  });
+});
+
+describe('stops, cancellation and context', () => {
+  let model: LoadedModel;
+  beforeAll(async () => {
+    model = await tiny('llama-gqa');
+  });
+  afterAll(async () => model?.session.release());
+
+  it('stops on a stop string', async () => {
+    const tok = model.tokenizer!;
+    const [free] = await generate(model.session, [{ ids: prompts[0]! }], { maxNewTokens: 10 });
+    const word = tok.decode([free!.outputIds[3]!]).trim();
+    const [stopped] = await generate(model.session, [{ ids: prompts[0]! }], {
+      maxNewTokens: 10,
+      stopStrings: [word],
+      decode: (ids) => tok.decode(ids),
+    });
+    expect(stopped!.finishReason).toBe('stop-string');
+    expect(tok.decode(stopped!.outputIds)).toContain(word);
+    expect(stopped!.outputIds.length).toBeLessThanOrEqual(4);
+  });
+
+  it('cancels within one decode step and returns what was generated', async () => {
+    const controller = new AbortController();
+    let tokens = 0;
+    let atAbort = -1;
+    const results = await generate(model.session, prompts.map((ids) => ({ ids })), {
+      maxNewTokens: 50,
+      batchSize: 4,
+      signal: controller.signal,
+      onToken: () => {
+        tokens++;
+        if (tokens === 10) {
+          atAbort = tokens;
+          controller.abort();
+        }
+      },
+    });
+    // The step in flight finishes (at most one token per row), then nothing more.
+    expect(tokens - atAbort).toBeLessThanOrEqual(4);
+    expect(results.every((r) => r.finishReason === 'cancelled')).toBe(true);
+    expect(results.reduce((n, r) => n + r.outputIds.length, 0)).toBe(tokens);
+  });
+
+  it('refuses a prompt longer than the context, with a clear error', async () => {
+    const long = Array.from({ length: model.config.maxPositionEmbeddings + 5 }, (_, i) => 10 + (i % 50));
+    const err = await generate(model.session, [{ ids: long }], { maxNewTokens: 4 }).catch((e) => e);
+    expect(isCliffscopeError(err) && err.code).toBe('context-overflow');
+    expect(String(err.message)).toContain(String(model.config.maxPositionEmbeddings));
+  });
+
+  it('ends a sequence that reaches the context limit', async () => {
+    const ctx = model.config.maxPositionEmbeddings;
+    const ids = Array.from({ length: ctx - 3 }, (_, i) => 10 + (i % 50));
+    const [r] = await generate(model.session, [{ ids }], { maxNewTokens: 10, prefillChunk: 128 });
+    expect(r!.finishReason).toBe('context');
+    expect(r!.outputIds.length).toBe(3);
+  });
+});
+
+const storiesDir = sharedPath('models/stories260K-hf', 'stories260K generation tests');
+describe.skipIf(!storiesDir)('stories260K generation', () => {
+  it('greedy batched equals one-by-one on the real model', async () => {
+    const model = await loadModel(storiesDir!, { cacheRoot: path.join(root, 'cache') });
+    const tok = model.tokenizer!;
+    const texts = ['Once upon a time', 'The little dog', 'Lily and Ben went to the park. They saw', 'One day'];
+    const reqs = texts.map((t) => ({ ids: tok.encode(t, { addSpecialTokens: true }) }));
+    const batched = await generate(model.session, reqs, { maxNewTokens: 48, batchSize: 4 });
+    const single = await oneByOne(model, reqs, { maxNewTokens: 48 });
+    expect(batched.map((r) => r.outputIds)).toEqual(single.map((r) => r.outputIds));
+    const sampling = { doSample: true, temperature: 0.8, topP: 0.9, topK: 0, repetitionPenalty: 1 };
+    // Each sequence carries its own seed, so it samples the same text alone or in any batch.
+    const seeded = reqs.map((r, i) => ({ ...r, seed: 100 + i }));
+    const s1 = await generate(model.session, seeded, { maxNewTokens: 24, sampling, batchSize: 4 });
+    const s2 = await oneByOne(model, seeded, { maxNewTokens: 24, sampling });
+    expect(s1.map((r) => r.outputIds)).toEqual(s2.map((r) => r.outputIds));
+    await model.session.release();
+  });
+});
