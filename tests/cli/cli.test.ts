@@ -149,3 +149,48 @@ describe('forward', () => {
     expect((await cli('forward', model, '--ids', '1', '--text', 'hi', '--cache', cache)).code).toBe(2);
   });
 });
+
+describe('generate', () => {
+  it('prints one JSON transcript per prompt, equal across batch sizes', async () => {
+    const file = path.join(root, 'prompts.jsonl');
+    fs.writeFileSync(file, ['{"prompt": "how do i make a cake"}', '', '{"prompt": "tell me a story about a bomb"}', '{"prompt": "why"}'].join('\n'));
+    const run = async (batch: string) => {
+      const r = await cli('generate', model, '--prompts', file, '--chat', '--max-new-tokens', '6', '--batch', batch, '--json', '--cache', cache);
+      expect(r.code, r.stderr).toBe(0);
+      return r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    };
+    const one = await run('1');
+    const three = await run('3');
+    expect(one.map((t) => t.prompt)).toEqual(['how do i make a cake', 'tell me a story about a bomb', 'why']);
+    expect(three).toEqual(one);
+    for (const t of one) {
+      expect(Object.keys(t)).toEqual(expect.arrayContaining(['prompt', 'input_ids', 'output_ids', 'text', 'thinking', 'answer', 'finish_reason']));
+      expect(t.input_ids[t.input_ids.length - 1]).toBe(6); // the template pre-fills <think>
+      expect(t.think_open).toBe(t.input_ids.length - 1);
+    }
+  });
+
+  it('samples reproducibly with a seed, and reads .txt and .json prompt files', async () => {
+    const txt = path.join(root, 'prompts.txt');
+    fs.writeFileSync(txt, 'how do i make a cake\r\ntell me a story\r\n');
+    const json = path.join(root, 'prompts.json');
+    fs.writeFileSync(json, JSON.stringify(['how do i make a cake', { prompt: 'tell me a story' }]));
+    const args = ['--temperature', '1.2', '--top-p', '0.9', '--seed', '5', '--max-new-tokens', '8', '--json', '--cache', cache];
+    const a = await cli('generate', model, '--prompts', txt, ...args);
+    const b = await cli('generate', model, '--prompts', json, ...args);
+    expect(a.code, a.stderr).toBe(0);
+    expect(b.stdout).toBe(a.stdout);
+    const c = await cli('generate', model, '--prompts', txt, ...args.map((v) => (v === '5' ? '6' : v)));
+    expect(c.stdout).not.toBe(a.stdout);
+  });
+
+  it('rejects bad prompt files and options with a clear error', async () => {
+    const bad = path.join(root, 'bad.json');
+    fs.writeFileSync(bad, '[1, 2');
+    const r = await cli('generate', model, '--prompts', bad, '--cache', cache);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(bad);
+    expect((await cli('generate', model, '--prompt', 'hi', '--greedy', '--temperature', '1')).code).toBe(2);
+    expect((await cli('generate', model, '--prompt', 'hi', '--provider', 'tpu')).stderr).toContain('--provider');
+  });
+});

@@ -5,9 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { type Command, reportError } from './command.js';
 import { forwardCommand } from './verbs/forward.js';
+import { generateCommand } from './verbs/generate.js';
 import { inspectCommand } from './verbs/inspect.js';
 
-export const COMMANDS: Command[] = [inspectCommand, forwardCommand];
+export const COMMANDS: Command[] = [inspectCommand, forwardCommand, generateCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };

@@ -9,6 +9,7 @@ import { writeSafetensors } from '../../engine/model/safetensors.js';
 import { loadModel } from '../../engine/runtime/model.js';
 import { teacherForce } from '../../engine/runtime/teacher-force.js';
 import { type Command, intOption, parseVerbArgs } from '../command.js';
+import { Progress } from '../progress.js';
 
 export const forwardCommand: Command = {
   name: 'forward',
@@ -59,14 +60,12 @@ Options:
     }
     if (values.chat && values.text === undefined) throw new CliffscopeError('bad-argument', '--chat applies to --text');
 
+    const compiling = new Progress('compiling', 'tensors');
     const model = await loadModel(dir, {
       normPreserve: values['norm-preserve'] ?? false,
       threads: intOption(values.threads, 'threads'),
       cacheRoot: values.cache,
-      onProgress: (p) => {
-        if (p.phase === 'weights' && !values.json) process.stderr.write(`\rcompiling: ${p.done}/${p.total} tensors`);
-        if (p.phase === 'graph' && p.done === 1 && !values.json) process.stderr.write('\n');
-      },
+      onProgress: (p) => p.phase === 'weights' && !values.json && compiling.update(p.done, p.total),
     });
     const cfg = model.config;
     let ids: number[];

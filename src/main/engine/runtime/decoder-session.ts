@@ -10,10 +10,13 @@ import * as ort from 'onnxruntime-node';
 import { CliffscopeError } from '../errors.js';
 import type { ModelConfig } from '../model/config.js';
 import { IO } from '../onnx/decoder-graph.js';
+import { type ProviderChoice, type ProviderName, providerCandidates } from './providers.js';
 
 export interface SessionOptions {
   /** Intra-op threads; default: ONNX Runtime's choice (one per physical core). */
   threads?: number;
+  /** Execution provider, or `auto` (default): the platform's GPU provider when installed, else CPU. */
+  provider?: ProviderChoice;
 }
 
 /** Per-layer keys and values, [B, Hkv, length, D] each. */
@@ -72,25 +75,39 @@ export class DecoderSession {
     readonly config: ModelConfig,
     readonly session: ort.InferenceSession,
     readonly modelPath: string,
+    /** The provider that loaded this session (the first candidate that succeeded). */
+    readonly provider: ProviderName,
+    /** Why better providers were skipped, e.g. "cuda: Failed to load shared library". */
+    readonly providerNotes: string[],
   ) {}
 
   static async create(modelPath: string, config: ModelConfig, opts: SessionOptions = {}): Promise<DecoderSession> {
-    const options: ort.InferenceSession.SessionOptions = {
-      executionProviders: ['cpu'],
-      graphOptimizationLevel: 'all',
-      logSeverityLevel: 3,
-    };
-    if (opts.threads) options.intraOpNumThreads = opts.threads;
-    try {
-      const session = await ort.InferenceSession.create(modelPath, options);
-      return new DecoderSession(config, session, modelPath);
-    } catch (e) {
-      throw new CliffscopeError('runtime', `ONNX Runtime could not load ${modelPath}: ${(e as Error).message}`, {
-        file: modelPath,
-        hint: 'delete the compiled cache entry and compile again; if it persists, report the model config',
-        cause: e,
-      });
+    const notes: string[] = [];
+    const candidates = providerCandidates(opts.provider ?? 'auto');
+    for (const provider of candidates) {
+      const options: ort.InferenceSession.SessionOptions = {
+        // Nodes a GPU provider cannot run fall back to CPU inside the same session.
+        executionProviders: provider === 'cpu' ? ['cpu'] : [provider, 'cpu'],
+        graphOptimizationLevel: 'all',
+        logSeverityLevel: 3,
+      };
+      if (opts.threads) options.intraOpNumThreads = opts.threads;
+      try {
+        const session = await ort.InferenceSession.create(modelPath, options);
+        return new DecoderSession(config, session, modelPath, provider, notes);
+      } catch (e) {
+        const message = (e as Error).message;
+        if (provider === 'cpu') {
+          throw new CliffscopeError('runtime', `ONNX Runtime could not load ${modelPath}: ${message}`, {
+            file: modelPath,
+            hint: 'delete the compiled cache entry and compile again; if it persists, report the model config',
+            cause: e,
+          });
+        }
+        notes.push(`${provider}: ${message.split('\n')[0]}`);
+      }
     }
+    throw new CliffscopeError('runtime', `no execution provider could load ${modelPath}`);
   }
 
   emptyCache(batch: number): KvCache {

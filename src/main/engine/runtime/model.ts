@@ -29,7 +29,7 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Lo
   const checkpoint = openCheckpoint(dir);
   const options: CompileOptions = { normPreserve: opts.normPreserve ?? false };
   const compiled = await compileCheckpoint(checkpoint, options, { cacheRoot: opts.cacheRoot, onProgress: opts.onProgress });
-  const session = await DecoderSession.create(compiled.modelPath, checkpoint.config, { threads: opts.threads });
+  const session = await DecoderSession.create(compiled.modelPath, checkpoint.config, { threads: opts.threads, provider: opts.provider });
   const tokenizer = fs.existsSync(path.join(dir, 'tokenizer.json')) ? await Tokenizer.fromDir(dir) : null;
   return { checkpoint, config: checkpoint.config, compiled, session, tokenizer };
 }
