@@ -71,10 +71,73 @@ export const ModelInspectResult = z.strictObject({
   tied: z.boolean(),
 });
 
+/** How to load a model: the checkpoint folder plus the runtime choices that change what runs. */
+export const ModelRef = z.strictObject({
+  dir: z.string().trim().min(1, 'must name a model folder').max(4096, 'path too long'),
+  /** Rescale each token's multi-head output to its pre-ablation norm (the paper's variant). */
+  normPreserve: z.boolean().optional(),
+  provider: z.enum(['auto', 'cpu', 'cuda', 'dml', 'coreml', 'webgpu']).optional(),
+  threads: z.number().int().min(1).max(1024).optional(),
+});
+export type ModelRef = z.infer<typeof ModelRef>;
+
+const finiteNumber = z.number().refine(Number.isFinite, 'must be a finite number');
+
+export const GenerateRunParams = z.strictObject({
+  model: ModelRef,
+  prompts: z.array(z.string().max(1_000_000)).min(1).max(100_000),
+  /** Wrap each prompt as a user message in the model's chat template (with the generation prompt). */
+  chat: z.boolean().optional(),
+  system: z.string().max(100_000).optional(),
+  maxNewTokens: z.number().int().min(0).max(131_072),
+  /** Omitted = greedy. */
+  sampling: z
+    .strictObject({
+      temperature: z.number().positive().max(100),
+      topP: z.number().gt(0).max(1).optional(),
+      topK: z.number().int().min(0).optional(),
+      repetitionPenalty: z.number().positive().max(100).optional(),
+      seed: z.number().int().min(0).max(2 ** 32 - 1).optional(),
+    })
+    .optional(),
+  stop: z.array(z.string().min(1)).max(64).optional(),
+  /** γ per [layer][head] for every prompt; checked against the model's shape by the engine. */
+  headScale: z.array(z.array(finiteNumber)).optional(),
+  batchSize: z.number().int().min(1).max(1024).optional(),
+  /** A linear probe scored live on every token: stack index (0 = embeddings, i+1 = after block i, L+1 = final norm). */
+  probe: z.strictObject({ layer: z.number().int().min(0), weights: z.array(finiteNumber).min(1), bias: finiteNumber }).optional(),
+});
+
+const tokenIndex = z.number().int().nonnegative().nullable();
+
+export const Transcript = z.strictObject({
+  prompt: z.string(),
+  inputIds: z.array(z.number().int().nonnegative()),
+  outputIds: z.array(z.number().int().nonnegative()),
+  text: z.string(),
+  thinking: z.string(),
+  answer: z.string(),
+  finishReason: z.enum(['eos', 'stop-string', 'length', 'context', 'cancelled']),
+  thinkOpen: tokenIndex,
+  thinkClose: tokenIndex,
+  answerBoundary: tokenIndex,
+  /** The live probe's score per transcript position (prompt + output); null where none was computed. */
+  scores: z.array(z.number().nullable()).optional(),
+});
+export type Transcript = z.infer<typeof Transcript>;
+
+export const GenerateRunResult = z.strictObject({
+  /** The execution provider that ran the model. */
+  provider: z.string().min(1),
+  transcripts: z.array(Transcript),
+  seconds: z.number().nonnegative(),
+});
+
 /** Every method the engine answers. Add new ones here; the handler table and the clients follow the types. */
 export const api = {
   'app.info': { params: AppInfoParams, result: AppInfoResult },
   'model.inspect': { params: ModelInspectParams, result: ModelInspectResult },
+  'generate.run': { params: GenerateRunParams, result: GenerateRunResult },
 } as const satisfies Record<string, { params: z.ZodType; result: z.ZodType }>;
 
 export type Api = typeof api;
@@ -263,6 +326,18 @@ export const JobEvent = z.discriminatedUnion('kind', [
     kind: z.literal('log'),
     level: z.enum(['debug', 'info', 'warn', 'error']),
     message: z.string(),
+  }),
+  z.strictObject({
+    jobId,
+    at,
+    kind: z.literal('token'),
+    /** Which prompt of the call (index into its prompts). */
+    prompt: z.number().int().nonnegative(),
+    tokenId: z.number().int().nonnegative(),
+    /** Position of the token in the transcript (prompt + output). */
+    position: z.number().int().nonnegative(),
+    /** The text this token adds to the prompt's output (may be empty mid-character). */
+    text: z.string(),
   }),
   z.strictObject({
     jobId,

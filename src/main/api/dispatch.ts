@@ -11,6 +11,7 @@ import {
   type Method,
 } from '../../shared/contract.js';
 import { isCliffscopeError } from '../engine/errors.js';
+import { type CallContext, detachedContext } from './context.js';
 import { handlers as defaultHandlers, type HandlerTable } from './handlers.js';
 
 /** Anything thrown → plain error data fit to cross a process boundary. */
@@ -30,6 +31,8 @@ export function toErrorInfo(e: unknown): ApiErrorInfo {
 
 export interface DispatchOptions {
   handlers?: HandlerTable;
+  /** Progress/log reporting and cancellation for this call; default: nobody listens, never cancelled. */
+  context?: CallContext;
   /** Called with unexpected (non-contract, non-engine) errors, e.g. to log their stack. */
   onInternalError?: (method: string, error: unknown) => void;
 }
@@ -40,8 +43,8 @@ export async function dispatch(method: unknown, params: unknown, opts: DispatchO
   try {
     const req = validateRequest(method, params);
     validMethod = req.method;
-    const handler = table[req.method] as (p: unknown) => Promise<unknown>;
-    const result = await handler(req.params);
+    const handler = table[req.method] as (p: unknown, ctx: CallContext) => Promise<unknown>;
+    const result = await handler(req.params, opts.context ?? detachedContext());
     return { ok: true, result: validateResult(req.method, result) };
   } catch (e) {
     const info = toErrorInfo(e);

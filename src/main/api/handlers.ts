@@ -7,8 +7,10 @@ import path from 'node:path';
 import pkg from '../../../package.json' with { type: 'json' };
 import type { Method, ParamsOf, ResultOf } from '../../shared/contract.js';
 import { openCheckpoint } from '../engine/model/checkpoint.js';
+import type { CallContext } from './context.js';
+import { generateRun } from './generate-handler.js';
 
-export type Handler<M extends Method> = (params: ParamsOf<M>) => Promise<ResultOf<M>>;
+export type Handler<M extends Method> = (params: ParamsOf<M>, ctx: CallContext) => Promise<ResultOf<M>>;
 export type HandlerTable = { readonly [M in Method]: Handler<M> };
 
 async function appInfo(): Promise<ResultOf<'app.info'>> {
@@ -69,4 +71,5 @@ async function modelInspect({ dir }: ParamsOf<'model.inspect'>): Promise<ResultO
 export const handlers: HandlerTable = {
   'app.info': appInfo,
   'model.inspect': modelInspect,
+  'generate.run': generateRun,
 };

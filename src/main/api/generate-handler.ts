@@ -1,0 +1,75 @@
+/**
+ * `generate.run`: batched generation for the Playground and scripts, streaming each token as an event and the live
+ * probe score with it, cancellable between decode steps.
+ */
+import type { ParamsOf, ResultOf } from '../../shared/contract.js';
+import { CliffscopeError } from '../engine/errors.js';
+import { validateHeadScale } from '../engine/io/head-scale.js';
+import { generate } from '../engine/runtime/generate.js';
+import { GREEDY } from '../engine/runtime/sampling.js';
+import { describeTranscript } from '../engine/runtime/transcript.js';
+import type { CallContext } from './context.js';
+import { acquireModel } from './model-pool.js';
+
+export async function generateRun(params: ParamsOf<'generate.run'>, ctx: CallContext): Promise<ResultOf<'generate.run'>> {
+  const model = await acquireModel(params.model);
+  const tok = model.tokenizer;
+  if (!tok) throw new CliffscopeError('missing-file', `${params.model.dir} has no tokenizer.json, so prompts cannot be encoded`, { file: params.model.dir });
+  const cfg = model.config;
+  const headScale = params.headScale ? Float32Array.from(validateHeadScale(params.headScale, cfg.numLayers, cfg.numHeads, 'headScale').flat()) : undefined;
+  const encode = (text: string) =>
+    params.chat
+      ? tok.encodeChat([...(params.system ? [{ role: 'system' as const, content: params.system }] : []), { role: 'user' as const, content: text }]).ids
+      : tok.encode(text, { addSpecialTokens: true });
+  const requests = params.prompts.map((p) => ({ ids: encode(p), headScale }));
+  const s = params.sampling;
+  const sampling = s
+    ? { doSample: true, temperature: s.temperature, topP: s.topP ?? 1, topK: s.topK ?? 0, repetitionPenalty: s.repetitionPenalty ?? 1 }
+    : GREEDY;
+  const stopIds = model.checkpoint.generation.eosTokenIds.length ? model.checkpoint.generation.eosTokenIds : tok.eosTokenId !== null ? [tok.eosTokenId] : [];
+  const probe = params.probe ? { layer: params.probe.layer, weights: Float32Array.from(params.probe.weights), bias: params.probe.bias } : undefined;
+
+  // Decoded text so far per prompt, so each token event carries exactly the text it adds.
+  const outputs = requests.map(() => [] as number[]);
+  const shown = requests.map(() => '');
+  const started = Date.now();
+  const results = await generate(model.session, requests, {
+    maxNewTokens: params.maxNewTokens,
+    sampling,
+    seed: s?.seed ?? 0,
+    stopIds,
+    stopStrings: params.stop,
+    decode: (ids) => tok.decode(ids),
+    batchSize: params.batchSize ?? 8,
+    probes: probe ? [probe] : [],
+    signal: ctx.signal,
+    onToken: (prompt, tokenId, position) => {
+      outputs[prompt]!.push(tokenId);
+      const text = tok.decode(outputs[prompt]!);
+      const delta = text.startsWith(shown[prompt]!) ? text.slice(shown[prompt]!.length) : '';
+      shown[prompt] = text;
+      ctx.emit?.({ kind: 'token', prompt, tokenId, position, text: delta });
+    },
+    onProgress: (done, total) => ctx.progress(done, total, 'tokens'),
+  });
+  return {
+    provider: model.session.provider,
+    seconds: (Date.now() - started) / 1000,
+    transcripts: results.map((r, i) => {
+      const t = describeTranscript(tok, r.promptIds, r.outputIds);
+      return {
+        prompt: params.prompts[i]!,
+        inputIds: r.promptIds,
+        outputIds: r.outputIds,
+        text: t.text,
+        thinking: t.thinking,
+        answer: t.answer,
+        finishReason: r.finishReason,
+        thinkOpen: t.split.thinkOpen,
+        thinkClose: t.split.thinkClose,
+        answerBoundary: t.split.answerBoundary,
+        ...(probe ? { scores: Array.from(r.scores[0]!, (v) => (Number.isNaN(v) ? null : v)) } : {}),
+      };
+    }),
+  };
+}
