@@ -16,6 +16,14 @@
  *
  * Activations run flattened to [B*S, d] so every linear layer is a Gemm on the checkpoint's own [out, in] weight
  * (transB = 1): no transposed copies, and tied embeddings serve as the LM head without a second copy.
+ *
+ * Precision variants (see compile.ts) keep the interface above unchanged, all float32/int64:
+ *  - int4 weights: a linear layer whose weight resolves through `int4Weight` becomes a MatMulNBits (com.microsoft)
+ *    on the same [N = out, K = in] layout, bias as the op's own input.
+ *  - float16 activations: the graph computes in float16 between casts at the boundaries (embeddings come out of a
+ *    float16 table; head_scale and past KV are cast in; logits, taps and present KV are cast out). Attention scores,
+ *    softmax, log-softmax, RMSNorm (input and statistics) and the norm-preserve ratio stay float32, because float16
+ *    overflows there (sums of squares, exp) long before it does in a matmul.
  */
 import type { ModelConfig } from '../model/config.js';
 import { ropeInverseFrequencies } from '../model/config.js';
@@ -29,6 +37,25 @@ export interface DecoderGraphOptions {
    * depend on batching.
    */
   normPreserve: boolean;
+  /** Compute type inside the graph (default float32). Weights must have been stored to match, see `WeightRef`. */
+  activations?: 'float32' | 'float16';
+  /** The int4 form of a linear layer's weight, by HF name; undefined = that layer stays a float Gemm. */
+  int4Weight?: (hfName: string) => Int4WeightRef | undefined;
+  /** MatMulNBits accuracy_level: 0 = unset (compute in the activation type), 1 fp32, 2 fp16, 3 bf16, 4 int8. */
+  int4AccuracyLevel?: number;
+}
+
+/**
+ * Initializer names of one linear weight in MatMulNBits form (layout in quantize.ts): packed codes
+ * [N, blocks, blockSize/2] uint8, scales [N * blocks] in the compute type, zero points uint8 or null (= 8).
+ */
+export interface Int4WeightRef {
+  packed: string;
+  scales: string;
+  zeroPoints: string | null;
+  N: number;
+  K: number;
+  blockSize: number;
 }
 
 /** Names of the graph's inputs and outputs, shared with the runtime. */
@@ -54,7 +81,10 @@ export const IO = {
   presentValue: (i: number) => `present_value.${i}`,
 } as const;
 
-/** Resolves an HF tensor name to the name of its (external) initializer. */
+/**
+ * Resolves an HF tensor name to the name of its (external) initializer. With float16 activations the graph expects
+ * norm weights (1-D `*norm.weight`) in float32 and every other float tensor in float16.
+ */
 export type WeightRef = (hfName: string) => string;
 
 export function buildDecoderGraph(cfg: ModelConfig, weight: WeightRef, opts: DecoderGraphOptions, g = new GraphBuilder()) {
@@ -63,6 +93,11 @@ export function buildDecoderGraph(cfg: ModelConfig, weight: WeightRef, opts: Dec
   const eps = { float: cfg.rmsNormEps };
   const f = DataType.FLOAT;
   const i64 = DataType.INT64;
+  // Compute type, and casts into / out of it; both are no-ops (no node) in the float32 graph.
+  const half = opts.activations === 'float16';
+  const ct = half ? DataType.FLOAT16 : f;
+  const toCompute = (x: string, name?: string) => (half ? g.op('Cast', [x], { to: ct }, { name: name ?? `${x}.f16` }) : x);
+  const toFloat = (x: string, name?: string) => (half ? g.op('Cast', [x], { to: f }, { name: name ?? `${x}.f32` }) : x);
 
   // ---- inputs
   const inputIds = g.input(IO.inputIds, i64, ['batch', 'seq']);
@@ -77,8 +112,8 @@ export function buildDecoderGraph(cfg: ModelConfig, weight: WeightRef, opts: Dec
   const logprobRows = g.input(IO.logprobRows, i64, ['logprob_rows']);
   const logprobTargets = g.input(IO.logprobTargets, i64, ['logprob_rows']);
   const past = Array.from({ length: L }, (_, i) => ({
-    key: g.input(IO.pastKey(i), f, ['batch', Hkv, 'past', D]),
-    value: g.input(IO.pastValue(i), f, ['batch', Hkv, 'past', D]),
+    key: toCompute(g.input(IO.pastKey(i), f, ['batch', Hkv, 'past', D])),
+    value: toCompute(g.input(IO.pastValue(i), f, ['batch', Hkv, 'past', D])),
   }));
 
   // ---- shapes computed from the inputs: [B, S] and the 4-/5-D views attention needs
@@ -100,15 +135,15 @@ export function buildDecoderGraph(cfg: ModelConfig, weight: WeightRef, opts: Dec
   const invFull = g.float32([...inv, ...inv], [1, 1, D]);
   const posF = g.op('Unsqueeze', [g.op('Cast', [positionIds], { to: DataType.FLOAT }), g.int64([2])], {}, { name: 'rope.pos' });
   const angle = g.op('Mul', [posF, invFull], {}, { name: 'rope.angle' });
-  const cos = g.op('Unsqueeze', [g.op('Cos', [angle], {}, { name: 'rope.cos' }), g.int64([2])], {}, { name: 'rope.cos4' });
-  const sin = g.op('Unsqueeze', [g.op('Sin', [angle], {}, { name: 'rope.sin' }), g.int64([2])], {}, { name: 'rope.sin4' });
+  const cos = g.op('Unsqueeze', [toCompute(g.op('Cos', [angle], {}, { name: 'rope.cos' })), g.int64([2])], {}, { name: 'rope.cos4' });
+  const sin = g.op('Unsqueeze', [toCompute(g.op('Sin', [angle], {}, { name: 'rope.sin' })), g.int64([2])], {}, { name: 'rope.sin4' });
   // rotate_half(x) = [-x2, x1] as x @ R, with R a signed permutation matrix [D, D].
   const rot = new Float32Array(D * D);
   for (let j = 0; j < D / 2; j++) {
     rot[(j + D / 2) * D + j] = -1; // out[j] = -x[j + D/2]
     rot[j * D + (j + D / 2)] = 1; // out[j + D/2] = x[j]
   }
-  const rotate = g.float32(rot, [D, D]);
+  const rotate = g.floatConst(ct, rot, [D, D]);
   const applyRope = (x: string, name: string) =>
     g.op(
       'Add',
@@ -120,10 +155,18 @@ export function buildDecoderGraph(cfg: ModelConfig, weight: WeightRef, opts: Dec
       { name: `${name}.rope` },
     );
 
+  // RMSNorm in float32 whatever the compute type: its mean of squares overflows float16 for |x| > ~256.
   const rmsNorm = (x: string, w: string, name: string) =>
-    g.op('SimplifiedLayerNormalization', [x, weight(w)], { axis: -1, epsilon: eps }, { name });
-  const linear = (x: string, w: string, bias: string | null, name: string) =>
-    g.op('Gemm', bias ? [x, weight(w), weight(bias)] : [x, weight(w)], { transB: 1 }, { name });
+    toCompute(g.op('SimplifiedLayerNormalization', [toFloat(x), weight(w)], { axis: -1, epsilon: eps }, { name }), `${name}.f16`);
+  const linear = (x: string, w: string, bias: string | null, name: string) => {
+    const q = opts.int4Weight?.(w);
+    if (!q) return g.op('Gemm', bias ? [x, weight(w), weight(bias)] : [x, weight(w)], { transB: 1 }, { name });
+    // MatMulNBits inputs: A, B, scales, zero_points?, g_idx?, bias? ('' = absent; trailing absent ones dropped).
+    const inputs = [x, q.packed, q.scales, q.zeroPoints ?? '', '', bias ? weight(bias) : ''];
+    while (inputs[inputs.length - 1] === '') inputs.pop();
+    const attrs = { K: q.K, N: q.N, bits: 4, block_size: q.blockSize, accuracy_level: opts.int4AccuracyLevel ?? 0 };
+    return g.op('MatMulNBits', inputs, attrs, { name, domain: 'com.microsoft' });
+  };
 
   // ---- embeddings
   const embed = g.op('Gather', [weight('model.embed_tokens.weight'), inputIds], { axis: 0 }, { name: 'hook_embed' });
@@ -149,27 +192,39 @@ export function buildDecoderGraph(cfg: ModelConfig, weight: WeightRef, opts: Dec
 
     // KV cache: [B, Hkv, T, D] after appending this chunk to the past.
     const toHeads = [0, 2, 1, 3];
-    const keys = g.op('Concat', [past[i]!.key, g.op('Transpose', [k], { perm: toHeads })], { axis: 2 }, { outputs: [IO.presentKey(i)] });
-    const values = g.op('Concat', [past[i]!.value, g.op('Transpose', [v], { perm: toHeads })], { axis: 2 }, { outputs: [IO.presentValue(i)] });
+    // float16: the cache leaves the graph as float32 (lossless both ways), so the runtime's interface is unchanged.
+    const append = (pastKv: string, kv: string, output: string) => {
+      const where = half ? { name: `${output}.f16` } : { outputs: [output] };
+      const all = g.op('Concat', [pastKv, g.op('Transpose', [kv], { perm: toHeads })], { axis: 2 }, where);
+      if (half) g.op('Cast', [all], { to: f }, { outputs: [output] });
+      return all;
+    };
+    const keys = append(past[i]!.key, k, IO.presentKey(i));
+    const values = append(past[i]!.value, v, IO.presentValue(i));
 
     // Grouped-query attention without repeating K/V: queries viewed as [B, Hkv, G, S, D] broadcast against
     // keys [B, Hkv, 1, T, D]. Query head h reads kv head floor(h / G), as in transformers' repeat_kv.
     const qg = g.op('Reshape', [g.op('Transpose', [q], { perm: toHeads }), shapeGrouped], {}, { name: `${n}.attn.q_grouped` });
     const kT = g.op('Transpose', [g.op('Unsqueeze', [keys, g.int64([2])]), ], { perm: [0, 1, 2, 4, 3] }, { name: `${n}.attn.k_t` });
-    const scores = g.op('Add', [g.op('Mul', [g.op('MatMul', [qg, kT]), g.float32([1 / Math.sqrt(D)], [])]), bias5], {}, { name: `${n}.attn.hook_attn_scores` });
-    const pattern = g.op('Softmax', [scores], { axis: -1 }, { name: `${n}.attn.hook_pattern` });
+    // float16: scale q before the product (so q·k cannot overflow), then bias and softmax in float32.
+    const scale = 1 / Math.sqrt(D);
+    const scores = half
+      ? g.op('Add', [toFloat(g.op('MatMul', [g.op('Mul', [qg, g.float16([scale], [])]), kT])), bias5], {}, { name: `${n}.attn.hook_attn_scores` })
+      : g.op('Add', [g.op('Mul', [g.op('MatMul', [qg, kT]), g.float32([scale], [])]), bias5], {}, { name: `${n}.attn.hook_attn_scores` });
+    const pattern = toCompute(g.op('Softmax', [scores], { axis: -1 }, { name: `${n}.attn.hook_pattern` }));
     const mixed = g.op('MatMul', [pattern, g.op('Unsqueeze', [values, g.int64([2])])], {}, { name: `${n}.attn.mixed` });
     // hook_z: per-head outputs before o_proj, [B, S, H, D].
     const z = g.op('Transpose', [g.op('Reshape', [mixed, shapeBHSD])], { perm: toHeads }, { name: `${n}.attn.hook_z` });
     zStack.push(z);
 
     // Ablation: γ per (row, layer, head), broadcast over positions and head_dim.
-    const gamma = g.op('Unsqueeze', [g.op('Gather', [headScale, g.int64([i], [])], { axis: 1 }), g.int64([1, 3])], {}, { name: `${n}.attn.gamma` });
+    const gamma = toCompute(g.op('Unsqueeze', [g.op('Gather', [headScale, g.int64([i], [])], { axis: 1 }), g.int64([1, 3])], {}, { name: `${n}.attn.gamma` }));
     let scaled = g.op('Reshape', [g.op('Mul', [z, gamma], {}, { name: `${n}.attn.z_scaled` }), shapeBSF], {}, { name: `${n}.attn.z_flat` });
     if (opts.normPreserve) {
-      const before = g.op('ReduceL2', [g.op('Reshape', [z, shapeBSF])], { axes: [-1], keepdims: 1 });
-      const after = g.op('ReduceL2', [scaled], { axes: [-1], keepdims: 1 });
-      const ratio = g.op('Div', [before, g.op('Max', [after, g.float32([1e-30], [])])], {}, { name: `${n}.attn.norm_ratio` });
+      // Norms in float32: 1e-30 and sums of squares do not fit float16.
+      const before = g.op('ReduceL2', [toFloat(g.op('Reshape', [z, shapeBSF]))], { axes: [-1], keepdims: 1 });
+      const after = g.op('ReduceL2', [toFloat(scaled)], { axes: [-1], keepdims: 1 });
+      const ratio = toCompute(g.op('Div', [before, g.op('Max', [after, g.float32([1e-30], [])])], {}, { name: `${n}.attn.norm_ratio` }));
       scaled = g.op('Mul', [scaled, ratio], {}, { name: `${n}.attn.z_norm_preserved` });
     }
     const attnOut = linear(
@@ -192,13 +247,14 @@ export function buildDecoderGraph(cfg: ModelConfig, weight: WeightRef, opts: Dec
 
   const final = rmsNorm(h, 'model.norm.weight', 'ln_final.hook_normalized');
   residStack.push(final);
-  const lmHead = weight(cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
+  // Tied models read the embedding table as the LM head (int4: a quantised copy, the table itself stays float).
+  const lmHead = cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
 
   // ---- outputs, each gathered to the rows/layers the caller asked for
-  const logits = g.op('Gemm', [g.op('Gather', [final, logitRows], { axis: 0 }), lmHead], { transB: 1 }, { name: 'logits.selected' });
+  const logits = toFloat(linear(g.op('Gather', [final, logitRows], { axis: 0 }), lmHead, null, 'logits.selected'));
   g.output(IO.logits, logits, f, ['logit_rows', V]);
 
-  const lpLogits = g.op('Gemm', [g.op('Gather', [final, logprobRows], { axis: 0 }), lmHead], { transB: 1 }, { name: 'logprobs.logits' });
+  const lpLogits = toFloat(linear(g.op('Gather', [final, logprobRows], { axis: 0 }), lmHead, null, 'logprobs.logits'));
   const logSoftmax = g.op('LogSoftmax', [lpLogits], { axis: -1 });
   const picked = g.op('GatherElements', [logSoftmax, g.op('Unsqueeze', [logprobTargets, g.int64([1])])], { axis: 1 });
   g.output(IO.tokenLogprobs, g.op('Reshape', [picked, g.int64([-1])]), f, ['logprob_rows']);
@@ -207,9 +263,9 @@ export function buildDecoderGraph(cfg: ModelConfig, weight: WeightRef, opts: Dec
     const gathered = entries.map((e) => g.op('Unsqueeze', [g.op('Gather', [e, rows], { axis: 0 }), g.int64([0])]));
     return g.op('Gather', [g.op('Concat', gathered, { axis: 0 }, { name: `${name}.stack` }), layers], { axis: 0 }, { name });
   };
-  g.output(IO.residTaps, stackTaps(residStack, residRows, residLayers, 'taps.resid'), f, ['resid_layers', 'resid_rows', d]);
+  g.output(IO.residTaps, toFloat(stackTaps(residStack, residRows, residLayers, 'taps.resid')), f, ['resid_layers', 'resid_rows', d]);
   const zFlat = zStack.map((z) => g.op('Reshape', [z, g.int64([-1, H, D])]));
-  g.output(IO.zTaps, stackTaps(zFlat, zRows, zLayers, 'taps.z'), f, ['z_layers', 'z_rows', H, D]);
+  g.output(IO.zTaps, toFloat(stackTaps(zFlat, zRows, zLayers, 'taps.z')), f, ['z_layers', 'z_rows', H, D]);
 
   for (let i = 0; i < L; i++) {
     g.outputs.push({ name: IO.presentKey(i), dataType: f, shape: ['batch', Hkv, 'total', D] });

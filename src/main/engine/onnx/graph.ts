@@ -11,6 +11,7 @@ import {
   type TensorDef,
   type ValueInfoDef,
 } from './proto.js';
+import { float32ToF16 } from '../model/safetensors.js';
 
 export type Attrs = Record<string, number | number[] | string | { floats: number[] } | { float: number }>;
 
@@ -112,10 +113,42 @@ export class GraphBuilder {
     return name;
   }
 
-  /** A named initializer whose bytes live in the external-data file. */
-  externalInitializer(name: string, dims: number[], location: string, offset: number, length: number): string {
+  /** An inline float16 constant (values rounded to nearest even); identical constants are shared. */
+  float16(values: ArrayLike<number>, dims: number[] = [values.length]): string {
+    const arr = Float32Array.from(values);
+    const key = `f16:${dims.join('x')}:${Array.from(arr).join(',')}`;
+    const hit = this.constants.get(key);
+    if (hit) return hit;
+    const name = this.fresh(`const.f16.${arr.length === 1 ? String(arr[0]).replace(/[-.]/g, '_') : 'v'}`);
+    const bits = float32ToF16(arr);
+    this.initializers.push({ name, dataType: DataType.FLOAT16, dims, raw: new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength) });
+    this.constants.set(key, name);
+    return name;
+  }
+
+  /** A float constant of the given type (FLOAT or FLOAT16), for graphs that compute in either. */
+  floatConst(dataType: DataTypeId, values: ArrayLike<number>, dims: number[] = [values.length]): string {
+    return dataType === DataType.FLOAT16 ? this.float16(values, dims) : this.float32(values, dims);
+  }
+
+  /** A named inline initializer of any type (raw little-endian bytes). */
+  rawInitializer(name: string, dataType: DataTypeId, dims: number[], raw: Uint8Array): string {
     this.names.add(name);
-    this.initializers.push({ name, dataType: DataType.FLOAT, dims, external: { location, offset, length } });
+    this.initializers.push({ name, dataType, dims, raw });
+    return name;
+  }
+
+  /** A named initializer whose bytes live in the external-data file. */
+  externalInitializer(
+    name: string,
+    dims: number[],
+    location: string,
+    offset: number,
+    length: number,
+    dataType: DataTypeId = DataType.FLOAT,
+  ): string {
+    this.names.add(name);
+    this.initializers.push({ name, dataType, dims, external: { location, offset, length } });
     return name;
   }
 
