@@ -16,7 +16,10 @@ export type ErrorCode =
   | 'bad-argument'
   | 'tokenizer'
   | 'runtime'
-  | 'cancelled';
+  | 'cancelled'
+  | 'bad-project'
+  | 'bad-dataset'
+  | 'model-mismatch';
 
 export class CliffscopeError extends Error {
   readonly code: ErrorCode;
