@@ -10,7 +10,8 @@ export default defineConfig({
     build: {
       // Pure-JS dependencies (zod, …) are bundled into out/main; only native modules stay in node_modules.
       externalizeDeps: false,
-      lib: { entry: { index: resolve('src/main/electron/main.ts') } },
+      // index: the Electron main process; host: the engine's utilityProcess (src/main/host).
+      lib: { entry: { index: resolve('src/main/electron/main.ts'), host: resolve('src/main/host/host-entry.ts') } },
       rolldownOptions: {
         external: NATIVE.flatMap((name) => [name, new RegExp(`^${name}/`)]),
       },

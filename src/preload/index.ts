@@ -1,14 +1,25 @@
 /**
- * Preload (sandboxed, built as CommonJS): exposes exactly one function to the page, `window.cliffscope.invoke`.
- * No ipcRenderer, no Node: the page can only send (method, params) on one channel, and main validates both.
+ * Preload (sandboxed, built as CommonJS): exposes three functions to the page as `window.cliffscope` — invoke a
+ * method, listen to job events, cancel a job. No ipcRenderer, no Node: the page can only use these three channels,
+ * and main checks the sender and validates every payload.
  */
-import { contextBridge, ipcRenderer } from 'electron';
-import { INVOKE_CHANNEL, type CliffscopeBridge } from '../shared/bridge.js';
+import { contextBridge, ipcRenderer, type IpcRendererEvent } from 'electron';
+import { CANCEL_CHANNEL, EVENT_CHANNEL, INVOKE_CHANNEL, type CliffscopeBridge } from '../shared/bridge.js';
+import type { JobEvent } from '../shared/contract.js';
 
 const bridge: CliffscopeBridge = {
-  invoke: (method, params) => {
+  invoke: (method, params, jobId) => {
     if (typeof method !== 'string') return Promise.reject(new TypeError('cliffscope.invoke: method must be a string'));
-    return ipcRenderer.invoke(INVOKE_CHANNEL, method, params);
+    return ipcRenderer.invoke(INVOKE_CHANNEL, method, params, jobId);
+  },
+  onEvent: (listener) => {
+    // Hand the page only the event data, never the IpcRendererEvent (it carries the sender).
+    const wrapped = (_e: IpcRendererEvent, event: JobEvent) => listener(event);
+    ipcRenderer.on(EVENT_CHANNEL, wrapped);
+    return () => void ipcRenderer.removeListener(EVENT_CHANNEL, wrapped);
+  },
+  cancel: (jobId) => {
+    if (typeof jobId === 'string') ipcRenderer.send(CANCEL_CHANNEL, jobId);
   },
 };
 

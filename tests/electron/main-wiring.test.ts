@@ -19,6 +19,9 @@ const fake = vi.hoisted(() => {
     windows: [] as Array<{ options: Record<string, unknown>; url?: string }>,
     protocolHandlers: new Map<string, (req: { url: string; method: string }) => Promise<Response>>(),
     ipcHandlers: new Map<string, Listener>(),
+    ipcListeners: new Map<string, Listener>(),
+    forked: [] as string[],
+    hostMessages: [] as Array<{ type: string; method?: string }>,
     permissionRequest: undefined as undefined | Listener,
     permissionCheck: undefined as undefined | Listener,
     deviceCheck: undefined as undefined | Listener,
@@ -64,6 +67,35 @@ vi.mock('electron', () => {
     BrowserWindow,
     ipcMain: {
       handle: (channel: string, fn: Listener) => state.ipcHandlers.set(channel, fn),
+      on: (channel: string, fn: Listener) => state.ipcListeners.set(channel, fn),
+    },
+    // The engine host runs in this test's process over an in-memory channel: the real host code, the real protocol.
+    utilityProcess: {
+      fork: (modulePath: string) => {
+        state.forked.push(modulePath);
+        const listeners: Record<string, Listener[]> = { message: [], exit: [] };
+        const queue: unknown[] = [];
+        let toHost: ((m: unknown) => void) | null = null;
+        void import('../../src/main/host/engine-host.js').then(({ serveEngine }) =>
+          serveEngine({
+            send: (m) => setImmediate(() => listeners.message!.forEach((l) => l(m))),
+            onMessage: (l) => {
+              toHost = l as (m: unknown) => void;
+              queue.splice(0).forEach((m) => toHost!(m));
+            },
+          }),
+        );
+        return {
+          pid: 4242,
+          postMessage: (m: { type: string; method?: string }) => {
+            state.hostMessages.push(m);
+            if (toHost) toHost(m);
+            else queue.push(m);
+          },
+          on: (event: string, fn: Listener) => listeners[event]?.push(fn),
+          kill: () => true,
+        };
+      },
     },
     protocol: {
       registerSchemesAsPrivileged: (schemes: unknown[]) => {
@@ -100,7 +132,8 @@ function invoke(frameUrl: string | null, method: unknown, params?: unknown, pare
   const handler = state.ipcHandlers.get('cliffscope:invoke');
   if (!handler) throw new Error('no IPC handler registered');
   const senderFrame = frameUrl === null ? null : { url: frameUrl, parent };
-  return handler({ senderFrame }, method, params) as Promise<{ ok: boolean; error?: { code: string; message: string } }>;
+  const sender = { id: 1, isDestroyed: () => false, send: () => {} };
+  return handler({ senderFrame, sender }, method, params) as Promise<{ ok: boolean; error?: { code: string; message: string } }>;
 }
 
 describe('electron main wiring', () => {
@@ -159,14 +192,20 @@ describe('electron main wiring', () => {
     expect(openHandler!({ url: 'https://example.com/' })).toEqual({ action: 'deny' });
   });
 
-  it('answers IPC from our own page through the contract', async () => {
+  it('answers IPC from our own page through the contract, in the engine utilityProcess', async () => {
+    const before = state.hostMessages.length;
     const reply = await invoke('app://cliffscope/index.html', 'app.info', {});
     expect(reply.ok).toBe(true);
+    expect(state.forked).toHaveLength(1);
+    expect(state.forked[0]).toMatch(/host\.js$/);
+    expect(state.hostMessages.slice(before).map((m) => m.method)).toEqual(['app.info']);
     const bad = await invoke('app://cliffscope/index.html', 'model.inspect', { dir: 1 });
     expect(bad).toMatchObject({ ok: false, error: { code: 'bad-params' } });
     expect(bad.error?.message).toContain('dir:');
     const unknown = await invoke('app://cliffscope/index.html', 'fs.read', {});
     expect(unknown).toMatchObject({ ok: false, error: { code: 'unknown-method' } });
+    // Payloads that fail the schema are rejected in main: they never reach the engine process.
+    expect(state.hostMessages.slice(before).map((m) => m.method)).toEqual(['app.info']);
   });
 
   it('refuses IPC from any other page, from subframes and from destroyed frames', async () => {
