@@ -1,0 +1,318 @@
+/**
+ * The refusal probe (METHOD.md §1): scoring, AUROC / accuracy, the optimiser steps checked against values worked by
+ * hand (first steps) and by an independent numpy run (later steps), the paper's balancing and stratified split,
+ * epoch selection, the layer sweep, the mean-difference baseline, and every rejection of bad input.
+ */
+import { describe, expect, it } from 'vitest';
+import { CliffscopeError } from '../../src/main/engine/errors.js';
+import {
+  accuracy,
+  auroc,
+  meanDifferenceDirection,
+  PAPER_PROBE_PRESET,
+  probeLogit,
+  scoreProbe,
+  scoreRows,
+  sigmoid,
+  sweepLayers,
+  trainProbe,
+} from '../../src/main/engine/analysis/probe.js';
+
+/** Deterministic pseudo-normal values (Box–Muller over an LCG), for synthetic activations. */
+function gaussians(n: number, seed: number): Float64Array {
+  let s = seed >>> 0 || 1;
+  const u = () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return (s + 0.5) / 4294967296;
+  };
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
+  return out;
+}
+
+/** Two clusters at ±shift along every coordinate, nPos refusals first then nNeg others. */
+function clusters(nPos: number, nNeg: number, d: number, shift: number, seed: number) {
+  const n = nPos + nNeg;
+  const noise = gaussians(n * d, seed);
+  const features = new Float32Array(n * d);
+  const labels = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    labels[i] = i < nPos ? 1 : 0;
+    for (let j = 0; j < d; j++) features[i * d + j] = noise[i * d + j]! + (labels[i] ? shift : -shift);
+  }
+  return { features, labels };
+}
+
+function expectBadArgument(fn: () => unknown, message: RegExp) {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (e) {
+    caught = e;
+  }
+  expect(caught).toBeInstanceOf(CliffscopeError);
+  expect((caught as CliffscopeError).code).toBe('bad-argument');
+  expect((caught as CliffscopeError).message).toMatch(message);
+}
+
+// Five samples, d = 2, used for the optimiser checks (full batch, no validation, no balancing).
+const X = new Float32Array([1, 0, 2, 1, -1, 3, -2, 0, 0.5, -1]);
+const Y = new Uint8Array([1, 1, 0, 0, 1]);
+const FULL_BATCH = { balance: false, maxPerClass: null, valFraction: 0, batchSize: 5 } as const;
+
+describe('probe scoring', () => {
+  it('sigmoid matches closed forms and stays finite far out', () => {
+    expect(sigmoid(0)).toBe(0.5);
+    expect(sigmoid(Math.log(3))).toBeCloseTo(0.75, 15);
+    expect(sigmoid(-Math.log(3))).toBeCloseTo(0.25, 15);
+    expect(sigmoid(1000)).toBe(1);
+    expect(sigmoid(-1000)).toBe(0);
+  });
+
+  it('scoreProbe / probeLogit compute sigmoid(w·h + b), honouring the offset', () => {
+    const probe = { weights: new Float32Array([1, 2]), bias: -1 };
+    expect(probeLogit(probe, new Float32Array([0.5, 0.25]))).toBe(0); // 0.5 + 0.5 − 1
+    expect(scoreProbe(probe, new Float32Array([0.5, 0.25]))).toBe(0.5);
+    expect(scoreProbe(probe, new Float32Array([9, 0.5, 0.25]), 1)).toBe(0.5);
+    expect(scoreProbe(probe, new Float32Array([1, 1]))).toBeCloseTo(1 / (1 + Math.exp(-2)), 12);
+    expectBadArgument(() => scoreProbe(probe, new Float32Array([1, 2]), 1), /offset 1/);
+  });
+
+  it('scoreRows scores every row, and a NaN row scores NaN', () => {
+    const probe = { weights: new Float32Array([1, 2]), bias: -1 };
+    const out = scoreRows(probe, new Float32Array([0.5, 0.25, 1, 1, NaN, 0]), 2);
+    expect(out.length).toBe(3);
+    expect(out[0]).toBe(0.5);
+    expect(out[1]).toBeCloseTo(1 / (1 + Math.exp(-2)), 6);
+    expect(out[2]).toBeNaN();
+    expectBadArgument(() => scoreRows(probe, new Float32Array(6), 3), /d = 3/);
+    expectBadArgument(() => scoreRows({ weights: new Float32Array(2), bias: 0 }, new Float32Array(5), 2), /multiple/);
+  });
+});
+
+describe('accuracy and AUROC', () => {
+  it('accuracy thresholds at 0.5 inclusive', () => {
+    expect(accuracy([0.2, 0.5, 0.7, 0.4], [0, 1, 1, 1])).toBe(0.75);
+    expect(accuracy([0.2, 0.5], [0, 1], 0.6)).toBe(0.5);
+    expect(accuracy([], [])).toBeNaN();
+  });
+
+  it('AUROC is the fraction of correctly ordered (positive, negative) pairs', () => {
+    // Pairs: (0.35 vs 0.1) ✓, (0.35 vs 0.4) ✗, (0.8 vs 0.1) ✓, (0.8 vs 0.4) ✓ → 3/4.
+    expect(auroc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])).toBe(0.75);
+    expect(auroc([0.1, 0.2, 0.3, 0.4], [0, 0, 1, 1])).toBe(1);
+    expect(auroc([0.4, 0.3, 0.2, 0.1], [0, 0, 1, 1])).toBe(0);
+  });
+
+  it('AUROC counts a tie between a positive and a negative as one half (average ranks)', () => {
+    // Pairs: (0.5 vs 0.2) 1, (0.5 vs 0.5) ½, (0.9 vs 0.2) 1, (0.9 vs 0.5) 1 → 3.5/4.
+    expect(auroc([0.2, 0.5, 0.5, 0.9], [0, 1, 0, 1])).toBe(0.875);
+    expect(auroc([0.5, 0.5, 0.5, 0.5], [0, 1, 0, 1])).toBe(0.5);
+  });
+
+  it('AUROC is NaN with one class and rejects NaN scores', () => {
+    expect(auroc([0.1, 0.2], [1, 1])).toBeNaN();
+    expectBadArgument(() => auroc([0.1, NaN], [0, 1]), /NaN/);
+  });
+});
+
+describe('trainProbe: optimiser steps', () => {
+  it('SGD: the first full-batch step is −lr·mean((p − y)·x) from zero weights (worked by hand)', () => {
+    // p = 0.5 everywhere, so p − y = [−½, −½, ½, ½, −½]; mean((p−y)x) = [−0.65, 0.3]; mean(p − y) = −0.1.
+    const p = trainProbe(X, Y, 2, { ...FULL_BATCH, optimizer: 'sgd', lr: 0.5, epochs: 1, selectBy: 'last' });
+    expect(p.weights[0]).toBeCloseTo(0.325, 7);
+    expect(p.weights[1]).toBeCloseTo(-0.15, 7);
+    expect(p.bias).toBeCloseTo(0.05, 12);
+  });
+
+  it('SGD with L2: two steps match numpy (penalty l2/2·‖w‖² on the weights, not the bias)', () => {
+    const p = trainProbe(X, Y, 2, { ...FULL_BATCH, optimizer: 'sgd', lr: 0.5, l2: 0.1, epochs: 2, selectBy: 'last' });
+    expect(p.weights[0]).toBeCloseTo(0.5466719766836852, 6);
+    expect(p.weights[1]).toBeCloseTo(-0.2448368814084505, 6);
+    expect(p.bias).toBeCloseTo(0.10029157361527152, 12);
+    expect(p.metrics.trainLoss[0]).toBeCloseTo(0.4678594671263319, 12);
+    expect(p.metrics.trainLoss[1]).toBeCloseTo(0.352449361110394, 12);
+  });
+
+  it('Adam: the first step moves every parameter by lr·g/(|g| + eps) ≈ lr·sign(g)', () => {
+    const p = trainProbe(X, Y, 2, { ...FULL_BATCH, lr: 0.1, epochs: 1, selectBy: 'last' });
+    expect(p.weights[0]).toBeCloseTo((0.1 * 0.65) / (0.65 + 1e-8), 7);
+    expect(p.weights[1]).toBeCloseTo((-0.1 * 0.3) / (0.3 + 1e-8), 7);
+    expect(p.bias).toBeCloseTo((0.1 * 0.1) / (0.1 + 1e-8), 12);
+  });
+
+  it('Adam: three steps with bias correction match numpy, with and without L2', () => {
+    const a = trainProbe(X, Y, 2, { ...FULL_BATCH, lr: 0.1, epochs: 3, selectBy: 'last' });
+    expect(a.weights[0]).toBeCloseTo(0.29857187778710675, 6);
+    expect(a.weights[1]).toBeCloseTo(-0.29687923966489094, 6);
+    expect(a.bias).toBeCloseTo(0.2977904414015385, 12);
+    expect(a.metrics.trainLoss.map((x) => +x.toFixed(12))).toEqual(
+      [0.5941938152610226, 0.5075566470386386, 0.4328084901119718].map((x) => +x.toFixed(12)),
+    );
+    const b = trainProbe(X, Y, 2, { ...FULL_BATCH, lr: 0.1, l2: 0.1, epochs: 3, selectBy: 'last' });
+    expect(b.weights[0]).toBeCloseTo(0.29821355681353173, 6);
+    expect(b.weights[1]).toBeCloseTo(-0.29564310544976397, 6);
+    expect(b.bias).toBeCloseTo(0.29778657805312486, 12);
+  });
+
+  it('without a validation split: val metrics are NaN and the last epoch is kept', () => {
+    const p = trainProbe(X, Y, 2, { ...FULL_BATCH, epochs: 3 });
+    expect(p.metrics.nVal).toBe(0);
+    expect(p.metrics.valAccuracy).toBeNaN();
+    expect(p.metrics.bestEpoch).toBe(2);
+    expect(p.split.train).toEqual([0, 1, 2, 3, 4]);
+  });
+});
+
+describe('trainProbe: the paper recipe', () => {
+  it('defaults to the paper preset', () => {
+    expect(PAPER_PROBE_PRESET).toEqual({
+      balance: true,
+      maxPerClass: 200,
+      valFraction: 0.2,
+      optimizer: 'adam',
+      lr: 1e-3,
+      batchSize: 64,
+      epochs: 5,
+      l2: 0,
+      selectBy: 'val-accuracy',
+      seed: 0,
+    });
+    const { features, labels } = clusters(30, 30, 4, 1, 1);
+    expect(trainProbe(features, labels, 4).options).toEqual(PAPER_PROBE_PRESET);
+  });
+
+  it('balances by downsampling the larger class, then splits each class 80/20', () => {
+    const { features, labels } = clusters(30, 10, 3, 1, 2);
+    const p = trainProbe(features, labels, 3);
+    expect(p.metrics.inputClassCounts).toEqual({ positive: 30, negative: 10 });
+    expect(p.metrics.classCounts).toEqual({ positive: 10, negative: 10 });
+    expect(p.metrics.nVal).toBe(4); // round(10·0.2) = 2 per class
+    expect(p.metrics.nTrain).toBe(16);
+    const { train, val } = p.split;
+    expect(new Set([...train, ...val]).size).toBe(20);
+    expect(train).toEqual([...train].sort((a, b) => a - b));
+    const count = (rows: number[], y: number) => rows.filter((i) => labels[i] === y).length;
+    expect([count(train, 1), count(train, 0), count(val, 1), count(val, 0)]).toEqual([8, 8, 2, 2]);
+    // All 10 negatives are used; 10 of the 30 positives.
+    expect(count([...train, ...val], 0)).toBe(10);
+  });
+
+  it('caps each class at maxPerClass and keeps at least one of each class on each side', () => {
+    const { features, labels } = clusters(300, 250, 2, 1, 3);
+    const p = trainProbe(features, labels, 2);
+    expect(p.metrics.classCounts).toEqual({ positive: 200, negative: 200 });
+    expect(p.metrics.nVal).toBe(80);
+    const small = clusters(2, 2, 2, 1, 4);
+    const q = trainProbe(small.features, small.labels, 2);
+    expect(q.metrics.nVal).toBe(2); // round(2·0.2) = 0, clamped up to 1 per class
+    expect(q.metrics.nTrain).toBe(2);
+  });
+
+  it('without balancing, both classes are kept whole', () => {
+    const { features, labels } = clusters(30, 10, 3, 1, 5);
+    const p = trainProbe(features, labels, 3, { balance: false });
+    expect(p.metrics.classCounts).toEqual({ positive: 30, negative: 10 });
+    expect(p.metrics.nVal).toBe(6 + 2);
+  });
+
+  it('is deterministic for a seed, the split depends on the seed, and not on the features', () => {
+    const { features, labels } = clusters(40, 40, 8, 0.5, 6);
+    const a = trainProbe(features, labels, 8, { seed: 7 });
+    const b = trainProbe(features, labels, 8, { seed: 7 });
+    expect(Array.from(b.weights)).toEqual(Array.from(a.weights));
+    expect(b.bias).toBe(a.bias);
+    expect(b.split).toEqual(a.split);
+    const c = trainProbe(features, labels, 8, { seed: 8 });
+    expect(c.split.val).not.toEqual(a.split.val);
+    const other = clusters(40, 40, 8, 0.5, 99).features;
+    expect(trainProbe(other, labels, 8, { seed: 7 }).split).toEqual(a.split);
+  });
+
+  it('learns a separable refusal direction on raw (unstandardised) features', () => {
+    const { features, labels } = clusters(200, 200, 16, 1, 7);
+    const p = trainProbe(features, labels, 16);
+    expect(p.metrics.valAccuracy).toBeGreaterThanOrEqual(0.95);
+    expect(p.metrics.valAuroc).toBeGreaterThanOrEqual(0.99);
+    expect(p.metrics.trainLoss).toHaveLength(5);
+    expect(p.metrics.trainLoss[4]!).toBeLessThan(p.metrics.trainLoss[0]!);
+    // Raw features in, raw features scored: a refusal-cluster centre scores above ½, the other below.
+    expect(scoreProbe(p, new Float32Array(16).fill(1))).toBeGreaterThan(0.5);
+    expect(scoreProbe(p, new Float32Array(16).fill(-1))).toBeLessThan(0.5);
+  });
+
+  it('reports the kept epoch: first best validation accuracy, lowest validation loss, or the last', () => {
+    const { features, labels } = clusters(60, 60, 6, 0.3, 8);
+    const opts = { lr: 0.05, batchSize: 8, epochs: 6 };
+    const acc = trainProbe(features, labels, 6, { ...opts, selectBy: 'val-accuracy' });
+    const perEpoch = acc.metrics.valAccuracyPerEpoch;
+    expect(acc.metrics.bestEpoch).toBe(perEpoch.indexOf(Math.max(...perEpoch)));
+    expect(acc.metrics.valAccuracy).toBe(perEpoch[acc.metrics.bestEpoch]);
+    const loss = trainProbe(features, labels, 6, { ...opts, selectBy: 'val-loss' });
+    expect(loss.metrics.bestEpoch).toBe(loss.metrics.valLoss.indexOf(Math.min(...loss.metrics.valLoss)));
+    const last = trainProbe(features, labels, 6, { ...opts, selectBy: 'last' });
+    expect(last.metrics.bestEpoch).toBe(5);
+    // The last epoch's weights are returned: its recorded train loss is the loss of the returned probe.
+    let bce = 0;
+    for (const i of last.split.train) {
+      const r = scoreProbe(last, features, i * 6);
+      bce -= labels[i] ? Math.log(r) : Math.log(1 - r);
+    }
+    expect(bce / last.split.train.length).toBeCloseTo(last.metrics.trainLoss[5]!, 5);
+  });
+
+  it('rejects bad input with clear errors', () => {
+    const { features, labels } = clusters(4, 4, 2, 1, 9);
+    expectBadArgument(() => trainProbe(features.subarray(0, 6), labels.subarray(0, 3), 2), /at least 4 samples/);
+    expectBadArgument(() => trainProbe(features, new Uint8Array(8).fill(1), 2), /both refusals/);
+    expectBadArgument(() => trainProbe(features, labels, 3), /not a multiple of d = 3/);
+    expectBadArgument(() => trainProbe(features, labels.subarray(0, 7), 2), /7 labels for 8 feature rows/);
+    const withNaN = features.slice();
+    withNaN[5] = NaN;
+    expectBadArgument(() => trainProbe(withNaN, labels, 2), /feature row 2 has a non-finite value/);
+    expectBadArgument(() => trainProbe(features, Uint8Array.from([1, 0, 0, 0, 0, 0, 0, 2]), 2), /label 7 is 2/);
+    expectBadArgument(() => trainProbe(features, Uint8Array.from([1, 0, 0, 0, 0, 0, 0, 0]), 2), /at least 2 samples of each class/);
+    expectBadArgument(() => trainProbe(features, labels, 0), /positive integer/);
+    expectBadArgument(() => trainProbe(features, labels, 2, { valFraction: 1 }), /valFraction/);
+    expectBadArgument(() => trainProbe(features, labels, 2, { lr: -1 }), /lr/);
+  });
+});
+
+describe('layer sweep and mean difference', () => {
+  it('finds the informative layer and validates every layer on the same samples', () => {
+    const d = 8;
+    const informative = clusters(50, 50, d, 1, 10);
+    const noise = Float32Array.from(gaussians(100 * d, 11));
+    const byLayer = new Map([
+      [3, informative.features],
+      [0, noise],
+    ]);
+    const { layers, best } = sweepLayers(byLayer, informative.labels, d);
+    expect(layers.map((e) => e.layer)).toEqual([0, 3]);
+    expect(best.layer).toBe(3);
+    expect(layers[1]!.valAccuracy).toBeGreaterThan(layers[0]!.valAccuracy);
+    expect(layers[0]!.probe.split).toEqual(layers[1]!.probe.split);
+  });
+
+  it('breaks a tie in accuracy and AUROC towards the deeper layer, and needs validation', () => {
+    const { features, labels } = clusters(30, 30, 4, 2, 12);
+    const { best } = sweepLayers(
+      new Map([
+        [1, features],
+        [5, features],
+      ]),
+      labels,
+      4,
+    );
+    expect(best.layer).toBe(5);
+    expectBadArgument(() => sweepLayers(new Map([[0, features]]), labels, 4, { valFraction: 0 }), /valFraction/);
+    expectBadArgument(() => sweepLayers(new Map([[2, features.subarray(0, 8)]]), labels, 4), /layer 2: .*labels/);
+  });
+
+  it('mean difference = mean(refusal rows) − mean(other rows)', () => {
+    // Refusals [1,2], [3,4] → mean [2,3]; others [0,0], [2,−2] → mean [1,−1]; difference [1,4].
+    const dir = meanDifferenceDirection(new Float32Array([1, 2, 0, 0, 3, 4, 2, -2]), Uint8Array.from([1, 0, 1, 0]), 2);
+    expect(Array.from(dir)).toEqual([1, 4]);
+    expectBadArgument(() => meanDifferenceDirection(new Float32Array(4), Uint8Array.from([1, 1]), 2), /both classes/);
+  });
+});
