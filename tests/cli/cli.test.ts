@@ -194,3 +194,23 @@ describe('generate', () => {
     expect((await cli('generate', model, '--prompt', 'hi', '--provider', 'tpu')).stderr).toContain('--provider');
   });
 });
+
+describe('precision', () => {
+  it('reports the measured cost of int4 weights and generates with them', async () => {
+    const r = await cli('precision', model, '--weights', 'int4', '--json', '--cache', cache);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.variant.weights).toBe('int4');
+    expect(report.maxAbsLogitDiff).toBeGreaterThan(0);
+    expect(report.greedyAgreement.argmax).toBeGreaterThan(0);
+    expect(report.greedyAgreement.argmax).toBeLessThanOrEqual(1);
+    const g = await cli('generate', model, '--prompt', 'tell me a story', '--weights', 'int4', '--max-new-tokens', '3', '--json', '--cache', cache);
+    expect(g.code, g.stderr).toBe(0);
+    expect(JSON.parse(g.stdout).output_ids).toHaveLength(3);
+  });
+
+  it('rejects int4 knobs without int4 weights, and unknown precisions', async () => {
+    expect((await cli('generate', model, '--prompt', 'hi', '--int4-block', '64')).stderr).toContain('--weights int4');
+    expect((await cli('precision', model, '--weights', 'int3')).code).toBe(2);
+  });
+});

@@ -7,8 +7,9 @@ import { type Command, reportError } from './command.js';
 import { forwardCommand } from './verbs/forward.js';
 import { generateCommand } from './verbs/generate.js';
 import { inspectCommand } from './verbs/inspect.js';
+import { precisionCommand } from './verbs/precision.js';
 
-export const COMMANDS: Command[] = [inspectCommand, forwardCommand, generateCommand];
+export const COMMANDS: Command[] = [inspectCommand, forwardCommand, generateCommand, precisionCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };

@@ -9,6 +9,7 @@ import { writeSafetensors } from '../../engine/model/safetensors.js';
 import { loadModel } from '../../engine/runtime/model.js';
 import { teacherForce } from '../../engine/runtime/teacher-force.js';
 import { type Command, intOption, parseVerbArgs } from '../command.js';
+import { parsePrecision, PRECISION_HELP, PRECISION_OPTIONS } from '../precision-options.js';
 import { Progress } from '../progress.js';
 
 export const forwardCommand: Command = {
@@ -33,7 +34,7 @@ Options:
   --norm-preserve       rescale each token's multi-head output to its norm before head-scale (paper's variant)
   --out FILE            output path (default: acts.safetensors)
   --threads N           ONNX Runtime intra-op threads
-  --cache DIR           compiled-model cache (default: $CLIFFSCOPE_CACHE or ~/.cache/cliffscope)
+${PRECISION_HELP}  --cache DIR           compiled-model cache (default: $CLIFFSCOPE_CACHE or ~/.cache/cliffscope)
   --json                print a JSON summary on stdout
   -h, --help            this help
 `,
@@ -47,6 +48,7 @@ Options:
       out: { type: 'string' },
       threads: { type: 'string' },
       cache: { type: 'string' },
+      ...PRECISION_OPTIONS,
       json: { type: 'boolean' },
     });
     if (values.help) {
@@ -65,6 +67,7 @@ Options:
       normPreserve: values['norm-preserve'] ?? false,
       threads: intOption(values.threads, 'threads'),
       cacheRoot: values.cache,
+      precision: parsePrecision(values),
       onProgress: (p) => p.phase === 'weights' && !values.json && compiling.update(p.done, p.total),
     });
     const cfg = model.config;

@@ -12,6 +12,7 @@ import { PROVIDER_CHOICES, type ProviderChoice } from '../../engine/runtime/prov
 import { GREEDY, type SamplingOptions } from '../../engine/runtime/sampling.js';
 import { describeTranscript } from '../../engine/runtime/transcript.js';
 import { type Command, intOption, parseVerbArgs } from '../command.js';
+import { parsePrecision, PRECISION_HELP, PRECISION_OPTIONS } from '../precision-options.js';
 import { Progress } from '../progress.js';
 
 function numberOption(value: string | undefined, name: string, min: number, max = Infinity): number | undefined {
@@ -94,7 +95,7 @@ Ablation:
 Runtime:
   --provider NAME           auto (default), cpu, cuda, dml, coreml or webgpu
   --threads N               ONNX Runtime intra-op threads
-  --cache DIR               compiled-model cache (default: $CLIFFSCOPE_CACHE or ~/.cache/cliffscope)
+${PRECISION_HELP}  --cache DIR               compiled-model cache (default: $CLIFFSCOPE_CACHE or ~/.cache/cliffscope)
 
 Output:
   --json                    one JSON object per transcript on stdout: prompt, input_ids, output_ids, text,
@@ -121,6 +122,7 @@ Output:
       provider: { type: 'string' },
       threads: { type: 'string' },
       cache: { type: 'string' },
+      ...PRECISION_OPTIONS,
       json: { type: 'boolean' },
     });
     if (values.help) {
@@ -152,6 +154,7 @@ Output:
       threads: intOption(values.threads, 'threads'),
       provider,
       cacheRoot: values.cache,
+      precision: parsePrecision(values),
       onProgress: (p) => p.phase === 'weights' && !values.json && compiling.update(p.done, p.total),
     });
     try {

@@ -12,6 +12,8 @@ import { DecoderSession, type SessionOptions } from './decoder-session.js';
 
 export interface LoadOptions extends SessionOptions {
   normPreserve?: boolean;
+  /** Weight/activation precision of the compiled graph (int4 weights, float16 activations); default float32. */
+  precision?: Omit<CompileOptions, 'normPreserve'>;
   cacheRoot?: string;
   onProgress?: (p: CompileProgress) => void;
 }
@@ -27,7 +29,7 @@ export interface LoadedModel {
 
 export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<LoadedModel> {
   const checkpoint = openCheckpoint(dir);
-  const options: CompileOptions = { normPreserve: opts.normPreserve ?? false };
+  const options: CompileOptions = { normPreserve: opts.normPreserve ?? false, ...opts.precision };
   const compiled = await compileCheckpoint(checkpoint, options, { cacheRoot: opts.cacheRoot, onProgress: opts.onProgress });
   const session = await DecoderSession.create(compiled.modelPath, checkpoint.config, { threads: opts.threads, provider: opts.provider });
   const tokenizer = fs.existsSync(path.join(dir, 'tokenizer.json')) ? await Tokenizer.fromDir(dir) : null;

@@ -1,0 +1,37 @@
+/**
+ * `cliffscope precision`: what int4 weights or float16 activations cost on this checkpoint, measured against the
+ * float32 graph (logit differences, top-token and greedy agreement), before a user chooses them.
+ */
+import { formatPrecisionReport, precisionReport } from '../../engine/analysis/precision-report.js';
+import { CliffscopeError } from '../../engine/errors.js';
+import { type Command, parseVerbArgs } from '../command.js';
+import { parsePrecision, PRECISION_HELP, PRECISION_OPTIONS } from '../precision-options.js';
+
+export const precisionCommand: Command = {
+  name: 'precision',
+  summary: 'measure the accuracy cost of int4 weights or float16 activations on a checkpoint',
+  help: `Usage: cliffscope precision MODEL_DIR (--weights int4 | --activations float16) [options]
+
+Compiles the checkpoint at float32 and at the chosen precision, runs both on the same token sequences, and reports
+the largest and mean logit difference, the KL divergence, how often the top token agrees, and how long greedy
+continuations stay identical. The numbers are this checkpoint's, measured now.
+
+Options:
+${PRECISION_HELP}  --cache DIR   compiled-model cache
+  --json        machine-readable output
+  -h, --help    this help
+`,
+  async run(argv) {
+    const { values, positionals } = parseVerbArgs(this, argv, { ...PRECISION_OPTIONS, cache: { type: 'string' }, json: { type: 'boolean' } });
+    if (values.help) {
+      process.stdout.write(this.help);
+      return 0;
+    }
+    if (positionals.length !== 1) throw new CliffscopeError('bad-argument', 'precision takes exactly one MODEL_DIR', { hint: 'see: cliffscope precision --help' });
+    const variant = parsePrecision(values);
+    if (!variant.weights && !variant.activations) throw new CliffscopeError('bad-argument', 'choose --weights int4 and/or --activations float16 to compare');
+    const report = await precisionReport(positionals[0]!, variant, { cacheRoot: values.cache });
+    process.stdout.write(values.json ? `${JSON.stringify(report)}\n` : `${formatPrecisionReport(report)}\n`);
+    return 0;
+  },
+};
