@@ -167,7 +167,7 @@ describe('head maps, sweeps, verdicts, selections', () => {
     expect(store.listVerdicts({ transcriptId: first.transcriptId })).toHaveLength(2);
   });
 
-  it('selections are ranked by score and the top fraction selected', () => {
+  it('selections come back in rank order with their selected flags', () => {
     const sel = store.listSelections(world.runs.select.id);
     expect(sel.map((s) => [s.rank, s.score, s.selected])).toEqual([
       [1, 0.9, true],
@@ -179,13 +179,12 @@ describe('head maps, sweeps, verdicts, selections', () => {
     ]);
     expect(store.listSelections(world.runs.select.id, { selectedOnly: true }).map((s) => s.itemId)).toEqual([world.items[1]!.id, world.items[4]!.id, world.items[3]!.id]);
 
-    // Lowest-score-first (the paper's code ranks by lowest I'); unscored items go last, never selected.
+    // Unranked rows (no rank yet) list after ranked ones; unscored items keep a null score.
     const run = store.startRun({ kind: 'select', datasetId: world.dataset.id });
-    world.items.forEach((it, i) => store.addSelection({ runId: run.id, itemId: it.id, score: i === 0 ? null : i }));
-    expect(store.rankSelections(run.id, { order: 'asc', count: 10 })).toBe(5);
+    world.items.forEach((it, i) => store.addSelection({ runId: run.id, itemId: it.id, score: i === 0 ? null : i, rank: i === 0 ? null : 6 - i, selected: i === 5 }));
     const ranked = store.listSelections(run.id);
-    expect(ranked.map((s) => s.score)).toEqual([1, 2, 3, 4, 5, null]);
-    expect(ranked.at(-1)).toMatchObject({ rank: 6, selected: false });
+    expect(ranked.map((s) => s.score)).toEqual([5, 4, 3, 2, 1, null]);
+    expect(ranked.filter((s) => s.selected).map((s) => s.score)).toEqual([5]);
     store.finishRun(run.id);
   });
 });

@@ -41,3 +41,9 @@ export function reportError(e: unknown): number {
   process.stderr.write(`internal error: ${(e as Error)?.stack ?? String(e)}\n`);
   return 70;
 }
+
+/** `--help`: print the verb's help; exit code 0. */
+export function printHelp(cmd: Command): number {
+  process.stdout.write(cmd.help);
+  return 0;
+}

@@ -4,12 +4,31 @@
  */
 import { readFileSync } from 'node:fs';
 import { type Command, reportError } from './command.js';
+import { demoCommand } from './verbs/demo.js';
 import { forwardCommand } from './verbs/forward.js';
 import { generateCommand } from './verbs/generate.js';
 import { inspectCommand } from './verbs/inspect.js';
+import { ablateCommand, headsCommand, judgeCommand, probeCommand, selectCommand, traceCommand, transcriptsCommand } from './verbs/method.js';
 import { precisionCommand } from './verbs/precision.js';
+import { datasetCommand, projectCommand, reportCommand } from './verbs/project.js';
 
-export const COMMANDS: Command[] = [inspectCommand, forwardCommand, generateCommand, precisionCommand];
+export const COMMANDS: Command[] = [
+  demoCommand,
+  inspectCommand,
+  forwardCommand,
+  generateCommand,
+  precisionCommand,
+  projectCommand,
+  datasetCommand,
+  transcriptsCommand,
+  probeCommand,
+  traceCommand,
+  headsCommand,
+  ablateCommand,
+  judgeCommand,
+  selectCommand,
+  reportCommand,
+];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };

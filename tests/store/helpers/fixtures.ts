@@ -93,8 +93,13 @@ export function populate(store: ProjectStore) {
   store.finishRun(judge.id);
 
   const select = store.startRun({ kind: 'select', modelId: model.id, datasetId: dataset.id, config: { rule: 'ms', top: 0.34 } });
-  items.forEach((it, i) => store.addSelection({ runId: select.id, itemId: it.id, transcriptId: transcripts[i]!, score: [0.3, 0.9, 0.1, 0.5, 0.7, 0.2][i]! }));
-  store.rankSelections(select.id, { order: 'desc', fraction: 0.34 });
+  // Ranked by score, highest first; the top 3 selected (as analysis/select.ts would rank them).
+  const scores = [0.3, 0.9, 0.1, 0.5, 0.7, 0.2];
+  const order = scores.map((_, i) => i).sort((a, b) => scores[b]! - scores[a]!);
+  items.forEach((it, i) => {
+    const rank = order.indexOf(i) + 1;
+    store.addSelection({ runId: select.id, itemId: it.id, transcriptId: transcripts[i]!, score: scores[i]!, rank, selected: rank <= 3 });
+  });
   store.finishRun(select.id);
 
   return { model, dataset, items, transcripts, probe, runs: { generate, probeRun, trace, heads, judge, select } };

@@ -657,36 +657,17 @@ export class ProjectStore {
 
   // ---- data selection ------------------------------------------------------------------------------------------
 
+  /** One scored item of a selection run, with its rank and whether it was selected (ranked by analysis/select.ts). */
   addSelection(s: NewSelection): number {
     return this.insert(
-      `INSERT INTO selections (run_id, item_id, transcript_id, score) VALUES (?, ?, ?, ?)`,
+      `INSERT INTO selections (run_id, item_id, transcript_id, score, rank, selected) VALUES (?, ?, ?, ?, ?, ?)`,
       s.runId,
       s.itemId,
       s.transcriptId ?? null,
       real(s.score),
+      s.rank ?? null,
+      s.selected ? 1 : 0,
     );
-  }
-
-  /**
-   * Rank a selection run's items by score (desc: highest MS first; asc: lowest I' first) and mark the top ones
-   * selected: `count` items, or ceil(fraction · scored items). Ties break by item id; unscored items rank last and
-   * are never selected. Returns how many were selected.
-   */
-  rankSelections(runId: number, opts: { order: 'desc' | 'asc'; count?: number; fraction?: number }): number {
-    return this.transaction(() => {
-      const scored = this.get<{ n: number }>(`SELECT COUNT(score) AS n FROM selections WHERE run_id = ?`, runId)!.n;
-      const count = opts.count ?? Math.ceil((opts.fraction ?? 0) * scored);
-      if (!Number.isInteger(count) || count < 0) throw new CliffscopeError('bad-argument', `rankSelections: cannot select ${count} items`);
-      const dir = opts.order === 'asc' ? 'ASC' : 'DESC';
-      this.run(
-        `UPDATE selections SET rank = r.rk, selected = (r.rk <= ? AND selections.score IS NOT NULL)
-         FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY score IS NULL, score ${dir}, item_id) AS rk FROM selections WHERE run_id = ?) AS r
-         WHERE selections.id = r.id`,
-        count,
-        runId,
-      );
-      return this.get<{ n: number }>(`SELECT COUNT(*) AS n FROM selections WHERE run_id = ? AND selected = 1`, runId)!.n;
-    });
   }
 
   listSelections(runId: number, filter: { selectedOnly?: boolean } = {}): SelectionRow[] {

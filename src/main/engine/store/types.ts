@@ -271,4 +271,7 @@ export interface NewSelection {
   itemId: number;
   transcriptId?: number | null;
   score?: number | null;
+  /** 1-based rank in the selection order, and whether the item is in the selection. */
+  rank?: number | null;
+  selected?: boolean;
 }

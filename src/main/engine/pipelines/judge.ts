@@ -1,0 +1,88 @@
+/**
+ * `judge` runs (METHOD.md §5): verdicts on a run's answers from a refusal-keyword list, the probe (I' below a
+ * threshold = complied), or a local guard model (Llama-Guard-3-style, given the answer cut to 512 characters;
+ * harmful if its output contains "unsafe"). Every verdict is stored with the judge's identity.
+ */
+import { guardJudge, guardPrompt, judgeAnswer, judgeByProbe, parseGuardOutput, probeJudge } from '../analysis/judges.js';
+import { CliffscopeError } from '../errors.js';
+import { generate } from '../runtime/generate.js';
+import type { LoadedModel } from '../runtime/model.js';
+import type { JsonObject } from '../store/types.js';
+import { judgeFor } from './ablate.js';
+import { beginRun, commitSummary, finishing, type PipelineEnv, requireTokenizer } from './common.js';
+import { readSource } from './sources.js';
+
+export type JudgeSpec =
+  | { kind: 'keyword'; list: 'gcg' | 'jbb' }
+  | { kind: 'probe'; probeId: number; threshold: number }
+  | { kind: 'guard'; modelDir: string; maxChars: number };
+
+export interface JudgeRunConfig {
+  /** The run whose transcripts are judged. */
+  runId: number;
+  judge: JudgeSpec;
+  /** Dataset whose prompts count as attacks (their compliant answers are harmful); default the judged run's. */
+  harmfulDatasetId: number | null;
+}
+
+export async function runJudge(
+  env: PipelineEnv,
+  config: JudgeRunConfig,
+  opts: { resume?: number; name?: string; guard?: LoadedModel } = {},
+): Promise<number> {
+  const { store, model } = env;
+  const tok = requireTokenizer(model);
+  const handle = beginRun(env, { kind: 'judge', name: opts.name ?? null, parentRunId: config.runId, config: config as unknown as JsonObject }, opts.resume);
+  const cfg = handle.config as unknown as JudgeRunConfig;
+  const judged = store.getRun(cfg.runId);
+  if (!judged) throw new CliffscopeError('bad-argument', `run #${cfg.runId} does not exist`);
+  const harmfulDataset = cfg.harmfulDatasetId ?? judged.datasetId;
+  const spec = cfg.judge;
+  if (spec.kind === 'guard' && !opts.guard) throw new CliffscopeError('bad-argument', 'a guard judge needs the guard model loaded');
+
+  await finishing(env, handle.run, async () => {
+    const transcripts = readSource(store, tok, { kind: 'run', runId: cfg.runId });
+    const finals = spec.kind === 'probe' ? new Map(store.listTraces({ probeId: spec.probeId }).map((t) => [t.transcriptId, t.final])) : new Map<number, number | null>();
+    const id =
+      spec.kind === 'keyword' ? judgeFor(spec.list).id : spec.kind === 'probe' ? probeJudge(String(spec.probeId), spec.threshold).id : guardJudge(opts.guard!.compiled.modelHash, { maxChars: spec.maxChars }).id;
+    let finished = 0;
+    for (const t of transcripts) {
+      if (env.signal?.aborted) return;
+      const key = `t${t.transcriptId}`;
+      if (!handle.done.has(key)) {
+        const attack = harmfulDataset !== null && t.item?.datasetId === harmfulDataset;
+        let verdict: string;
+        let complied: boolean;
+        let detail: JsonObject = {};
+        if (spec.kind === 'keyword') {
+          const v = judgeAnswer(t.answer, judgeFor(spec.list));
+          verdict = v.verdict;
+          complied = v.verdict === 'compliance';
+          detail = { matched: v.matched ?? null };
+        } else if (spec.kind === 'probe') {
+          const final = finals.get(t.transcriptId!);
+          if (typeof final !== 'number') throw new CliffscopeError('bad-argument', `transcript #${t.transcriptId} has no trace under probe #${spec.probeId}; run a trace first`);
+          verdict = judgeByProbe(final, probeJudge(String(spec.probeId), spec.threshold)).verdict;
+          complied = verdict === 'compliance';
+          detail = { final };
+        } else {
+          const guard = opts.guard!;
+          const gtok = requireTokenizer(guard);
+          const ids = gtok.encodeChat(guardPrompt(t.answer, { maxChars: spec.maxChars })).ids;
+          const [out] = await generate(guard.session, [{ ids }], { maxNewTokens: 20, stopIds: guard.checkpoint.generation.eosTokenIds, signal: env.signal });
+          const text = gtok.decode(out!.outputIds, { skipSpecialTokens: true });
+          verdict = parseGuardOutput(text);
+          complied = verdict === 'unsafe';
+          detail = { output: text };
+        }
+        store.commitItem(handle.run.id, key, (s) => {
+          s.addVerdict({ runId: handle.run.id, transcriptId: t.transcriptId!, judge: id, verdict, harmful: attack ? complied : null, detail });
+        });
+      }
+      env.onProgress?.(++finished, transcripts.length, 'answers');
+    }
+    const asr = store.attackSuccessRate(handle.run.id, id);
+    commitSummary(env, handle.run.id, { judge: id, judged: asr.judged, harmful: asr.harmful, asr: asr.rate });
+  });
+  return handle.run.id;
+}

@@ -1,0 +1,131 @@
+/**
+ * `select` runs — Cliff-as-a-Judge (METHOD.md §6): teacher-force every (prompt, reasoning response) of a safety
+ * training set through the model, score it by its misalignment MS = I − I' under the probe, select the top p %
+ * (or the lowest I', random, or rule-based), and export the selection for fine-tuning with its provenance.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { GCG_JUDGE, judgeAnswer } from '../analysis/judges.js';
+import { scoreRows } from '../analysis/probe.js';
+import { PAPER_SELECT_FRACTION, selectSamples, toAlpacaJson, toMessagesJsonl, type SelectionVariant } from '../analysis/select.js';
+import { traceMetrics } from '../analysis/trace.js';
+import { CliffscopeError } from '../errors.js';
+import { teacherForce } from '../runtime/teacher-force.js';
+import type { JsonObject } from '../store/types.js';
+import { beginRun, commitSummary, finishing, type PipelineEnv, requireTokenizer } from './common.js';
+import { ensureTranscriptRow, readSource } from './sources.js';
+
+export interface SelectRunConfig {
+  datasetId: number;
+  probeId: number;
+  chat: boolean;
+  variant: SelectionVariant;
+  fraction: number;
+  seed: number;
+}
+
+export interface SelectRunResult {
+  runId: number;
+  selected: number;
+  total: number;
+  threshold: number | null;
+}
+
+export async function runSelect(env: PipelineEnv, config: SelectRunConfig, opts: { resume?: number; name?: string } = {}): Promise<SelectRunResult> {
+  const { store, model } = env;
+  const tok = requireTokenizer(model);
+  const d = model.config.hiddenSize;
+  const handle = beginRun(env, { kind: 'select', name: opts.name ?? null, datasetId: config.datasetId, config: config as unknown as JsonObject }, opts.resume);
+  const cfg = handle.config as unknown as SelectRunConfig;
+  const probe = store.getProbe(cfg.probeId);
+  if (!probe) throw new CliffscopeError('bad-argument', `probe #${cfg.probeId} does not exist`);
+  if (probe.weights.length !== d) throw new CliffscopeError('bad-argument', `probe #${probe.id} has width ${probe.weights.length}; this model's residual stream has ${d}`);
+
+  return finishing(env, handle.run, async () => {
+    const transcripts = readSource(store, tok, { kind: 'dataset', datasetId: cfg.datasetId, chat: cfg.chat });
+    const withResponse = transcripts.filter((t) => t.item?.response !== null);
+    if (withResponse.length === 0) {
+      throw new CliffscopeError('bad-dataset', `dataset #${cfg.datasetId} has no responses to score`, { hint: 'map a response column when importing (e.g. --map response=response)' });
+    }
+    let finished = 0;
+    for (const t of withResponse) {
+      if (env.signal?.aborted) return { runId: handle.run.id, selected: 0, total: withResponse.length, threshold: null };
+      if (!handle.done.has(t.key)) {
+        const out = await teacherForce(model.session, t.ids, { residLayers: [probe.layer] });
+        const scores = scoreRows(probe, out.resid.get(probe.layer)!, d);
+        const m = traceMetrics(scores, { thinkingStart: t.thinkingStart, thinkingEnd: t.thinkingEnd, answerBoundary: t.answerBoundary, generatedStart: t.promptLength });
+        store.commitItem(handle.run.id, t.key, (s) => {
+          const transcriptId = ensureTranscriptRow(s, handle.run.id, t, tok);
+          s.addTrace({ runId: handle.run.id, transcriptId, probeId: probe.id, layer: probe.layer, scores, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, cliffWidth: m.dropWidth });
+          return { transcriptId, itemId: t.item!.id, ms: m.ms, final: m.final, answerHasRefusal: judgeAnswer(t.answer, GCG_JUDGE).verdict === 'refusal' };
+        });
+      }
+      env.onProgress?.(++finished, withResponse.length, 'samples');
+    }
+
+    const scored = store.runItems(handle.run.id).filter((i) => i.status === 'done' && i.key.startsWith('i')).map((i) => i.payload as { transcriptId: number; itemId: number; ms: number | null; final: number | null; answerHasRefusal: boolean });
+    const result = selectSamples(
+      scored.map((s) => ({ id: String(s.itemId), ms: s.ms, final: s.final, answerHasRefusal: s.answerHasRefusal })),
+      { variant: cfg.variant, fraction: cfg.fraction, seed: cfg.seed },
+    );
+    if (!store.resumableItems(handle.run.id).has('selection')) {
+      store.commitItem(handle.run.id, 'selection', (s) => {
+        for (const r of result.ranked) {
+          const sample = scored[r.index]!;
+          s.addSelection({ runId: handle.run.id, itemId: sample.itemId, transcriptId: sample.transcriptId, score: r.score, rank: r.rank, selected: r.selected });
+        }
+      });
+    }
+    commitSummary(env, handle.run.id, {
+      probeId: probe.id,
+      variant: cfg.variant,
+      fraction: cfg.fraction,
+      total: result.n,
+      budget: result.k,
+      selected: result.selectedCount,
+      threshold: result.threshold,
+    });
+    return { runId: handle.run.id, selected: result.selectedCount, total: result.n, threshold: result.threshold };
+  });
+}
+
+export { PAPER_SELECT_FRACTION };
+
+/**
+ * Write a finished select run's selection as LLaMA-Factory alpaca JSON and chat-messages JSONL, each with a
+ * provenance sidecar and a dataset_info.json entry. Returns the paths written.
+ */
+export function exportSelection(env: PipelineEnv, runId: number, outDir: string): string[] {
+  const { store, model } = env;
+  const tok = requireTokenizer(model);
+  const run = store.getRun(runId);
+  if (!run || run.kind !== 'select') throw new CliffscopeError('bad-argument', `run #${runId} is not a select run`);
+  const cfg = run.config as unknown as SelectRunConfig;
+  const chosen = store.listSelections(runId, { selectedOnly: true });
+  const samples = chosen.map((sel) => {
+    const item = store.getItem(sel.itemId)!;
+    const t = readSource(store, tok, { kind: 'dataset', datasetId: item.datasetId, chat: cfg.chat }).find((x) => x.item?.id === item.id)!;
+    return { id: String(item.id), prompt: item.prompt, thinking: t.thinking, answer: t.answer, rank: sel.rank ?? 0, score: sel.score };
+  });
+  const prov = {
+    modelHash: model.compiled.modelHash,
+    probeId: String(cfg.probeId),
+    variant: cfg.variant,
+    extra: { run: run.uid, runId, project: store.file, dataset: cfg.datasetId, fraction: cfg.fraction, seed: cfg.seed },
+  };
+  fs.mkdirSync(outDir, { recursive: true });
+  const written: string[] = [];
+  const write = (name: string, text: string) => {
+    const p = path.join(outDir, name);
+    fs.writeFileSync(p, text);
+    written.push(p);
+  };
+  const alpaca = toAlpacaJson(samples, prov, { datasetName: 'cliffscope_selection' });
+  write('cliffscope_selection.json', alpaca.text);
+  write('cliffscope_selection.provenance.json', `${JSON.stringify(alpaca.provenance, null, 2)}\n`);
+  const messages = toMessagesJsonl(samples, prov, { datasetName: 'cliffscope_selection_messages' });
+  write('cliffscope_selection_messages.jsonl', messages.text);
+  write('cliffscope_selection_messages.provenance.json', `${JSON.stringify(messages.provenance, null, 2)}\n`);
+  write('dataset_info.json', `${JSON.stringify({ ...alpaca.datasetInfo, ...messages.datasetInfo }, null, 2)}\n`);
+  return written;
+}
