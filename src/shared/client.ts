@@ -6,6 +6,7 @@
  */
 import {
   METHODS,
+  validateJobEvent,
   validateRequest,
   validateResponse,
   validateResult,
@@ -14,13 +15,18 @@ import {
   type ApiInvoke,
   type ApiResponse,
   type ContractIssue,
+  type JobEvent,
   type Method,
+  type ParamsOf,
   type ResultOf,
 } from './contract.js';
 import type { CliffscopeBridge } from './bridge.js';
 
-/** Sends one request and resolves with the raw reply envelope (validated by the client, not the transport). */
-export type Transport = (method: Method, params: unknown) => Promise<unknown>;
+/**
+ * Sends one request and resolves with the raw reply envelope (validated by the client, not the transport). A call
+ * made with a `jobId` streams its events to `onEvent` listeners and can be cancelled by that id.
+ */
+export type Transport = (method: Method, params: unknown, jobId?: string) => Promise<unknown>;
 
 /** An API call failed: on the far side (engine error, bad params) or on the way (transport). */
 export class ApiError extends Error {
@@ -67,22 +73,33 @@ export function toApiError(e: unknown): ApiError {
  * envelope and the result are checked when they come back.
  */
 export function makeInvoke(transport: Transport): ApiInvoke {
-  const invoke = async (method: Method, params?: unknown): Promise<unknown> => {
-    let reply: ApiResponse;
-    try {
-      const req = validateRequest(method, params);
-      reply = validateResponse(await transport(req.method, req.params));
-    } catch (e) {
-      throw toApiError(e);
-    }
-    if (!reply.ok) throw new ApiError(reply.error);
-    try {
-      return validateResult(method, reply.result);
-    } catch (e) {
-      throw toApiError(e);
-    }
-  };
-  return invoke as ApiInvoke;
+  return ((method: Method, params?: unknown) => call(transport, method, params)) as ApiInvoke;
+}
+
+/** A call that streams events (progress, tokens) under `jobId`, which also cancels it. */
+export type ApiJobInvoke = <M extends Method>(method: M, params: ParamsOf<M>, jobId: string) => Promise<ResultOf<M>>;
+
+/** Like `makeInvoke`, for calls started with a job id (see `JobEvents`). */
+export function makeJobInvoke(transport: Transport): ApiJobInvoke {
+  return ((method: Method, params: unknown, jobId: string) => call(transport, method, params, jobId)) as ApiJobInvoke;
+}
+
+async function call(transport: Transport, method: Method, params: unknown, jobId?: string): Promise<unknown> {
+  let reply: ApiResponse;
+  try {
+    const req = validateRequest(method, params);
+    // The job id is passed only when there is one, so transports see exactly (method, params) otherwise.
+    const sent = jobId === undefined ? transport(req.method, req.params) : transport(req.method, req.params, jobId);
+    reply = validateResponse(await sent);
+  } catch (e) {
+    throw toApiError(e);
+  }
+  if (!reply.ok) throw new ApiError(reply.error);
+  try {
+    return validateResult(method, reply.result);
+  } catch (e) {
+    throw toApiError(e);
+  }
 }
 
 /** `client['model.inspect']({ dir })` — one function per method of the contract. */
@@ -95,7 +112,8 @@ export function createApiClient(transport: Transport): ApiClient {
 
 /** Transport over the Electron preload bridge (`window.cliffscope`). */
 export function bridgeTransport(bridge: CliffscopeBridge): Transport {
-  return (method, params) => bridge.invoke(method, params as never);
+  return (method, params, jobId) =>
+    jobId === undefined ? bridge.invoke(method, params as never) : bridge.invoke(method, params as never, jobId);
 }
 
 export interface HttpTransportOptions {
@@ -103,6 +121,8 @@ export interface HttpTransportOptions {
   endpoint?: string;
   /** The session token `cliffscope serve` prints; sent as a bearer token. */
   token: string | null;
+  /** This tab's session id (`x-cliffscope-session`): scopes job ids, events and cancel to the tab. */
+  session?: string;
   fetch?: typeof globalThis.fetch;
 }
 
@@ -112,16 +132,17 @@ export interface HttpTransportOptions {
  */
 export function httpTransport(opts: HttpTransportOptions): Transport {
   const endpoint = opts.endpoint ?? '/api/invoke';
-  return async (method, params) => {
+  return async (method, params, jobId) => {
     const doFetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
     const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' };
     if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+    if (opts.session) headers['x-cliffscope-session'] = opts.session;
     let res: Response;
     try {
       res = await doFetch(endpoint, {
         method: 'POST',
         headers,
-        body: JSON.stringify({ method, params }),
+        body: JSON.stringify(jobId === undefined ? { method, params } : { method, params, jobId }),
         credentials: 'omit',
         cache: 'no-store',
       });
@@ -147,5 +168,87 @@ export function httpTransport(opts: HttpTransportOptions): Transport {
       });
     }
     return body;
+  };
+}
+
+/** Job events and cancellation, the same shape on both faces (the bridge's `onEvent` and `cancel`). */
+export interface JobEvents {
+  /** Events of calls made with a jobId (progress, tokens, logs). Returns a function that unsubscribes. */
+  onEvent(listener: (event: JobEvent) => void): () => void;
+  /** Ask the engine to stop the call started with this jobId (fire and forget). */
+  cancel(jobId: string): void;
+}
+
+/** Inside the app: the preload bridge already has both. */
+export function bridgeEvents(bridge: CliffscopeBridge): JobEvents {
+  return { onEvent: (listener) => bridge.onEvent(listener), cancel: (jobId) => bridge.cancel(jobId) };
+}
+
+/** The part of the browser's EventSource used here (injectable for tests; Node 20 has none). */
+export interface EventSourceLike {
+  onmessage: ((event: { data: string }) => void) | null;
+  close(): void;
+}
+
+export interface HttpEventsOptions {
+  /** Where the serve API answers; default `/api` on the page's own origin. */
+  base?: string;
+  token: string | null;
+  /** This tab's session id; must be the one its calls are made with. */
+  session?: string;
+  fetch?: typeof globalThis.fetch;
+  EventSource?: new (url: string) => EventSourceLike;
+}
+
+/**
+ * Serve mode's events: one EventSource on `base/events` while anyone listens (EventSource cannot send headers, so
+ * the token goes in the query — the server accepts that for this endpoint only), and `POST base/cancel`. Events that
+ * do not match the contract are dropped.
+ */
+export function httpEvents(opts: HttpEventsOptions): JobEvents {
+  const base = opts.base ?? '/api';
+  const listeners = new Set<(event: JobEvent) => void>();
+  let source: EventSourceLike | null = null;
+
+  function open(): void {
+    const Source = opts.EventSource ?? (globalThis as { EventSource?: new (url: string) => EventSourceLike }).EventSource;
+    if (!Source || !opts.token) return; // no stream possible; calls still work, they just report no events
+    const query = new URLSearchParams({ token: opts.token });
+    if (opts.session) query.set('session', opts.session);
+    source = new Source(`${base}/events?${query.toString()}`);
+    source.onmessage = (message) => {
+      let event: JobEvent;
+      try {
+        event = validateJobEvent(JSON.parse(message.data));
+      } catch {
+        return;
+      }
+      for (const listener of [...listeners]) listener(event);
+    };
+  }
+
+  return {
+    onEvent(listener) {
+      listeners.add(listener);
+      if (!source) open();
+      return () => {
+        listeners.delete(listener);
+        if (listeners.size === 0 && source) {
+          source.close();
+          source = null;
+        }
+      };
+    },
+    cancel(jobId) {
+      if (typeof jobId !== 'string') return;
+      const doFetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+      if (opts.session) headers['x-cliffscope-session'] = opts.session;
+      // Like the bridge's cancel: nothing to wait for; the call itself ends with finishReason "cancelled".
+      doFetch(`${base}/cancel`, { method: 'POST', headers, body: JSON.stringify({ jobId }), credentials: 'omit', cache: 'no-store' }).catch(
+        () => undefined,
+      );
+    },
   };
 }

@@ -31,7 +31,7 @@ describe('createApiClient', () => {
   it('has one function per method and returns validated results', async () => {
     const transport = vi.fn<Transport>(async () => ({ ok: true, result: inspection }));
     const api = createApiClient(transport);
-    expect(Object.keys(api).sort()).toEqual(['app.info', 'model.inspect']);
+    expect(Object.keys(api).sort()).toEqual(['app.info', 'generate.run', 'model.inspect']);
     await expect(api['model.inspect']({ dir: '/m' })).resolves.toEqual(inspection);
     expect(transport).toHaveBeenCalledWith('model.inspect', { dir: '/m' });
   });

@@ -48,7 +48,7 @@ function contractError(fn: () => unknown): ContractError {
 
 describe('method table', () => {
   it('lists the methods the engine answers', () => {
-    expect(METHODS).toEqual(['app.info', 'model.inspect']);
+    expect(METHODS).toEqual(['app.info', 'model.inspect', 'generate.run']);
   });
 });
 

@@ -111,7 +111,7 @@ if (reason) console.warn(`[tests/electron/smoke] skipped: ${reason}`);
     expect(globals).toEqual({
       cliffscope: 'object',
       invoke: 'function',
-      bridgeKeys: ['invoke'],
+      bridgeKeys: ['invoke', 'onEvent', 'cancel'],
       require: 'undefined',
       process: 'undefined',
       module: 'undefined',

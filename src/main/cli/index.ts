@@ -11,6 +11,7 @@ import { inspectCommand } from './verbs/inspect.js';
 import { ablateCommand, headsCommand, judgeCommand, probeCommand, selectCommand, traceCommand, transcriptsCommand } from './verbs/method.js';
 import { precisionCommand } from './verbs/precision.js';
 import { datasetCommand, projectCommand, reportCommand } from './verbs/project.js';
+import { serveCommand } from './verbs/serve.js';
 
 export const COMMANDS: Command[] = [
   demoCommand,
@@ -28,6 +29,7 @@ export const COMMANDS: Command[] = [
   judgeCommand,
   selectCommand,
   reportCommand,
+  serveCommand,
 ];
 
 function version(): string {

@@ -251,10 +251,15 @@ export function buildDecoderGraph(cfg: ModelConfig, weight: WeightRef, opts: Dec
   const lmHead = cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
 
   // ---- outputs, each gathered to the rows/layers the caller asked for
-  const logits = toFloat(linear(g.op('Gather', [final, logitRows], { axis: 0 }), lmHead, null, 'logits.selected'));
+  // One LM-head product over logit rows ++ log-prob rows, then split: two products would each pre-pack the
+  // vocab × d weight, holding the model's largest matrix twice.
+  const headRows = g.op('Concat', [logitRows, logprobRows], { axis: 0 }, { name: 'lm_head.rows' });
+  const headOut = toFloat(linear(g.op('Gather', [final, headRows], { axis: 0 }), lmHead, null, 'lm_head.out'));
+  const nLogits = g.op('Shape', [logitRows], {}, { name: 'lm_head.n_logits' });
+  const logits = g.op('Slice', [headOut, g.int64([0]), nLogits, g.int64([0])], {}, { name: 'logits.selected' });
   g.output(IO.logits, logits, f, ['logit_rows', V]);
 
-  const lpLogits = toFloat(linear(g.op('Gather', [final, logprobRows], { axis: 0 }), lmHead, null, 'logprobs.logits'));
+  const lpLogits = g.op('Slice', [headOut, nLogits, g.int64([2 ** 62]), g.int64([0])], {}, { name: 'logprobs.logits' });
   const logSoftmax = g.op('LogSoftmax', [lpLogits], { axis: -1 });
   const picked = g.op('GatherElements', [logSoftmax, g.op('Unsqueeze', [logprobTargets, g.int64([1])])], { axis: 1 });
   g.output(IO.tokenLogprobs, g.op('Reshape', [picked, g.int64([-1])]), f, ['logprob_rows']);

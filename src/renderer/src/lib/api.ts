@@ -3,7 +3,16 @@
  * `window.cliffscope`; in a browser (serve mode) it POSTs to `/api/invoke` on the page's own origin with the
  * session token that `cliffscope serve` puts in the URL fragment (`…/#token=…`).
  */
-import { bridgeTransport, createApiClient, httpTransport, type Transport } from '../../../shared/client.js';
+import {
+  bridgeEvents,
+  bridgeTransport,
+  createApiClient,
+  httpEvents,
+  httpTransport,
+  makeJobInvoke,
+  type JobEvents,
+  type Transport,
+} from '../../../shared/client.js';
 
 const TOKEN_KEY = 'cliffscope.serveToken';
 
@@ -24,10 +33,26 @@ function serveToken(): string | null {
   return sessionStorage.getItem(TOKEN_KEY);
 }
 
-function pickTransport(): { transport: Transport; face: 'app' | 'browser' } {
+/**
+ * A random id for this tab, sent with its calls and its event stream: the server scopes job ids to it, so two tabs
+ * never see or cancel each other's jobs. getRandomValues, not randomUUID: plain http on a LAN address is not a
+ * secure context.
+ */
+function tabSession(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function pickTransport(): { transport: Transport; events: JobEvents; face: 'app' | 'browser' } {
   const bridge = window.cliffscope;
-  if (bridge) return { transport: bridgeTransport(bridge), face: 'app' };
-  return { transport: httpTransport({ endpoint: '/api/invoke', token: serveToken() }), face: 'browser' };
+  if (bridge) return { transport: bridgeTransport(bridge), events: bridgeEvents(bridge), face: 'app' };
+  const token = serveToken();
+  const session = tabSession();
+  return {
+    transport: httpTransport({ endpoint: '/api/invoke', token, session }),
+    events: httpEvents({ base: '/api', token, session }),
+    face: 'browser',
+  };
 }
 
 const picked = pickTransport();
@@ -36,5 +61,14 @@ const picked = pickTransport();
 export const face = picked.face;
 
 export const api = createApiClient(picked.transport);
+
+/** Start a call whose progress and tokens stream to `onEvent` under `jobId`; `cancel(jobId)` stops it. */
+export const runJob = makeJobInvoke(picked.transport);
+
+/** Job events of this page's calls made with a jobId; returns an unsubscribe function. Same on both faces. */
+export const onEvent = picked.events.onEvent;
+
+/** Ask the engine to stop the call started with this jobId. */
+export const cancel = picked.events.cancel;
 
 export { ApiError, isApiError, toApiError } from '../../../shared/client.js';
