@@ -27,6 +27,9 @@ import { DEMO_PLANTED_HEADS, demoModelDir, writeDemoModel } from './planted-mode
 import { demoResourcesDir } from './resources.js';
 
 export const DEMO_RUN_NAME = 'demo';
+const HARMLESS_RUN_NAME = `${DEMO_RUN_NAME}-harmless`;
+/** The demo probe's name, which is also its probe run's name. */
+export const DEMO_PROBE_NAME = 'demo-refusal';
 
 export interface DemoOptions {
   projectFile: string;
@@ -57,15 +60,15 @@ function demoDataset(store: ProjectStore, name: string, file: string, label?: st
   return store.addDataset(name, { ...read, items }, file);
 }
 
-/** The latest finished demo run of a kind, if the project has one. */
-function finished(store: ProjectStore, kind: RunKind): number | null {
-  const runs = store.listRuns({ kind, status: 'done' }).filter((r) => r.name === DEMO_RUN_NAME);
+/** The latest finished demo run of a kind (and run name), if the project has one. */
+function finished(store: ProjectStore, kind: RunKind, name: string): number | null {
+  const runs = store.listRuns({ kind, status: 'done' }).filter((r) => r.name === name);
   return runs.length ? runs[runs.length - 1]!.id : null;
 }
 
-/** An unfinished demo run of a kind to resume (interrupted, failed or cancelled), if any. */
-function unfinished(store: ProjectStore, kind: RunKind): number | undefined {
-  return store.listRuns({ kind }).filter((r) => r.name === DEMO_RUN_NAME && r.status !== 'done' && r.status !== 'running').at(-1)?.id;
+/** An unfinished demo run of a kind (and run name) to resume (interrupted, failed or cancelled), if any. */
+function unfinished(store: ProjectStore, kind: RunKind, name: string): number | undefined {
+  return store.listRuns({ kind }).filter((r) => r.name === name && r.status !== 'done' && r.status !== 'running').at(-1)?.id;
 }
 
 export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
@@ -85,13 +88,15 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
       log: opts.log,
       onProgress: (done, total) => opts.onProgress?.(stage, done, total),
     });
-    const step = async (kind: RunKind, stage: string, run: (env: PipelineEnv, resume?: number) => Promise<number>) => {
-      const done = finished(store, kind);
+    // `name` is the run's stored name: DEMO_RUN_NAME, or the probe's name for the probe run (runProbeTraining names
+    // its run after the probe), or `demo-harmless` for the harmless-prompt runs.
+    const step = async (kind: RunKind, stage: string, run: (env: PipelineEnv, resume?: number) => Promise<number>, name: string = DEMO_RUN_NAME) => {
+      const done = finished(store, kind, name);
       if (done !== null) {
         opts.log?.(`${stage}: reusing run #${done}`);
         return done;
       }
-      const id = await run(stageEnv(stage), unfinished(store, kind));
+      const id = await run(stageEnv(stage), unfinished(store, kind, name));
       if (opts.signal?.aborted) throw new CliffscopeError('cancelled', `the demo was cancelled during ${stage}; run it again to continue`);
       return id;
     };
@@ -103,7 +108,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
         await runProbeTraining(
           env,
           {
-            name: 'demo-refusal',
+            name: DEMO_PROBE_NAME,
             positive: { kind: 'dataset', datasetId: harmful.id, chat: true },
             negative: { kind: 'dataset', datasetId: harmless.id, chat: true },
             positionRule: 'last-prompt-token',
@@ -116,6 +121,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
           { resume },
         )
       ).runId,
+      DEMO_PROBE_NAME,
     );
     const probeSummary = readSummary(store, probeRun)!;
     const probeId = probeSummary.bestProbeId as number;
@@ -126,17 +132,21 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
       return runGenerate(env, { datasetId: harmful.id, chat: true, maxNewTokens: 40, seed: 0, batchSize: 16, settings: [BASELINE_SETTING] }, { resume, name: DEMO_RUN_NAME });
     });
     // Harmless prompts go into their own generate run so each set can be traced and compared.
-    const harmlessRun = (() => {
-      const runs = store.listRuns({ kind: 'generate', status: 'done' }).filter((r) => r.name === `${DEMO_RUN_NAME}-harmless`);
-      return runs.at(-1)?.id ?? null;
-    })() ?? (await runGenerate(stageEnv('transcripts (harmless)'), { datasetId: harmless.id, chat: true, maxNewTokens: 40, seed: 0, batchSize: 16, settings: [BASELINE_SETTING] }, { name: `${DEMO_RUN_NAME}-harmless` }));
+    const harmlessRun = await step(
+      'generate',
+      'transcripts (harmless)',
+      (env, resume) => runGenerate(env, { datasetId: harmless.id, chat: true, maxNewTokens: 40, seed: 0, batchSize: 16, settings: [BASELINE_SETTING] }, { resume, name: HARMLESS_RUN_NAME }),
+      HARMLESS_RUN_NAME,
+    );
 
     // 3. Trace the harmful transcripts: the plateau through thinking and the cliff at </think>.
     const traceRun = await step('trace', 'trace', (env, resume) => runTrace(env, { probeId, extraProbeIds: [], source: { kind: 'run', runId: generateRun }, options: {} }, { resume, name: DEMO_RUN_NAME }));
-    const harmlessTrace = (() => {
-      const runs = store.listRuns({ kind: 'trace', status: 'done' }).filter((r) => r.name === `${DEMO_RUN_NAME}-harmless`);
-      return runs.at(-1)?.id ?? null;
-    })() ?? (await runTrace(stageEnv('trace (harmless)'), { probeId, extraProbeIds: [], source: { kind: 'run', runId: harmlessRun }, options: {} }, { name: `${DEMO_RUN_NAME}-harmless` }));
+    const harmlessTrace = await step(
+      'trace',
+      'trace (harmless)',
+      (env, resume) => runTrace(env, { probeId, extraProbeIds: [], source: { kind: 'run', runId: harmlessRun }, options: {} }, { resume, name: HARMLESS_RUN_NAME }),
+      HARMLESS_RUN_NAME,
+    );
 
     // 4. Heads: direct attribution at the answer boundary, averaged over the harmful transcripts.
     const headsRun = await step('heads', 'heads', (env, resume) => runHeads(env, { probeId, source: { kind: 'run', runId: generateRun }, variant: 'code', perToken: false }, { resume, name: DEMO_RUN_NAME }));

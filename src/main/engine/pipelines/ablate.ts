@@ -9,7 +9,7 @@ import { GCG_JUDGE, JBB_JUDGE, judgeAnswer, type KeywordJudge } from '../analysi
 import { CliffscopeError } from '../errors.js';
 import type { SamplingOptions } from '../runtime/sampling.js';
 import type { JsonObject, SweepControl } from '../store/types.js';
-import { beginRun, commitSummary, finishing, type PipelineEnv, requireTokenizer } from './common.js';
+import { beginRun, commitSummary, finishing, type PipelineEnv, requireDatasetId, requireProbe, requireRunId, requireTokenizer } from './common.js';
 import { headsRunRanking } from './heads.js';
 import { readSource } from './sources.js';
 import { generateInto, type HeadScaleSetting } from './transcripts.js';
@@ -80,7 +80,19 @@ export async function runAblation(env: PipelineEnv, config: AblateRunConfig, opt
   const { store, model } = env;
   const tok = requireTokenizer(model);
   const { numLayers: L, numHeads: H } = model.config;
-  const handle = beginRun(env, { kind: 'ablate', name: opts.name ?? null, datasetId: config.harmfulDatasetId, config: config as unknown as JsonObject }, opts.resume);
+  const handle = beginRun(env, { kind: 'ablate', name: opts.name ?? null, datasetId: config.harmfulDatasetId, config: config as unknown as JsonObject }, opts.resume, (c) => {
+    const cfg = c as unknown as AblateRunConfig;
+    requireRunId(env, cfg.headsRunId, 'heads');
+    headsRunRanking(env, cfg.headsRunId);
+    if (cfg.probeId !== null) requireProbe(env, cfg.probeId);
+    requireDatasetId(env, cfg.harmfulDatasetId);
+    if (cfg.harmlessDatasetId !== null) requireDatasetId(env, cfg.harmlessDatasetId);
+    for (const set of cfg.headSets) {
+      for (const h of set.heads) {
+        if (!(h.layer >= 0 && h.layer < L && h.head >= 0 && h.head < H)) throw new CliffscopeError('bad-argument', `head set "${set.name}": L${h.layer}H${h.head} is outside the model's ${L}×${H} heads`);
+      }
+    }
+  });
   const cfg = handle.config as unknown as AblateRunConfig;
   const runId = handle.run.id;
   const { ranking } = headsRunRanking(env, cfg.headsRunId);

@@ -13,8 +13,9 @@ import { CliffscopeError, isCliffscopeError } from '../errors.js';
 import { COMPILER_VERSION } from '../onnx/compile.js';
 import type { LoadedModel } from '../runtime/model.js';
 import type { ProjectStore } from '../store/project-store.js';
-import type { JsonObject, JsonValue, ModelRow, NewRun, RunRow } from '../store/types.js';
+import type { JsonObject, JsonValue, ModelRow, NewRun, ProbeRow, RunRow } from '../store/types.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import type { TranscriptSource } from './sources.js';
 
 export interface PipelineEnv {
   store: ProjectStore;
@@ -56,19 +57,71 @@ export interface RunHandle {
   config: JsonObject;
 }
 
-/** Start a new run, or resume `resume` (refused when it was made with a different model or is of another kind). */
-export function beginRun(env: PipelineEnv, spec: Omit<NewRun, 'modelId' | 'versions'>, resume?: number): RunHandle {
-  const model = registerModel(env.store, env.model);
+/**
+ * Start a new run, or resume `resume` (refused when it was made with a different model or is of another kind).
+ *
+ * `validate` checks the run's effective config (the stored one when resuming) against the project and the model —
+ * ids that exist, probe widths, layers — before any work. A new run that fails it is never created, so bad input
+ * leaves no run behind; a resumed run that fails it is marked failed (not left 'running') and stays resumable.
+ */
+export function beginRun(env: PipelineEnv, spec: Omit<NewRun, 'modelId' | 'versions'>, resume?: number, validate?: (config: JsonObject) => void): RunHandle {
   if (resume !== undefined) {
     const existing = env.store.getRun(resume);
     if (!existing) throw new CliffscopeError('bad-argument', `run #${resume} does not exist in ${env.store.file}`);
     if (existing.kind !== spec.kind) throw new CliffscopeError('bad-argument', `run #${resume} is a ${existing.kind} run, not ${spec.kind}`);
+    registerModel(env.store, env.model);
     const { run, done } = env.store.resumeRun(resume, env.model.compiled.modelHash);
+    try {
+      validate?.(run.config);
+    } catch (e) {
+      env.store.finishRun(run.id, 'failed', isCliffscopeError(e) ? e.describe() : String((e as Error)?.message ?? e));
+      throw e;
+    }
     env.log?.(`resuming run #${run.id}: ${done.size} item(s) already done`);
     return { run, done, config: run.config };
   }
+  validate?.((spec.config ?? {}) as JsonObject);
+  const model = registerModel(env.store, env.model);
   const run = env.store.startRun({ ...spec, modelId: model.id, versions: runVersions(env.model) });
   return { run, done: new Set(), config: run.config };
+}
+
+/** Validation helpers for `beginRun`: things a config refers to must exist, and probes must fit the model. */
+export function requireProbe(env: PipelineEnv, probeId: number): ProbeRow {
+  const p = env.store.getProbe(probeId);
+  if (!p) {
+    const have = env.store.listProbes().map((x) => `#${x.id} ${x.name}`);
+    throw new CliffscopeError('bad-argument', `probe #${probeId} does not exist in ${env.store.file}`, {
+      hint: have.length ? `probes here: ${have.join(', ')}` : 'train one first (cliffscope probe train)',
+    });
+  }
+  const d = env.model.config.hiddenSize;
+  if (p.weights.length !== d) {
+    throw new CliffscopeError('bad-argument', `probe #${probeId} has width ${p.weights.length}; this model's residual stream has ${d}`, {
+      hint: 'use a probe trained on this model',
+    });
+  }
+  return p;
+}
+
+export function requireDatasetId(env: PipelineEnv, datasetId: number): void {
+  if (env.store.getDataset(datasetId)) return;
+  const have = env.store.listDatasets().map((x) => `${x.name} (#${x.id})`);
+  throw new CliffscopeError('bad-argument', `dataset #${datasetId} does not exist in ${env.store.file}`, {
+    hint: have.length ? `datasets here: ${have.join(', ')}` : 'import one with: cliffscope dataset import PROJECT FILE --name NAME',
+  });
+}
+
+export function requireSource(env: PipelineEnv, source: TranscriptSource): void {
+  if (source.kind === 'run') requireRunId(env, source.runId);
+  else requireDatasetId(env, source.datasetId);
+}
+
+export function requireRunId(env: PipelineEnv, runId: number, kind?: RunRow['kind']): RunRow {
+  const run = env.store.getRun(runId);
+  if (!run) throw new CliffscopeError('bad-argument', `run #${runId} does not exist in ${env.store.file}`);
+  if (kind && run.kind !== kind) throw new CliffscopeError('bad-argument', `run #${runId} is a ${run.kind} run, not ${kind}`);
+  return run;
 }
 
 /** Run `body`, then mark the run done, cancelled (signal) or failed (with the error), and rethrow failures. */

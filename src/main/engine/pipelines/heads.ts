@@ -8,7 +8,7 @@ import { CliffscopeError } from '../errors.js';
 import { readTensorAsFloat32 } from '../model/safetensors.js';
 import { teacherForce } from '../runtime/teacher-force.js';
 import type { JsonObject } from '../store/types.js';
-import { beginRun, commitSummary, finishing, type PipelineEnv, requireTokenizer } from './common.js';
+import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireSource, requireTokenizer } from './common.js';
 import { ensureTranscriptRow, readSource, type TranscriptSource } from './sources.js';
 
 export interface HeadsRunConfig {
@@ -26,35 +26,37 @@ export async function runHeads(env: PipelineEnv, config: HeadsRunConfig, opts: {
   const tok = requireTokenizer(model);
   const cfgModel = model.config;
   const { numLayers: L, numHeads: H, headDim: D, hiddenSize: d } = cfgModel;
-  const handle = beginRun(env, { kind: 'heads', name: opts.name ?? null, config: config as unknown as JsonObject }, opts.resume);
+  const handle = beginRun(env, { kind: 'heads', name: opts.name ?? null, config: config as unknown as JsonObject }, opts.resume, (c) => {
+    const cfg = c as unknown as HeadsRunConfig;
+    const probe = requireProbe(env, cfg.probeId);
+    if (probe.layer === 0) throw new CliffscopeError('bad-argument', `probe #${probe.id} reads the embeddings; no head writes upstream of it`);
+    if (cfg.variant === 'final-norm-aware' && probe.layer !== L + 1) {
+      throw new CliffscopeError('bad-argument', 'final-norm-aware attribution applies to probes on the final norm (ln_final.hook_normalized)');
+    }
+    requireSource(env, cfg.source);
+  });
   const cfg = handle.config as unknown as HeadsRunConfig;
-  const probe = store.getProbe(cfg.probeId);
-  if (!probe) throw new CliffscopeError('bad-argument', `probe #${cfg.probeId} does not exist`);
-  if (probe.weights.length !== d) throw new CliffscopeError('bad-argument', `probe #${probe.id} has width ${probe.weights.length}; this model's residual stream has ${d}`);
+  const probe = requireProbe(env, cfg.probeId);
   // Heads upstream of the probe's layer: block i writes into stack entry i+1, so a probe on entry k sees blocks < k.
   const layers = Math.min(L, probe.layer);
-  if (layers === 0) throw new CliffscopeError('bad-argument', `probe #${probe.id} reads the embeddings; no head writes upstream of it`);
   const weight = (name: string) => {
     const info = model.checkpoint.tensors.get(name);
     if (!info) throw new CliffscopeError('missing-tensor', `${name} is missing from ${model.checkpoint.dir}`);
     return readTensorAsFloat32(info);
   };
-  if (cfg.variant === 'final-norm-aware' && probe.layer !== L + 1) {
-    throw new CliffscopeError('bad-argument', 'final-norm-aware attribution applies to probes on the final norm (ln_final.hook_normalized)');
-  }
-  const readouts = buildHeadReadouts({
-    probe,
-    oProj: (l) => weight(`model.layers.${l}.self_attn.o_proj.weight`),
-    layers,
-    heads: H,
-    headDim: D,
-    d,
-    variant: cfg.variant,
-    finalNormWeight: cfg.variant === 'final-norm-aware' ? weight('model.norm.weight') : undefined,
-  });
   const zLayers = Array.from({ length: layers }, (_, i) => i);
 
   await finishing(env, handle.run, async () => {
+    const readouts = buildHeadReadouts({
+      probe,
+      oProj: (l) => weight(`model.layers.${l}.self_attn.o_proj.weight`),
+      layers,
+      heads: H,
+      headDim: D,
+      d,
+      variant: cfg.variant,
+      finalNormWeight: cfg.variant === 'final-norm-aware' ? weight('model.norm.weight') : undefined,
+    });
     const transcripts = readSource(store, tok, cfg.source).filter((t) => t.answerBoundary !== null && (cfg.label === undefined || t.label === cfg.label));
     if (transcripts.length === 0) throw new CliffscopeError('bad-argument', 'no transcripts with an answer boundary to attribute (did the model close its thinking?)');
     let finished = 0;

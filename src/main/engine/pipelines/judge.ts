@@ -9,7 +9,7 @@ import { generate } from '../runtime/generate.js';
 import type { LoadedModel } from '../runtime/model.js';
 import type { JsonObject } from '../store/types.js';
 import { judgeFor } from './ablate.js';
-import { beginRun, commitSummary, finishing, type PipelineEnv, requireTokenizer } from './common.js';
+import { beginRun, commitSummary, finishing, type PipelineEnv, requireDatasetId, requireRunId, requireTokenizer } from './common.js';
 import { readSource } from './sources.js';
 
 export type JudgeSpec =
@@ -32,13 +32,17 @@ export async function runJudge(
 ): Promise<number> {
   const { store, model } = env;
   const tok = requireTokenizer(model);
-  const handle = beginRun(env, { kind: 'judge', name: opts.name ?? null, parentRunId: config.runId, config: config as unknown as JsonObject }, opts.resume);
+  const handle = beginRun(env, { kind: 'judge', name: opts.name ?? null, parentRunId: config.runId, config: config as unknown as JsonObject }, opts.resume, (c) => {
+    const cfg = c as unknown as JudgeRunConfig;
+    requireRunId(env, cfg.runId);
+    if (cfg.harmfulDatasetId !== null) requireDatasetId(env, cfg.harmfulDatasetId);
+    if (cfg.judge.kind === 'guard' && !opts.guard) throw new CliffscopeError('bad-argument', 'a guard judge needs the guard model loaded');
+    if (cfg.judge.kind === 'probe' && !store.getProbe(cfg.judge.probeId)) throw new CliffscopeError('bad-argument', `probe #${cfg.judge.probeId} does not exist in ${store.file}`);
+  });
   const cfg = handle.config as unknown as JudgeRunConfig;
-  const judged = store.getRun(cfg.runId);
-  if (!judged) throw new CliffscopeError('bad-argument', `run #${cfg.runId} does not exist`);
+  const judged = requireRunId(env, cfg.runId);
   const harmfulDataset = cfg.harmfulDatasetId ?? judged.datasetId;
   const spec = cfg.judge;
-  if (spec.kind === 'guard' && !opts.guard) throw new CliffscopeError('bad-argument', 'a guard judge needs the guard model loaded');
 
   await finishing(env, handle.run, async () => {
     const transcripts = readSource(store, tok, { kind: 'run', runId: cfg.runId });

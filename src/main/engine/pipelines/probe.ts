@@ -9,7 +9,7 @@ import { PAPER_PROBE_PRESET, sweepLayers, trainProbe, type ProbeTrainOptions, ty
 import { CliffscopeError } from '../errors.js';
 import { teacherForce } from '../runtime/teacher-force.js';
 import type { JsonObject } from '../store/types.js';
-import { beginRun, commitSummary, decodeFloats, encodeFloats, finishing, type PipelineEnv, readSummary, requireTokenizer } from './common.js';
+import { beginRun, commitSummary, decodeFloats, encodeFloats, finishing, type PipelineEnv, readSummary, requireSource, requireTokenizer } from './common.js';
 import { type PositionRule, positionOf, readSource, type SourceTranscript, type TranscriptSource } from './sources.js';
 
 /** Which answers count as refusals when labelling positives. */
@@ -45,12 +45,16 @@ export async function runProbeTraining(env: PipelineEnv, config: ProbeRunConfig,
   const { store, model } = env;
   const tok = requireTokenizer(model);
   const L = model.config.numLayers;
-  const handle = beginRun(env, { kind: 'probe', name: config.name, config: config as unknown as JsonObject }, opts.resume);
+  const handle = beginRun(env, { kind: 'probe', name: config.name, config: config as unknown as JsonObject }, opts.resume, (c) => {
+    const cfg = c as unknown as ProbeRunConfig;
+    for (const l of cfg.layers) {
+      if (!Number.isInteger(l) || l < 0 || l > L + 1) throw new CliffscopeError('bad-argument', `probe layer ${l} is outside 0..${L + 1}`);
+    }
+    requireSource(env, cfg.positive);
+    requireSource(env, cfg.negative);
+  });
   const cfg = handle.config as unknown as ProbeRunConfig;
   const layers = cfg.layers.length ? cfg.layers : [L + 1];
-  for (const l of layers) {
-    if (!Number.isInteger(l) || l < 0 || l > L + 1) throw new CliffscopeError('bad-argument', `probe layer ${l} is outside 0..${L + 1}`);
-  }
   const judge = labelJudge(cfg.labelRule);
 
   return finishing(env, handle.run, async () => {

@@ -12,7 +12,7 @@ import { traceMetrics } from '../analysis/trace.js';
 import { CliffscopeError } from '../errors.js';
 import { teacherForce } from '../runtime/teacher-force.js';
 import type { JsonObject } from '../store/types.js';
-import { beginRun, commitSummary, finishing, type PipelineEnv, requireTokenizer } from './common.js';
+import { beginRun, commitSummary, finishing, type PipelineEnv, requireDatasetId, requireProbe, requireTokenizer } from './common.js';
 import { ensureTranscriptRow, readSource } from './sources.js';
 
 export interface SelectRunConfig {
@@ -35,11 +35,16 @@ export async function runSelect(env: PipelineEnv, config: SelectRunConfig, opts:
   const { store, model } = env;
   const tok = requireTokenizer(model);
   const d = model.config.hiddenSize;
-  const handle = beginRun(env, { kind: 'select', name: opts.name ?? null, datasetId: config.datasetId, config: config as unknown as JsonObject }, opts.resume);
+  const handle = beginRun(env, { kind: 'select', name: opts.name ?? null, datasetId: config.datasetId, config: config as unknown as JsonObject }, opts.resume, (c) => {
+    const cfg = c as unknown as SelectRunConfig;
+    requireDatasetId(env, cfg.datasetId);
+    requireProbe(env, cfg.probeId);
+    if (!store.datasetItems(cfg.datasetId).some((i) => i.response !== null)) {
+      throw new CliffscopeError('bad-dataset', `dataset #${cfg.datasetId} has no responses to score`, { hint: 'map a response column when importing (e.g. --map response=response)' });
+    }
+  });
   const cfg = handle.config as unknown as SelectRunConfig;
-  const probe = store.getProbe(cfg.probeId);
-  if (!probe) throw new CliffscopeError('bad-argument', `probe #${cfg.probeId} does not exist`);
-  if (probe.weights.length !== d) throw new CliffscopeError('bad-argument', `probe #${probe.id} has width ${probe.weights.length}; this model's residual stream has ${d}`);
+  const probe = requireProbe(env, cfg.probeId);
 
   return finishing(env, handle.run, async () => {
     const transcripts = readSource(store, tok, { kind: 'dataset', datasetId: cfg.datasetId, chat: cfg.chat });
@@ -102,9 +107,30 @@ export function exportSelection(env: PipelineEnv, runId: number, outDir: string)
   if (!run || run.kind !== 'select') throw new CliffscopeError('bad-argument', `run #${runId} is not a select run`);
   const cfg = run.config as unknown as SelectRunConfig;
   const chosen = store.listSelections(runId, { selectedOnly: true });
+  // The training text is the dataset's own response, split at the think markers as text: decoding the token ids
+  // instead would pass it through the tokenizer (normalisation, unknown words, trimmed whitespace). Only a response
+  // without a closing marker falls back to the decoded split (each dataset tokenized once).
+  const open = tok.thinkMarkers.open?.text;
+  const close = tok.thinkMarkers.close?.text;
+  const splitText = (response: string | null): { thinking: string; answer: string } | null => {
+    if (response === null || !close) return null;
+    const at = response.indexOf(close);
+    if (at < 0) return null;
+    let thinking = response.slice(0, at).trim();
+    if (open && thinking.startsWith(open)) thinking = thinking.slice(open.length).trim();
+    return { thinking, answer: response.slice(at + close.length).trim() };
+  };
+  const decoded = new Map<number, Map<number, { thinking: string; answer: string }>>();
+  const decodedSplit = (datasetId: number, itemId: number) => {
+    if (!decoded.has(datasetId)) {
+      const all = readSource(store, tok, { kind: 'dataset', datasetId, chat: cfg.chat });
+      decoded.set(datasetId, new Map(all.map((x) => [x.item!.id, { thinking: x.thinking, answer: x.answer }])));
+    }
+    return decoded.get(datasetId)!.get(itemId)!;
+  };
   const samples = chosen.map((sel) => {
     const item = store.getItem(sel.itemId)!;
-    const t = readSource(store, tok, { kind: 'dataset', datasetId: item.datasetId, chat: cfg.chat }).find((x) => x.item?.id === item.id)!;
+    const t = splitText(item.response) ?? decodedSplit(item.datasetId, item.id);
     return { id: String(item.id), prompt: item.prompt, thinking: t.thinking, answer: t.answer, rank: sel.rank ?? 0, score: sel.score };
   });
   const prov = {

@@ -5,10 +5,9 @@
  */
 import { tailAlignedAverage, traceMetrics, type TraceOptions } from '../analysis/trace.js';
 import { scoreRows } from '../analysis/probe.js';
-import { CliffscopeError } from '../errors.js';
 import { teacherForce } from '../runtime/teacher-force.js';
 import type { JsonObject, ProbeRow } from '../store/types.js';
-import { beginRun, commitSummary, finishing, type PipelineEnv, requireTokenizer } from './common.js';
+import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireSource, requireTokenizer } from './common.js';
 import { ensureTranscriptRow, readSource, type TranscriptSource } from './sources.js';
 
 export interface TraceRunConfig {
@@ -24,18 +23,13 @@ const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.l
 export async function runTrace(env: PipelineEnv, config: TraceRunConfig, opts: { resume?: number; name?: string } = {}): Promise<number> {
   const { store, model } = env;
   const tok = requireTokenizer(model);
-  const handle = beginRun(env, { kind: 'trace', name: opts.name ?? null, config: config as unknown as JsonObject }, opts.resume);
-  const cfg = handle.config as unknown as TraceRunConfig;
-  const probes: ProbeRow[] = [cfg.probeId, ...cfg.extraProbeIds].map((id) => {
-    const p = store.getProbe(id);
-    if (!p) throw new CliffscopeError('bad-argument', `probe #${id} does not exist`);
-    if (p.weights.length !== model.config.hiddenSize) {
-      throw new CliffscopeError('bad-argument', `probe #${id} has width ${p.weights.length}; this model's residual stream has ${model.config.hiddenSize}`, {
-        hint: 'use a probe trained on this model',
-      });
-    }
-    return p;
+  const handle = beginRun(env, { kind: 'trace', name: opts.name ?? null, config: config as unknown as JsonObject }, opts.resume, (c) => {
+    const cfg = c as unknown as TraceRunConfig;
+    for (const id of [cfg.probeId, ...cfg.extraProbeIds]) requireProbe(env, id);
+    requireSource(env, cfg.source);
   });
+  const cfg = handle.config as unknown as TraceRunConfig;
+  const probes: ProbeRow[] = [cfg.probeId, ...cfg.extraProbeIds].map((id) => requireProbe(env, id));
   const layers = [...new Set(probes.map((p) => p.layer))];
   const d = model.config.hiddenSize;
 

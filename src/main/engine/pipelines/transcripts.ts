@@ -9,7 +9,7 @@ import { generate, type GenerationRequest } from '../runtime/generate.js';
 import { GREEDY, type SamplingOptions } from '../runtime/sampling.js';
 import { describeTranscript } from '../runtime/transcript.js';
 import type { ItemRow, JsonObject, ProbeRow } from '../store/types.js';
-import { beginRun, checkCancelled, chunks, finishing, type PipelineEnv, promptIds, requireTokenizer } from './common.js';
+import { beginRun, checkCancelled, chunks, finishing, type PipelineEnv, promptIds, requireDatasetId, requireProbe, requireTokenizer } from './common.js';
 
 /** One ablation setting: a key stored with each transcript, and γ per [layer * heads + head] (omitted = none). */
 export interface HeadScaleSetting {
@@ -49,7 +49,11 @@ export const transcriptKey = (itemId: number, setting: string) => `${itemId}:${s
  * transcript as it completes. Returns the run id.
  */
 export async function runGenerate(env: PipelineEnv, config: GenerateRunConfig, opts: { resume?: number; name?: string; parentRunId?: number } = {}): Promise<number> {
-  const handle = beginRun(env, { kind: 'generate', name: opts.name ?? null, datasetId: config.datasetId, parentRunId: opts.parentRunId ?? null, config: config as unknown as JsonObject }, opts.resume);
+  const handle = beginRun(env, { kind: 'generate', name: opts.name ?? null, datasetId: config.datasetId, parentRunId: opts.parentRunId ?? null, config: config as unknown as JsonObject }, opts.resume, (c) => {
+    const cfg = c as unknown as GenerateRunConfig;
+    requireDatasetId(env, cfg.datasetId);
+    if (cfg.probeId !== undefined) requireProbe(env, cfg.probeId);
+  });
   const cfg = handle.config as unknown as GenerateRunConfig;
   await finishing(env, handle.run, async () => {
     await generateInto(env, handle.run.id, cfg, handle.done);

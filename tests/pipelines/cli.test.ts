@@ -1,0 +1,251 @@
+/**
+ * The method's verbs end to end, in-process (`main(argv)` with stdout / stderr captured): `demo`, then a project
+ * built step by step on the demo model — dataset import, transcripts, probe train, trace, heads, ablate, select
+ * with --out, report, project info / export --run / import — each exiting 0 and printing what it should; and the
+ * errors a user meets first (no --model, a dataset name that does not exist).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/main/cli/index.js';
+import { DEMO_PLANTED_HEADS, demoModelDir, demoResourcesDir, loadDemoPrompts, loadDemoSafetyTrain } from '../../src/main/engine/demo/index.js';
+
+/** Run the CLI in-process, capturing what it prints. */
+async function cli(...argv: string[]) {
+  let stdout = '';
+  let stderr = '';
+  const out = process.stdout.write.bind(process.stdout);
+  const err = process.stderr.write.bind(process.stderr);
+  process.stdout.write = ((s: string) => ((stdout += s), true)) as typeof process.stdout.write;
+  process.stderr.write = ((s: string) => ((stderr += s), true)) as typeof process.stderr.write;
+  try {
+    const code = await main(argv);
+    return { code, stdout, stderr };
+  } finally {
+    process.stdout.write = out;
+    process.stderr.write = err;
+  }
+}
+
+/** Run and expect exit 0 (showing stderr when not). */
+async function ok(...argv: string[]) {
+  const r = await cli(...argv);
+  expect(r.code, `cliffscope ${argv.join(' ')}\n${r.stderr}`).toBe(0);
+  return r;
+}
+
+let root: string;
+let cache: string;
+let modelDir: string;
+let project: string;
+const plantedKeys = new Set(DEMO_PLANTED_HEADS.map((h) => `${h.layer}:${h.head}`));
+
+beforeAll(() => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'cliffscope-pipelines-cli-'));
+  cache = path.join(root, 'cache');
+  modelDir = demoModelDir(cache);
+  project = path.join(root, 'p.cliffscope');
+  // The probe's two sides as their own files (the CLI imports whole files; the demo set holds both labels).
+  const prompts = loadDemoPrompts();
+  for (const label of ['harmful', 'harmless'] as const) {
+    fs.writeFileSync(path.join(root, `${label}.json`), JSON.stringify(prompts.filter((p) => p.label === label)));
+  }
+});
+afterAll(() => {
+  if (root) fs.rmSync(root, { recursive: true, force: true });
+});
+
+describe('cliffscope demo', () => {
+  it('--json prints a report whose top heads are the planted ones', async () => {
+    const demoProject = path.join(root, 'demo.cliffscope');
+    const r = await ok('demo', '--project', demoProject, '--cache', cache, '--json');
+    const report = JSON.parse(r.stdout);
+    expect(report.heads.topMatchesPlanted).toBe(true);
+    expect(report.projectFile).toBe(demoProject);
+    expect(report.modelDir).toBe(modelDir);
+    expect(report.probe.valAccuracy).toBe(1);
+    expect(r.stderr).toBe(''); // --json: no progress bars or logs
+    expect(fs.existsSync(path.join(modelDir, 'model.safetensors'))).toBe(true);
+  });
+});
+
+describe('the method verb by verb', () => {
+  const m = () => ['--model', modelDir, '--cache', cache, '--threads', '1'];
+  const ids: Record<string, number> = {};
+  let probeId: number;
+  const outDir = () => path.join(root, 'selection');
+
+  it('dataset import', async () => {
+    const all = await ok('dataset', 'import', project, path.join(demoResourcesDir(), 'prompts.json'), '--name', 'prompts');
+    expect(all.stdout).toMatch(/^imported 60 items into "prompts" \(#1\)/);
+    expect(all.stdout).toContain('"prompt":"prompt"');
+    for (const label of ['harmful', 'harmless']) {
+      const r = await ok('dataset', 'import', project, path.join(root, `${label}.json`), '--name', label, '--json');
+      expect(JSON.parse(r.stdout).dataset).toMatchObject({ name: label, itemCount: 30 });
+    }
+    const train = await ok('dataset', 'import', project, path.join(demoResourcesDir(), 'safety-train.json'), '--name', 'train', '--map', 'prompt=prompt,response=response,label=label');
+    expect(train.stdout).toContain('imported 24 items into "train"');
+    const list = await ok('dataset', 'list', project);
+    expect(list.stdout.split('\n').filter(Boolean)).toHaveLength(4);
+  });
+
+  it('transcripts', async () => {
+    const r = await ok('transcripts', project, ...m(), '--dataset', 'harmful', '--max-new-tokens', '40', '--batch', '16', '--name', 'harmful', '--json');
+    const report = JSON.parse(r.stdout);
+    expect(report.run).toMatchObject({ kind: 'generate', status: 'done', name: 'harmful' });
+    expect(report.items.done).toBe(30);
+    ids.generate = report.run.id;
+    // Without --json: the text report.
+    const text = await ok('report', project, String(ids.generate));
+    expect(text.stdout).toContain(`run #${ids.generate} generate "harmful" — done`);
+    expect(text.stdout).toContain('30 done');
+  });
+
+  it('probe train (prompt-only)', async () => {
+    const r = await ok(
+      'probe', 'train', project, ...m(),
+      '--positive', 'harmful', '--negative', 'harmless',
+      '--position', 'prompt', '--label-rule', 'all',
+      '--lr', '0.2', '--epochs', '60', '--batch-size', '16', '--select-by', 'val-loss',
+    );
+    expect(r.stdout).toMatch(/run #\d+ probe "refusal" — done/);
+    expect(r.stdout).toContain('60 (30 refusals, 30 non-refusals');
+    expect(r.stdout).toMatch(/val acc 100\.0%.*← best/);
+    probeId = Number(/probe #(\d+)/.exec(r.stdout)![1]);
+    expect(probeId).toBeGreaterThan(0);
+  });
+
+  it('trace', async () => {
+    const r = await ok('trace', project, ...m(), '--probe', String(probeId), '--run', String(ids.generate), '--json');
+    const report = JSON.parse(r.stdout);
+    expect(report.run).toMatchObject({ kind: 'trace', status: 'done' });
+    expect(report.summary.transcripts).toBe(30);
+    expect(report.summary.meanPlateau).toBeGreaterThan(0.9);
+    expect(report.summary.meanFinal).toBeLessThan(0.1);
+    ids.trace = report.run.id;
+  });
+
+  it('heads', async () => {
+    const r = await ok('heads', project, ...m(), '--probe', String(probeId), '--run', String(ids.generate), '--json');
+    const report = JSON.parse(r.stdout);
+    expect(report.run).toMatchObject({ kind: 'heads', status: 'done' });
+    const top = (report.summary.suppression as { layer: number; head: number }[]).slice(0, 3);
+    expect(new Set(top.map((h) => `${h.layer}:${h.head}`))).toEqual(plantedKeys);
+    ids.heads = report.run.id;
+    const text = await ok('report', project, String(ids.heads));
+    expect(text.stdout).toMatch(/most negative \(refusal suppression\) heads:\n\s+L(1H5|2H2|3H6)/);
+  });
+
+  it('ablate', async () => {
+    const r = await ok(
+      'ablate', project, ...m(),
+      '--heads-run', String(ids.heads), '--harmful', 'harmful', '--harmless', 'harmless', '--probe', String(probeId),
+      '--fractions', '0,0.1', '--gammas', '0', '--max-new-tokens', '40', '--batch', '32', '--json',
+    );
+    const report = JSON.parse(r.stdout);
+    expect(report.run).toMatchObject({ kind: 'ablate', status: 'done' });
+    const cells = Object.fromEntries((report.summary.cells as { key: string; asr: number; overRefusal: number }[]).map((c) => [c.key, c]));
+    expect(Object.keys(cells).sort()).toEqual(['baseline', 'random:k3:g0:s0', 'top:k3:g0']);
+    expect(cells.baseline!.asr).toBe(1);
+    expect(cells['top:k3:g0']!.asr).toBe(0);
+    expect(cells['random:k3:g0:s0']!.asr).toBe(1);
+    for (const c of Object.values(cells)) expect(c.overRefusal).toBe(0);
+    ids.ablate = report.run.id;
+    const text = await ok('report', project, String(ids.ablate));
+    expect(text.stdout).toMatch(/top:k3:g0\s+3\s+0\s+0\.0%\s+0\.0%/);
+    expect(text.stdout).toMatch(/baseline\s+0\s+1\s+100\.0%/);
+  });
+
+  it('select --out', async () => {
+    const r = await ok('select', project, ...m(), '--probe', String(probeId), '--dataset', 'train', '--fraction', '0.25', '--out', outDir());
+    expect(r.stdout).toMatch(/top-ms: selected 6 of 24/);
+    for (const f of ['cliffscope_selection.json', 'cliffscope_selection_messages.jsonl', 'cliffscope_selection.provenance.json', 'cliffscope_selection_messages.provenance.json', 'dataset_info.json']) {
+      expect(r.stderr).toContain(`wrote ${path.join(outDir(), f)}`);
+    }
+    const alpaca = JSON.parse(fs.readFileSync(path.join(outDir(), 'cliffscope_selection.json'), 'utf8')) as { instruction: string; output: string }[];
+    expect(alpaca).toHaveLength(6);
+    // Cliff-as-a-Judge picks harmful prompts the model does not refuse at the cliff; the output is the pair's own text.
+    const train = new Map(loadDemoSafetyTrain().map((t) => [t.prompt, t]));
+    for (const a of alpaca) {
+      const item = train.get(a.instruction);
+      expect(item?.label, a.instruction).toBe('harmful');
+      expect(a.output).toBe(item!.response.replace(' </think> ', '</think>\n\n'));
+    }
+    ids.select = Number(/run #(\d+) select/.exec(r.stdout)![1]);
+  });
+
+  it('report --json for every run, and the run list', async () => {
+    for (const [kind, id] of Object.entries(ids)) {
+      const r = await ok('report', project, String(id), '--json');
+      const report = JSON.parse(r.stdout);
+      expect(report.run).toMatchObject({ id, kind, status: 'done' });
+      expect(report.model.path).toBe(modelDir);
+    }
+    const list = await ok('report', project);
+    expect(list.stdout.trim().split('\n')).toHaveLength(Object.keys(ids).length + 1); // + the probe run
+  });
+
+  it('project info', async () => {
+    const r = await ok('project', 'info', project, '--json');
+    const info = JSON.parse(r.stdout);
+    expect(info.models).toHaveLength(1);
+    expect(info.datasets.map((d: { name: string }) => d.name)).toEqual(['prompts', 'harmful', 'harmless', 'train']);
+    expect(info.probes).toEqual([expect.objectContaining({ id: probeId, name: 'refusal', layer: 5 })]);
+    expect(info.runs.every((x: { status: string }) => x.status === 'done')).toBe(true);
+    const text = await ok('project', 'info', project);
+    expect(text.stdout).toContain(`#${probeId} refusal v1 (layer 5)`);
+  });
+
+  it('project export --run, then import into a second project', async () => {
+    const exported = path.join(root, 'heads-run.cliffscope');
+    const e = await ok('project', 'export', project, exported, '--run', String(ids.heads));
+    expect(e.stdout).toBe(`wrote ${exported}\n`);
+    const other = path.join(root, 'other.cliffscope');
+    expect((await ok('project', 'new', other)).stdout).toBe(`created ${other}\n`);
+    const i = await ok('project', 'import', other, exported, '--json');
+    expect(JSON.parse(i.stdout)).toBeTypeOf('object');
+    const info = JSON.parse((await ok('project', 'info', other, '--json')).stdout);
+    // The run comes with what it was made from (its transcripts' generate run, the probe's run), all done.
+    expect(info.runs.map((x: { kind: string }) => x.kind).sort()).toEqual(['generate', 'heads', 'probe']);
+    expect(info.runs.every((x: { status: string }) => x.status === 'done')).toBe(true);
+    expect(info.probes).toEqual([expect.objectContaining({ name: 'refusal', layer: 5 })]);
+    // The imported run's report is the original's (same ranking).
+    const mine = JSON.parse((await ok('report', project, String(ids.heads), '--json')).stdout);
+    const heads = info.runs.find((x: { kind: string }) => x.kind === 'heads');
+    const theirs = JSON.parse((await ok('report', other, String(heads.id), '--json')).stdout);
+    expect(theirs.summary).toEqual(mine.summary);
+    expect(theirs.run.uid).toBe(mine.run.uid);
+  });
+});
+
+describe('errors', () => {
+  it('a pipeline verb without --model', async () => {
+    const r = await cli('trace', project, '--probe', '1', '--run', '1');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--model DIR is required');
+    expect(r.stdout).toBe('');
+  });
+
+  it('an unknown dataset name lists the datasets that exist', async () => {
+    const r = await cli('transcripts', project, '--model', modelDir, '--cache', cache, '--dataset', 'nope');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('no dataset "nope"');
+    expect(r.stderr).toMatch(/datasets here: prompts \(#1\), harmful \(#2\), harmless \(#3\), train \(#4\)/);
+  });
+
+  it('an unknown probe id lists the probes, and leaves no run behind', async () => {
+    const before = JSON.parse((await ok('project', 'info', project, '--json')).stdout).runs.length;
+    const r = await cli('trace', project, '--model', modelDir, '--cache', cache, '--probe', '999', '--run', '2');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('probe #999 does not exist');
+    expect(r.stderr).toMatch(/probes here: #\d+ refusal/);
+    expect(JSON.parse((await ok('project', 'info', project, '--json')).stdout).runs).toHaveLength(before);
+  });
+
+  it('report on a run that does not exist', async () => {
+    const r = await cli('report', project, '999');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('run #999 does not exist');
+  });
+});
