@@ -133,14 +133,769 @@ export const GenerateRunResult = z.strictObject({
   seconds: z.number().nonnegative(),
 });
 
+// ---------------------------------------------------------------------------------------------------------------------
+// Workbench: projects, datasets, runs and the data behind every panel's plots and tables.
+//
+// `project` / `file` is the path of a project file (a `.cliffscope` SQLite file). Ids are the store's integer row
+// ids. Typed arrays travel as plain number lists; a NaN inside a score list travels as null. Methods marked "job"
+// run long: they stream `progress` / `log` events under the call's job id and stop when the call is cancelled.
+
+const filePath = z.string().trim().min(1, 'must name a file').max(4096, 'path too long');
+const rowId = z.number().int().positive();
+/** A number that may be unknown (null): a metric with nothing to average, a NaN score. */
+const maybeNumber = z.number().nullable();
+const jsonObject = z.record(z.string(), z.json());
+/** A score per token; null where none was computed (NaN in the engine). */
+const scoreList = z.array(z.number().nullable());
+
+export const RunKind = z.enum(['generate', 'probe', 'trace', 'heads', 'ablate', 'judge', 'select']);
+export type RunKind = z.infer<typeof RunKind>;
+export const RunStatus = z.enum(['pending', 'running', 'done', 'interrupted', 'failed', 'cancelled']);
+export type RunStatus = z.infer<typeof RunStatus>;
+
+export const ModelSummary = z.strictObject({
+  id: rowId,
+  name: z.string().nullable(),
+  /** The checkpoint folder the model was last used from. */
+  path: z.string(),
+  contentHash: z.string(),
+  /** From the stored config; null when the project row carries no config. */
+  architecture: z.string().nullable(),
+  layers: z.number().int().nullable(),
+  heads: z.number().int().nullable(),
+  hidden: z.number().int().nullable(),
+  createdAt: z.string(),
+});
+export type ModelSummary = z.infer<typeof ModelSummary>;
+
+/** Which source column feeds each item field (as stored / as detected). */
+export const ColumnMapping = z.strictObject({
+  prompt: z.string(),
+  response: z.string().optional(),
+  label: z.string().optional(),
+  category: z.string().optional(),
+});
+/** A mapping given by the user: a field left out is auto-detected, null keeps it unmapped. */
+export const ColumnMappingInput = z.strictObject({
+  prompt: z.string().min(1).nullable().optional(),
+  response: z.string().min(1).nullable().optional(),
+  label: z.string().min(1).nullable().optional(),
+  category: z.string().min(1).nullable().optional(),
+});
+export const DatasetFormat = z.enum(['csv', 'tsv', 'json', 'jsonl']);
+
+export const RejectedRow = z.strictObject({ line: z.number().int(), reason: z.string() });
+
+export const DatasetSummary = z.strictObject({
+  id: rowId,
+  name: z.string(),
+  sourceFile: z.string().nullable(),
+  format: z.string().nullable(),
+  itemCount: count,
+  rejectedCount: count,
+  columns: z.array(z.string()),
+  mapping: ColumnMapping,
+  createdAt: z.string(),
+});
+export type DatasetSummary = z.infer<typeof DatasetSummary>;
+
+/** The probe's metrics as stored (ProbeMetrics of the engine). Per-epoch lists only in `probe.get`. */
+export const ProbeMetrics = z.strictObject({
+  trainAccuracy: maybeNumber.optional(),
+  valAccuracy: maybeNumber.optional(),
+  valAuroc: maybeNumber.optional(),
+  bestEpoch: z.number().int().nullable().optional(),
+  nTrain: z.number().int().nullable().optional(),
+  nVal: z.number().int().nullable().optional(),
+  classCounts: z.strictObject({ positive: count, negative: count }).optional(),
+  inputClassCounts: z.strictObject({ positive: count, negative: count }).optional(),
+  /** Mean BCE at the end of each epoch (null without validation). `probe.get` only. */
+  trainLoss: scoreList.optional(),
+  valLoss: scoreList.optional(),
+  valAccuracyPerEpoch: scoreList.optional(),
+});
+
+export const ProbeSummary = z.strictObject({
+  id: rowId,
+  uid: z.string(),
+  modelId: rowId,
+  /** The probe run that trained it; null when imported or its run was deleted. */
+  runId: rowId.nullable(),
+  name: z.string(),
+  version: z.number().int(),
+  /** Residual-stack entry: 0 = embeddings, i+1 = after block i, L+1 = final norm. */
+  layer: z.number().int().nonnegative(),
+  positionRule: z.string(),
+  /** Width of the probe's direction (the model's residual width). */
+  dim: count,
+  metrics: ProbeMetrics,
+  createdAt: z.string(),
+});
+export type ProbeSummary = z.infer<typeof ProbeSummary>;
+
+export const RunSummary = z.strictObject({
+  id: rowId,
+  uid: z.string(),
+  kind: RunKind,
+  name: z.string().nullable(),
+  status: RunStatus,
+  error: z.string().nullable(),
+  modelId: rowId.nullable(),
+  datasetId: rowId.nullable(),
+  parentRunId: rowId.nullable(),
+  createdAt: z.string(),
+  startedAt: z.string().nullable(),
+  finishedAt: z.string().nullable(),
+});
+export type RunSummary = z.infer<typeof RunSummary>;
+
+export const ProjectSummary = z.strictObject({
+  /** Absolute path of the project file. */
+  file: z.string(),
+  models: z.array(ModelSummary),
+  datasets: z.array(DatasetSummary),
+  probes: z.array(ProbeSummary),
+  runs: z.array(RunSummary),
+});
+export type ProjectSummary = z.infer<typeof ProjectSummary>;
+
+// ---- project.* ------------------------------------------------------------------------------------------------------
+
+/** `project.open`: read a project's contents (`create`: make an empty project when the file does not exist). */
+export const ProjectOpenParams = z.strictObject({ file: filePath, create: z.boolean().optional() });
+export const ProjectOpenResult = ProjectSummary;
+
+/** `project.recent`: recently opened project files, most recent first (at most 10; files that vanished are dropped). */
+export const ProjectRecentParams = z.strictObject({});
+export const ProjectRecentResult = z.strictObject({ files: z.array(z.string()) });
+
+/** `project.remember`: put a project file at the top of the recent list. Returns the new list. */
+export const ProjectRememberParams = z.strictObject({ file: filePath });
+export const ProjectRememberResult = ProjectRecentResult;
+
+export const DemoReport = z.strictObject({
+  projectFile: z.string(),
+  modelDir: z.string(),
+  /** Run id per demo stage: probe, generate, generateHarmless, trace, traceHarmless, heads, ablate, select. */
+  runs: z.record(z.string(), rowId),
+  probe: z.strictObject({ id: rowId, layer: z.number().int(), valAccuracy: z.number(), valAuroc: z.number() }),
+  trace: z.strictObject({ harmful: jsonObject, harmless: jsonObject }),
+  heads: z.strictObject({
+    ranked: z.array(z.strictObject({ layer: count, head: count, score: z.number() })),
+    planted: z.array(z.strictObject({ layer: count, head: count })),
+    topMatchesPlanted: z.boolean(),
+  }),
+  ablation: z.array(
+    z.strictObject({
+      key: z.string(),
+      control: z.string(),
+      k: count,
+      gamma: z.number(),
+      asr: maybeNumber,
+      overRefusal: maybeNumber,
+      meanFinal: maybeNumber,
+    }),
+  ),
+  selection: z.strictObject({ selected: count, total: count, threshold: maybeNumber }),
+});
+export type DemoReport = z.infer<typeof DemoReport>;
+
+/**
+ * `project.demo` (job): run the built-in demo (probe → transcripts → trace → heads → ablation → selection) into the
+ * default demo project (`<cache>/demo/demo.cliffscope`, or `file`), reusing finished runs. Also remembers the file.
+ * Cancelling it answers with a 'cancelled' error; the runs it finished are kept and the next call continues.
+ */
+export const ProjectDemoParams = z.strictObject({ file: filePath.optional() });
+export const ProjectDemoResult = z.strictObject({ file: z.string(), report: DemoReport });
+
+/** `project.export`: copy the whole project (or one run with everything it needs) to a new file `dest`. */
+export const ProjectExportParams = z.strictObject({ file: filePath, dest: filePath, runId: rowId.optional() });
+export const ProjectExportResult = z.strictObject({ dest: z.string(), bytes: count });
+
+/** `project.import`: merge the runs of another project file `src` (e.g. one written by project.export) into `file`. */
+export const ProjectImportParams = z.strictObject({ file: filePath, src: filePath });
+export const ProjectImportResult = z.strictObject({
+  runs: z.array(z.strictObject({ sourceId: rowId, id: rowId, uid: z.string(), kind: z.string(), imported: z.boolean() })),
+  models: z.strictObject({ added: count, reused: count }),
+  datasets: z.strictObject({ added: count, reused: count }),
+  probes: z.strictObject({ added: count, reused: count }),
+  transcripts: z.strictObject({ added: count, reused: count }),
+});
+
+// ---- dataset.* ------------------------------------------------------------------------------------------------------
+
+export const DatasetItem = z.strictObject({
+  /** Store id; absent in a preview (nothing is stored yet). */
+  id: rowId.optional(),
+  idx: count,
+  /** 1-based line in the source file, when known. */
+  line: z.number().int().nullable(),
+  prompt: z.string(),
+  response: z.string().nullable(),
+  label: z.string().nullable(),
+  category: z.string().nullable(),
+  /** Every unmapped source column. */
+  extra: jsonObject,
+});
+export type DatasetItem = z.infer<typeof DatasetItem>;
+
+/** `dataset.preview`: read a dataset file without storing it: detected format, columns, mapping, first rows. */
+export const DatasetPreviewParams = z.strictObject({
+  file: filePath,
+  mapping: ColumnMappingInput.optional(),
+  format: DatasetFormat.optional(),
+});
+export const DatasetPreviewResult = z.strictObject({
+  format: DatasetFormat,
+  columns: z.array(z.string()),
+  mapping: ColumnMapping,
+  /** Items that would be imported. */
+  count: count,
+  /** The first 20 of them. */
+  rows: z.array(DatasetItem),
+  /** The first 50 rows that cannot be imported, and how many there are in all. */
+  rejected: z.array(RejectedRow),
+  rejectedCount: count,
+});
+
+/** `dataset.import`: read a dataset file into the project under `name`. */
+export const DatasetImportParams = z.strictObject({
+  project: filePath,
+  name: z.string().trim().min(1, 'a dataset needs a name').max(200),
+  file: filePath,
+  mapping: ColumnMappingInput.optional(),
+  format: DatasetFormat.optional(),
+});
+export const DatasetImportResult = z.strictObject({
+  dataset: DatasetSummary,
+  /** The first 50 rejected rows (dataset.rejectedCount has the number). */
+  rejected: z.array(RejectedRow),
+});
+
+/** `dataset.items`: a page of a stored dataset's items, in order. */
+export const DatasetItemsParams = z.strictObject({
+  project: filePath,
+  datasetId: rowId,
+  offset: count.optional(),
+  /** Default 100, at most 500. */
+  limit: z.number().int().min(1).max(500, 'at most 500 items per page').optional(),
+});
+export const DatasetItemsResult = z.strictObject({ total: count, offset: count, items: z.array(DatasetItem) });
+
+// ---- run.* ----------------------------------------------------------------------------------------------------------
+
+/** Where a pipeline's transcripts come from: a run's stored transcripts, or a dataset's (prompt, response) pairs. */
+export const TranscriptSource = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('run'), runId: rowId, headScaleKey: z.string().optional() }),
+  z.strictObject({ kind: z.literal('dataset'), datasetId: rowId, chat: z.boolean() }),
+]);
+export type TranscriptSource = z.infer<typeof TranscriptSource>;
+
+export const PositionRule = z.enum(['answer-boundary', 'last-prompt-token']);
+
+/** Sampling for the generating pipelines; omitted = greedy. */
+export const RunSampling = z.strictObject({
+  temperature: z.number().positive().max(100),
+  topP: z.number().gt(0).max(1).optional(),
+  topK: z.number().int().min(0).optional(),
+  repetitionPenalty: z.number().positive().max(100).optional(),
+});
+
+const seed = z.number().int().min(0).max(2 ** 32 - 1);
+const fraction01 = z.number().min(0).max(1);
+
+/** `generate` runs: the model's own transcripts for a dataset's prompts, under one or more head-scale settings. */
+export const GenerateRunConfig = z.strictObject({
+  datasetId: rowId,
+  /** Only these items; default the whole dataset. */
+  itemIds: z.array(rowId).min(1).optional(),
+  /** Default true. */
+  chat: z.boolean().optional(),
+  system: z.string().max(100_000).optional(),
+  maxNewTokens: z.number().int().min(1).max(131_072),
+  sampling: RunSampling.optional(),
+  /** Default 0. */
+  seed: seed.optional(),
+  /** Default 8. */
+  batchSize: z.number().int().min(1).max(1024).optional(),
+  /** Default one unablated setting, key `baseline`. headScale: γ per layer * heads + head. */
+  settings: z
+    .array(z.strictObject({ key: z.string().min(1).max(200), headScale: z.array(finiteNumber).optional() }))
+    .min(1)
+    .optional(),
+  /** Live probe: its per-token score is stored as a trace of every transcript. */
+  probeId: rowId.optional(),
+});
+
+/** Probe training options (the paper's preset fills whatever is left out). */
+export const ProbeTrainOptions = z.strictObject({
+  balance: z.boolean().optional(),
+  maxPerClass: z.number().int().positive().nullable().optional(),
+  valFraction: z.number().min(0).lt(1).optional(),
+  optimizer: z.enum(['adam', 'sgd']).optional(),
+  lr: z.number().positive().optional(),
+  batchSize: z.number().int().positive().optional(),
+  epochs: z.number().int().positive().max(100_000).optional(),
+  l2: z.number().min(0).optional(),
+  selectBy: z.enum(['val-accuracy', 'val-loss', 'last']).optional(),
+  seed: seed.optional(),
+});
+
+/** `probe` runs: one logistic probe per layer from refusal (positive) vs non-refusal (negative) transcripts. */
+export const ProbeRunConfig = z.strictObject({
+  name: z.string().trim().min(1, 'a probe needs a name').max(200),
+  positive: TranscriptSource,
+  negative: TranscriptSource,
+  /** Default 'answer-boundary' (the paper's). */
+  positionRule: PositionRule.optional(),
+  /** Residual-stack entries (0 = embeddings, i+1 = after block i, L+1 = final norm); default [L+1]. */
+  layers: z.array(z.number().int().min(0)).optional(),
+  /** Which positives count as refusals; default 'gcg-first32' (the paper's). */
+  labelRule: z.enum(['gcg-first32', 'jbb-first32', 'all']).optional(),
+  train: ProbeTrainOptions.optional(),
+});
+
+export const TraceOptions = z.strictObject({
+  plateau: z.enum(['max', 'moving-average-max', 'percentile']).optional(),
+  window: z.number().int().positive().optional(),
+  percentile: z.number().min(0).max(100).optional(),
+  dropWindow: z.number().int().positive().optional(),
+});
+
+/** `trace` runs: the refusal score of every token under a probe, with plateau / final / MS / cliff metrics. */
+export const TraceRunConfig = z.strictObject({
+  probeId: rowId,
+  /** More probes (e.g. one per layer) scored on the same transcripts, for the layers × tokens map. */
+  extraProbeIds: z.array(rowId).optional(),
+  source: TranscriptSource,
+  options: TraceOptions.optional(),
+});
+
+/** `heads` runs: each head's direct write into the probe's direction at the answer boundary. */
+export const HeadsRunConfig = z.strictObject({
+  probeId: rowId,
+  source: TranscriptSource,
+  /** Only transcripts whose dataset label is this. */
+  label: z.string().optional(),
+  /** Default 'code' (w·Δh/‖w‖, the paper's code). */
+  variant: z.enum(['code', 'blog', 'final-norm-aware']).optional(),
+  /** Also keep the score at every token (heads × tokens). Default false. */
+  perToken: z.boolean().optional(),
+});
+
+export const HeadRefSchema = z.strictObject({ layer: count, head: count });
+
+/** `ablate` runs: top-k% suppression heads × γ (with random and named controls), judged for ASR / over-refusal. */
+export const AblateRunConfig = z.strictObject({
+  headsRunId: rowId,
+  /** Live probe for I'; null or omitted = no probe metrics. */
+  probeId: rowId.nullable().optional(),
+  harmfulDatasetId: rowId,
+  harmlessDatasetId: rowId.nullable().optional(),
+  /** Fractions of all L·H heads; default [0, 0.005, 0.015, 0.03, 0.1]. */
+  fractions: z.array(fraction01).min(1).optional(),
+  /** Default [0, 0.01, 0.5]. */
+  gammas: z.array(finiteNumber).min(1).optional(),
+  /** Default true. */
+  randomControl: z.boolean().optional(),
+  randomSeed: seed.optional(),
+  headSets: z.array(z.strictObject({ name: z.string().min(1).max(200), heads: z.array(HeadRefSchema).min(1) })).optional(),
+  /** Default 'jbb'. */
+  judge: z.enum(['gcg', 'jbb']).optional(),
+  chat: z.boolean().optional(),
+  maxNewTokens: z.number().int().min(1).max(131_072),
+  batchSize: z.number().int().min(1).max(1024).optional(),
+  sampling: RunSampling.optional(),
+  seed: seed.optional(),
+});
+
+export const JudgeSpec = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('keyword'), list: z.enum(['gcg', 'jbb']) }),
+  z.strictObject({ kind: z.literal('probe'), probeId: rowId, threshold: fraction01 }),
+  /** A local guard model (Llama-Guard-3 style); maxChars default 512. */
+  z.strictObject({ kind: z.literal('guard'), modelDir: filePath, maxChars: z.number().int().positive().optional() }),
+]);
+
+/** `judge` runs: verdicts on another run's answers. */
+export const JudgeRunConfig = z.strictObject({
+  runId: rowId,
+  judge: JudgeSpec,
+  /** Dataset whose prompts count as attacks; default the judged run's dataset. */
+  harmfulDatasetId: rowId.nullable().optional(),
+});
+
+/** `select` runs (Cliff-as-a-Judge): score a training set's transcripts by MS and select the top fraction. */
+export const SelectRunConfig = z.strictObject({
+  datasetId: rowId,
+  probeId: rowId,
+  chat: z.boolean().optional(),
+  /** Default 'top-ms'. */
+  variant: z.enum(['top-ms', 'lowest-final', 'random', 'rule-based']).optional(),
+  /** Default 0.017 (the paper's 1.7 %). */
+  fraction: z.number().gt(0).max(1).optional(),
+  seed: seed.optional(),
+});
+
+const runStartCommon = {
+  project: filePath,
+  model: ModelRef,
+  /** The run's stored name. For probe runs the probe's name is used. */
+  name: z.string().trim().min(1).max(200).optional(),
+  /** Continue this unfinished run (same kind, same model) instead of starting a new one; its stored config is used. */
+  resume: rowId.optional(),
+};
+
+/**
+ * `run.start` (job): start (or resume) one pipeline run. `config` is required unless `resume` is given. Finished
+ * items are committed as they complete; a cancelled run ends 'cancelled' with its finished items kept and can be
+ * resumed.
+ */
+export const RunStartParams = z.discriminatedUnion('kind', [
+  z.strictObject({ ...runStartCommon, kind: z.literal('generate'), config: GenerateRunConfig.optional() }),
+  z.strictObject({ ...runStartCommon, kind: z.literal('probe'), config: ProbeRunConfig.optional() }),
+  z.strictObject({ ...runStartCommon, kind: z.literal('trace'), config: TraceRunConfig.optional() }),
+  z.strictObject({ ...runStartCommon, kind: z.literal('heads'), config: HeadsRunConfig.optional() }),
+  z.strictObject({ ...runStartCommon, kind: z.literal('ablate'), config: AblateRunConfig.optional() }),
+  z.strictObject({ ...runStartCommon, kind: z.literal('judge'), config: JudgeRunConfig.optional() }),
+  z.strictObject({ ...runStartCommon, kind: z.literal('select'), config: SelectRunConfig.optional() }),
+]);
+export type RunStartParams = z.infer<typeof RunStartParams>;
+
+/** A run's report: what ran, how far it got, and its headline numbers (`summary`, per kind, as the pipelines store it). */
+export const RunReport = z.strictObject({
+  run: RunSummary.extend({ config: jsonObject, versions: jsonObject }),
+  model: z.strictObject({ path: z.string(), contentHash: z.string() }).nullable(),
+  items: z.strictObject({ done: count, failed: count }),
+  /** The run's headline numbers as its pipeline stores them (per kind); null until the run finishes. */
+  summary: jsonObject.nullable(),
+});
+export type RunReport = z.infer<typeof RunReport>;
+
+export const RunStartResult = z.strictObject({
+  runId: rowId,
+  /** 'done', or 'cancelled' when the call was cancelled (finished items kept; resume with `resume: runId`). */
+  status: RunStatus,
+  report: RunReport,
+});
+
+/** `run.report`: the report as data and as the CLI's text. */
+export const RunReportParams = z.strictObject({ project: filePath, runId: rowId });
+export const RunReportResult = z.strictObject({ report: RunReport, text: z.string() });
+
+/** `run.delete`: delete a run that is not running, with everything it produced. */
+export const RunDeleteParams = z.strictObject({ project: filePath, runId: rowId });
+export const RunDeleteResult = z.strictObject({ deleted: rowId });
+
+// ---- plot data ------------------------------------------------------------------------------------------------------
+
+export const TraceMetricsSummary = z.strictObject({
+  plateau: maybeNumber,
+  final: maybeNumber,
+  ms: maybeNumber,
+  steepestDropPos: z.number().int().nullable(),
+  width: maybeNumber,
+});
+
+/** `trace.list`: one row per traced transcript of a run (under `probeId`, default the run's main probe). */
+export const TraceListParams = z.strictObject({ project: filePath, runId: rowId, probeId: rowId.optional() });
+export const TraceListResult = z.strictObject({
+  runId: rowId,
+  /** The probe listed; null when the run has no traces. */
+  probeId: rowId.nullable(),
+  /** Every probe that traced this run's transcripts (several for a layers × tokens run). */
+  probes: z.array(z.strictObject({ probeId: rowId, layer: z.number().int() })),
+  traces: z.array(
+    TraceMetricsSummary.extend({
+      transcriptId: rowId,
+      itemId: rowId.nullable(),
+      label: z.string().nullable(),
+      /** At most 300 characters. */
+      prompt: z.string(),
+      headScaleKey: z.string().nullable(),
+      /** Transcript length in tokens. */
+      tokens: count,
+    }),
+  ),
+});
+
+/** `trace.get`: one transcript's refusal scores token by token, with the tokens as display text. */
+export const TraceGetParams = z.strictObject({
+  project: filePath,
+  transcriptId: rowId,
+  probeId: rowId.optional(),
+  /** Only traces made by this run (a transcript may be traced by several runs); default any. */
+  runId: rowId.optional(),
+  /** 'all': include perLayer even when one probe traced the transcript. */
+  layers: z.literal('all').optional(),
+});
+export const TraceGetResult = z.strictObject({
+  transcriptId: rowId,
+  /** The run that made the transcript, and the run / probe / layer of the trace shown. */
+  transcriptRunId: rowId,
+  runId: rowId.nullable(),
+  probeId: rowId.nullable(),
+  layer: z.number().int().nullable(),
+  itemId: rowId.nullable(),
+  label: z.string().nullable(),
+  prompt: z.string(),
+  text: z.string(),
+  headScaleKey: z.string().nullable(),
+  finishReason: z.string().nullable(),
+  /** One per token (prompt + output); empty when the transcript has no trace. */
+  scores: scoreList,
+  tokenIds: z.array(count),
+  /** Display text of each token (same length as tokenIds). */
+  tokens: z.array(z.string()),
+  /** 'ids' when the model's tokenizer could not be loaded and tokens are shown as `#id`. */
+  tokensFrom: z.enum(['tokenizer', 'ids']),
+  promptTokens: count,
+  thinkingStart: z.number().int().nullable(),
+  thinkingEnd: z.number().int().nullable(),
+  answerBoundary: z.number().int().nullable(),
+  metrics: TraceMetricsSummary.nullable(),
+  /** Scores per probe (sorted by layer) when several probes traced the transcript, or `layers: 'all'`. */
+  perLayer: z.array(z.strictObject({ probeId: rowId, layer: z.number().int(), scores: scoreList })).optional(),
+});
+
+/** `trace.average`: the tail-aligned average of a run's traces (each cut at its answer boundary), 100 points. */
+export const TraceAverageParams = z.strictObject({
+  project: filePath,
+  runId: rowId,
+  probeId: rowId.optional(),
+  /** Only transcripts whose dataset label is this ('unlabelled' = no label). */
+  label: z.string().optional(),
+  points: z.number().int().min(2).max(10_000).optional(),
+});
+export const TailAverage = z.strictObject({
+  /** 0 = first generated token, 1 = t_b. */
+  positions: z.array(z.number()),
+  mean: scoreList,
+  std: scoreList,
+  count: z.array(count),
+  /** Traces averaged. */
+  traces: count,
+  /** The shaded cliff region starts here (normalised position) and at this index. */
+  cliffFrom: z.number(),
+  cliffFirstIndex: count,
+});
+export type TailAverage = z.infer<typeof TailAverage>;
+export const TraceAverageResult = TailAverage.extend({
+  runId: rowId,
+  probeId: rowId.nullable(),
+  label: z.string().nullable(),
+});
+
+export const HeadScore = z.strictObject({ layer: count, head: count, score: z.number() });
+
+/** `heads.map`: a heads run's layers × heads attribution map (averaged, or one transcript's) and its ranking. */
+export const HeadsMapParams = z.strictObject({ project: filePath, runId: rowId, transcriptId: rowId.optional() });
+export const HeadsMapResult = z.strictObject({
+  runId: rowId,
+  /** null: the run's average over its transcripts. */
+  transcriptId: rowId.nullable(),
+  probeId: rowId.nullable(),
+  layers: positive,
+  heads: positive,
+  /** Row-major [layers × heads]: scores[layer * heads + head]. */
+  scores: scoreList,
+  /** Standard deviation over transcripts per head (the average map only). */
+  std: scoreList.optional(),
+  /** Most negative first (refusal suppression heads), top 20. */
+  suppression: z.array(HeadScore),
+  /** Most positive first (refusal heads), top 20. */
+  refusal: z.array(HeadScore),
+  /** Transcripts with their own map in this run (for a picker). */
+  transcriptIds: z.array(rowId),
+  /** Per-token scores of one transcript, when the run kept them: [layers × heads × tokens], row-major. */
+  perToken: z
+    .strictObject({ tokens: count, tokenStrings: z.array(z.string()), data: scoreList })
+    .optional(),
+});
+
+export const SweepCellMetrics = z.strictObject({
+  asr: maybeNumber,
+  overRefusal: maybeNumber,
+  meanFinal: maybeNumber,
+  meanAnswerTokens: maybeNumber,
+  harmful: count,
+  harmless: count,
+  judge: z.string().nullable(),
+});
+export const SweepCell = z.strictObject({
+  id: rowId,
+  key: z.string(),
+  control: z.enum(['planted', 'top', 'random']),
+  k: count,
+  fraction: maybeNumber,
+  gamma: z.number(),
+  seed: z.number().int().nullable(),
+  /** [layer, head] pairs ablated. */
+  heads: z.array(z.tuple([count, count])),
+  /** null while the cell is not yet judged. */
+  metrics: SweepCellMetrics.nullable(),
+});
+export type SweepCell = z.infer<typeof SweepCell>;
+
+/** `sweep.cells`: an ablate run's cells with their metrics. */
+export const SweepCellsParams = z.strictObject({ project: filePath, runId: rowId });
+export const SweepCellsResult = z.strictObject({
+  runId: rowId,
+  /** Total heads of the model (L·H), for "% of heads" axes; null when unknown. */
+  totalHeads: positive.nullable(),
+  cells: z.array(SweepCell),
+});
+
+/** `transcripts.list`: a page of a run's transcripts with their verdicts and final refusal score. */
+export const TranscriptsListParams = z.strictObject({
+  project: filePath,
+  runId: rowId,
+  /** One ablation setting; null = transcripts without a setting. Omitted = all. */
+  headScaleKey: z.string().nullable().optional(),
+  offset: count.optional(),
+  /** Default 100, at most 500. */
+  limit: z.number().int().min(1).max(500, 'at most 500 transcripts per page').optional(),
+});
+export const TranscriptsListResult = z.strictObject({
+  total: count,
+  offset: count,
+  /**
+   * The run whose transcripts are listed: `runId` itself, or, for a run that made none of its own (a trace / heads
+   * run over a generate run, a judge run), the run it read them from.
+   */
+  fromRunId: rowId,
+  transcripts: z.array(
+    z.strictObject({
+      id: rowId,
+      itemId: rowId.nullable(),
+      label: z.string().nullable(),
+      prompt: z.string(),
+      text: z.string(),
+      /** Decoded thinking and answer (absent when the model's tokenizer cannot be loaded). */
+      thinking: z.string().optional(),
+      answer: z.string().optional(),
+      finishReason: z.string().nullable(),
+      headScaleKey: z.string().nullable(),
+      tokens: count,
+      answerBoundary: z.number().int().nullable(),
+      verdicts: z.array(z.strictObject({ runId: rowId, judge: z.string(), verdict: z.string(), harmful: z.boolean().nullable() })),
+      /** I' under the run's probe, when the transcript was traced. */
+      final: maybeNumber.optional(),
+    }),
+  ),
+});
+
+/** `selection.list`: a select run's ranked samples. */
+export const SelectionListParams = z.strictObject({
+  project: filePath,
+  runId: rowId,
+  selectedOnly: z.boolean().optional(),
+  offset: count.optional(),
+  limit: z.number().int().min(1).max(100_000).optional(),
+});
+export const SelectionListResult = z.strictObject({
+  runId: rowId,
+  total: count,
+  selected: count,
+  variant: z.string().nullable(),
+  threshold: maybeNumber,
+  rows: z.array(
+    z.strictObject({
+      itemId: rowId,
+      transcriptId: rowId.nullable(),
+      prompt: z.string(),
+      score: maybeNumber,
+      rank: z.number().int().nullable(),
+      selected: z.boolean(),
+      ms: maybeNumber,
+      final: maybeNumber,
+    }),
+  ),
+});
+
+/** `probe.list`: the project's probes (optionally one model's). */
+export const ProbeListParams = z.strictObject({ project: filePath, modelId: rowId.optional() });
+export const ProbeListResult = z.strictObject({ probes: z.array(ProbeSummary) });
+
+/** `probe.get`: one probe with its full metrics (per-epoch losses) and provenance; weights only when asked. */
+export const ProbeGetParams = z.strictObject({ project: filePath, probeId: rowId, weights: z.boolean().optional() });
+export const ProbeGetResult = z.strictObject({
+  probe: ProbeSummary,
+  bias: z.number(),
+  provenance: jsonObject,
+  weights: z.array(z.number()).optional(),
+});
+
+/** One headline number of a run, and its difference to the first compared run of the same kind. */
+export const Headline = z.strictObject({
+  key: z.string(),
+  label: z.string(),
+  value: maybeNumber,
+  /** value − the first compared run's value of the same kind and key; null for the first run or when unknown. */
+  delta: maybeNumber,
+});
+
+/** `compare.runs`: 2–6 runs side by side: headline numbers (with deltas) and each kind's plot data. */
+export const CompareRunsParams = z.strictObject({
+  project: filePath,
+  runIds: z.array(rowId).min(2, 'compare at least 2 runs').max(6, 'compare at most 6 runs'),
+});
+export const CompareRunsResult = z.strictObject({
+  runs: z.array(
+    z.strictObject({
+      run: RunSummary,
+      headline: z.array(Headline),
+      summary: jsonObject.nullable(),
+      /** Trace runs: the tail-aligned average of the main probe's traces. */
+      average: TailAverage.optional(),
+      /** Heads runs: the averaged map. */
+      headsMap: z.strictObject({ layers: positive, heads: positive, scores: scoreList }).optional(),
+      /** Ablate runs: the sweep's cells. */
+      cells: z.array(SweepCell).optional(),
+    }),
+  ),
+});
+
+/** Tables the CSV export knows; no SQL comes from the client. */
+export const TableName = z.enum(['runs', 'traces', 'heads', 'cells', 'transcripts', 'selection']);
+
+/** `table.csv`: one named table as CSV (RFC 4180). Every table but `runs` needs `runId`. */
+export const TableCsvParams = z.strictObject({ project: filePath, query: TableName, runId: rowId.optional() });
+export const TableCsvResult = z.strictObject({ csv: z.string(), rows: count, filename: z.string() });
+
 /** Every method the engine answers. Add new ones here; the handler table and the clients follow the types. */
 export const api = {
   'app.info': { params: AppInfoParams, result: AppInfoResult },
   'model.inspect': { params: ModelInspectParams, result: ModelInspectResult },
   'generate.run': { params: GenerateRunParams, result: GenerateRunResult },
+  'project.open': { params: ProjectOpenParams, result: ProjectOpenResult },
+  'project.recent': { params: ProjectRecentParams, result: ProjectRecentResult },
+  'project.remember': { params: ProjectRememberParams, result: ProjectRememberResult },
+  'project.demo': { params: ProjectDemoParams, result: ProjectDemoResult },
+  'project.export': { params: ProjectExportParams, result: ProjectExportResult },
+  'project.import': { params: ProjectImportParams, result: ProjectImportResult },
+  'dataset.preview': { params: DatasetPreviewParams, result: DatasetPreviewResult },
+  'dataset.import': { params: DatasetImportParams, result: DatasetImportResult },
+  'dataset.items': { params: DatasetItemsParams, result: DatasetItemsResult },
+  'run.start': { params: RunStartParams, result: RunStartResult },
+  'run.report': { params: RunReportParams, result: RunReportResult },
+  'run.delete': { params: RunDeleteParams, result: RunDeleteResult },
+  'trace.list': { params: TraceListParams, result: TraceListResult },
+  'trace.get': { params: TraceGetParams, result: TraceGetResult },
+  'trace.average': { params: TraceAverageParams, result: TraceAverageResult },
+  'heads.map': { params: HeadsMapParams, result: HeadsMapResult },
+  'sweep.cells': { params: SweepCellsParams, result: SweepCellsResult },
+  'transcripts.list': { params: TranscriptsListParams, result: TranscriptsListResult },
+  'selection.list': { params: SelectionListParams, result: SelectionListResult },
+  'probe.list': { params: ProbeListParams, result: ProbeListResult },
+  'probe.get': { params: ProbeGetParams, result: ProbeGetResult },
+  'compare.runs': { params: CompareRunsParams, result: CompareRunsResult },
+  'table.csv': { params: TableCsvParams, result: TableCsvResult },
 } as const satisfies Record<string, { params: z.ZodType; result: z.ZodType }>;
 
 export type Api = typeof api;
+
+/** Methods that run long: call them with a job id to get progress / log (and token) events and to cancel them. */
+export const JOB_METHODS = Object.freeze(['generate.run', 'project.demo', 'run.start'] as const satisfies readonly (keyof typeof api)[]);
 export type Method = keyof Api;
 export type ParamsOf<M extends Method> = z.infer<Api[M]['params']>;
 export type ResultOf<M extends Method> = z.infer<Api[M]['result']>;

@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { ApiError, bridgeTransport, createApiClient, httpTransport, type Transport } from '../../src/shared/client.js';
 import type { CliffscopeBridge } from '../../src/shared/bridge.js';
-import type { ModelInspection } from '../../src/shared/contract.js';
+import { METHODS, type ModelInspection } from '../../src/shared/contract.js';
 
 const inspection: ModelInspection = {
   architecture: 'LlamaForCausalLM',
@@ -31,7 +31,8 @@ describe('createApiClient', () => {
   it('has one function per method and returns validated results', async () => {
     const transport = vi.fn<Transport>(async () => ({ ok: true, result: inspection }));
     const api = createApiClient(transport);
-    expect(Object.keys(api).sort()).toEqual(['app.info', 'generate.run', 'model.inspect']);
+    expect(Object.keys(api).sort()).toEqual([...METHODS].sort());
+    expect(Object.keys(api)).toEqual(expect.arrayContaining(['app.info', 'model.inspect', 'generate.run', 'run.start', 'heads.map']));
     await expect(api['model.inspect']({ dir: '/m' })).resolves.toEqual(inspection);
     expect(transport).toHaveBeenCalledWith('model.inspect', { dir: '/m' });
   });

@@ -94,12 +94,13 @@ describe('the method verb by verb', () => {
     const r = await ok('transcripts', project, ...m(), '--dataset', 'harmful', '--max-new-tokens', '40', '--batch', '16', '--name', 'harmful', '--json');
     const report = JSON.parse(r.stdout);
     expect(report.run).toMatchObject({ kind: 'generate', status: 'done', name: 'harmful' });
-    expect(report.items.done).toBe(30);
+    expect(report.items.done).toBe(31); // 30 transcripts and the run's summary
+    expect(report.summary.transcripts).toBe(30);
     ids.generate = report.run.id;
     // Without --json: the text report.
     const text = await ok('report', project, String(ids.generate));
     expect(text.stdout).toContain(`run #${ids.generate} generate "harmful" — done`);
-    expect(text.stdout).toContain('30 done');
+    expect(text.stdout).toContain('31 done');
   });
 
   it('probe train (prompt-only)', async () => {

@@ -147,8 +147,9 @@ describe('head maps, sweeps, verdicts, selections', () => {
     store.addSweepCell({ runId: sweep.id, headScaleKey: 'random:2:g0:s1', control: 'random', k: 2, fraction: 2 / 6, gamma: 0, seed: 1, heads: [[0, 1], [1, 1]] });
     store.setSweepMetrics(top, { asr: 0.05, meanFinal: 0.8 });
     const cells = store.listSweepCells(sweep.id);
-    expect(cells.map((c) => c.control)).toEqual(['random', 'top']);
-    expect(cells[1]).toMatchObject({ k: 2, gamma: 0, heads: [[1, 2], [1, 0]], metrics: { asr: 0.05, meanFinal: 0.8 }, seed: null });
+    // Reading order: top-k before its random control.
+    expect(cells.map((c) => c.control)).toEqual(['top', 'random']);
+    expect(cells[0]).toMatchObject({ k: 2, gamma: 0, heads: [[1, 2], [1, 0]], metrics: { asr: 0.05, meanFinal: 0.8 }, seed: null });
     expect(() => store.addSweepCell({ runId: sweep.id, headScaleKey: 'top:2:g0', control: 'top', k: 2, gamma: 0 })).toThrow(/UNIQUE/);
     expect(() => store.addSweepCell({ runId: sweep.id, headScaleKey: 'x', control: 'bottom' as never, k: 2, gamma: 0 })).toThrow(/CHECK/);
     store.finishRun(sweep.id);

@@ -9,6 +9,21 @@ import type { Method, ParamsOf, ResultOf } from '../../shared/contract.js';
 import { openCheckpoint } from '../engine/model/checkpoint.js';
 import type { CallContext } from './context.js';
 import { generateRun } from './generate-handler.js';
+import { datasetImport, datasetItems, datasetPreview, projectDemo, projectExport, projectImport, projectOpen, projectRecent, projectRemember } from './project-handlers.js';
+import { runDelete, runReportHandler, runStart } from './run-handlers.js';
+import {
+  compareRuns,
+  headsMap,
+  probeGet,
+  probeList,
+  selectionList,
+  sweepCellsHandler,
+  tableCsv,
+  traceAverage,
+  traceGet,
+  traceList,
+  transcriptsList,
+} from './view-handlers.js';
 
 export type Handler<M extends Method> = (params: ParamsOf<M>, ctx: CallContext) => Promise<ResultOf<M>>;
 export type HandlerTable = { readonly [M in Method]: Handler<M> };
@@ -72,4 +87,27 @@ export const handlers: HandlerTable = {
   'app.info': appInfo,
   'model.inspect': modelInspect,
   'generate.run': generateRun,
+  'project.open': projectOpen,
+  'project.recent': projectRecent,
+  'project.remember': projectRemember,
+  'project.demo': projectDemo,
+  'project.export': projectExport,
+  'project.import': projectImport,
+  'dataset.preview': datasetPreview,
+  'dataset.import': datasetImport,
+  'dataset.items': datasetItems,
+  'run.start': runStart,
+  'run.report': runReportHandler,
+  'run.delete': runDelete,
+  'trace.list': traceList,
+  'trace.get': traceGet,
+  'trace.average': traceAverage,
+  'heads.map': headsMap,
+  'sweep.cells': sweepCellsHandler,
+  'transcripts.list': transcriptsList,
+  'selection.list': selectionList,
+  'probe.list': probeList,
+  'probe.get': probeGet,
+  'compare.runs': compareRuns,
+  'table.csv': tableCsv,
 };

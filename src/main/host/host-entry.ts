@@ -2,6 +2,7 @@
  * Entry point of the engine host process. Under Electron it is a utilityProcess and talks over `process.parentPort`;
  * under Node (CLI, serve, tests) it is a forked child and talks over `process.send`.
  */
+import { closeAllWriters } from '../api/projects.js';
 import { serveEngine } from './engine-host.js';
 import type { FromHost, ToHost } from './protocol.js';
 
@@ -23,8 +24,11 @@ if (parentPort) {
     send: (m: FromHost) => void send(m),
     onMessage: (listener) => process.on('message', (m) => listener(m as ToHost)),
   });
-  // The parent went away: nothing left to serve.
-  process.on('disconnect', () => process.exit(0));
+  // The parent went away: nothing left to serve. Runs still going are marked interrupted now (not at next open).
+  process.on('disconnect', () => {
+    closeAllWriters();
+    process.exit(0);
+  });
 } else {
   console.error('host-entry: no parent to talk to (start it as a utilityProcess or with child_process.fork)');
   process.exit(2);

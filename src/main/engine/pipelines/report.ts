@@ -40,6 +40,10 @@ export function formatRunReport(r: RunReport): string {
   ];
   if (!s) return lines.join('\n');
   switch (run.kind) {
+    case 'generate':
+      lines.push(`  transcripts ${fmt(s.transcripts)} (${fmt(s.withAnswerBoundary)} reached an answer), mean ${fmt(s.meanOutputTokens, 1)} new tokens`);
+      lines.push(`  finished    ${Object.entries((s.finishReasons as Record<string, number>) ?? {}).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+      break;
     case 'probe': {
       const probes = (s.probes as JsonObject[]) ?? [];
       lines.push(`  samples   ${fmt(s.samples)} (${fmt(s.positives)} refusals, ${fmt(s.negatives)} non-refusals; skipped ${fmt(s.skippedNotRefusal)} non-refusing positives, ${fmt(s.skippedNoPosition)} without position)`);

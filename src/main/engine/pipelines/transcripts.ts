@@ -9,7 +9,7 @@ import { generate, type GenerationRequest } from '../runtime/generate.js';
 import { GREEDY, type SamplingOptions } from '../runtime/sampling.js';
 import { describeTranscript } from '../runtime/transcript.js';
 import type { ItemRow, JsonObject, ProbeRow } from '../store/types.js';
-import { beginRun, checkCancelled, chunks, finishing, type PipelineEnv, promptIds, requireDatasetId, requireProbe, requireTokenizer } from './common.js';
+import { beginRun, checkCancelled, chunks, commitSummary, finishing, type PipelineEnv, promptIds, requireDatasetId, requireProbe, requireTokenizer } from './common.js';
 
 /** One ablation setting: a key stored with each transcript, and γ per [layer * heads + head] (omitted = none). */
 export interface HeadScaleSetting {
@@ -57,8 +57,23 @@ export async function runGenerate(env: PipelineEnv, config: GenerateRunConfig, o
   const cfg = handle.config as unknown as GenerateRunConfig;
   await finishing(env, handle.run, async () => {
     await generateInto(env, handle.run.id, cfg, handle.done);
+    if (!env.signal?.aborted) commitSummary(env, handle.run.id, summarizeTranscripts(env, handle.run.id));
   });
   return handle.run.id;
+}
+
+/** How many transcripts, how they ended, how long they are, how many reached an answer. */
+export function summarizeTranscripts(env: PipelineEnv, runId: number): JsonObject {
+  const ts = env.store.listTranscripts(runId);
+  const finish: Record<string, number> = {};
+  for (const t of ts) finish[t.finishReason ?? 'unknown'] = (finish[t.finishReason ?? 'unknown'] ?? 0) + 1;
+  const outputTokens = ts.map((t) => t.tokenIds.length - t.promptTokens);
+  return {
+    transcripts: ts.length,
+    withAnswerBoundary: ts.filter((t) => t.answerBoundary !== null).length,
+    finishReasons: finish,
+    meanOutputTokens: outputTokens.length ? outputTokens.reduce((a, b) => a + b, 0) / outputTokens.length : null,
+  };
 }
 
 /** The generation loop, usable by any pipeline that owns a running run (ablation sweeps write into their own run). */

@@ -614,7 +614,12 @@ export class ProjectStore {
   }
 
   listSweepCells(runId: number): SweepCellRow[] {
-    return this.all<Row>(`SELECT * FROM sweep_cells WHERE run_id = ? ORDER BY control, gamma, k, id`, runId).map(sweepCellFromRow);
+    // Reading order of a sweep table: the baseline, then top-k, random and named sets, each by k and γ.
+    return this.all<Row>(
+      `SELECT * FROM sweep_cells WHERE run_id = ?
+       ORDER BY k > 0, CASE control WHEN 'top' THEN 0 WHEN 'random' THEN 1 ELSE 2 END, k, gamma, id`,
+      runId,
+    ).map(sweepCellFromRow);
   }
 
   // ---- verdicts ------------------------------------------------------------------------------------------------

@@ -1,0 +1,213 @@
+/**
+ * Project files as the workbench handlers use them: a fresh read-only connection per query (closed when the query
+ * is answered), and at most one writable connection per project file in this process, shared by every call that
+ * writes (run.start, dataset.import, run.delete…) and closed when the last of them is done. better-sqlite3 is
+ * synchronous and the store's transactions never span an await, so calls interleaving on one connection is safe.
+ *
+ * Also here: the recent-projects list kept in the cache root, and a small cache of tokenizers for hover text.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { CliffscopeError } from '../engine/errors.js';
+import { defaultCacheRoot } from '../engine/onnx/compile.js';
+import { openProject } from '../engine/store/open.js';
+import type { ProjectStore } from '../engine/store/project-store.js';
+import type { ModelRow, ProbeRow, RunKind, RunRow, TranscriptRow } from '../engine/store/types.js';
+import { Tokenizer } from '../engine/tokenizer/tokenizer.js';
+
+export const resolveFile = (file: string) => path.resolve(file);
+
+// ---- connections ---------------------------------------------------------------------------------------------------
+
+/** Run `fn` on a read-only connection to `file`, closed afterwards. */
+export function withReader<T>(file: string, fn: (store: ProjectStore) => T): T {
+  const store = openProject(resolveFile(file), { readonly: true });
+  try {
+    return fn(store);
+  } finally {
+    store.close();
+  }
+}
+
+interface Writer {
+  store: ProjectStore;
+  users: number;
+}
+const writers = new Map<string, Writer>();
+
+/**
+ * Run `fn` (possibly async) with the process's writable connection to `file`, opening it on first use and closing it
+ * when its last user is done. `create` makes the project when the file does not exist.
+ */
+export async function withWriter<T>(file: string, fn: (store: ProjectStore) => T | Promise<T>, opts: { create?: boolean } = {}): Promise<T> {
+  const key = resolveFile(file);
+  let w = writers.get(key);
+  if (!w) {
+    w = { store: openProject(key, { create: opts.create }), users: 0 };
+    writers.set(key, w);
+  }
+  w.users++;
+  try {
+    return await fn(w.store);
+  } finally {
+    w.users--;
+    if (w.users === 0) {
+      writers.delete(key);
+      w.store.close();
+    }
+  }
+}
+
+/** Whether a call in this process is writing to `file` right now. */
+export function isWriting(file: string): boolean {
+  return writers.has(resolveFile(file));
+}
+
+/** Close every writable connection (engine host shutdown). Runs still in progress are marked interrupted. */
+export function closeAllWriters(): void {
+  for (const w of writers.values()) w.store.close();
+  writers.clear();
+}
+
+// ---- lookups with clear errors --------------------------------------------------------------------------------------
+
+function listHint(kind: string, names: string[]): string {
+  return names.length ? `${kind} in this project: ${names.slice(0, 20).join(', ')}${names.length > 20 ? ', …' : ''}` : `this project has no ${kind} yet`;
+}
+
+const article = (word: string) => (/^[aeiou]/.test(word) ? 'an' : 'a');
+
+export function requireRun(store: ProjectStore, runId: number, kinds?: readonly RunKind[]): RunRow {
+  const run = store.getRun(runId);
+  if (!run) {
+    throw new CliffscopeError('bad-argument', `${store.file} has no run #${runId}`, {
+      file: store.file,
+      hint: listHint('runs', store.listRuns().map((r) => `#${r.id} ${r.kind}${r.name ? ` "${r.name}"` : ''}`)),
+    });
+  }
+  if (kinds && !kinds.includes(run.kind)) {
+    throw new CliffscopeError('bad-argument', `run #${runId} is ${article(run.kind)} ${run.kind} run; this needs ${article(kinds[0]!)} ${kinds.join(' or ')} run`, { file: store.file });
+  }
+  return run;
+}
+
+export function requireProbeRow(store: ProjectStore, probeId: number): ProbeRow {
+  const probe = store.getProbe(probeId);
+  if (!probe) {
+    throw new CliffscopeError('bad-argument', `${store.file} has no probe #${probeId}`, {
+      file: store.file,
+      hint: listHint('probes', store.listProbes().map((p) => `#${p.id} ${p.name} v${p.version}`)),
+    });
+  }
+  return probe;
+}
+
+export function requireDataset(store: ProjectStore, datasetId: number) {
+  const ds = store.getDataset(datasetId);
+  if (!ds) {
+    throw new CliffscopeError('bad-argument', `${store.file} has no dataset #${datasetId}`, {
+      file: store.file,
+      hint: listHint('datasets', store.listDatasets().map((d) => `#${d.id} ${d.name}`)),
+    });
+  }
+  return ds;
+}
+
+export function requireTranscript(store: ProjectStore, transcriptId: number): TranscriptRow {
+  const t = store.getTranscript(transcriptId);
+  if (!t) throw new CliffscopeError('bad-argument', `${store.file} has no transcript #${transcriptId}`, { file: store.file });
+  return t;
+}
+
+export function requireModelRow(store: ProjectStore, modelId: number): ModelRow {
+  const m = store.getModel(modelId);
+  if (!m) throw new CliffscopeError('bad-argument', `${store.file} has no model #${modelId}`, { file: store.file });
+  return m;
+}
+
+// ---- recent projects ------------------------------------------------------------------------------------------------
+
+const MAX_RECENT = 10;
+
+function recentFile(): string {
+  return path.join(defaultCacheRoot(), 'recent-projects.json');
+}
+
+function readRecentRaw(): string[] {
+  try {
+    const parsed = JSON.parse(fs.readFileSync(recentFile(), 'utf8')) as unknown;
+    const list = Array.isArray(parsed) ? parsed : Array.isArray((parsed as { files?: unknown })?.files) ? (parsed as { files: unknown[] }).files : [];
+    return list.filter((f): f is string => typeof f === 'string' && f.length > 0);
+  } catch {
+    // Missing or damaged: start over (the list is a convenience, not data).
+    return [];
+  }
+}
+
+function existingFile(f: string): boolean {
+  try {
+    return fs.statSync(f).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** Recent project files, most recent first; files that no longer exist are left out. */
+export function recentProjects(): string[] {
+  return [...new Set(readRecentRaw())].filter(existingFile).slice(0, MAX_RECENT);
+}
+
+/** Put `file` first in the recent list (written atomically). Returns the new list. */
+export function rememberProject(file: string): string[] {
+  const abs = resolveFile(file);
+  if (!existingFile(abs)) throw new CliffscopeError('missing-file', `${abs} does not exist, so it cannot be remembered`, { file: abs });
+  const files = [abs, ...recentProjects().filter((f) => f !== abs)].slice(0, MAX_RECENT);
+  const dest = recentFile();
+  fs.mkdirSync(path.dirname(dest), { recursive: true });
+  const tmp = `${dest}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, `${JSON.stringify({ files }, null, 2)}\n`);
+  fs.renameSync(tmp, dest);
+  return files;
+}
+
+// ---- tokenizers for display text ------------------------------------------------------------------------------------
+
+const MAX_TOKENIZERS = 4;
+const tokenizers = new Map<string, Promise<Tokenizer | null>>();
+
+/** The tokenizer of a checkpoint folder (cached, a few at a time), or null when it cannot be loaded. */
+export function tokenizerFor(dir: string): Promise<Tokenizer | null> {
+  const key = path.resolve(dir);
+  const hit = tokenizers.get(key);
+  if (hit) {
+    // Most recently used last.
+    tokenizers.delete(key);
+    tokenizers.set(key, hit);
+    return hit;
+  }
+  const loading = Tokenizer.fromDir(key).catch(() => {
+    // Not cached: the folder may come back (a remounted disk, a re-downloaded model).
+    tokenizers.delete(key);
+    return null;
+  });
+  tokenizers.set(key, loading);
+  while (tokenizers.size > MAX_TOKENIZERS) tokenizers.delete(tokenizers.keys().next().value!);
+  return loading;
+}
+
+/** The checkpoint folder of the model a run used, or null. */
+export function modelDirOf(store: ProjectStore, run: RunRow): string | null {
+  return run.modelId === null ? null : (store.getModel(run.modelId)?.path ?? null);
+}
+
+/** Display strings for token ids: the tokenizer's pieces, or `#id` without one. */
+export function displayTokens(tok: Tokenizer | null, ids: readonly number[]): { tokens: string[]; tokensFrom: 'tokenizer' | 'ids' } {
+  if (tok) {
+    try {
+      return { tokens: tok.tokenStrings(ids), tokensFrom: 'tokenizer' };
+    } catch {
+      // fall through to ids
+    }
+  }
+  return { tokens: ids.map((id) => `#${id}`), tokensFrom: 'ids' };
+}

@@ -1,0 +1,334 @@
+/**
+ * The workbench's plot and table methods on a demo project, checked against the project store and the run reports:
+ * traces, tail-aligned averages, head maps (the demo's planted heads come out on top), sweep cells, transcripts,
+ * selections, probes, comparisons and CSV tables; unknown ids give clear errors.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tailAlignedAverage } from '../../src/main/engine/analysis/trace.js';
+import { DEMO_PLANTED_HEADS } from '../../src/main/engine/demo/index.js';
+import { readSummary } from '../../src/main/engine/pipelines/common.js';
+import { openProject } from '../../src/main/engine/store/open.js';
+import type { ProjectStore } from '../../src/main/engine/store/project-store.js';
+import { parseCsv } from '../../src/main/engine/datasets/csv.js';
+import { call, callError, disposeFixture, makeDemoFixture, type Fixture } from './demo-fixture.js';
+
+let fx: Fixture;
+let store: ProjectStore;
+let runs: Record<string, number>;
+
+beforeAll(async () => {
+  fx = await makeDemoFixture('views');
+  store = openProject(fx.file, { readonly: true });
+  runs = fx.demo.report.runs;
+});
+
+afterAll(async () => {
+  store?.close();
+  await disposeFixture(fx);
+});
+
+const close = (a: number | null, b: number | null) => (a === null || b === null ? expect(a).toBe(b) : expect(a).toBeCloseTo(b, 5));
+
+describe('trace.list', () => {
+  it('lists every traced transcript of a trace run with the stored metrics', async () => {
+    const r = await call('trace.list', { project: fx.file, runId: runs.trace! });
+    const probeId = fx.demo.report.probe.id;
+    expect(r.probeId).toBe(probeId);
+    expect(r.probes).toEqual([{ probeId, layer: fx.demo.report.probe.layer }]);
+    const stored = store.listTraces({ runId: runs.trace!, probeId });
+    expect(r.traces).toHaveLength(stored.length);
+    expect(stored.length).toBeGreaterThan(0);
+    r.traces.forEach((row, i) => {
+      const tr = stored[i]!;
+      const t = store.getTranscript(tr.transcriptId)!;
+      expect(row.transcriptId).toBe(tr.transcriptId);
+      expect(row.itemId).toBe(t.itemId);
+      expect(row.label).toBe(store.getItem(t.itemId!)!.label);
+      expect(row.tokens).toBe(t.tokenIds.length);
+      expect(row.prompt.length).toBeLessThanOrEqual(300);
+      close(row.plateau, tr.plateau);
+      close(row.final, tr.final);
+      close(row.ms, tr.ms);
+      expect(row.steepestDropPos).toBe(tr.steepestDropPos);
+    });
+  });
+
+  it('refuses an unknown run and a probe that did not trace the run', async () => {
+    const e = await callError('trace.list', { project: fx.file, runId: 999 });
+    expect(e.code).toBe('bad-argument');
+    expect(e.message).toMatch(/no run #999/);
+    const e2 = await callError('trace.list', { project: fx.file, runId: runs.trace!, probeId: 999 });
+    expect(e2.message).toMatch(/no probe #999/);
+  });
+
+  it('gives an empty list for a run without traces', async () => {
+    const r = await call('trace.list', { project: fx.file, runId: runs.generate! });
+    expect(r).toMatchObject({ probeId: null, probes: [], traces: [] });
+  });
+});
+
+describe('trace.get', () => {
+  it('returns one score and one display token per transcript position', async () => {
+    const list = await call('trace.list', { project: fx.file, runId: runs.trace! });
+    const first = list.traces[0]!;
+    const r = await call('trace.get', { project: fx.file, transcriptId: first.transcriptId });
+    const t = store.getTranscript(first.transcriptId)!;
+    expect(r.tokensFrom).toBe('tokenizer');
+    expect(r.tokens).toHaveLength(r.scores.length);
+    expect(r.tokenIds).toEqual(Array.from(t.tokenIds));
+    expect(r.scores).toHaveLength(t.tokenIds.length);
+    expect(r.runId).toBe(runs.trace);
+    expect(r.transcriptRunId).toBe(runs.generate);
+    expect(r.promptTokens).toBe(t.promptTokens);
+    expect(r.answerBoundary).toBe(t.answerBoundary);
+    expect(r.tokens[t.answerBoundary!]).toContain('</think>');
+    const stored = store.listTraces({ runId: runs.trace!, transcriptId: first.transcriptId })[0]!;
+    r.scores.forEach((s, i) => (Number.isNaN(stored.scores[i]!) ? expect(s).toBeNull() : expect(s).toBeCloseTo(stored.scores[i]!, 6)));
+    close(r.metrics!.final, stored.final);
+    // The cliff: high through the thinking, low at the answer boundary.
+    expect(r.metrics!.plateau!).toBeGreaterThan(0.8);
+    expect(r.metrics!.final!).toBeLessThan(0.2);
+    expect(r.perLayer).toBeUndefined();
+    const all = await call('trace.get', { project: fx.file, transcriptId: first.transcriptId, layers: 'all' });
+    expect(all.perLayer).toEqual([{ probeId: r.probeId, layer: r.layer, scores: r.scores }]);
+  });
+
+  it('refuses an unknown transcript, and a probe or run that never traced it', async () => {
+    expect((await callError('trace.get', { project: fx.file, transcriptId: 99999 })).message).toMatch(/no transcript #99999/);
+    const list = await call('trace.list', { project: fx.file, runId: runs.trace! });
+    const id = list.traces[0]!.transcriptId;
+    expect((await callError('trace.get', { project: fx.file, transcriptId: id, runId: runs.heads! })).message).toMatch(/has no trace in run/);
+    expect((await callError('trace.get', { project: fx.file, transcriptId: id, probeId: 4242 })).message).toMatch(/no probe #4242/);
+  });
+});
+
+describe('trace.average', () => {
+  it('equals the tail-aligned average stored in the trace run summary', async () => {
+    const r = await call('trace.average', { project: fx.file, runId: runs.trace! });
+    const summary = readSummary(store, runs.trace!)!;
+    const ta = summary.tailAligned as { positions: number[]; mean: (number | null)[]; count: number[] };
+    expect(r.positions).toHaveLength(100);
+    expect(r.positions).toEqual(ta.positions);
+    expect(r.count).toEqual(ta.count);
+    r.mean.forEach((m, i) => close(m, ta.mean[i] ?? null));
+    expect(r.cliffFrom).toBeCloseTo(0.95, 10);
+    expect(r.traces).toBe(summary.transcripts);
+    // The cliff is in the average too.
+    expect(r.mean[50]!).toBeGreaterThan(0.8);
+    expect(r.mean[99]!).toBeLessThan(0.2);
+  });
+
+  it('filters by label and resamples to the points asked for', async () => {
+    const harmful = await call('trace.average', { project: fx.file, runId: runs.trace!, label: 'harmful', points: 10 });
+    expect(harmful.positions).toHaveLength(10);
+    expect(harmful.label).toBe('harmful');
+    const none = await call('trace.average', { project: fx.file, runId: runs.trace!, label: 'no-such-label' });
+    expect(none.traces).toBe(0);
+    expect(none.mean.every((m) => m === null)).toBe(true);
+    // Same computation by hand for the harmless run.
+    const probeId = fx.demo.report.probe.id;
+    const cut = store.listTraces({ runId: runs.traceHarmless!, probeId }).map((tr) => {
+      const t = store.getTranscript(tr.transcriptId)!;
+      return tr.scores.slice(t.promptTokens, t.answerBoundary! + 1);
+    });
+    const expected = tailAlignedAverage(cut);
+    const got = await call('trace.average', { project: fx.file, runId: runs.traceHarmless! });
+    got.mean.forEach((m, i) => close(m, Number.isNaN(expected.mean[i]!) ? null : expected.mean[i]!));
+  });
+});
+
+describe('heads.map', () => {
+  it("puts the demo's planted heads L1H5, L2H2, L3H6 at the top of the suppression ranking", async () => {
+    const r = await call('heads.map', { project: fx.file, runId: runs.heads! });
+    const avg = store.listHeadMaps(runs.heads!, { transcriptId: null })[0]!;
+    expect(r.layers).toBe(avg.layers);
+    expect(r.heads).toBe(avg.heads);
+    expect(r.scores).toHaveLength(r.layers * r.heads);
+    r.scores.forEach((s, i) => expect(s).toBeCloseTo(avg.scores[i]!, 6));
+    expect(r.suppression).toHaveLength(20);
+    expect(r.refusal).toHaveLength(20);
+    const top = r.suppression.slice(0, 3).map((h) => `L${h.layer}H${h.head}`).sort();
+    expect(top).toEqual(['L1H5', 'L2H2', 'L3H6']);
+    expect(top).toEqual(DEMO_PLANTED_HEADS.map((h) => `L${h.layer}H${h.head}`).sort());
+    expect(r.transcriptId).toBeNull();
+    expect(r.std).toHaveLength(r.layers * r.heads);
+    expect(r.transcriptIds.length).toBeGreaterThan(0);
+    expect(r.perToken).toBeUndefined();
+  });
+
+  it('gives one transcript’s map, and refuses transcripts without one and runs of another kind', async () => {
+    const all = await call('heads.map', { project: fx.file, runId: runs.heads! });
+    const one = await call('heads.map', { project: fx.file, runId: runs.heads!, transcriptId: all.transcriptIds[0]! });
+    expect(one.transcriptId).toBe(all.transcriptIds[0]);
+    expect(one.std).toBeUndefined();
+    const stored = store.listHeadMaps(runs.heads!, { transcriptId: all.transcriptIds[0]! })[0]!;
+    one.scores.forEach((s, i) => expect(s).toBeCloseTo(stored.scores[i]!, 6));
+    expect((await callError('heads.map', { project: fx.file, runId: runs.heads!, transcriptId: 99999 })).message).toMatch(/no map for transcript #99999/);
+    expect((await callError('heads.map', { project: fx.file, runId: runs.trace! })).message).toMatch(/is a trace run; this needs a heads run/);
+  });
+});
+
+describe('sweep.cells', () => {
+  it("equals the ablate run's stored cells and its report's ASR numbers", async () => {
+    const r = await call('sweep.cells', { project: fx.file, runId: runs.ablate! });
+    const stored = store.listSweepCells(runs.ablate!);
+    expect(r.cells.map((c) => c.key)).toEqual(stored.map((c) => c.headScaleKey));
+    expect(r.totalHeads).toBe(32);
+    const report = await call('run.report', { project: fx.file, runId: runs.ablate! });
+    const reported = new Map((report.report.summary!.cells as { key: string; asr: number | null; overRefusal: number | null }[]).map((c) => [c.key, c]));
+    for (const c of r.cells) {
+      expect(c.metrics).not.toBeNull();
+      close(c.metrics!.asr, reported.get(c.key)!.asr);
+      close(c.metrics!.overRefusal, reported.get(c.key)!.overRefusal);
+    }
+    // And the demo report's: ablating the planted heads takes ASR to 0; the baseline is 100 %.
+    for (const a of fx.demo.report.ablation) close(r.cells.find((c) => c.key === a.key)!.metrics!.asr, a.asr);
+    const baseline = r.cells.find((c) => c.key === 'baseline')!;
+    expect(baseline.metrics!.asr).toBe(1);
+    const planted = r.cells.find((c) => c.control === 'planted' && c.gamma === 0)!;
+    expect(planted.metrics!.asr).toBe(0);
+    expect(planted.heads.map(([l, h]) => `L${l}H${h}`).sort()).toEqual(['L1H5', 'L2H2', 'L3H6']);
+  });
+
+  it('refuses a run that is not an ablation', async () => {
+    expect((await callError('sweep.cells', { project: fx.file, runId: runs.heads! })).message).toMatch(/heads run; this needs an ablate run/);
+  });
+});
+
+describe('transcripts.list', () => {
+  it('pages through a run’s transcripts with verdicts and final scores', async () => {
+    const key = 'baseline';
+    const stored = store.listTranscripts(runs.ablate!, { headScaleKey: key });
+    const page = await call('transcripts.list', { project: fx.file, runId: runs.ablate!, headScaleKey: key, offset: 2, limit: 5 });
+    expect(page.total).toBe(stored.length);
+    expect(page.fromRunId).toBe(runs.ablate);
+    expect(page.transcripts.map((t) => t.id)).toEqual(stored.slice(2, 7).map((t) => t.id));
+    for (const t of page.transcripts) {
+      expect(t.headScaleKey).toBe(key);
+      expect(t.verdicts.length).toBeGreaterThan(0);
+      expect(t.verdicts[0]!.runId).toBe(runs.ablate);
+      const tr = store.listTraces({ runId: runs.ablate!, transcriptId: t.id })[0]!;
+      close(t.final ?? null, tr.final);
+      expect(typeof t.thinking).toBe('string');
+      expect(t.answer).toBeTruthy();
+      expect(t.text).toContain(t.answer!.split(' ')[0]!);
+    }
+    const all = await call('transcripts.list', { project: fx.file, runId: runs.ablate! });
+    expect(all.total).toBe(store.listTranscripts(runs.ablate!).length);
+  });
+
+  it('lists the source run’s transcripts for a trace run', async () => {
+    const r = await call('transcripts.list', { project: fx.file, runId: runs.trace!, limit: 3 });
+    expect(r.fromRunId).toBe(runs.generate);
+    expect(r.total).toBe(store.listTranscripts(runs.generate!).length);
+    // Final from the trace run's probe.
+    for (const t of r.transcripts) close(t.final ?? null, store.listTraces({ runId: runs.trace!, transcriptId: t.id })[0]!.final);
+  });
+
+  it('rejects a page larger than 500, naming the field', async () => {
+    const e = await callError('transcripts.list', { project: fx.file, runId: runs.ablate!, limit: 501 });
+    expect(e.code).toBe('bad-params');
+    expect(e.issues?.[0]?.path).toBe('limit');
+  });
+});
+
+describe('selection.list', () => {
+  it('returns the ranked selection with MS and final scores', async () => {
+    const r = await call('selection.list', { project: fx.file, runId: runs.select! });
+    const stored = store.listSelections(runs.select!);
+    expect(r.total).toBe(stored.length);
+    expect(r.selected).toBe(fx.demo.report.selection.selected);
+    close(r.threshold, fx.demo.report.selection.threshold);
+    expect(r.variant).toBe('top-ms');
+    r.rows.forEach((row, i) => {
+      expect(row.itemId).toBe(stored[i]!.itemId);
+      expect(row.rank).toBe(stored[i]!.rank);
+      expect(row.selected).toBe(stored[i]!.selected);
+      expect(row.prompt).toBe(store.getItem(row.itemId)!.prompt);
+      // top-ms ranks by MS: the score is the MS.
+      close(row.score, row.ms);
+    });
+    const only = await call('selection.list', { project: fx.file, runId: runs.select!, selectedOnly: true });
+    expect(only.rows.every((row) => row.selected)).toBe(true);
+    expect(only.rows).toHaveLength(r.selected);
+  });
+});
+
+describe('probes', () => {
+  it('lists probes and gives one with per-epoch losses, weights only when asked', async () => {
+    const list = await call('probe.list', { project: fx.file });
+    expect(list.probes.map((p) => p.id)).toEqual(store.listProbes().map((p) => p.id));
+    const id = fx.demo.report.probe.id;
+    const p = list.probes.find((x) => x.id === id)!;
+    expect(p.metrics.valAccuracy).toBeCloseTo(fx.demo.report.probe.valAccuracy, 10);
+    expect(p.metrics.trainLoss).toBeUndefined();
+    const got = await call('probe.get', { project: fx.file, probeId: id });
+    expect(got.weights).toBeUndefined();
+    expect(got.probe.metrics.trainLoss).toHaveLength(60);
+    expect(got.probe.metrics.valLoss).toHaveLength(60);
+    expect(got.provenance.run).toBe(runs.probe);
+    const withWeights = await call('probe.get', { project: fx.file, probeId: id, weights: true });
+    expect(withWeights.weights).toHaveLength(got.probe.dim);
+    const row = store.getProbe(id)!;
+    expect(withWeights.weights![3]).toBeCloseTo(row.weights[3]!, 6);
+    expect((await callError('probe.get', { project: fx.file, probeId: 77 })).message).toMatch(/no probe #77/);
+  });
+});
+
+describe('compare.runs', () => {
+  it('gives headline numbers with deltas and each kind’s plot data', async () => {
+    const r = await call('compare.runs', { project: fx.file, runIds: [runs.trace!, runs.traceHarmless!, runs.heads!, runs.ablate!] });
+    expect(r.runs.map((x) => x.run.id)).toEqual([runs.trace, runs.traceHarmless, runs.heads, runs.ablate]);
+    const [harm, safe, heads, ablate] = r.runs;
+    const h = (x: typeof harm, key: string) => x!.headline.find((e) => e.key === key)!;
+    expect(h(harm, 'meanMs').delta).toBeNull();
+    close(h(safe, 'meanMs').delta, h(safe, 'meanMs').value! - h(harm, 'meanMs').value!);
+    // Harmful transcripts have the cliff (large MS); harmless ones do not.
+    expect(h(safe, 'meanMs').delta!).toBeLessThan(-0.5);
+    expect(harm!.average!.mean).toHaveLength(100);
+    expect(heads!.headsMap!.scores).toHaveLength(32);
+    expect(ablate!.cells!.length).toBe(store.listSweepCells(runs.ablate!).length);
+    expect(h(ablate, 'baselineAsr').value).toBe(1);
+  });
+
+  it('rejects 1 or 7 runs, duplicates and unknown ids', async () => {
+    expect((await callError('compare.runs', { project: fx.file, runIds: [1] })).issues?.[0]?.path).toBe('runIds');
+    expect((await callError('compare.runs', { project: fx.file, runIds: [1, 2, 3, 4, 5, 6, 7] })).issues?.[0]?.path).toBe('runIds');
+    expect((await callError('compare.runs', { project: fx.file, runIds: [1, 1] })).issues?.[0]?.path).toBe('runIds[1]');
+    expect((await callError('compare.runs', { project: fx.file, runIds: [1, 999] })).message).toMatch(/no run #999/);
+  });
+});
+
+describe('table.csv', () => {
+  it('exports the named tables', async () => {
+    const runsCsv = await call('table.csv', { project: fx.file, query: 'runs' });
+    expect(runsCsv.rows).toBe(store.listRuns().length);
+    const parsed = parseCsv(runsCsv.csv);
+    expect(parsed.records.length).toBe(runsCsv.rows + 1);
+    const cells = await call('table.csv', { project: fx.file, query: 'cells', runId: runs.ablate! });
+    expect(cells.rows).toBe(store.listSweepCells(runs.ablate!).length);
+    expect(cells.csv.split('\r\n')[0]).toContain('asr');
+    expect(cells.filename).toMatch(/-cells-run\d+\.csv$/);
+    const heads = await call('table.csv', { project: fx.file, query: 'heads', runId: runs.heads! });
+    expect(heads.rows).toBe(store.listHeadMaps(runs.heads!).length * 32);
+    for (const query of ['traces', 'transcripts', 'selection'] as const) {
+      const runId = query === 'selection' ? runs.select! : runs.trace!;
+      const t = await call('table.csv', { project: fx.file, query, runId });
+      expect(t.rows).toBeGreaterThan(0);
+    }
+  });
+
+  it('gives the header of an empty table', async () => {
+    const t = await call('table.csv', { project: fx.file, query: 'traces', runId: runs.generate! });
+    expect(t.rows).toBe(0);
+    expect(t.csv).toBe('traceId,transcriptId,probeId,layer,itemId,label,headScaleKey,tokens,answerBoundary,plateau,final,ms,steepestDropPos,cliffWidth\r\n');
+  });
+
+  it('needs a run id for run tables, a known table name, and no SQL', async () => {
+    expect((await callError('table.csv', { project: fx.file, query: 'cells' })).issues?.[0]?.path).toBe('runId');
+    const e = await callError('table.csv', { project: fx.file, query: 'SELECT * FROM runs' });
+    expect(e.code).toBe('bad-params');
+    expect(e.issues?.[0]?.path).toBe('query');
+    expect((await callError('table.csv', { project: fx.file, query: 'cells', runId: runs.trace! })).message).toMatch(/needs an ablate run/);
+  });
+});
