@@ -9,6 +9,7 @@ import type { ModelConfig } from '../model/config.js';
 import { type CompiledModel, type CompileOptions, type CompileProgress, compileCheckpoint } from '../onnx/compile.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { DecoderSession, type SessionOptions } from './decoder-session.js';
+import { providerCandidates } from './providers.js';
 
 export interface LoadOptions extends SessionOptions {
   normPreserve?: boolean;
@@ -40,9 +41,25 @@ export function defaultThreads(checkpoint: Checkpoint): number | undefined {
 
 export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<LoadedModel> {
   const checkpoint = openCheckpoint(dir);
-  const options: CompileOptions = { normPreserve: opts.normPreserve ?? false, ...opts.precision };
-  const compiled = await compileCheckpoint(checkpoint, options, { cacheRoot: opts.cacheRoot, onProgress: opts.onProgress });
-  const session = await DecoderSession.create(compiled.modelPath, checkpoint.config, { threads: opts.threads ?? defaultThreads(checkpoint), provider: opts.provider });
+  // GPU providers run float16 activations and weights unless asked otherwise; the CPU stays float32 (ONNX Runtime's
+  // CPU kernels would only cast float16 back to float32).
+  const gpuFirst = providerCandidates(opts.provider ?? 'auto')[0] !== 'cpu';
+  const options = (activations: 'float32' | 'float16'): CompileOptions => ({
+    normPreserve: opts.normPreserve ?? false,
+    ...opts.precision,
+    activations: opts.precision?.activations ?? activations,
+  });
+  const sessionOptions = { threads: opts.threads ?? defaultThreads(checkpoint), provider: opts.provider };
+  let compiled = await compileCheckpoint(checkpoint, options(gpuFirst ? 'float16' : 'float32'), { cacheRoot: opts.cacheRoot, onProgress: opts.onProgress });
+  let session = await DecoderSession.create(compiled.modelPath, checkpoint.config, sessionOptions);
+  if (session.provider === 'cpu' && compiled.options.activations === 'float16' && opts.precision?.activations === undefined) {
+    // The GPU provider did not load after all: use the float32 graph the CPU is built for.
+    const notes = session.providerNotes;
+    await session.release();
+    compiled = await compileCheckpoint(checkpoint, options('float32'), { cacheRoot: opts.cacheRoot, onProgress: opts.onProgress });
+    session = await DecoderSession.create(compiled.modelPath, checkpoint.config, { ...sessionOptions, provider: 'cpu' });
+    session.providerNotes.push(...notes, 'compiled float32 for the CPU');
+  }
   const tokenizer = fs.existsSync(path.join(dir, 'tokenizer.json')) ? await Tokenizer.fromDir(dir) : null;
   return { checkpoint, config: checkpoint.config, compiled, session, tokenizer };
 }
