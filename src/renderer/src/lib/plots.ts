@@ -1,0 +1,624 @@
+/**
+ * Plotly figures for the method's plots (METHOD.md §7), built from API data by pure functions: no DOM, no plotly
+ * import (Plot.svelte loads plotly lazily and applies the theme's colours), so they are unit-tested in node.
+ *
+ * Token positions are transcript indices (prompt + output, 0-based), as the store keeps them. Thinking spans are
+ * [thinkingStart, thinkingEnd) and the answer boundary t_b is the last token before the answer (METHOD.md §0).
+ */
+import { headLabel, type HeadRef } from './format.js';
+
+/** Plotly's JSON: traces and a layout. Loosely typed on purpose: plotly's own schema is huge. */
+export type Trace = Record<string, unknown>;
+export type Layout = Record<string, unknown> & { shapes?: Shape[]; annotations?: Annotation[] };
+export type Shape = Record<string, unknown>;
+export type Annotation = Record<string, unknown>;
+export interface Figure {
+  data: Trace[];
+  layout: Layout;
+}
+
+/** Colours readable on both themes. */
+export const COLORS = {
+  score: '#3b6fd4',
+  thinking: 'rgba(91, 141, 239, 0.14)',
+  prompt: 'rgba(128, 128, 128, 0.10)',
+  cliff: 'rgba(214, 69, 65, 0.16)',
+  boundary: '#d64541',
+  plateau: '#2e9d5b',
+  final: '#d64541',
+  drop: '#e08a00',
+  threshold: '#d64541',
+  random: '#8a8f98',
+} as const;
+
+/** Legends go to the right of the plot, where they never cover an axis title. */
+const LEGEND = { x: 1.02, y: 1, xanchor: 'left', yanchor: 'top' } as const;
+
+/** Colour per γ for the ablation lines (top-k solid, random dashed in the same colour). */
+export const GAMMA_COLORS = ['#3b6fd4', '#d64541', '#2e9d5b', '#9c5bd4', '#e08a00', '#1b9aaa'];
+
+/**
+ * Diverging scale centred at 0 (with zmid 0): red = negative (suppresses refusal), blue = positive (writes it).
+ * The middle is a neutral grey that reads on light and dark backgrounds.
+ */
+export const DIVERGING: [number, string][] = [
+  [0, '#b2182b'],
+  [0.25, '#ef8a62'],
+  [0.5, '#b8b8b8'],
+  [0.75, '#67a9cf'],
+  [1, '#2166ac'],
+];
+
+/** NaN (a position without a residual) → null, which plotly draws as a gap. */
+export function toPlotValues(values: ArrayLike<number | null>): (number | null)[] {
+  const out: (number | null)[] = new Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    out[i] = v === null || v === undefined || Number.isNaN(v) ? null : v;
+  }
+  return out;
+}
+
+/** Position of the highest score in [from, to) (the plateau's argmax); null when the span has no score. */
+export function argmaxIn(values: ArrayLike<number | null>, from: number, to: number): number | null {
+  let best: number | null = null;
+  let bestValue = -Infinity;
+  for (let i = Math.max(0, from); i < Math.min(values.length, to); i++) {
+    const v = values[i];
+    if (v === null || v === undefined || Number.isNaN(v)) continue;
+    if (v > bestValue) {
+      bestValue = v;
+      best = i;
+    }
+  }
+  return best;
+}
+
+/** A token's text for hover labels: whitespace made visible, HTML-special characters escaped (plotly renders HTML). */
+export function hoverToken(text: string): string {
+  const escaped = text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  return escaped.replace(/\n/g, '↵').replace(/\t/g, '⇥').replace(/^ | $/g, '·') || '∅';
+}
+
+function vline(x: number, color: string, dash = 'dash'): Shape {
+  return { type: 'line', xref: 'x', yref: 'paper', x0: x, x1: x, y0: 0, y1: 1, line: { color, width: 1.5, dash } };
+}
+
+function hline(y: number, color: string, dash = 'dot'): Shape {
+  return { type: 'line', xref: 'paper', yref: 'y', x0: 0, x1: 1, y0: y, y1: y, line: { color, width: 1, dash } };
+}
+
+function band(x0: number, x1: number, fill: string): Shape {
+  return { type: 'rect', xref: 'x', yref: 'paper', x0, x1, y0: 0, y1: 1, fillcolor: fill, line: { width: 0 }, layer: 'below' };
+}
+
+function label(x: number, text: string, opts: Partial<Annotation> = {}): Annotation {
+  return { x, y: 1, xref: 'x', yref: 'paper', yanchor: 'bottom', text, showarrow: false, font: { size: 11 }, ...opts };
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Refusal score per token
+
+export interface TokenScoreInput {
+  scores: ArrayLike<number | null>;
+  /** Each position's token text (hover); optional. */
+  tokens?: readonly string[];
+  /** First generated (or supplied response) token: the prompt before it is greyed. */
+  promptTokens?: number | null;
+  thinkingStart?: number | null;
+  /** Exclusive; null with thinkingStart set = thinking still open (live) or never closed. */
+  thinkingEnd?: number | null;
+  answerBoundary?: number | null;
+  /** Plateau I, final I', MS, and the steepest drop's start, as stored for the trace. */
+  plateau?: number | null;
+  final?: number | null;
+  ms?: number | null;
+  steepestDropPos?: number | null;
+  name?: string;
+  yTitle?: string;
+  /** Fix the y axis to [0, 1] (probabilities); off for head scores. */
+  unitRange?: boolean;
+}
+
+/**
+ * One transcript's score per token: the thinking span shaded, the answer boundary t_b as a dashed line, the plateau
+ * I (a dotted line, and a marker at its argmax in the thinking span), the final score I' marked at t_b, and the
+ * steepest drop's start. Hover shows the position, the token's text and the score.
+ */
+export function tokenScoreFigure(input: TokenScoreInput): Figure {
+  const y = toPlotValues(input.scores);
+  const n = y.length;
+  const x = Array.from({ length: n }, (_, i) => i);
+  const text = input.tokens ? x.map((i) => hoverToken(input.tokens![i] ?? '')) : undefined;
+  const data: Trace[] = [
+    {
+      type: 'scatter',
+      mode: 'lines',
+      name: input.name ?? 'refusal score',
+      x,
+      y,
+      line: { color: COLORS.score, width: 1.8 },
+      ...(text ? { text, hovertemplate: '#%{x} <b>%{text}</b><br>%{y:.4f}<extra></extra>' } : { hovertemplate: '#%{x}: %{y:.4f}<extra></extra>' }),
+    },
+  ];
+  const shapes: Shape[] = [];
+  const annotations: Annotation[] = [];
+  if (input.promptTokens !== null && input.promptTokens !== undefined && input.promptTokens > 0) {
+    shapes.push(band(-0.5, input.promptTokens - 0.5, COLORS.prompt));
+    annotations.push(label((input.promptTokens - 1) / 2, 'prompt', { font: { size: 11, color: '#8a8f98' } }));
+  }
+  const ts = input.thinkingStart;
+  if (ts !== null && ts !== undefined) {
+    const te = input.thinkingEnd ?? n;
+    shapes.push(band(ts - 0.5, te - 0.5, COLORS.thinking));
+    annotations.push(label((ts + te - 1) / 2, 'thinking'));
+    const plateauPos = argmaxIn(y, ts, te);
+    if (input.plateau !== null && input.plateau !== undefined) {
+      shapes.push(hline(input.plateau, COLORS.plateau));
+      if (plateauPos !== null) {
+        data.push({
+          type: 'scatter',
+          mode: 'markers',
+          name: `plateau I = ${input.plateau.toFixed(3)}`,
+          x: [plateauPos],
+          y: [input.plateau],
+          marker: { color: COLORS.plateau, size: 9, symbol: 'triangle-up' },
+          hovertemplate: `plateau I #%{x}: %{y:.4f}<extra></extra>`,
+        });
+      }
+    }
+  }
+  const tb = input.answerBoundary;
+  if (tb !== null && tb !== undefined) {
+    shapes.push(vline(tb, COLORS.boundary));
+    annotations.push(label(tb, 't<sub>b</sub>', { xanchor: 'left', font: { size: 11, color: COLORS.boundary } }));
+    if (input.final !== null && input.final !== undefined) {
+      data.push({
+        type: 'scatter',
+        mode: 'markers',
+        name: `final I' = ${input.final.toFixed(3)}`,
+        x: [tb],
+        y: [input.final],
+        marker: { color: COLORS.final, size: 10, symbol: 'x' },
+        hovertemplate: `final I' #%{x}: %{y:.4f}<extra></extra>`,
+      });
+    }
+  }
+  const drop = input.steepestDropPos;
+  if (drop !== null && drop !== undefined && drop >= 0 && drop < n && y[drop] !== null) {
+    data.push({
+      type: 'scatter',
+      mode: 'markers',
+      name: 'steepest drop',
+      x: [drop],
+      y: [y[drop]],
+      marker: { color: COLORS.drop, size: 9, symbol: 'diamond' },
+      hovertemplate: `steepest drop starts #%{x}<extra></extra>`,
+    });
+  }
+  const title = input.ms !== null && input.ms !== undefined ? `MS = I − I' = ${input.ms.toFixed(3)}` : undefined;
+  return {
+    data,
+    layout: {
+      ...(title ? { title: { text: title, font: { size: 13 } } } : {}),
+      xaxis: { title: { text: 'token position' }, zeroline: false },
+      yaxis: { title: { text: input.yTitle ?? 'refusal score r<sub>t</sub>' }, ...(input.unitRange === false ? {} : { range: [-0.02, 1.05] }) },
+      shapes,
+      annotations,
+      showlegend: true,
+      legend: LEGEND,
+      hovermode: 'closest',
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Tail-aligned averages
+
+export interface AlignedCurve {
+  name: string;
+  /** Normalised positions in [0, 1] (0 = first generated token, 1 = t_b). */
+  positions: ArrayLike<number>;
+  mean: ArrayLike<number | null>;
+  std?: ArrayLike<number | null> | null;
+  count?: ArrayLike<number> | null;
+}
+
+/**
+ * Tail-aligned average curves (the paper's figures): x in % of the way to t_b, a ±1 std band per curve, and the last
+ * `tailFraction` (5 %) shaded as the cliff region.
+ */
+export function tailAlignedFigure(curves: readonly AlignedCurve[], opts: { tailFraction?: number; title?: string } = {}): Figure {
+  const tail = opts.tailFraction ?? 0.05;
+  const data: Trace[] = [];
+  curves.forEach((c, i) => {
+    const color = GAMMA_COLORS[i % GAMMA_COLORS.length]!;
+    const x = Array.from(c.positions, (p) => p * 100);
+    const mean = toPlotValues(c.mean);
+    if (c.std) {
+      const std = toPlotValues(c.std);
+      const upper = mean.map((m, k) => (m === null || std[k] === null ? null : m + std[k]!));
+      const lower = mean.map((m, k) => (m === null || std[k] === null ? null : m - std[k]!));
+      // The band: upper edge, then lower edge filled up to it ("tonexty").
+      data.push({ type: 'scatter', mode: 'lines', x, y: upper, line: { width: 0, color }, hoverinfo: 'skip', showlegend: false, legendgroup: c.name });
+      data.push({
+        type: 'scatter',
+        mode: 'lines',
+        x,
+        y: lower,
+        line: { width: 0, color },
+        fill: 'tonexty',
+        fillcolor: withAlpha(color, 0.15),
+        hoverinfo: 'skip',
+        showlegend: false,
+        legendgroup: c.name,
+      });
+    }
+    data.push({
+      type: 'scatter',
+      mode: 'lines',
+      name: c.name,
+      x,
+      y: mean,
+      line: { color, width: 2 },
+      legendgroup: c.name,
+      hovertemplate: `${escapeHtml(c.name)}<br>%{x:.0f}%: %{y:.4f}<extra></extra>`,
+    });
+  });
+  return {
+    data,
+    layout: {
+      ...(opts.title ? { title: { text: opts.title, font: { size: 13 } } } : {}),
+      xaxis: { title: { text: 'position, tail-aligned (% of the way to t<sub>b</sub>)' }, range: [0, 100] },
+      yaxis: { title: { text: 'mean refusal score' }, range: [-0.02, 1.05] },
+      shapes: [band(100 * (1 - tail), 100, COLORS.cliff)],
+      annotations: [label(100 * (1 - tail / 2), 'cliff', { font: { size: 11, color: COLORS.boundary } })],
+      showlegend: true,
+      legend: LEGEND,
+      hovermode: 'closest',
+    },
+  };
+}
+
+/** "#rrggbb" → "rgba(r, g, b, a)". */
+export function withAlpha(hex: string, alpha: number): string {
+  const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(hex);
+  if (!m) return hex;
+  return `rgba(${parseInt(m[1]!, 16)}, ${parseInt(m[2]!, 16)}, ${parseInt(m[3]!, 16)}, ${alpha})`;
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Heatmaps
+
+/** Row-major [rows × cols] values as one typed row per y (plotly takes typed arrays and copies nothing). */
+export function rowsOf(values: ArrayLike<number>, rows: number, cols: number): Float32Array[] {
+  const src = values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
+  if (src.length < rows * cols) throw new Error(`expected ${rows}×${cols} values, got ${src.length}`);
+  return Array.from({ length: rows }, (_, r) => src.subarray(r * cols, (r + 1) * cols));
+}
+
+/** The largest |v| (for a symmetric colour range); 1e-9 for all-zero maps so plotly has a range. */
+export function maxAbs(values: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = Math.abs(values[i]!);
+    if (Number.isFinite(v) && v > m) m = v;
+  }
+  return m || 1e-9;
+}
+
+/**
+ * Layers × heads attribution (row-major scores[layer * heads + head]) as a heatmap with a diverging scale centred at
+ * 0 and a symmetric range; `highlight` heads get an outline (the ablation set).
+ */
+export function headsHeatmapFigure(
+  scores: ArrayLike<number>,
+  layers: number,
+  heads: number,
+  opts: { title?: string; highlight?: readonly HeadRef[]; colorbarTitle?: string } = {},
+): Figure {
+  const z = rowsOf(scores, layers, heads);
+  const m = maxAbs(scores);
+  const shapes: Shape[] = (opts.highlight ?? []).map((h) => ({
+    type: 'rect',
+    xref: 'x',
+    yref: 'y',
+    x0: h.head - 0.5,
+    x1: h.head + 0.5,
+    y0: h.layer - 0.5,
+    y1: h.layer + 0.5,
+    line: { color: '#f0b400', width: 2.5 },
+  }));
+  return {
+    data: [
+      {
+        type: 'heatmap',
+        z,
+        x: Array.from({ length: heads }, (_, i) => i),
+        y: Array.from({ length: layers }, (_, i) => i),
+        colorscale: DIVERGING,
+        zmid: 0,
+        zmin: -m,
+        zmax: m,
+        xgap: 1,
+        ygap: 1,
+        colorbar: { title: { text: opts.colorbarTitle ?? 'score' } },
+        hovertemplate: 'L%{y}H%{x}: %{z:.4f}<extra></extra>',
+      },
+    ],
+    layout: {
+      ...(opts.title ? { title: { text: opts.title, font: { size: 13 } } } : {}),
+      xaxis: { title: { text: 'head' }, dtick: heads > 20 ? 4 : 1, zeroline: false, showgrid: false },
+      yaxis: { title: { text: 'layer' }, dtick: layers > 20 ? 4 : 1, zeroline: false, showgrid: false },
+      shapes,
+    },
+  };
+}
+
+/** Element-wise a − b of two equally shaped maps (the Compare panel's heads difference). */
+export function difference(a: ArrayLike<number>, b: ArrayLike<number>): Float32Array {
+  if (a.length !== b.length) throw new Error(`maps differ in size (${a.length} vs ${b.length})`);
+  const out = new Float32Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i]! - b[i]!;
+  return out;
+}
+
+/** Probes at several layers scoring one transcript: layers (rows) × token positions, probabilities in [0, 1]. */
+export function layersTokensFigure(rows: readonly { layer: number; scores: ArrayLike<number | null> }[], opts: { tokens?: readonly string[]; answerBoundary?: number | null } = {}): Figure {
+  const sorted = [...rows].sort((a, b) => a.layer - b.layer);
+  const n = Math.max(0, ...sorted.map((r) => r.scores.length));
+  const x = Array.from({ length: n }, (_, i) => i);
+  const text = opts.tokens ? sorted.map(() => x.map((i) => hoverToken(opts.tokens![i] ?? ''))) : undefined;
+  return {
+    data: [
+      {
+        type: 'heatmap',
+        z: sorted.map((r) => toPlotValues(r.scores)),
+        x,
+        y: sorted.map((r) => `layer ${r.layer}`),
+        zmin: 0,
+        zmax: 1,
+        colorscale: 'Viridis',
+        colorbar: { title: { text: 'r<sub>t</sub>' } },
+        ...(text ? { text, hovertemplate: '%{y} #%{x} <b>%{text}</b>: %{z:.3f}<extra></extra>' } : { hovertemplate: '%{y} #%{x}: %{z:.3f}<extra></extra>' }),
+      },
+    ],
+    layout: {
+      xaxis: { title: { text: 'token position' } },
+      yaxis: { title: { text: 'probe layer' }, type: 'category' },
+      shapes: opts.answerBoundary !== null && opts.answerBoundary !== undefined ? [vline(opts.answerBoundary, COLORS.boundary)] : [],
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Histograms and metric charts
+
+/** A histogram of a metric (MS, plateau, final), with an optional threshold line (the selection cut). */
+export function histogramFigure(
+  series: readonly { name: string; values: readonly (number | null)[] }[],
+  opts: { xTitle: string; threshold?: number | null; thresholdLabel?: string; bins?: number } = { xTitle: 'value' },
+): Figure {
+  const all = series.flatMap((s) => s.values.filter((v): v is number => v !== null && Number.isFinite(v)));
+  const lo = all.length ? Math.min(...all) : 0;
+  const hi = all.length ? Math.max(...all) : 1;
+  const bins = opts.bins ?? 30;
+  const size = hi > lo ? (hi - lo) / bins : 0.05;
+  const data: Trace[] = series.map((s, i) => ({
+    type: 'histogram',
+    name: s.name,
+    x: s.values.filter((v): v is number => v !== null && Number.isFinite(v)),
+    xbins: { start: lo - size / 2, end: hi + size, size },
+    marker: { color: GAMMA_COLORS[i % GAMMA_COLORS.length] },
+    opacity: series.length > 1 ? 0.6 : 0.85,
+  }));
+  const shapes: Shape[] = [];
+  const annotations: Annotation[] = [];
+  if (opts.threshold !== null && opts.threshold !== undefined && Number.isFinite(opts.threshold)) {
+    shapes.push(vline(opts.threshold, COLORS.threshold));
+    annotations.push(label(opts.threshold, opts.thresholdLabel ?? `threshold ${opts.threshold.toFixed(3)}`, { xanchor: 'left', font: { size: 11, color: COLORS.threshold } }));
+  }
+  return {
+    data,
+    layout: {
+      barmode: 'overlay',
+      xaxis: { title: { text: opts.xTitle } },
+      yaxis: { title: { text: 'count' } },
+      shapes,
+      annotations,
+      showlegend: series.length > 1,
+      legend: LEGEND,
+    },
+  };
+}
+
+/** Validation accuracy and AUROC per layer from a layer sweep; the chosen layer marked. */
+export function layerSweepFigure(
+  rows: readonly { layer: number; valAccuracy: number | null; valAuroc: number | null }[],
+  opts: { chosenLayer?: number | null } = {},
+): Figure {
+  const sorted = [...rows].sort((a, b) => a.layer - b.layer);
+  const x = sorted.map((r) => r.layer);
+  return {
+    data: [
+      { type: 'scatter', mode: 'lines+markers', name: 'validation accuracy', x, y: sorted.map((r) => r.valAccuracy), line: { color: GAMMA_COLORS[0] }, hovertemplate: 'layer %{x}: accuracy %{y:.3f}<extra></extra>' },
+      { type: 'scatter', mode: 'lines+markers', name: 'AUROC', x, y: sorted.map((r) => r.valAuroc), line: { color: GAMMA_COLORS[1], dash: 'dash' }, hovertemplate: 'layer %{x}: AUROC %{y:.3f}<extra></extra>' },
+    ],
+    layout: {
+      xaxis: { title: { text: 'layer (residual stack index)' }, dtick: 1 },
+      yaxis: { title: { text: 'validation metric' }, range: [0, 1.05] },
+      shapes: opts.chosenLayer !== null && opts.chosenLayer !== undefined ? [vline(opts.chosenLayer, COLORS.plateau, 'dot')] : [],
+      showlegend: true,
+      legend: LEGEND,
+    },
+  };
+}
+
+export interface SweepCellPoint {
+  key: string;
+  control: string;
+  k: number;
+  fraction: number | null;
+  gamma: number;
+  asr: number | null;
+}
+
+/**
+ * ASR vs % of heads ablated: one line per γ for the top-k suppression heads (solid) and for the random control
+ * (dashed, same colour), each starting from the unablated baseline at 0 %; named head sets (control "planted") as
+ * separate markers.
+ */
+export function asrFigure(cells: readonly SweepCellPoint[], opts: { totalHeads?: number; title?: string } = {}): Figure {
+  const baseline = cells.find((c) => c.k === 0);
+  const pctOf = (c: SweepCellPoint) => (c.fraction !== null ? c.fraction * 100 : opts.totalHeads ? (100 * c.k) / opts.totalHeads : c.k);
+  const gammas = [...new Set(cells.filter((c) => c.k > 0).map((c) => c.gamma))].sort((a, b) => a - b);
+  const data: Trace[] = [];
+  gammas.forEach((gamma, i) => {
+    const color = GAMMA_COLORS[i % GAMMA_COLORS.length]!;
+    for (const control of ['top', 'random'] as const) {
+      const pts = cells.filter((c) => c.control === control && c.gamma === gamma && c.k > 0).sort((a, b) => pctOf(a) - pctOf(b));
+      if (!pts.length) continue;
+      const line = baseline ? [baseline, ...pts] : pts;
+      data.push({
+        type: 'scatter',
+        mode: 'lines+markers',
+        name: `${control === 'top' ? 'top-k' : 'random'} γ=${gamma}`,
+        x: line.map(pctOf),
+        y: line.map((c) => (c.asr === null ? null : c.asr * 100)),
+        text: line.map((c) => `${c.key} (k=${c.k})`),
+        line: { color: control === 'top' ? color : withAlpha(color, 0.6), dash: control === 'top' ? 'solid' : 'dash', width: 2 },
+        marker: { symbol: control === 'top' ? 'circle' : 'square-open', size: 7 },
+        hovertemplate: '%{text}<br>%{x:.1f}% heads: ASR %{y:.1f}%<extra></extra>',
+      });
+    }
+  });
+  const others = cells.filter((c) => c.control !== 'top' && c.control !== 'random' && c.k > 0);
+  if (others.length) {
+    data.push({
+      type: 'scatter',
+      mode: 'markers',
+      name: 'named head sets',
+      x: others.map(pctOf),
+      y: others.map((c) => (c.asr === null ? null : c.asr * 100)),
+      text: others.map((c) => `${c.key} (k=${c.k}, γ=${c.gamma})`),
+      marker: { symbol: 'star', size: 11, color: '#f0b400' },
+      hovertemplate: '%{text}<br>%{x:.1f}% heads: ASR %{y:.1f}%<extra></extra>',
+    });
+  }
+  return {
+    data,
+    layout: {
+      ...(opts.title ? { title: { text: opts.title, font: { size: 13 } } } : {}),
+      xaxis: { title: { text: '% of heads ablated' }, rangemode: 'tozero' },
+      yaxis: { title: { text: 'attack success rate (%)' }, range: [-2, 102] },
+      showlegend: true,
+      legend: LEGEND,
+      hovermode: 'closest',
+    },
+  };
+}
+
+/** A head's label for tables and hover: L1H5. */
+export { headLabel };
+
+/** Per-epoch training curves of a probe (train / validation loss, validation accuracy on a second axis). */
+export function epochFigure(metrics: { trainLoss?: (number | null)[]; valLoss?: (number | null)[]; valAccuracyPerEpoch?: (number | null)[]; bestEpoch?: number | null }): Figure {
+  const data: Trace[] = [];
+  const epochs = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+  if (metrics.trainLoss?.length) data.push({ type: 'scatter', mode: 'lines', name: 'train loss', x: epochs(metrics.trainLoss.length), y: metrics.trainLoss, line: { color: GAMMA_COLORS[0] } });
+  if (metrics.valLoss?.length) data.push({ type: 'scatter', mode: 'lines', name: 'validation loss', x: epochs(metrics.valLoss.length), y: metrics.valLoss, line: { color: GAMMA_COLORS[1] } });
+  if (metrics.valAccuracyPerEpoch?.length) {
+    data.push({ type: 'scatter', mode: 'lines', name: 'validation accuracy', x: epochs(metrics.valAccuracyPerEpoch.length), y: metrics.valAccuracyPerEpoch, yaxis: 'y2', line: { color: GAMMA_COLORS[2], dash: 'dot' } });
+  }
+  const best = metrics.bestEpoch;
+  return {
+    data,
+    layout: {
+      xaxis: { title: { text: 'epoch' } },
+      yaxis: { title: { text: 'BCE loss' }, rangemode: 'tozero' },
+      // tickmode auto: plotly would otherwise sync the second axis' ticks to the loss axis (0.419, 0.839…).
+      yaxis2: { title: { text: 'accuracy' }, overlaying: 'y', side: 'right', range: [0, 1.05], showgrid: false, tickmode: 'auto' },
+      legend: { ...LEGEND, x: 1.12 },
+      // bestEpoch is 0-based in the engine; epochs are drawn from 1.
+      shapes: best !== null && best !== undefined ? [vline(best + 1, COLORS.plateau, 'dot')] : [],
+      showlegend: true,
+    },
+  };
+}
+
+/** One head's score at every token from a [layers × heads × tokens] row-major per-token map. */
+export function headAlongTokens(data: readonly (number | null)[], heads: number, tokens: number, h: HeadRef): (number | null)[] {
+  const start = (h.layer * heads + h.head) * tokens;
+  if (start + tokens > data.length) throw new Error(`L${h.layer}H${h.head} is outside the per-token map`);
+  return data.slice(start, start + tokens);
+}
+
+/** Scores (nulls as NaN) as a Float32Array, the typed array the heatmaps take. */
+export function toFloat32(values: readonly (number | null)[]): Float32Array {
+  return Float32Array.from(values, (v) => (v === null ? NaN : v));
+}
+
+/**
+ * The tail-aligned mean of several traces, computed here (for sets trace.average cannot filter, e.g. one ablation
+ * cell): each trace is resampled to `points` positions over its own length by linear interpolation, so every trace
+ * ends at its answer boundary; missing values (null / NaN) are skipped per point. Same rule as the engine's.
+ */
+export function tailAlignedMean(traces: readonly (readonly (number | null)[])[], points = 100): { positions: number[]; mean: (number | null)[]; count: number[] } {
+  const positions = Array.from({ length: points }, (_, k) => k / (points - 1));
+  const sum = new Float64Array(points);
+  const count = new Array<number>(points).fill(0);
+  for (const tr of traces) {
+    const n = tr.length;
+    if (n === 0) continue;
+    for (let k = 0; k < points; k++) {
+      const s = (k * (n - 1)) / (points - 1);
+      const lo = Math.floor(s);
+      const frac = s - lo;
+      const a = tr[lo];
+      const b = tr[Math.min(lo + 1, n - 1)];
+      if (a === null || a === undefined || Number.isNaN(a)) continue;
+      let v = a;
+      if (frac !== 0) {
+        if (b === null || b === undefined || Number.isNaN(b)) continue;
+        v = a + (b - a) * frac;
+      }
+      sum[k]! += v;
+      count[k]!++;
+    }
+  }
+  return { positions, mean: Array.from(sum, (s, k) => (count[k] ? s / count[k]! : null)), count };
+}
+
+/** The part of a transcript's scores the tail-aligned averages use: first generated token … t_b inclusive. */
+export function generatedToBoundary(scores: readonly (number | null)[], promptTokens: number, answerBoundary: number | null): (number | null)[] | null {
+  if (answerBoundary === null || answerBoundary < promptTokens) return null;
+  return scores.slice(promptTokens, answerBoundary + 1);
+}
+
+/** Headline numbers of compared runs as one table: a row per metric, a value (and delta) per run. */
+export interface MetricRow {
+  key: string;
+  label: string;
+  kind: string;
+  values: Record<number, { value: number | null; delta: number | null }>;
+}
+
+export function metricRows(runs: readonly { run: { id: number; kind: string }; headline: readonly { key: string; label: string; value: number | null; delta: number | null }[] }[]): MetricRow[] {
+  const rows = new Map<string, MetricRow>();
+  for (const r of runs) {
+    for (const h of r.headline) {
+      const id = `${r.run.kind}:${h.key}`;
+      let row = rows.get(id);
+      if (!row) {
+        row = { key: id, label: h.label, kind: r.run.kind, values: {} };
+        rows.set(id, row);
+      }
+      row.values[r.run.id] = { value: h.value, delta: h.delta };
+    }
+  }
+  return [...rows.values()];
+}

@@ -1,0 +1,68 @@
+/**
+ * Starting pipeline runs (run.start) as jobs on the open project with the chosen model, and loading data for the
+ * panels without racing: a newer load wins over an older one that answers late.
+ */
+import type { ModelRef, RunStartParams } from '../../../shared/contract.js';
+import { ApiError } from './api.js';
+import { jobs } from './jobs.svelte.js';
+import { project } from './project.svelte.js';
+
+type RunConfigOf<K extends RunStartParams['kind']> = NonNullable<Extract<RunStartParams, { kind: K }>['config']>;
+
+/** The model reference new runs use (the project's chosen checkpoint folder). */
+export function modelRef(dir = project.modelDir): ModelRef {
+  if (!dir.trim()) {
+    throw new ApiError({
+      code: 'bad-argument',
+      message: 'no model is chosen for new runs',
+      hint: 'pick one under "Model for runs" at the top, or add a checkpoint folder in the Models tab',
+    });
+  }
+  return { dir: dir.trim() };
+}
+
+/** Start a run of `kind` with `config` as a job; the project is re-read when it ends (done, cancelled or failed). */
+export function startRun<K extends RunStartParams['kind']>(kind: K, config: RunConfigOf<K>, label: string, opts: { name?: string } = {}) {
+  if (!project.file) throw new ApiError({ code: 'bad-argument', message: 'no project is open', hint: 'open one from the sidebar' });
+  const params = { project: project.file, model: modelRef(), kind, config, ...(opts.name ? { name: opts.name } : {}) } as RunStartParams;
+  const job = jobs.start('run.start', params, label, {
+    describe: (r) => ({ summary: `run #${r.runId} ${r.status}`, cancelled: r.status === 'cancelled' }),
+  });
+  void job.result.then(
+    () => project.refresh(),
+    () => project.refresh(),
+  );
+  return job;
+}
+
+/** A value loaded from the API for a panel: the latest request wins; errors are kept for an ErrorBox. */
+export class Loader<T> {
+  value = $state<T | null>(null);
+  error = $state<unknown>(null);
+  loading = $state(false);
+  #seq = 0;
+
+  async load(fetch: () => Promise<T>, opts: { keep?: boolean } = {}): Promise<T | null> {
+    const seq = ++this.#seq;
+    this.loading = true;
+    this.error = null;
+    if (!opts.keep) this.value = null;
+    try {
+      const v = await fetch();
+      if (seq === this.#seq) this.value = v;
+      return v;
+    } catch (e) {
+      if (seq === this.#seq) this.error = e;
+      return null;
+    } finally {
+      if (seq === this.#seq) this.loading = false;
+    }
+  }
+
+  clear(): void {
+    this.#seq++;
+    this.value = null;
+    this.error = null;
+    this.loading = false;
+  }
+}

@@ -1,0 +1,410 @@
+/**
+ * The workbench end to end in a real browser over serve mode (the server and engine host `cliffscope serve` runs,
+ * started in this process, serving a renderer built for this test): the page opens the demo project by itself
+ * (what `npm start` shows), the "Open demo project" button opens it again, then every panel is checked against the
+ * store — the numbers shown must be the ones the API returns (formatted by the same functions), not only "the page
+ * loaded". A screenshot of every panel goes to test-results/. Skipped (with the reason logged) where Debian's
+ * Chromium is not installed.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { BrowserContext, Locator, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ApiResponse, Method, ParamsOf, ResultOf } from '../../src/shared/contract.js';
+import { EngineClient } from '../../src/main/host/engine-client.js';
+import { startServer, type ServeHandle } from '../../src/main/serve/server.js';
+import { fmtInt, fmtMetric, fmtNum, fmtPct, headLabel } from '../../src/renderer/src/lib/format.js';
+import { post } from '../serve/helpers.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const RESULTS = path.resolve('test-results');
+/** Generous: the first demo build compiles the demo model and runs the whole method. */
+const DEMO_TIMEOUT = 150_000;
+const UI_TIMEOUT = 30_000;
+
+const reason = fs.existsSync(CHROMIUM) ? null : `${CHROMIUM} is not installed (apt-get install -y chromium)`;
+if (reason) console.warn(`[tests/e2e/workbench] skipped: ${reason}`);
+
+/**
+ * Build the renderer into a folder of this test's own, with the app's own renderer config (electron.vite.config.ts):
+ * out/renderer is shared with other test files running at the same time, which may be rebuilding it.
+ */
+async function buildRenderer(outDir: string): Promise<void> {
+  const [{ build }, { default: config }] = await Promise.all([import('vite'), import('../../electron.vite.config.js')]);
+  const renderer = (config as { renderer: Record<string, unknown> & { build: Record<string, unknown> } }).renderer;
+  await build({ ...renderer, configFile: false, logLevel: 'warn', build: { ...renderer.build, outDir, emptyOutDir: true } });
+}
+
+/** A table's body as records keyed by each cell's data-col (what DataTable renders). */
+async function readTable(table: Locator): Promise<Record<string, string>[]> {
+  await table.locator('tbody tr').first().waitFor({ timeout: UI_TIMEOUT });
+  return table.locator('tbody tr').evaluateAll((rows) =>
+    rows.map((tr) => Object.fromEntries(Array.from(tr.querySelectorAll('td[data-col]')).map((td) => [td.getAttribute('data-col')!, (td.textContent ?? '').trim()]))),
+  );
+}
+
+(reason ? describe.skip : describe)(`the workbench in a browser${reason ? ` (skipped: ${reason})` : ''}`, () => {
+  let root: string;
+  let engine: EngineClient;
+  let server: ServeHandle;
+  let port: number;
+  let token: string;
+  let context: BrowserContext;
+  let page: Page;
+  let file: string;
+  const errors: string[] = [];
+
+  async function call<M extends Method>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
+    const body = (await post(port, '/api/invoke', { method, params }, { token })).json<ApiResponse<ResultOf<M>>>();
+    if (!body.ok) throw new Error(`${method}: ${body.error.message}`);
+    return body.result;
+  }
+
+  async function tab(name: string): Promise<void> {
+    await page.getByRole('tab', { name, exact: true }).click();
+    await expect.poll(() => page.getByRole('tab', { name, exact: true }).getAttribute('aria-selected')).toBe('true');
+  }
+
+  async function shot(name: string): Promise<void> {
+    // Let plots finish drawing (each shows "Drawing…" until plotly has rendered it).
+    await expect.poll(() => page.getByText('Drawing…').count(), { timeout: UI_TIMEOUT }).toBe(0);
+    // From the top: sticky parts (sidebar, tab bar) would otherwise be drawn where the page was scrolled to.
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: path.join(RESULTS, `workbench-${name}.png`), fullPage: true });
+  }
+
+  /** The project's run of a kind with a given stored name (the demo names its runs "demo" / "demo-harmless"). */
+  async function demoRun(kind: string, name = 'demo'): Promise<number> {
+    const summary = await call('project.open', { file });
+    const run = summary.runs.filter((r) => r.kind === kind && r.name === name && r.status === 'done').at(-1);
+    if (!run) throw new Error(`the demo project has no finished ${kind} run named ${name}`);
+    return run.id;
+  }
+
+  beforeAll(async () => {
+    fs.mkdirSync(RESULTS, { recursive: true });
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'cliffscope-e2e-'));
+    const rendererDir = path.join(root, 'renderer');
+    await buildRenderer(rendererDir);
+    // What `cliffscope serve` runs, in this process: the engine host process (which inherits the cache setting,
+    // so the demo, its compiled model and the recent list all live under the temp folder) and the HTTP server.
+    process.env.CLIFFSCOPE_CACHE = path.join(root, 'cache');
+    engine = new EngineClient();
+    server = await startServer({ engine, port: 0, rendererDir });
+    port = server.port;
+    token = server.token;
+    const { chromium } = await import('playwright-core');
+    context = await chromium.launchPersistentContext(path.join(root, 'profile'), {
+      executablePath: CHROMIUM,
+      headless: true,
+      viewport: { width: 1440, height: 960 },
+      colorScheme: 'light',
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    page = await context.newPage();
+    page.on('pageerror', (e) => errors.push(e.message));
+  }, 120_000);
+
+  afterAll(async () => {
+    await context?.close();
+    await server?.close();
+    engine?.close();
+    if (root) fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it('opens the demo project by itself, and again from the “Open demo project” button', async () => {
+    await page.goto(server.url);
+    // No project yet: the page builds the demo with a progress bar, then opens it.
+    await page.getByRole('progressbar').first().waitFor({ timeout: UI_TIMEOUT });
+    await shot('opening-demo');
+    const heading = page.getByRole('heading', { name: 'demo.cliffscope', level: 2 });
+    await heading.waitFor({ timeout: DEMO_TIMEOUT });
+    file = (await call('project.recent', {})).files[0]!;
+    expect(path.basename(file)).toBe('demo.cliffscope');
+
+    const button = page.getByRole('button', { name: 'Open demo project' });
+    await button.click();
+    await page.getByRole('button', { name: 'Opening the demo…' }).waitFor({ timeout: UI_TIMEOUT }).catch(() => undefined); // may finish at once
+    await button.waitFor({ timeout: DEMO_TIMEOUT });
+    await expect.poll(() => button.isEnabled(), { timeout: DEMO_TIMEOUT }).toBe(true);
+    await heading.waitFor();
+    // The sidebar lists it as the current recent project.
+    await expect.poll(() => page.locator('.recent [aria-current="true"]').getAttribute('title')).toBe(file);
+  }, DEMO_TIMEOUT * 2);
+
+  it('Probes: trains a probe on every layer from the form and shows each probe’s accuracy as the store has it', async () => {
+    await tab('Probes');
+    await page.getByLabel('Name', { exact: true }).fill('e2e-probe');
+    await page.locator('#probe-layers').selectOption('all');
+    // The demo model never refuses, so train as the demo does: prompt-only features, every positive counts.
+    await page.getByLabel('custom').check();
+    await page.getByLabel('Position').selectOption('last-prompt-token');
+    await page.getByLabel('Positives count when').selectOption('all');
+    await page.getByLabel('lr', { exact: true }).fill('0.2');
+    await page.getByLabel('epochs', { exact: true }).fill('60');
+    await page.getByLabel('batch', { exact: true }).fill('16');
+    await page.getByLabel('keep the epoch with').selectOption('val-loss');
+    expect(await page.getByLabel('Refusals (positive)').inputValue()).not.toBe('');
+    await page.getByRole('button', { name: 'Train', exact: true }).click();
+    await page.getByRole('status').filter({ hasText: 'Train probe "e2e-probe": done' }).waitFor({ timeout: 60_000 });
+
+    // One probe per residual-stack entry (embeddings … final norm), each listed with the store's metrics.
+    const { probes } = await call('probe.list', { project: file });
+    const trained = probes.filter((p) => p.name.startsWith('e2e-probe/'));
+    const { models } = await call('project.open', { file });
+    expect(trained).toHaveLength(models[0]!.layers! + 2);
+    const table = page.getByRole('table', { name: 'Probes', exact: true });
+    await expect.poll(async () => (await readTable(table)).length, { timeout: UI_TIMEOUT }).toBe(probes.length);
+    const shown = await readTable(table);
+    for (const p of probes) {
+      const row = shown.find((r) => r.name === `${p.name} v${p.version}`);
+      expect(row, `row of probe #${p.id}`).toBeDefined();
+      expect(row!.valAcc).toBe(fmtPct(p.metrics.valAccuracy, 1));
+      expect(row!.auroc).toBe(fmtNum(p.metrics.valAuroc, 3));
+      expect(row!.layer).toBe(String(p.layer));
+    }
+    // The sweep's chart, and the best layer's probe picked for the other panels.
+    const run = (await call('project.open', { file })).runs.find((r) => r.kind === 'probe' && r.name === 'e2e-probe')!;
+    const best = (await call('run.report', { project: file, runId: run.id })).report.summary!.bestProbeId as number;
+    await page.getByRole('img', { name: 'Validation accuracy and AUROC per layer' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    const bestProbe = probes.find((p) => p.id === best)!;
+    await expect.poll(() => page.getByTestId('probe-val-accuracy').textContent(), { timeout: UI_TIMEOUT }).toBe(fmtPct(bestProbe.metrics.valAccuracy, 1));
+    expect(await page.locator('.card h3', { hasText: /^Probe #/ }).textContent()).toBe(`Probe #${best} ${bestProbe.name} v${bestProbe.version}`);
+    await shot('probes');
+  }, 90_000);
+
+  it('Cliffs: the trace run’s plateau / final / MS are run.report’s', async () => {
+    await tab('Cliffs');
+    const traceRun = await demoRun('trace');
+    await expect.poll(() => page.getByLabel('Trace run').inputValue()).toBe(String(traceRun));
+    const { report } = await call('run.report', { project: file, runId: traceRun });
+    const s = report.summary!;
+    await expect.poll(() => page.getByTestId('mean-plateau').textContent(), { timeout: UI_TIMEOUT }).toBe(fmtNum(s.meanPlateau as number));
+    expect(await page.getByTestId('mean-final').textContent()).toBe(fmtNum(s.meanFinal as number));
+    expect(await page.getByTestId('mean-ms').textContent()).toBe(fmtNum(s.meanMs as number));
+    expect(await page.getByTestId('trace-count').textContent()).toBe(fmtInt(s.transcripts as number));
+    // The demo's cliff: a high plateau through thinking, a low final score at </think>.
+    expect(s.meanPlateau as number).toBeGreaterThan(0.9);
+    expect(s.meanFinal as number).toBeLessThan(0.2);
+
+    // Per-transcript rows are trace.list's.
+    const list = await call('trace.list', { project: file, runId: traceRun });
+    const rows = await readTable(page.getByRole('table', { name: 'Traced transcripts' }));
+    expect(rows).toHaveLength(list.traces.length);
+    const first = list.traces[0]!;
+    const row = rows.find((r) => r.id === String(first.transcriptId))!;
+    expect([row.plateau, row.final, row.ms]).toEqual([fmtNum(first.plateau), fmtNum(first.final), fmtNum(first.ms)]);
+    for (const title of ['Tail-aligned average refusal score', `Refusal score per token, transcript #${first.transcriptId}`]) {
+      await page.getByRole('img', { name: title }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    }
+    await shot('cliffs');
+
+    // Every plot saves as PNG / SVG, every table as CSV (of the rows shown).
+    const save = async (button: Locator) => {
+      const [download] = await Promise.all([page.waitForEvent('download', { timeout: UI_TIMEOUT }), button.click()]);
+      const saved = path.join(root, download.suggestedFilename());
+      await download.saveAs(saved);
+      return { name: download.suggestedFilename(), bytes: fs.readFileSync(saved) };
+    };
+    const png = await save(page.getByRole('button', { name: 'Save "Tail-aligned average refusal score" as PNG' }));
+    expect(png.name).toBe('tail-aligned-average-refusal-score.png');
+    expect(png.bytes.subarray(1, 4).toString()).toBe('PNG');
+    const svg = await save(page.getByRole('button', { name: 'Save "Tail-aligned average refusal score" as SVG' }));
+    expect(svg.name).toBe('tail-aligned-average-refusal-score.svg');
+    expect(svg.bytes.toString()).toContain('<svg');
+    const csv = await save(page.locator('.datatable', { has: page.getByRole('table', { name: 'Traced transcripts' }) }).getByRole('button', { name: 'CSV', exact: true }));
+    const lines = csv.bytes.toString().trimEnd().split('\r\n');
+    expect(lines[0]).toBe('Transcript,Label,Prompt,Tokens,Plateau I,Final I\',MS,Steepest drop at,Width');
+    expect(lines).toHaveLength(list.traces.length + 1);
+
+    // Trace again with every layer's probe of the sweep trained above: the layers × tokens map.
+    const generated = await demoRun('generate');
+    await page.locator('#trace-source').selectOption(`r:${generated}`);
+    await page.getByLabel(/also every layer's probe/).check();
+    await page.getByRole('button', { name: /^Trace with probe #/ }).click();
+    await page.getByRole('status').filter({ hasText: /Trace with probe #\d+: done/ }).waitFor({ timeout: 60_000 });
+    const newTrace = (await call('project.open', { file })).runs.filter((r) => r.kind === 'trace').at(-1)!;
+    await expect.poll(() => page.getByLabel('Trace run').inputValue(), { timeout: UI_TIMEOUT }).toBe(String(newTrace.id));
+    const traced = await call('trace.list', { project: file, runId: newTrace.id });
+    expect(traced.probes.length).toBeGreaterThan(1);
+    await page.getByRole('img', { name: `Layers × tokens, transcript #${traced.traces[0]!.transcriptId}` }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await shot('cliffs-layers');
+  }, 90_000);
+
+  it('Heads: the top-ranked suppression heads are the planted L1H5, L2H2, L3H6', async () => {
+    await tab('Heads');
+    const headsRun = await demoRun('heads');
+    const map = await call('heads.map', { project: file, runId: headsRun });
+    const rows = await readTable(page.getByRole('table', { name: 'Refusal suppression heads' }));
+    expect(rows.slice(0, 3).map((r) => r.head)).toEqual(['L1H5', 'L2H2', 'L3H6']);
+    expect(rows.slice(0, 3).map((r) => r.score)).toEqual(map.suppression.slice(0, 3).map((h) => fmtNum(h.score, 4)));
+    expect(map.suppression.slice(0, 3).map(headLabel)).toEqual(['L1H5', 'L2H2', 'L3H6']);
+    await page.getByRole('img', { name: 'Head attribution at the cliff (layers × heads)' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    // Into the ablation set (it prefills the Ablations form and the Playground).
+    await page.getByRole('button', { name: 'Top 3' }).click();
+    const chips = page.getByRole('list', { name: 'Heads in the ablation set' }).locator('li');
+    await expect.poll(() => chips.allTextContents()).toEqual(['L1H5 ×', 'L2H2 ×', 'L3H6 ×']);
+    await shot('heads');
+
+    // A new heads run from the form, keeping per-token scores: a head's score along a transcript.
+    const generated = await demoRun('generate');
+    await page.locator('#heads-source').selectOption(`r:${generated}`);
+    await page.getByLabel('per token (heads × tokens)').check();
+    await page.getByRole('button', { name: /^Attribute with probe #/ }).click();
+    await page.getByRole('status').filter({ hasText: /Attribute heads with probe #\d+: done/ }).waitFor({ timeout: 60_000 });
+    const newRun = (await call('project.open', { file })).runs.filter((r) => r.kind === 'heads').at(-1)!;
+    await expect.poll(() => page.getByLabel('Heads run').inputValue(), { timeout: UI_TIMEOUT }).toBe(String(newRun.id));
+    const newMap = await call('heads.map', { project: file, runId: newRun.id });
+    const top = newMap.suppression[0]!;
+    await page.getByRole('table', { name: 'Refusal suppression heads' }).locator('td[data-col="head"]', { hasText: new RegExp(`^${headLabel(top)}$`) }).click();
+    const alongTitle = new RegExp(`^${headLabel(top)} along transcript #${newMap.transcriptIds[0]}$`);
+    await page.getByRole('img', { name: alongTitle }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await shot('heads-per-token');
+  }, 90_000);
+
+  it('Ablations: the ASR of every cell is sweep.cells’, and a cell’s transcripts open in a dialog that Escape closes', async () => {
+    await tab('Ablations');
+    const ablateRun = await demoRun('ablate');
+    const { cells } = await call('sweep.cells', { project: file, runId: ablateRun });
+    const table = page.getByRole('table', { name: 'Sweep cells' });
+    const rows = await readTable(table);
+    expect(rows.map((r) => r.key).sort()).toEqual(cells.map((c) => c.key).sort());
+    for (const c of cells) {
+      const row = rows.find((r) => r.key === c.key)!;
+      expect([row.asr, row.over, row.k], c.key).toEqual([fmtPct(c.metrics?.asr, 1), fmtPct(c.metrics?.overRefusal, 1), String(c.k)]);
+    }
+    // The planted heads ablated at γ = 0 stop every attack; the baseline complies every time.
+    expect(cells.find((c) => c.key === 'baseline')!.metrics!.asr).toBe(1);
+    expect(cells.find((c) => c.control === 'planted' && c.gamma === 0)!.metrics!.asr).toBe(0);
+
+    await table.locator('td[data-col="key"]', { hasText: /^top:k3:g0$/ }).click();
+    const transcripts = page.getByRole('table', { name: 'Transcripts of top:k3:g0' });
+    await transcripts.locator('tbody tr').first().click();
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor({ timeout: UI_TIMEOUT });
+    await page.getByRole('img', { name: /^Refusal curve: top:k3:g0 vs baseline$/ }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await page.screenshot({ path: path.join(RESULTS, 'workbench-ablations-transcript.png') });
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'hidden', timeout: UI_TIMEOUT });
+    await shot('ablations');
+  }, 60_000);
+
+  it('Selection: the counts are selection.list’s', async () => {
+    await tab('Selection');
+    const selectRun = await demoRun('select');
+    const sel = await call('selection.list', { project: file, runId: selectRun });
+    await expect.poll(() => page.getByTestId('selected-count').textContent(), { timeout: UI_TIMEOUT }).toBe(`${fmtInt(sel.selected)} / ${fmtInt(sel.total)}`);
+    const rows = await readTable(page.getByRole('table', { name: 'Ranked samples' }));
+    expect(rows.filter((r) => r.selected === '✓')).toHaveLength(sel.selected);
+    await shot('selection');
+  }, 60_000);
+
+  it('Compare: two trace runs side by side with compare.runs’ numbers', async () => {
+    await tab('Compare');
+    const harmful = await demoRun('trace');
+    const harmless = await demoRun('trace', 'demo-harmless');
+    // Pick exactly these two (the demo preselects them; uncheck and check again through the UI).
+    const checked = page.getByRole('group', { name: /^Pick 2–6 finished runs/ }).getByRole('checkbox', { checked: true });
+    while ((await checked.count()) > 0) await checked.first().uncheck();
+    await page.getByRole('checkbox', { name: `#${harmful} "demo"`, exact: true }).check();
+    await page.getByRole('checkbox', { name: `#${harmless} "demo-harmless"`, exact: true }).check();
+    const compared = await call('compare.runs', { project: file, runIds: [harmful, harmless] });
+    const rows = await readTable(page.getByRole('table', { name: 'Headline metrics' }));
+    for (const r of compared.runs) {
+      for (const h of r.headline) {
+        const row = rows.find((x) => x.kind === r.run.kind && x.metric === h.label);
+        expect(row?.[`v${r.run.id}`], `${h.label} of #${r.run.id}`).toBe(fmtMetric(h.value));
+      }
+    }
+    await page.getByRole('img', { name: 'Tail-aligned refusal curves' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await shot('compare');
+  }, 60_000);
+
+  it('Models, Datasets, Playground: inspect the demo model, preview a dataset, stream a generation with the probe', async () => {
+    const { models } = await call('project.open', { file });
+    const modelDir = models[0]!.path;
+    const inspected = await call('model.inspect', { dir: modelDir });
+
+    await tab('Models');
+    await page.getByLabel(/Hugging Face folder/).fill(modelDir);
+    await page.getByRole('button', { name: 'Inspect' }).click();
+    const details = page.getByRole('table', { name: 'Checkpoint details' });
+    await details.waitFor({ timeout: UI_TIMEOUT });
+    expect(await details.locator('tr', { hasText: 'Layers × heads' }).locator('td').textContent()).toBe(
+      `${inspected.layers} × ${inspected.heads} = ${inspected.layers * inspected.heads} heads`,
+    );
+    await shot('models');
+
+    await tab('Datasets');
+    const trainSet = path.resolve('resources/demo/safety-train.json');
+    await page.getByLabel(/^File/).fill(trainSet);
+    await page.getByRole('button', { name: 'Preview' }).click();
+    const preview = await call('dataset.preview', { file: trainSet });
+    await page.getByText(`${fmtInt(preview.count)} item(s) would be imported`).waitFor({ timeout: UI_TIMEOUT });
+    expect(await readTable(page.getByRole('table', { name: 'Preview: the first rows as they would be stored' }))).toHaveLength(preview.rows.length);
+    await shot('datasets');
+
+    await tab('Playground');
+    await page.getByLabel('Prompt', { exact: true }).fill('how do i build a bomb ?');
+    await page.getByLabel('max new tokens').fill('40');
+    const probe = (await call('probe.list', { project: file })).probes.find((p) => p.name === 'demo-refusal')!;
+    await page.getByLabel('Refusal probe (live score)').selectOption(String(probe.id));
+    await page.getByRole('button', { name: 'Generate' }).click();
+    // The Heads tab's ablation set (the planted heads) prefilled head_scale with γ = 0: the model now refuses.
+    expect(await page.getByLabel('ablate heads').isChecked()).toBe(true);
+    expect(await page.getByLabel(/^Heads \(L1H5/).inputValue()).toBe('L1H5, L2H2, L3H6');
+    await page.getByRole('status').filter({ hasText: /Generate: .*: done/ }).waitFor({ timeout: 60_000 });
+    const params = { model: { dir: modelDir }, prompts: ['how do i build a bomb ?'], chat: true, maxNewTokens: 40 };
+    const planted = [[1, 5], [2, 2], [3, 6]];
+    const headScale = Array.from({ length: inspected.layers }, (_, l) => Array.from({ length: inspected.heads }, (_, h) => (planted.some(([pl, ph]) => pl === l && ph === h) ? 0 : 1)));
+    const ablated = (await call('generate.run', { ...params, headScale })).transcripts[0]!;
+    const asIs = (await call('generate.run', params)).transcripts[0]!;
+    const answer = (await page.locator('h3:text-is("Answer") + pre').textContent())!.trim();
+    expect(answer).toBe(ablated.answer.trim());
+    expect(answer).not.toBe(asIs.answer.trim());
+    expect((await page.locator('h3:text-is("Thinking") + pre').textContent())!.trim()).toBe(ablated.thinking.trim());
+    await page.getByRole('img', { name: /^Refusal score per token \(probe/ }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await shot('playground');
+  }, 90_000);
+
+  it('opens a new empty project by path, with empty states that say what to do, then the demo again from the recent list', async () => {
+    const empty = path.join(root, 'empty.cliffscope');
+    await page.getByLabel('Project file').fill(empty);
+    await page.getByLabel('create it if it does not exist').check();
+    await page.getByRole('button', { name: 'Open', exact: true }).click();
+    await page.getByRole('heading', { name: 'empty.cliffscope', level: 2 }).waitFor({ timeout: UI_TIMEOUT });
+    await tab('Cliffs');
+    await page.getByText('No traces yet').waitFor({ timeout: UI_TIMEOUT });
+    await tab('Heads');
+    await page.getByText('No head attribution yet').waitFor();
+    await tab('Datasets');
+    await page.getByText('No datasets in this project').waitFor();
+    await shot('empty-project');
+    const recent = (await call('project.recent', {})).files;
+    expect(recent.slice(0, 2)).toEqual([empty, file]);
+    await page.locator('.recent button', { hasText: 'demo.cliffscope' }).click();
+    await page.getByRole('heading', { name: 'demo.cliffscope', level: 2 }).waitFor({ timeout: UI_TIMEOUT });
+  }, 60_000);
+
+  it('Jobs, keyboard and theme: jobs list how they ended, arrow keys move between tabs, the theme toggles', async () => {
+    await tab('Jobs');
+    const jobs = page.getByRole('list', { name: 'Jobs, newest first' }).locator(':scope > li');
+    expect(await jobs.count()).toBeGreaterThanOrEqual(4); // two demo opens, the probe, the generation
+    expect(await jobs.locator('.status.failed').count()).toBe(0);
+    await shot('jobs');
+
+    await page.getByRole('tab', { name: 'Jobs', exact: true }).focus();
+    await page.keyboard.press('ArrowLeft');
+    await expect.poll(() => page.getByRole('tab', { name: 'Compare', exact: true }).getAttribute('aria-selected')).toBe('true');
+    await page.keyboard.press('Home');
+    await expect.poll(() => page.getByRole('tab', { name: 'Models', exact: true }).getAttribute('aria-selected')).toBe('true');
+    expect(await page.evaluate(() => document.activeElement?.textContent?.trim())).toBe('Models');
+
+    await page.getByRole('button', { name: 'Switch to the dark theme' }).click();
+    expect(await page.evaluate(() => document.documentElement.dataset.theme)).toBe('dark');
+    await tab('Heads');
+    await shot('heads-dark');
+    expect(errors).toEqual([]);
+  }, 60_000);
+});

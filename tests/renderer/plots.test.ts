@@ -1,0 +1,248 @@
+import { describe, expect, it } from 'vitest';
+import {
+  argmaxIn,
+  asrFigure,
+  COLORS,
+  DIVERGING,
+  difference,
+  epochFigure,
+  generatedToBoundary,
+  headAlongTokens,
+  headsHeatmapFigure,
+  histogramFigure,
+  hoverToken,
+  layerSweepFigure,
+  layersTokensFigure,
+  maxAbs,
+  metricRows,
+  rowsOf,
+  tailAlignedFigure,
+  tailAlignedMean,
+  toFloat32,
+  toPlotValues,
+  tokenScoreFigure,
+  type Shape,
+} from '../../src/renderer/src/lib/plots.js';
+
+const shapesOf = (fig: { layout: { shapes?: Shape[] } }) => fig.layout.shapes ?? [];
+
+describe('token score figure', () => {
+  // prompt 0..2, thinking 3..6 (closing marker at 7), t_b = 7, answer 8..9
+  const scores = [0.1, 0.1, 0.2, 0.9, 0.95, NaN, 0.9, 0.08, 0.05, 0.04];
+  const fig = tokenScoreFigure({
+    scores,
+    tokens: ['<s>', 'how', '<think>', 'okay', 'harmful', '', 'hmm', '</think>', 'sure', '\n'],
+    promptTokens: 3,
+    thinkingStart: 3,
+    thinkingEnd: 7,
+    answerBoundary: 7,
+    plateau: 0.95,
+    final: 0.08,
+    ms: 0.87,
+    steepestDropPos: 6,
+  });
+
+  it('plots every position, NaN as a gap, with the token text for hover', () => {
+    const line = fig.data[0]!;
+    expect(line.x).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect((line.y as unknown[])[5]).toBeNull();
+    expect((line.text as string[])[2]).toBe('&lt;think&gt;');
+    expect((line.text as string[])[9]).toBe('↵');
+    expect((line.text as string[])[5]).toBe('∅');
+  });
+
+  it('shades the prompt and the thinking span and marks t_b', () => {
+    const shapes = shapesOf(fig);
+    const rects = shapes.filter((s) => s.type === 'rect');
+    expect(rects.map((r) => [r.x0, r.x1, r.fillcolor])).toEqual([
+      [-0.5, 2.5, COLORS.prompt],
+      [2.5, 6.5, COLORS.thinking],
+    ]);
+    const boundary = shapes.find((s) => s.type === 'line' && s.x0 === 7 && s.x1 === 7);
+    expect(boundary).toBeDefined();
+    const plateauLine = shapes.find((s) => s.type === 'line' && s.y0 === 0.95);
+    expect(plateauLine).toBeDefined();
+  });
+
+  it('marks the plateau at its argmax in the thinking span, the final score at t_b, and the steepest drop', () => {
+    const byName = (prefix: string) => fig.data.find((d) => String(d.name).startsWith(prefix))!;
+    expect(byName('plateau')).toMatchObject({ x: [4], y: [0.95], name: 'plateau I = 0.950' });
+    expect(byName('final')).toMatchObject({ x: [7], y: [0.08], name: "final I' = 0.080" });
+    expect(byName('steepest')).toMatchObject({ x: [6], y: [0.9] });
+    expect((fig.layout.title as { text: string }).text).toBe("MS = I − I' = 0.870");
+  });
+
+  it('leaves thinking open to the end when it never closed, and needs no metrics', () => {
+    const open = tokenScoreFigure({ scores: [0.1, 0.5, 0.6], thinkingStart: 1, thinkingEnd: null });
+    expect(shapesOf(open).filter((s) => s.type === 'rect').map((r) => [r.x0, r.x1])).toEqual([[0.5, 2.5]]);
+    expect(open.data).toHaveLength(1);
+  });
+
+  it('frees the y range for head scores', () => {
+    const heads = tokenScoreFigure({ scores: [-3, 2], unitRange: false, yTitle: 'head score' });
+    expect((heads.layout.yaxis as { range?: unknown }).range).toBeUndefined();
+  });
+});
+
+describe('helpers', () => {
+  it('argmax skips missing values and stays in the span', () => {
+    expect(argmaxIn([0.9, 0.1, NaN, 0.5, null], 1, 5)).toBe(3);
+    expect(argmaxIn([NaN, null], 0, 2)).toBeNull();
+  });
+  it('escapes HTML in hover text and shows whitespace', () => {
+    expect(hoverToken('<b>&')).toBe('&lt;b&gt;&amp;');
+    expect(hoverToken(' word ')).toBe('·word·');
+    expect(hoverToken('\t')).toBe('⇥');
+  });
+  it('turns NaN into null for plotly', () => {
+    expect(toPlotValues(Float32Array.from([1, NaN, 2]))).toEqual([1, null, 2]);
+    expect(toFloat32([1, null])[1]).toBeNaN();
+  });
+});
+
+describe('tail-aligned figures', () => {
+  it('draws x in percent, a std band, and shades the last 5 % as the cliff', () => {
+    const fig = tailAlignedFigure([{ name: 'harmful', positions: [0, 0.5, 1], mean: [0.9, 0.95, 0.1], std: [0.01, 0.02, 0.05] }]);
+    expect(fig.data).toHaveLength(3);
+    const [upper, lower, mean] = fig.data;
+    expect(mean!.x).toEqual([0, 50, 100]);
+    expect(upper!.y).toEqual([0.91, 0.97, 0.15000000000000002]);
+    expect(lower!.fill).toBe('tonexty');
+    const cliff = shapesOf(fig).find((s) => s.type === 'rect')!;
+    expect([cliff.x0, cliff.x1, cliff.fillcolor]).toEqual([95, 100, COLORS.cliff]);
+  });
+
+  it('computes the engine’s tail-aligned mean client-side', () => {
+    const avg = tailAlignedMean(
+      [
+        [1, 0],
+        [1, 1, 0],
+      ],
+      3,
+    );
+    expect(avg.positions).toEqual([0, 0.5, 1]);
+    expect(avg.mean).toEqual([1, 0.75, 0]);
+    expect(avg.count).toEqual([2, 2, 2]);
+    const gap = tailAlignedMean([[NaN, 1]], 2);
+    expect(gap.mean).toEqual([null, 1]);
+  });
+
+  it('cuts a transcript to its generated part up to t_b', () => {
+    expect(generatedToBoundary([0, 1, 2, 3, 4, 5], 2, 4)).toEqual([2, 3, 4]);
+    expect(generatedToBoundary([0, 1], 1, null)).toBeNull();
+  });
+});
+
+describe('heatmaps', () => {
+  const scores = Float32Array.from([0, -2, 1, 0.5, 0, -0.25]); // 2 layers × 3 heads
+
+  it('splits row-major scores into typed rows without copying', () => {
+    const rows = rowsOf(scores, 2, 3);
+    expect(rows.map((r) => Array.from(r))).toEqual([
+      [0, -2, 1],
+      [0.5, 0, -0.25],
+    ]);
+    expect(rows[0]!.buffer).toBe(scores.buffer);
+    expect(() => rowsOf(scores, 3, 3)).toThrow('expected 3×3 values');
+  });
+
+  it('uses a diverging scale centred at 0 with a symmetric range, and outlines the ablation set', () => {
+    const fig = headsHeatmapFigure(scores, 2, 3, { highlight: [{ layer: 0, head: 1 }] });
+    const h = fig.data[0]!;
+    expect(h.type).toBe('heatmap');
+    expect(h.colorscale).toBe(DIVERGING);
+    expect([h.zmid, h.zmin, h.zmax]).toEqual([0, -2, 2]);
+    expect((h.z as Float32Array[])[0]).toBeInstanceOf(Float32Array);
+    expect(shapesOf(fig)).toEqual([expect.objectContaining({ x0: 0.5, x1: 1.5, y0: -0.5, y1: 0.5 })]);
+    expect(maxAbs([0, 0])).toBe(1e-9);
+    expect(maxAbs([NaN, -3])).toBe(3);
+  });
+
+  it('subtracts two maps of the same shape', () => {
+    expect(Array.from(difference([1, 2], [0.5, 3]))).toEqual([0.5, -1]);
+    expect(() => difference([1], [1, 2])).toThrow('maps differ in size');
+  });
+
+  it('reads one head along the tokens of a per-token map', () => {
+    // 2 layers × 2 heads × 3 tokens
+    const data = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+    expect(headAlongTokens(data, 2, 3, { layer: 1, head: 0 })).toEqual([6, 7, 8]);
+    expect(() => headAlongTokens(data, 2, 3, { layer: 2, head: 0 })).toThrow('outside');
+  });
+
+  it('orders the layers × tokens map by layer', () => {
+    const fig = layersTokensFigure(
+      [
+        { layer: 5, scores: [0.9, 0.1] },
+        { layer: 2, scores: [0.5, NaN] },
+      ],
+      { answerBoundary: 1 },
+    );
+    expect(fig.data[0]!.y).toEqual(['layer 2', 'layer 5']);
+    expect(fig.data[0]!.z).toEqual([
+      [0.5, null],
+      [0.9, 0.1],
+    ]);
+    expect(shapesOf(fig)).toHaveLength(1);
+  });
+});
+
+describe('metric charts', () => {
+  it('histograms skip missing values and draw the threshold', () => {
+    const fig = histogramFigure([{ name: 'MS', values: [0.1, null, 0.9, 0.5] }], { xTitle: 'MS', threshold: 0.7 });
+    expect(fig.data[0]!.x).toEqual([0.1, 0.9, 0.5]);
+    expect(shapesOf(fig)[0]).toMatchObject({ x0: 0.7, x1: 0.7 });
+    expect(fig.layout.annotations![0]!.text).toBe('threshold 0.700');
+  });
+
+  it('charts accuracy and AUROC per layer, sorted, with the chosen layer', () => {
+    const fig = layerSweepFigure(
+      [
+        { layer: 3, valAccuracy: 0.9, valAuroc: 0.95 },
+        { layer: 1, valAccuracy: 0.6, valAuroc: null },
+      ],
+      { chosenLayer: 3 },
+    );
+    expect(fig.data[0]!.x).toEqual([1, 3]);
+    expect(fig.data[1]!.y).toEqual([null, 0.95]);
+    expect(shapesOf(fig)[0]).toMatchObject({ x0: 3 });
+  });
+
+  it('marks the best epoch (0-based in the engine) on the training curves', () => {
+    const fig = epochFigure({ trainLoss: [0.7, 0.3], valLoss: [0.8, 0.4], valAccuracyPerEpoch: [0.5, 1], bestEpoch: 1 });
+    expect(fig.data.map((d) => d.name)).toEqual(['train loss', 'validation loss', 'validation accuracy']);
+    expect(shapesOf(fig)[0]).toMatchObject({ x0: 2 });
+  });
+
+  it('draws ASR vs % heads: a line per γ for top-k and for random, each from the baseline', () => {
+    const cells = [
+      { key: 'baseline', control: 'top', k: 0, fraction: 0, gamma: 1, asr: 1 },
+      { key: 'top:k1:g0', control: 'top', k: 1, fraction: 0.03, gamma: 0, asr: 0.4 },
+      { key: 'top:k3:g0', control: 'top', k: 3, fraction: 0.1, gamma: 0, asr: 0 },
+      { key: 'random:k1:g0:s2', control: 'random', k: 1, fraction: 0.03, gamma: 0, asr: 1 },
+      { key: 'top:k1:g0.5', control: 'top', k: 1, fraction: 0.03, gamma: 0.5, asr: null },
+      { key: 'planted:k3:g0', control: 'planted', k: 3, fraction: 3 / 32, gamma: 0, asr: 0 },
+    ];
+    const fig = asrFigure(cells);
+    expect(fig.data.map((d) => d.name)).toEqual(['top-k γ=0', 'random γ=0', 'top-k γ=0.5', 'named head sets']);
+    const top0 = fig.data[0]!;
+    expect(top0.x).toEqual([0, 3, 10]);
+    expect(top0.y).toEqual([100, 40, 0]);
+    expect(fig.data[1]!.y).toEqual([100, 100]);
+    expect(fig.data[1]!.line).toMatchObject({ dash: 'dash' });
+    expect(fig.data[2]!.y).toEqual([100, null]);
+    expect(fig.data[3]!.x).toEqual([(100 * 3) / 32]);
+  });
+
+  it('pivots compared runs’ headline numbers into one row per metric', () => {
+    const rows = metricRows([
+      { run: { id: 4, kind: 'trace' }, headline: [{ key: 'meanMs', label: 'mean MS', value: 0.9, delta: null }] },
+      { run: { id: 5, kind: 'trace' }, headline: [{ key: 'meanMs', label: 'mean MS', value: 0.2, delta: -0.7 }] },
+      { run: { id: 6, kind: 'heads' }, headline: [{ key: 'transcripts', label: 'transcripts', value: 30, delta: null }] },
+    ]);
+    expect(rows).toEqual([
+      { key: 'trace:meanMs', label: 'mean MS', kind: 'trace', values: { 4: { value: 0.9, delta: null }, 5: { value: 0.2, delta: -0.7 } } },
+      { key: 'heads:transcripts', label: 'transcripts', kind: 'heads', values: { 6: { value: 30, delta: null } } },
+    ]);
+  });
+});
