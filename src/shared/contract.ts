@@ -1097,6 +1097,16 @@ export const JobEvent = z.discriminatedUnion('kind', [
   z.strictObject({
     jobId,
     at,
+    kind: z.literal('score'),
+    /** Which prompt of the call. */
+    prompt: z.number().int().nonnegative(),
+    /** Transcript position whose residual the live probe just read (prompt + output). */
+    position: z.number().int().nonnegative(),
+    score: z.number(),
+  }),
+  z.strictObject({
+    jobId,
+    at,
     kind: z.literal('done'),
     /** The job's result, validated against its own method's schema by whoever started it. */
     result: z.unknown().optional(),

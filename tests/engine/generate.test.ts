@@ -99,12 +99,20 @@ describe('live probe taps', () => {
     const weights = Float32Array.from({ length: d }, (_, j) => Math.sin(j + 1) / 4);
     const probe = { layer: L, weights, bias: 0.1 };
     const seen: number[] = [];
+    const live = new Map<string, number>();
     const results = await generate(model.session, prompts.slice(0, 3).map((ids) => ({ ids })), {
       maxNewTokens: 8,
       batchSize: 3,
       probes: [probe],
       onTap: (prompt, position) => prompt === 0 && seen.push(position),
+      onScore: (prompt, position, scores) => live.set(`${prompt}:${position}`, scores[0]!),
     });
+    // Streamed scores are the stored ones, delivered as each token's residual is computed.
+    for (const r of results) {
+      r.scores[0]!.forEach((v, t) => {
+        if (!Number.isNaN(v)) expect(live.get(`${r.prompt}:${t}`)).toBe(v);
+      });
+    }
     for (const r of results) {
       const ids = [...r.promptIds, ...r.outputIds];
       const tf = await teacherForce(model.session, ids, { residLayers: [L] });

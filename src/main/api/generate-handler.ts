@@ -50,6 +50,7 @@ export async function generateRun(params: ParamsOf<'generate.run'>, ctx: CallCon
       shown[prompt] = text;
       ctx.emit?.({ kind: 'token', prompt, tokenId, position, text: delta });
     },
+    onScore: probe ? (prompt, position, scores) => ctx.emit?.({ kind: 'score', prompt, position, score: scores[0]! }) : undefined,
     onProgress: (done, total) => ctx.progress(done, total, 'tokens'),
   });
   return {

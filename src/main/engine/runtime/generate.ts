@@ -44,6 +44,8 @@ export interface GenerateOptions {
   /** Raw residual vectors of every processed token at these stack entries: [layers.length * d]. */
   tapLayers?: number[];
   onTap?: (prompt: number, position: number, residual: Float32Array) => void;
+  /** Each probe's score for a token, as soon as that token's residual is computed. */
+  onScore?: (prompt: number, position: number, scores: number[]) => void;
   onToken?: (prompt: number, token: number, position: number) => void;
   /** Called after each decode step with (tokens generated so far, upper bound on tokens). */
   onProgress?: (done: number, total: number) => void;
@@ -206,6 +208,7 @@ export async function generate(session: DecoderSession, requests: GenerationRequ
           for (let j = 0; j < d; j++) dot += p.weights[j]! * vec[li * d + j]!;
           r.scores[pi]![position] = sigmoid(dot);
         });
+        if (probes.length) opts.onScore?.(r.prompt, position, probes.map((_, pi) => r.scores[pi]![position]!));
         opts.onTap?.(r.prompt, position, vec);
       });
       return out.logits;
