@@ -784,6 +784,10 @@ export const TranscriptsListResult = z.strictObject({
   ),
 });
 
+/** `selection.export`: write a finished selection as fine-tuning files (LLaMA-Factory alpaca JSON, messages JSONL). */
+export const SelectionExportParams = z.strictObject({ project: filePath, runId: rowId, outDir: filePath });
+export const SelectionExportResult = z.strictObject({ files: z.array(z.string()) });
+
 /** `selection.list`: a select run's ranked samples. */
 export const SelectionListParams = z.strictObject({
   project: filePath,
@@ -886,6 +890,7 @@ export const api = {
   'sweep.cells': { params: SweepCellsParams, result: SweepCellsResult },
   'transcripts.list': { params: TranscriptsListParams, result: TranscriptsListResult },
   'selection.list': { params: SelectionListParams, result: SelectionListResult },
+  'selection.export': { params: SelectionExportParams, result: SelectionExportResult },
   'probe.list': { params: ProbeListParams, result: ProbeListResult },
   'probe.get': { params: ProbeGetParams, result: ProbeGetResult },
   'compare.runs': { params: CompareRunsParams, result: CompareRunsResult },

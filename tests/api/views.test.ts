@@ -254,6 +254,29 @@ describe('selection.list', () => {
   });
 });
 
+describe('selection.export', () => {
+  it('writes the selected samples as alpaca JSON and messages JSONL with provenance', async () => {
+    const outDir = `${fx.dir}/selection-out`;
+    const r = await call('selection.export', { project: fx.file, runId: runs.select!, outDir });
+    expect(r.files.map((f) => f.slice(outDir.length + 1)).sort()).toEqual([
+      'cliffscope_selection.json',
+      'cliffscope_selection.provenance.json',
+      'cliffscope_selection_messages.jsonl',
+      'cliffscope_selection_messages.provenance.json',
+      'dataset_info.json',
+    ]);
+    const fs = await import('node:fs');
+    const alpaca = JSON.parse(fs.readFileSync(`${outDir}/cliffscope_selection.json`, 'utf8')) as { instruction: string; output: string }[];
+    const selected = store.listSelections(runs.select!, { selectedOnly: true });
+    expect(alpaca).toHaveLength(selected.length);
+    expect(alpaca[0]!.instruction).toBe(store.getItem(selected[0]!.itemId)!.prompt);
+    expect(alpaca[0]!.output).toContain('</think>');
+    const prov = JSON.parse(fs.readFileSync(`${outDir}/cliffscope_selection.provenance.json`, 'utf8'));
+    expect(prov.modelHash).toBe(store.getModel(store.getRun(runs.select!)!.modelId!)!.contentHash);
+    expect(await callError('selection.export', { project: fx.file, runId: runs.trace!, outDir })).toMatchObject({ code: 'bad-argument' });
+  });
+});
+
 describe('probes', () => {
   it('lists probes and gives one with per-epoch losses, weights only when asked', async () => {
     const list = await call('probe.list', { project: fx.file });

@@ -143,7 +143,7 @@ describe.skipIf(!available)('real datasets through every pipeline (demo model)',
     runs.select = result.runId;
     expect(result.total).toBe(ROWS);
     expect(result.selected).toBe(3);
-    const written = exportSelection(env, result.runId, outDir);
+    const written = exportSelection(env.store, result.runId, outDir, env.model.tokenizer!);
     const names = written.map((f) => path.basename(f)).sort();
     expect(names).toEqual([
       'cliffscope_selection.json',

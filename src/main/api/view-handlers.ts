@@ -9,6 +9,7 @@ import { rankHeads } from '../engine/analysis/heads.js';
 import { tailAlignedAverage } from '../engine/analysis/trace.js';
 import { CliffscopeError } from '../engine/errors.js';
 import { runReport } from '../engine/pipelines/report.js';
+import { exportSelection } from '../engine/pipelines/select.js';
 import type { ProjectStore } from '../engine/store/project-store.js';
 import { toCsv } from '../engine/store/tabular.js';
 import type { HeadMapRow, JsonObject, RunRow } from '../engine/store/types.js';
@@ -336,6 +337,21 @@ function selectionRows(s: ProjectStore, run: RunRow, selectedOnly: boolean) {
       final: tr ? num(tr.final) : null,
     };
   });
+}
+
+/** Write the selected samples for fine-tuning, with provenance; the dataset's own text, the model's think markers. */
+export async function selectionExport(p: ParamsOf<'selection.export'>): Promise<ResultOf<'selection.export'>> {
+  const { dir, run } = withReader(p.project, (s) => {
+    const r = requireRun(s, p.runId, ['select']);
+    return { dir: modelDirOf(s, r), run: r };
+  });
+  const tok = dir ? await tokenizerFor(dir) : null;
+  if (!tok) {
+    throw new CliffscopeError('missing-file', `cannot load the tokenizer of the model select run #${run.id} used${dir ? ` (${dir})` : ''}`, {
+      hint: 'the export reads the model’s think markers; make its checkpoint folder available again',
+    });
+  }
+  return { files: withReader(p.project, (s) => exportSelection(s, run.id, path.resolve(p.outDir), tok)) };
 }
 
 export async function selectionList(p: ParamsOf<'selection.list'>): Promise<ResultOf<'selection.list'>> {

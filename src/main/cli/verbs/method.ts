@@ -434,7 +434,7 @@ ${MODEL_HELP}`,
         { resume: resumeOption(values), name: values.name },
       );
       if (values.out && env.store.getRun(result.runId)?.status === 'done') {
-        for (const f of exportSelection(env, result.runId, values.out)) process.stderr.write(`wrote ${f}\n`);
+        for (const f of exportSelection(env.store, result.runId, values.out, env.model.tokenizer!)) process.stderr.write(`wrote ${f}\n`);
       }
       return printReport(env, result.runId, values.json);
     });

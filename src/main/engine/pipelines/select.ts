@@ -11,7 +11,9 @@ import { PAPER_SELECT_FRACTION, selectSamples, toAlpacaJson, toMessagesJsonl, ty
 import { traceMetrics } from '../analysis/trace.js';
 import { CliffscopeError } from '../errors.js';
 import { teacherForce } from '../runtime/teacher-force.js';
+import type { ProjectStore } from '../store/project-store.js';
 import type { JsonObject } from '../store/types.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { beginRun, commitSummary, finishing, type PipelineEnv, requireDatasetId, requireProbe, requireTokenizer } from './common.js';
 import { ensureTranscriptRow, readSource } from './sources.js';
 
@@ -100,11 +102,12 @@ export { PAPER_SELECT_FRACTION };
  * Write a finished select run's selection as LLaMA-Factory alpaca JSON and chat-messages JSONL, each with a
  * provenance sidecar and a dataset_info.json entry. Returns the paths written.
  */
-export function exportSelection(env: PipelineEnv, runId: number, outDir: string): string[] {
-  const { store, model } = env;
-  const tok = requireTokenizer(model);
+export function exportSelection(store: ProjectStore, runId: number, outDir: string, tok: Tokenizer): string[] {
   const run = store.getRun(runId);
   if (!run || run.kind !== 'select') throw new CliffscopeError('bad-argument', `run #${runId} is not a select run`);
+  if (run.status !== 'done') throw new CliffscopeError('bad-argument', `select run #${runId} is ${run.status}; export a finished selection`, { hint: `resume it with --resume ${runId}` });
+  const modelRow = run.modelId !== null ? store.getModel(run.modelId) : null;
+  if (!modelRow) throw new CliffscopeError('bad-argument', `select run #${runId} records no model`);
   const cfg = run.config as unknown as SelectRunConfig;
   const chosen = store.listSelections(runId, { selectedOnly: true });
   // The training text is the dataset's own response, split at the think markers as text: decoding the token ids
@@ -134,7 +137,7 @@ export function exportSelection(env: PipelineEnv, runId: number, outDir: string)
     return { id: String(item.id), prompt: item.prompt, thinking: t.thinking, answer: t.answer, rank: sel.rank ?? 0, score: sel.score };
   });
   const prov = {
-    modelHash: model.compiled.modelHash,
+    modelHash: modelRow.contentHash,
     probeId: String(cfg.probeId),
     variant: cfg.variant,
     extra: { run: run.uid, runId, project: store.file, dataset: cfg.datasetId, fraction: cfg.fraction, seed: cfg.seed },
