@@ -866,11 +866,29 @@ export const TableName = z.enum(['runs', 'traces', 'heads', 'cells', 'transcript
 export const TableCsvParams = z.strictObject({ project: filePath, query: TableName, runId: rowId.optional() });
 export const TableCsvResult = z.strictObject({ csv: z.string(), rows: count, filename: z.string() });
 
+/** `model.add` (job): compile (or reuse) the checkpoint's graph with progress, load it, and record it in the project. */
+export const ModelAddParams = z.strictObject({
+  project: z.string().trim().min(1).max(4096),
+  model: ModelRef,
+});
+export const ModelAddResult = z.strictObject({
+  modelId: z.number().int().positive(),
+  contentHash: z.string().min(1),
+  /** The execution provider that loaded it, and why better ones were skipped. */
+  provider: z.string().min(1),
+  providerNotes: z.array(z.string()),
+  /** The compiled graph's cache key, and whether this call reused it. */
+  compileKey: z.string().min(1),
+  cached: z.boolean(),
+  seconds: z.number().nonnegative(),
+});
+
 /** Every method the engine answers. Add new ones here; the handler table and the clients follow the types. */
 export const api = {
   'app.info': { params: AppInfoParams, result: AppInfoResult },
   'model.inspect': { params: ModelInspectParams, result: ModelInspectResult },
   'generate.run': { params: GenerateRunParams, result: GenerateRunResult },
+  'model.add': { params: ModelAddParams, result: ModelAddResult },
   'project.open': { params: ProjectOpenParams, result: ProjectOpenResult },
   'project.recent': { params: ProjectRecentParams, result: ProjectRecentResult },
   'project.remember': { params: ProjectRememberParams, result: ProjectRememberResult },
@@ -900,7 +918,7 @@ export const api = {
 export type Api = typeof api;
 
 /** Methods that run long: call them with a job id to get progress / log (and token) events and to cancel them. */
-export const JOB_METHODS = Object.freeze(['generate.run', 'project.demo', 'run.start'] as const satisfies readonly (keyof typeof api)[]);
+export const JOB_METHODS = Object.freeze(['generate.run', 'model.add', 'project.demo', 'run.start'] as const satisfies readonly (keyof typeof api)[]);
 export type Method = keyof Api;
 export type ParamsOf<M extends Method> = z.infer<Api[M]['params']>;
 export type ResultOf<M extends Method> = z.infer<Api[M]['result']>;

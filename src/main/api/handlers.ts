@@ -9,7 +9,7 @@ import type { Method, ParamsOf, ResultOf } from '../../shared/contract.js';
 import { openCheckpoint } from '../engine/model/checkpoint.js';
 import type { CallContext } from './context.js';
 import { generateRun } from './generate-handler.js';
-import { datasetImport, datasetItems, datasetPreview, projectDemo, projectExport, projectImport, projectOpen, projectRecent, projectRemember } from './project-handlers.js';
+import { datasetImport, datasetItems, datasetPreview, modelAdd, projectDemo, projectExport, projectImport, projectOpen, projectRecent, projectRemember } from './project-handlers.js';
 import { runDelete, runReportHandler, runStart } from './run-handlers.js';
 import {
   compareRuns,
@@ -88,6 +88,7 @@ export const handlers: HandlerTable = {
   'app.info': appInfo,
   'model.inspect': modelInspect,
   'generate.run': generateRun,
+  'model.add': modelAdd,
   'project.open': projectOpen,
   'project.recent': projectRecent,
   'project.remember': projectRemember,

@@ -9,7 +9,9 @@ import { defaultCacheRoot } from '../engine/onnx/compile.js';
 import { exportProject } from '../engine/store/open.js';
 import type { ProjectStore } from '../engine/store/project-store.js';
 import { jsonSafe } from '../engine/store/tabular.js';
+import { registerModel } from '../engine/pipelines/common.js';
 import type { CallContext } from './context.js';
+import { acquireModel } from './model-pool.js';
 import { isWriting, recentProjects, rememberProject, requireDataset, resolveFile, withReader, withWriter } from './projects.js';
 import { datasetSummary, jsonRecord, mappingOf, modelSummary, probeSummary, runSummary } from './shapes.js';
 
@@ -79,6 +81,23 @@ export async function projectDemo({ file }: ParamsOf<'project.demo'>, ctx: CallC
   } finally {
     demosRunning.delete(abs);
   }
+}
+
+/** Compile and load a checkpoint (progress: hashing, weights, graph), then record it in the project. */
+export async function modelAdd(p: ParamsOf<'model.add'>, ctx: CallContext): Promise<ResultOf<'model.add'>> {
+  const started = Date.now();
+  const phases: Record<string, string> = { hash: 'hashing the checkpoint', weights: 'writing weights', graph: 'building the graph' };
+  const model = await acquireModel(p.model, undefined, (pr) => ctx.progress(pr.done, pr.total, phases[pr.phase]));
+  const row = await withWriter(p.project, (store) => registerModel(store, model), { create: true });
+  return {
+    modelId: row.id,
+    contentHash: model.compiled.modelHash,
+    provider: model.session.provider,
+    providerNotes: [...model.session.providerNotes],
+    compileKey: model.compiled.key,
+    cached: model.compiled.cached,
+    seconds: (Date.now() - started) / 1000,
+  };
 }
 
 export async function projectExport({ file, dest, runId }: ParamsOf<'project.export'>): Promise<ResultOf<'project.export'>> {
