@@ -121,6 +121,18 @@ describe.each(TINY_VARIANTS)('graph vs reference: %s', (variant) => {
     }
   });
 
+  it('returns layers in the order asked, including repeats', async () => {
+    const L = model.config.numLayers;
+    const layers = [L, 0, L + 1, L];
+    const got = await teacherForce(model.session, ids, { residLayers: layers, positions: [4, 9] });
+    const full = await allTaps(model, ids);
+    const d = model.config.hiddenSize;
+    for (const l of layers) {
+      const want = full.resid.get(l)!;
+      expect(maxAbsDiff(got.resid.get(l)!, [...want.subarray(4 * d, 5 * d), ...want.subarray(9 * d, 10 * d)])).toBeLessThanOrEqual(1e-6);
+    }
+  });
+
   it('taps only the positions asked for', async () => {
     const positions = [3, 0, 20];
     const got = await teacherForce(model.session, ids, { residLayers: [2], zLayers: [1], positions, chunkSize: 6 });

@@ -264,13 +264,23 @@ export function buildDecoderGraph(cfg: ModelConfig, weight: WeightRef, opts: Dec
   const picked = g.op('GatherElements', [logSoftmax, g.op('Unsqueeze', [logprobTargets, g.int64([1])])], { axis: 1 });
   g.output(IO.tokenLogprobs, g.op('Reshape', [picked, g.int64([-1])]), f, ['logprob_rows']);
 
-  const stackTaps = (entries: string[], rows: string, layers: string, name: string) => {
-    const gathered = entries.map((e) => g.op('Unsqueeze', [g.op('Gather', [e, rows], { axis: 0 }), g.int64([0])]));
-    return g.op('Gather', [g.op('Concat', gathered, { axis: 0 }, { name: `${name}.stack` }), layers], { axis: 0 }, { name });
+  // Each stack entry gathers its rows only when the caller selected it: for the others the row list is cut to
+  // length 0, so a run that taps one layer never copies the rest. Entries come out in stack order; the runtime
+  // asks for its layers in ascending order and puts them back in the order its caller wanted.
+  const stackTaps = (entries: string[], rows: string, layers: string, rowShape: number[], name: string) => {
+    const k = g.op('Shape', [rows], {}, { name: `${name}.k` });
+    const parts = entries.map((e, idx) => {
+      const hit = g.op('Cast', [g.op('Equal', [layers, g.int64([idx], [])])], { to: DataType.FLOAT });
+      const selected = g.op('Cast', [g.op('ReduceMax', [hit], { keepdims: 1 })], { to: DataType.INT64 }, { name: `${name}.sel${idx}` });
+      const take = g.op('Slice', [rows, g.int64([0]), g.op('Mul', [k, selected]), g.int64([0])], {}, { name: `${name}.rows${idx}` });
+      return g.op('Gather', [e, take], { axis: 0 }, { name: `${name}.part${idx}` });
+    });
+    const shape = g.op('Concat', [g.int64([-1]), k, g.int64(rowShape)], { axis: 0 }, { name: `${name}.shape` });
+    return g.op('Reshape', [g.op('Concat', parts, { axis: 0 }, { name: `${name}.flat` }), shape], {}, { name });
   };
-  g.output(IO.residTaps, toFloat(stackTaps(residStack, residRows, residLayers, 'taps.resid')), f, ['resid_layers', 'resid_rows', d]);
+  g.output(IO.residTaps, toFloat(stackTaps(residStack, residRows, residLayers, [d], 'taps.resid')), f, ['resid_layers', 'resid_rows', d]);
   const zFlat = zStack.map((z) => g.op('Reshape', [z, g.int64([-1, H, D])]));
-  g.output(IO.zTaps, toFloat(stackTaps(zFlat, zRows, zLayers, 'taps.z')), f, ['z_layers', 'z_rows', H, D]);
+  g.output(IO.zTaps, toFloat(stackTaps(zFlat, zRows, zLayers, [H, D], 'taps.z')), f, ['z_layers', 'z_rows', H, D]);
 
   for (let i = 0; i < L; i++) {
     g.outputs.push({ name: IO.presentKey(i), dataType: f, shape: ['batch', Hkv, 'total', D] });

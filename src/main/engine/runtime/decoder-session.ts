@@ -135,7 +135,10 @@ export class DecoderSession {
         });
       }
     }
-    const taps = input.taps ?? {};
+    const requested = input.taps ?? {};
+    // The graph returns tapped layers in ascending stack order, each once; callers may ask in any order.
+    const ascending = (v?: number[]) => (v && v.length ? [...new Set(v)].sort((a, b) => a - b) : v);
+    const taps: TapSelection = { ...requested, residLayers: ascending(requested.residLayers), zLayers: ascending(requested.zLayers) };
     // The graph always gathers at least one row/layer; empty selections ask for row 0 and drop it afterwards.
     const sel = (v: number[] | undefined) => (v && v.length ? v : [0]);
     const headScale = input.headScale ?? new Float32Array(B * L * H).fill(1);
@@ -178,11 +181,20 @@ export class DecoderSession {
     };
     // Layers × rows outputs: if either selection was empty the whole tap is empty.
     const both = (rows?: number[], layers?: number[]) => (rows?.length && layers?.length ? layers : undefined);
+    /** Blocks of `perLayer` values in `got` order, rearranged into the caller's `want` order. */
+    const inOrder = (values: Float32Array, got: number[] | undefined, want: number[] | undefined, perLayer: number) => {
+      if (!got || !want || values.length === 0 || (got.length === want.length && got.every((l, i) => l === want[i]))) return values;
+      const out = new Float32Array(want.length * perLayer);
+      want.forEach((layer, i) => out.set(values.subarray(got.indexOf(layer) * perLayer, (got.indexOf(layer) + 1) * perLayer), i * perLayer));
+      return out;
+    };
+    const residPer = (taps.residRows?.length ?? 0) * d;
+    const zPer = (taps.zRows?.length ?? 0) * H * D;
     return {
       logits: data(IO.logits, taps.logitRows, V),
       tokenLogprobs: data(IO.tokenLogprobs, taps.logprobRows, 1),
-      resid: data(IO.residTaps, both(taps.residRows, taps.residLayers), (taps.residRows?.length ?? 0) * d),
-      z: data(IO.zTaps, both(taps.zRows, taps.zLayers), (taps.zRows?.length ?? 0) * H * D),
+      resid: inOrder(data(IO.residTaps, both(taps.residRows, taps.residLayers), residPer), taps.residLayers, requested.residLayers, residPer),
+      z: inOrder(data(IO.zTaps, both(taps.zRows, taps.zLayers), zPer), taps.zLayers, requested.zLayers, zPer),
       cache: {
         batch: B,
         length: T,
