@@ -64,6 +64,7 @@ function withProject(params: unknown): unknown {
 describe('workbench payloads', () => {
   it('lists the workbench methods and the job methods', () => {
     expect(WORKBENCH).toEqual([
+      'model.add',
       'project.open',
       'project.recent',
       'project.remember',
@@ -83,12 +84,13 @@ describe('workbench payloads', () => {
       'sweep.cells',
       'transcripts.list',
       'selection.list',
+      'selection.export',
       'probe.list',
       'probe.get',
       'compare.runs',
       'table.csv',
     ]);
-    expect([...JOB_METHODS]).toEqual(['generate.run', 'project.demo', 'run.start']);
+    expect([...JOB_METHODS]).toEqual(['generate.run', 'model.add', 'project.demo', 'run.start']);
   });
 
   it('rejects garbage for every method with a bad-params envelope, never an internal error', async () => {
