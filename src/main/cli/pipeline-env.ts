@@ -1,7 +1,8 @@
 /**
- * Shared plumbing for the verbs that run the method's pipelines against a project: the common options (model,
- * runtime, precision, resume, output), opening the project and the model, Ctrl-C as cancellation, progress with an
- * ETA, and looking datasets / runs / probes up by name or id with errors that say what exists.
+ * Shared plumbing for the verbs that load a model (the runtime flags and compile progress, one place for all) and
+ * for those that run the method's pipelines against a project: opening the project and the model, Ctrl-C as
+ * cancellation, progress with an ETA, and looking datasets / runs / probes up by name or id with errors that say
+ * what exists.
  */
 import { CliffscopeError } from '../engine/errors.js';
 import type { PipelineEnv } from '../engine/pipelines/common.js';
@@ -14,17 +15,39 @@ import { intOption } from './command.js';
 import { parsePrecision, PRECISION_OPTIONS } from './precision-options.js';
 import { Progress } from './progress.js';
 
-export const MODEL_OPTIONS = {
-  model: { type: 'string' },
+/** How a model is loaded: the same flags on every verb that loads one. */
+export const RUNTIME_OPTIONS = {
   'norm-preserve': { type: 'boolean' },
   provider: { type: 'string' },
   threads: { type: 'string' },
   cache: { type: 'string' },
+  ...PRECISION_OPTIONS,
+} as const;
+
+export const MODEL_OPTIONS = {
+  model: { type: 'string' },
   resume: { type: 'string' },
   name: { type: 'string' },
   json: { type: 'boolean' },
-  ...PRECISION_OPTIONS,
+  ...RUNTIME_OPTIONS,
 } as const;
+
+type RuntimeValues = Partial<Record<keyof typeof RUNTIME_OPTIONS, string | boolean>>;
+
+/** Load `dir` with the runtime flags, showing compile progress unless `quiet`. */
+export function loadModelFromOptions(dir: string, values: RuntimeValues, opts: { quiet?: boolean } = {}) {
+  const provider = (values.provider ?? 'auto') as ProviderChoice;
+  if (!PROVIDER_CHOICES.includes(provider)) throw new CliffscopeError('bad-argument', `--provider must be one of ${PROVIDER_CHOICES.join(', ')}`);
+  const compiling = new Progress('compiling', 'tensors');
+  return loadModel(dir, {
+    normPreserve: values['norm-preserve'] === true,
+    provider,
+    threads: intOption(values.threads as string | undefined, 'threads'),
+    cacheRoot: values.cache as string | undefined,
+    precision: parsePrecision(values as Record<string, string | undefined>),
+    onProgress: (p) => !opts.quiet && p.phase === 'weights' && compiling.update(p.done, p.total),
+  });
+}
 
 export const MODEL_HELP = `Model and run:
   --model DIR               the checkpoint folder (required)
@@ -44,17 +67,13 @@ type ModelValues = Partial<Record<keyof typeof MODEL_OPTIONS, string | boolean>>
 export async function withPipeline<T>(projectFile: string | undefined, values: ModelValues, body: (env: PipelineEnv) => Promise<T>): Promise<T> {
   if (!projectFile) throw new CliffscopeError('bad-argument', 'name the project file first (it is created if missing)');
   if (typeof values.model !== 'string') throw new CliffscopeError('bad-argument', '--model DIR is required');
-  const provider = (values.provider ?? 'auto') as ProviderChoice;
-  if (!PROVIDER_CHOICES.includes(provider)) throw new CliffscopeError('bad-argument', `--provider must be one of ${PROVIDER_CHOICES.join(', ')}`);
+  if (!PROVIDER_CHOICES.includes((values.provider ?? 'auto') as ProviderChoice)) {
+    throw new CliffscopeError('bad-argument', `--provider must be one of ${PROVIDER_CHOICES.join(', ')}`);
+  }
   const store = openProject(projectFile, { create: true });
-  const compiling = new Progress('compiling', 'tensors');
-  const model = await loadModel(values.model, {
-    normPreserve: values['norm-preserve'] === true,
-    provider,
-    threads: intOption(values.threads as string | undefined, 'threads'),
-    cacheRoot: values.cache as string | undefined,
-    precision: parsePrecision(values as Record<string, string | undefined>),
-    onProgress: (p) => p.phase === 'weights' && compiling.update(p.done, p.total),
+  const model = await loadModelFromOptions(values.model, values).catch((e) => {
+    store.close();
+    throw e;
   });
   const controller = new AbortController();
   const onSigint = () => {

@@ -6,11 +6,10 @@ import fs from 'node:fs';
 import { CliffscopeError } from '../../engine/errors.js';
 import { readHeadScaleFile } from '../../engine/io/head-scale.js';
 import { writeSafetensors } from '../../engine/model/safetensors.js';
-import { loadModel } from '../../engine/runtime/model.js';
 import { teacherForce } from '../../engine/runtime/teacher-force.js';
 import { type Command, intOption, parseVerbArgs } from '../command.js';
-import { parsePrecision, PRECISION_HELP, PRECISION_OPTIONS } from '../precision-options.js';
-import { Progress } from '../progress.js';
+import { loadModelFromOptions, RUNTIME_OPTIONS } from '../pipeline-env.js';
+import { PRECISION_HELP } from '../precision-options.js';
 
 export const forwardCommand: Command = {
   name: 'forward',
@@ -33,6 +32,7 @@ Options:
   --head-scale FILE     JSON array [layers][heads] of γ multiplying each head's output before o_proj
   --norm-preserve       rescale each token's multi-head output to its norm before head-scale (paper's variant)
   --out FILE            output path (default: acts.safetensors)
+  --provider NAME       auto (default), cpu, cuda, dml, coreml or webgpu
   --threads N           ONNX Runtime intra-op threads
 ${PRECISION_HELP}  --cache DIR           compiled-model cache (default: $CLIFFSCOPE_CACHE or ~/.cache/cliffscope)
   --json                print a JSON summary on stdout
@@ -44,11 +44,8 @@ ${PRECISION_HELP}  --cache DIR           compiled-model cache (default: $CLIFFSC
       text: { type: 'string' },
       chat: { type: 'boolean' },
       'head-scale': { type: 'string' },
-      'norm-preserve': { type: 'boolean' },
       out: { type: 'string' },
-      threads: { type: 'string' },
-      cache: { type: 'string' },
-      ...PRECISION_OPTIONS,
+      ...RUNTIME_OPTIONS,
       json: { type: 'boolean' },
     });
     if (values.help) {
@@ -62,14 +59,7 @@ ${PRECISION_HELP}  --cache DIR           compiled-model cache (default: $CLIFFSC
     }
     if (values.chat && values.text === undefined) throw new CliffscopeError('bad-argument', '--chat applies to --text');
 
-    const compiling = new Progress('compiling', 'tensors');
-    const model = await loadModel(dir, {
-      normPreserve: values['norm-preserve'] ?? false,
-      threads: intOption(values.threads, 'threads'),
-      cacheRoot: values.cache,
-      precision: parsePrecision(values),
-      onProgress: (p) => p.phase === 'weights' && !values.json && compiling.update(p.done, p.total),
-    });
+    const model = await loadModelFromOptions(dir, values, { quiet: values.json });
     const cfg = model.config;
     let ids: number[];
     if (values.ids !== undefined) {

@@ -7,12 +7,11 @@ import path from 'node:path';
 import { CliffscopeError } from '../../engine/errors.js';
 import { readHeadScaleFile } from '../../engine/io/head-scale.js';
 import { generate } from '../../engine/runtime/generate.js';
-import { loadModel } from '../../engine/runtime/model.js';
-import { PROVIDER_CHOICES, type ProviderChoice } from '../../engine/runtime/providers.js';
 import { GREEDY, type SamplingOptions } from '../../engine/runtime/sampling.js';
 import { describeTranscript } from '../../engine/runtime/transcript.js';
 import { type Command, intOption, parseVerbArgs } from '../command.js';
-import { parsePrecision, PRECISION_HELP, PRECISION_OPTIONS } from '../precision-options.js';
+import { loadModelFromOptions, RUNTIME_OPTIONS } from '../pipeline-env.js';
+import { PRECISION_HELP } from '../precision-options.js';
 import { Progress } from '../progress.js';
 
 function numberOption(value: string | undefined, name: string, min: number, max = Infinity): number | undefined {
@@ -118,11 +117,7 @@ Output:
       stop: { type: 'string', multiple: true },
       batch: { type: 'string' },
       'head-scale': { type: 'string' },
-      'norm-preserve': { type: 'boolean' },
-      provider: { type: 'string' },
-      threads: { type: 'string' },
-      cache: { type: 'string' },
-      ...PRECISION_OPTIONS,
+      ...RUNTIME_OPTIONS,
       json: { type: 'boolean' },
     });
     if (values.help) {
@@ -132,8 +127,6 @@ Output:
     const dir = positionals[0];
     if (!dir || positionals.length > 1) throw new CliffscopeError('bad-argument', 'generate takes exactly one MODEL_DIR', { hint: 'see: cliffscope generate --help' });
     if ((values.prompt === undefined) === (values.prompts === undefined)) throw new CliffscopeError('bad-argument', 'give exactly one of --prompt or --prompts');
-    const provider = (values.provider ?? 'auto') as ProviderChoice;
-    if (!PROVIDER_CHOICES.includes(provider)) throw new CliffscopeError('bad-argument', `--provider must be one of ${PROVIDER_CHOICES.join(', ')}`);
     const temperature = numberOption(values.temperature, 'temperature', 0);
     if (values.greedy && temperature !== undefined) throw new CliffscopeError('bad-argument', '--greedy and --temperature exclude each other');
     const sampling: SamplingOptions =
@@ -148,15 +141,7 @@ Output:
           };
     const texts = values.prompt !== undefined ? [values.prompt] : readPromptsFile(values.prompts!);
 
-    const compiling = new Progress('compiling', 'tensors');
-    const model = await loadModel(dir, {
-      normPreserve: values['norm-preserve'] ?? false,
-      threads: intOption(values.threads, 'threads'),
-      provider,
-      cacheRoot: values.cache,
-      precision: parsePrecision(values),
-      onProgress: (p) => p.phase === 'weights' && !values.json && compiling.update(p.done, p.total),
-    });
+    const model = await loadModelFromOptions(dir, values, { quiet: values.json });
     try {
       const tok = model.tokenizer;
       if (!tok) throw new CliffscopeError('missing-file', `${dir} has no tokenizer.json, so prompts cannot be encoded`, { file: dir });
