@@ -1,10 +1,20 @@
 /**
- * Preload (sandboxed, built as CommonJS): exposes three functions to the page as `window.cliffscope` — invoke a
- * method, listen to job events, cancel a job. No ipcRenderer, no Node: the page can only use these three channels,
- * and main checks the sender and validates every payload.
+ * Preload (sandboxed, built as CommonJS): exposes a few functions to the page as `window.cliffscope` — invoke a
+ * method, listen to job events, cancel a job, show a native file dialog, listen to application-menu actions. No
+ * ipcRenderer, no Node: the page can only use these channels, and main checks the sender and validates every payload.
  */
 import { contextBridge, ipcRenderer, type IpcRendererEvent } from 'electron';
-import { CANCEL_CHANNEL, EVENT_CHANNEL, INVOKE_CHANNEL, type CliffscopeBridge } from '../shared/bridge.js';
+import {
+  CANCEL_CHANNEL,
+  EVENT_CHANNEL,
+  INVOKE_CHANNEL,
+  MENU_CHANNEL,
+  PICK_PATH_CHANNEL,
+  isPickKind,
+  validateMenuAction,
+  type CliffscopeBridge,
+  type MenuAction,
+} from '../shared/bridge.js';
 import type { JobEvent } from '../shared/contract.js';
 
 const bridge: CliffscopeBridge = {
@@ -20,6 +30,19 @@ const bridge: CliffscopeBridge = {
   },
   cancel: (jobId) => {
     if (typeof jobId === 'string') ipcRenderer.send(CANCEL_CHANNEL, jobId);
+  },
+  pickPath: async (kind) => {
+    if (!isPickKind(kind)) throw new TypeError('cliffscope.pickPath: unknown kind');
+    const picked: unknown = await ipcRenderer.invoke(PICK_PATH_CHANNEL, kind);
+    return typeof picked === 'string' ? picked : null;
+  },
+  onMenu: (listener) => {
+    const wrapped = (_e: IpcRendererEvent, payload: unknown) => {
+      const action: MenuAction | null = validateMenuAction(payload);
+      if (action) listener(action);
+    };
+    ipcRenderer.on(MENU_CHANNEL, wrapped);
+    return () => void ipcRenderer.removeListener(MENU_CHANNEL, wrapped);
   },
 };
 

@@ -3,9 +3,21 @@
  * (privileged scheme before ready, locked-down window, navigation/permission guards, the IPC origin check), so it is
  * covered even where the Electron binary cannot be installed. The end-to-end run is tests/electron/smoke.test.ts.
  */
-import { beforeAll, describe, expect, it, vi } from 'vitest';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 type Listener = (...args: unknown[]) => unknown;
+interface MenuItem {
+  label?: string;
+  role?: string;
+  type?: string;
+  enabled?: boolean;
+  accelerator?: string;
+  click?: () => unknown;
+  submenu?: MenuItem[];
+}
 
 const fake = vi.hoisted(() => {
   const appListeners = new Map<string, Listener[]>();
@@ -25,6 +37,17 @@ const fake = vi.hoisted(() => {
     permissionRequest: undefined as undefined | Listener,
     permissionCheck: undefined as undefined | Listener,
     deviceCheck: undefined as undefined | Listener,
+    /** Every template passed to Menu.setApplicationMenu, latest last. */
+    menus: [] as MenuItem[][],
+    dialogCalls: [] as Array<{ fn: string; win: unknown; options: Record<string, unknown> }>,
+    /** What the next open/save dialog answers. */
+    dialogAnswer: { canceled: false, filePaths: ['/picked/path'], filePath: '/picked/new-study' } as {
+      canceled: boolean;
+      filePaths: string[];
+      filePath?: string;
+    },
+    sent: [] as Array<{ window: number; channel: string; payload: unknown }>,
+    focused: null as null | { id: number },
     appListeners,
     readyResolve,
   };
@@ -38,11 +61,27 @@ vi.mock('electron', () => {
     static getAllWindows() {
       return BrowserWindow.all;
     }
+    static getFocusedWindow() {
+      return BrowserWindow.all.find((w) => w === state.focused) ?? null;
+    }
+    static fromWebContents(contents: { id: number }) {
+      return BrowserWindow.all.find((w) => w.webContents.id === contents.id) ?? null;
+    }
+    readonly id: number;
+    readonly webContents: { id: number; isDestroyed(): boolean; send(channel: string, payload: unknown): void; once(): void };
     private entry: { options: Record<string, unknown>; url?: string };
     constructor(options: Record<string, unknown>) {
       this.entry = { options };
       state.windows.push(this.entry);
       BrowserWindow.all.push(this);
+      const id = BrowserWindow.all.length;
+      this.id = id;
+      this.webContents = {
+        id,
+        isDestroyed: () => false,
+        send: (channel, payload) => state.sent.push({ window: id, channel, payload }),
+        once: () => {},
+      };
     }
     once() {}
     show() {}
@@ -63,8 +102,27 @@ vi.mock('electron', () => {
       },
       whenReady: () => ready,
       quit: () => {},
+      getVersion: () => '0.1.0',
     },
     BrowserWindow,
+    Menu: {
+      buildFromTemplate: (template: MenuItem[]) => template,
+      setApplicationMenu: (menu: MenuItem[]) => state.menus.push(menu),
+    },
+    dialog: {
+      showOpenDialog: async (win: unknown, options: Record<string, unknown>) => {
+        state.dialogCalls.push({ fn: 'open', win, options });
+        return { canceled: state.dialogAnswer.canceled, filePaths: state.dialogAnswer.filePaths };
+      },
+      showSaveDialog: async (win: unknown, options: Record<string, unknown>) => {
+        state.dialogCalls.push({ fn: 'save', win, options });
+        return { canceled: state.dialogAnswer.canceled, filePath: state.dialogAnswer.filePath };
+      },
+      showMessageBox: async (win: unknown, options: Record<string, unknown>) => {
+        state.dialogCalls.push({ fn: 'message', win, options });
+        return { response: 0 };
+      },
+    },
     ipcMain: {
       handle: (channel: string, fn: Listener) => state.ipcHandlers.set(channel, fn),
       on: (channel: string, fn: Listener) => state.ipcListeners.set(channel, fn),
@@ -119,13 +177,22 @@ vi.mock('../../resources/icon.png?asset', () => ({ default: '/fake/icon.png' }))
 
 const { state, ready } = fake;
 
+/** A private recent list and a project file for it (the engine reads CLIFFSCOPE_CACHE on each call). */
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cliffscope-main-wiring-'));
+const projectFile = path.join(tmp, 'study.cliffscope');
+
 beforeAll(async () => {
+  process.env.CLIFFSCOPE_CACHE = path.join(tmp, 'cache');
   vi.spyOn(console, 'log').mockImplementation(() => {});
   await import('../../src/main/electron/main.js');
   state.isReady = true;
   state.readyResolve();
   await ready;
   await new Promise((r) => setTimeout(r, 0));
+});
+
+afterAll(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
 });
 
 function invoke(frameUrl: string | null, method: unknown, params?: unknown, parent: unknown = null) {
@@ -217,5 +284,140 @@ describe('electron main wiring', () => {
       error: { code: 'forbidden' },
     });
     expect(await invoke(null, 'app.info', {})).toMatchObject({ ok: false, error: { code: 'forbidden' } });
+  });
+
+  it('shows native dialogs only for our own page and only of the known kinds', async () => {
+    const handler = state.ipcHandlers.get('cliffscope:pick-path');
+    expect(handler).toBeDefined();
+    const sender = { id: 1, isDestroyed: () => false, send: () => {} };
+    const pick = (url: string | null, kind: unknown, parent: unknown = null) =>
+      handler!({ senderFrame: url === null ? null : { url, parent }, sender }, kind) as Promise<string | null>;
+    const ours = 'app://cliffscope/index.html';
+
+    state.dialogCalls.length = 0;
+    for (const url of ['https://evil.example/', 'app://other/index.html', 'http://localhost:5173/']) {
+      expect(await pick(url, 'project-open'), url).toBeNull();
+    }
+    expect(await pick(ours, 'project-open', { url: ours })).toBeNull();
+    expect(await pick(null, 'project-open')).toBeNull();
+    for (const kind of ['anything', '', 42, null, undefined, { kind: 'folder' }, 'PROJECT-OPEN']) {
+      expect(await pick(ours, kind), String(kind)).toBeNull();
+    }
+    expect(state.dialogCalls).toEqual([]);
+
+    const win = (await import('electron')).BrowserWindow.getAllWindows()[0];
+    expect(await pick(ours, 'project-open')).toBe('/picked/path');
+    expect(state.dialogCalls.at(-1)).toMatchObject({
+      fn: 'open',
+      win,
+      options: { properties: ['openFile'], filters: [{ extensions: ['cliffscope'] }, { extensions: ['*'] }] },
+    });
+    expect(await pick(ours, 'dataset-file')).toBe('/picked/path');
+    const datasetFilter = (state.dialogCalls.at(-1)!.options.filters as Array<{ extensions: string[] }>)[0]!;
+    expect(datasetFilter.extensions).toEqual(expect.arrayContaining(['csv', 'json', 'jsonl']));
+    expect(await pick(ours, 'model-folder')).toBe('/picked/path');
+    expect(state.dialogCalls.at(-1)!.options.properties).toContain('openDirectory');
+    expect(await pick(ours, 'folder')).toBe('/picked/path');
+    expect(state.dialogCalls.at(-1)!.options.properties).toContain('openDirectory');
+    // A new project's name gets the extension when the user leaves it off.
+    expect(await pick(ours, 'project-save')).toBe('/picked/new-study.cliffscope');
+    expect(state.dialogCalls.at(-1)).toMatchObject({ fn: 'save', win });
+
+    state.dialogAnswer = { canceled: true, filePaths: [] };
+    expect(await pick(ours, 'project-open')).toBeNull();
+    expect(await pick(ours, 'project-save')).toBeNull();
+    state.dialogAnswer = { canceled: false, filePaths: ['/picked/path'], filePath: '/picked/new-study' };
+  });
+
+  function latestMenu(): MenuItem[] {
+    const menu = state.menus.at(-1);
+    if (!menu) throw new Error('no application menu installed');
+    return menu;
+  }
+  function submenu(label: string): MenuItem[] {
+    const top = latestMenu().find((m) => m.label === label);
+    if (!top?.submenu) throw new Error(`no ${label} menu`);
+    return top.submenu;
+  }
+  function item(menu: MenuItem[], label: string): MenuItem {
+    const found = menu.find((m) => m.label === label);
+    if (!found) throw new Error(`no menu item ${label}`);
+    return found;
+  }
+
+  it('installs the application menu: File, View, Help', () => {
+    const file = submenu('File');
+    expect(file.filter((m) => m.label).map((m) => m.label)).toEqual([
+      'Open Project…',
+      'New Project…',
+      'Open Demo Project',
+      'Open Recent',
+      ...(process.platform === 'darwin' ? [] : ['Quit']),
+    ]);
+    expect(file.some((m) => m.role === (process.platform === 'darwin' ? 'close' : 'quit'))).toBe(true);
+    expect(item(file, 'Open Recent').submenu).toBeDefined();
+    const view = submenu('View');
+    expect(item(view, 'Reload').role).toBe('reload');
+    expect(item(view, 'Toggle Dark Theme').click).toBeTypeOf('function');
+    // The fake app is packaged: no DevTools.
+    expect(view.some((m) => m.role === 'toggleDevTools' || m.label === 'Toggle DevTools')).toBe(false);
+    expect(item(submenu('Help'), 'About Cliffscope').click).toBeTypeOf('function');
+  });
+
+  it('sends menu actions to the focused window as validated payloads', async () => {
+    const { BrowserWindow } = await import('electron');
+    const win = BrowserWindow.getAllWindows()[0] as unknown as { id: number };
+    state.focused = win;
+    const menuMessages = () => state.sent.filter((m) => m.channel === 'cliffscope:menu');
+    state.sent.length = 0;
+
+    item(submenu('View'), 'Toggle Dark Theme').click!();
+    item(submenu('File'), 'Open Demo Project').click!();
+    await item(submenu('File'), 'Open Project…').click!();
+    await item(submenu('File'), 'New Project…').click!();
+    await vi.waitFor(() => expect(menuMessages()).toHaveLength(4));
+    expect(menuMessages()).toEqual([
+      { window: win.id, channel: 'cliffscope:menu', payload: { action: 'toggle-theme' } },
+      { window: win.id, channel: 'cliffscope:menu', payload: { action: 'open-demo' } },
+      { window: win.id, channel: 'cliffscope:menu', payload: { action: 'open-project', file: '/picked/path' } },
+      { window: win.id, channel: 'cliffscope:menu', payload: { action: 'new-project', file: '/picked/new-study.cliffscope' } },
+    ]);
+
+    // A cancelled dialog sends nothing.
+    state.dialogAnswer = { canceled: true, filePaths: [] };
+    await item(submenu('File'), 'Open Project…').click!();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(menuMessages()).toHaveLength(4);
+    state.dialogAnswer = { canceled: false, filePaths: ['/picked/path'], filePath: '/picked/new-study' };
+
+    // About shows the versions in a message box.
+    item(submenu('Help'), 'About Cliffscope').click!();
+    expect(state.dialogCalls.at(-1)).toMatchObject({ fn: 'message', options: { detail: expect.stringContaining('Version 0.1.0') } });
+    state.focused = null;
+  });
+
+  it('fills Open Recent from the recent list and keeps it in step with project.remember', async () => {
+    const recent = () => item(submenu('File'), 'Open Recent').submenu!;
+    expect(recent()).toEqual([expect.objectContaining({ label: 'No recent projects', enabled: false })]);
+    expect(await invoke('app://cliffscope/index.html', 'project.open', { file: projectFile, create: true })).toMatchObject({ ok: true });
+    const reply = await invoke('app://cliffscope/index.html', 'project.remember', { file: projectFile });
+    expect(reply, JSON.stringify(reply)).toMatchObject({ ok: true });
+    await vi.waitFor(() => expect(recent().map((m) => m.label)).toEqual([projectFile]));
+    state.sent.length = 0;
+    recent()[0]!.click!();
+    expect(state.sent).toEqual([{ window: 1, channel: 'cliffscope:menu', payload: { action: 'open-project', file: projectFile } }]);
+  });
+});
+
+describe('menu payload validation', () => {
+  it('accepts the four actions and nothing else', async () => {
+    const { validateMenuAction } = await import('../../src/shared/bridge.js');
+    expect(validateMenuAction({ action: 'open-project', file: '/a.cliffscope', extra: 1 })).toEqual({ action: 'open-project', file: '/a.cliffscope' });
+    expect(validateMenuAction({ action: 'new-project', file: '/b.cliffscope' })).toEqual({ action: 'new-project', file: '/b.cliffscope' });
+    expect(validateMenuAction({ action: 'open-demo' })).toEqual({ action: 'open-demo' });
+    expect(validateMenuAction({ action: 'toggle-theme' })).toEqual({ action: 'toggle-theme' });
+    for (const bad of [null, 'open-demo', {}, { action: 'quit' }, { action: 'open-project' }, { action: 'open-project', file: '' }, { action: 'new-project', file: 7 }]) {
+      expect(validateMenuAction(bad), JSON.stringify(bad)).toBeNull();
+    }
   });
 });

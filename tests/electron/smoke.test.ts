@@ -111,7 +111,7 @@ if (reason) console.warn(`[tests/electron/smoke] skipped: ${reason}`);
     expect(globals).toEqual({
       cliffscope: 'object',
       invoke: 'function',
-      bridgeKeys: ['invoke', 'onEvent', 'cancel'],
+      bridgeKeys: ['invoke', 'onEvent', 'cancel', 'pickPath', 'onMenu'],
       require: 'undefined',
       process: 'undefined',
       module: 'undefined',

@@ -1,13 +1,38 @@
 /**
  * Electron main entry — the thin layer. Besides the preload, this is the only file that imports `electron`:
- * it opens a locked-down window, serves the renderer over app://, and forwards IPC calls to the shared dispatcher
- * (src/main/api), the same one the CLI and serve mode use.
+ * it opens a locked-down window, serves the renderer over app://, forwards IPC calls to the shared dispatcher
+ * (src/main/api, the same one the CLI and serve mode use), shows native file dialogs for the page, and installs the
+ * application menu, whose actions reach the renderer as validated messages on MENU_CHANNEL.
  */
 /// <reference types="electron-vite/node" />
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { app, BrowserWindow, ipcMain, protocol, session, utilityProcess, type IpcMainEvent, type IpcMainInvokeEvent } from 'electron';
-import { CANCEL_CHANNEL, EVENT_CHANNEL, INVOKE_CHANNEL } from '../../shared/bridge.js';
+import {
+  app,
+  BrowserWindow,
+  dialog,
+  ipcMain,
+  Menu,
+  protocol,
+  session,
+  utilityProcess,
+  type IpcMainEvent,
+  type IpcMainInvokeEvent,
+  type MenuItemConstructorOptions,
+  type OpenDialogOptions,
+  type SaveDialogOptions,
+} from 'electron';
+import {
+  CANCEL_CHANNEL,
+  EVENT_CHANNEL,
+  INVOKE_CHANNEL,
+  MENU_CHANNEL,
+  PICK_PATH_CHANNEL,
+  isPickKind,
+  validateMenuAction,
+  type MenuAction,
+  type PickKind,
+} from '../../shared/bridge.js';
 import { type ApiResponse, validateRequest } from '../../shared/contract.js';
 import { toErrorInfo } from '../api/dispatch.js';
 import { EngineClient, type HostProcess } from '../host/engine-client.js';
@@ -102,18 +127,182 @@ async function onInvoke(event: IpcMainInvokeEvent, method: unknown, params: unkn
     return { ok: false, error: toErrorInfo(e) };
   }
   const sender = event.sender;
-  return engine.invoke(request.method, request.params, {
+  const reply = engine.invoke(request.method, request.params, {
     // Scoped to the window, so two windows can never cancel each other's jobs.
     callId: jobId === undefined ? undefined : `${sender.id}:${jobId}`,
     onEvent: (e) => {
       if (!sender.isDestroyed()) sender.send(EVENT_CHANNEL, { ...e, jobId: jobId ?? e.jobId });
     },
   });
+  // The renderer remembers each project it opens: keep File → Open Recent in step with that list.
+  if (request.method === 'project.remember') {
+    void reply.then((r) => {
+      if (r.ok) installMenu(recentFrom(r.result));
+    });
+  }
+  return reply;
 }
 
 function onCancel(event: IpcMainEvent, jobId: unknown): void {
   if (!trustedSender(event) || typeof jobId !== 'string' || !JOB_ID.test(jobId)) return;
   engine.cancel(`${event.sender.id}:${jobId}`);
+}
+
+// ---- native file dialogs ----------------------------------------------------------------------------------------
+
+const PROJECT_EXT = 'cliffscope';
+const PROJECT_FILTERS = [
+  { name: 'Cliffscope projects', extensions: [PROJECT_EXT] },
+  { name: 'All files', extensions: ['*'] },
+];
+const DATASET_FILTERS = [
+  { name: 'Datasets (CSV, TSV, JSON, JSONL)', extensions: ['csv', 'tsv', 'json', 'jsonl'] },
+  { name: 'All files', extensions: ['*'] },
+];
+
+/** Show the dialog for `kind`, attached to `win` when there is one. Resolves with the chosen path, or null. */
+async function showPickDialog(win: BrowserWindow | null, kind: PickKind): Promise<string | null> {
+  if (kind === 'project-save') {
+    const options: SaveDialogOptions = {
+      title: 'New Cliffscope project',
+      buttonLabel: 'Create',
+      defaultPath: `study.${PROJECT_EXT}`,
+      filters: PROJECT_FILTERS,
+      properties: ['createDirectory', 'showOverwriteConfirmation'],
+    };
+    const r = win ? await dialog.showSaveDialog(win, options) : await dialog.showSaveDialog(options);
+    if (r.canceled || !r.filePath) return null;
+    // Linux save dialogs do not add the filter's extension.
+    return path.extname(r.filePath) ? r.filePath : `${r.filePath}.${PROJECT_EXT}`;
+  }
+  const options: OpenDialogOptions =
+    kind === 'project-open'
+      ? { title: 'Open a Cliffscope project', filters: PROJECT_FILTERS, properties: ['openFile'] }
+      : kind === 'dataset-file'
+        ? { title: 'Choose a dataset file', filters: DATASET_FILTERS, properties: ['openFile'] }
+        : kind === 'model-folder'
+          ? { title: 'Choose a checkpoint folder', buttonLabel: 'Choose', properties: ['openDirectory'] }
+          : { title: 'Choose a folder', buttonLabel: 'Choose', properties: ['openDirectory', 'createDirectory'] };
+  const r = win ? await dialog.showOpenDialog(win, options) : await dialog.showOpenDialog(options);
+  return r.canceled ? null : (r.filePaths[0] ?? null);
+}
+
+async function onPickPath(event: IpcMainInvokeEvent, kind: unknown): Promise<string | null> {
+  if (!trustedSender(event)) {
+    log(`refused a file dialog for ${event.senderFrame?.url ?? 'a destroyed frame'}`);
+    return null;
+  }
+  if (!isPickKind(kind)) {
+    log(`refused a file dialog of unknown kind ${String(kind)}`);
+    return null;
+  }
+  return showPickDialog(BrowserWindow.fromWebContents(event.sender), kind);
+}
+
+// ---- application menu ---------------------------------------------------------------------------------------------
+
+/** The window menu actions go to: the focused one, else any, else a new one (macOS keeps running windowless). */
+function targetWindow(): { win: BrowserWindow; fresh: boolean } {
+  const win = BrowserWindow.getFocusedWindow() ?? BrowserWindow.getAllWindows()[0];
+  return win ? { win, fresh: false } : { win: createWindow(), fresh: true };
+}
+
+/** Send a menu action to the renderer, checked with the same validator the preload applies. */
+function sendMenuAction(action: MenuAction, target = targetWindow()): void {
+  const payload = validateMenuAction(action);
+  if (!payload) return;
+  const { win, fresh } = target;
+  const contents = win.webContents;
+  if (fresh) contents.once('did-finish-load', () => contents.send(MENU_CHANNEL, payload));
+  else if (!contents.isDestroyed()) contents.send(MENU_CHANNEL, payload);
+}
+
+/** Ask for a path with a dialog on the target window, then send the action built from it. */
+async function pickThenSend(kind: 'project-open' | 'project-save', make: (file: string) => MenuAction): Promise<void> {
+  const target = targetWindow();
+  const file = await showPickDialog(target.win, kind);
+  if (file) sendMenuAction(make(file), target);
+}
+
+function showAbout(): void {
+  const v = process.versions;
+  const detail = [
+    `Version ${app.getVersion()}`,
+    `Electron ${v.electron ?? '?'}`,
+    `Chromium ${v.chrome ?? '?'}`,
+    `Node ${v.node}`,
+    `V8 ${v.v8}`,
+    `${process.platform}/${process.arch}`,
+  ].join('\n');
+  const win = BrowserWindow.getFocusedWindow();
+  const options = { type: 'info' as const, title: 'About Cliffscope', message: 'Cliffscope', detail, buttons: ['OK'] };
+  void (win ? dialog.showMessageBox(win, options) : dialog.showMessageBox(options));
+}
+
+function recentFrom(result: unknown): string[] {
+  const files = (result as { files?: unknown } | null)?.files;
+  return Array.isArray(files) ? files.filter((f): f is string => typeof f === 'string') : [];
+}
+
+/** The application menu; `recent` fills File → Open Recent. */
+function menuTemplate(recent: string[]): MenuItemConstructorOptions[] {
+  const recentItems: MenuItemConstructorOptions[] = recent.length
+    ? recent.map((file) => ({ label: file, click: () => sendMenuAction({ action: 'open-project', file }) }))
+    : [{ label: 'No recent projects', enabled: false }];
+  const isMac = process.platform === 'darwin';
+  return [
+    ...(isMac ? [{ role: 'appMenu' as const }] : []),
+    {
+      label: 'File',
+      submenu: [
+        {
+          label: 'Open Project…',
+          accelerator: 'CmdOrCtrl+O',
+          click: () => void pickThenSend('project-open', (file) => ({ action: 'open-project', file })),
+        },
+        {
+          label: 'New Project…',
+          accelerator: 'CmdOrCtrl+N',
+          click: () => void pickThenSend('project-save', (file) => ({ action: 'new-project', file })),
+        },
+        { label: 'Open Demo Project', click: () => sendMenuAction({ action: 'open-demo' }) },
+        { label: 'Open Recent', submenu: recentItems },
+        { type: 'separator' },
+        isMac ? { role: 'close' } : { role: 'quit', label: 'Quit' },
+      ],
+    },
+    { role: 'editMenu' },
+    {
+      label: 'View',
+      submenu: [
+        { role: 'reload', label: 'Reload' },
+        { label: 'Toggle Dark Theme', click: () => sendMenuAction({ action: 'toggle-theme' }) },
+        ...(app.isPackaged ? [] : [{ role: 'toggleDevTools' as const, label: 'Toggle DevTools' }]),
+        { type: 'separator' },
+        { role: 'resetZoom' },
+        { role: 'zoomIn' },
+        { role: 'zoomOut' },
+        { type: 'separator' },
+        { role: 'togglefullscreen' },
+      ],
+    },
+    { label: 'Help', submenu: [{ label: 'About Cliffscope', click: showAbout }] },
+  ];
+}
+
+function installMenu(recent: string[]): void {
+  Menu.setApplicationMenu(Menu.buildFromTemplate(menuTemplate(recent)));
+}
+
+/** Install the menu now, then again with the recent list once the engine has read it. */
+function installMenuWithRecent(): void {
+  installMenu([]);
+  void engine.invoke('project.recent', {}).then(
+    (r) => {
+      if (r.ok) installMenu(recentFrom(r.result));
+    },
+    () => {},
+  );
 }
 
 function createWindow(): BrowserWindow {
@@ -124,7 +313,6 @@ function createWindow(): BrowserWindow {
     minHeight: 480,
     show: false,
     title: 'Cliffscope',
-    autoHideMenuBar: true,
     ...(process.platform === 'linux' ? { icon } : {}),
     webPreferences: {
       preload: PRELOAD,
@@ -161,6 +349,8 @@ void app.whenReady().then(() => {
   protocol.handle(APP_SCHEME, (request) => serveAppRequest(RENDERER_DIR, request));
   ipcMain.handle(INVOKE_CHANNEL, onInvoke);
   ipcMain.on(CANCEL_CHANNEL, onCancel);
+  ipcMain.handle(PICK_PATH_CHANNEL, onPickPath);
+  installMenuWithRecent();
 
   createWindow();
   app.on('activate', () => {

@@ -13,6 +13,7 @@ import {
   type JobEvents,
   type Transport,
 } from '../../../shared/client.js';
+import type { MenuAction, PickKind } from '../../../shared/bridge.js';
 
 const TOKEN_KEY = 'cliffscope.serveToken';
 
@@ -70,5 +71,18 @@ export const onEvent = picked.events.onEvent;
 
 /** Ask the engine to stop the call started with this jobId. */
 export const cancel = picked.events.cancel;
+
+/**
+ * Native file dialogs: only inside the app (undefined in serve mode, where the page keeps plain path fields).
+ * Resolves with the chosen path, or null when the dialog was cancelled.
+ */
+export const pickPath: ((kind: PickKind) => Promise<string | null>) | undefined = window.cliffscope
+  ? (kind) => window.cliffscope!.pickPath(kind)
+  : undefined;
+
+/** Application-menu actions (app only; undefined in serve mode). Returns a function that unsubscribes. */
+export const onMenu: ((listener: (action: MenuAction) => void) => () => void) | undefined = window.cliffscope
+  ? (listener) => window.cliffscope!.onMenu(listener)
+  : undefined;
 
 export { ApiError, isApiError, toApiError } from '../../../shared/client.js';
