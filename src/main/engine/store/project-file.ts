@@ -5,11 +5,21 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import BetterSqlite3 from 'better-sqlite3';
 import { CliffscopeError } from '../errors.js';
 import { APPLICATION_ID, MIGRATIONS, NOW_SQL, PROJECT_FORMAT, SCHEMA_VERSION, type Migration } from './schema.js';
 
-export type DB = Database.Database;
+/**
+ * better-sqlite3 is a native addon built for one runtime's ABI. Under Electron the engine host runs on Electron's
+ * Node, so `npm start` builds a second copy of the addon for it and names it in CLIFFSCOPE_SQLITE_BINDING; the CLI
+ * and the tests keep the one npm built for Node.
+ */
+function openDatabase(file: string, options: BetterSqlite3.Options = {}): BetterSqlite3.Database {
+  const binding = process.env.CLIFFSCOPE_SQLITE_BINDING;
+  return new BetterSqlite3(file, binding ? { ...options, nativeBinding: binding } : options);
+}
+
+export type DB = BetterSqlite3.Database;
 
 const SQLITE_MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
 
@@ -95,7 +105,7 @@ export function inspectProjectFile(file: string, opts: { verify?: boolean } = {}
   try {
     // With a pending log, read-only: closing must not checkpoint someone else's log into their file. Without one
     // (only `verify` gets here), a query_only connection: it removes the -wal/-shm it creates when it closes.
-    db = pendingWal ? new Database(file, { readonly: true, fileMustExist: true }) : openForReading(file);
+    db = pendingWal ? openDatabase(file, { readonly: true, fileMustExist: true }) : openForReading(file);
     const id = (db.pragma('application_id', { simple: true }) as number) >>> 0;
     const version = db.pragma('user_version', { simple: true }) as number;
     if (id !== APPLICATION_ID) throw notAProject(file, 'it is a SQLite database made by another program');
@@ -170,7 +180,7 @@ export function openChecked(file: string, state: FileState, opts: { create?: boo
         hint: 'open it once read-write to upgrade it',
       });
     }
-    const db = new Database(file, { readonly: true, fileMustExist: true });
+    const db = openDatabase(file, { readonly: true, fileMustExist: true });
     db.pragma('busy_timeout = 5000');
     if (!hasFormatMarker(db)) {
       db.close();
@@ -178,7 +188,7 @@ export function openChecked(file: string, state: FileState, opts: { create?: boo
     }
     return db;
   }
-  const db = new Database(file);
+  const db = openDatabase(file);
   try {
     if (state.kind === 'project' && !hasFormatMarker(db)) throw notAProject(file, 'it has no Cliffscope format marker');
     configure(db);
@@ -211,7 +221,7 @@ export function createProjectFile(file: string): void {
 export function openForReading(file: string, opts: { allowVacuumInto?: boolean } = {}): DB {
   let db: DB | undefined;
   try {
-    db = new Database(file, { fileMustExist: true });
+    db = openDatabase(file, { fileMustExist: true });
     db.pragma('busy_timeout = 5000');
     if (!opts.allowVacuumInto) db.pragma('query_only = ON');
     db.prepare('SELECT COUNT(*) FROM sqlite_schema').get(); // touch the file: fails here on read-only media
@@ -220,6 +230,6 @@ export function openForReading(file: string, opts: { allowVacuumInto?: boolean }
     db?.close();
     const code = String((e as { code?: unknown }).code ?? '');
     if (!/^SQLITE_(READONLY|CANTOPEN|PERM|AUTH)/.test(code)) throw e; // e.g. a damaged file: report it
-    return new Database(file, { readonly: true, fileMustExist: true });
+    return openDatabase(file, { readonly: true, fileMustExist: true });
   }
 }
