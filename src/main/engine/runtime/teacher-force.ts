@@ -4,6 +4,7 @@
  * memory (attention scores are chunk × total) without changing the result.
  */
 import { CliffscopeError } from '../errors.js';
+import { validateHeadScale } from '../io/head-scale.js';
 import { buildAttentionBias } from './attention-bias.js';
 import type { DecoderSession } from './decoder-session.js';
 
@@ -40,10 +41,7 @@ export interface TeacherForceResult {
 
 export function flattenHeadScale(headScale: number[][] | undefined, layers: number, heads: number, batch = 1): Float32Array | undefined {
   if (!headScale) return undefined;
-  if (headScale.length !== layers || headScale.some((row) => row.length !== heads)) {
-    throw new CliffscopeError('bad-argument', `head_scale must be a [${layers}][${heads}] array (layers × heads)`);
-  }
-  const one = Float32Array.from(headScale.flat());
+  const one = Float32Array.from(validateHeadScale(headScale, layers, heads).flat());
   const out = new Float32Array(batch * one.length);
   for (let b = 0; b < batch; b++) out.set(one, b * one.length);
   return out;
