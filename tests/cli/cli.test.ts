@@ -7,28 +7,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COMMANDS, main } from '../../src/main/cli/index.js';
+import { COMMANDS } from '../../src/main/cli/index.js';
 import { readSafetensorsHeader, readTensorAsFloat32 } from '../../src/main/engine/model/safetensors.js';
 import { loadModel } from '../../src/main/engine/runtime/model.js';
 import { teacherForce } from '../../src/main/engine/runtime/teacher-force.js';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoints.js';
+import { cli } from '../support/cli.js';
 
-/** Run the CLI in-process, capturing what it prints. */
-async function cli(...argv: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const out = process.stdout.write.bind(process.stdout);
-  const err = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string) => ((stdout += s), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => ((stderr += s), true)) as typeof process.stderr.write;
-  try {
-    const code = await main(argv);
-    return { code, stdout, stderr };
-  } finally {
-    process.stdout.write = out;
-    process.stderr.write = err;
-  }
-}
 
 let root: string;
 let model: string;

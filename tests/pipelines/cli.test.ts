@@ -8,25 +8,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/main/cli/index.js';
 import { DEMO_PLANTED_HEADS, demoModelDir, demoResourcesDir, loadDemoPrompts, loadDemoSafetyTrain } from '../../src/main/engine/demo/index.js';
+import { cli } from '../support/cli.js';
 
-/** Run the CLI in-process, capturing what it prints. */
-async function cli(...argv: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const out = process.stdout.write.bind(process.stdout);
-  const err = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string) => ((stdout += s), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => ((stderr += s), true)) as typeof process.stderr.write;
-  try {
-    const code = await main(argv);
-    return { code, stdout, stderr };
-  } finally {
-    process.stdout.write = out;
-    process.stderr.write = err;
-  }
-}
 
 /** Run and expect exit 0 (showing stderr when not). */
 async function ok(...argv: string[]) {

@@ -34,6 +34,7 @@ import path from 'node:path';
 import { CliffscopeError } from '../errors.js';
 import { writeSafetensors, type TensorToWrite } from '../model/safetensors.js';
 import { defaultCacheRoot } from '../onnx/compile.js';
+import { wordLevelTokenizerJson } from '../tokenizer/word-level.js';
 import {
   DEMO_BOS,
   DEMO_COMPLIANCE_ANSWER,
@@ -436,7 +437,7 @@ export function buildDemoCheckpoint(): DemoCheckpointParts {
     vocab,
     config,
     generationConfig: { _from_model_config: true, bos_token_id: id(DEMO_BOS), eos_token_id: id(DEMO_EOS) },
-    tokenizerJson: tokenizerJson(vocab),
+    tokenizerJson: wordLevelTokenizerJson(DEMO_SPECIAL_TOKENS, vocab),
     tokenizerConfig: tokenizerConfig(),
     tensors,
     demo,
@@ -467,28 +468,6 @@ export const DEMO_CHAT_TEMPLATE =
   '<|assistant|> {{ c | trim }} <|end|> ' +
   '{% endif %}{% endfor %}' +
   '{% if add_generation_prompt %}<|assistant|> <think> {% endif %}';
-
-function tokenizerJson(vocab: string[]): Record<string, unknown> {
-  return {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: DEMO_SPECIAL_TOKENS.map((content, id) => ({
-      id,
-      content,
-      single_word: false,
-      lstrip: false,
-      rstrip: false,
-      normalized: false,
-      special: true,
-    })),
-    normalizer: { type: 'Lowercase' },
-    pre_tokenizer: { type: 'Whitespace' },
-    post_processor: null,
-    decoder: null,
-    model: { type: 'WordLevel', vocab: Object.fromEntries(vocab.map((t, i) => [t, i])), unk_token: '<unk>' },
-  };
-}
 
 function tokenizerConfig(): Record<string, unknown> {
   return {
