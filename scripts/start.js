@@ -1,8 +1,6 @@
 #!/usr/bin/env node
 // `npm start`: the desktop app where the Electron binary is installed, else the same UI in a browser (`serve`).
 //
-// The binary is looked up the way the electron package does it (node_modules/electron/path.txt names it under
-// dist/), without `require('electron')`: since Electron 39 that call tries to download a missing binary.
 // Arguments after `npm start --` go to `serve` (e.g. `npm start -- --port 0`).
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -10,25 +8,10 @@ import os from 'node:os';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { electronBinary } from './electron-binary.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(path.join(root, 'package.json'));
-
-/** { path } of the Electron binary, or { missing } saying why there is none. */
-function electronBinary() {
-  let pkgDir;
-  try {
-    pkgDir = path.dirname(require.resolve('electron/package.json'));
-  } catch {
-    return { missing: 'the electron package is not installed' };
-  }
-  const pathFile = path.join(pkgDir, 'path.txt');
-  const rel = fs.existsSync(pathFile) ? fs.readFileSync(pathFile, 'utf8').trim() : '';
-  const override = process.env.ELECTRON_OVERRIDE_DIST_PATH;
-  if (!override && !rel) return { missing: 'it was never downloaded: there is no node_modules/electron/path.txt' };
-  const binary = override ? path.join(override, rel || 'electron') : path.join(pkgDir, 'dist', rel);
-  return fs.existsSync(binary) ? { path: binary } : { missing: `${binary} does not exist` };
-}
 
 /**
  * better-sqlite3 is a native addon built for one ABI; npm built it for Node (the CLI and the tests use that one).

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { electronBinary } from '../../scripts/electron-binary.js';
 
 const require = createRequire(import.meta.url);
 const MAIN = path.resolve('out/main/index.js');
@@ -26,25 +27,6 @@ interface PwModule {
   _electron: {
     launch(opts: { args: string[]; env?: Record<string, string>; executablePath?: string; timeout?: number }): Promise<PwElectronApp>;
   };
-}
-
-/**
- * Where the Electron binary is, or why there is none. Mirrors what `require('electron')` returns, without requiring
- * it: since Electron 39 that call tries to *download* a missing binary (network, console noise, a long wait).
- */
-function electronBinary(): { path: string } | { missing: string } {
-  let pkgDir: string;
-  try {
-    pkgDir = path.dirname(require.resolve('electron/package.json'));
-  } catch {
-    return { missing: 'the electron package is not installed' };
-  }
-  const pathFile = path.join(pkgDir, 'path.txt');
-  const rel = fs.existsSync(pathFile) ? fs.readFileSync(pathFile, 'utf8').trim() : '';
-  const override = process.env.ELECTRON_OVERRIDE_DIST_PATH;
-  if (!override && !rel) return { missing: 'the Electron binary was never downloaded (no node_modules/electron/path.txt)' };
-  const binary = override ? path.join(override, rel || 'electron') : path.join(pkgDir, 'dist', rel);
-  return fs.existsSync(binary) ? { path: binary } : { missing: `the Electron binary is missing (${binary})` };
 }
 
 const electron = electronBinary();
