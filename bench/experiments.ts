@@ -9,6 +9,7 @@
  *   baseline         DecoderSession as the engine creates it
  *   no-prepack       session option session.disable_prepacking = 1: Gemm reads the memory-mapped weights instead of
  *                    a prepacked copy
+ *   decode           batch-1 decode only (no probe, no prefill): the quick figure when comparing compile options
  *   long-context     batch-1 decode after a short and a long prompt, interleaved: how the per-step cost grows with the
  *                    KV cache (copied out of ONNX Runtime into JS and concatenated anew in the graph every step)
  * plus, in the baseline process, an ONNX Runtime profile of batch-1 decode steps summed by op type and by the
@@ -21,15 +22,15 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { openCheckpoint } from '../src/main/engine/model/checkpoint.js';
-import { compileCheckpoint, defaultCacheRoot } from '../src/main/engine/onnx/compile.js';
+import { type CompileOptions, compileCheckpoint, defaultCacheRoot } from '../src/main/engine/onnx/compile.js';
 import { DecoderSession } from '../src/main/engine/runtime/decoder-session.js';
-import { checkpointKey, FULL_SHAPE, QUICK_SHAPE } from './checkpoint.js';
+import { ensureCheckpoint, FULL_SHAPE, QUICK_SHAPE } from './checkpoint.js';
 import { decodeOnce, measureDecode, measurePrefill, RunClock } from './measure.js';
 import { log, memorySnapshot, now, randomIds, stat } from './util.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-type Variant = 'baseline' | 'no-prepack' | 'long-context';
+type Variant = 'baseline' | 'no-prepack' | 'long-context' | 'decode';
 
 interface ChildJob {
   variant: Variant;
@@ -92,6 +93,10 @@ async function child(job: ChildJob) {
   const tapLayer = Math.round(L * 0.6);
   const newTokens = job.quick ? 16 : 24;
   if (job.variant === 'long-context') return { variant: job.variant, loadSeconds, longContext: await longContext(session, clock, job) };
+  if (job.variant === 'decode') {
+    const opts = { promptTokens: 16, newTokens, batches: [1], withProbe: false, probeLayer: tapLayer, reps: 4, seed: job.seed, threads: job.threads };
+    return { variant: job.variant, loadSeconds, decode: await measureDecode(session, clock, opts) };
+  }
   let profile = null;
   if (job.profileDir) {
     // Profile only batch-1 decode steps: the prompt's prefill is one event group we drop by counting steps.
@@ -194,11 +199,9 @@ async function main(): Promise<void> {
   const seed = Number(flag('--seed') ?? 1);
   const only = flag('--only')?.split(',') as Variant[] | undefined;
   const shape = quick ? QUICK_SHAPE : FULL_SHAPE;
-  const checkpointDir = path.join(cache, 'checkpoints', checkpointKey(shape, seed));
-  if (!fs.existsSync(path.join(checkpointDir, '.bench-complete'))) {
-    throw new Error(`no bench checkpoint at ${checkpointDir}: run npm run bench -- --keep${quick ? ' --quick' : ''} --cache ${cache} first`);
-  }
-  const compiled = await compileCheckpoint(openCheckpoint(checkpointDir), { normPreserve: false }, { cacheRoot: cache });
+  const checkpointDir = ensureCheckpoint(cache, shape, seed, log).dir;
+  const compileOptions: CompileOptions = Object.assign({ normPreserve: false }, JSON.parse(flag('--compile') ?? '{}'));
+  const compiled = await compileCheckpoint(openCheckpoint(checkpointDir), compileOptions, { cacheRoot: cache });
   const profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cliffscope-profile-'));
   const results: Record<string, unknown> = {};
   for (const variant of only ?? (['baseline', 'no-prepack', 'long-context'] as Variant[])) {
@@ -214,7 +217,7 @@ async function main(): Promise<void> {
     });
   }
   fs.rmSync(profileDir, { recursive: true, force: true });
-  process.stdout.write(JSON.stringify({ shape: shape.name, threads, loadAverage: os.loadavg(), results }, null, 2) + '\n');
+  process.stdout.write(JSON.stringify({ shape: shape.name, compile: compileOptions, threads, loadAverage: os.loadavg(), results }, null, 2) + '\n');
 }
 
 await main();

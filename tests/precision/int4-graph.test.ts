@@ -79,9 +79,9 @@ describe.each(CASES)('int4 graph vs reference on dequantised weights: $variant $
   it('uses MatMulNBits for every linear layer (and the LM head when asked), with the attributes asked for', () => {
     const model = readModel(modelPath);
     const mnb = model.nodes.filter((n) => n.opType === 'MatMulNBits');
-    // One LM-head product serves both logits and token log-probs.
+    // Per layer: stacked qkv, o, gate, up, down. One LM-head product serves both logits and token log-probs.
     const head = options.quantizeLmHead ? 1 : 0;
-    expect(mnb.length).toBe(7 * config.numLayers + head);
+    expect(mnb.length).toBe(5 * config.numLayers + head);
     expect(model.nodes.filter((n) => n.opType === 'Gemm').length).toBe(1 - head);
     for (const n of mnb) {
       expect(n.domain).toBe('com.microsoft');

@@ -169,9 +169,20 @@ export function compiledWeights(modelPath: string, checkpointDir: string): (name
   const model = readModel(modelPath);
   const ckpt = openCheckpoint(checkpointDir);
   const cache = new Map<string, Float32Array>();
-  return (name: string): Float32Array => {
+  const read = (name: string): Float32Array => {
     const hit = cache.get(name);
     if (hit) return hit;
+    // q, k and v live as row ranges of the stacked qkv tensor (fusedQkv in decoder-graph.ts).
+    const part = /^(model\.layers\.\d+\.self_attn)\.(q|k|v)_proj\.(weight|bias)$/.exec(name);
+    if (part && !model.initializers.has(name) && !model.initializers.has(`${name}.int4`)) {
+      const [, prefix, which, kind] = part;
+      const stacked = read(`${prefix}.qkv_proj.${kind}`);
+      const sizes = (['q', 'k', 'v'] as const).map((x) => ckpt.tensors.get(`${prefix}.${x}_proj.${kind}`)!.shape.reduce((a, b) => a * b, 1));
+      const start = sizes.slice(0, ['q', 'k', 'v'].indexOf(which!)).reduce((a, b) => a + b, 0);
+      const w = stacked.slice(start, start + sizes[['q', 'k', 'v'].indexOf(which!)]!);
+      cache.set(name, w);
+      return w;
+    }
     let w: Float32Array;
     const packed = model.initializers.get(`${name}.int4`);
     const plain = model.initializers.get(name);
@@ -196,4 +207,5 @@ export function compiledWeights(modelPath: string, checkpointDir: string): (name
     cache.set(name, w);
     return w;
   };
+  return read;
 }

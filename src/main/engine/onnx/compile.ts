@@ -1,6 +1,7 @@
 /**
  * Checkpoint → cached instrumented ONNX model. Weights stream tensor by tensor from safetensors into one external-data
- * file (page-aligned), so the model is never held twice in memory; the graph proto itself stays small.
+ * file (page-aligned), so the model is never held twice in memory; the graph proto itself stays small. Each layer's
+ * q, k and v projections are written stacked as one tensor (fusedQkv), the only tensors not copied as they are.
  * The cache key is the checkpoint's content hash plus the compile options plus the compiler version: change any of
  * them and the model is recompiled, otherwise the cached files are reused.
  *
@@ -18,13 +19,13 @@ import { CliffscopeError } from '../errors.js';
 import { type Checkpoint, checkpointHash } from '../model/checkpoint.js';
 import { expectedTensors } from '../model/config.js';
 import { float32ToF16, readTensorAsFloat32 } from '../model/safetensors.js';
-import { buildDecoderGraph, type Int4WeightRef } from './decoder-graph.js';
+import { buildDecoderGraph, fusedQkv, type Int4WeightRef } from './decoder-graph.js';
 import { GraphBuilder } from './graph.js';
 import { DataType, type DataTypeId, encodeModel } from './proto.js';
 import { INT4_BLOCK_SIZES, type Int4BlockSize, type Int4Scheme, quantizeInt4 } from './quantize.js';
 
 /** Bump when the emitted graph changes meaning, so old caches are not reused. */
-export const COMPILER_VERSION = '3';
+export const COMPILER_VERSION = '4';
 
 const WEIGHTS_FILE = 'model.weights';
 const ALIGN = 65536; // page alignment that satisfies Windows (64 KiB) as well as Linux/macOS (4 KiB)
@@ -189,7 +190,7 @@ interface Placement {
   dataType: DataTypeId;
 }
 
-const LINEAR = /\.(q|k|v|o|gate|up|down)_proj\.weight$/;
+const LINEAR = /\.(qkv|o|gate|up|down)_proj\.weight$/;
 const NORM = /norm\.weight$/;
 const EMBED = 'model.embed_tokens.weight';
 
@@ -244,12 +245,36 @@ function writeWeights(
     };
   };
   const quantizeHead = options.weights === 'int4' && options.quantizeLmHead;
+  const read = (name: string) => {
+    const info = ckpt.tensors.get(name);
+    if (!info) throw new CliffscopeError('missing-tensor', `${ckpt.dir}: tensor ${name} is missing`, { file: ckpt.dir });
+    return readTensorAsFloat32(info);
+  };
+  // q, k and v are written as one stacked tensor per layer (fusedQkv), under the name of the first part met.
+  const stacked = new Map<string, { name: string; parts: string[] }>();
+  for (let i = 0; i < ckpt.config.numLayers; i++) {
+    const f = fusedQkv(i);
+    stacked.set(f.parts[0]!.weight, { name: f.weight, parts: f.parts.map((x) => x.weight) });
+    stacked.set(f.parts[0]!.bias, { name: f.bias, parts: f.parts.map((x) => x.bias) });
+  }
+  const stackedParts = new Set([...stacked.values()].flatMap((x) => x.parts));
   try {
     let done = 0;
-    for (const [name, dims] of wanted) {
-      const info = ckpt.tensors.get(name);
-      if (!info) throw new CliffscopeError('missing-tensor', `${ckpt.dir}: tensor ${name} is missing`, { file: ckpt.dir });
-      const data = readTensorAsFloat32(info);
+    for (const [hfName, hfDims] of wanted) {
+      const fused = stacked.get(hfName);
+      if (stackedParts.has(hfName) && !fused) continue; // k and v: written with q
+      let name = hfName;
+      let dims = hfDims;
+      let data: Float32Array;
+      if (fused) {
+        const parts = fused.parts.map(read);
+        data = new Float32Array(parts.reduce((n, x) => n + x.length, 0));
+        parts.reduce((at, x) => (data.set(x, at), at + x.length), 0);
+        name = fused.name;
+        dims = hfDims.length === 1 ? [data.length] : [data.length / hfDims[1]!, hfDims[1]!];
+      } else {
+        data = read(hfName);
+      }
       if (options.weights === 'int4' && (LINEAR.test(name) || (quantizeHead && name === 'lm_head.weight'))) {
         int4.set(name, putInt4(name, data, dims));
       } else if (half && !NORM.test(name)) {
@@ -259,7 +284,8 @@ function writeWeights(
       }
       // A tied LM head reads the embedding table; quantised, it needs its own copy (the gather needs float rows).
       if (quantizeHead && name === EMBED && ckpt.config.tieWordEmbeddings) int4.set(EMBED, putInt4('lm_head.weight', data, dims));
-      onProgress?.({ phase: 'weights', done: ++done, total: wanted.size });
+      done += fused ? fused.parts.length : 1;
+      onProgress?.({ phase: 'weights', done, total: wanted.size });
     }
   } finally {
     fs.closeSync(fd);

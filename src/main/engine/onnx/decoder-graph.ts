@@ -15,7 +15,9 @@
  * `blocks.{i}.hook_resid_post`, L+1 = `ln_final.hook_normalized`.
  *
  * Activations run flattened to [B*S, d] so every linear layer is a Gemm on the checkpoint's own [out, in] weight
- * (transB = 1): no transposed copies, and tied embeddings serve as the LM head without a second copy.
+ * (transB = 1): no transposed copies, and tied embeddings serve as the LM head without a second copy. q, k and v
+ * are one Gemm on their stacked weights (fusedQkv). Attention keeps the query heads that share a kv head together
+ * as rows of one product, so each step reads every cached key and value once.
  *
  * Precision variants (see compile.ts) keep the interface above unchanged, all float32/int64:
  *  - int4 weights: a linear layer whose weight resolves through `int4Weight` becomes a MatMulNBits (com.microsoft)
@@ -56,6 +58,19 @@ export interface Int4WeightRef {
   N: number;
   K: number;
   blockSize: number;
+}
+
+/**
+ * Layer `layer`'s q, k and v projections stacked as one [q; k; v] matrix (rows of q, then k, then v, each in HF's
+ * [out, in] layout; biases stacked the same way), as the compiler writes it: the graph reads it by these names.
+ */
+export function fusedQkv(layer: number) {
+  const p = `model.layers.${layer}.self_attn`;
+  return {
+    weight: `${p}.qkv_proj.weight`,
+    bias: `${p}.qkv_proj.bias`,
+    parts: (['q', 'k', 'v'] as const).map((x) => ({ weight: `${p}.${x}_proj.weight`, bias: `${p}.${x}_proj.bias` })),
+  };
 }
 
 /** Names of the graph's inputs and outputs, shared with the runtime. */
@@ -118,13 +133,10 @@ export function buildDecoderGraph(cfg: ModelConfig, weight: WeightRef, opts: Dec
 
   // ---- shapes computed from the inputs: [B, S] and the 4-/5-D views attention needs
   const bs = g.op('Shape', [inputIds], {}, { name: 'shape.bs' });
-  const shapeBSHD = g.op('Concat', [bs, g.int64([H, D])], { axis: 0 }, { name: 'shape.bshd' });
-  const shapeBSKD = g.op('Concat', [bs, g.int64([Hkv, D])], { axis: 0 }, { name: 'shape.bskd' });
   const b = g.op('Slice', [bs, g.int64([0]), g.int64([1])], {}, { name: 'shape.b' });
   const s = g.op('Slice', [bs, g.int64([1]), g.int64([2])], {}, { name: 'shape.s' });
-  const shapeGrouped = g.op('Concat', [b, g.int64([Hkv, G]), s, g.int64([D])], { axis: 0 }, { name: 'shape.grouped' });
   const shapeBHSD = g.op('Concat', [b, g.int64([H]), s, g.int64([D])], { axis: 0 }, { name: 'shape.bhsd' });
-  const shapeBSF = g.op('Concat', [bs, g.int64([H * D])], { axis: 0 }, { name: 'shape.bsf' });
+  const shapeFlatZ = g.int64([-1, H * D]);
 
   // Additive mask as [B,1,1,S,T] so it broadcasts over kv heads and query groups.
   const bias5 = g.op('Unsqueeze', [attnBias, g.int64([1, 2])], {}, { name: 'attn.bias5' });
@@ -174,21 +186,39 @@ export function buildDecoderGraph(cfg: ModelConfig, weight: WeightRef, opts: Dec
   const residStack: string[] = [h];
   const zStack: string[] = [];
 
+  // Ablation scales for every layer at once, [L, B, 1, H, 1]: one Gather per layer then picks that layer's γ,
+  // broadcast over positions and head_dim.
+  const gammaAll = toCompute(g.op('Unsqueeze', [g.op('Transpose', [headScale], { perm: [1, 0, 2] }), g.int64([2, 4])], {}, { name: 'head_scale.by_layer' }));
+  const shapeQkv = g.op('Concat', [bs, g.int64([H + 2 * Hkv, D])], { axis: 0 }, { name: 'shape.bs_qkv_d' });
+  const shapeRows = g.op('Concat', [b, g.int64([Hkv, -1, D])], { axis: 0 }, { name: 'shape.b_kv_rows_d' });
+  const shapeScores = g.op('Concat', [b, g.int64([Hkv, G]), s, g.int64([-1])], { axis: 0 }, { name: 'shape.scores5' });
+  const total = g.op('Slice', [g.op('Shape', [attnBias]), g.int64([2]), g.int64([3])], {}, { name: 'shape.t' });
+  const shapeScoresRows = g.op('Concat', [b, g.int64([Hkv, -1]), total], { axis: 0 }, { name: 'shape.scores4' });
+
   // ---- transformer blocks
   for (let i = 0; i < L; i++) {
     const p = `model.layers.${i}`;
     const n = `blocks.${i}`;
     const x = rmsNorm(h, `${p}.input_layernorm.weight`, `${n}.ln1.hook_normalized`);
-    const qkvBias = (w: string) => (cfg.qkvBias ? `${p}.self_attn.${w}_proj.bias` : null);
-    let q = g.op('Reshape', [linear(x, `${p}.self_attn.q_proj.weight`, qkvBias('q'), `${n}.attn.q_flat`), shapeBSHD], {}, { name: `${n}.attn.hook_q_pre` });
-    let k = g.op('Reshape', [linear(x, `${p}.self_attn.k_proj.weight`, qkvBias('k'), `${n}.attn.k_flat`), shapeBSKD], {}, { name: `${n}.attn.hook_k_pre` });
-    const v = g.op('Reshape', [linear(x, `${p}.self_attn.v_proj.weight`, qkvBias('v'), `${n}.attn.v_flat`), shapeBSKD], {}, { name: `${n}.attn.hook_v` });
+    // q, k and v come out of one product on the stacked [q; k; v] weight (see fusedQkv): a single pass over x,
+    // and one well-shaped product instead of two thin ones for grouped-query k and v.
+    const qkvNames = fusedQkv(i);
+    const qkv = g.op('Reshape', [linear(x, qkvNames.weight, cfg.qkvBias ? qkvNames.bias : null, `${n}.attn.qkv_flat`), shapeQkv], {}, { name: `${n}.attn.qkv` });
+    let q: string;
+    let k: string;
+    let v: string;
     if (cfg.qkNorm) {
-      q = rmsNorm(q, `${p}.self_attn.q_norm.weight`, `${n}.attn.q_norm`);
-      k = rmsNorm(k, `${p}.self_attn.k_norm.weight`, `${n}.attn.k_norm`);
+      // Per-head RMSNorm on q and k comes before the rotation: split three ways, normalise, rotate each.
+      const [q0, k0, v0] = g.opMulti('Split', [qkv, g.int64([H, Hkv, Hkv])], { axis: 2 }, { outputs: [`${n}.attn.hook_q_pre`, `${n}.attn.hook_k_pre`, `${n}.attn.hook_v`] }) as [string, string, string];
+      q = applyRope(rmsNorm(q0, `${p}.self_attn.q_norm.weight`, `${n}.attn.q_norm`), `${n}.attn.hook_q`);
+      k = applyRope(rmsNorm(k0, `${p}.self_attn.k_norm.weight`, `${n}.attn.k_norm`), `${n}.attn.hook_k`);
+      v = v0;
+    } else {
+      // Rotate q and k together (one rotation over H + Hkv heads), then split them.
+      const [qk, v0] = g.opMulti('Split', [qkv, g.int64([H + Hkv, Hkv])], { axis: 2 }, { outputs: [`${n}.attn.hook_qk_pre`, `${n}.attn.hook_v`] }) as [string, string];
+      [q, k] = g.opMulti('Split', [applyRope(qk, `${n}.attn.hook_qk`), g.int64([H, Hkv])], { axis: 2 }, { outputs: [`${n}.attn.hook_q`, `${n}.attn.hook_k`] }) as [string, string];
+      v = v0;
     }
-    q = applyRope(q, `${n}.attn.hook_q`);
-    k = applyRope(k, `${n}.attn.hook_k`);
 
     // KV cache: [B, Hkv, T, D] after appending this chunk to the past.
     const toHeads = [0, 2, 1, 3];
@@ -202,33 +232,36 @@ export function buildDecoderGraph(cfg: ModelConfig, weight: WeightRef, opts: Dec
     const keys = append(past[i]!.key, k, IO.presentKey(i));
     const values = append(past[i]!.value, v, IO.presentValue(i));
 
-    // Grouped-query attention without repeating K/V: queries viewed as [B, Hkv, G, S, D] broadcast against
-    // keys [B, Hkv, 1, T, D]. Query head h reads kv head floor(h / G), as in transformers' repeat_kv.
-    const qg = g.op('Reshape', [g.op('Transpose', [q], { perm: toHeads }), shapeGrouped], {}, { name: `${n}.attn.q_grouped` });
-    const kT = g.op('Transpose', [g.op('Unsqueeze', [keys, g.int64([2])]), ], { perm: [0, 1, 2, 4, 3] }, { name: `${n}.attn.k_t` });
+    // Grouped-query attention without repeating K/V: the G query heads that share a kv head are stacked as rows,
+    // q [B, Hkv, G*S, D] (row g*S + s), so each kv head is one product that reads its keys and values once.
+    // Query head h reads kv head floor(h / G), as in transformers' repeat_kv.
+    const qRows = g.op('Reshape', [g.op('Transpose', [q], { perm: toHeads }), shapeRows], {}, { name: `${n}.attn.q_rows` });
+    const kT = g.op('Transpose', [keys], { perm: [0, 1, 3, 2] }, { name: `${n}.attn.k_t` }); // fused into the MatMul
     // float16: scale q before the product (so q·k cannot overflow), then bias and softmax in float32.
     const scale = 1 / Math.sqrt(D);
-    const scores = half
-      ? g.op('Add', [toFloat(g.op('MatMul', [g.op('Mul', [qg, g.float16([scale], [])]), kT])), bias5], {}, { name: `${n}.attn.hook_attn_scores` })
-      : g.op('Add', [g.op('Mul', [g.op('MatMul', [qg, kT]), g.float32([scale], [])]), bias5], {}, { name: `${n}.attn.hook_attn_scores` });
+    const rawScores = half
+      ? toFloat(g.op('MatMul', [g.op('Mul', [qRows, g.float16([scale], [])]), kT]))
+      : g.op('Mul', [g.op('MatMul', [qRows, kT]), g.float32([scale], [])]);
+    // Viewed as [B, Hkv, G, S, T] for the [B, 1, 1, S, T] mask, then back to rows for the product with the values.
+    const scores = g.op('Add', [g.op('Reshape', [rawScores, shapeScores]), bias5], {}, { name: `${n}.attn.hook_attn_scores` });
     const pattern = toCompute(g.op('Softmax', [scores], { axis: -1 }, { name: `${n}.attn.hook_pattern` }));
-    const mixed = g.op('MatMul', [pattern, g.op('Unsqueeze', [values, g.int64([2])])], {}, { name: `${n}.attn.mixed` });
+    const mixed = g.op('MatMul', [g.op('Reshape', [pattern, shapeScoresRows]), values], {}, { name: `${n}.attn.mixed` });
     // hook_z: per-head outputs before o_proj, [B, S, H, D].
     const z = g.op('Transpose', [g.op('Reshape', [mixed, shapeBHSD])], { perm: toHeads }, { name: `${n}.attn.hook_z` });
     zStack.push(z);
 
     // Ablation: γ per (row, layer, head), broadcast over positions and head_dim.
-    const gamma = toCompute(g.op('Unsqueeze', [g.op('Gather', [headScale, g.int64([i], [])], { axis: 1 }), g.int64([1, 3])], {}, { name: `${n}.attn.gamma` }));
-    let scaled = g.op('Reshape', [g.op('Mul', [z, gamma], {}, { name: `${n}.attn.z_scaled` }), shapeBSF], {}, { name: `${n}.attn.z_flat` });
+    const gamma = g.op('Gather', [gammaAll, g.int64([i], [])], { axis: 0 }, { name: `${n}.attn.gamma` });
+    let scaled = g.op('Reshape', [g.op('Mul', [z, gamma], {}, { name: `${n}.attn.z_scaled` }), shapeFlatZ], {}, { name: `${n}.attn.z_flat` });
     if (opts.normPreserve) {
       // Norms in float32: 1e-30 and sums of squares do not fit float16.
-      const before = g.op('ReduceL2', [toFloat(g.op('Reshape', [z, shapeBSF]))], { axes: [-1], keepdims: 1 });
+      const before = g.op('ReduceL2', [toFloat(g.op('Reshape', [z, shapeFlatZ]))], { axes: [-1], keepdims: 1 });
       const after = g.op('ReduceL2', [toFloat(scaled)], { axes: [-1], keepdims: 1 });
       const ratio = toCompute(g.op('Div', [before, g.op('Max', [after, g.float32([1e-30], [])])], {}, { name: `${n}.attn.norm_ratio` }));
       scaled = g.op('Mul', [scaled, ratio], {}, { name: `${n}.attn.z_norm_preserved` });
     }
     const attnOut = linear(
-      g.op('Reshape', [scaled, g.int64([-1, H * D])]),
+      scaled,
       `${p}.self_attn.o_proj.weight`,
       cfg.oBias ? `${p}.self_attn.o_proj.bias` : null,
       `${n}.hook_attn_out`,
@@ -269,10 +302,15 @@ export function buildDecoderGraph(cfg: ModelConfig, weight: WeightRef, opts: Dec
   // asks for its layers in ascending order and puts them back in the order its caller wanted.
   const stackTaps = (entries: string[], rows: string, layers: string, rowShape: number[], name: string) => {
     const k = g.op('Shape', [rows], {}, { name: `${name}.k` });
+    // selected[e] = 1 when entry e is among the layers asked for, computed for all entries at once. A -1 sentinel
+    // keeps the reduction off an empty list (no layers asked for: every entry 0).
+    const asked = g.op('Unsqueeze', [g.op('Concat', [layers, g.int64([-1])], { axis: 0 }), g.int64([1])]);
+    const hits = g.op('Cast', [g.op('Equal', [asked, g.int64(entries.map((_, idx) => idx))])], { to: DataType.FLOAT });
+    const selected = g.op('Cast', [g.op('ReduceMax', [hits], { axes: [0], keepdims: 0 })], { to: DataType.INT64 }, { name: `${name}.selected` });
+    const counts = g.op('Mul', [selected, k], {}, { name: `${name}.counts` });
     const parts = entries.map((e, idx) => {
-      const hit = g.op('Cast', [g.op('Equal', [layers, g.int64([idx], [])])], { to: DataType.FLOAT });
-      const selected = g.op('Cast', [g.op('ReduceMax', [hit], { keepdims: 1 })], { to: DataType.INT64 }, { name: `${name}.sel${idx}` });
-      const take = g.op('Slice', [rows, g.int64([0]), g.op('Mul', [k, selected]), g.int64([0])], {}, { name: `${name}.rows${idx}` });
+      const count = g.op('Slice', [counts, g.int64([idx]), g.int64([idx + 1])], {}, { name: `${name}.count${idx}` });
+      const take = g.op('Slice', [rows, g.int64([0]), count, g.int64([0])], {}, { name: `${name}.rows${idx}` });
       return g.op('Gather', [e, take], { axis: 0 }, { name: `${name}.part${idx}` });
     });
     const shape = g.op('Concat', [g.int64([-1]), k, g.int64(rowShape)], { axis: 0 }, { name: `${name}.shape` });
