@@ -10,7 +10,8 @@
  *   2. compile to float32 ONNX (child: time and peak RSS of compiling)
  *   3. memory bandwidth with ONNX Runtime's own GEMV and ReduceSum (child)
  *   4. float32 inference: load, prefill 512 tokens ± taps, decode at batch 1 and 8 ± a live probe (child: peak RSS)
- *   5. int4: compile and decode at batch 1, engine defaults and a faster setting (children)
+ *   5. int4: compile and decode at batch 1, engine defaults and block 128, each with the ceiling of its linear
+ *      layers alone (children)
  * then checks each target of the issue and reports pass/fail with the measured ratio.
  *
  * Without --keep, files this run generated (checkpoint, compiled models, bandwidth weights) are deleted at the end;
@@ -22,9 +23,10 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { COMPILER_VERSION, type CompileOptions, defaultCacheRoot } from '../src/main/engine/onnx/compile.js';
+import { COMPILER_VERSION, type CompileOptions, defaultCacheRoot, type ResolvedCompileOptions } from '../src/main/engine/onnx/compile.js';
 import { PROVIDER_CHOICES, type ProviderChoice } from '../src/main/engine/runtime/providers.js';
 import type { BandwidthResult } from './bandwidth.js';
+import type { Int4CeilingJob, Int4CeilingResult } from './int4-ceiling.js';
 import { type BenchShape, configJson, ensureCheckpoint, FULL_SHAPE, kvBytesPerToken, paramCounts, QUICK_SHAPE } from './checkpoint.js';
 import type { DecodeResult, PrefillResult } from './measure.js';
 import { gb, log, type MemorySnapshot } from './util.js';
@@ -107,7 +109,10 @@ let jobDir = '';
 /** One-minute load average around each child: above the core count, other processes shared the CPUs. */
 const loadLog: { phase: string; loadAverageBefore: number; loadAverageAfter: number; wallSeconds: number }[] = [];
 
-async function runChild<T>(task: 'compile' | 'infer' | 'bandwidth', job: CompileJob | InferJob | BandwidthJob): Promise<ChildOutcome<T>> {
+async function runChild<T>(
+  task: 'compile' | 'infer' | 'bandwidth' | 'int4-ceiling',
+  job: CompileJob | InferJob | BandwidthJob | Int4CeilingJob,
+): Promise<ChildOutcome<T>> {
   const id = `${task}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
   const jobFile = path.join(jobDir, `${id}.job.json`);
   const resultFile = path.join(jobDir, `${id}.result.json`);
@@ -121,7 +126,7 @@ async function runChild<T>(task: 'compile' | 'infer' | 'bandwidth', job: Compile
   });
   const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('exit', (c, s) => resolve([c, s])));
   const wallSeconds = (performance.now() - start) / 1000;
-  const phase = task === 'bandwidth' ? task : `${task} ${(job as CompileJob).compile.weights ?? 'float32'}`;
+  const phase = task === 'bandwidth' || task === 'int4-ceiling' ? task : `${task} ${(job as CompileJob).compile.weights ?? 'float32'}`;
   loadLog.push({ phase, loadAverageBefore: loadBefore, loadAverageAfter: os.loadavg()[0]!, wallSeconds });
   if (!fs.existsSync(resultFile)) {
     const why = signal ? `killed by ${signal}${signal === 'SIGKILL' ? ' (out of memory?)' : ''}` : `exited with code ${code}`;
@@ -137,7 +142,7 @@ interface CompileResult {
   cached: boolean;
   dir: string;
   key: string;
-  options: Record<string, unknown> & { weights?: string };
+  options: ResolvedCompileOptions;
   compilerVersion: string | null;
   weightsFileBytes: number;
   tensorBytes: number | null;
@@ -272,10 +277,11 @@ async function main(): Promise<void> {
   machine.providerUsed = inferF32.result?.provider ?? null;
   machine.providerNotes = inferF32.result?.providerNotes ?? [];
 
-  // 5. int4: the engine's defaults, then the setting that trades a little accuracy for CPU speed.
+  // 5. int4: the engine's defaults (block 32), then block 128 (the GPTQ / AWQ group size), which CPU kernels run
+  // faster for a little more error. Each with its kernel ceiling: the same linear layers alone (int4-ceiling.ts).
   const int4Variants: { name: string; options: CompileOptions }[] = [
     { name: 'default', options: { normPreserve: false, weights: 'int4' } },
-    { name: 'lm-head-int4-accuracy-4', options: { normPreserve: false, weights: 'int4', quantizeLmHead: true, int4AccuracyLevel: 4 } },
+    { name: 'block-128', options: { normPreserve: false, weights: 'int4', int4BlockSize: 128 } },
   ];
   const int4Results = [];
   let int4Available = true;
@@ -299,6 +305,17 @@ async function main(): Promise<void> {
       decode: { promptTokens: plan.promptTokens, newTokens: plan.newTokens, batches: [1], withProbe: false, probeLayer: tapLayer, reps: plan.decodeReps },
     });
     if (!infer.ok) notes.push(`int4 ${variant.name} inference failed: ${infer.error}`);
+    const o = compile.result.options;
+    const ceiling = await runChild<Int4CeilingResult>('int4-ceiling', {
+      shape,
+      blockSize: o.int4BlockSize,
+      scheme: o.int4Scheme,
+      accuracyLevel: o.int4AccuracyLevel,
+      quantizeLmHead: o.quantizeLmHead,
+      threads: args.threads,
+      runs: plan.decodeReps * 2,
+    });
+    if (!ceiling.ok) notes.push(`int4 ${variant.name} kernel ceiling failed: ${ceiling.error}`);
     int4Results.push({
       name: variant.name,
       options: compile.result.options,
@@ -313,6 +330,7 @@ async function main(): Promise<void> {
       peakRssBytes: infer.peakRssBytes,
       decodeBatch1TokensPerSecond: infer.result?.decode?.batches[0]?.plain.tokensPerSecond ?? null,
       jsFraction: infer.result?.decode?.batches[0]?.plain.jsFraction ?? null,
+      linearLayersOnly: ceiling.result ? { ...ceiling.result, peakRssBytes: ceiling.peakRssBytes } : null,
     });
   }
 
@@ -329,7 +347,9 @@ async function main(): Promise<void> {
   const decode = inferF32.result?.decode ?? null;
   const b1 = decode?.batches.find((b) => b.batch === 1) ?? null;
   const b8 = decode?.batches.find((b) => b.batch === 8) ?? null;
-  const int4Default = int4Results.find((r) => r.name === 'default')?.decodeBatch1TokensPerSecond ?? null;
+  const int4DefaultResult = int4Results.find((r) => r.name === 'default');
+  const int4Default = int4DefaultResult?.decodeBatch1TokensPerSecond ?? null;
+  const int4Ceiling = int4DefaultResult?.linearLayersOnly?.tokensPerSecond ?? null;
   const float32WeightBytes = compileF32.result.tensorBytes ?? params.total * 4;
   const kvTokens = Math.max(plan.prefillTokens, 8 * (plan.promptTokens + plan.newTokens));
   const kvCacheBytes = kvTokens * kvBytesPerToken(shape);
@@ -363,14 +383,24 @@ async function main(): Promise<void> {
       `batch 8 ${rate(b8?.plain.tokensPerSecond)}; batch 1 ${rate(b1?.plain.tokensPerSecond)}`),
     target('int4-vs-float32-batch1', 'int4 decode at batch 1 (engine defaults) ≥ 5× float32', '>=', 5,
       ratio(best(int4Default), best(b1?.plain.tokensPerSecond)), ratio(mid(int4Default), mid(b1?.plain.tokensPerSecond)),
-      int4Available ? `int4 ${rate(int4Default)}; float32 ${rate(b1?.plain.tokensPerSecond)}` : 'int4 unavailable'),
+      int4Available
+        ? `int4 ${rate(int4Default)}; float32 ${rate(b1?.plain.tokensPerSecond)}; ` +
+            `the int4 linear layers alone run at ${int4Ceiling?.toFixed(2) ?? 'n/a'} steps/s = ` +
+            `${ratio(int4Ceiling, best(b1?.plain.tokensPerSecond))?.toFixed(2) ?? 'n/a'}× float32 (this kernel's ceiling here)`
+        : 'int4 unavailable'),
     target('peak-rss', 'peak RSS of inference ≤ 1.3 × (float32 weight bytes + KV cache)', '<=', 1.3,
       ratio(peakRss, float32WeightBytes + kvCacheBytes), ratio(peakRss, float32WeightBytes + kvCacheBytes),
       `${gb(peakRss ?? NaN)} vs ${gb(float32WeightBytes)} weights + ${gb(kvCacheBytes)} KV cache`),
   ];
   const info = {
     ortGemvFractionOfBandwidth: ratio(gemvBytesPerSecond, bandwidthBytesPerSecond),
-    int4Variants: int4Results.map((r) => ({ name: r.name, vsFloat32Batch1: ratio(best(r.decodeBatch1TokensPerSecond), best(b1?.plain.tokensPerSecond)) })),
+    int4Variants: int4Results.map((r) => ({
+      name: r.name,
+      vsFloat32Batch1: ratio(best(r.decodeBatch1TokensPerSecond), best(b1?.plain.tokensPerSecond)),
+      // How far the kernel alone could go, and how much of that the whole step keeps.
+      linearLayersOnlyVsFloat32Batch1: ratio(r.linearLayersOnly?.tokensPerSecond, best(b1?.plain.tokensPerSecond)),
+      fractionOfLinearCeiling: ratio(best(r.decodeBatch1TokensPerSecond), r.linearLayersOnly?.tokensPerSecond),
+    })),
   };
   const busiest = Math.max(...loadLog.map((l) => Math.max(l.loadAverageBefore, l.loadAverageAfter)));
   if (busiest > machine.cores) {

@@ -1,7 +1,7 @@
 /**
  * One bench phase in its own process, so that its peak RSS is its own: `run.ts` spawns
  *
- *   node bin/run-ts.js bench/worker.ts <compile|infer|bandwidth> JOB.json RESULT.json
+ *   node bin/run-ts.js bench/worker.ts <compile|infer|bandwidth|int4-ceiling> JOB.json RESULT.json
  *
  * reads RESULT.json when the child exits, and keeps the child's output on stderr.
  */
@@ -11,6 +11,7 @@ import { type CompileOptions, compileCheckpoint } from '../src/main/engine/onnx/
 import { loadModel } from '../src/main/engine/runtime/model.js';
 import type { ProviderChoice } from '../src/main/engine/runtime/providers.js';
 import { measureBandwidth } from './bandwidth.js';
+import { type Int4CeilingJob, measureInt4Ceiling } from './int4-ceiling.js';
 import { measureDecode, measurePrefill, RunClock, type PrefillTaps } from './measure.js';
 import { log, memorySnapshot, now } from './util.js';
 
@@ -111,7 +112,7 @@ async function bandwidthTask(job: BandwidthJob) {
 async function main(): Promise<void> {
   const [task, jobFile, resultFile] = process.argv.slice(2);
   if (!task || !jobFile || !resultFile) {
-    process.stderr.write('usage: worker.ts <compile|infer|bandwidth> JOB.json RESULT.json\n');
+    process.stderr.write('usage: worker.ts <compile|infer|bandwidth|int4-ceiling> JOB.json RESULT.json\n');
     process.exit(2);
   }
   const job = JSON.parse(fs.readFileSync(jobFile, 'utf8')) as unknown;
@@ -120,6 +121,7 @@ async function main(): Promise<void> {
     if (task === 'compile') result = await compileTask(job as CompileJob);
     else if (task === 'infer') result = await inferTask(job as InferJob);
     else if (task === 'bandwidth') result = await bandwidthTask(job as BandwidthJob);
+    else if (task === 'int4-ceiling') result = { ...(await measureInt4Ceiling(job as Int4CeilingJob)), memory: memorySnapshot() };
     else throw new Error(`unknown task ${task}`);
     // Peak RSS over the whole child, read last.
     fs.writeFileSync(resultFile, JSON.stringify({ ok: true, result, peakRssBytes: memorySnapshot().peakRssBytes }));

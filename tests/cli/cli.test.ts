@@ -185,17 +185,23 @@ describe('precision', () => {
     const r = await cli('precision', model, '--weights', 'int4', '--json', '--cache', cache);
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout);
-    expect(report.variant.weights).toBe('int4');
+    expect(report.variant).toMatchObject({ weights: 'int4', int4AccuracyLevel: 4, quantizeLmHead: true }); // the defaults
     expect(report.maxAbsLogitDiff).toBeGreaterThan(0);
     expect(report.greedyAgreement.argmax).toBeGreaterThan(0);
     expect(report.greedyAgreement.argmax).toBeLessThanOrEqual(1);
     const g = await cli('generate', model, '--prompt', 'tell me a story', '--weights', 'int4', '--max-new-tokens', '3', '--json', '--cache', cache);
     expect(g.code, g.stderr).toBe(0);
     expect(JSON.parse(g.stdout).output_ids).toHaveLength(3);
+    // The exact settings on request: float LM head, float multiply.
+    const exact = await cli('precision', model, '--weights', 'int4', '--int4-lm-head', 'float', '--int4-accuracy-level', '0', '--json', '--cache', cache);
+    expect(exact.code, exact.stderr).toBe(0);
+    expect(JSON.parse(exact.stdout).variant).toMatchObject({ int4AccuracyLevel: 0, quantizeLmHead: false });
   });
 
   it('rejects int4 knobs without int4 weights, and unknown precisions', async () => {
     expect((await cli('generate', model, '--prompt', 'hi', '--int4-block', '64')).stderr).toContain('--weights int4');
+    expect((await cli('generate', model, '--prompt', 'hi', '--int4-lm-head', 'float')).stderr).toContain('--weights int4');
+    expect((await cli('generate', model, '--prompt', 'hi', '--weights', 'int4', '--int4-lm-head', 'int8')).stderr).toContain('--int4-lm-head must be one of int4, float');
     expect((await cli('precision', model, '--weights', 'int3')).code).toBe(2);
   });
 });

@@ -33,8 +33,8 @@ describe('compile precision options', () => {
       { normPreserve: false, weights: 'int4', activations: 'float16' },
       { normPreserve: false, weights: 'int4', int4BlockSize: 64 },
       { normPreserve: false, weights: 'int4', int4Scheme: 'symmetric' },
-      { normPreserve: false, weights: 'int4', int4AccuracyLevel: 4 },
-      { normPreserve: false, weights: 'int4', quantizeLmHead: true },
+      { normPreserve: false, weights: 'int4', int4AccuracyLevel: 0 },
+      { normPreserve: false, weights: 'int4', quantizeLmHead: false },
       { normPreserve: true, weights: 'int4' },
     ];
     const keys = variants.map((v) => compileKey(HASH, v));
@@ -45,8 +45,8 @@ describe('compile precision options', () => {
       activations: 'float32',
       int4BlockSize: 32,
       int4Scheme: 'asymmetric',
-      int4AccuracyLevel: 0,
-      quantizeLmHead: false,
+      int4AccuracyLevel: 4,
+      quantizeLmHead: true,
     };
     expect(compileKey(HASH, spelledOut)).toBe(keys[2]);
     expect(resolveCompileOptions({ normPreserve: false, weights: 'int4' })).toEqual(spelledOut);

@@ -11,11 +11,13 @@ export const PRECISION_OPTIONS = {
   'int4-block': { type: 'string' },
   'int4-scheme': { type: 'string' },
   'int4-accuracy-level': { type: 'string' },
+  'int4-lm-head': { type: 'string' },
 } as const;
 
 export const PRECISION_HELP = `  --weights float32|int4    linear-layer weights; int4 uses MatMulNBits (see \`cliffscope precision\` for its cost)
   --activations float32|float16   compute type; float16 is for GPU providers
-  --int4-block 16|32|64|128 --int4-scheme asymmetric|symmetric --int4-accuracy-level 0..4
+  --int4-block 16|32|64|128 (default 32) --int4-scheme asymmetric|symmetric (default asymmetric)
+  --int4-accuracy-level 0..4 (default 4: int8 compute) --int4-lm-head int4|float (default int4)
 `;
 
 function oneOf<T extends string>(value: string | undefined, name: string, allowed: readonly T[]): T | undefined {
@@ -31,11 +33,13 @@ export function parsePrecision(values: Partial<Record<keyof typeof PRECISION_OPT
   const block = oneOf(values['int4-block'], 'int4-block', ['16', '32', '64', '128'] as const);
   const scheme = oneOf(values['int4-scheme'], 'int4-scheme', ['asymmetric', 'symmetric'] as const);
   const level = oneOf(values['int4-accuracy-level'], 'int4-accuracy-level', ['0', '1', '2', '3', '4'] as const);
+  const lmHead = oneOf(values['int4-lm-head'], 'int4-lm-head', ['int4', 'float'] as const);
   if (weights) out.weights = weights;
   if (activations) out.activations = activations;
   if (block) out.int4BlockSize = Number(block) as 16 | 32 | 64 | 128;
   if (scheme) out.int4Scheme = scheme;
   if (level) out.int4AccuracyLevel = Number(level) as 0 | 1 | 2 | 3 | 4;
-  if (weights !== 'int4' && (block || scheme || level)) throw new CliffscopeError('bad-argument', 'the --int4-* options need --weights int4');
+  if (lmHead) out.quantizeLmHead = lmHead === 'int4';
+  if (weights !== 'int4' && (block || scheme || level || lmHead)) throw new CliffscopeError('bad-argument', 'the --int4-* options need --weights int4');
   return out;
 }

@@ -7,7 +7,8 @@
  *
  * Precision options (the graph's inputs and outputs stay float32 either way, so the runtime does not change):
  *  - weights 'int4': every attention/MLP linear weight is quantised blockwise to 4 bits (quantize.ts) and run by
- *    MatMulNBits; embeddings and norms stay float, the LM head too unless `quantizeLmHead`.
+ *    MatMulNBits with int8 compute (accuracy level 4), the LM head too unless `quantizeLmHead: false`; embeddings
+ *    and norms stay float.
  *  - activations 'float16': float weights are stored as float16 (norm weights stay float32) and the graph computes
  *    in float16 — meant for GPU providers; on ONNX Runtime's CPU provider it runs, but no faster.
  */
@@ -45,11 +46,15 @@ export interface CompileOptions {
   /** int4: per-block zero points (default, more accurate) or a fixed zero point. See quantize.ts. */
   int4Scheme?: Int4Scheme;
   /**
-   * int4: MatMulNBits accuracy_level. 0 (default) multiplies in the activation type; 4 quantises activations to int8
-   * per block, which is faster on CPU but adds its own error (measure with precision-report.ts).
+   * int4: MatMulNBits accuracy_level. 4 (default) quantises activations to int8 per block and multiplies with
+   * integer dot products: 2-2.5× faster on CPU than 0 (multiply in the activation type), for an error that
+   * `cliffscope precision` shows to be small next to the int4 weights' own. GPU providers ignore it.
    */
   int4AccuracyLevel?: 0 | 1 | 2 | 3 | 4;
-  /** int4: quantise the LM head too (default false: it is one layer but decides every logit). */
+  /**
+   * int4: quantise the LM head too (default true). Untied, it is a sixth of a 1.5B model's weights: left in float32
+   * it is half of what each int4 decode step reads. False keeps it exact, for a slower, larger model.
+   */
   quantizeLmHead?: boolean;
 }
 
@@ -63,8 +68,8 @@ export function resolveCompileOptions(o: CompileOptions): ResolvedCompileOptions
     activations: o.activations ?? 'float32',
     int4BlockSize: o.int4BlockSize ?? 32,
     int4Scheme: o.int4Scheme ?? 'asymmetric',
-    int4AccuracyLevel: o.int4AccuracyLevel ?? 0,
-    quantizeLmHead: o.quantizeLmHead ?? false,
+    int4AccuracyLevel: o.int4AccuracyLevel ?? 4,
+    quantizeLmHead: o.quantizeLmHead ?? true,
   };
   const bad = (what: string) => new CliffscopeError('bad-argument', `compile option ${what}`);
   if (r.weights !== 'float32' && r.weights !== 'int4') throw bad(`weights must be 'float32' or 'int4', got ${String(r.weights)}`);
