@@ -11,7 +11,7 @@
  *                    a prepacked copy
  *   decode           batch-1 decode only (no probe, no prefill): the quick figure when comparing compile options
  *   long-context     batch-1 decode after a short and a long prompt, interleaved: how the per-step cost grows with the
- *                    KV cache (copied out of ONNX Runtime into JS and concatenated anew in the graph every step)
+ *                    KV cache (see runtime/kv-cache.ts: the settled past is only read, the recent part copied)
  * plus, in the baseline process, an ONNX Runtime profile of batch-1 decode steps summed by op type and by the
  * costliest nodes. Prints one JSON document.
  */

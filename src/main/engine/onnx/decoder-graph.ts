@@ -2,11 +2,12 @@
  * The instrumented decoder graph, assembled layer by layer from plain ONNX ops (plus ONNX Runtime's
  * SimplifiedLayerNormalization for RMSNorm). One graph serves prefill, chunked teacher forcing and decoding:
  *
- *   inputs   input_ids [B,S] · position_ids [B,S] · attn_bias [B,S,T] (additive 0/-inf, T = past + S)
+ *   inputs   input_ids [B,S] · position_ids [B,S] · attn_bias [B,S,T] (additive 0/-inf, T = past + recent + S)
  *            head_scale [B,L,H] (γ per head, per row) · past_key.{i}/past_value.{i} [B,Hkv,past,D]
+ *            recent_key.{i}/recent_value.{i} [B,Hkv,recent,D] (T = past + recent + S)
  *            tap selectors: resid_rows/resid_layers, z_rows/z_layers, logit_rows, logprob_rows/logprob_targets
  *   outputs  logits [Kl,V] · token_logprobs [Kp] · resid_taps [Lr,K,d] · z_taps [Lz,Kz,H,D]
- *            present_key.{i}/present_value.{i} [B,Hkv,T,D]
+ *            present_key.{i}/present_value.{i} [B,Hkv,recent+S,D]: the recent part with this chunk appended
  *
  * Rows are flat indices b*S + s into the current chunk. Taps are gathered *before* they leave the graph, so a run
  * only materialises the positions and layers it asked for (a 4,096-token transcript on a 7B model never copies out
@@ -88,6 +89,8 @@ export const IO = {
   logprobTargets: 'logprob_targets',
   pastKey: (i: number) => `past_key.${i}`,
   pastValue: (i: number) => `past_value.${i}`,
+  recentKey: (i: number) => `recent_key.${i}`,
+  recentValue: (i: number) => `recent_value.${i}`,
   logits: 'logits',
   tokenLogprobs: 'token_logprobs',
   residTaps: 'resid_taps',
@@ -126,9 +129,13 @@ export function buildDecoderGraph(cfg: ModelConfig, weight: WeightRef, opts: Dec
   const logitRows = g.input(IO.logitRows, i64, ['logit_rows']);
   const logprobRows = g.input(IO.logprobRows, i64, ['logprob_rows']);
   const logprobTargets = g.input(IO.logprobTargets, i64, ['logprob_rows']);
+  // The KV cache comes in two parts (see runtime/kv-cache.ts): a long settled past that attention only reads, and
+  // the few most recent positions, which the graph extends by this chunk and hands back as present.
   const past = Array.from({ length: L }, (_, i) => ({
     key: toCompute(g.input(IO.pastKey(i), f, ['batch', Hkv, 'past', D])),
     value: toCompute(g.input(IO.pastValue(i), f, ['batch', Hkv, 'past', D])),
+    recentKey: toCompute(g.input(IO.recentKey(i), f, ['batch', Hkv, 'recent', D])),
+    recentValue: toCompute(g.input(IO.recentValue(i), f, ['batch', Hkv, 'recent', D])),
   }));
 
   // ---- shapes computed from the inputs: [B, S] and the 4-/5-D views attention needs
@@ -194,6 +201,9 @@ export function buildDecoderGraph(cfg: ModelConfig, weight: WeightRef, opts: Dec
   const shapeScores = g.op('Concat', [b, g.int64([Hkv, G]), s, g.int64([-1])], { axis: 0 }, { name: 'shape.scores5' });
   const total = g.op('Slice', [g.op('Shape', [attnBias]), g.int64([2]), g.int64([3])], {}, { name: 'shape.t' });
   const shapeScoresRows = g.op('Concat', [b, g.int64([Hkv, -1]), total], { axis: 0 }, { name: 'shape.scores4' });
+  // Attention weights split at the settled past: [past, recent + S].
+  const pastLen = g.op('Slice', [g.op('Shape', [past[0]!.key]), g.int64([2]), g.int64([3])], {}, { name: 'shape.past' });
+  const splitPast = g.op('Concat', [pastLen, g.op('Sub', [total, pastLen])], { axis: 0 }, { name: 'shape.split_past' });
 
   // ---- transformer blocks
   for (let i = 0; i < L; i++) {
@@ -220,32 +230,41 @@ export function buildDecoderGraph(cfg: ModelConfig, weight: WeightRef, opts: Dec
       v = v0;
     }
 
-    // KV cache: [B, Hkv, T, D] after appending this chunk to the past.
+    // KV cache, [B, Hkv, ·, D]: this chunk is appended to the recent part only, so no step copies the settled past.
     const toHeads = [0, 2, 1, 3];
     // float16: the cache leaves the graph as float32 (lossless both ways), so the runtime's interface is unchanged.
-    const append = (pastKv: string, kv: string, output: string) => {
+    const append = (recent: string, kv: string, output: string) => {
       const where = half ? { name: `${output}.f16` } : { outputs: [output] };
-      const all = g.op('Concat', [pastKv, g.op('Transpose', [kv], { perm: toHeads })], { axis: 2 }, where);
+      const all = g.op('Concat', [recent, g.op('Transpose', [kv], { perm: toHeads })], { axis: 2 }, where);
       if (half) g.op('Cast', [all], { to: f }, { outputs: [output] });
       return all;
     };
-    const keys = append(past[i]!.key, k, IO.presentKey(i));
-    const values = append(past[i]!.value, v, IO.presentValue(i));
+    const recentKeys = append(past[i]!.recentKey, k, IO.presentKey(i));
+    const recentValues = append(past[i]!.recentValue, v, IO.presentValue(i));
 
     // Grouped-query attention without repeating K/V: the G query heads that share a kv head are stacked as rows,
     // q [B, Hkv, G*S, D] (row g*S + s), so each kv head is one product that reads its keys and values once.
     // Query head h reads kv head floor(h / G), as in transformers' repeat_kv.
     const qRows = g.op('Reshape', [g.op('Transpose', [q], { perm: toHeads }), shapeRows], {}, { name: `${n}.attn.q_rows` });
-    const kT = g.op('Transpose', [keys], { perm: [0, 1, 3, 2] }, { name: `${n}.attn.k_t` }); // fused into the MatMul
     // float16: scale q before the product (so q·k cannot overflow), then bias and softmax in float32.
     const scale = 1 / Math.sqrt(D);
-    const rawScores = half
-      ? toFloat(g.op('MatMul', [g.op('Mul', [qRows, g.float16([scale], [])]), kT]))
-      : g.op('Mul', [g.op('MatMul', [qRows, kT]), g.float32([scale], [])]);
-    // Viewed as [B, Hkv, G, S, T] for the [B, 1, 1, S, T] mask, then back to rows for the product with the values.
+    const qScaled = half ? g.op('Mul', [qRows, g.float16([scale], [])]) : qRows;
+    // Scores against the past and the recent keys side by side: [B, Hkv, G*S, T]. The key transposes fuse into the
+    // products (no copy of the keys).
+    const keysT = (keys: string, part: string) => g.op('Transpose', [keys], { perm: [0, 1, 3, 2] }, { name: `${n}.attn.k_t_${part}` });
+    const scoresBy = (keys: string, part: string) => g.op('MatMul', [qScaled, keysT(keys, part)], {}, { name: `${n}.attn.qk_${part}` });
+    const qk = g.op('Concat', [scoresBy(past[i]!.key, 'past'), scoresBy(recentKeys, 'recent')], { axis: -1 }, { name: `${n}.attn.qk` });
+    const rawScores = half ? toFloat(qk) : g.op('Mul', [qk, g.float32([scale], [])]);
+    // Viewed as [B, Hkv, G, S, T] for the [B, 1, 1, S, T] mask, then back to rows for the products with the values.
     const scores = g.op('Add', [g.op('Reshape', [rawScores, shapeScores]), bias5], {}, { name: `${n}.attn.hook_attn_scores` });
     const pattern = toCompute(g.op('Softmax', [scores], { axis: -1 }, { name: `${n}.attn.hook_pattern` }));
-    const mixed = g.op('MatMul', [g.op('Reshape', [pattern, shapeScoresRows]), values], {}, { name: `${n}.attn.mixed` });
+    const [pPast, pRecent] = g.opMulti('Split', [g.op('Reshape', [pattern, shapeScoresRows]), splitPast], { axis: -1 }, { outputs: 2, name: `${n}.attn.pattern_parts` }) as [string, string];
+    const mixed = g.op(
+      'Add',
+      [g.op('MatMul', [pPast, past[i]!.value], {}, { name: `${n}.attn.mixed_past` }), g.op('MatMul', [pRecent, recentValues], {}, { name: `${n}.attn.mixed_recent` })],
+      {},
+      { name: `${n}.attn.mixed` },
+    );
     // hook_z: per-head outputs before o_proj, [B, S, H, D].
     const z = g.op('Transpose', [g.op('Reshape', [mixed, shapeBHSD])], { perm: toHeads }, { name: `${n}.attn.hook_z` });
     zStack.push(z);
@@ -321,8 +340,8 @@ export function buildDecoderGraph(cfg: ModelConfig, weight: WeightRef, opts: Dec
   g.output(IO.zTaps, toFloat(stackTaps(zFlat, zRows, zLayers, [H, D], 'taps.z')), f, ['z_layers', 'z_rows', H, D]);
 
   for (let i = 0; i < L; i++) {
-    g.outputs.push({ name: IO.presentKey(i), dataType: f, shape: ['batch', Hkv, 'total', D] });
-    g.outputs.push({ name: IO.presentValue(i), dataType: f, shape: ['batch', Hkv, 'total', D] });
+    g.outputs.push({ name: IO.presentKey(i), dataType: f, shape: ['batch', Hkv, 'recent_total', D] });
+    g.outputs.push({ name: IO.presentValue(i), dataType: f, shape: ['batch', Hkv, 'recent_total', D] });
   }
   return g;
 }

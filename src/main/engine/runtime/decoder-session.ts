@@ -10,21 +10,16 @@ import * as ort from 'onnxruntime-node';
 import { CliffscopeError } from '../errors.js';
 import type { ModelConfig } from '../model/config.js';
 import { IO } from '../onnx/decoder-graph.js';
+import { emptyKvCache, type KvCache, withRecent } from './kv-cache.js';
 import { type ProviderChoice, type ProviderName, providerCandidates } from './providers.js';
+
+export type { KvCache } from './kv-cache.js';
 
 export interface SessionOptions {
   /** Intra-op threads; default: ONNX Runtime's choice (one per physical core). */
   threads?: number;
   /** Execution provider, or `auto` (default): the platform's GPU provider when installed, else CPU. */
   provider?: ProviderChoice;
-}
-
-/** Per-layer keys and values, [B, Hkv, length, D] each. */
-export interface KvCache {
-  batch: number;
-  length: number;
-  keys: ort.Tensor[];
-  values: ort.Tensor[];
 }
 
 export interface TapSelection {
@@ -111,9 +106,7 @@ export class DecoderSession {
   }
 
   emptyCache(batch: number): KvCache {
-    const { numLayers: L, numKvHeads: Hkv, headDim: D } = this.config;
-    const empty = () => new ort.Tensor('float32', new Float32Array(0), [batch, Hkv, 0, D]);
-    return { batch, length: 0, keys: Array.from({ length: L }, empty), values: Array.from({ length: L }, empty) };
+    return emptyKvCache(batch, this.config.numLayers, this.config.numKvHeads, this.config.headDim);
   }
 
   async step(input: StepInput): Promise<StepOutput> {
@@ -163,8 +156,10 @@ export class DecoderSession {
       [IO.logprobTargets]: new ort.Tensor('int64', int64(sel(taps.logprobTargets)), [sel(taps.logprobTargets).length]),
     };
     for (let i = 0; i < L; i++) {
-      feeds[IO.pastKey(i)] = cache.keys[i]!;
-      feeds[IO.pastValue(i)] = cache.values[i]!;
+      feeds[IO.pastKey(i)] = cache.pastKeys[i]!;
+      feeds[IO.pastValue(i)] = cache.pastValues[i]!;
+      feeds[IO.recentKey(i)] = cache.recentKeys[i]!;
+      feeds[IO.recentValue(i)] = cache.recentValues[i]!;
     }
 
     let out: ort.InferenceSession.OnnxValueMapType;
@@ -195,12 +190,11 @@ export class DecoderSession {
       tokenLogprobs: data(IO.tokenLogprobs, taps.logprobRows, 1),
       resid: inOrder(data(IO.residTaps, both(taps.residRows, taps.residLayers), residPer), taps.residLayers, requested.residLayers, residPer),
       z: inOrder(data(IO.zTaps, both(taps.zRows, taps.zLayers), zPer), taps.zLayers, requested.zLayers, zPer),
-      cache: {
-        batch: B,
-        length: T,
-        keys: Array.from({ length: L }, (_, i) => out[IO.presentKey(i)] as ort.Tensor),
-        values: Array.from({ length: L }, (_, i) => out[IO.presentValue(i)] as ort.Tensor),
-      },
+      cache: withRecent(
+        cache,
+        Array.from({ length: L }, (_, i) => out[IO.presentKey(i)] as ort.Tensor),
+        Array.from({ length: L }, (_, i) => out[IO.presentValue(i)] as ort.Tensor),
+      ),
     };
   }
 

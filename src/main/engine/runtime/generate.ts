@@ -4,10 +4,10 @@
  * side), finished rows leave the batch, and every new token's residual stream can be read by linear probes in the
  * same step that produces it, so refusal scores stream with the text.
  */
-import * as ort from 'onnxruntime-node';
 import { CliffscopeError } from '../errors.js';
 import { buildAttentionBias } from './attention-bias.js';
-import type { DecoderSession, KvCache } from './decoder-session.js';
+import type { DecoderSession } from './decoder-session.js';
+import { selectKvRows } from './kv-cache.js';
 import { chooseToken, GREEDY, Rng, type SamplingOptions } from './sampling.js';
 
 export type FinishReason = 'eos' | 'stop-string' | 'length' | 'context' | 'cancelled';
@@ -74,19 +74,6 @@ interface Row {
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
-
-/** Keep only `keep` rows of every cache tensor ([B, Hkv, T, D], one contiguous block per row). */
-function selectCacheRows(cache: KvCache, keep: number[]): KvCache {
-  const pick = (t: ort.Tensor) => {
-    const [, h, len, dd] = t.dims as number[];
-    const block = h! * len! * dd!;
-    const src = t.data as Float32Array;
-    const dst = new Float32Array(keep.length * block);
-    keep.forEach((b, i) => dst.set(src.subarray(b * block, (b + 1) * block), i * block));
-    return new ort.Tensor('float32', dst, [keep.length, h!, len!, dd!]);
-  };
-  return { batch: keep.length, length: cache.length, keys: cache.keys.map(pick), values: cache.values.map(pick) };
-}
 
 export async function generate(session: DecoderSession, requests: GenerationRequest[], opts: GenerateOptions): Promise<GenerationResult[]> {
   const cfg = session.config;
@@ -235,7 +222,7 @@ export async function generate(session: DecoderSession, requests: GenerationRequ
       const keep = rows.flatMap((r, b) => (r.finish ? [] : [b]));
       if (keep.length < rows.length) {
         rows = keep.map((b) => rows[b]!);
-        cache = selectCacheRows(cache, keep);
+        cache = selectKvRows(cache, keep);
       }
     };
 
