@@ -2,10 +2,11 @@
  * Starting pipeline runs (run.start) as jobs on the open project with the chosen model, and loading data for the
  * panels without racing: a newer load wins over an older one that answers late.
  */
+import { untrack } from 'svelte';
 import type { ModelRef, RunStartParams } from '../../../shared/contract.js';
 import { ApiError } from './api.js';
 import { jobs } from './jobs.svelte.js';
-import { project } from './project.svelte.js';
+import { type PanelRuns, project } from './project.svelte.js';
 
 type RunConfigOf<K extends RunStartParams['kind']> = NonNullable<Extract<RunStartParams, { kind: K }>['config']>;
 
@@ -65,4 +66,27 @@ export class Loader<T> {
     this.error = null;
     this.loading = false;
   }
+}
+
+/**
+ * The run a panel shows for `kind` (the one picked, else the latest done), followed by id: re-reading the project
+ * after any job gives new run objects, which must not reload the panel. Whenever the run or the open project
+ * changes, `reset` runs, then `load` when there is a run to load. Call while a component initialises.
+ */
+export function followRun(kind: keyof PanelRuns, on: { reset: () => void; load: (file: string, runId: number) => void }): { readonly id: number | null } {
+  const id = $derived(project.runFor(kind)?.id ?? null);
+  $effect(() => {
+    const runId = id;
+    const file = project.file;
+    // What reset and load read must not become this effect's dependencies.
+    untrack(() => {
+      on.reset();
+      if (runId !== null && file) on.load(file, runId);
+    });
+  });
+  return {
+    get id() {
+      return id;
+    },
+  };
 }
