@@ -4,7 +4,6 @@
  * exact additivity through a frozen RMSNorm, ranking, k-of-L·H, the random control and γ matrices.
  */
 import { describe, expect, it } from 'vitest';
-import { CliffscopeError } from '../../src/main/engine/errors.js';
 import { validateHeadScale } from '../../src/main/engine/io/head-scale.js';
 import {
   ABLATION_FRACTIONS,
@@ -21,6 +20,7 @@ import {
   rankHeads,
   rmsOf,
 } from '../../src/main/engine/analysis/heads.js';
+import { expectBadArgument } from '../support/assertions.js';
 
 const f32 = (a: number[]) => Float32Array.from(a);
 
@@ -30,18 +30,6 @@ function lcg(n: number, seed: number): Float32Array {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
     return s / 4294967296 - 0.5;
   });
-}
-
-function expectBadArgument(fn: () => unknown, message: RegExp) {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(CliffscopeError);
-  expect((caught as CliffscopeError).code).toBe('bad-argument');
-  expect((caught as CliffscopeError).message).toMatch(message);
 }
 
 // d = 2, H = 2, D = 2. o_proj weights are [d, H·D] = [out, in], as Hugging Face stores them.

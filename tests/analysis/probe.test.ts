@@ -4,7 +4,6 @@
  * epoch selection, the layer sweep, the mean-difference baseline, and every rejection of bad input.
  */
 import { describe, expect, it } from 'vitest';
-import { CliffscopeError } from '../../src/main/engine/errors.js';
 import {
   accuracy,
   auroc,
@@ -17,6 +16,7 @@ import {
   sweepLayers,
   trainProbe,
 } from '../../src/main/engine/analysis/probe.js';
+import { expectBadArgument } from '../support/assertions.js';
 
 /** Deterministic pseudo-normal values (Box–Muller over an LCG), for synthetic activations. */
 function gaussians(n: number, seed: number): Float64Array {
@@ -41,18 +41,6 @@ function clusters(nPos: number, nNeg: number, d: number, shift: number, seed: nu
     for (let j = 0; j < d; j++) features[i * d + j] = noise[i * d + j]! + (labels[i] ? shift : -shift);
   }
   return { features, labels };
-}
-
-function expectBadArgument(fn: () => unknown, message: RegExp) {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(CliffscopeError);
-  expect((caught as CliffscopeError).code).toBe('bad-argument');
-  expect((caught as CliffscopeError).message).toMatch(message);
 }
 
 // Five samples, d = 2, used for the optimiser checks (full batch, no validation, no balancing).

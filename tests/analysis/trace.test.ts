@@ -4,8 +4,8 @@
  * layers × tokens map.
  */
 import { describe, expect, it } from 'vitest';
-import { CliffscopeError } from '../../src/main/engine/errors.js';
 import { layerTokenMap, percentileOf, tailAlignedAverage, traceMetrics } from '../../src/main/engine/analysis/trace.js';
+import { expectBadArgument } from '../support/assertions.js';
 
 // Tokens 0–2 prompt, 3–7 thinking, 8 "</think>", 9 "\n\n" = t_b, 10–11 answer.
 const R = [0.1, 0.1, 0.2, 0.5, 0.8, 0.9, 0.85, 0.7, 0.6, 0.2, 0.1, 0.1];
@@ -13,18 +13,6 @@ const SPAN = { thinkingStart: 3, thinkingEnd: 8, answerBoundary: 9 };
 const f32 = (a: number[]) => Float32Array.from(a);
 /** The float32 value the engine would hand us. */
 const q = (x: number) => Math.fround(x);
-
-function expectBadArgument(fn: () => unknown, message: RegExp) {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(CliffscopeError);
-  expect((caught as CliffscopeError).code).toBe('bad-argument');
-  expect((caught as CliffscopeError).message).toMatch(message);
-}
 
 describe('traceMetrics', () => {
   it('plateau = max over thinking, final = r at t_b, MS = I − I′', () => {

@@ -12,25 +12,11 @@ import { openCheckpoint } from '../../src/main/engine/model/checkpoint.js';
 import { readTensorAsFloat32 } from '../../src/main/engine/model/safetensors.js';
 import { loadModel, type LoadedModel } from '../../src/main/engine/runtime/model.js';
 import { teacherForce } from '../../src/main/engine/runtime/teacher-force.js';
-import { TINY_VARIANTS, TINY_VOCAB_SIZE, writeTinyCheckpoint } from '../fixtures/tiny-checkpoints.js';
+import { TINY_VARIANTS, writeTinyCheckpoint } from '../fixtures/tiny-checkpoints.js';
 import { referenceForward } from '../support/reference-forward.js';
+import { maxAbsDiff, seededIds } from '../support/assertions.js';
 
 const TOL = 1e-4;
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
-
-function seededIds(n: number, seed: number, vocab = TINY_VOCAB_SIZE): number[] {
-  let s = seed;
-  return Array.from({ length: n }, () => {
-    s = (s * 1103515245 + 12345) % 2147483648;
-    return s % vocab;
-  });
-}
 
 function weightsOf(dir: string) {
   const ckpt = openCheckpoint(dir);

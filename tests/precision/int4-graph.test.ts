@@ -15,26 +15,12 @@ import { type CompileOptions, compileCheckpoint, resolveCompileOptions } from '.
 import { DataType } from '../../src/main/engine/onnx/proto.js';
 import { DecoderSession } from '../../src/main/engine/runtime/decoder-session.js';
 import { teacherForce } from '../../src/main/engine/runtime/teacher-force.js';
-import { type TinyVariant, TINY_VOCAB_SIZE, writeTinyCheckpoint } from '../fixtures/tiny-checkpoints.js';
+import { type TinyVariant, writeTinyCheckpoint } from '../fixtures/tiny-checkpoints.js';
 import { referenceForward } from '../support/reference-forward.js';
 import { compiledWeights, readModel } from './onnx-reader.js';
+import { maxAbsDiff, seededIds } from '../support/assertions.js';
 
 const TOL = 1e-3;
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
-
-function seededIds(n: number, seed: number): number[] {
-  let s = seed;
-  return Array.from({ length: n }, () => {
-    s = (s * 1103515245 + 12345) % 2147483648;
-    return s % TINY_VOCAB_SIZE;
-  });
-}
 
 let root: string;
 beforeAll(() => {

@@ -8,16 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatPrecisionReport, precisionReport } from '../../src/main/engine/analysis/precision-report.js';
-import { TINY_VOCAB_SIZE, writeTinyCheckpoint } from '../fixtures/tiny-checkpoints.js';
+import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoints.js';
 import { sharedPath } from '../support/shared-data.js';
-
-function seededIds(n: number, seed: number): number[] {
-  let s = seed;
-  return Array.from({ length: n }, () => {
-    s = (s * 1103515245 + 12345) % 2147483648;
-    return s % TINY_VOCAB_SIZE;
-  });
-}
+import { seededIds } from '../support/assertions.js';
 
 let root: string;
 beforeAll(() => {
