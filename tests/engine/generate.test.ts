@@ -201,20 +201,54 @@ describe('stops, cancellation and context', () => {
 
 const storiesDir = sharedPath('models/stories260K-hf', 'stories260K generation tests');
 describe.skipIf(!storiesDir)('stories260K generation', () => {
-  it('greedy batched equals one-by-one on the real model', async () => {
-    const model = await loadModel(storiesDir!, { cacheRoot: path.join(root, 'cache') });
+  let model: LoadedModel;
+  let reqs: GenerationRequest[];
+  beforeAll(async () => {
+    model = await loadModel(storiesDir!, { cacheRoot: path.join(root, 'cache') });
     const tok = model.tokenizer!;
     const texts = ['Once upon a time', 'The little dog', 'Lily and Ben went to the park. They saw', 'One day'];
-    const reqs = texts.map((t) => ({ ids: tok.encode(t, { addSpecialTokens: true }) }));
-    const batched = await generate(model.session, reqs, { maxNewTokens: 48, batchSize: 4 });
-    const single = await oneByOne(model, reqs, { maxNewTokens: 48 });
+    reqs = texts.map((t) => ({ ids: tok.encode(t, { addSpecialTokens: true }) }));
+  });
+  afterAll(async () => model?.session.release());
+
+  it('greedy batched equals one-by-one on the real model, past a KV-cache settle', async () => {
+    // 80 new tokens: every row's cache settles its recent positions into the past at least once (SETTLE_AFTER 64).
+    const batched = await generate(model.session, reqs, { maxNewTokens: 80, batchSize: 4 });
+    const single = await oneByOne(model, reqs, { maxNewTokens: 80 });
     expect(batched.map((r) => r.outputIds)).toEqual(single.map((r) => r.outputIds));
+    expect(batched.every((r) => r.outputIds.length > 0)).toBe(true);
+  });
+
+  it('seeded sampling is reproducible on the real model, alone or in any batch', async () => {
     const sampling = { doSample: true, temperature: 0.8, topP: 0.9, topK: 0, repetitionPenalty: 1 };
     // Each sequence carries its own seed, so it samples the same text alone or in any batch.
     const seeded = reqs.map((r, i) => ({ ...r, seed: 100 + i }));
     const s1 = await generate(model.session, seeded, { maxNewTokens: 24, sampling, batchSize: 4 });
     const s2 = await oneByOne(model, seeded, { maxNewTokens: 24, sampling });
     expect(s1.map((r) => r.outputIds)).toEqual(s2.map((r) => r.outputIds));
-    await model.session.release();
+  });
+
+  it('cancels within one decode step on the real model', async () => {
+    const controller = new AbortController();
+    let tokens = 0;
+    const results = await generate(model.session, reqs, {
+      maxNewTokens: 100,
+      batchSize: 4,
+      signal: controller.signal,
+      onToken: () => {
+        if (++tokens === 12) controller.abort();
+      },
+    });
+    expect(tokens - 12).toBeLessThanOrEqual(reqs.length);
+    expect(results.every((r) => r.finishReason === 'cancelled')).toBe(true);
+    expect(results.reduce((n, r) => n + r.outputIds.length, 0)).toBe(tokens);
+  });
+
+  it('refuses a prompt longer than its 512-token context', async () => {
+    const ctx = model.config.maxPositionEmbeddings;
+    const long = Array.from({ length: ctx + 1 }, (_, i) => 10 + (i % 400));
+    const err = await generate(model.session, [{ ids: long }], { maxNewTokens: 4 }).catch((e) => e);
+    expect(isCliffscopeError(err) && err.code).toBe('context-overflow');
+    expect(String(err.message)).toContain(String(ctx));
   });
 });
