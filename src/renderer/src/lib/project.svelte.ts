@@ -34,8 +34,10 @@ export interface AddedModel {
   inspection: ModelInspection;
 }
 
+/** The run kinds a panel shows one run of. */
+export const PANEL_RUN_KINDS = ['probe', 'trace', 'heads', 'ablate', 'select'] as const;
 /** Which run each panel shows, kept while switching tabs. */
-export type PanelRuns = Partial<Record<'probe' | 'trace' | 'heads' | 'ablate' | 'select', number | null>>;
+export type PanelRuns = Partial<Record<(typeof PANEL_RUN_KINDS)[number], number | null>>;
 
 class Project {
   file = $state<string | null>(null);

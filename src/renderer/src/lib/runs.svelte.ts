@@ -6,7 +6,7 @@ import { untrack } from 'svelte';
 import type { ModelRef, RunStartParams } from '../../../shared/contract.js';
 import { ApiError } from './api.js';
 import { jobs } from './jobs.svelte.js';
-import { type PanelRuns, project } from './project.svelte.js';
+import { PANEL_RUN_KINDS, type PanelRuns, project } from './project.svelte.js';
 
 type RunConfigOf<K extends RunStartParams['kind']> = NonNullable<Extract<RunStartParams, { kind: K }>['config']>;
 
@@ -22,7 +22,10 @@ export function modelRef(dir = project.modelDir): ModelRef {
   return { dir: dir.trim() };
 }
 
-/** Start a run of `kind` with `config` as a job; the project is re-read when it ends (done, cancelled or failed). */
+/**
+ * Start a run of `kind` with `config` as a job. When it ends the project is re-read, and a run that ended (done or
+ * cancelled, not failed) becomes the one its panel shows.
+ */
 export function startRun<K extends RunStartParams['kind']>(kind: K, config: RunConfigOf<K>, label: string, opts: { name?: string } = {}) {
   if (!project.file) throw new ApiError({ code: 'bad-argument', message: 'no project is open', hint: 'open one from the sidebar' });
   const params = { project: project.file, model: modelRef(), kind, config, ...(opts.name ? { name: opts.name } : {}) } as RunStartParams;
@@ -30,11 +33,16 @@ export function startRun<K extends RunStartParams['kind']>(kind: K, config: RunC
     describe: (r) => ({ summary: `run #${r.runId} ${r.status}`, cancelled: r.status === 'cancelled' }),
   });
   void job.result.then(
-    () => project.refresh(),
+    (r) => {
+      if (isPanelKind(kind)) project.pickRun(kind, r.runId);
+      return project.refresh();
+    },
     () => project.refresh(),
   );
   return job;
 }
+
+const isPanelKind = (kind: string): kind is keyof PanelRuns => (PANEL_RUN_KINDS as readonly string[]).includes(kind);
 
 /** A value loaded from the API for a panel: the latest request wins; errors are kept for an ErrorBox. */
 export class Loader<T> {
