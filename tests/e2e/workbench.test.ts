@@ -401,8 +401,11 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await expect.poll(() => page.getByRole('tab', { name: 'Models', exact: true }).getAttribute('aria-selected')).toBe('true');
     expect(await page.evaluate(() => document.activeElement?.textContent?.trim())).toBe('Models');
 
+    const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    expect(await background()).toBe('rgb(255, 255, 255)');
     await page.getByRole('button', { name: 'Switch to the dark theme' }).click();
     expect(await page.evaluate(() => document.documentElement.dataset.theme)).toBe('dark');
+    expect(await background()).toBe('rgb(21, 24, 29)'); // the dark palette took effect, not just the attribute
     await tab('Heads');
     await shot('heads-dark');
     expect(errors).toEqual([]);
