@@ -39,6 +39,14 @@ describe('help', () => {
     expect(r.stdout).toMatch(new RegExp(`^Usage: cliffscope ${name}`));
   });
 
+  it.each(['inspect', 'forward', 'generate', 'precision'])('%s wants exactly one MODEL_DIR', async (name) => {
+    for (const args of [[], [model, model]]) {
+      const r = await cli(name, ...args, ...(name === 'forward' ? ['--ids', '1'] : name === 'generate' ? ['--prompt', 'hi'] : name === 'precision' ? ['--weights', 'int4'] : []));
+      expect(r.code, `${name} ${args.length} dirs`).toBe(2);
+      expect(r.stderr).toContain(`${name} takes exactly one MODEL_DIR`);
+    }
+  });
+
   it('rejects an unknown verb and an unknown option', async () => {
     expect((await cli('frobnicate')).code).toBe(2);
     const r = await cli('inspect', model, '--colour');

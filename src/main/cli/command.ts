@@ -42,6 +42,14 @@ export function reportError(e: unknown): number {
   return 70;
 }
 
+/** The one MODEL_DIR positional a model verb takes; anything else is a usage error. */
+export function oneModelDir(cmd: Command, positionals: string[]): string {
+  if (positionals.length !== 1) {
+    throw new CliffscopeError('bad-argument', `${cmd.name} takes exactly one MODEL_DIR`, { hint: `see: cliffscope ${cmd.name} --help` });
+  }
+  return positionals[0]!;
+}
+
 /** `--help`: print the verb's help; exit code 0. */
 export function printHelp(cmd: Command): number {
   process.stdout.write(cmd.help);

@@ -7,7 +7,7 @@ import { CliffscopeError } from '../../engine/errors.js';
 import { readHeadScaleFile } from '../../engine/io/head-scale.js';
 import { writeSafetensors } from '../../engine/model/safetensors.js';
 import { teacherForce } from '../../engine/runtime/teacher-force.js';
-import { type Command, intOption, parseVerbArgs } from '../command.js';
+import { type Command, intOption, oneModelDir, parseVerbArgs, printHelp } from '../command.js';
 import { loadModelFromOptions, RUNTIME_OPTIONS } from '../pipeline-env.js';
 import { PRECISION_HELP } from '../precision-options.js';
 
@@ -48,12 +48,8 @@ ${PRECISION_HELP}  --cache DIR           compiled-model cache (default: $CLIFFSC
       ...RUNTIME_OPTIONS,
       json: { type: 'boolean' },
     });
-    if (values.help) {
-      process.stdout.write(this.help);
-      return 0;
-    }
-    const dir = positionals[0];
-    if (!dir || positionals.length > 1) throw new CliffscopeError('bad-argument', 'forward takes exactly one MODEL_DIR', { hint: 'see: cliffscope forward --help' });
+    if (values.help) return printHelp(this);
+    const dir = oneModelDir(this, positionals);
     if ((values.ids === undefined) === (values.text === undefined)) {
       throw new CliffscopeError('bad-argument', 'give exactly one of --ids or --text');
     }

@@ -9,7 +9,7 @@ import { readHeadScaleFile } from '../../engine/io/head-scale.js';
 import { generate } from '../../engine/runtime/generate.js';
 import { GREEDY, type SamplingOptions } from '../../engine/runtime/sampling.js';
 import { describeTranscript } from '../../engine/runtime/transcript.js';
-import { type Command, intOption, parseVerbArgs } from '../command.js';
+import { type Command, intOption, oneModelDir, parseVerbArgs, printHelp } from '../command.js';
 import { loadModelFromOptions, RUNTIME_OPTIONS } from '../pipeline-env.js';
 import { PRECISION_HELP } from '../precision-options.js';
 import { Progress } from '../progress.js';
@@ -120,12 +120,8 @@ Output:
       ...RUNTIME_OPTIONS,
       json: { type: 'boolean' },
     });
-    if (values.help) {
-      process.stdout.write(this.help);
-      return 0;
-    }
-    const dir = positionals[0];
-    if (!dir || positionals.length > 1) throw new CliffscopeError('bad-argument', 'generate takes exactly one MODEL_DIR', { hint: 'see: cliffscope generate --help' });
+    if (values.help) return printHelp(this);
+    const dir = oneModelDir(this, positionals);
     if ((values.prompt === undefined) === (values.prompts === undefined)) throw new CliffscopeError('bad-argument', 'give exactly one of --prompt or --prompts');
     const temperature = numberOption(values.temperature, 'temperature', 0);
     if (values.greedy && temperature !== undefined) throw new CliffscopeError('bad-argument', '--greedy and --temperature exclude each other');

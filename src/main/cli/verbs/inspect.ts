@@ -1,9 +1,8 @@
 /**
  * `cliffscope inspect`: what a checkpoint folder holds, validated, without compiling it.
  */
-import { CliffscopeError } from '../../engine/errors.js';
 import { openCheckpoint } from '../../engine/model/checkpoint.js';
-import { type Command, parseVerbArgs } from '../command.js';
+import { type Command, oneModelDir, parseVerbArgs, printHelp } from '../command.js';
 
 export const inspectCommand: Command = {
   name: 'inspect',
@@ -19,12 +18,8 @@ Options:
 `,
   async run(argv) {
     const { values, positionals } = parseVerbArgs(this, argv, { json: { type: 'boolean' } });
-    if (values.help) {
-      process.stdout.write(this.help);
-      return 0;
-    }
-    if (positionals.length !== 1) throw new CliffscopeError('bad-argument', 'inspect takes exactly one MODEL_DIR', { hint: 'see: cliffscope inspect --help' });
-    const ckpt = openCheckpoint(positionals[0]!);
+    if (values.help) return printHelp(this);
+    const ckpt = openCheckpoint(oneModelDir(this, positionals));
     const c = ckpt.config;
     let parameters = 0;
     const dtypes = new Set<string>();

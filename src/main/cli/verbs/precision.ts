@@ -4,7 +4,7 @@
  */
 import { formatPrecisionReport, precisionReport } from '../../engine/analysis/precision-report.js';
 import { CliffscopeError } from '../../engine/errors.js';
-import { type Command, parseVerbArgs } from '../command.js';
+import { type Command, oneModelDir, parseVerbArgs, printHelp } from '../command.js';
 import { parsePrecision, PRECISION_HELP, PRECISION_OPTIONS } from '../precision-options.js';
 
 export const precisionCommand: Command = {
@@ -23,14 +23,11 @@ ${PRECISION_HELP}  --cache DIR   compiled-model cache
 `,
   async run(argv) {
     const { values, positionals } = parseVerbArgs(this, argv, { ...PRECISION_OPTIONS, cache: { type: 'string' }, json: { type: 'boolean' } });
-    if (values.help) {
-      process.stdout.write(this.help);
-      return 0;
-    }
-    if (positionals.length !== 1) throw new CliffscopeError('bad-argument', 'precision takes exactly one MODEL_DIR', { hint: 'see: cliffscope precision --help' });
+    if (values.help) return printHelp(this);
+    const dir = oneModelDir(this, positionals);
     const variant = parsePrecision(values);
     if (!variant.weights && !variant.activations) throw new CliffscopeError('bad-argument', 'choose --weights int4 and/or --activations float16 to compare');
-    const report = await precisionReport(positionals[0]!, variant, { cacheRoot: values.cache });
+    const report = await precisionReport(dir, variant, { cacheRoot: values.cache });
     process.stdout.write(values.json ? `${JSON.stringify(report)}\n` : `${formatPrecisionReport(report)}\n`);
     return 0;
   },

@@ -7,7 +7,7 @@ import { CliffscopeError } from '../../engine/errors.js';
 import { formatRunReport, runReport } from '../../engine/pipelines/report.js';
 import { openProject } from '../../engine/store/open.js';
 import { toCsv } from '../../engine/store/tabular.js';
-import { type Command, intOption, parseVerbArgs } from '../command.js';
+import { type Command, intOption, parseVerbArgs, printHelp } from '../command.js';
 
 function printJsonOr(json: boolean | undefined, value: unknown, text: string): void {
   process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${text}\n`);
@@ -31,10 +31,7 @@ Options:
 `,
   async run(argv) {
     const { values, positionals } = parseVerbArgs(this, argv, { run: { type: 'string' }, json: { type: 'boolean' } });
-    if (values.help) {
-      process.stdout.write(this.help);
-      return 0;
-    }
+    if (values.help) return printHelp(this);
     const [action, file, other] = positionals;
     if (!action || !file) throw new CliffscopeError('bad-argument', 'usage: cliffscope project new|info|export|import FILE …', { hint: 'see: cliffscope project --help' });
     if (action === 'new') {
@@ -99,10 +96,7 @@ Options:
 `,
   async run(argv) {
     const { values, positionals } = parseVerbArgs(this, argv, { name: { type: 'string' }, map: { type: 'string' }, json: { type: 'boolean' } });
-    if (values.help) {
-      process.stdout.write(this.help);
-      return 0;
-    }
+    if (values.help) return printHelp(this);
     const [action, projectFile, file] = positionals;
     if (!action || !projectFile) throw new CliffscopeError('bad-argument', 'usage: cliffscope dataset import|list|rejected PROJECT …', { hint: 'see: cliffscope dataset --help' });
     const store = openProject(projectFile, { create: action === 'import' });
@@ -154,10 +148,7 @@ Options:
 `,
   async run(argv) {
     const { values, positionals } = parseVerbArgs(this, argv, { json: { type: 'boolean' } });
-    if (values.help) {
-      process.stdout.write(this.help);
-      return 0;
-    }
+    if (values.help) return printHelp(this);
     const [projectFile, runRef] = positionals;
     if (!projectFile) throw new CliffscopeError('bad-argument', 'report needs the project file', { hint: 'see: cliffscope report --help' });
     const store = openProject(projectFile, { create: false, readonly: true });

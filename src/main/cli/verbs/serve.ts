@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { CliffscopeError } from '../../engine/errors.js';
 import { EngineClient } from '../../host/engine-client.js';
 import { DEFAULT_HOST, DEFAULT_RENDERER_DIR, isLoopbackHost, startServer } from '../../serve/server.js';
-import { type Command, intOption, parseVerbArgs } from '../command.js';
+import { type Command, intOption, parseVerbArgs, printHelp } from '../command.js';
 
 export const DEFAULT_PORT = 7717;
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
@@ -76,10 +76,7 @@ Options:
       host: { type: 'string' },
       open: { type: 'boolean' },
     });
-    if (values.help) {
-      process.stdout.write(this.help);
-      return 0;
-    }
+    if (values.help) return printHelp(this);
     if (positionals.length > 0) {
       throw new CliffscopeError('bad-argument', `serve takes no positional arguments, got "${positionals[0]}"`, {
         hint: 'see: cliffscope serve --help',
