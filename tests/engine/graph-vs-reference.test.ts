@@ -14,7 +14,7 @@ import { loadModel, type LoadedModel } from '../../src/main/engine/runtime/model
 import { teacherForce } from '../../src/main/engine/runtime/teacher-force.js';
 import { TINY_VARIANTS, writeTinyCheckpoint } from '../fixtures/tiny-checkpoints.js';
 import { referenceForward } from '../support/reference-forward.js';
-import { maxAbsDiff, seededIds } from '../support/assertions.js';
+import { expectTapsMatchReference, maxAbsDiff, seededIds } from '../support/assertions.js';
 
 const TOL = 1e-4;
 
@@ -63,13 +63,7 @@ describe.each(TINY_VARIANTS)('graph vs reference: %s', (variant) => {
     const got = await allTaps(model, ids);
     const ref = referenceForward(model.config, weight, ids);
     const L = model.config.numLayers;
-    expect(maxAbsDiff(got.logits, ref.logits)).toBeLessThanOrEqual(TOL);
-    expect(maxAbsDiff(got.resid.get(0)!, ref.embed)).toBeLessThanOrEqual(TOL);
-    for (let i = 0; i < L; i++) {
-      expect(maxAbsDiff(got.resid.get(i + 1)!, ref.residPost[i]!), `blocks.${i}.hook_resid_post`).toBeLessThanOrEqual(TOL);
-      expect(maxAbsDiff(got.z.get(i)!, ref.z[i]!), `blocks.${i}.attn.hook_z`).toBeLessThanOrEqual(TOL);
-    }
-    expect(maxAbsDiff(got.resid.get(L + 1)!, ref.lnFinal)).toBeLessThanOrEqual(TOL);
+    expectTapsMatchReference(got, ref, L, TOL);
   });
 
   it('head_scale with one head at 0 equals the reference with that head removed', async () => {

@@ -21,7 +21,7 @@ import { teacherForce } from '../../src/main/engine/runtime/teacher-force.js';
 import { TINY_VARIANTS, writeTinyCheckpoint } from '../fixtures/tiny-checkpoints.js';
 import { referenceForward } from '../support/reference-forward.js';
 import { compiledWeights, readModel } from './onnx-reader.js';
-import { maxAbsDiff, seededIds } from '../support/assertions.js';
+import { expectTapsMatchReference, maxAbsDiff, seededIds } from '../support/assertions.js';
 
 // Measured: float16 rounding puts logits and taps (|x| ≲ 4 on these models) within ≈ 2.7e-3 of the float32 reference.
 const TOL = 1e-2;
@@ -101,13 +101,7 @@ describe.each(TINY_VARIANTS)('float16 activations: %s', (variant) => {
     const got = await teacherForce(session, ids, opts);
     const ckpt = openCheckpoint(dir);
     const ref = referenceForward(cfg, (n) => readTensorAsFloat32(ckpt.tensors.get(n)!), ids);
-    expect(maxAbsDiff(got.logits, ref.logits)).toBeLessThanOrEqual(TOL);
-    expect(maxAbsDiff(got.resid.get(0)!, ref.embed)).toBeLessThanOrEqual(TOL);
-    for (let i = 0; i < L; i++) {
-      expect(maxAbsDiff(got.resid.get(i + 1)!, ref.residPost[i]!), `blocks.${i}.hook_resid_post`).toBeLessThanOrEqual(TOL);
-      expect(maxAbsDiff(got.z.get(i)!, ref.z[i]!), `blocks.${i}.attn.hook_z`).toBeLessThanOrEqual(TOL);
-    }
-    expect(maxAbsDiff(got.resid.get(L + 1)!, ref.lnFinal)).toBeLessThanOrEqual(TOL);
+    expectTapsMatchReference(got, ref, L, TOL);
     // Not accidentally the float32 graph: float16 rounding is visible.
     expect(maxAbsDiff(got.logits, ref.logits)).toBeGreaterThan(1e-5);
 

@@ -18,7 +18,7 @@ import { teacherForce } from '../../src/main/engine/runtime/teacher-force.js';
 import { type TinyVariant, writeTinyCheckpoint } from '../fixtures/tiny-checkpoints.js';
 import { referenceForward } from '../support/reference-forward.js';
 import { compiledWeights, readModel } from './onnx-reader.js';
-import { maxAbsDiff, seededIds } from '../support/assertions.js';
+import { expectTapsMatchReference, maxAbsDiff, seededIds } from '../support/assertions.js';
 
 const TOL = 1e-3;
 
@@ -99,13 +99,7 @@ describe.each(CASES)('int4 graph vs reference on dequantised weights: $variant $
     const refCfg = config.tieWordEmbeddings && head ? { ...config, tieWordEmbeddings: false } : config;
     const refOpts = { headScale: scale, normPreserve: options.normPreserve };
     const ref = referenceForward(refCfg, compiledWeights(modelPath, dir), ids, refOpts);
-    expect(maxAbsDiff(got.logits, ref.logits)).toBeLessThanOrEqual(TOL);
-    expect(maxAbsDiff(got.resid.get(0)!, ref.embed)).toBeLessThanOrEqual(TOL);
-    for (let i = 0; i < L; i++) {
-      expect(maxAbsDiff(got.resid.get(i + 1)!, ref.residPost[i]!), `blocks.${i}.hook_resid_post`).toBeLessThanOrEqual(TOL);
-      expect(maxAbsDiff(got.z.get(i)!, ref.z[i]!), `blocks.${i}.attn.hook_z`).toBeLessThanOrEqual(TOL);
-    }
-    expect(maxAbsDiff(got.resid.get(L + 1)!, ref.lnFinal)).toBeLessThanOrEqual(TOL);
+    expectTapsMatchReference(got, ref, L, TOL);
 
     // And the quantisation is real: the float32 weights give logits well outside that tolerance.
     const ckpt = openCheckpoint(dir);

@@ -8,9 +8,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { reportError } from '../../src/main/cli/command.js';
 import { COMMANDS } from '../../src/main/cli/index.js';
-import { serveCommand } from '../../src/main/cli/verbs/serve.js';
+import { cli } from '../support/cli.js';
 
 let cache: string;
 beforeAll(() => {
@@ -18,27 +17,6 @@ beforeAll(() => {
 });
 afterAll(() => fs.rmSync(cache, { recursive: true, force: true }));
 
-/** Run the verb in-process, capturing what it prints and the exit code (as the CLI's main would report it). */
-async function runVerb(...argv: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const out = process.stdout.write.bind(process.stdout);
-  const err = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string) => ((stdout += s), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => ((stderr += s), true)) as typeof process.stderr.write;
-  try {
-    let code: number;
-    try {
-      code = await serveCommand.run(argv);
-    } catch (e) {
-      code = reportError(e);
-    }
-    return { code, stdout, stderr };
-  } finally {
-    process.stdout.write = out;
-    process.stderr.write = err;
-  }
-}
 
 /** Spawn a command and collect its output until `until` matches (or it exits). */
 function launch(args: string[]): { child: ChildProcess; output: () => string; waitFor(re: RegExp): Promise<RegExpExecArray>; exit: Promise<number | null> } {
@@ -87,7 +65,7 @@ const URL_RE = /http:\/\/127\.0\.0\.1:(\d+)\/#token=[A-Za-z0-9_-]{43}/;
 
 describe('cliffscope serve', () => {
   it('prints its usage', async () => {
-    const r = await runVerb('--help');
+    const r = await cli('serve', '--help');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^Usage: cliffscope serve/);
     expect(r.stdout).toContain('ssh -L 7717:127.0.0.1:7717');
@@ -100,7 +78,7 @@ describe('cliffscope serve', () => {
     [['extra']],
     [['--no-token']],
   ])('refuses %j', async (argv) => {
-    const r = await runVerb(...argv);
+    const r = await cli('serve', ...argv);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^error: /);
   });
@@ -110,7 +88,7 @@ describe('cliffscope serve', () => {
     await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
     try {
       const port = (busy.address() as net.AddressInfo).port;
-      const r = await runVerb('--port', String(port));
+      const r = await cli('serve', '--port', String(port));
       expect(r.code).toBe(2);
       expect(r.stderr).toContain(`port ${port} on 127.0.0.1 is already in use`);
       expect(r.stderr).toContain('--port 0');

@@ -1,7 +1,9 @@
-/** Small helpers many tests share: comparing tensors, seeded token ids, and asserting an engine error. */
+/** Small helpers many tests share: comparing tensors and taps, seeded token ids, and asserting an engine error. */
 import { expect } from 'vitest';
 import { CliffscopeError } from '../../src/main/engine/errors.js';
+import type { TeacherForceResult } from '../../src/main/engine/runtime/teacher-force.js';
 import { TINY_VOCAB_SIZE } from '../fixtures/tiny-checkpoints.js';
+import type { ReferenceResult } from './reference-forward.js';
 
 /** Largest |a[i] − b[i]|; the lengths must match. */
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -31,4 +33,15 @@ export function expectBadArgument(fn: () => unknown, message: RegExp): void {
   expect(caught).toBeInstanceOf(CliffscopeError);
   expect((caught as CliffscopeError).code).toBe('bad-argument');
   expect((caught as CliffscopeError).message).toMatch(message);
+}
+
+/** Logits, every residual-stack entry and every layer's hook_z within `tol` of the reference forward pass. */
+export function expectTapsMatchReference(got: TeacherForceResult, ref: ReferenceResult, layers: number, tol: number): void {
+  expect(maxAbsDiff(got.logits, ref.logits)).toBeLessThanOrEqual(tol);
+  expect(maxAbsDiff(got.resid.get(0)!, ref.embed)).toBeLessThanOrEqual(tol);
+  for (let i = 0; i < layers; i++) {
+    expect(maxAbsDiff(got.resid.get(i + 1)!, ref.residPost[i]!), `blocks.${i}.hook_resid_post`).toBeLessThanOrEqual(tol);
+    expect(maxAbsDiff(got.z.get(i)!, ref.z[i]!), `blocks.${i}.attn.hook_z`).toBeLessThanOrEqual(tol);
+  }
+  expect(maxAbsDiff(got.resid.get(layers + 1)!, ref.lnFinal)).toBeLessThanOrEqual(tol);
 }
