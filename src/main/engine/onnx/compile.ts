@@ -274,7 +274,11 @@ function writeWeights(
       if (fused) {
         const parts = fused.parts.map(read);
         data = new Float32Array(parts.reduce((n, x) => n + x.length, 0));
-        parts.reduce((at, x) => (data.set(x, at), at + x.length), 0);
+        let at = 0;
+        for (const x of parts) {
+          data.set(x, at);
+          at += x.length;
+        }
         name = fused.name;
         dims = hfDims.length === 1 ? [data.length] : [data.length / hfDims[1]!, hfDims[1]!];
       } else {

@@ -13,8 +13,6 @@ import { IO } from '../onnx/decoder-graph.js';
 import { emptyKvCache, type KvCache, withRecent } from './kv-cache.js';
 import { type ProviderChoice, type ProviderName, providerCandidates } from './providers.js';
 
-export type { KvCache } from './kv-cache.js';
-
 export interface SessionOptions {
   /** Intra-op threads; default: ONNX Runtime's choice (one per physical core). */
   threads?: number;
