@@ -1,13 +1,13 @@
 /**
- * Generation: batched greedy equals one-by-one, seeded sampling is reproducible and independent of batching,
- * per-row head_scale, live probe scores equal teacher-forced ones, stops, cancellation and context limits.
+ * Generation: batched greedy equals one-by-one, also when finished rows are refilled mid-run (continuous batching),
+ * seeded sampling is reproducible and independent of batching, per-row head_scale, live probe scores equal
+ * teacher-forced ones, stops, cancellation, context limits and prompts that do not fit the context.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isCliffscopeError } from '../../src/main/engine/errors.js';
-import { generate, type GenerateOptions, type GenerationRequest } from '../../src/main/engine/runtime/generate.js';
+import { generate, type GenerateOptions, type GenerationRequest, type GenerationResult } from '../../src/main/engine/runtime/generate.js';
 import { loadModel, type LoadedModel } from '../../src/main/engine/runtime/model.js';
 import { teacherForce } from '../../src/main/engine/runtime/teacher-force.js';
 import { writeTinyCheckpoint, type TinyVariant } from '../fixtures/tiny-checkpoints.js';
@@ -89,6 +89,114 @@ describe.each<TinyVariant>(['llama-gqa', 'qwen3', 'mistral'])('batched generatio
     const [alone] = await generate(model.session, [{ ids, headScale: ablated }], { maxNewTokens: 10 });
     expect(mixed[0]!.outputIds).toEqual(plain!.outputIds);
     expect(mixed[1]!.outputIds).toEqual(alone!.outputIds);
+  });
+});
+
+describe('continuous batching', () => {
+  let model: LoadedModel;
+  const many: number[][] = [...prompts, [1, 50, 51, 52, 53], [1, 55, 56, 57, 58, 59, 60, 61, 62], [1, 33, 34]];
+  let free: GenerationResult[];
+  beforeAll(async () => {
+    model = await tiny('llama-gqa');
+    free = await oneByOne(model, many.map((ids) => ({ ids })), { maxNewTokens: 14 });
+  });
+  afterAll(async () => model?.session.release());
+
+  /** The session with every step's batch, chunk length and cache length recorded. */
+  function recorded() {
+    const steps: { batch: number; seq: number; cache: number }[] = [];
+    const spy = Object.create(model.session) as typeof model.session;
+    spy.step = (input) => {
+      steps.push({ batch: input.batch, seq: input.seq, cache: input.cache.length });
+      return model.session.step(input);
+    };
+    return { spy, steps };
+  }
+
+  /** Stop tokens that end some sequences early and leave others running: answers of mixed lengths. */
+  const mixedStops = () => [free[1]!.outputIds[2]!, free[4]!.outputIds[6]!];
+
+  it('refilled rows give exactly the one-by-one results, at every batch size, static or continuous', async () => {
+    const reqs = many.map((ids) => ({ ids }));
+    const opts = { maxNewTokens: 14, stopIds: mixedStops() };
+    const single = await oneByOne(model, reqs, opts);
+    const lengths = new Set(single.map((r) => r.outputIds.length));
+    expect(lengths.size).toBeGreaterThan(2); // the stops really make a mix of lengths
+    for (const batchSize of [2, 3, 5, 7]) {
+      for (const batching of ['continuous', 'static'] as const) {
+        const got = await generate(model.session, reqs, { ...opts, batchSize, batching });
+        expect(got.map((r) => r.outputIds), `batch ${batchSize} ${batching}`).toEqual(single.map((r) => r.outputIds));
+        expect(got.map((r) => r.finishReason)).toEqual(single.map((r) => r.finishReason));
+      }
+    }
+  });
+
+  it('a freed row takes the next request at once, its prefill between the others’ decode steps', async () => {
+    const { spy, steps } = recorded();
+    const order: string[] = [];
+    const reqs = many.map((ids) => ({ ids }));
+    await generate(spy, reqs, {
+      maxNewTokens: 14,
+      stopIds: mixedStops(),
+      batchSize: 3,
+      onToken: (prompt) => order.push(`t${prompt}`),
+      onFinished: (r) => order.push(`f${r.prompt}`),
+    });
+    // Never more rows than the batch, and never an idle row while requests wait: until the queue runs dry every
+    // decode step is full.
+    expect(Math.max(...steps.map((s) => s.batch))).toBe(3);
+    const decode = steps.filter((s) => s.seq === 1);
+    const firstShort = decode.findIndex((s) => s.batch < 3);
+    const lastPrefill = steps.map((s, i) => (s.seq > 1 || s.cache === 0 ? i : -1)).filter((i) => i >= 0).at(-1)!;
+    expect(firstShort === -1 || steps.indexOf(decode[firstShort]!) > lastPrefill).toBe(true);
+    // A joiner's prefill (its own empty cache) runs between decode steps of rows that are mid-answer.
+    const prefills = steps.map((s, i) => (s.cache === 0 ? i : -1)).filter((i) => i > 0);
+    expect(prefills.some((i) => steps[i - 1]!.seq === 1 && steps[i + 1]?.seq === 1 && steps[i + 1]!.batch > 1)).toBe(true);
+    // The request that starts last starts before the run's last answer ends.
+    const firstTokens = order.filter((e, i) => e.startsWith('t') && order.indexOf(e) === i);
+    const finishes = order.filter((e) => e.startsWith('f'));
+    expect(order.indexOf(firstTokens.at(-1)!)).toBeLessThan(order.indexOf(finishes.at(-1)!));
+    expect(finishes).toHaveLength(many.length);
+  });
+
+  it('drops cache slots no row needs once a long row leaves', async () => {
+    const { spy, steps } = recorded();
+    const long = Array.from({ length: 40 }, (_, i) => 1 + ((i * 7) % 60));
+    const [alone] = await generate(model.session, [{ ids: long }], { maxNewTokens: 3 });
+    const short = many[2]!;
+    // The long prompt stops after its 3rd token; the short one runs on to 14.
+    const stop = alone!.outputIds[2]!;
+    const [shortAlone] = await generate(model.session, [{ ids: short }], { maxNewTokens: 14, stopIds: [stop] });
+    expect(shortAlone!.outputIds.length).toBe(14);
+    const results = await generate(spy, [{ ids: long }, { ids: short }], { maxNewTokens: 14, stopIds: [stop], batchSize: 2 });
+    expect(results[0]!.outputIds.length).toBe(3);
+    expect(results[1]!.outputIds).toEqual(shortAlone!.outputIds);
+    // The last step's cache holds the short row alone: its prompt and all but its last token.
+    expect(steps.at(-1)!).toEqual({ batch: 1, seq: 1, cache: short.length + 12 });
+  });
+
+  it('per-row head_scale holds for rows that join mid-run', async () => {
+    const { numLayers: L, numHeads: H } = model.config;
+    const ablated = new Float32Array(L * H).fill(1);
+    ablated[2] = 0;
+    ablated[L * H - 2] = 0.3;
+    const reqs = many.slice(0, 6).map((ids, i) => ({ ids, headScale: i % 2 ? ablated : undefined }));
+    const opts = { maxNewTokens: 10, stopIds: mixedStops() };
+    const batched = await generate(model.session, reqs, { ...opts, batchSize: 2 });
+    const single = await oneByOne(model, reqs, opts);
+    expect(batched.map((r) => r.outputIds)).toEqual(single.map((r) => r.outputIds));
+  });
+
+  it('a resumed run (only the unfinished requests, each with its own seed) samples the same text', async () => {
+    const sampling = { doSample: true, temperature: 1.2, topP: 0.9, topK: 0, repetitionPenalty: 1.05 };
+    const reqs = many.map((ids, i) => ({ ids, seed: 1000 + i }));
+    const opts = { maxNewTokens: 12, sampling, stopIds: mixedStops() };
+    const whole = await generate(model.session, reqs, { ...opts, batchSize: 3 });
+    const rest = [2, 5, 6];
+    const resumed = await generate(model.session, rest.map((i) => reqs[i]!), { ...opts, batchSize: 2 });
+    expect(resumed.map((r) => r.outputIds)).toEqual(rest.map((i) => whole[i]!.outputIds));
+    const statics = await generate(model.session, reqs, { ...opts, batchSize: 4, batching: 'static' });
+    expect(statics.map((r) => r.outputIds)).toEqual(whole.map((r) => r.outputIds));
   });
 });
 
@@ -183,11 +291,26 @@ describe('stops, cancellation and context', () => {
     expect(results.reduce((n, r) => n + r.outputIds.length, 0)).toBe(tokens);
   });
 
-  it('refuses a prompt longer than the context, with a clear error', async () => {
-    const long = Array.from({ length: model.config.maxPositionEmbeddings + 5 }, (_, i) => 10 + (i % 50));
-    const err = await generate(model.session, [{ ids: long }], { maxNewTokens: 4 }).catch((e) => e);
-    expect(isCliffscopeError(err) && err.code).toBe('context-overflow');
-    expect(String(err.message)).toContain(String(model.config.maxPositionEmbeddings));
+  it('finishes a prompt that does not fit the context at once, with its reason, and goes on with the others', async () => {
+    const ctx = model.config.maxPositionEmbeddings;
+    const long = Array.from({ length: ctx + 5 }, (_, i) => 10 + (i % 50));
+    const full = Array.from({ length: ctx }, (_, i) => 10 + (i % 50)); // no room for one new token either
+    const finished: number[] = [];
+    const results = await generate(model.session, [{ ids: prompts[0]! }, { ids: long }, { ids: full }, { ids: prompts[1]! }], {
+      maxNewTokens: 6,
+      batchSize: 2,
+      onFinished: (r) => finished.push(r.prompt),
+    });
+    for (const i of [1, 2]) {
+      expect(results[i]!).toMatchObject({ finishReason: 'context', outputIds: [] });
+      expect(results[i]!.skipped).toMatch(new RegExp(`${results[i]!.promptIds.length} tokens.*context is ${ctx}`));
+    }
+    const [alone0] = await generate(model.session, [{ ids: prompts[0]! }], { maxNewTokens: 6 });
+    const [alone3] = await generate(model.session, [{ ids: prompts[1]! }], { maxNewTokens: 6 });
+    expect(results[0]!.outputIds).toEqual(alone0!.outputIds);
+    expect(results[3]!.outputIds).toEqual(alone3!.outputIds);
+    expect(results[0]!.skipped).toBeNull();
+    expect(finished.sort()).toEqual([0, 1, 2, 3]);
   });
 
   it('ends a sequence that reaches the context limit', async () => {
@@ -244,11 +367,12 @@ describe.skipIf(!storiesDir)('stories260K generation', () => {
     expect(results.reduce((n, r) => n + r.outputIds.length, 0)).toBe(tokens);
   });
 
-  it('refuses a prompt longer than its 512-token context', async () => {
+  it('skips a prompt longer than its 512-token context and generates the others', async () => {
     const ctx = model.config.maxPositionEmbeddings;
     const long = Array.from({ length: ctx + 1 }, (_, i) => 10 + (i % 400));
-    const err = await generate(model.session, [{ ids: long }], { maxNewTokens: 4 }).catch((e) => e);
-    expect(isCliffscopeError(err) && err.code).toBe('context-overflow');
-    expect(String(err.message)).toContain(String(ctx));
+    const results = await generate(model.session, [reqs[0]!, { ids: long }], { maxNewTokens: 4 });
+    expect(results[1]).toMatchObject({ finishReason: 'context', outputIds: [] });
+    expect(results[1]!.skipped).toContain(String(ctx));
+    expect(results[0]!.outputIds.length).toBeGreaterThan(0);
   });
 });

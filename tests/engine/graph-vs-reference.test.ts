@@ -1,8 +1,10 @@
 /**
  * The compiled ONNX graph against the independent plain-TypeScript reference, on a tiny seeded checkpoint of every
- * supported architecture and variant: logits, every residual tap and every per-head output within 1e-4; head_scale
- * with one head at 0 equals the reference with that head removed; the norm-preserving variant; chunked teacher forcing
- * equals one full pass; per-token log-probabilities equal log-softmax of the logits.
+ * supported architecture and variant: logits, every residual tap, every per-head output (hook_z, as o_proj reads it)
+ * and attention patterns (hook_pattern) within 1e-4; head_scale with one head at 0 equals the reference with that
+ * head removed, hook_z included; the norm-preserving variant; chunked teacher forcing equals one full pass; several
+ * transcripts forced as one packed batch equal each forced alone; per-token log-probabilities equal log-softmax of
+ * the logits.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -11,10 +13,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../src/main/engine/model/checkpoint.js';
 import { readTensorAsFloat32 } from '../../src/main/engine/model/safetensors.js';
 import { loadModel, type LoadedModel } from '../../src/main/engine/runtime/model.js';
-import { teacherForce } from '../../src/main/engine/runtime/teacher-force.js';
+import { teacherForce, teacherForceBatch } from '../../src/main/engine/runtime/teacher-force.js';
 import { TINY_VARIANTS, writeTinyCheckpoint } from '../fixtures/tiny-checkpoints.js';
 import { referenceForward } from '../support/reference-forward.js';
-import { expectTapsMatchReference, maxAbsDiff, seededIds } from '../support/assertions.js';
+import { expectPatternMatchesReference, expectTapsMatchReference, maxAbsDiff, seededIds } from '../support/assertions.js';
 
 const TOL = 1e-4;
 
@@ -74,10 +76,61 @@ describe.each(TINY_VARIANTS)('graph vs reference: %s', (variant) => {
     const got = await allTaps(model, ids, { headScale });
     const ref = referenceForward(model.config, weight, ids, { headScale });
     const plain = referenceForward(model.config, weight, ids);
-    expect(maxAbsDiff(got.logits, ref.logits)).toBeLessThanOrEqual(TOL);
-    expect(maxAbsDiff(got.resid.get(L)!, ref.residPost[L - 1]!)).toBeLessThanOrEqual(TOL);
+    // Every tap, hook_z included: it holds what o_proj reads, so the removed head writes exactly nothing.
+    expectTapsMatchReference(got, ref, L, TOL);
+    const D = model.config.headDim;
+    const removed = ids.flatMap((_, t) => Array.from(got.z.get(L - 1)!.subarray((t * H + 1) * D, (t * H + 2) * D)));
+    expect(removed.every((x) => x === 0)).toBe(true);
     // The ablation must actually change something, or the comparison above proves nothing.
     expect(maxAbsDiff(ref.logits, plain.logits)).toBeGreaterThan(1e-3);
+  });
+
+  it('hook_pattern of chosen heads and queries matches the reference, chunked and under head_scale', async () => {
+    const { numLayers: L, numHeads: H } = model.config;
+    // The last query is beyond the mistral fixture's window (8), whose pattern is then 0 on old keys.
+    const sel = { layers: [L - 1, 0], heads: [H - 1, 0], positions: [20, 0, 9, 20] };
+    const headScale = Array.from({ length: L }, () => new Array<number>(H).fill(1));
+    headScale[0]![H - 1] = 0;
+    for (const [chunkSize, scale] of [[512, undefined], [4, undefined], [6, headScale]] as const) {
+      const got = await teacherForce(model.session, ids, { pattern: sel, chunkSize, headScale: scale as number[][] | undefined });
+      const ref = referenceForward(model.config, weight, ids, { headScale: scale as number[][] | undefined });
+      expectPatternMatchesReference(got, ref, sel, H, TOL);
+    }
+    // Asked for nothing, nothing comes back.
+    expect((await teacherForce(model.session, ids, { residLayers: [1] })).pattern.size).toBe(0);
+  });
+
+  it('a packed batch of transcripts of different lengths equals each forced alone', async () => {
+    const { numLayers: L, numHeads: H } = model.config;
+    const seqs = [seededIds(13, 3), seededIds(2, 5), seededIds(30, 9), seededIds(7, 1)];
+    const taps = { residLayers: [0, L + 1], zLayers: [L - 1], logprobs: true, pattern: { layers: [L - 1], heads: [0, H - 1] } };
+    const delivered: number[] = [];
+    for (const chunkSize of [512, 5]) {
+      const batch = await teacherForceBatch(
+        model.session,
+        seqs.map((s) => ({ ids: s, positions: [s.length - 1, 0], logitPositions: [s.length - 1], patternPositions: [s.length - 1] })),
+        { ...taps, chunkSize, onResult: (i) => delivered.push(i) },
+      );
+      for (const [i, s] of seqs.entries()) {
+        const alone = await teacherForce(model.session, s, {
+          residLayers: taps.residLayers,
+          zLayers: taps.zLayers,
+          logprobs: true,
+          positions: [s.length - 1, 0],
+          logitPositions: [s.length - 1],
+          pattern: { ...taps.pattern, positions: [s.length - 1] },
+        });
+        const got = batch[i]!;
+        expect(maxAbsDiff(got.logits, alone.logits), `sequence ${i}`).toBeLessThanOrEqual(1e-5);
+        for (const l of taps.residLayers) expect(maxAbsDiff(got.resid.get(l)!, alone.resid.get(l)!)).toBeLessThanOrEqual(1e-5);
+        expect(maxAbsDiff(got.z.get(L - 1)!, alone.z.get(L - 1)!)).toBeLessThanOrEqual(1e-5);
+        expect(maxAbsDiff(got.pattern.get(L - 1)!, alone.pattern.get(L - 1)!)).toBeLessThanOrEqual(1e-5);
+        expect(maxAbsDiff(got.tokenLogprobs.subarray(1), alone.tokenLogprobs.subarray(1))).toBeLessThanOrEqual(1e-5);
+        expect(Number.isNaN(got.tokenLogprobs[0])).toBe(true);
+      }
+    }
+    // Each result is handed over once its last token is processed: in stream order, once per run.
+    expect(delivered).toEqual([0, 1, 2, 3, 0, 1, 2, 3]);
   });
 
   it('chunked teacher forcing equals one full pass', async () => {
@@ -141,7 +194,8 @@ describe('norm-preserving head_scale', () => {
     const weight = weightsOf(dir);
     const ref = referenceForward(model.config, weight, ids, { headScale, normPreserve: true });
     const plain = referenceForward(model.config, weight, ids, { headScale });
-    expect(maxAbsDiff(got.logits, ref.logits)).toBeLessThanOrEqual(TOL);
+    // hook_z is taken after the rescale too: exactly what o_proj reads.
+    expectTapsMatchReference(got, ref, L, TOL);
     expect(maxAbsDiff(ref.logits, plain.logits)).toBeGreaterThan(1e-3);
     await model.session.release();
   });

@@ -20,6 +20,8 @@ describe('compile precision options', () => {
       const legacy = createHash('sha256').update(JSON.stringify({ compiler: COMPILER_VERSION, modelHash: HASH, normPreserve })).digest('hex').slice(0, 24);
       expect(compileKey(HASH, { normPreserve })).toBe(legacy);
       expect(compileKey(HASH, { normPreserve, weights: 'float32', activations: 'float32' })).toBe(legacy);
+      // A cache stored as computed is the default.
+      expect(compileKey(HASH, { normPreserve, kvCache: 'float32' })).toBe(legacy);
       // int4 settings mean nothing for float32 weights.
       expect(compileKey(HASH, { normPreserve, int4BlockSize: 64, quantizeLmHead: true })).toBe(legacy);
     }
@@ -36,6 +38,10 @@ describe('compile precision options', () => {
       { normPreserve: false, weights: 'int4', int4AccuracyLevel: 0 },
       { normPreserve: false, weights: 'int4', quantizeLmHead: false },
       { normPreserve: true, weights: 'int4' },
+      { normPreserve: false, kvCache: 'float16' },
+      { normPreserve: false, kvCache: 'int8' },
+      { normPreserve: false, activations: 'float16', kvCache: 'float32' },
+      { normPreserve: false, activations: 'float16', kvCache: 'int8' },
     ];
     const keys = variants.map((v) => compileKey(HASH, v));
     expect(new Set(keys).size).toBe(variants.length);
@@ -43,6 +49,7 @@ describe('compile precision options', () => {
       normPreserve: false,
       weights: 'int4',
       activations: 'float32',
+      kvCache: 'float32',
       int4BlockSize: 32,
       int4Scheme: 'asymmetric',
       int4AccuracyLevel: 4,
@@ -50,12 +57,14 @@ describe('compile precision options', () => {
     };
     expect(compileKey(HASH, spelledOut)).toBe(keys[2]);
     expect(resolveCompileOptions({ normPreserve: false, weights: 'int4' })).toEqual(spelledOut);
+    expect(compileKey(HASH, { normPreserve: false, activations: 'float16', kvCache: 'float16' })).toBe(keys[1]);
   });
 
   it('refuses bad values', () => {
     const bad = [
       { weights: 'int8' },
       { activations: 'bfloat16' },
+      { kvCache: 'int4' },
       { weights: 'int4', int4BlockSize: 48 },
       { weights: 'int4', int4Scheme: 'nf4' },
       { weights: 'int4', int4AccuracyLevel: 5 },

@@ -138,6 +138,9 @@ describe('reference forward: attention', () => {
     const z2 = [1, 1 / 3, 1 / 3, -1 / 3]; // mean(E0, E1, E2)
     expectClose(r.z[0]!, [...z0, ...z1, ...z2]);
     expectClose(r.residPost[0]!, [...add(E[0]!, z0), ...add(E[1]!, z1), ...add(E[2]!, z2)]);
+    // hook_pattern [head, query, key]: uniform over the visible keys, 0 on the future, for both heads.
+    const causal = [1, 0, 0, 1 / 2, 1 / 2, 0, 1 / 3, 1 / 3, 1 / 3];
+    expectClose(r.pattern[0]!, [...causal, ...causal]);
   });
 
   it('sliding window W (Mistral): query t sees keys t - W < s <= t', () => {
@@ -148,6 +151,9 @@ describe('reference forward: attention', () => {
     expect(cfg2.slidingWindow).toBe(2);
     const r2 = referenceForward(cfg2, tinyWeights(cfg2, flatScores), ids);
     expectClose(r2.z[0]!, [...E[0]!, ...mean([E[0]!, E[1]!]), ...mean([E[1]!, E[2]!]), ...mean([E[2]!, E[3]!])]);
+
+    // Query 3 of head 0 reads keys 2 and 3 only.
+    expectClose(r2.pattern[0]!.subarray(3 * 4, 4 * 4), [0, 0, 1 / 2, 1 / 2]);
 
     const cfg1 = mistral(1);
     const r1 = referenceForward(cfg1, tinyWeights(cfg1, flatScores), ids);
@@ -214,6 +220,8 @@ describe('reference forward: attention', () => {
     const z1h1 = [(1 - ph1) * 1 + ph1 * 1, (1 - ph1) * 1 + ph1 * -1];
     expectClose(row(r.z[0]!, 0, 4), E[0]!);
     expectClose(row(r.z[0]!, 1, 4), [...z1h0, ...z1h1], 1e-6);
+    // The pattern holds those probabilities: [head][query][key], T = 2.
+    expectClose(r.pattern[0]!, [1, 0, 1 - ph0, ph0, 1, 0, 1 - ph1, ph1], 1e-6);
     // Sanity: the sign of sin matters here (with sin -> -sin the head-1 probability would be p2(-s / √2, 0)).
     expect(Math.abs(ph1 - p2(-s * scale, 0))).toBeGreaterThan(0.1);
 
@@ -378,10 +386,15 @@ describe('reference forward: head ablation', () => {
   const delta = (r: ReturnType<typeof referenceForward>, t: number) =>
     row(r.residPost[0]!, t, 4).map((x, i) => x - E[ids[t]!]![i]!);
 
-  it('headScale 0 removes that head’s contribution; z is reported before the ablation', () => {
+  it('headScale 0 removes that head’s contribution; z is what o_proj reads, after the ablation', () => {
     const r = referenceForward(cfg, w, ids, { headScale: [[0, 1]] });
-    for (let t = 0; t < 3; t++) expectClose(delta(r, t), [0, 0, zBase[t]![2]!, zBase[t]![3]!]);
-    expectClose(r.z[0]!, Array.from(base.z[0]!));
+    for (let t = 0; t < 3; t++) {
+      expectClose(delta(r, t), [0, 0, zBase[t]![2]!, zBase[t]![3]!]);
+      // o_proj = I here, so hook_z is exactly what reached the residual stream.
+      expectClose(row(r.z[0]!, t, 4), delta(r, t));
+    }
+    // The attention pattern itself is untouched by the ablation.
+    expectClose(r.pattern[0]!, Array.from(base.pattern[0]!), 0);
     // The logits follow the ablated residual, not the clean one.
     expect(Math.abs(r.logits[0]! - base.logits[0]!)).toBeGreaterThan(1e-3);
   });
@@ -400,7 +413,10 @@ describe('reference forward: head ablation', () => {
     expectClose(delta(r, 0), [0, 0, Math.SQRT2, Math.SQRT2]);
     // token 1: z = [1, 0, 1, 0] (norm √2) -> [0, 0, 1, 0] (norm 1) -> [0, 0, √2, 0]
     expectClose(delta(r, 1), [0, 0, Math.SQRT2, 0]);
-    for (let t = 0; t < 3; t++) expect(norm(delta(r, t))).toBeCloseTo(norm(zBase[t]!), 6);
+    for (let t = 0; t < 3; t++) {
+      expect(norm(delta(r, t))).toBeCloseTo(norm(zBase[t]!), 6);
+      expectClose(row(r.z[0]!, t, 4), delta(r, t));
+    }
   });
 
   it('normPreserve: a uniform scale is undone, and an all-zero z stays zero', () => {
@@ -466,7 +482,15 @@ describe('reference forward: multi-layer properties (seeded random weights)', ()
     expectClose(ones.logits, Array.from(base.logits), 0);
     const ablated = referenceForward(cfg, w, ids, { headScale: [[1, 1, 1, 1], [1, 1, 1, 1], [1, 0, 1, 1]] });
     expectClose(ablated.residPost[1]!, Array.from(base.residPost[1]!), 0);
-    expectClose(ablated.z[2]!, Array.from(base.z[2]!), 0);
+    // Layer 2's hook_z: head 1 is zero, the other heads as before.
+    const w2 = 6;
+    for (let t = 0; t < ids.length; t++) {
+      for (let h = 0; h < 4; h++) {
+        const want = h === 1 ? new Array<number>(w2).fill(0) : Array.from(base.z[2]!.subarray((t * 4 + h) * w2, (t * 4 + h + 1) * w2));
+        expectClose(ablated.z[2]!.subarray((t * 4 + h) * w2, (t * 4 + h + 1) * w2), want, 0);
+      }
+    }
+    expectClose(ablated.pattern[2]!, Array.from(base.pattern[2]!), 0);
     expect(Math.max(...Array.from(ablated.residPost[2]!).map((x, i) => Math.abs(x - base.residPost[2]![i]!)))).toBeGreaterThan(1e-3);
   });
 

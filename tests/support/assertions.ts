@@ -45,3 +45,30 @@ export function expectTapsMatchReference(got: TeacherForceResult, ref: Reference
   }
   expect(maxAbsDiff(got.resid.get(layers + 1)!, ref.lnFinal)).toBeLessThanOrEqual(tol);
 }
+
+/**
+ * hook_pattern taps [heads, positions, T] of `layers` within `tol` of the reference's [H, T, T] pattern, and each
+ * query's probabilities summing to 1.
+ */
+export function expectPatternMatchesReference(
+  got: TeacherForceResult,
+  ref: ReferenceResult,
+  sel: { layers: number[]; heads: number[]; positions: number[] },
+  H: number,
+  tol: number,
+): void {
+  for (const layer of sel.layers) {
+    const tap = got.pattern.get(layer)!;
+    const full = ref.pattern[layer]!;
+    const T = Math.round(Math.sqrt(full.length / H));
+    expect(tap.length, `blocks.${layer}.attn.hook_pattern size`).toBe(sel.heads.length * sel.positions.length * T);
+    sel.heads.forEach((head, hi) => {
+      sel.positions.forEach((q, qi) => {
+        const row = tap.subarray((hi * sel.positions.length + qi) * T, (hi * sel.positions.length + qi + 1) * T);
+        const want = full.subarray((head * T + q) * T, (head * T + q + 1) * T);
+        expect(maxAbsDiff(row, want), `blocks.${layer}.attn.hook_pattern head ${head} query ${q}`).toBeLessThanOrEqual(tol);
+        expect(row.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+      });
+    });
+  }
+}

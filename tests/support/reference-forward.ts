@@ -13,9 +13,11 @@
  *     q, k, v = Wq h (+bq), Wk h (+bk), Wv h (+bv)
  *     (Qwen3) q, k = per-head rmsnorm over head_dim * q_norm / k_norm   -- before rotary
  *     q, k = rotary(q, k, position)                                     -- HF rotate_half: pairs (j, j + D/2)
- *     z[t, h] = sum_s softmax_s(q[t,h] . k[s,g(h)] / sqrt(D)) v[s,g(h)],  g(h) = floor(h / (H / Hkv))
- *       over visible keys s:  s <= t, and with a sliding window W also  s > t - W
+ *     pattern[h, t, s] = softmax_s(q[t,h] . k[s,g(h)] / sqrt(D)),  g(h) = floor(h / (H / Hkv))   -> pattern[layer]
+ *       over visible keys s:  s <= t, and with a sliding window W also  s > t - W (0 elsewhere)
+ *     z[t, h] = sum_s pattern[h, t, s] v[s,g(h)]
  *     (ablation) z[t, h] *= headScale[layer][h]; optionally rescale each token's H*D vector to its old L2 norm
+ *                                                                       -> z[layer]
  *     x = x + Wo z (+bo)
  *     h = rmsnorm(x) * post_attention_layernorm
  *     x = x + Wdown (silu(Wgate h (+bg)) * (Wup h (+bu))) (+bd)         -> residPost[layer]
@@ -30,8 +32,8 @@
  *    Beware older transformers: some 4.3x/4.4x releases' eager `_make_causal_mask` (tril with diagonal
  *    `past - W - 1`) and the flash-attention path until huggingface/transformers#40163 let a query see W + 1 keys.
  *    Only inputs longer than W can tell the two apart.
- *  - `z` is reported BEFORE the head ablation (it is what attention computed, i.e. the natural hook_z value); the
- *    ablated z is what feeds o_proj, so ablation shows up in residPost, lnFinal and logits.
+ *  - `z` is reported AFTER the head ablation (and the norm-preserving rescale): it is exactly what o_proj reads, as a
+ *    TransformerLens ablation hook on hook_z leaves the cached value. A head at γ = 0 has z = 0.
  *  - Rotary inverse frequencies and angles are rounded to float32 the way transformers computes them
  *    (`inv_freq` and `inv_freq @ position_ids` are float32 tensors there); cos/sin and everything else is float64.
  */
@@ -53,8 +55,10 @@ export interface ReferenceResult {
   residPost: Float32Array[];
   /** Output of the final RMSNorm, [T * d]. */
   lnFinal: Float32Array;
-  /** Per-head attention output before o_proj (and before ablation), [T * H * D] each, index (t * H + h) * D + j. */
+  /** Per-head attention output as o_proj reads it (after ablation), [T * H * D] each, index (t * H + h) * D + j. */
   z: Float32Array[];
+  /** Attention probabilities per layer, [H * T * T] each, index (h * T + t) * T + s (query t, key s). */
+  pattern: Float32Array[];
   /** [T * V]. */
   logits: Float32Array;
 }
@@ -229,6 +233,7 @@ export function referenceForward(
   const invFreq = referenceRopeInvFreq(cfg);
   const residPost: Float32Array[] = [];
   const zOut: Float32Array[] = [];
+  const patternOut: Float32Array[] = [];
 
   for (let layer = 0; layer < cfg.numLayers; layer++) {
     const p = `model.layers.${layer}`;
@@ -273,6 +278,7 @@ export function referenceForward(
 
     // Attention: z[t] holds all heads of token t, head-major.
     const z: Float64Array[] = [];
+    const pattern = new Float32Array(H * T * T);
     const scale = 1 / Math.sqrt(D);
     for (let t = 0; t < T; t++) {
       const zt = new Float64Array(H * D);
@@ -295,16 +301,17 @@ export function referenceForward(
         }
         for (let s = first; s <= t; s++) {
           const prob = scores[s - first]! / sum;
+          pattern[(head * T + t) * T + s] = prob;
           for (let j = 0; j < D; j++) zt[head * D + j]! += prob * v[s]![kvHead * D + j]!;
         }
       }
       z.push(zt);
     }
-    zOut.push(flatten(z, H * D));
+    patternOut.push(pattern);
 
     for (let t = 0; t < T; t++) {
-      // Head ablation on a copy of z[t].
-      const zt = Float64Array.from(z[t]!);
+      // Head ablation, in place: z[t] becomes what o_proj reads.
+      const zt = z[t]!;
       if (headScale) {
         const normBefore = l2Norm(zt);
         for (let head = 0; head < H; head++) {
@@ -317,7 +324,11 @@ export function referenceForward(
           }
         }
       }
+    }
+    zOut.push(flatten(z, H * D));
 
+    for (let t = 0; t < T; t++) {
+      const zt = z[t]!;
       // Output projection and residual.
       const attnOut = matVec(wo, d, H * D, zt, bo);
       for (let i = 0; i < d; i++) x[t]![i]! += attnOut[i]!;
@@ -345,7 +356,7 @@ export function referenceForward(
     logitRows.push(matVec(lmHead, V, d, n));
   }
 
-  return { embed, residPost, lnFinal: flatten(ln, d), z: zOut, logits: flatten(logitRows, V) };
+  return { embed, residPost, lnFinal: flatten(ln, d), z: zOut, pattern: patternOut, logits: flatten(logitRows, V) };
 }
 
 /** Index of the largest value; the first one on ties (like torch.argmax). */

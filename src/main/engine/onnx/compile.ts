@@ -11,6 +11,9 @@
  *    and norms stay float.
  *  - activations 'float16': float weights are stored as float16 (norm weights stay float32) and the graph computes
  *    in float16 — meant for GPU providers; on ONNX Runtime's CPU provider it runs, but no faster.
+ *  - kvCache: how the KV cache is stored between steps (decoder-graph.ts, kvStreams). The default is the compute
+ *    type, which keeps the graph-vs-reference parity; 'float16' under float32 activations halves the cache's memory,
+ *    'int8' (one scale per cached vector) quarters it and reads it with integer products (lossy: see the README).
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -20,13 +23,13 @@ import { CliffscopeError } from '../errors.js';
 import { type Checkpoint, checkpointHash } from '../model/checkpoint.js';
 import { expectedTensors } from '../model/config.js';
 import { float32ToF16, readTensorAsFloat32 } from '../model/safetensors.js';
-import { buildDecoderGraph, fusedQkv, type Int4WeightRef } from './decoder-graph.js';
+import { buildDecoderGraph, fusedQkv, type Int4WeightRef, KV_CACHE_TYPES, type KvCacheType } from './decoder-graph.js';
 import { GraphBuilder } from './graph.js';
 import { DataType, type DataTypeId, encodeModel } from './proto.js';
 import { INT4_BLOCK_SIZES, type Int4BlockSize, type Int4Scheme, quantizeInt4 } from './quantize.js';
 
 /** Bump when the emitted graph changes meaning, so old caches are not reused. */
-export const COMPILER_VERSION = '5';
+export const COMPILER_VERSION = '6';
 
 const WEIGHTS_FILE = 'model.weights';
 const ALIGN = 65536; // page alignment that satisfies Windows (64 KiB) as well as Linux/macOS (4 KiB)
@@ -41,6 +44,8 @@ export interface CompileOptions {
   weights?: 'float32' | 'int4';
   /** Compute type inside the graph: float32 (default) or float16 (for GPU providers). */
   activations?: 'float32' | 'float16';
+  /** KV cache storage: default the compute type; float16 or int8 to cut the cache's memory and read traffic. */
+  kvCache?: KvCacheType;
   /** int4: values per quantisation block along K (default 32). Smaller = more accurate, larger file. */
   int4BlockSize?: Int4BlockSize;
   /** int4: per-block zero points (default, more accurate) or a fixed zero point. See quantize.ts. */
@@ -66,6 +71,7 @@ export function resolveCompileOptions(o: CompileOptions): ResolvedCompileOptions
     normPreserve: o.normPreserve,
     weights: o.weights ?? 'float32',
     activations: o.activations ?? 'float32',
+    kvCache: o.kvCache ?? (o.activations === 'float16' ? 'float16' : 'float32'),
     int4BlockSize: o.int4BlockSize ?? 32,
     int4Scheme: o.int4Scheme ?? 'asymmetric',
     int4AccuracyLevel: o.int4AccuracyLevel ?? 4,
@@ -74,6 +80,7 @@ export function resolveCompileOptions(o: CompileOptions): ResolvedCompileOptions
   const bad = (what: string) => new CliffscopeError('bad-argument', `compile option ${what}`);
   if (r.weights !== 'float32' && r.weights !== 'int4') throw bad(`weights must be 'float32' or 'int4', got ${String(r.weights)}`);
   if (r.activations !== 'float32' && r.activations !== 'float16') throw bad(`activations must be 'float32' or 'float16', got ${String(r.activations)}`);
+  if (!KV_CACHE_TYPES.includes(r.kvCache)) throw bad(`kvCache must be one of ${KV_CACHE_TYPES.join(', ')}, got ${String(r.kvCache)}`);
   if (!(INT4_BLOCK_SIZES as readonly number[]).includes(r.int4BlockSize)) throw bad(`int4BlockSize must be one of ${INT4_BLOCK_SIZES.join(', ')}`);
   if (r.int4Scheme !== 'asymmetric' && r.int4Scheme !== 'symmetric') throw bad(`int4Scheme must be 'asymmetric' or 'symmetric'`);
   if (![0, 1, 2, 3, 4].includes(r.int4AccuracyLevel)) throw bad('int4AccuracyLevel must be 0..4');
@@ -104,10 +111,11 @@ export function defaultCacheRoot(): string {
 
 export function compileKey(modelHash: string, options: CompileOptions): string {
   const r = resolveCompileOptions(options);
-  // Precision settings enter the key only when they differ from float32, so existing float32 entries keep their keys;
+  // Precision settings enter the key only when they differ from their defaults, so default entries keep their keys;
   // int4 settings only when the weights are int4 (they change nothing otherwise).
   const canonical: Record<string, unknown> = { compiler: COMPILER_VERSION, modelHash, normPreserve: r.normPreserve };
   if (r.activations !== 'float32') canonical.activations = r.activations;
+  if (r.kvCache !== (r.activations === 'float16' ? 'float16' : 'float32')) canonical.kvCache = r.kvCache;
   if (r.weights === 'int4') {
     canonical.int4 = { blockSize: r.int4BlockSize, scheme: r.int4Scheme, accuracyLevel: r.int4AccuracyLevel, lmHead: r.quantizeLmHead };
   }
@@ -152,6 +160,7 @@ export async function compileCheckpoint(
     const graphOptions = {
       normPreserve: options.normPreserve,
       activations: options.activations,
+      kvCache: options.kvCache,
       int4Weight: (hfName: string) => int4.get(hfName),
       int4AccuracyLevel: options.int4AccuracyLevel,
     };

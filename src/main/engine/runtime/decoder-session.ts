@@ -9,7 +9,7 @@
 import * as ort from 'onnxruntime-node';
 import { CliffscopeError } from '../errors.js';
 import type { ModelConfig } from '../model/config.js';
-import { IO } from '../onnx/decoder-graph.js';
+import { IO, type KvCacheType, kvStreams } from '../onnx/decoder-graph.js';
 import { emptyKvCache, type KvCache, withRecent } from './kv-cache.js';
 import { type ProviderChoice, type ProviderName, providerCandidates } from './providers.js';
 
@@ -27,6 +27,10 @@ export interface TapSelection {
   /** Flat rows whose per-head outputs to return, and for which layers. */
   zRows?: number[];
   zLayers?: number[];
+  /** Flat rows whose attention pattern to return, for these heads and layers: [layers, rows, heads, T]. */
+  patternRows?: number[];
+  patternHeads?: number[];
+  patternLayers?: number[];
   /** Flat rows whose full logits to return. */
   logitRows?: number[];
   /** Flat rows whose log-probability of `logprobTargets[k]` to return. */
@@ -58,6 +62,8 @@ export interface StepOutput {
   resid: Float32Array;
   /** [zLayers, zRows, H, D] */
   z: Float32Array;
+  /** [patternLayers, patternRows, patternHeads, T]: softmax over the T = cache + chunk key slots. */
+  pattern: Float32Array;
   cache: KvCache;
 }
 
@@ -72,7 +78,16 @@ export class DecoderSession {
     readonly provider: ProviderName,
     /** Why better providers were skipped, e.g. "cuda: Failed to load shared library". */
     readonly providerNotes: string[],
-  ) {}
+  ) {
+    this.kvCacheType = session.inputNames.includes(IO.past('key_scale', 0))
+      ? 'int8'
+      : (session.inputMetadata.find((m) => m.name === IO.past('key', 0)) as { type?: string } | undefined)?.type === 'float16'
+        ? 'float16'
+        : 'float32';
+  }
+
+  /** How the compiled graph stores its KV cache (read from its inputs). */
+  readonly kvCacheType: KvCacheType;
 
   static async create(modelPath: string, config: ModelConfig, opts: SessionOptions = {}): Promise<DecoderSession> {
     const notes: string[] = [];
@@ -104,7 +119,7 @@ export class DecoderSession {
   }
 
   emptyCache(batch: number): KvCache {
-    return emptyKvCache(batch, this.config.numLayers, this.config.numKvHeads, this.config.headDim);
+    return emptyKvCache(batch, this.config.numLayers, this.config.numKvHeads, this.config.headDim, kvStreams(this.kvCacheType));
   }
 
   async step(input: StepInput): Promise<StepOutput> {
@@ -129,7 +144,12 @@ export class DecoderSession {
     const requested = input.taps ?? {};
     // The graph returns tapped layers in ascending stack order, each once; callers may ask in any order.
     const ascending = (v?: number[]) => (v && v.length ? [...new Set(v)].sort((a, b) => a - b) : v);
-    const taps: TapSelection = { ...requested, residLayers: ascending(requested.residLayers), zLayers: ascending(requested.zLayers) };
+    const taps: TapSelection = {
+      ...requested,
+      residLayers: ascending(requested.residLayers),
+      zLayers: ascending(requested.zLayers),
+      patternLayers: ascending(requested.patternLayers),
+    };
     // The graph always gathers at least one row/layer; empty selections ask for row 0 and drop it afterwards.
     const sel = (v: number[] | undefined) => (v && v.length ? v : [0]);
     const headScale = input.headScale ?? new Float32Array(B * L * H).fill(1);
@@ -139,6 +159,10 @@ export class DecoderSession {
     if ((taps.logprobRows?.length ?? 0) !== (taps.logprobTargets?.length ?? 0)) {
       throw new CliffscopeError('bad-argument', 'logprobRows and logprobTargets must have the same length');
     }
+    // Pattern rows are (row, head) pairs as flat indices into the graph's [B*H*S, T] view: (b*H + h)*S + s.
+    const patternHeads = taps.patternHeads ?? [];
+    for (const h of patternHeads) if (!Number.isInteger(h) || h < 0 || h >= H) throw new CliffscopeError('bad-argument', `pattern head ${h} is outside 0..${H - 1}`);
+    const patternIndex = (taps.patternRows ?? []).flatMap((row) => patternHeads.map((h) => (Math.floor(row / S) * H + h) * S + (row % S)));
 
     const feeds: Record<string, ort.Tensor> = {
       [IO.inputIds]: new ort.Tensor('int64', int64(input.ids), [B, S]),
@@ -149,15 +173,20 @@ export class DecoderSession {
       [IO.residLayers]: new ort.Tensor('int64', int64(sel(taps.residLayers)), [sel(taps.residLayers).length]),
       [IO.zRows]: new ort.Tensor('int64', int64(sel(taps.zRows)), [sel(taps.zRows).length]),
       [IO.zLayers]: new ort.Tensor('int64', int64(sel(taps.zLayers)), [sel(taps.zLayers).length]),
+      [IO.patternIndex]: new ort.Tensor('int64', int64(sel(patternIndex)), [sel(patternIndex).length]),
+      [IO.patternLayers]: new ort.Tensor('int64', int64(sel(taps.patternLayers)), [sel(taps.patternLayers).length]),
       [IO.logitRows]: new ort.Tensor('int64', int64(sel(taps.logitRows)), [sel(taps.logitRows).length]),
       [IO.logprobRows]: new ort.Tensor('int64', int64(sel(taps.logprobRows)), [sel(taps.logprobRows).length]),
       [IO.logprobTargets]: new ort.Tensor('int64', int64(sel(taps.logprobTargets)), [sel(taps.logprobTargets).length]),
     };
+    if (cache.streams.length !== kvStreams(this.kvCacheType).length) {
+      throw new CliffscopeError('bad-argument', `this KV cache does not fit the model's ${this.kvCacheType} cache`);
+    }
     for (let i = 0; i < L; i++) {
-      feeds[IO.pastKey(i)] = cache.pastKeys[i]!;
-      feeds[IO.pastValue(i)] = cache.pastValues[i]!;
-      feeds[IO.recentKey(i)] = cache.recentKeys[i]!;
-      feeds[IO.recentValue(i)] = cache.recentValues[i]!;
+      cache.streams.forEach((stream, si) => {
+        feeds[IO.past(stream.name, i)] = cache.past[i]![si]!;
+        feeds[IO.recent(stream.name, i)] = cache.recent[i]![si]!;
+      });
     }
 
     let out: ort.InferenceSession.OnnxValueMapType;
@@ -183,15 +212,20 @@ export class DecoderSession {
     };
     const residPer = (taps.residRows?.length ?? 0) * d;
     const zPer = (taps.zRows?.length ?? 0) * H * D;
+    const patternPer = patternIndex.length * T;
+    // Every logit the engine uses (generation and teacher forcing alike) leaves the graph here and nowhere else:
+    // the one place to check them.
+    const logits = data(IO.logits, taps.logitRows, V);
+    const tokenLogprobs = data(IO.tokenLogprobs, taps.logprobRows, 1);
     return {
-      logits: data(IO.logits, taps.logitRows, V),
-      tokenLogprobs: data(IO.tokenLogprobs, taps.logprobRows, 1),
+      logits,
+      tokenLogprobs,
       resid: inOrder(data(IO.residTaps, both(taps.residRows, taps.residLayers), residPer), taps.residLayers, requested.residLayers, residPer),
       z: inOrder(data(IO.zTaps, both(taps.zRows, taps.zLayers), zPer), taps.zLayers, requested.zLayers, zPer),
+      pattern: inOrder(data(IO.patternTaps, both(patternIndex, taps.patternLayers), patternPer), taps.patternLayers, requested.patternLayers, patternPer),
       cache: withRecent(
         cache,
-        Array.from({ length: L }, (_, i) => out[IO.presentKey(i)] as ort.Tensor),
-        Array.from({ length: L }, (_, i) => out[IO.presentValue(i)] as ort.Tensor),
+        Array.from({ length: L }, (_, i) => cache.streams.map((stream) => out[IO.present(stream.name, i)] as ort.Tensor)),
       ),
     };
   }

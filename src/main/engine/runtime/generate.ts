@@ -1,13 +1,19 @@
 /**
- * Batched KV-cache generation. Prompts of different lengths share a batch by left padding (padding slots are masked
- * out of attention and get no position), each row may carry its own head_scale (several ablation settings side by
- * side), finished rows leave the batch, and every new token's residual stream can be read by linear probes in the
- * same step that produces it, so refusal scores stream with the text.
+ * Batched KV-cache generation with continuous batching: up to `batchSize` sequences decode side by side, and the
+ * moment one finishes, the next waiting request takes its row — its prompt prefilled between the others' decode
+ * steps — so a long answer never holds a batch of short ones hostage. Each row may carry its own head_scale
+ * (several ablation settings side by side), and every new token's residual stream can be read by linear probes in
+ * the same step that produces it, so refusal scores stream with the text.
+ *
+ * Rows of different lengths share the KV cache right-aligned (kv-cache.ts): row b's positions are the cache's last
+ * n_b slots and the attention bias hides the slots before them. A row's tokens, positions and attention are the
+ * same as when it runs alone, and each sequence samples from its own seeded generator, so results do not depend on
+ * which requests shared a batch or when a row joined it.
  */
 import { CliffscopeError } from '../errors.js';
 import { buildAttentionBias } from './attention-bias.js';
 import type { DecoderSession } from './decoder-session.js';
-import { selectKvRows } from './kv-cache.js';
+import { type KvCache, rebuildKvCache } from './kv-cache.js';
 import { chooseToken, GREEDY, Rng, type SamplingOptions } from './sampling.js';
 
 export type FinishReason = 'eos' | 'stop-string' | 'length' | 'context' | 'cancelled';
@@ -38,6 +44,11 @@ export interface GenerateOptions {
   decode?: (ids: number[]) => string;
   /** Rows decoded together. */
   batchSize?: number;
+  /**
+   * 'continuous' (default): a finished row takes the next waiting request at once. 'static': requests run in
+   * fixed groups of batchSize, each group to its end before the next starts (the bench compares the two).
+   */
+  batching?: 'continuous' | 'static';
   /** Prompt tokens per prefill step. */
   prefillChunk?: number;
   probes?: LiveProbe[];
@@ -47,6 +58,8 @@ export interface GenerateOptions {
   /** Each probe's score for a token, as soon as that token's residual is computed. */
   onScore?: (prompt: number, position: number, scores: number[]) => void;
   onToken?: (prompt: number, token: number, position: number) => void;
+  /** Each request's result as soon as it is finished (never for 'cancelled'), e.g. to commit it. */
+  onFinished?: (result: GenerationResult) => void;
   /** Called after each decode step with (tokens generated so far, upper bound on tokens). */
   onProgress?: (done: number, total: number) => void;
   signal?: AbortSignal;
@@ -57,6 +70,11 @@ export interface GenerationResult {
   promptIds: number[];
   outputIds: number[];
   finishReason: FinishReason;
+  /**
+   * Why the request produced nothing: its prompt leaves no room in the model's context (finishReason 'context').
+   * Such a request is finished at once instead of failing the batch; null for every other result.
+   */
+  skipped: string | null;
   /** Per probe, a score per transcript position (prompt + output); NaN where no residual was computed. */
   scores: Float32Array[];
 }
@@ -65,11 +83,12 @@ interface Row {
   prompt: number;
   ids: number[];
   out: number[];
-  pad: number;
+  /** Positions of this sequence in the cache: its cache slots are the last `filled`. */
+  filled: number;
   rng: Rng | null;
   scores: Float32Array[];
   headScale: Float32Array;
-  finish: FinishReason | null;
+  finished: boolean;
 }
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
@@ -77,11 +96,14 @@ const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
 
 export async function generate(session: DecoderSession, requests: GenerationRequest[], opts: GenerateOptions): Promise<GenerationResult[]> {
   const cfg = session.config;
-  const { numLayers: L, numHeads: H, hiddenSize: d } = cfg;
+  const { numLayers: L, numHeads: H, hiddenSize: d, vocabSize: V } = cfg;
   const sampling = opts.sampling ?? GREEDY;
   const stopIds = new Set(opts.stopIds ?? []);
   const stopStrings = (opts.stopStrings ?? []).filter((s) => s.length > 0);
   if (stopStrings.length && !opts.decode) throw new CliffscopeError('bad-argument', 'stop strings need a tokenizer to decode the output');
+  if (!(Number.isInteger(opts.maxNewTokens) && opts.maxNewTokens >= 0)) {
+    throw new CliffscopeError('bad-argument', `maxNewTokens must be a whole number ≥ 0, got ${opts.maxNewTokens}`);
+  }
   const probes = opts.probes ?? [];
   for (const p of probes) {
     if (p.weights.length !== d) {
@@ -94,156 +116,199 @@ export async function generate(session: DecoderSession, requests: GenerationRequ
   }
   requests.forEach((r, i) => {
     if (r.ids.length === 0) throw new CliffscopeError('bad-argument', `prompt ${i} is empty`);
-    if (r.ids.length >= cfg.maxPositionEmbeddings) {
-      throw new CliffscopeError('context-overflow', `prompt ${i} has ${r.ids.length} tokens; the model's context is ${cfg.maxPositionEmbeddings}`, {
-        hint: 'shorten the prompt or use a model with a longer context',
-      });
-    }
     if (r.headScale && r.headScale.length !== L * H) {
       throw new CliffscopeError('bad-argument', `prompt ${i}: head_scale must hold layers*heads = ${L * H} values`);
     }
   });
 
-  const results: GenerationResult[] = requests.map((r, i) => ({
-    prompt: i,
-    promptIds: r.ids,
-    outputIds: [],
-    finishReason: 'cancelled',
-    scores: [],
-  }));
+  const results: GenerationResult[] = requests.map((r, i) => ({ prompt: i, promptIds: r.ids, outputIds: [], finishReason: 'cancelled', skipped: null, scores: [] }));
   const batchSize = Math.max(1, opts.batchSize ?? 8);
+  const continuous = (opts.batching ?? 'continuous') === 'continuous';
   const chunk = Math.max(1, opts.prefillChunk ?? 512);
   const ones = new Float32Array(L * H).fill(1);
   const total = requests.length * opts.maxNewTokens;
   let produced = 0;
 
-  // Similar lengths share a batch (less padding); results stay in request order.
-  const order = requests.map((_, i) => i).sort((a, b) => requests[a]!.ids.length - requests[b]!.ids.length || a - b);
+  // Waiting requests, shortest prompt first: rows that join together are padded to the longest of them.
+  const waiting = requests.map((_, i) => i).sort((a, b) => requests[a]!.ids.length - requests[b]!.ids.length || a - b);
+  let rows: Row[] = [];
+  let cache: KvCache | null = null;
 
-  for (let start = 0; start < order.length && !opts.signal?.aborted; start += batchSize) {
-    const members = order.slice(start, start + batchSize);
-    const maxLen = Math.max(...members.map((i) => requests[i]!.ids.length));
-    let rows: Row[] = members.map((i) => {
-      const ids = requests[i]!.ids;
-      const span = ids.length + opts.maxNewTokens;
-      return {
-        prompt: i,
-        ids,
-        out: [],
-        pad: maxLen - ids.length,
-        rng: !sampling.doSample ? null : requests[i]!.seed !== undefined ? new Rng(requests[i]!.seed!, 0) : new Rng(opts.seed ?? 0, i),
-        scores: probes.map(() => new Float32Array(span).fill(NaN)),
-        headScale: requests[i]!.headScale ?? ones,
-        finish: null,
-      };
-    });
-    let cache = session.emptyCache(rows.length);
+  const finish = (r: Row, reason: FinishReason) => {
+    r.finished = true;
+    results[r.prompt] = { prompt: r.prompt, promptIds: r.ids, outputIds: r.out, finishReason: reason, skipped: null, scores: r.scores };
+    opts.onFinished?.(results[r.prompt]!);
+  };
 
-    // Slot j of row r holds transcript position j - pad (negative = padding).
-    const keyValid = (r: Row, slots: number) => Uint8Array.from({ length: slots }, (_, j) => (j >= r.pad ? 1 : 0));
-    const headScale = () => {
-      const hs = new Float32Array(rows.length * L * H);
-      rows.forEach((r, b) => hs.set(r.headScale, b * L * H));
-      return hs;
-    };
-    /** Run one step over all rows; `tokenAt(r, j)` gives the token in slot j; returns last-row logits. */
-    const runStep = async (fromSlot: number, S: number, tokenAt: (r: Row, slot: number) => number, wantLogits: boolean) => {
-      const B = rows.length;
-      const ids: number[] = [];
-      const positions: number[] = [];
-      const tapRows: number[] = [];
-      const tapWhere: [Row, number][] = [];
-      rows.forEach((r, b) => {
-        for (let s = 0; s < S; s++) {
-          const slot = fromSlot + s;
-          ids.push(slot >= r.pad ? tokenAt(r, slot) : 0);
-          positions.push(Math.max(0, slot - r.pad));
-          if (tapLayers.length && slot >= r.pad) {
-            tapRows.push(b * S + s);
-            tapWhere.push([r, slot - r.pad]);
-          }
+  /**
+   * Run one step over `batch`, rows of `stepCache`: S slots per row from slot `fromSlot`, where row r's sequence
+   * starts at slot `first(r)` (the slots before it are padding) and `tokenAt(r, position)` gives its tokens. Taps
+   * every real token; returns the logits of each row's last slot when asked, and the cache after the step.
+   */
+  const runStep = async (
+    batch: Row[],
+    stepCache: KvCache,
+    fromSlot: number,
+    S: number,
+    first: (r: Row) => number,
+    tokenAt: (r: Row, position: number) => number,
+    wantLogits: boolean,
+  ) => {
+    const B = batch.length;
+    const ids: number[] = [];
+    const positions: number[] = [];
+    const firstKey: number[][] = [];
+    const tapRows: number[] = [];
+    const tapWhere: [Row, number][] = [];
+    const headScale = new Float32Array(B * L * H);
+    batch.forEach((r, b) => {
+      const pad = first(r);
+      firstKey.push(new Array<number>(S).fill(pad));
+      headScale.set(r.headScale, b * L * H);
+      for (let s = 0; s < S; s++) {
+        const slot = fromSlot + s;
+        ids.push(slot >= pad ? tokenAt(r, slot - pad) : 0);
+        positions.push(Math.max(0, slot - pad));
+        if (tapLayers.length && slot >= pad) {
+          tapRows.push(b * S + s);
+          tapWhere.push([r, slot - pad]);
         }
-      });
-      const out = await session.step({
-        batch: B,
-        seq: S,
-        ids,
-        positions,
-        bias: buildAttentionBias({
-          batch: B,
-          seq: S,
-          past: cache.length,
-          keyValid: rows.map((r) => keyValid(r, cache.length + S)),
-          slidingWindow: cfg.slidingWindow,
-        }),
-        headScale: headScale(),
-        cache,
-        taps: {
-          residRows: tapRows,
-          residLayers: tapRows.length ? tapLayers : [],
-          logitRows: wantLogits ? rows.map((_, b) => b * S + S - 1) : [],
-        },
-      });
-      cache = out.cache;
-      // Resid taps come as [layers, rows, d]; hand each token its [layers * d] vector.
-      tapWhere.forEach(([r, position], k) => {
-        const vec = new Float32Array(tapLayers.length * d);
-        tapLayers.forEach((_, li) => vec.set(out.resid.subarray((li * tapRows.length + k) * d, (li * tapRows.length + k + 1) * d), li * d));
-        probes.forEach((p, pi) => {
-          const li = tapLayers.indexOf(p.layer);
-          let dot = p.bias;
-          for (let j = 0; j < d; j++) dot += p.weights[j]! * vec[li * d + j]!;
-          r.scores[pi]![position] = sigmoid(dot);
-        });
-        if (probes.length) opts.onScore?.(r.prompt, position, probes.map((_, pi) => r.scores[pi]![position]!));
-        opts.onTap?.(r.prompt, position, vec);
-      });
-      return out.logits;
-    };
-
-    const finishRow = (r: Row, reason: FinishReason) => {
-      r.finish = reason;
-      results[r.prompt] = { prompt: r.prompt, promptIds: r.ids, outputIds: r.out, finishReason: reason, scores: r.scores };
-    };
-
-    /** Choose each row's next token from its logits and retire rows that are done. */
-    const advance = (logits: Float32Array) => {
-      const V = cfg.vocabSize;
-      rows.forEach((r, b) => {
-        const tok = chooseToken(logits.subarray(b * V, (b + 1) * V), sampling, [...r.ids, ...r.out], r.rng);
-        r.out.push(tok);
-        produced++;
-        opts.onToken?.(r.prompt, tok, r.ids.length + r.out.length - 1);
-        if (stopIds.has(tok)) finishRow(r, 'eos');
-        else if (stopStrings.length && stopStrings.some((s) => opts.decode!(r.out.slice(-64)).includes(s))) finishRow(r, 'stop-string');
-        else if (r.out.length >= opts.maxNewTokens) finishRow(r, 'length');
-        else if (r.ids.length + r.out.length >= cfg.maxPositionEmbeddings) finishRow(r, 'context');
-      });
-      const keep = rows.flatMap((r, b) => (r.finish ? [] : [b]));
-      if (keep.length < rows.length) {
-        rows = keep.map((b) => rows[b]!);
-        cache = selectKvRows(cache, keep);
       }
-    };
+    });
+    const out = await session.step({
+      batch: B,
+      seq: S,
+      ids,
+      positions,
+      bias: buildAttentionBias({ batch: B, seq: S, past: fromSlot, firstKey, slidingWindow: cfg.slidingWindow }),
+      headScale,
+      cache: stepCache,
+      taps: {
+        residRows: tapRows,
+        residLayers: tapRows.length ? tapLayers : [],
+        logitRows: wantLogits ? batch.map((_, b) => b * S + S - 1) : [],
+      },
+    });
+    // Resid taps come as [layers, rows, d]; hand each token its [layers * d] vector.
+    tapWhere.forEach(([r, position], k) => {
+      const vec = new Float32Array(tapLayers.length * d);
+      tapLayers.forEach((_, li) => vec.set(out.resid.subarray((li * tapRows.length + k) * d, (li * tapRows.length + k + 1) * d), li * d));
+      probes.forEach((p, pi) => {
+        const li = tapLayers.indexOf(p.layer);
+        let dot = p.bias;
+        for (let j = 0; j < d; j++) dot += p.weights[j]! * vec[li * d + j]!;
+        r.scores[pi]![position] = sigmoid(dot);
+      });
+      if (probes.length) opts.onScore?.(r.prompt, position, probes.map((_, pi) => r.scores[pi]![position]!));
+      opts.onTap?.(r.prompt, position, vec);
+    });
+    return { logits: out.logits, cache: out.cache };
+  };
 
-    // Prefill the padded prompts in chunks; only the last chunk's final position needs logits.
-    let logits: Float32Array = new Float32Array(0);
-    for (let from = 0; from < maxLen; from += chunk) {
-      if (opts.signal?.aborted) break;
-      const S = Math.min(chunk, maxLen - from);
-      logits = await runStep(from, S, (r, slot) => r.ids[slot - r.pad]!, from + S === maxLen);
-      await yieldToEventLoop();
+  /** Choose each row's next token from its logits row and finish the rows that are done. */
+  const advance = (batch: Row[], logits: Float32Array) => {
+    batch.forEach((r, b) => {
+      if (opts.maxNewTokens === 0) return finish(r, 'length');
+      const tok = chooseToken(logits.subarray(b * V, (b + 1) * V), sampling, [...r.ids, ...r.out], r.rng);
+      r.out.push(tok);
+      produced++;
+      opts.onToken?.(r.prompt, tok, r.ids.length + r.out.length - 1);
+      if (stopIds.has(tok)) finish(r, 'eos');
+      else if (stopStrings.length && stopStrings.some((s) => opts.decode!(r.out.slice(-64)).includes(s))) finish(r, 'stop-string');
+      else if (r.out.length >= opts.maxNewTokens) finish(r, 'length');
+      else if (r.ids.length + r.out.length >= cfg.maxPositionEmbeddings) finish(r, 'context');
+    });
+  };
+
+  /** Rows for the next waiting requests; a prompt with no room in the context is finished at once, as skipped. */
+  const takeWaiting = (room: number): Row[] => {
+    const joiners: Row[] = [];
+    while (joiners.length < room && waiting.length) {
+      const i = waiting.shift()!;
+      const req = requests[i]!;
+      if (req.ids.length >= cfg.maxPositionEmbeddings) {
+        results[i] = {
+          ...results[i]!,
+          finishReason: 'context',
+          skipped: `the prompt has ${req.ids.length} tokens and the model's context is ${cfg.maxPositionEmbeddings}, leaving no room to generate`,
+        };
+        opts.onFinished?.(results[i]!);
+        continue;
+      }
+      joiners.push({
+        prompt: i,
+        ids: req.ids,
+        out: [],
+        filled: 0,
+        rng: !sampling.doSample ? null : req.seed !== undefined ? new Rng(req.seed, 0) : new Rng(opts.seed ?? 0, i),
+        scores: probes.map(() => new Float32Array(req.ids.length + opts.maxNewTokens).fill(NaN)),
+        headScale: req.headScale ?? ones,
+        finished: false,
+      });
     }
-    if (!opts.signal?.aborted && opts.maxNewTokens > 0) advance(logits);
-    // Decode one token per row per step.
-    while (rows.length && !opts.signal?.aborted) {
-      const slot = cache.length;
-      logits = await runStep(slot, 1, (r) => r.out[r.out.length - 1]!, true);
-      advance(logits);
-      opts.onProgress?.(produced, total);
-      await yieldToEventLoop();
+    return joiners;
+  };
+
+  /**
+   * Fill free rows: prefill the joiners as their own batch, choose their first tokens, then merge them with the rows
+   * still decoding into one cache (the one copy that also drops finished rows and slots that are padding in every
+   * row). Returns false when cancelled mid-prefill.
+   */
+  const admit = async (): Promise<boolean> => {
+    const going = rows.filter((r) => !r.finished).length;
+    const joiners = continuous || going === 0 ? takeWaiting(batchSize - going) : [];
+    let joined: KvCache | null = null;
+    if (joiners.length) {
+      const longest = Math.max(...joiners.map((r) => r.ids.length));
+      joined = session.emptyCache(joiners.length);
+      let logits: Float32Array = new Float32Array(0);
+      for (let from = 0; from < longest; from += chunk) {
+        if (opts.signal?.aborted) {
+          rows.push(...joiners); // left unfinished: reported as cancelled
+          return false;
+        }
+        const S = Math.min(chunk, longest - from);
+        // Left-padded among themselves: every joiner's prompt ends at slot `longest`.
+        const step = await runStep(joiners, joined, from, S, (r) => longest - r.ids.length, (r, position) => r.ids[position]!, from + S === longest);
+        joined = step.cache;
+        logits = step.logits;
+        await yieldToEventLoop();
+      }
+      for (const r of joiners) r.filled = r.ids.length;
+      advance(joiners, logits);
     }
-    for (const r of rows) finishRow(r, opts.maxNewTokens === 0 ? 'length' : 'cancelled');
+    const live = rows.filter((r) => !r.finished);
+    const keep = joiners.filter((r) => !r.finished);
+    if (live.length + keep.length === 0) {
+      rows = [];
+      cache = null;
+    } else if (live.length === 0 && keep.length === joiners.length) {
+      rows = keep;
+      cache = joined;
+    } else if (live.length < rows.length || keep.length) {
+      // One copy: the rows still going, then the joiners still going, right-aligned and trimmed to the longest.
+      cache = rebuildKvCache([
+        ...live.map((r) => ({ cache: cache!, row: rows.indexOf(r), length: r.filled })),
+        ...keep.map((r) => ({ cache: joined!, row: joiners.indexOf(r), length: r.filled })),
+      ]);
+      rows = [...live, ...keep];
+    }
+    return true;
+  };
+
+  while (!opts.signal?.aborted && (await admit()) && rows.length) {
+    // Decode one token per row: each feeds its last token into the next slot.
+    const slots = cache!.length;
+    const step = await runStep(rows, cache!, slots, 1, (r) => slots - r.filled, (r) => r.out[r.out.length - 1]!, true);
+    cache = step.cache;
+    for (const r of rows) r.filled++;
+    advance(rows, step.logits);
+    opts.onProgress?.(produced, total);
+    await yieldToEventLoop();
+  }
+  // Cancelled: what each unfinished row generated so far (never handed to onFinished).
+  for (const r of rows) {
+    if (!r.finished) results[r.prompt] = { prompt: r.prompt, promptIds: r.ids, outputIds: r.out, finishReason: 'cancelled', skipped: null, scores: r.scores };
   }
   return results;
 }

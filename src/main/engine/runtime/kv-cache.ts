@@ -1,5 +1,7 @@
 /**
- * The KV cache a decoder session carries between steps, per layer in two parts, each [B, Hkv, ·, D]:
+ * The KV cache a decoder session carries between steps. Per layer it holds the graph's cache streams (key and value;
+ * with an int8 cache also their scales, see kvStreams in decoder-graph.ts), each [B, Hkv, positions, width] and each
+ * in two parts:
  *
  *   past    the settled positions. The graph only reads them (inputs are not copied into ONNX Runtime), so a
  *           step's cost does not grow by a copy of the whole cache.
@@ -9,8 +11,13 @@
  * A single growing cache would be concatenated anew in the graph and copied out to JS at every step: measured on
  * the 1.5B bench shape, that round trip made an int4 step after a 2,048-token prompt 2.5× slower than after 16.
  * Settling copies the cache once every SETTLE_AFTER steps instead of several times per step.
+ *
+ * Rows of a batch hold sequences of different lengths right-aligned: row b's positions are the last n_b slots,
+ * the slots before them padding that the attention bias masks out. `rebuildKvCache` is the one copy that settles,
+ * drops finished rows, adds newly prefilled ones and trims slots that are padding in every row.
  */
 import * as ort from 'onnxruntime-node';
+import type { KvStream } from '../onnx/decoder-graph.js';
 
 /** Recent positions that trigger moving them into the settled past. */
 export const SETTLE_AFTER = 64;
@@ -20,71 +27,108 @@ export interface KvCache {
   /** All positions: past + recent. */
   length: number;
   pastLength: number;
-  /** Per layer. */
-  pastKeys: ort.Tensor[];
-  pastValues: ort.Tensor[];
-  recentKeys: ort.Tensor[];
-  recentValues: ort.Tensor[];
+  kvHeads: number;
+  headDim: number;
+  streams: readonly KvStream[];
+  /** [layer][stream], [B, Hkv, pastLength, width]. */
+  past: ort.Tensor[][];
+  /** [layer][stream], [B, Hkv, length - pastLength, width]. */
+  recent: ort.Tensor[][];
 }
 
-const emptyPart = (batch: number, kvHeads: number, headDim: number) => new ort.Tensor('float32', new Float32Array(0), [batch, kvHeads, 0, headDim]);
+type StreamArray = Float32Array | Uint16Array | Uint8Array | Int8Array;
 
-export function emptyKvCache(batch: number, layers: number, kvHeads: number, headDim: number): KvCache {
-  const empties = () => Array.from({ length: layers }, () => emptyPart(batch, kvHeads, headDim));
-  return { batch, length: 0, pastLength: 0, pastKeys: empties(), pastValues: empties(), recentKeys: empties(), recentValues: empties() };
+function allocate(type: KvStream['type'], size: number): StreamArray {
+  if (type === 'float32') return new Float32Array(size);
+  if (type === 'float16') return new Uint16Array(size);
+  if (type === 'uint8') return new Uint8Array(size);
+  return new Int8Array(size);
+}
+
+const widthOf = (cache: Pick<KvCache, 'headDim'>, s: KvStream) => (s.width === 'head' ? cache.headDim : 1);
+
+function tensor(s: KvStream, data: StreamArray, batch: number, kvHeads: number, positions: number, width: number): ort.Tensor {
+  return new ort.Tensor(s.type, data, [batch, kvHeads, positions, width]);
+}
+
+export function emptyKvCache(batch: number, layers: number, kvHeads: number, headDim: number, streams: readonly KvStream[]): KvCache {
+  const empties = () => Array.from({ length: layers }, () => streams.map((s) => tensor(s, allocate(s.type, 0), batch, kvHeads, 0, s.width === 'head' ? headDim : 1)));
+  return { batch, length: 0, pastLength: 0, kvHeads, headDim, streams, past: empties(), recent: empties() };
 }
 
 /** The cache after a step: same past, `present` (recent + the step's chunk) as the new recent part; settled if due. */
-export function withRecent(cache: KvCache, presentKeys: ort.Tensor[], presentValues: ort.Tensor[]): KvCache {
-  const recentLength = presentKeys[0] ? (presentKeys[0].dims[2] as number) : 0;
-  const next = { ...cache, length: cache.pastLength + recentLength, recentKeys: presentKeys, recentValues: presentValues };
+export function withRecent(cache: KvCache, present: ort.Tensor[][]): KvCache {
+  const recentLength = present[0]?.[0] ? (present[0][0].dims[2] as number) : 0;
+  const next = { ...cache, length: cache.pastLength + recentLength, recent: present };
   return recentLength >= SETTLE_AFTER ? settle(next) : next;
 }
 
-/** Move every recent position into the past: one copy of the cache, per (row, kv head) block. */
+/** Move every recent position into the past: one copy of the cache. */
 export function settle(cache: KvCache): KvCache {
-  const join = (past: ort.Tensor, recent: ort.Tensor) => {
-    const [B, Hkv, Tp, D] = past.dims as [number, number, number, number];
-    const Tr = recent.dims[2] as number;
-    if (Tr === 0) return past;
-    const a = past.data as Float32Array;
-    const r = recent.data as Float32Array;
-    const out = new Float32Array(B * Hkv * (Tp + Tr) * D);
-    for (let block = 0; block < B * Hkv; block++) {
-      out.set(a.subarray(block * Tp * D, (block + 1) * Tp * D), block * (Tp + Tr) * D);
-      out.set(r.subarray(block * Tr * D, (block + 1) * Tr * D), block * (Tp + Tr) * D + Tp * D);
-    }
-    return new ort.Tensor('float32', out, [B, Hkv, Tp + Tr, D]);
-  };
-  const [B, Hkv, , D] = cache.recentKeys[0]!.dims as number[];
-  return {
-    batch: cache.batch,
-    length: cache.length,
-    pastLength: cache.length,
-    pastKeys: cache.pastKeys.map((p, i) => join(p, cache.recentKeys[i]!)),
-    pastValues: cache.pastValues.map((p, i) => join(p, cache.recentValues[i]!)),
-    recentKeys: cache.recentKeys.map(() => emptyPart(B!, Hkv!, D!)),
-    recentValues: cache.recentValues.map(() => emptyPart(B!, Hkv!, D!)),
-  };
+  return rebuildKvCache(Array.from({ length: cache.batch }, (_, row) => ({ cache, row, length: cache.length })));
 }
 
-/** Keep only rows `keep` (in that order) of every cache tensor: each row is one contiguous block. */
+/** Keep only rows `keep` (in that order), with every position. */
 export function selectKvRows(cache: KvCache, keep: number[]): KvCache {
-  const pick = (t: ort.Tensor) => {
-    const [, h, len, dd] = t.dims as number[];
-    const block = h! * len! * dd!;
-    const src = t.data as Float32Array;
-    const dst = new Float32Array(keep.length * block);
-    keep.forEach((b, i) => dst.set(src.subarray(b * block, (b + 1) * block), i * block));
-    return new ort.Tensor('float32', dst, [keep.length, h!, len!, dd!]);
-  };
-  return {
-    batch: keep.length,
-    length: cache.length,
-    pastLength: cache.pastLength,
-    pastKeys: cache.pastKeys.map(pick),
-    pastValues: cache.pastValues.map(pick),
-    recentKeys: cache.recentKeys.map(pick),
-    recentValues: cache.recentValues.map(pick),
-  };
+  return rebuildKvCache(keep.map((row) => ({ cache, row, length: cache.length })));
+}
+
+/** One row of a new cache: the last `length` positions of row `row` of `cache`. */
+export interface KvRowSource {
+  cache: KvCache;
+  row: number;
+  length: number;
+}
+
+/**
+ * A settled cache (everything in past) whose row i holds `sources[i]`, right-aligned to the longest: the slots
+ * before a shorter row's positions are zero padding. Sources may come from different caches of the same model.
+ */
+export function rebuildKvCache(sources: KvRowSource[]): KvCache {
+  const first = sources[0]?.cache;
+  if (!first) throw new Error('rebuildKvCache needs at least one row');
+  const { kvHeads: Hkv, streams } = first;
+  const B = sources.length;
+  const T = Math.max(...sources.map((s) => s.length));
+  const layers = first.past.length;
+  const past = Array.from({ length: layers }, (_, layer) =>
+    streams.map((stream, si) => {
+      const w = widthOf(first, stream);
+      const out = allocate(stream.type, B * Hkv * T * w);
+      sources.forEach((src, b) => {
+        const { cache, row, length } = src;
+        if (length > cache.length) throw new Error(`row ${row} has ${cache.length} positions, ${length} asked for`);
+        const Tp = cache.pastLength;
+        const Tr = cache.length - Tp;
+        const pastData = cache.past[layer]![si]!.data as StreamArray;
+        const recentData = cache.recent[layer]![si]!.data as StreamArray;
+        // Positions [from, cache.length) of the source go to slots [T - length, T) of the output.
+        const from = cache.length - length;
+        for (let h = 0; h < Hkv; h++) {
+          const dst = ((b * Hkv + h) * T + (T - length)) * w;
+          const pastCount = Math.max(0, Tp - from);
+          if (pastCount > 0) {
+            const at = ((row * Hkv + h) * Tp + from) * w;
+            out.set(pastData.subarray(at, at + pastCount * w), dst);
+          }
+          const recentFrom = Math.max(0, from - Tp);
+          const recentCount = length - pastCount;
+          if (recentCount > 0) {
+            const at = ((row * Hkv + h) * Tr + recentFrom) * w;
+            out.set(recentData.subarray(at, at + recentCount * w), dst + pastCount * w);
+          }
+        }
+      });
+      return tensor(stream, out, B, Hkv, T, w);
+    }),
+  );
+  const recent = Array.from({ length: layers }, () => streams.map((s) => tensor(s, allocate(s.type, 0), B, Hkv, 0, widthOf(first, s))));
+  return { batch: B, length: T, pastLength: T, kvHeads: Hkv, headDim: first.headDim, streams, past, recent };
+}
+
+/** Bytes the cache holds (past and recent, every stream). */
+export function kvCacheBytes(cache: KvCache): number {
+  let n = 0;
+  for (const part of [cache.past, cache.recent]) for (const layer of part) for (const t of layer) n += (t.data as StreamArray).byteLength;
+  return n;
 }
