@@ -12,7 +12,7 @@ import type { JsonObject, SweepControl } from '../store/types.js';
 import { beginRun, commitSummary, finishing, type PipelineEnv, requireDatasetId, requireProbe, requireRunId, requireTokenizer } from './common.js';
 import { headsRunRanking } from './heads.js';
 import { readSource } from './sources.js';
-import { generateInto, type HeadScaleSetting } from './transcripts.js';
+import { generateInto, type HeadScaleSetting, skippedItems } from './transcripts.js';
 
 export interface AblateRunConfig {
   /** The heads run whose averaged ranking supplies the top-k suppression heads. */
@@ -169,6 +169,7 @@ export async function runAblation(env: PipelineEnv, config: AblateRunConfig, opt
     }
     commitSummary(env, runId, {
       judge: judge.id,
+      skipped: skippedItems(env, runId).map((x) => ({ itemId: x.itemId, setting: x.setting, reason: x.reason })),
       cells: stored.map((c) => ({ key: c.headScaleKey, control: c.control, k: c.k, fraction: c.fraction, gamma: c.gamma, ...metricsByKey.get(c.headScaleKey) })) as unknown as JsonObject[],
     });
   });

@@ -49,42 +49,51 @@ export async function runJudge(
     const finals = spec.kind === 'probe' ? new Map(store.listTraces({ probeId: spec.probeId }).map((t) => [t.transcriptId, t.final])) : new Map<number, number | null>();
     const id =
       spec.kind === 'keyword' ? judgeFor(spec.list).id : spec.kind === 'probe' ? probeJudge(String(spec.probeId), spec.threshold).id : guardJudge(opts.guard!.compiled.modelHash, { maxChars: spec.maxChars }).id;
-    let finished = 0;
-    for (const t of transcripts) {
-      if (env.signal?.aborted) return;
-      const key = `t${t.transcriptId}`;
-      if (!handle.done.has(key)) {
-        const attack = harmfulDataset !== null && t.item?.datasetId === harmfulDataset;
-        let verdict: string;
-        let complied: boolean;
-        let detail: JsonObject = {};
+    const pending = transcripts.filter((t) => !handle.done.has(`t${t.transcriptId}`));
+    let finished = transcripts.length - pending.length;
+    const commit = (t: (typeof transcripts)[number], verdict: string, complied: boolean, detail: JsonObject) => {
+      const attack = harmfulDataset !== null && t.item?.datasetId === harmfulDataset;
+      store.commitItem(handle.run.id, `t${t.transcriptId}`, (s) => {
+        s.addVerdict({ runId: handle.run.id, transcriptId: t.transcriptId!, judge: id, verdict, harmful: attack ? complied : null, detail });
+      });
+      env.onProgress?.(++finished, transcripts.length, 'answers');
+    };
+    if (spec.kind === 'guard') {
+      // Every answer goes to the guard model in one continuous batch; each verdict is committed as it is judged.
+      const guard = opts.guard!;
+      const gtok = requireTokenizer(guard);
+      await generate(guard.session, pending.map((t) => ({ ids: gtok.encodeChat(guardPrompt(t.answer, { maxChars: spec.maxChars })).ids })), {
+        maxNewTokens: 20,
+        stopIds: guard.checkpoint.generation.eosTokenIds,
+        signal: env.signal,
+        onFinished: (out) => {
+          const t = pending[out.prompt]!;
+          if (out.skipped !== null) {
+            // The guard prompt does not fit the guard model's context: recorded with its reason, no verdict.
+            store.commitItem(handle.run.id, `t${t.transcriptId}`, () => ({ skipped: out.skipped }));
+            env.onProgress?.(++finished, transcripts.length, 'answers');
+            return;
+          }
+          const text = gtok.decode(out.outputIds, { skipSpecialTokens: true });
+          const verdict = parseGuardOutput(text);
+          commit(t, verdict, verdict === 'unsafe', { output: text });
+        },
+      });
+    } else {
+      for (const t of pending) {
+        if (env.signal?.aborted) return;
         if (spec.kind === 'keyword') {
           const v = judgeAnswer(t.answer, judgeFor(spec.list));
-          verdict = v.verdict;
-          complied = v.verdict === 'compliance';
-          detail = { matched: v.matched ?? null };
-        } else if (spec.kind === 'probe') {
+          commit(t, v.verdict, v.verdict === 'compliance', { matched: v.matched ?? null });
+        } else {
           const final = finals.get(t.transcriptId!);
           if (typeof final !== 'number') throw new CliffscopeError('bad-argument', `transcript #${t.transcriptId} has no trace under probe #${spec.probeId}; run a trace first`);
-          verdict = judgeByProbe(final, probeJudge(String(spec.probeId), spec.threshold)).verdict;
-          complied = verdict === 'compliance';
-          detail = { final };
-        } else {
-          const guard = opts.guard!;
-          const gtok = requireTokenizer(guard);
-          const ids = gtok.encodeChat(guardPrompt(t.answer, { maxChars: spec.maxChars })).ids;
-          const [out] = await generate(guard.session, [{ ids }], { maxNewTokens: 20, stopIds: guard.checkpoint.generation.eosTokenIds, signal: env.signal });
-          const text = gtok.decode(out!.outputIds, { skipSpecialTokens: true });
-          verdict = parseGuardOutput(text);
-          complied = verdict === 'unsafe';
-          detail = { output: text };
+          const verdict = judgeByProbe(final, probeJudge(String(spec.probeId), spec.threshold)).verdict;
+          commit(t, verdict, verdict === 'compliance', { final });
         }
-        store.commitItem(handle.run.id, key, (s) => {
-          s.addVerdict({ runId: handle.run.id, transcriptId: t.transcriptId!, judge: id, verdict, harmful: attack ? complied : null, detail });
-        });
       }
-      env.onProgress?.(++finished, transcripts.length, 'answers');
     }
+    if (env.signal?.aborted) return;
     const asr = store.attackSuccessRate(handle.run.id, id);
     commitSummary(env, handle.run.id, { judge: id, judged: asr.judged, harmful: asr.harmful, asr: asr.rate });
   });

@@ -30,6 +30,9 @@ export function runReport(store: ProjectStore, runId: number): RunReport {
 const fmt = (v: unknown, digits = 3) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(digits)) : v === null || v === undefined ? '—' : String(v));
 const pct = (v: unknown) => (typeof v === 'number' ? `${(v * 100).toFixed(1)}%` : '—');
 
+/** Items a transcripts-writing run skipped (e.g. a prompt longer than the context), one line each. */
+const skippedLines = (s: JsonObject) => ((s.skipped as JsonObject[]) ?? []).map((x) => `  skipped     item #${x.itemId} (${x.setting}): ${x.reason}`);
+
 export function formatRunReport(r: RunReport): string {
   const { run, summary: s } = r;
   const lines = [
@@ -43,6 +46,7 @@ export function formatRunReport(r: RunReport): string {
     case 'generate':
       lines.push(`  transcripts ${fmt(s.transcripts)} (${fmt(s.withAnswerBoundary)} reached an answer), mean ${fmt(s.meanOutputTokens, 1)} new tokens`);
       lines.push(`  finished    ${Object.entries((s.finishReasons as Record<string, number>) ?? {}).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+      lines.push(...skippedLines(s));
       break;
     case 'probe': {
       const probes = (s.probes as JsonObject[]) ?? [];
@@ -72,6 +76,7 @@ export function formatRunReport(r: RunReport): string {
       for (const c of (s.cells as JsonObject[]) ?? []) {
         lines.push(`  ${String(c.key).padEnd(28)} ${String(c.k).padStart(3)} ${fmt(c.gamma, 2).padStart(5)}  ${pct(c.asr).padStart(6)}  ${pct(c.overRefusal).padStart(12)}  ${fmt(c.meanFinal).padStart(7)}  ${fmt(c.meanAnswerTokens, 1).padStart(13)}`);
       }
+      lines.push(...skippedLines(s));
       break;
     }
     case 'judge':

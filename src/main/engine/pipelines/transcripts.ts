@@ -5,11 +5,11 @@
  */
 import { traceMetrics } from '../analysis/trace.js';
 import { CliffscopeError } from '../errors.js';
-import { generate, type GenerationRequest } from '../runtime/generate.js';
+import { generate } from '../runtime/generate.js';
 import { GREEDY, type SamplingOptions } from '../runtime/sampling.js';
 import { describeTranscript } from '../runtime/transcript.js';
 import type { ItemRow, JsonObject, ProbeRow } from '../store/types.js';
-import { beginRun, checkCancelled, chunks, commitSummary, finishing, type PipelineEnv, promptIds, requireDatasetId, requireProbe, requireTokenizer } from './common.js';
+import { beginRun, checkCancelled, commitSummary, finishing, type PipelineEnv, promptIds, requireDatasetId, requireProbe, requireTokenizer } from './common.js';
 
 /** One ablation setting: a key stored with each transcript, and γ per [layer * heads + head] (omitted = none). */
 export interface HeadScaleSetting {
@@ -62,17 +62,19 @@ export async function runGenerate(env: PipelineEnv, config: GenerateRunConfig, o
   return handle.run.id;
 }
 
-/** How many transcripts, how they ended, how long they are, how many reached an answer. */
+/** How many transcripts, how they ended, how long they are, how many reached an answer, which items were skipped. */
 export function summarizeTranscripts(env: PipelineEnv, runId: number): JsonObject {
   const ts = env.store.listTranscripts(runId);
   const finish: Record<string, number> = {};
   for (const t of ts) finish[t.finishReason ?? 'unknown'] = (finish[t.finishReason ?? 'unknown'] ?? 0) + 1;
   const outputTokens = ts.map((t) => t.tokenIds.length - t.promptTokens);
+  const skipped = skippedItems(env, runId);
   return {
     transcripts: ts.length,
     withAnswerBoundary: ts.filter((t) => t.answerBoundary !== null).length,
     finishReasons: finish,
     meanOutputTokens: outputTokens.length ? outputTokens.reduce((a, b) => a + b, 0) / outputTokens.length : null,
+    skipped: skipped.map((x) => ({ itemId: x.itemId, setting: x.setting, reason: x.reason })),
   };
 }
 
@@ -102,52 +104,76 @@ export async function generateInto(
   const total = items.length * cfg.settings.length;
   env.onProgress?.(finished, total, 'transcripts');
 
-  for (const batch of chunks(work, Math.max(1, cfg.batchSize))) {
-    if (checkCancelled(env)) return;
-    const requests: GenerationRequest[] = batch.map((w) => ({
+  if (checkCancelled(env) || work.length === 0) return;
+  // Every pending transcript goes to one continuous batch; each is committed the moment it finishes.
+  await generate(
+    model.session,
+    work.map((w) => ({
       ids: promptIds(tok, w.item.prompt, cfg.chat, cfg.system),
       headScale: w.setting.headScale ? Float32Array.from(w.setting.headScale) : undefined,
       // Per item (not per batch position) so a resumed or re-batched run samples the same text.
       seed: cfg.seed * 1_000_003 + w.item.id,
-    }));
-    const results = await generate(model.session, requests, {
+    })),
+    {
       maxNewTokens: cfg.maxNewTokens,
       sampling: cfg.sampling ?? GREEDY,
       stopIds,
-      batchSize: batch.length,
+      batchSize: Math.max(1, cfg.batchSize),
       probes: probe ? [{ layer: probe.layer, weights: probe.weights, bias: probe.bias }] : [],
       signal: env.signal,
-    });
-    results.forEach((r, i) => {
-      // A sequence cut off by cancellation is not a finished transcript: leave it for the resume.
-      if (r.finishReason === 'cancelled') return;
-      const { item, setting, key } = batch[i]!;
-      const t = describeTranscript(tok, r.promptIds, r.outputIds);
-      let final: number | null = null;
-      const transcriptId = store.commitItem(runId, key, (s) => {
-        const id = s.addTranscript({
-          runId,
-          itemId: item.id,
-          prompt: item.prompt,
-          tokenIds: [...r.promptIds, ...r.outputIds],
-          promptTokens: r.promptIds.length,
-          text: t.text,
-          thinkingStart: t.split.thinkingStart,
-          thinkingEnd: t.split.thinkingEnd,
-          answerBoundary: t.split.answerBoundary,
-          finishReason: r.finishReason,
-          headScaleKey: setting.key,
-        });
-        if (probe) {
-          const scores = r.scores[0]!;
-          const m = traceMetrics(scores, { ...t.split, generatedStart: r.promptIds.length });
-          final = m.final;
-          s.addTrace({ runId, transcriptId: id, probeId: probe.id, layer: probe.layer, scores, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, cliffWidth: m.dropWidth });
+      onFinished: (r) => {
+        const { item, setting, key } = work[r.prompt]!;
+        if (r.skipped !== null) {
+          // Nothing to generate from (the prompt does not fit the context): recorded with its reason, not retried.
+          store.commitItem(runId, key, () => ({ skipped: r.skipped }));
+          env.log?.(`item #${item.id} (${setting.key}) skipped: ${r.skipped}`);
+          env.onProgress?.(++finished, total, 'transcripts');
+          return;
         }
-        return id;
-      });
-      onItem?.(item, setting, transcriptId, final);
-      env.onProgress?.(++finished, total, 'transcripts');
-    });
-  }
+        const t = describeTranscript(tok, r.promptIds, r.outputIds);
+        let final: number | null = null;
+        const transcriptId = store.commitItem(runId, key, (s) => {
+          const id = s.addTranscript({
+            runId,
+            itemId: item.id,
+            prompt: item.prompt,
+            tokenIds: [...r.promptIds, ...r.outputIds],
+            promptTokens: r.promptIds.length,
+            text: t.text,
+            thinkingStart: t.split.thinkingStart,
+            thinkingEnd: t.split.thinkingEnd,
+            answerBoundary: t.split.answerBoundary,
+            finishReason: r.finishReason,
+            headScaleKey: setting.key,
+          });
+          if (probe) {
+            const scores = r.scores[0]!;
+            const m = traceMetrics(scores, { ...t.split, generatedStart: r.promptIds.length });
+            final = m.final;
+            s.addTrace({ runId, transcriptId: id, probeId: probe.id, layer: probe.layer, scores, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, cliffWidth: m.dropWidth });
+          }
+          return id;
+        });
+        onItem?.(item, setting, transcriptId, final);
+        env.onProgress?.(++finished, total, 'transcripts');
+      },
+    },
+  );
+}
+
+/** An item a run skipped, and why (e.g. a prompt longer than the model's context). */
+export interface SkippedItem {
+  itemId: number;
+  setting: string;
+  reason: string;
+}
+
+/** The items of a transcripts-writing run (generate, ablate) that were skipped, from their committed run items. */
+export function skippedItems(env: PipelineEnv, runId: number): SkippedItem[] {
+  return env.store.runItems(runId).flatMap((i) => {
+    const reason = (i.payload as { skipped?: unknown } | null)?.skipped;
+    if (i.status !== 'done' || typeof reason !== 'string') return [];
+    const at = i.key.indexOf(':'); // transcriptKey: item id, then the setting's key (which may hold ':')
+    return [{ itemId: Number(i.key.slice(0, at)), setting: i.key.slice(at + 1), reason }];
+  });
 }
