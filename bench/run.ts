@@ -1,5 +1,7 @@
 /**
- * `npm run bench [-- --quick] [--provider auto|cpu|cuda] [--threads N] [--out FILE] [--keep] [--cache DIR] [--seed N]`
+ * `npm run bench [-- --quick] [--study] [--provider auto|cpu|cuda] [--threads N] [--out FILE] [--keep] [--cache DIR] [--seed N]`
+ *
+ * With --study, the study bench instead (study-run.ts): mixed answer lengths, long contexts, long transcripts.
  *
  * Throughput and memory of the engine on a checkpoint with DeepSeek-R1-Distill-Qwen-1.5B's shape (seeded random
  * BF16 weights generated here, never committed), or a small shape with --quick. Prints one JSON document on stdout
@@ -17,136 +19,18 @@
  * Without --keep, files this run generated (checkpoint, compiled models, bandwidth weights) are deleted at the end;
  * files an earlier --keep run left in the cache are reused and left alone.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { COMPILER_VERSION, type CompileOptions, defaultCacheRoot, type ResolvedCompileOptions } from '../src/main/engine/onnx/compile.js';
-import { PROVIDER_CHOICES, type ProviderChoice } from '../src/main/engine/runtime/providers.js';
+import type { CompileOptions } from '../src/main/engine/onnx/compile.js';
 import type { BandwidthResult } from './bandwidth.js';
-import type { Int4CeilingJob, Int4CeilingResult } from './int4-ceiling.js';
+import type { Int4CeilingResult } from './int4-ceiling.js';
 import { type BenchShape, configJson, ensureCheckpoint, FULL_SHAPE, kvBytesPerToken, paramCounts, QUICK_SHAPE } from './checkpoint.js';
+import { type Args, Children, type CompileResult, logTargets, machineInfo, parseArgs, ratio, type Target, target, writeReport } from './harness.js';
 import type { DecodeResult, PrefillResult } from './measure.js';
+import { runStudy } from './study-run.js';
 import { gb, log, type MemorySnapshot } from './util.js';
-import type { BandwidthJob, CompileJob, InferJob } from './worker.js';
+import type { BandwidthJob } from './worker.js';
 import type { Stat } from './util.js';
-
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-// ---------------------------------------------------------------------------------------------------------------
-// Arguments
-
-interface Args {
-  quick: boolean;
-  provider: ProviderChoice;
-  threads: number;
-  out: string | null;
-  keep: boolean;
-  cache: string;
-  seed: number;
-}
-
-const USAGE = `usage: npm run bench -- [--quick] [--provider auto|cpu|cuda] [--threads N] [--out FILE] [--keep] [--cache DIR] [--seed N]
-  --quick      small model shape, finishes in under a minute (CI smoke run)
-  --provider   execution provider for the model (default auto); bandwidth is always measured on the CPU
-  --threads    ONNX Runtime intra-op threads (default: every CPU, ${os.availableParallelism()} here)
-  --out        where to write the JSON (default bench/results/<timestamp>-<quick|full>-<provider>.json)
-  --keep       keep the generated checkpoint, compiled models and bandwidth files for the next run
-  --cache      folder for generated and compiled files (default ${path.join(defaultCacheRoot(), 'bench')})
-  --seed       weight and token seed (default 1)
-`;
-
-function parseArgs(argv: string[]): Args {
-  const args: Args = {
-    quick: false,
-    provider: 'auto',
-    threads: os.availableParallelism(),
-    out: null,
-    keep: false,
-    cache: path.join(defaultCacheRoot(), 'bench'),
-    seed: 1,
-  };
-  const fail = (msg: string): never => {
-    process.stderr.write(`${msg}\n${USAGE}`);
-    process.exit(2);
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const value = () => argv[++i] ?? fail(`${a} needs a value`);
-    const int = (v: string) => (/^\d+$/.test(v) && Number(v) > 0 ? Number(v) : fail(`${a} must be a positive integer, got ${v}`));
-    if (a === '--quick') args.quick = true;
-    else if (a === '--keep') args.keep = true;
-    else if (a === '--provider') {
-      const v = value();
-      if (!(PROVIDER_CHOICES as readonly string[]).includes(v)) fail(`--provider must be one of ${PROVIDER_CHOICES.join(', ')}`);
-      args.provider = v as ProviderChoice;
-    } else if (a === '--threads') args.threads = int(value());
-    else if (a === '--out') args.out = path.resolve(value());
-    else if (a === '--cache') args.cache = path.resolve(value());
-    else if (a === '--seed') args.seed = int(value());
-    else if (a === '--help' || a === '-h') {
-      process.stdout.write(USAGE);
-      process.exit(0);
-    } else fail(`unknown argument ${a}`);
-  }
-  return args;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Child processes
-
-interface ChildOutcome<T> {
-  ok: boolean;
-  result: T | null;
-  error: string | null;
-  peakRssBytes: number | null;
-  wallSeconds: number;
-}
-
-let jobDir = '';
-/** One-minute load average around each child: above the core count, other processes shared the CPUs. */
-const loadLog: { phase: string; loadAverageBefore: number; loadAverageAfter: number; wallSeconds: number }[] = [];
-
-async function runChild<T>(
-  task: 'compile' | 'infer' | 'bandwidth' | 'int4-ceiling',
-  job: CompileJob | InferJob | BandwidthJob | Int4CeilingJob,
-): Promise<ChildOutcome<T>> {
-  const id = `${task}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
-  const jobFile = path.join(jobDir, `${id}.job.json`);
-  const resultFile = path.join(jobDir, `${id}.result.json`);
-  fs.writeFileSync(jobFile, JSON.stringify(job));
-  const start = performance.now();
-  const loadBefore = os.loadavg()[0]!;
-  const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'run-ts.js'), path.join(repoRoot, 'bench', 'worker.ts'), task, jobFile, resultFile], {
-    cwd: repoRoot,
-    // The child's stdout joins our stderr: our stdout carries only the final JSON.
-    stdio: ['ignore', 2, 2],
-  });
-  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('exit', (c, s) => resolve([c, s])));
-  const wallSeconds = (performance.now() - start) / 1000;
-  const phase = task === 'bandwidth' || task === 'int4-ceiling' ? task : `${task} ${(job as CompileJob).compile.weights ?? 'float32'}`;
-  loadLog.push({ phase, loadAverageBefore: loadBefore, loadAverageAfter: os.loadavg()[0]!, wallSeconds });
-  if (!fs.existsSync(resultFile)) {
-    const why = signal ? `killed by ${signal}${signal === 'SIGKILL' ? ' (out of memory?)' : ''}` : `exited with code ${code}`;
-    log(`${task} child ${why} without a result`);
-    return { ok: false, result: null, error: `child ${why}`, peakRssBytes: null, wallSeconds };
-  }
-  const r = JSON.parse(fs.readFileSync(resultFile, 'utf8')) as { ok: boolean; result?: T; error?: string; peakRssBytes: number };
-  return { ok: r.ok, result: r.result ?? null, error: r.error ?? null, peakRssBytes: r.peakRssBytes, wallSeconds };
-}
-
-interface CompileResult {
-  seconds: number;
-  cached: boolean;
-  dir: string;
-  key: string;
-  options: ResolvedCompileOptions;
-  compilerVersion: string | null;
-  weightsFileBytes: number;
-  tensorBytes: number | null;
-}
 
 interface InferResult {
   provider: string;
@@ -158,73 +42,8 @@ interface InferResult {
   decode: DecodeResult | null;
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// Targets
 
-interface Target {
-  name: string;
-  description: string;
-  /** measured <= threshold, or measured >= threshold. */
-  comparison: '<=' | '>=';
-  threshold: number;
-  /** From the best repetition of each side. */
-  measured: number | null;
-  pass: boolean | null;
-  /** The same from the medians of the repetitions. */
-  measuredOnMedians: number | null;
-  passOnMedians: boolean | null;
-  detail: string;
-}
-
-function target(
-  name: string,
-  description: string,
-  comparison: '<=' | '>=',
-  threshold: number,
-  measured: number | null,
-  measuredOnMedians: number | null,
-  detail: string,
-): Target {
-  const valid = measured !== null && Number.isFinite(measured);
-  const ok = (x: number) => (comparison === '<=' ? x <= threshold : x >= threshold);
-  const medianValid = measuredOnMedians !== null && Number.isFinite(measuredOnMedians);
-  return {
-    name,
-    description,
-    comparison,
-    threshold,
-    measured: valid ? measured : null,
-    pass: valid ? ok(measured) : null,
-    measuredOnMedians: medianValid ? measuredOnMedians : null,
-    passOnMedians: medianValid ? ok(measuredOnMedians) : null,
-    detail,
-  };
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-
-function machineInfo(args: Args) {
-  const require = createRequire(import.meta.url);
-  const ortPackage = path.join(path.dirname(require.resolve('onnxruntime-node')), '..', 'package.json');
-  const cpus = os.cpus();
-  return {
-    cpuModel: cpus[0]?.model ?? 'unknown',
-    cores: os.availableParallelism(),
-    totalMemoryBytes: os.totalmem(),
-    os: `${os.type()} ${os.release()} ${os.arch()}`,
-    node: process.version,
-    compilerVersion: COMPILER_VERSION,
-    onnxruntime: (JSON.parse(fs.readFileSync(ortPackage, 'utf8')) as { version: string }).version,
-    threads: args.threads,
-    loadAverageAtStart: os.loadavg(),
-    providerRequested: args.provider,
-    providerUsed: null as string | null,
-    providerNotes: [] as string[],
-  };
-}
-
-async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
+async function runBench(args: Args): Promise<void> {
   const startedAt = new Date();
   const t0 = performance.now();
   const shape: BenchShape = args.quick ? QUICK_SHAPE : FULL_SHAPE;
@@ -238,7 +57,9 @@ async function main(): Promise<void> {
   const notes: string[] = [];
   const created: string[] = [];
   fs.mkdirSync(args.cache, { recursive: true });
-  jobDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cliffscope-bench-'));
+  const children = new Children();
+  const runChild = <T>(task: 'compile' | 'infer' | 'bandwidth' | 'int4-ceiling', job: object) =>
+    children.run<T, typeof task>(task, job as never, task === 'bandwidth' || task === 'int4-ceiling' ? task : `${task} ${(job as { compile: CompileOptions }).compile.weights ?? 'float32'}`);
 
   log(`${args.quick ? 'quick' : 'full'} bench: ${shape.name}, ${(params.total / 1e9).toFixed(3)} B parameters, ${args.threads} threads, cache ${args.cache}`);
 
@@ -354,7 +175,6 @@ async function main(): Promise<void> {
   const kvTokens = Math.max(plan.prefillTokens, 8 * (plan.promptTokens + plan.newTokens));
   const kvCacheBytes = kvTokens * kvBytesPerToken(shape);
   const peakRss = inferF32.peakRssBytes;
-  const ratio = (a: number | null | undefined, b: number | null | undefined) => (a != null && b != null && b > 0 ? a / b : null);
   const overhead = (tapped: number | undefined, plain: number | undefined) => (tapped != null && plain ? 1 - tapped / plain : null);
   const best = (s: Stat | null | undefined) => s?.max;
   const mid = (s: Stat | null | undefined) => s?.median;
@@ -402,13 +222,8 @@ async function main(): Promise<void> {
       fractionOfLinearCeiling: ratio(best(r.decodeBatch1TokensPerSecond), r.linearLayersOnly?.tokensPerSecond),
     })),
   };
-  const busiest = Math.max(...loadLog.map((l) => Math.max(l.loadAverageBefore, l.loadAverageAfter)));
-  if (busiest > machine.cores) {
-    notes.push(
-      `other processes competed for the CPUs (1-minute load average up to ${busiest.toFixed(1)} on ${machine.cores} cores): ` +
-        'throughputs and overhead ratios are noisy; see contention and each cpuUtilisation',
-    );
-  }
+  const contended = children.contentionNote(machine.cores);
+  if (contended) notes.push(contended);
   if (args.quick) notes.push('quick shape: its weights fit in this CPU\'s last-level cache, so bandwidth-bound figures are not meaningful');
   if (machine.providerUsed && machine.providerUsed !== 'cpu') notes.push('the bandwidth bound is host-memory bandwidth; on a GPU provider it does not bound decoding');
 
@@ -460,26 +275,14 @@ async function main(): Promise<void> {
     },
     targets,
     info,
-    contention: loadLog,
+    contention: children.loadLog,
     notes,
     files: { cache: args.cache, kept: args.keep, deleted: args.keep ? [] : created },
   };
 
   // ---- output
-  const json = JSON.stringify(report, null, 2);
-  const outFile =
-    args.out ??
-    path.join(repoRoot, 'bench', 'results', `${startedAt.toISOString().replace(/[:.]/g, '-')}-${report.variant}-${machine.providerUsed ?? args.provider}.json`);
-  fs.mkdirSync(path.dirname(outFile), { recursive: true });
-  fs.writeFileSync(outFile, json + '\n');
-  process.stdout.write(json + '\n');
-
-  log('targets:');
-  for (const t of targets) {
-    const verdict = t.pass === null ? 'n/a ' : t.pass ? 'PASS' : 'FAIL';
-    const show = (x: number | null) => (x === null ? 'n/a' : t.name.includes('overhead') ? pct(x) : `${x.toFixed(2)}×`);
-    log(`  ${verdict} ${t.name}: ${show(t.measured)} (medians ${show(t.measuredOnMedians)}; ${t.comparison} ${show(t.threshold)}) — ${t.detail}`);
-  }
+  const outFile = writeReport(report, args, machine.providerUsed ?? args.provider);
+  logTargets(targets);
   log(`ONNX Runtime GEMV reaches ${pct(info.ortGemvFractionOfBandwidth)} of the measured bandwidth`);
   log(`wrote ${outFile}`);
 
@@ -487,7 +290,8 @@ async function main(): Promise<void> {
     for (const p of created) fs.rmSync(p, { recursive: true, force: true });
     if (created.length) log(`deleted ${created.length} generated folder(s); pass --keep to reuse them next time`);
   }
-  fs.rmSync(jobDir, { recursive: true, force: true });
+  children.dispose();
 }
 
-await main();
+const args = parseArgs(process.argv.slice(2));
+await (args.study ? runStudy(args) : runBench(args));

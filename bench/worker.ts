@@ -1,7 +1,7 @@
 /**
  * One bench phase in its own process, so that its peak RSS is its own: `run.ts` spawns
  *
- *   node bin/run-ts.js bench/worker.ts <compile|infer|bandwidth|int4-ceiling> JOB.json RESULT.json
+ *   node bin/run-ts.js bench/worker.ts <compile|infer|bandwidth|int4-ceiling|study> JOB.json RESULT.json
  *
  * reads RESULT.json when the child exits, and keeps the child's output on stderr.
  */
@@ -13,6 +13,7 @@ import type { ProviderChoice } from '../src/main/engine/runtime/providers.js';
 import { measureBandwidth } from './bandwidth.js';
 import { type Int4CeilingJob, measureInt4Ceiling } from './int4-ceiling.js';
 import { measureDecode, measurePrefill, RunClock, type PrefillTaps } from './measure.js';
+import { benchProbe, decodeAtContexts, packedTeacherForcing, randomHeadScale, teacherForceLengths, transcriptsRun } from './study.js';
 import { log, memorySnapshot, now } from './util.js';
 
 export interface CompileJob {
@@ -30,6 +31,25 @@ export interface InferJob {
   seed: number;
   prefill: { tokens: number; reps: number; taps: PrefillTaps } | null;
   decode: { promptTokens: number; newTokens: number; batches: number[]; withProbe: boolean; probeLayer: number; reps: number } | null;
+}
+
+/** Study measurements on one compiled model (see study.ts); each part null = skipped. */
+export interface StudyJob {
+  checkpointDir: string;
+  cacheRoot: string;
+  compile: CompileOptions;
+  threads: number | null;
+  provider: ProviderChoice;
+  seed: number;
+  /** Stack entry of the live probe and of the residual tap in teacher forcing. */
+  probeLayer: number;
+  /** The length mix, and the same requests with every answer `uniformLength` long, at each batch size. */
+  transcripts: { lengths: number[]; uniformLength: number; promptLengths: number[]; batches: number[] } | null;
+  /** An ablation sweep: each prompt under every (head count, γ) setting, one continuous batch. */
+  sweep: { lengths: number[]; promptLengths: number[]; batch: number; headCounts: number[]; gammas: number[] } | null;
+  decode: { contexts: number[]; window: number; windows: number } | null;
+  teacherForcing: { lengths: number[]; reps: number[]; patternHeads: number[]; patternQueries: number } | null;
+  packed: { lengths: number[] } | null;
 }
 
 export interface BandwidthJob {
@@ -104,6 +124,81 @@ async function inferTask(job: InferJob) {
   };
 }
 
+async function studyTask(job: StudyJob) {
+  const t0 = now();
+  const { normPreserve, ...precision } = job.compile;
+  const model = await loadModel(job.checkpointDir, { normPreserve, precision, cacheRoot: job.cacheRoot, threads: job.threads ?? undefined, provider: job.provider });
+  const session = model.session;
+  const loadSeconds = now() - t0;
+  log(`session loaded in ${loadSeconds.toFixed(1)} s on ${session.provider} (KV cache ${session.kvCacheType})`);
+  const probe = benchProbe(session, job.probeLayer, job.seed);
+  const transcripts = [];
+  if (job.transcripts) {
+    const t = job.transcripts;
+    // Warm-up at the largest batch (the arena grows to its shapes).
+    await transcriptsRun(session, { lengths: new Array(Math.max(...t.batches)).fill(4), promptLengths: t.promptLengths, batch: Math.max(...t.batches), batching: 'continuous', probe, seed: job.seed });
+    for (const batch of t.batches) {
+      for (const [mix, lengths] of [['uniform', t.lengths.map(() => t.uniformLength)], ['mix', t.lengths]] as const) {
+        for (const batching of mix === 'uniform' ? (['continuous'] as const) : (['continuous', 'static'] as const)) {
+          const r = await transcriptsRun(session, { lengths, promptLengths: t.promptLengths, batch, batching, probe, seed: job.seed });
+          log(`transcripts ${mix} batch ${batch} ${batching}: ${r.usefulTokensPerSecond.toFixed(2)} useful tok/s, occupancy ${r.occupancy.toFixed(2)} (schedule ${r.scheduleOccupancy.toFixed(2)}), ${r.seconds.toFixed(0)} s`);
+          transcripts.push({ mix, ...r });
+        }
+      }
+    }
+  }
+  let sweep = null;
+  if (job.sweep) {
+    const w = job.sweep;
+    const settings = w.headCounts.flatMap((k) => w.gammas.map((gamma) => ({ k, gamma, headScale: randomHeadScale(session, k, gamma, job.seed + k) })));
+    const per = w.lengths.length / settings.length;
+    const r = await transcriptsRun(session, {
+      lengths: w.lengths,
+      promptLengths: w.promptLengths,
+      batch: w.batch,
+      batching: 'continuous',
+      probe,
+      headScales: w.lengths.map((_, i) => settings[Math.floor(i / per)]!.headScale),
+      seed: job.seed + 1,
+    });
+    log(`ablation sweep (${settings.length} settings): ${r.usefulTokensPerSecond.toFixed(2)} useful tok/s`);
+    sweep = { settings: settings.map(({ k, gamma }) => ({ k, gamma })), ...r };
+  }
+  const decode = job.decode ? await decodeAtContexts(session, { ...job.decode, seed: job.seed }) : null;
+  const teacherForcing = job.teacherForcing
+    ? await teacherForceLengths(session, {
+        lengths: job.teacherForcing.lengths,
+        reps: job.teacherForcing.reps,
+        taps: { residLayer: job.probeLayer, patternHeads: job.teacherForcing.patternHeads, patternQueries: job.teacherForcing.patternQueries },
+        seed: job.seed,
+      })
+    : null;
+  const packed = job.packed ? await packedTeacherForcing(session, { lengths: job.packed.lengths, residLayer: job.probeLayer, seed: job.seed }) : null;
+  return {
+    provider: session.provider,
+    providerNotes: session.providerNotes,
+    kvCache: session.kvCacheType,
+    loadSeconds,
+    transcripts,
+    sweep,
+    decode,
+    teacherForcing,
+    packed,
+    memory: memorySnapshot(),
+  };
+}
+
+export type StudyResult = Awaited<ReturnType<typeof studyTask>>;
+
+/** Each task's job, by task name. */
+export interface WorkerJobs {
+  compile: CompileJob;
+  infer: InferJob;
+  bandwidth: BandwidthJob;
+  'int4-ceiling': Int4CeilingJob;
+  study: StudyJob;
+}
+
 async function bandwidthTask(job: BandwidthJob) {
   const result = await measureBandwidth({ ...job, log });
   return { ...result, memory: memorySnapshot() };
@@ -112,7 +207,7 @@ async function bandwidthTask(job: BandwidthJob) {
 async function main(): Promise<void> {
   const [task, jobFile, resultFile] = process.argv.slice(2);
   if (!task || !jobFile || !resultFile) {
-    process.stderr.write('usage: worker.ts <compile|infer|bandwidth|int4-ceiling> JOB.json RESULT.json\n');
+    process.stderr.write('usage: worker.ts <compile|infer|bandwidth|int4-ceiling|study> JOB.json RESULT.json\n');
     process.exit(2);
   }
   const job = JSON.parse(fs.readFileSync(jobFile, 'utf8')) as unknown;
@@ -122,6 +217,7 @@ async function main(): Promise<void> {
     else if (task === 'infer') result = await inferTask(job as InferJob);
     else if (task === 'bandwidth') result = await bandwidthTask(job as BandwidthJob);
     else if (task === 'int4-ceiling') result = { ...(await measureInt4Ceiling(job as Int4CeilingJob)), memory: memorySnapshot() };
+    else if (task === 'study') result = await studyTask(job as StudyJob);
     else throw new Error(`unknown task ${task}`);
     // Peak RSS over the whole child, read last.
     fs.writeFileSync(resultFile, JSON.stringify({ ok: true, result, peakRssBytes: memorySnapshot().peakRssBytes }));

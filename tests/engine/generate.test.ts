@@ -187,6 +187,13 @@ describe('continuous batching', () => {
     expect(batched.map((r) => r.outputIds)).toEqual(single.map((r) => r.outputIds));
   });
 
+  it('gives each request its own budget of new tokens', async () => {
+    const budgets = [3, 14, 1, 9, 0, 5, 2];
+    const got = await generate(model.session, many.map((ids, i) => ({ ids, maxNewTokens: budgets[i] })), { maxNewTokens: 50, batchSize: 3 });
+    expect(got.map((r) => r.outputIds)).toEqual(free.map((r, i) => r.outputIds.slice(0, budgets[i])));
+    expect(got.every((r) => r.finishReason === 'length')).toBe(true);
+  });
+
   it('a resumed run (only the unfinished requests, each with its own seed) samples the same text', async () => {
     const sampling = { doSample: true, temperature: 1.2, topP: 0.9, topK: 0, repetitionPenalty: 1.05 };
     const reqs = many.map((ids, i) => ({ ids, seed: 1000 + i }));

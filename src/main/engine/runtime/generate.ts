@@ -31,6 +31,8 @@ export interface GenerationRequest {
   headScale?: Float32Array;
   /** Sampling seed of this sequence; omitted = derived from the run's seed and the request's index. */
   seed?: number;
+  /** This request's budget of new tokens; omitted = the options' maxNewTokens. */
+  maxNewTokens?: number;
 }
 
 export interface GenerateOptions {
@@ -83,6 +85,7 @@ interface Row {
   prompt: number;
   ids: number[];
   out: number[];
+  maxNewTokens: number;
   /** Positions of this sequence in the cache: its cache slots are the last `filled`. */
   filled: number;
   rng: Rng | null;
@@ -101,9 +104,11 @@ export async function generate(session: DecoderSession, requests: GenerationRequ
   const stopIds = new Set(opts.stopIds ?? []);
   const stopStrings = (opts.stopStrings ?? []).filter((s) => s.length > 0);
   if (stopStrings.length && !opts.decode) throw new CliffscopeError('bad-argument', 'stop strings need a tokenizer to decode the output');
-  if (!(Number.isInteger(opts.maxNewTokens) && opts.maxNewTokens >= 0)) {
-    throw new CliffscopeError('bad-argument', `maxNewTokens must be a whole number ≥ 0, got ${opts.maxNewTokens}`);
-  }
+  const budget = (r: GenerationRequest) => r.maxNewTokens ?? opts.maxNewTokens;
+  const checkBudget = (n: number, what: string) => {
+    if (!(Number.isInteger(n) && n >= 0)) throw new CliffscopeError('bad-argument', `${what} must be a whole number ≥ 0, got ${n}`);
+  };
+  checkBudget(opts.maxNewTokens, 'maxNewTokens');
   const probes = opts.probes ?? [];
   for (const p of probes) {
     if (p.weights.length !== d) {
@@ -119,6 +124,7 @@ export async function generate(session: DecoderSession, requests: GenerationRequ
     if (r.headScale && r.headScale.length !== L * H) {
       throw new CliffscopeError('bad-argument', `prompt ${i}: head_scale must hold layers*heads = ${L * H} values`);
     }
+    checkBudget(budget(r), `prompt ${i}: maxNewTokens`);
   });
 
   const results: GenerationResult[] = requests.map((r, i) => ({ prompt: i, promptIds: r.ids, outputIds: [], finishReason: 'cancelled', skipped: null, scores: [] }));
@@ -126,7 +132,7 @@ export async function generate(session: DecoderSession, requests: GenerationRequ
   const continuous = (opts.batching ?? 'continuous') === 'continuous';
   const chunk = Math.max(1, opts.prefillChunk ?? 512);
   const ones = new Float32Array(L * H).fill(1);
-  const total = requests.length * opts.maxNewTokens;
+  const total = requests.reduce((n, r) => n + budget(r), 0);
   let produced = 0;
 
   // Waiting requests, shortest prompt first: rows that join together are padded to the longest of them.
@@ -208,14 +214,14 @@ export async function generate(session: DecoderSession, requests: GenerationRequ
   /** Choose each row's next token from its logits row and finish the rows that are done. */
   const advance = (batch: Row[], logits: Float32Array) => {
     batch.forEach((r, b) => {
-      if (opts.maxNewTokens === 0) return finish(r, 'length');
+      if (r.maxNewTokens === 0) return finish(r, 'length');
       const tok = chooseToken(logits.subarray(b * V, (b + 1) * V), sampling, [...r.ids, ...r.out], r.rng);
       r.out.push(tok);
       produced++;
       opts.onToken?.(r.prompt, tok, r.ids.length + r.out.length - 1);
       if (stopIds.has(tok)) finish(r, 'eos');
       else if (stopStrings.length && stopStrings.some((s) => opts.decode!(r.out.slice(-64)).includes(s))) finish(r, 'stop-string');
-      else if (r.out.length >= opts.maxNewTokens) finish(r, 'length');
+      else if (r.out.length >= r.maxNewTokens) finish(r, 'length');
       else if (r.ids.length + r.out.length >= cfg.maxPositionEmbeddings) finish(r, 'context');
     });
   };
@@ -239,9 +245,10 @@ export async function generate(session: DecoderSession, requests: GenerationRequ
         prompt: i,
         ids: req.ids,
         out: [],
+        maxNewTokens: budget(req),
         filled: 0,
         rng: !sampling.doSample ? null : req.seed !== undefined ? new Rng(req.seed, 0) : new Rng(opts.seed ?? 0, i),
-        scores: probes.map(() => new Float32Array(req.ids.length + opts.maxNewTokens).fill(NaN)),
+        scores: probes.map(() => new Float32Array(req.ids.length + budget(req)).fill(NaN)),
         headScale: req.headScale ?? ones,
         finished: false,
       });
@@ -249,49 +256,53 @@ export async function generate(session: DecoderSession, requests: GenerationRequ
     return joiners;
   };
 
+  /** Prefill `joiners` as their own batch (left-padded among themselves) and choose their first tokens. */
+  const prefill = async (joiners: Row[]): Promise<KvCache | null> => {
+    const longest = Math.max(...joiners.map((r) => r.ids.length));
+    let joined = session.emptyCache(joiners.length);
+    let logits: Float32Array = new Float32Array(0);
+    for (let from = 0; from < longest; from += chunk) {
+      if (opts.signal?.aborted) return null;
+      const S = Math.min(chunk, longest - from);
+      // Every joiner's prompt ends at slot `longest`.
+      const step = await runStep(joiners, joined, from, S, (r) => longest - r.ids.length, (r, position) => r.ids[position]!, from + S === longest);
+      joined = step.cache;
+      logits = step.logits;
+      await yieldToEventLoop();
+    }
+    for (const r of joiners) r.filled = r.ids.length;
+    advance(joiners, logits);
+    return joined;
+  };
+
   /**
-   * Fill free rows: prefill the joiners as their own batch, choose their first tokens, then merge them with the rows
-   * still decoding into one cache (the one copy that also drops finished rows and slots that are padding in every
-   * row). Returns false when cancelled mid-prefill.
+   * Fill free rows: prefill waiting requests, choose their first tokens (again for rows whose answer ended right
+   * there), then merge the new rows with the rows still decoding into one cache — the one copy that also drops
+   * finished rows and slots that are padding in every row. Returns false when cancelled mid-prefill.
    */
   const admit = async (): Promise<boolean> => {
-    const going = rows.filter((r) => !r.finished).length;
-    const joiners = continuous || going === 0 ? takeWaiting(batchSize - going) : [];
-    let joined: KvCache | null = null;
-    if (joiners.length) {
-      const longest = Math.max(...joiners.map((r) => r.ids.length));
-      joined = session.emptyCache(joiners.length);
-      let logits: Float32Array = new Float32Array(0);
-      for (let from = 0; from < longest; from += chunk) {
-        if (opts.signal?.aborted) {
-          rows.push(...joiners); // left unfinished: reported as cancelled
-          return false;
-        }
-        const S = Math.min(chunk, longest - from);
-        // Left-padded among themselves: every joiner's prompt ends at slot `longest`.
-        const step = await runStep(joiners, joined, from, S, (r) => longest - r.ids.length, (r, position) => r.ids[position]!, from + S === longest);
-        joined = step.cache;
-        logits = step.logits;
-        await yieldToEventLoop();
-      }
-      for (const r of joiners) r.filled = r.ids.length;
-      advance(joiners, logits);
-    }
     const live = rows.filter((r) => !r.finished);
-    const keep = joiners.filter((r) => !r.finished);
-    if (live.length + keep.length === 0) {
+    const joined: { row: Row; cache: KvCache; index: number }[] = [];
+    while (continuous || live.length === 0) {
+      const joiners = takeWaiting(batchSize - live.length - joined.length);
+      if (!joiners.length) break;
+      const joinedCache = await prefill(joiners);
+      if (!joinedCache) {
+        rows.push(...joiners); // left unfinished: reported as cancelled
+        return false;
+      }
+      joiners.forEach((row, index) => row.finished || joined.push({ row, cache: joinedCache, index }));
+    }
+    if (live.length + joined.length === 0) {
       rows = [];
       cache = null;
-    } else if (live.length === 0 && keep.length === joiners.length) {
-      rows = keep;
-      cache = joined;
-    } else if (live.length < rows.length || keep.length) {
-      // One copy: the rows still going, then the joiners still going, right-aligned and trimmed to the longest.
+    } else if (live.length < rows.length || joined.length) {
+      // One copy: the rows still going, then the new ones, right-aligned and trimmed to the longest.
       cache = rebuildKvCache([
         ...live.map((r) => ({ cache: cache!, row: rows.indexOf(r), length: r.filled })),
-        ...keep.map((r) => ({ cache: joined!, row: joiners.indexOf(r), length: r.filled })),
+        ...joined.map((j) => ({ cache: j.cache, row: j.index, length: j.row.filled })),
       ]);
-      rows = [...live, ...keep];
+      rows = [...live, ...joined.map((j) => j.row)];
     }
     return true;
   };
