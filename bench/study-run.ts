@@ -209,12 +209,6 @@ export async function runStudy(args: Args): Promise<void> {
       continuousOccupancy: run('mix', batch, 'continuous')?.occupancy ?? null,
       staticOccupancy: run('mix', batch, 'static')?.occupancy ?? null,
     })),
-    // What the engine keeps of what the mix allows: (mix ÷ uniform) ÷ (ideal occupancy of the mix ÷ of uniform).
-    mixVsScheduleBound: plan.batches.map((batch) => {
-      const mix = run('mix', batch, 'continuous');
-      const uniform = run('uniform', batch, 'continuous');
-      return { batch, ratio: ratio(ratio(mix?.usefulTokensPerSecond, uniform?.usefulTokensPerSecond), ratio(mix?.scheduleOccupancy, uniform?.scheduleOccupancy)) };
-    }),
     sweepUsefulTokensPerSecond: main?.sweep?.usefulTokensPerSecond ?? null,
     sweepVsUniform: ratio(main?.sweep?.usefulTokensPerSecond, run('uniform', plan.sweep.batch, 'continuous')?.usefulTokensPerSecond),
     packedOverOneByOne: ratio(main?.packed?.packedTokensPerSecond, main?.packed?.oneByOneTokensPerSecond),

@@ -27,6 +27,7 @@ export interface ReadTensor {
 }
 
 export interface ReadModel {
+  /** Every node, those inside If branches included. */
   nodes: ReadNode[];
   initializers: Map<string, ReadTensor>;
   inputs: Map<string, number>;
@@ -87,8 +88,10 @@ function readTensor(buf: Uint8Array): ReadTensor {
   return t;
 }
 
-function readNode(buf: Uint8Array): ReadNode {
+/** A node, then every node of the graphs its attributes hold (If branches), depth first. */
+function readNode(buf: Uint8Array): ReadNode[] {
   const n: ReadNode = { opType: '', domain: '', name: '', inputs: [], outputs: [], intAttrs: {} };
+  const nested: ReadNode[] = [];
   for (const f of fields(buf)) {
     if (f.field === 1) n.inputs.push(text(f.value));
     else if (f.field === 2) n.outputs.push(text(f.value));
@@ -101,11 +104,12 @@ function readNode(buf: Uint8Array): ReadNode {
       for (const a of fields(f.value as Uint8Array)) {
         if (a.field === 1) name = text(a.value);
         if (a.field === 3) i = Number(BigInt.asIntN(64, a.value as bigint));
+        if (a.field === 6) for (const g of fields(a.value as Uint8Array)) if (g.field === 1) nested.push(...readNode(g.value as Uint8Array));
       }
       if (i !== undefined) n.intAttrs[name] = i;
     }
   }
-  return n;
+  return [n, ...nested];
 }
 
 /** Element type of a ValueInfoProto (graph input/output). */
@@ -125,7 +129,7 @@ export function readModel(file: string): ReadModel {
   for (const f of fields(buf)) {
     if (f.field !== 7) continue;
     for (const g of fields(f.value as Uint8Array)) {
-      if (g.field === 1) model.nodes.push(readNode(g.value as Uint8Array));
+      if (g.field === 1) model.nodes.push(...readNode(g.value as Uint8Array));
       else if (g.field === 5) {
         const t = readTensor(g.value as Uint8Array);
         model.initializers.set(t.name, t);

@@ -334,6 +334,8 @@ interface AttentionShapes {
   splitPast: string;
   /** [1] bool: the settled past holds any position. */
   hasPast: string;
+  /** [1] bool: this step has more query rows per kv head (G*S) than a head has dimensions (see attend). */
+  manyQueries: string;
   /** The additive mask as [B, 1, 1, S, T]. */
   bias5: string;
   /** γ for every layer at once, [L, B, 1, H, 1], in the compute type. */
@@ -361,6 +363,7 @@ function attentionShapes(c: GraphContext, inputs: Inputs): AttentionShapes {
     bhsd: g.op('Concat', [b, g.int64([H]), s, g.int64([D])], { axis: 0 }, { name: 'shape.bhsd' }),
     splitPast: g.op('Concat', [pastLen, g.op('Sub', [total, pastLen])], { axis: 0 }, { name: 'shape.split_past' }),
     hasPast: g.op('Greater', [pastLen, g.int64([0], [])], {}, { name: 'shape.has_past' }),
+    manyQueries: g.op('Greater', [g.op('Mul', [s, g.int64([G])]), g.int64([D])], {}, { name: 'shape.many_queries' }),
     bias5: g.op('Unsqueeze', [inputs.attnBias, g.int64([1, 2])], {}, { name: 'attn.bias5' }),
     // One Gather per layer then picks that layer's γ, broadcast over positions and head_dim.
     gammaAll: c.toCompute(g.op('Unsqueeze', [g.op('Transpose', [inputs.headScale], { perm: [1, 0, 2] }), g.int64([2, 4])], {}, { name: 'head_scale.by_layer' })),
@@ -501,18 +504,44 @@ function quantizeVectors(c: GraphContext, x: string, stream: 'key' | 'value', n:
  * kv head are stacked as rows, q [B, Hkv, G*S, D] (row g*S + s), so each kv head is one product that reads its
  * keys and values once. Query head h reads kv head floor(h / G), as in transformers' repeat_kv. Returns the
  * pattern [B, Hkv, G, S, T] (float32) and the mixed values [B, Hkv, G*S, D] (compute type).
+ *
+ * The cache comes in two parts, and there are two ways to attend over both; in the float32 graph an If picks the
+ * cheaper per step:
+ * a decode step (few queries) takes scores against each part and splits the weights again (copies of G*S × T
+ * values, small), a prefill or teacher-forcing chunk concatenates the parts' keys and values instead (copies of
+ * T × D values, small next to scores of 3,072 query rows).
  */
 function attend(c: GraphContext, layer: number, q: string, cache: LayerCache, shapes: AttentionShapes) {
   const { g } = c;
   const n = `blocks.${layer}`;
   const qRows = g.op('Reshape', [g.op('Transpose', [q], { perm: TO_HEADS }), shapes.rows], {}, { name: `${n}.attn.q_rows` });
   const scale = 1 / Math.sqrt(c.cfg.headDim);
-  const rawScores = c.kvCache === 'int8' ? int8Scores(c, n, qRows, cache, scale) : floatScores(c, n, qRows, cache, scale);
-  // Viewed as [B, Hkv, G, S, T] for the [B, 1, 1, S, T] mask, then back to rows for the products with the values.
-  const scores = g.op('Add', [g.op('Reshape', [rawScores, shapes.scores5]), shapes.bias5], {}, { name: `${n}.attn.hook_attn_scores` });
-  const pattern = g.op('Softmax', [scores], { axis: -1 }, { name: `${n}.attn.hook_pattern` });
-  const weights = g.op('Reshape', [pattern, shapes.scores4], {}, { name: `${n}.attn.pattern_rows` });
-  const mixed = c.kvCache === 'int8' ? int8Mix(c, n, weights, cache, shapes) : floatMix(c, n, weights, cache, shapes);
+  /** Mask, softmax and the weighted values, from scores [B, Hkv, G*S, T] (float32). */
+  const softmaxAndMix = (rawScores: string, mix: (weights: string) => string) => {
+    // Viewed as [B, Hkv, G, S, T] for the [B, 1, 1, S, T] mask, then back to rows for the products with the values.
+    const scores = g.op('Add', [g.op('Reshape', [rawScores, shapes.scores5]), shapes.bias5], {}, { name: `${n}.attn.hook_attn_scores` });
+    const pattern = g.op('Softmax', [scores], { axis: -1 }, { name: `${n}.attn.hook_pattern` });
+    return { pattern, mixed: mix(g.op('Reshape', [pattern, shapes.scores4], {}, { name: `${n}.attn.pattern_rows` })) };
+  };
+  if (c.kvCache === 'int8') return softmaxAndMix(int8Scores(c, n, qRows, cache, scale), (w) => int8Mix(c, n, w, cache, shapes));
+
+  const qScaled = g.op('Mul', [qRows, g.floatConst(c.ct, [scale], [])], {}, { name: `${n}.attn.q_scaled` });
+  const byParts = () => softmaxAndMix(floatScores(c, n, qScaled, cache), (w) => floatMix(c, n, w, cache, shapes));
+  // float16 rounds partial sums differently on the two ways, so chunking would change results: it keeps one way
+  // (the float16 graph is meant for GPU providers, whose copies cost little next to their products).
+  if (c.half) return byParts();
+  const outputs = (r: { pattern: string; mixed: string }) => [
+    { name: r.pattern, dataType: DataType.FLOAT },
+    { name: r.mixed, dataType: c.ct },
+  ];
+  const perPart = g.subgraph(`${n}.attn.per_part`, () => outputs(byParts()));
+  const joined = g.subgraph(`${n}.attn.joined`, () => {
+    const all = (part: LayerCache['key']) => g.op('Concat', [loadFloat(c, part.past), loadFloat(c, part.recent)], { axis: 2 });
+    const keysT = g.op('Transpose', [all(cache.key)], { perm: [0, 1, 3, 2] }, { name: `${n}.attn.k_t` });
+    const scores = c.toFloat(g.op('MatMul', [qScaled, keysT], {}, { name: `${n}.attn.qk` }));
+    return outputs(softmaxAndMix(scores, (w) => g.op('MatMul', [c.toCompute(w), all(cache.value)], {}, { name: `${n}.attn.mixed` })));
+  });
+  const [pattern, mixed] = g.opMulti('If', [shapes.manyQueries], { then_branch: { graph: joined }, else_branch: { graph: perPart } }, { outputs: [`${n}.attn.pattern`, `${n}.attn.mixed_heads`] }) as [string, string];
   return { pattern, mixed };
 }
 
@@ -522,17 +551,16 @@ function loadFloat(c: GraphContext, x: string): string {
 }
 
 /**
- * Scores against the past and the recent keys side by side, [B, Hkv, G*S, T], float32. The key transposes fuse into
- * the products (no copy of the keys). float16: q is scaled before the product (so q·k cannot overflow), then cast up
- * for the mask and softmax.
+ * Scores of q (already scaled by 1/√D: a pass over q instead of over the scores, and in float16 q·k cannot overflow)
+ * against the past and the recent keys side by side, [B, Hkv, G*S, T], float32. The key transposes fuse into the
+ * products (no copy of the keys); float16 scores are cast up for the mask and softmax.
  */
-function floatScores(c: GraphContext, n: string, qRows: string, cache: LayerCache, scale: number): string {
+function floatScores(c: GraphContext, n: string, qScaled: string, cache: LayerCache): string {
   const { g } = c;
-  const qScaled = c.half ? g.op('Mul', [qRows, g.float16([scale], [])]) : qRows;
   const keysT = (keys: string, part: string) => g.op('Transpose', [loadFloat(c, keys)], { perm: [0, 1, 3, 2] }, { name: `${n}.attn.k_t_${part}` });
   const scoresBy = (keys: string, part: string) => g.op('MatMul', [qScaled, keysT(keys, part)], {}, { name: `${n}.attn.qk_${part}` });
   const qk = g.op('Concat', [scoresBy(cache.key.past, 'past'), scoresBy(cache.key.recent, 'recent')], { axis: -1 }, { name: `${n}.attn.qk` });
-  return c.half ? c.toFloat(qk) : g.op('Mul', [qk, g.float32([scale], [])]);
+  return c.toFloat(qk);
 }
 
 /** The weights [B, Hkv, G*S, T] split at the past, each part times its values, summed: [B, Hkv, G*S, D]. */

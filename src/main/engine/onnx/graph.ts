@@ -8,18 +8,20 @@ import {
   type DataTypeId,
   type ModelDef,
   type NodeDef,
+  type SubgraphDef,
   type TensorDef,
   type ValueInfoDef,
 } from './proto.js';
 import { float32ToF16 } from '../model/safetensors.js';
 
-export type Attrs = Record<string, number | number[] | string | { floats: number[] } | { float: number }>;
+export type Attrs = Record<string, number | number[] | string | { floats: number[] } | { float: number } | { graph: SubgraphDef }>;
 
 function toAttribute(v: Attrs[string]): AttributeValue {
   if (typeof v === 'string') return { kind: 'string', value: v };
   if (typeof v === 'number') return { kind: 'int', value: v };
   if (Array.isArray(v)) return { kind: 'ints', value: v };
   if ('float' in v) return { kind: 'float', value: v.float };
+  if ('graph' in v) return { kind: 'graph', value: v.graph };
   return { kind: 'floats', value: v.floats };
 }
 
@@ -31,6 +33,17 @@ export class GraphBuilder {
   private readonly constants = new Map<string, string>();
   private readonly names = new Set<string>();
   private counter = 0;
+
+  /**
+   * Build a subgraph (a branch of If) with `build` writing into this builder: its nodes are taken out of this graph
+   * into the subgraph, while names and constants stay shared, so the branch reads any value of this graph.
+   */
+  subgraph(name: string, build: () => { name: string; dataType: DataTypeId }[]): SubgraphDef {
+    const before = this.nodes.length;
+    const outputs = build();
+    const nodes = this.nodes.splice(before);
+    return { name, nodes, outputs: outputs.map((o) => ({ ...o, shape: null })) };
+  }
 
   /** A fresh value name under a readable prefix (`blocks.3.attn.q`). */
   fresh(prefix: string): string {

@@ -85,7 +85,18 @@ export type AttributeValue =
   | { kind: 'string'; value: string }
   | { kind: 'ints'; value: number[] }
   | { kind: 'floats'; value: number[] }
-  | { kind: 'tensor'; value: TensorDef };
+  | { kind: 'tensor'; value: TensorDef }
+  | { kind: 'graph'; value: SubgraphDef };
+
+/**
+ * A graph held by a node attribute (If's branches): nodes and outputs only; it reads values of the enclosing graph
+ * by name. Output shapes may be left unknown (null).
+ */
+export interface SubgraphDef {
+  name: string;
+  nodes: NodeDef[];
+  outputs: { name: string; dataType: DataTypeId; shape: (number | string)[] | null }[];
+}
 
 export interface NodeDef {
   opType: string;
@@ -123,7 +134,7 @@ export interface ModelDef {
   outputs: ValueInfoDef[];
 }
 
-const ATTR_TYPE = { float: 1, int: 2, string: 3, tensor: 4, floats: 6, ints: 7 } as const;
+const ATTR_TYPE = { float: 1, int: 2, string: 3, tensor: 4, graph: 5, floats: 6, ints: 7 } as const;
 
 function writeTensor(w: Writer, t: TensorDef): void {
   for (const d of t.dims) w.int(1, d);
@@ -161,6 +172,9 @@ function writeAttribute(w: Writer, name: string, a: AttributeValue): void {
     case 'tensor':
       w.message(5, (t) => writeTensor(t, a.value));
       break;
+    case 'graph':
+      w.message(6, (g) => writeGraph(g, { ...a.value, initializers: [], inputs: [] }));
+      break;
     case 'floats':
       for (const f of a.value) w.float(7, f);
       break;
@@ -171,18 +185,40 @@ function writeAttribute(w: Writer, name: string, a: AttributeValue): void {
   w.int(20, ATTR_TYPE[a.kind]);
 }
 
-function writeValueInfo(w: Writer, v: ValueInfoDef): void {
+function writeValueInfo(w: Writer, v: { name: string; dataType: DataTypeId; shape: (number | string)[] | null }): void {
   w.string(1, v.name);
   w.message(2, (type) =>
     type.message(1, (tensor) => {
       tensor.int(1, v.dataType);
+      // No shape message at all = shape unknown; an empty one would mean a scalar.
+      if (v.shape === null) return;
       tensor.message(2, (shape) => {
-        for (const d of v.shape) {
+        for (const d of v.shape!) {
           shape.message(1, (dim) => (typeof d === 'number' ? dim.int(1, d) : dim.string(2, d)));
         }
       });
     }),
   );
+}
+
+function writeGraph(
+  g: Writer,
+  m: { name: string; nodes: NodeDef[]; initializers: TensorDef[]; inputs: ValueInfoDef[]; outputs: { name: string; dataType: DataTypeId; shape: (number | string)[] | null }[] },
+): void {
+  for (const n of m.nodes) {
+    g.message(1, (nw) => {
+      for (const i of n.inputs) nw.string(1, i);
+      for (const o of n.outputs) nw.string(2, o);
+      nw.string(3, n.name);
+      nw.string(4, n.opType);
+      for (const [k, a] of Object.entries(n.attributes ?? {})) nw.message(5, (aw) => writeAttribute(aw, k, a));
+      if (n.domain) nw.string(7, n.domain);
+    });
+  }
+  g.string(2, m.name);
+  for (const t of m.initializers) g.message(5, (tw) => writeTensor(tw, t));
+  for (const i of m.inputs) g.message(11, (vw) => writeValueInfo(vw, i));
+  for (const o of m.outputs) g.message(12, (vw) => writeValueInfo(vw, o));
 }
 
 /** Serialise a model to ONNX protobuf bytes. */
@@ -191,22 +227,7 @@ export function encodeModel(m: ModelDef): Uint8Array {
   w.int(1, 8); // ir_version
   w.string(2, m.producerName);
   w.string(3, m.producerVersion);
-  w.message(7, (g) => {
-    for (const n of m.nodes) {
-      g.message(1, (nw) => {
-        for (const i of n.inputs) nw.string(1, i);
-        for (const o of n.outputs) nw.string(2, o);
-        nw.string(3, n.name);
-        nw.string(4, n.opType);
-        for (const [k, a] of Object.entries(n.attributes ?? {})) nw.message(5, (aw) => writeAttribute(aw, k, a));
-        if (n.domain) nw.string(7, n.domain);
-      });
-    }
-    g.string(2, m.graphName);
-    for (const t of m.initializers) g.message(5, (tw) => writeTensor(tw, t));
-    for (const i of m.inputs) g.message(11, (vw) => writeValueInfo(vw, i));
-    for (const o of m.outputs) g.message(12, (vw) => writeValueInfo(vw, o));
-  });
+  w.message(7, (g) => writeGraph(g, { ...m, name: m.graphName }));
   for (const o of m.opsets) {
     w.message(8, (ow) => {
       if (o.domain) ow.string(1, o.domain);
