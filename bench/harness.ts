@@ -201,7 +201,7 @@ export function target(
 export const ratio = (a: number | null | undefined, b: number | null | undefined) => (a != null && b != null && b > 0 ? a / b : null);
 
 /** Print each target's verdict to stderr. */
-export function logTargets(targets: Target[]): void {
+function logTargets(targets: Target[]): void {
   const pct = (x: number | null) => (x === null ? 'n/a' : `${(x * 100).toFixed(1)}%`);
   log('targets:');
   for (const t of targets) {
@@ -234,12 +234,26 @@ export function machineInfo(args: Args) {
   };
 }
 
-/** The report as JSON on stdout and in `--out` (default bench/results/<started>-<variant>-<provider>.json). */
-export function writeReport(report: { startedAt: string; variant: string }, args: Args, provider: string): string {
+/**
+ * End a bench: the report as JSON on stdout and in `--out` (default bench/results/<started>-<variant>-
+ * <provider>.json), the targets' verdicts (and `lines`) on stderr, then the generated files deleted unless --keep.
+ */
+export function publish(
+  report: { startedAt: string; variant: string; targets: Target[] },
+  opts: { args: Args; provider: string; children: Children; created: string[]; lines?: string[] },
+): void {
+  const { args } = opts;
   const json = JSON.stringify(report, null, 2);
-  const outFile = args.out ?? path.join(repoRoot, 'bench', 'results', `${report.startedAt.replace(/[:.]/g, '-')}-${report.variant}-${provider}.json`);
+  const outFile = args.out ?? path.join(repoRoot, 'bench', 'results', `${report.startedAt.replace(/[:.]/g, '-')}-${report.variant}-${opts.provider}.json`);
   fs.mkdirSync(path.dirname(outFile), { recursive: true });
   fs.writeFileSync(outFile, json + '\n');
   process.stdout.write(json + '\n');
-  return outFile;
+  logTargets(report.targets);
+  for (const line of opts.lines ?? []) log(line);
+  log(`wrote ${outFile}`);
+  if (!args.keep) {
+    for (const p of opts.created) fs.rmSync(p, { recursive: true, force: true });
+    if (opts.created.length) log(`deleted ${opts.created.length} generated folder(s); pass --keep to reuse them next time`);
+  }
+  opts.children.dispose();
 }

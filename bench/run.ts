@@ -25,7 +25,7 @@ import type { CompileOptions } from '../src/main/engine/onnx/compile.js';
 import type { BandwidthResult } from './bandwidth.js';
 import type { Int4CeilingResult } from './int4-ceiling.js';
 import { type BenchShape, configJson, ensureCheckpoint, FULL_SHAPE, kvBytesPerToken, paramCounts, QUICK_SHAPE } from './checkpoint.js';
-import { type Args, Children, type CompileResult, logTargets, machineInfo, parseArgs, ratio, type Target, target, writeReport } from './harness.js';
+import { type Args, Children, type CompileResult, machineInfo, parseArgs, publish, ratio, type Target, target } from './harness.js';
 import type { DecodeResult, PrefillResult } from './measure.js';
 import { runStudy } from './study-run.js';
 import { gb, log, type MemorySnapshot } from './util.js';
@@ -280,17 +280,13 @@ async function runBench(args: Args): Promise<void> {
     files: { cache: args.cache, kept: args.keep, deleted: args.keep ? [] : created },
   };
 
-  // ---- output
-  const outFile = writeReport(report, args, machine.providerUsed ?? args.provider);
-  logTargets(targets);
-  log(`ONNX Runtime GEMV reaches ${pct(info.ortGemvFractionOfBandwidth)} of the measured bandwidth`);
-  log(`wrote ${outFile}`);
-
-  if (!args.keep) {
-    for (const p of created) fs.rmSync(p, { recursive: true, force: true });
-    if (created.length) log(`deleted ${created.length} generated folder(s); pass --keep to reuse them next time`);
-  }
-  children.dispose();
+  publish(report, {
+    args,
+    provider: machine.providerUsed ?? args.provider,
+    children,
+    created,
+    lines: [`ONNX Runtime GEMV reaches ${pct(info.ortGemvFractionOfBandwidth)} of the measured bandwidth`],
+  });
 }
 
 const args = parseArgs(process.argv.slice(2));

@@ -21,7 +21,7 @@ import fs from 'node:fs';
 import type { CompileOptions } from '../src/main/engine/onnx/compile.js';
 import { kvStreams } from '../src/main/engine/onnx/decoder-graph.js';
 import { type BenchShape, configJson, ensureCheckpoint, FULL_SHAPE, paramCounts, QUICK_SHAPE } from './checkpoint.js';
-import { type Args, Children, type CompileResult, logTargets, machineInfo, ratio, type Target, target, writeReport } from './harness.js';
+import { type Args, Children, type CompileResult, machineInfo, publish, ratio, type Target, target } from './harness.js';
 import { lengthMix, type LengthMixSpec } from './study.js';
 import { log, randomIds, type Stat } from './util.js';
 import type { StudyJob, StudyResult } from './worker.js';
@@ -241,9 +241,5 @@ export async function runStudy(args: Args): Promise<void> {
     notes,
     files: { cache: args.cache, kept: args.keep, deleted: args.keep ? [] : created },
   };
-  const outFile = writeReport(report, args, machine.providerUsed ?? args.provider);
-  logTargets(targets);
-  log(`wrote ${outFile}`);
-  if (!args.keep) for (const p of created) fs.rmSync(p, { recursive: true, force: true });
-  children.dispose();
+  publish(report, { args, provider: machine.providerUsed ?? args.provider, children, created });
 }

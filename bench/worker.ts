@@ -22,25 +22,23 @@ export interface CompileJob {
   compile: CompileOptions;
 }
 
-export interface InferJob {
+/** A compiled model to load as the app does, and the seed of its inputs. */
+export interface ModelJob {
   checkpointDir: string;
   cacheRoot: string;
   compile: CompileOptions;
   threads: number | null;
   provider: ProviderChoice;
   seed: number;
+}
+
+export interface InferJob extends ModelJob {
   prefill: { tokens: number; reps: number; taps: PrefillTaps } | null;
   decode: { promptTokens: number; newTokens: number; batches: number[]; withProbe: boolean; probeLayer: number; reps: number } | null;
 }
 
 /** Study measurements on one compiled model (see study.ts); each part null = skipped. */
-export interface StudyJob {
-  checkpointDir: string;
-  cacheRoot: string;
-  compile: CompileOptions;
-  threads: number | null;
-  provider: ProviderChoice;
-  seed: number;
+export interface StudyJob extends ModelJob {
   /** Stack entry of the live probe and of the residual tap in teacher forcing. */
   probeLayer: number;
   /** The length mix, and the same requests with every answer `uniformLength` long, at each batch size. */
@@ -89,18 +87,16 @@ async function compileTask(job: CompileJob) {
   };
 }
 
+/** The app's own path: compile (cached by the compile phase) and open the session with the same options. */
+function loadJobModel(job: ModelJob) {
+  const { normPreserve, ...precision } = job.compile;
+  return loadModel(job.checkpointDir, { normPreserve, precision, cacheRoot: job.cacheRoot, threads: job.threads ?? undefined, provider: job.provider });
+}
+
 async function inferTask(job: InferJob) {
   const baseline = memorySnapshot();
   const t0 = now();
-  // The app's own path: compile (cached by the compile phase) and open the session with the same options.
-  const { normPreserve, ...precision } = job.compile;
-  const model = await loadModel(job.checkpointDir, {
-    normPreserve,
-    precision,
-    cacheRoot: job.cacheRoot,
-    threads: job.threads ?? undefined,
-    provider: job.provider,
-  });
+  const model = await loadJobModel(job);
   const session = model.session;
   const compiledDir = model.compiled.dir;
   const loadSeconds = now() - t0;
@@ -126,8 +122,7 @@ async function inferTask(job: InferJob) {
 
 async function studyTask(job: StudyJob) {
   const t0 = now();
-  const { normPreserve, ...precision } = job.compile;
-  const model = await loadModel(job.checkpointDir, { normPreserve, precision, cacheRoot: job.cacheRoot, threads: job.threads ?? undefined, provider: job.provider });
+  const model = await loadJobModel(job);
   const session = model.session;
   const loadSeconds = now() - t0;
   log(`session loaded in ${loadSeconds.toFixed(1)} s on ${session.provider} (KV cache ${session.kvCacheType})`);
