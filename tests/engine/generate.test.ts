@@ -303,13 +303,18 @@ describe('stops, cancellation and context', () => {
     const long = Array.from({ length: ctx + 5 }, (_, i) => 10 + (i % 50));
     const full = Array.from({ length: ctx }, (_, i) => 10 + (i % 50)); // no room for one new token either
     const finished: number[] = [];
+    const probe = { layer: 1, weights: new Float32Array(model.config.hiddenSize).fill(0.01), bias: 0 };
     const results = await generate(model.session, [{ ids: prompts[0]! }, { ids: long }, { ids: full }, { ids: prompts[1]! }], {
       maxNewTokens: 6,
       batchSize: 2,
+      probes: [probe],
       onFinished: (r) => finished.push(r.prompt),
     });
     for (const i of [1, 2]) {
       expect(results[i]!).toMatchObject({ finishReason: 'context', outputIds: [] });
+      // No score was computed, at any prompt position.
+      expect(results[i]!.scores[0]!.length).toBe(results[i]!.promptIds.length);
+      expect(results[i]!.scores[0]!.every(Number.isNaN)).toBe(true);
       expect(results[i]!.skipped).toMatch(new RegExp(`${results[i]!.promptIds.length} tokens.*context is ${ctx}`));
     }
     const [alone0] = await generate(model.session, [{ ids: prompts[0]! }], { maxNewTokens: 6 });

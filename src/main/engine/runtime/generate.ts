@@ -127,7 +127,15 @@ export async function generate(session: DecoderSession, requests: GenerationRequ
     checkBudget(budget(r), `prompt ${i}: maxNewTokens`);
   });
 
-  const results: GenerationResult[] = requests.map((r, i) => ({ prompt: i, promptIds: r.ids, outputIds: [], finishReason: 'cancelled', skipped: null, scores: [] }));
+  // Until a request runs: nothing generated, and no score computed at any position of its prompt.
+  const results: GenerationResult[] = requests.map((r, i) => ({
+    prompt: i,
+    promptIds: r.ids,
+    outputIds: [],
+    finishReason: 'cancelled',
+    skipped: null,
+    scores: probes.map(() => new Float32Array(r.ids.length).fill(NaN)),
+  }));
   const batchSize = Math.max(1, opts.batchSize ?? 8);
   const continuous = (opts.batching ?? 'continuous') === 'continuous';
   const chunk = Math.max(1, opts.prefillChunk ?? 512);
