@@ -9,6 +9,29 @@
  * This module is imported by the renderer as well as by Node code: it must not import anything from Node or Electron.
  */
 import { z } from 'zod';
+import {
+  batchSize,
+  count,
+  filePath,
+  HeadScale,
+  jsonObject,
+  maxNewTokens,
+  maybeNumber,
+  ModelRef,
+  positive,
+  residIndex,
+  rowId,
+  Sampling,
+  scoreList,
+  seed,
+  finiteNumber,
+  fraction01,
+  HeadRefSchema,
+  PositionRule,
+  TranscriptSource,
+} from './values.js';
+
+export { HeadRefSchema, ModelRef, PositionRule, Precision, Sampling, TranscriptSource } from './values.js';
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Methods
@@ -50,8 +73,6 @@ export const ModelInspectParams = z.strictObject({
   dir: z.string().trim().min(1, 'must name a model folder').max(4096, 'path too long'),
 });
 
-const count = z.number().int().nonnegative();
-const positive = z.number().int().positive();
 
 export const ModelInspectResult = z.strictObject({
   /** HF class name, e.g. `Qwen2ForCausalLM`. */
@@ -71,41 +92,23 @@ export const ModelInspectResult = z.strictObject({
   tied: z.boolean(),
 });
 
-/** How to load a model: the checkpoint folder plus the runtime choices that change what runs. */
-export const ModelRef = z.strictObject({
-  dir: z.string().trim().min(1, 'must name a model folder').max(4096, 'path too long'),
-  /** Rescale each token's multi-head output to its pre-ablation norm (the paper's variant). */
-  normPreserve: z.boolean().optional(),
-  provider: z.enum(['auto', 'cpu', 'cuda', 'dml', 'coreml', 'webgpu']).optional(),
-  threads: z.number().int().min(1).max(1024).optional(),
-});
-export type ModelRef = z.infer<typeof ModelRef>;
-
-const finiteNumber = z.number().refine(Number.isFinite, 'must be a finite number');
-
 export const GenerateRunParams = z.strictObject({
   model: ModelRef,
   prompts: z.array(z.string().max(1_000_000)).min(1).max(100_000),
   /** Wrap each prompt as a user message in the model's chat template (with the generation prompt). */
   chat: z.boolean().optional(),
   system: z.string().max(100_000).optional(),
-  maxNewTokens: z.number().int().min(0).max(131_072),
+  maxNewTokens,
   /** Omitted = greedy. */
-  sampling: z
-    .strictObject({
-      temperature: z.number().positive().max(100),
-      topP: z.number().gt(0).max(1).optional(),
-      topK: z.number().int().min(0).optional(),
-      repetitionPenalty: z.number().positive().max(100).optional(),
-      seed: z.number().int().min(0).max(2 ** 32 - 1).optional(),
-    })
-    .optional(),
+  sampling: Sampling.optional(),
+  /** Sampling seed (default 0); each prompt draws from its own stream. */
+  seed: seed.optional(),
   stop: z.array(z.string().min(1)).max(64).optional(),
   /** γ per [layer][head] for every prompt; checked against the model's shape by the engine. */
-  headScale: z.array(z.array(finiteNumber)).optional(),
-  batchSize: z.number().int().min(1).max(1024).optional(),
-  /** A linear probe scored live on every token: stack index (0 = embeddings, i+1 = after block i, L+1 = final norm). */
-  probe: z.strictObject({ layer: z.number().int().min(0), weights: z.array(finiteNumber).min(1), bias: finiteNumber }).optional(),
+  headScale: HeadScale.optional(),
+  batchSize: batchSize.optional(),
+  /** A linear probe scored live on every token, at a residual-stack index (see values.ts `residIndex`). */
+  probe: z.strictObject({ layer: residIndex, weights: z.array(finiteNumber).min(1), bias: finiteNumber }).optional(),
 });
 
 const tokenIndex = z.number().int().nonnegative().nullable();
@@ -140,13 +143,6 @@ export const GenerateRunResult = z.strictObject({
 // ids. Typed arrays travel as plain number lists; a NaN inside a score list travels as null. Methods marked "job"
 // run long: they stream `progress` / `log` events under the call's job id and stop when the call is cancelled.
 
-const filePath = z.string().trim().min(1, 'must name a file').max(4096, 'path too long');
-const rowId = z.number().int().positive();
-/** A number that may be unknown (null): a metric with nothing to average, a NaN score. */
-const maybeNumber = z.number().nullable();
-const jsonObject = z.record(z.string(), z.json());
-/** A score per token; null where none was computed (NaN in the engine). */
-const scoreList = z.array(z.number().nullable());
 
 export const RunKind = z.enum(['generate', 'probe', 'trace', 'heads', 'ablate', 'judge', 'select']);
 export type RunKind = z.infer<typeof RunKind>;
@@ -384,14 +380,6 @@ export const DatasetItemsResult = z.strictObject({ total: count, offset: count, 
 
 // ---- run.* ----------------------------------------------------------------------------------------------------------
 
-/** Where a pipeline's transcripts come from: a run's stored transcripts, or a dataset's (prompt, response) pairs. */
-export const TranscriptSource = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('run'), runId: rowId, headScaleKey: z.string().optional() }),
-  z.strictObject({ kind: z.literal('dataset'), datasetId: rowId, chat: z.boolean() }),
-]);
-export type TranscriptSource = z.infer<typeof TranscriptSource>;
-
-export const PositionRule = z.enum(['answer-boundary', 'last-prompt-token']);
 
 /** Sampling for the generating pipelines; omitted = greedy. */
 export const RunSampling = z.strictObject({
@@ -401,8 +389,6 @@ export const RunSampling = z.strictObject({
   repetitionPenalty: z.number().positive().max(100).optional(),
 });
 
-const seed = z.number().int().min(0).max(2 ** 32 - 1);
-const fraction01 = z.number().min(0).max(1);
 
 /** `generate` runs: the model's own transcripts for a dataset's prompts, under one or more head-scale settings. */
 export const GenerateRunConfig = z.strictObject({
@@ -483,7 +469,6 @@ export const HeadsRunConfig = z.strictObject({
   perToken: z.boolean().optional(),
 });
 
-export const HeadRefSchema = z.strictObject({ layer: count, head: count });
 
 /** `ablate` runs: top-k% suppression heads × γ (with random and named controls), judged for ASR / over-refusal. */
 export const AblateRunConfig = z.strictObject({

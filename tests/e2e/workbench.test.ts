@@ -14,7 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiResponse, Method, ParamsOf, ResultOf } from '../../src/shared/contract.js';
 import { EngineClient } from '../../src/main/host/engine-client.js';
 import { startServer, type ServeHandle } from '../../src/main/serve/server.js';
-import { fmtInt, fmtMetric, fmtNum, fmtPct, headLabel } from '../../src/renderer/src/lib/format.js';
+import { headLabel } from '../../src/shared/heads.js';
+import { fmtInt, fmtMetric, fmtNum, fmtPct } from '../../src/renderer/src/lib/format.js';
 import { post } from '../serve/helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';

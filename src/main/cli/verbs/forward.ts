@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import { CliffscopeError } from '../../engine/errors.js';
-import { readHeadScaleFile } from '../../engine/io/head-scale.js';
+import { readHeadScaleFile } from '../../engine/runtime/head-scale.js';
 import { writeSafetensors } from '../../engine/model/safetensors.js';
 import { teacherForce } from '../../engine/runtime/teacher-force.js';
 import { type Command, intOption, oneModelDir, parseVerbArgs, printHelp } from '../command.js';

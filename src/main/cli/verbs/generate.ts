@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CliffscopeError } from '../../engine/errors.js';
-import { readHeadScaleFile } from '../../engine/io/head-scale.js';
+import { readHeadScaleFile } from '../../engine/runtime/head-scale.js';
 import { generate } from '../../engine/runtime/generate.js';
 import { GREEDY, type SamplingOptions } from '../../engine/runtime/sampling.js';
 import { describeTranscript } from '../../engine/runtime/transcript.js';

@@ -31,6 +31,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import type { HeadRef } from '../../../shared/heads.js';
 import { CliffscopeError } from '../errors.js';
 import { writeSafetensors, type TensorToWrite } from '../model/safetensors.js';
 import { defaultCacheRoot } from '../onnx/compile.js';
@@ -50,10 +51,7 @@ import {
 export const DEMO_GENERATOR_VERSION = 1;
 export const DEMO_GENERATOR_NAME = 'cliffscope-planted-refusal-demo';
 
-export interface HeadRef {
-  layer: number;
-  head: number;
-}
+export type { HeadRef };
 
 /** Ground truth: the refusal-suppression heads planted in the demo model. */
 export const DEMO_PLANTED_HEADS: readonly HeadRef[] = Object.freeze([

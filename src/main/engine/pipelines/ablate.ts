@@ -4,9 +4,10 @@
  * harmful and a harmless set. Every setting shares the batches (head_scale is per row), every transcript is kept
  * and judged, and each cell reports ASR, over-refusal, mean I' and answer length.
  */
-import { ABLATION_FRACTIONS, ABLATION_GAMMAS, headCountForFraction, headsByFraction, headScaleMatrix, randomHeads, type HeadRef } from '../analysis/heads.js';
+import { ABLATION_FRACTIONS, ABLATION_GAMMAS, headCountForFraction, headsByFraction, randomHeads, type HeadRef } from '../analysis/heads.js';
 import { GCG_JUDGE, JBB_JUDGE, judgeAnswer, type KeywordJudge } from '../analysis/judges.js';
 import { CliffscopeError } from '../errors.js';
+import { ablationScale } from '../runtime/head-scale.js';
 import type { SamplingOptions } from '../runtime/sampling.js';
 import type { JsonObject, SweepControl } from '../store/types.js';
 import { beginRun, commitSummary, finishing, type PipelineEnv, requireDatasetId, requireProbe, requireRunId, requireTokenizer } from './common.js';
@@ -58,7 +59,7 @@ export function sweepCells(cfg: AblateRunConfig, ranking: HeadRef[], L: number, 
   const cells = new Map<string, Cell>();
   const add = (control: SweepControl, key: string, heads: HeadRef[], gamma: number, fraction: number | null, seed: number | null) => {
     if (cells.has(key)) return;
-    const headScale = heads.length ? Array.from(headScaleMatrix(heads, gamma, L, H)) : undefined;
+    const headScale = heads.length ? ablationScale(heads, gamma, L, H).flat() : undefined;
     cells.set(key, { setting: { key, headScale }, control, k: heads.length, fraction, gamma, seed, heads });
   };
   add('top', 'baseline', [], 1, 0, null);

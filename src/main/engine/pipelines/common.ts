@@ -173,25 +173,6 @@ export function decodeFloats(s: string): Float32Array {
   return out;
 }
 
-/** The ids of a chat-templated prompt (with the generation prompt), or the raw text with the tokenizer's BOS. */
-export function promptIds(tok: Tokenizer, prompt: string, chat: boolean, system?: string): number[] {
-  if (!chat) return tok.encode(prompt, { addSpecialTokens: true });
-  return tok.encodeChat([...(system ? [{ role: 'system' as const, content: system }] : []), { role: 'user' as const, content: prompt }]).ids;
-}
-
-/**
- * A supplied transcript (prompt + a reasoning response from a dataset) as token ids. Responses saved from R1-style
- * models often start with "<think>" although the template already pre-fills it; the duplicate is dropped so the
- * transcript reads exactly as the model would have produced it.
- */
-export function suppliedTranscriptIds(tok: Tokenizer, prompt: string, response: string, chat: boolean): { ids: number[]; promptLength: number } {
-  const p = promptIds(tok, prompt, chat);
-  let text = response;
-  const open = tok.thinkMarkers.open?.text;
-  if (open && tok.promptPrefillsThink(p) && text.trimStart().startsWith(open)) text = text.trimStart().slice(open.length);
-  return { ids: [...p, ...tok.encode(text, { addSpecialTokens: false })], promptLength: p.length };
-}
-
 export function requireTokenizer(model: LoadedModel): Tokenizer {
   if (!model.tokenizer) {
     throw new CliffscopeError('missing-file', `${model.checkpoint.dir} has no tokenizer.json; the pipelines need it to read prompts and answers`, {

@@ -7,6 +7,7 @@ import { guardJudge, guardPrompt, judgeAnswer, judgeByProbe, parseGuardOutput, p
 import { CliffscopeError } from '../errors.js';
 import { generate } from '../runtime/generate.js';
 import type { LoadedModel } from '../runtime/model.js';
+import { stopIds } from '../runtime/prompt.js';
 import type { JsonObject } from '../store/types.js';
 import { judgeFor } from './ablate.js';
 import { beginRun, commitSummary, finishing, type PipelineEnv, requireDatasetId, requireRunId, requireTokenizer } from './common.js';
@@ -73,7 +74,7 @@ export async function runJudge(
           const guard = opts.guard!;
           const gtok = requireTokenizer(guard);
           const ids = gtok.encodeChat(guardPrompt(t.answer, { maxChars: spec.maxChars })).ids;
-          const [out] = await generate(guard.session, [{ ids }], { maxNewTokens: 20, stopIds: guard.checkpoint.generation.eosTokenIds, signal: env.signal });
+          const [out] = await generate(guard.session, [{ ids }], { maxNewTokens: 20, stopIds: stopIds(guard), signal: env.signal });
           const text = gtok.decode(out!.outputIds, { skipSpecialTokens: true });
           verdict = parseGuardOutput(text);
           complied = verdict === 'unsafe';

@@ -7,7 +7,7 @@ import { CliffscopeError } from '../errors.js';
 import type { ProjectStore } from '../store/project-store.js';
 import type { ItemRow } from '../store/types.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { suppliedTranscriptIds } from './common.js';
+import { suppliedTranscriptIds } from '../runtime/prompt.js';
 
 export type TranscriptSource =
   | { kind: 'run'; runId: number; headScaleKey?: string }

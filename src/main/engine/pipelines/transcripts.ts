@@ -6,10 +6,11 @@
 import { traceMetrics } from '../analysis/trace.js';
 import { CliffscopeError } from '../errors.js';
 import { generate, type GenerationRequest } from '../runtime/generate.js';
+import { promptIds, stopIds } from '../runtime/prompt.js';
 import { GREEDY, type SamplingOptions } from '../runtime/sampling.js';
 import { describeTranscript } from '../runtime/transcript.js';
 import type { ItemRow, JsonObject, ProbeRow } from '../store/types.js';
-import { beginRun, checkCancelled, chunks, commitSummary, finishing, type PipelineEnv, promptIds, requireDatasetId, requireProbe, requireTokenizer } from './common.js';
+import { beginRun, checkCancelled, chunks, commitSummary, finishing, type PipelineEnv, requireDatasetId, requireProbe, requireTokenizer } from './common.js';
 
 /** One ablation setting: a key stored with each transcript, and γ per [layer * heads + head] (omitted = none). */
 export interface HeadScaleSetting {
@@ -96,7 +97,7 @@ export async function generateInto(
       throw new CliffscopeError('bad-argument', `setting "${s.key}": head_scale holds ${s.headScale.length} values, the model has ${L}×${H} heads`);
     }
   }
-  const stopIds = model.checkpoint.generation.eosTokenIds.length ? model.checkpoint.generation.eosTokenIds : tok.eosTokenId !== null ? [tok.eosTokenId] : [];
+  const stop = stopIds(model);
   const work = items.flatMap((item) => cfg.settings.map((setting) => ({ item, setting, key: transcriptKey(item.id, setting.key) }))).filter((w) => !done.has(w.key));
   let finished = items.length * cfg.settings.length - work.length;
   const total = items.length * cfg.settings.length;
@@ -105,7 +106,7 @@ export async function generateInto(
   for (const batch of chunks(work, Math.max(1, cfg.batchSize))) {
     if (checkCancelled(env)) return;
     const requests: GenerationRequest[] = batch.map((w) => ({
-      ids: promptIds(tok, w.item.prompt, cfg.chat, cfg.system),
+      ids: promptIds(tok, w.item.prompt, { chat: cfg.chat, system: cfg.system }),
       headScale: w.setting.headScale ? Float32Array.from(w.setting.headScale) : undefined,
       // Per item (not per batch position) so a resumed or re-batched run samples the same text.
       seed: cfg.seed * 1_000_003 + w.item.id,
@@ -113,7 +114,7 @@ export async function generateInto(
     const results = await generate(model.session, requests, {
       maxNewTokens: cfg.maxNewTokens,
       sampling: cfg.sampling ?? GREEDY,
-      stopIds,
+      stopIds: stop,
       batchSize: batch.length,
       probes: probe ? [{ layer: probe.layer, weights: probe.weights, bias: probe.bias }] : [],
       signal: env.signal,

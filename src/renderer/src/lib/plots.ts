@@ -5,7 +5,7 @@
  * Token positions are transcript indices (prompt + output, 0-based), as the store keeps them. Thinking spans are
  * [thinkingStart, thinkingEnd) and the answer boundary t_b is the last token before the answer (METHOD.md §0).
  */
-import { headLabel, type HeadRef } from './format.js';
+import { headLabel, type HeadRef } from '../../../shared/heads.js';
 
 /** Plotly's JSON: traces and a layout. Loosely typed on purpose: plotly's own schema is huge. */
 export type Trace = Record<string, unknown>;

@@ -1,7 +1,10 @@
 /**
- * Head-scale (γ) matrices from JSON: a [layers][heads] array of finite numbers, 1 = unchanged, 0 = head removed.
+ * γ (head-scale) matrices as the engine takes them: a `[layers][heads]` array of finite numbers (1 = unchanged,
+ * 0 = head removed; the shape of src/shared/heads.ts), checked against the model and flattened to the graph's
+ * `head_scale` row [L·H]. Also read from JSON files (`--head-scale FILE`).
  */
 import fs from 'node:fs';
+import { headScaleMatrix, type HeadRef } from '../../../shared/heads.js';
 import { CliffscopeError } from '../errors.js';
 
 export function validateHeadScale(value: unknown, layers: number, heads: number, source = 'head_scale'): number[][] {
@@ -20,6 +23,21 @@ export function validateHeadScale(value: unknown, layers: number, heads: number,
     });
   });
   return value as number[][];
+}
+
+/** A checked γ matrix as the graph's flat row: index layer·H + head. */
+export function flatHeadScale(value: unknown, layers: number, heads: number, source = 'head_scale'): Float32Array {
+  return Float32Array.from(validateHeadScale(value, layers, heads, source).flat());
+}
+
+/** The γ matrix that ablates `heads` by `gamma` (shared/heads.ts's builder), with the engine's error for bad input. */
+export function ablationScale(heads: Iterable<HeadRef>, gamma: number, layers: number, headsPerLayer: number): number[][] {
+  try {
+    return headScaleMatrix(heads, gamma, layers, headsPerLayer);
+  } catch (e) {
+    if (e instanceof RangeError) throw new CliffscopeError('bad-argument', e.message);
+    throw e;
+  }
 }
 
 export function readHeadScaleFile(file: string, layers: number, heads: number): number[][] {
