@@ -30,6 +30,7 @@ import {
   PositionRule,
   TranscriptSource,
 } from './values.js';
+import { RUN_KINDS, type RunSummaryOf, specOf } from './runs/registry.js';
 
 export { HeadRefSchema, ModelRef, PositionRule, Precision, Sampling, TranscriptSource } from './values.js';
 
@@ -144,7 +145,7 @@ export const GenerateRunResult = z.strictObject({
 // run long: they stream `progress` / `log` events under the call's job id and stop when the call is cancelled.
 
 
-export const RunKind = z.enum(['generate', 'probe', 'trace', 'heads', 'ablate', 'judge', 'select']);
+export const RunKind = z.enum(RUN_KINDS);
 export type RunKind = z.infer<typeof RunKind>;
 export const RunStatus = z.enum(['pending', 'running', 'done', 'interrupted', 'failed', 'cancelled']);
 export type RunStatus = z.infer<typeof RunStatus>;
@@ -269,13 +270,16 @@ export const ProjectRecentResult = z.strictObject({ files: z.array(z.string()) }
 export const ProjectRememberParams = z.strictObject({ file: filePath });
 export const ProjectRememberResult = ProjectRecentResult;
 
+const demoTrace = z.strictObject({ transcripts: count, meanPlateau: maybeNumber, meanFinal: maybeNumber, meanMs: maybeNumber });
+
 export const DemoReport = z.strictObject({
   projectFile: z.string(),
   modelDir: z.string(),
   /** Run id per demo stage: probe, generate, generateHarmless, trace, traceHarmless, heads, ablate, select. */
   runs: z.record(z.string(), rowId),
-  probe: z.strictObject({ id: rowId, layer: z.number().int(), valAccuracy: z.number(), valAuroc: z.number() }),
-  trace: z.strictObject({ harmful: jsonObject, harmless: jsonObject }),
+  /** The best probe: its id, the residual-stack index it reads, and its validation numbers. */
+  probe: z.strictObject({ id: rowId, layer: residIndex, valAccuracy: maybeNumber, valAuroc: maybeNumber }),
+  trace: z.strictObject({ harmful: demoTrace, harmless: demoTrace }),
   heads: z.strictObject({
     ranked: z.array(z.strictObject({ layer: count, head: count, score: z.number() })),
     planted: z.array(z.strictObject({ layer: count, head: count })),
@@ -379,182 +383,70 @@ export const DatasetItemsParams = z.strictObject({
 export const DatasetItemsResult = z.strictObject({ total: count, offset: count, items: z.array(DatasetItem) });
 
 // ---- run.* ----------------------------------------------------------------------------------------------------------
-
-
-/** Sampling for the generating pipelines; omitted = greedy. */
-export const RunSampling = z.strictObject({
-  temperature: z.number().positive().max(100),
-  topP: z.number().gt(0).max(1).optional(),
-  topK: z.number().int().min(0).optional(),
-  repetitionPenalty: z.number().positive().max(100).optional(),
-});
-
-
-/** `generate` runs: the model's own transcripts for a dataset's prompts, under one or more head-scale settings. */
-export const GenerateRunConfig = z.strictObject({
-  datasetId: rowId,
-  /** Only these items; default the whole dataset. */
-  itemIds: z.array(rowId).min(1).optional(),
-  /** Default true. */
-  chat: z.boolean().optional(),
-  system: z.string().max(100_000).optional(),
-  maxNewTokens: z.number().int().min(1).max(131_072),
-  sampling: RunSampling.optional(),
-  /** Default 0. */
-  seed: seed.optional(),
-  /** Default 8. */
-  batchSize: z.number().int().min(1).max(1024).optional(),
-  /** Default one unablated setting, key `baseline`. headScale: γ per layer * heads + head. */
-  settings: z
-    .array(z.strictObject({ key: z.string().min(1).max(200), headScale: z.array(finiteNumber).optional() }))
-    .min(1)
-    .optional(),
-  /** Live probe: its per-token score is stored as a trace of every transcript. */
-  probeId: rowId.optional(),
-});
-
-/** Probe training options (the paper's preset fills whatever is left out). */
-export const ProbeTrainOptions = z.strictObject({
-  balance: z.boolean().optional(),
-  maxPerClass: z.number().int().positive().nullable().optional(),
-  valFraction: z.number().min(0).lt(1).optional(),
-  optimizer: z.enum(['adam', 'sgd']).optional(),
-  lr: z.number().positive().optional(),
-  batchSize: z.number().int().positive().optional(),
-  epochs: z.number().int().positive().max(100_000).optional(),
-  l2: z.number().min(0).optional(),
-  selectBy: z.enum(['val-accuracy', 'val-loss', 'last']).optional(),
-  seed: seed.optional(),
-});
-
-/** `probe` runs: one logistic probe per layer from refusal (positive) vs non-refusal (negative) transcripts. */
-export const ProbeRunConfig = z.strictObject({
-  name: z.string().trim().min(1, 'a probe needs a name').max(200),
-  positive: TranscriptSource,
-  negative: TranscriptSource,
-  /** Default 'answer-boundary' (the paper's). */
-  positionRule: PositionRule.optional(),
-  /** Residual-stack entries (0 = embeddings, i+1 = after block i, L+1 = final norm); default [L+1]. */
-  layers: z.array(z.number().int().min(0)).optional(),
-  /** Which positives count as refusals; default 'gcg-first32' (the paper's). */
-  labelRule: z.enum(['gcg-first32', 'jbb-first32', 'all']).optional(),
-  train: ProbeTrainOptions.optional(),
-});
-
-export const TraceOptions = z.strictObject({
-  plateau: z.enum(['max', 'moving-average-max', 'percentile']).optional(),
-  window: z.number().int().positive().optional(),
-  percentile: z.number().min(0).max(100).optional(),
-  dropWindow: z.number().int().positive().optional(),
-});
-
-/** `trace` runs: the refusal score of every token under a probe, with plateau / final / MS / cliff metrics. */
-export const TraceRunConfig = z.strictObject({
-  probeId: rowId,
-  /** More probes (e.g. one per layer) scored on the same transcripts, for the layers × tokens map. */
-  extraProbeIds: z.array(rowId).optional(),
-  source: TranscriptSource,
-  options: TraceOptions.optional(),
-});
-
-/** `heads` runs: each head's direct write into the probe's direction at the answer boundary. */
-export const HeadsRunConfig = z.strictObject({
-  probeId: rowId,
-  source: TranscriptSource,
-  /** Only transcripts whose dataset label is this. */
-  label: z.string().optional(),
-  /** Default 'code' (w·Δh/‖w‖, the paper's code). */
-  variant: z.enum(['code', 'blog', 'final-norm-aware']).optional(),
-  /** Also keep the score at every token (heads × tokens). Default false. */
-  perToken: z.boolean().optional(),
-});
-
-
-/** `ablate` runs: top-k% suppression heads × γ (with random and named controls), judged for ASR / over-refusal. */
-export const AblateRunConfig = z.strictObject({
-  headsRunId: rowId,
-  /** Live probe for I'; null or omitted = no probe metrics. */
-  probeId: rowId.nullable().optional(),
-  harmfulDatasetId: rowId,
-  harmlessDatasetId: rowId.nullable().optional(),
-  /** Fractions of all L·H heads; default [0, 0.005, 0.015, 0.03, 0.1]. */
-  fractions: z.array(fraction01).min(1).optional(),
-  /** Default [0, 0.01, 0.5]. */
-  gammas: z.array(finiteNumber).min(1).optional(),
-  /** Default true. */
-  randomControl: z.boolean().optional(),
-  randomSeed: seed.optional(),
-  headSets: z.array(z.strictObject({ name: z.string().min(1).max(200), heads: z.array(HeadRefSchema).min(1) })).optional(),
-  /** Default 'jbb'. */
-  judge: z.enum(['gcg', 'jbb']).optional(),
-  chat: z.boolean().optional(),
-  maxNewTokens: z.number().int().min(1).max(131_072),
-  batchSize: z.number().int().min(1).max(1024).optional(),
-  sampling: RunSampling.optional(),
-  seed: seed.optional(),
-});
-
-export const JudgeSpec = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('keyword'), list: z.enum(['gcg', 'jbb']) }),
-  z.strictObject({ kind: z.literal('probe'), probeId: rowId, threshold: fraction01 }),
-  /** A local guard model (Llama-Guard-3 style); maxChars default 512. */
-  z.strictObject({ kind: z.literal('guard'), modelDir: filePath, maxChars: z.number().int().positive().optional() }),
-]);
-
-/** `judge` runs: verdicts on another run's answers. */
-export const JudgeRunConfig = z.strictObject({
-  runId: rowId,
-  judge: JudgeSpec,
-  /** Dataset whose prompts count as attacks; default the judged run's dataset. */
-  harmfulDatasetId: rowId.nullable().optional(),
-});
-
-/** `select` runs (Cliff-as-a-Judge): score a training set's transcripts by MS and select the top fraction. */
-export const SelectRunConfig = z.strictObject({
-  datasetId: rowId,
-  probeId: rowId,
-  chat: z.boolean().optional(),
-  /** Default 'top-ms'. */
-  variant: z.enum(['top-ms', 'lowest-final', 'random', 'rule-based']).optional(),
-  /** Default 0.017 (the paper's 1.7 %). */
-  fraction: z.number().gt(0).max(1).optional(),
-  seed: seed.optional(),
-});
+// Each run kind's config and summary come from its spec (src/shared/runs/): one definition per kind.
 
 const runStartCommon = {
   project: filePath,
   model: ModelRef,
-  /** The run's stored name. For probe runs the probe's name is used. */
+  /** The run's stored name. For probe runs it is also the probe's name. */
   name: z.string().trim().min(1).max(200).optional(),
   /** Continue this unfinished run (same kind, same model) instead of starting a new one; its stored config is used. */
   resume: rowId.optional(),
 };
 
+function startParamsOf<K extends RunKind>(kind: K) {
+  return z.strictObject({ ...runStartCommon, kind: z.literal(kind), config: specOf(kind).input.optional() });
+}
+
 /**
- * `run.start` (job): start (or resume) one pipeline run. `config` is required unless `resume` is given. Finished
- * items are committed as they complete; a cancelled run ends 'cancelled' with its finished items kept and can be
- * resumed.
+ * `run.start` (job): start (or resume) one pipeline run. `config` is required unless `resume` is given, and must be
+ * left out with it (a resumed run keeps its stored config). Finished items are committed as they complete; a
+ * cancelled run ends 'cancelled' with its finished items kept and can be resumed.
  */
 export const RunStartParams = z.discriminatedUnion('kind', [
-  z.strictObject({ ...runStartCommon, kind: z.literal('generate'), config: GenerateRunConfig.optional() }),
-  z.strictObject({ ...runStartCommon, kind: z.literal('probe'), config: ProbeRunConfig.optional() }),
-  z.strictObject({ ...runStartCommon, kind: z.literal('trace'), config: TraceRunConfig.optional() }),
-  z.strictObject({ ...runStartCommon, kind: z.literal('heads'), config: HeadsRunConfig.optional() }),
-  z.strictObject({ ...runStartCommon, kind: z.literal('ablate'), config: AblateRunConfig.optional() }),
-  z.strictObject({ ...runStartCommon, kind: z.literal('judge'), config: JudgeRunConfig.optional() }),
-  z.strictObject({ ...runStartCommon, kind: z.literal('select'), config: SelectRunConfig.optional() }),
+  startParamsOf('generate'),
+  startParamsOf('probe'),
+  startParamsOf('trace'),
+  startParamsOf('heads'),
+  startParamsOf('ablate'),
+  startParamsOf('judge'),
+  startParamsOf('select'),
 ]);
 export type RunStartParams = z.infer<typeof RunStartParams>;
 
-/** A run's report: what ran, how far it got, and its headline numbers (`summary`, per kind, as the pipelines store it). */
-export const RunReport = z.strictObject({
-  run: RunSummary.extend({ config: jsonObject, versions: jsonObject }),
-  model: z.strictObject({ path: z.string(), contentHash: z.string() }).nullable(),
-  items: z.strictObject({ done: count, failed: count }),
-  /** The run's headline numbers as its pipeline stores them (per kind); null until the run finishes. */
-  summary: jsonObject.nullable(),
-});
+const reportModel = z.strictObject({ path: z.string(), contentHash: z.string() }).nullable();
+const reportItems = z.strictObject({ done: count, failed: count });
+
+function reportOf<K extends RunKind>(kind: K) {
+  const spec = specOf(kind);
+  return z.strictObject({
+    kind: z.literal(kind),
+    run: RunSummary.extend({ kind: z.literal(kind), config: spec.config, versions: jsonObject }),
+    model: reportModel,
+    items: reportItems,
+    /** The run's headline numbers; null until the run finishes. */
+    summary: spec.summary.nullable(),
+  });
+}
+
+/** A run's report: what ran (with its stored config), how far it got, and its headline numbers, typed per kind. */
+export const RunReport = z.discriminatedUnion('kind', [
+  reportOf('generate'),
+  reportOf('probe'),
+  reportOf('trace'),
+  reportOf('heads'),
+  reportOf('ablate'),
+  reportOf('judge'),
+  reportOf('select'),
+]);
 export type RunReport = z.infer<typeof RunReport>;
+export type RunReportOf<K extends RunKind> = Extract<RunReport, { kind: K }>;
+
+/** The summary of a report of kind `kind` (null for another kind, or before the run finishes). */
+export function summaryOf<K extends RunKind>(report: RunReport | null | undefined, kind: K): RunSummaryOf<K> | null {
+  if (!report || report.kind !== kind) return null;
+  return (report as RunReportOf<K>).summary as RunSummaryOf<K> | null;
+}
 
 export const RunStartResult = z.strictObject({
   runId: rowId,
@@ -833,7 +725,6 @@ export const CompareRunsResult = z.strictObject({
     z.strictObject({
       run: RunSummary,
       headline: z.array(Headline),
-      summary: jsonObject.nullable(),
       /** Trace runs: the tail-aligned average of the main probe's traces. */
       average: TailAverage.optional(),
       /** Heads runs: the averaged map. */

@@ -33,9 +33,13 @@ export const Precision = z
     quantizeLmHead: z.boolean().optional(),
   })
   .refine((p) => p.weights === 'int4' || (p.int4BlockSize ?? p.int4Scheme ?? p.int4AccuracyLevel ?? p.quantizeLmHead) === undefined, {
-    message: 'the int4 options need weights: int4',
+    message: 'must be int4 for the int4 options (block size, scheme, accuracy level, LM head)',
+    path: ['weights'],
   });
 export type Precision = z.infer<typeof Precision>;
+
+/** ONNX Runtime intra-op threads (a machine has far fewer cores than the cap). */
+export const threads = z.number().int().min(1).max(1024);
 
 /** How to load a model: the checkpoint folder plus the runtime choices that change what runs. */
 export const ModelRef = z.strictObject({
@@ -43,8 +47,7 @@ export const ModelRef = z.strictObject({
   /** Rescale each token's multi-head output to its pre-ablation norm (the paper's variant). */
   normPreserve: z.boolean().optional(),
   provider: z.enum(PROVIDERS).optional(),
-  /** ONNX Runtime intra-op threads (a machine has far fewer cores than the cap). */
-  threads: z.number().int().min(1).max(1024).optional(),
+  threads: threads.optional(),
   precision: Precision.optional(),
   /** The compiled-model cache (default: $CLIFFSCOPE_CACHE or ~/.cache/cliffscope). */
   cache: filePath.optional(),

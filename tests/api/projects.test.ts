@@ -155,7 +155,7 @@ describe('project.export and project.import', () => {
   it('refuses an unknown run without writing anything, and sources that are not projects', async () => {
     const dest = tmp('export/none.cliffscope');
     const e = await callError('project.export', { file: fx.file, dest, runId: 999 });
-    expect(e.message).toMatch(/no run #999/);
+    expect(e.message).toMatch(/run #999 does not exist in /);
     expect(fs.existsSync(dest)).toBe(false);
     expect((await callError('project.export', { file: fx.file, dest: tmp('no-such-dir/x.cliffscope') })).code).toBe('missing-file');
     expect((await callError('project.import', { file: fx.file, src: tmp('missing.cliffscope') })).code).toBe('missing-file');
@@ -220,7 +220,7 @@ describe('datasets', () => {
     // Bad pages and unknown datasets.
     expect((await callError('dataset.items', { project, datasetId: r.dataset.id, limit: 501 })).issues?.[0]?.path).toBe('limit');
     expect((await callError('dataset.items', { project, datasetId: r.dataset.id, offset: -1 })).issues?.[0]?.path).toBe('offset');
-    expect((await callError('dataset.items', { project, datasetId: 42 })).message).toMatch(/no dataset #42/);
+    expect((await callError('dataset.items', { project, datasetId: 42 })).message).toMatch(/dataset #42 does not exist in /);
     expect((await callError('dataset.import', { project, name: ' ', file: tmp('data.csv') })).issues?.[0]?.path).toBe('name');
   });
 });

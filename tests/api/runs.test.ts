@@ -9,7 +9,9 @@ import { makeCallContext } from '../../src/main/api/context.js';
 import { dispatch } from '../../src/main/api/dispatch.js';
 import { readSummary } from '../../src/main/engine/pipelines/common.js';
 import { openProject } from '../../src/main/engine/store/open.js';
-import type { JobEvent, ParamsOf, ResultOf } from '../../src/shared/contract.js';
+import { summaryOf, type JobEvent, type ParamsOf, type ResultOf, type RunReportOf } from '../../src/shared/contract.js';
+import { headsRun } from '../../src/shared/runs/heads.js';
+import { probeRun } from '../../src/shared/runs/probe.js';
 import { call, callError, disposeFixture, makeDemoFixture, type Fixture } from './demo-fixture.js';
 
 let fx: Fixture;
@@ -78,10 +80,10 @@ describe('run.start', () => {
     expect(progress.every((e) => e.jobId === 'job-1')).toBe(true);
     const last = progress.at(-1)!;
     expect(last.kind === 'progress' && last.done === last.total).toBe(true);
-    const probes = r.report.summary!.probes as { layer: number; probeId: number }[];
+    const probes = summaryOf(r.report, 'probe')!.probes;
     expect(probes.map((p) => p.layer)).toEqual([2, 5]);
     expect(inStore((s) => s.listProbes().length)).toBe(before + 2);
-    expect(inStore((s) => readSummary(s, r.runId))).toEqual(r.report.summary);
+    expect(inStore((s) => readSummary(s, probeRun, r.runId))).toEqual(r.report.summary);
   });
 
   it('traces with several probes, so trace.get returns the layers × tokens map', async () => {
@@ -168,11 +170,11 @@ describe('run.start', () => {
     const runsBefore = inStore((s) => s.listRuns().length);
     const model = { dir: modelDir };
     const cases: [ParamsOf<'run.start'>, RegExp][] = [
-      [{ project: fx.file, model, kind: 'generate', config: { datasetId: 999, maxNewTokens: 4 } }, /config\.datasetId: .* no dataset #999/],
-      [{ project: fx.file, model, kind: 'trace', config: { probeId: 999, source: { kind: 'run', runId: 1 } } }, /config\.probeId: .* no probe #999/],
-      [{ project: fx.file, model, kind: 'trace', config: { probeId: fx.demo.report.probe.id, source: { kind: 'run', runId: 999 } } }, /config\.source\.runId: .* no run #999/],
+      [{ project: fx.file, model, kind: 'generate', config: { datasetId: 999, maxNewTokens: 4 } }, /config\.datasetId: dataset #999 does not exist in /],
+      [{ project: fx.file, model, kind: 'trace', config: { probeId: 999, source: { kind: 'run', runId: 1 } } }, /config\.probeId: probe #999 does not exist in /],
+      [{ project: fx.file, model, kind: 'trace', config: { probeId: fx.demo.report.probe.id, source: { kind: 'run', runId: 999 } } }, /config\.source\.runId: run #999 does not exist in /],
       [{ project: fx.file, model, kind: 'ablate', config: { headsRunId: fx.demo.report.runs.trace!, harmfulDatasetId: harmfulId, maxNewTokens: 4 } }, /config\.headsRunId: run #\d+ is a trace run, not a heads run/],
-      [{ project: fx.file, model, kind: 'generate', resume: 999 }, /resume: .* no run #999/],
+      [{ project: fx.file, model, kind: 'generate', resume: 999 }, /resume: run #999 does not exist in /],
       [{ project: fx.file, model, kind: 'heads', resume: fx.demo.report.runs.trace! }, /resume: run #\d+ is a trace run/],
     ];
     for (const [params, message] of cases) {
@@ -217,7 +219,7 @@ describe('run.start for the other kinds', () => {
     const generate = fx.demo.report.runs.generate!;
     const r = await call('run.start', { project: fx.file, model: { dir: modelDir, threads: 1 }, kind: 'judge', config: { runId: generate, judge: { kind: 'keyword', list: 'jbb' } } });
     expect(r.status).toBe('done');
-    expect(r.report.summary!.asr).toBe(1);
+    expect(summaryOf(r.report, 'judge')!.asr).toBe(1);
     const list = await call('transcripts.list', { project: fx.file, runId: r.runId, limit: 5 });
     expect(list.fromRunId).toBe(generate);
     for (const t of list.transcripts) expect(t.verdicts).toContainEqual({ runId: r.runId, judge: expect.any(String), verdict: 'compliance', harmful: true });
@@ -244,7 +246,7 @@ describe('run.start for the other kinds', () => {
     const train = (await call('project.open', { file: fx.file })).datasets.find((d) => d.name === 'demo-safety-train')!;
     const r = await call('run.start', { project: fx.file, model: { dir: modelDir, threads: 1 }, kind: 'select', config: { datasetId: train.id, probeId: fx.demo.report.probe.id, fraction: 0.5 } });
     const sel = await call('selection.list', { project: fx.file, runId: r.runId });
-    expect(sel.selected).toBe(r.report.summary!.selected);
+    expect(sel.selected).toBe(summaryOf(r.report, 'select')!.selected);
     expect(sel.total).toBe(train.itemCount);
     expect(sel.variant).toBe('top-ms');
   });
@@ -256,8 +258,9 @@ describe('run.report and run.delete', () => {
     const r = await call('run.report', { project: fx.file, runId: id });
     expect(r.report.run.id).toBe(id);
     expect(r.report.run.kind).toBe('heads');
-    expect(r.report.run.config.variant).toBe('code');
-    expect(r.report.summary).toEqual(inStore((s) => readSummary(s, id)));
+    expect(r.report.kind).toBe('heads');
+    expect((r.report as RunReportOf<'heads'>).run.config.variant).toBe('code');
+    expect(r.report.summary).toEqual(inStore((s) => readSummary(s, headsRun, id)));
     expect(r.text).toMatch(new RegExp(`^run #${id} heads`));
     expect(r.text).toContain('L1H5');
     expect((await callError('run.report', { project: fx.file, runId: 999 })).message).toMatch(/run #999 does not exist/);
@@ -274,7 +277,7 @@ describe('run.report and run.delete', () => {
     expect(inStore((s) => s.listTranscripts(r.runId).length)).toBe(2);
     expect(await call('run.delete', { project: fx.file, runId: r.runId })).toEqual({ deleted: r.runId });
     expect(inStore((s) => [s.getRun(r.runId), s.listTranscripts(r.runId).length])).toEqual([null, 0]);
-    expect((await callError('run.delete', { project: fx.file, runId: r.runId })).message).toMatch(new RegExp(`runId: .* no run #${r.runId}`));
+    expect((await callError('run.delete', { project: fx.file, runId: r.runId })).message).toMatch(new RegExp(`runId: run #${r.runId} does not exist in `));
   });
 
   it('refuses item ids from another dataset', async () => {

@@ -5,8 +5,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tailAlignedAverage } from '../../src/main/engine/analysis/trace.js';
-import { DEMO_PLANTED_HEADS } from '../../src/main/engine/demo/index.js';
+import { DEMO_PLANTED_HEADS } from '../../src/main/api/demo/planted-model.js';
 import { readSummary } from '../../src/main/engine/pipelines/common.js';
+import { summaryOf } from '../../src/shared/contract.js';
+import { traceRun } from '../../src/shared/runs/trace.js';
 import { openProject } from '../../src/main/engine/store/open.js';
 import type { ProjectStore } from '../../src/main/engine/store/project-store.js';
 import { parseCsv } from '../../src/main/engine/datasets/csv.js';
@@ -56,9 +58,9 @@ describe('trace.list', () => {
   it('refuses an unknown run and a probe that did not trace the run', async () => {
     const e = await callError('trace.list', { project: fx.file, runId: 999 });
     expect(e.code).toBe('bad-argument');
-    expect(e.message).toMatch(/no run #999/);
+    expect(e.message).toMatch(/run #999 does not exist in /);
     const e2 = await callError('trace.list', { project: fx.file, runId: runs.trace!, probeId: 999 });
-    expect(e2.message).toMatch(/no probe #999/);
+    expect(e2.message).toMatch(/probe #999 does not exist in /);
   });
 
   it('gives an empty list for a run without traces', async () => {
@@ -94,19 +96,19 @@ describe('trace.get', () => {
   });
 
   it('refuses an unknown transcript, and a probe or run that never traced it', async () => {
-    expect((await callError('trace.get', { project: fx.file, transcriptId: 99999 })).message).toMatch(/no transcript #99999/);
+    expect((await callError('trace.get', { project: fx.file, transcriptId: 99999 })).message).toMatch(/transcript #99999 does not exist in /);
     const list = await call('trace.list', { project: fx.file, runId: runs.trace! });
     const id = list.traces[0]!.transcriptId;
     expect((await callError('trace.get', { project: fx.file, transcriptId: id, runId: runs.heads! })).message).toMatch(/has no trace in run/);
-    expect((await callError('trace.get', { project: fx.file, transcriptId: id, probeId: 4242 })).message).toMatch(/no probe #4242/);
+    expect((await callError('trace.get', { project: fx.file, transcriptId: id, probeId: 4242 })).message).toMatch(/probe #4242 does not exist in /);
   });
 });
 
 describe('trace.average', () => {
   it('equals the tail-aligned average stored in the trace run summary', async () => {
     const r = await call('trace.average', { project: fx.file, runId: runs.trace! });
-    const summary = readSummary(store, runs.trace!)!;
-    const ta = summary.tailAligned as { positions: number[]; mean: (number | null)[]; count: number[] };
+    const summary = readSummary(store, traceRun, runs.trace!)!;
+    const ta = summary.tailAligned!;
     expect(r.positions).toHaveLength(100);
     expect(r.positions).toEqual(ta.positions);
     expect(r.count).toEqual(ta.count);
@@ -164,7 +166,7 @@ describe('heads.map', () => {
     const stored = store.listHeadMaps(runs.heads!, { transcriptId: all.transcriptIds[0]! })[0]!;
     one.scores.forEach((s, i) => expect(s).toBeCloseTo(stored.scores[i]!, 6));
     expect((await callError('heads.map', { project: fx.file, runId: runs.heads!, transcriptId: 99999 })).message).toMatch(/no map for transcript #99999/);
-    expect((await callError('heads.map', { project: fx.file, runId: runs.trace! })).message).toMatch(/is a trace run; this needs a heads run/);
+    expect((await callError('heads.map', { project: fx.file, runId: runs.trace! })).message).toMatch(/is a trace run, not a heads run/);
   });
 });
 
@@ -175,7 +177,7 @@ describe('sweep.cells', () => {
     expect(r.cells.map((c) => c.key)).toEqual(stored.map((c) => c.headScaleKey));
     expect(r.totalHeads).toBe(32);
     const report = await call('run.report', { project: fx.file, runId: runs.ablate! });
-    const reported = new Map((report.report.summary!.cells as { key: string; asr: number | null; overRefusal: number | null }[]).map((c) => [c.key, c]));
+    const reported = new Map(summaryOf(report.report, 'ablate')!.cells.map((c) => [c.key, c]));
     for (const c of r.cells) {
       expect(c.metrics).not.toBeNull();
       close(c.metrics!.asr, reported.get(c.key)!.asr);
@@ -191,7 +193,7 @@ describe('sweep.cells', () => {
   });
 
   it('refuses a run that is not an ablation', async () => {
-    expect((await callError('sweep.cells', { project: fx.file, runId: runs.heads! })).message).toMatch(/heads run; this needs an ablate run/);
+    expect((await callError('sweep.cells', { project: fx.file, runId: runs.heads! })).message).toMatch(/is a heads run, not an ablate run/);
   });
 });
 
@@ -283,7 +285,7 @@ describe('probes', () => {
     expect(list.probes.map((p) => p.id)).toEqual(store.listProbes().map((p) => p.id));
     const id = fx.demo.report.probe.id;
     const p = list.probes.find((x) => x.id === id)!;
-    expect(p.metrics.valAccuracy).toBeCloseTo(fx.demo.report.probe.valAccuracy, 10);
+    expect(p.metrics.valAccuracy).toBeCloseTo(fx.demo.report.probe.valAccuracy!, 10);
     expect(p.metrics.trainLoss).toBeUndefined();
     const got = await call('probe.get', { project: fx.file, probeId: id });
     expect(got.weights).toBeUndefined();
@@ -294,7 +296,7 @@ describe('probes', () => {
     expect(withWeights.weights).toHaveLength(got.probe.dim);
     const row = store.getProbe(id)!;
     expect(withWeights.weights![3]).toBeCloseTo(row.weights[3]!, 6);
-    expect((await callError('probe.get', { project: fx.file, probeId: 77 })).message).toMatch(/no probe #77/);
+    expect((await callError('probe.get', { project: fx.file, probeId: 77 })).message).toMatch(/probe #77 does not exist in /);
   });
 });
 
@@ -318,7 +320,7 @@ describe('compare.runs', () => {
     expect((await callError('compare.runs', { project: fx.file, runIds: [1] })).issues?.[0]?.path).toBe('runIds');
     expect((await callError('compare.runs', { project: fx.file, runIds: [1, 2, 3, 4, 5, 6, 7] })).issues?.[0]?.path).toBe('runIds');
     expect((await callError('compare.runs', { project: fx.file, runIds: [1, 1] })).issues?.[0]?.path).toBe('runIds[1]');
-    expect((await callError('compare.runs', { project: fx.file, runIds: [1, 999] })).message).toMatch(/no run #999/);
+    expect((await callError('compare.runs', { project: fx.file, runIds: [1, 999] })).message).toMatch(/run #999 does not exist in /);
   });
 });
 
@@ -352,6 +354,6 @@ describe('table.csv', () => {
     const e = await callError('table.csv', { project: fx.file, query: 'SELECT * FROM runs' });
     expect(e.code).toBe('bad-params');
     expect(e.issues?.[0]?.path).toBe('query');
-    expect((await callError('table.csv', { project: fx.file, query: 'cells', runId: runs.trace! })).message).toMatch(/needs an ablate run/);
+    expect((await callError('table.csv', { project: fx.file, query: 'cells', runId: runs.trace! })).message).toMatch(/is a trace run, not an ablate run/);
   });
 });

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COMMANDS } from '../../src/main/cli/index.js';
+import { VERBS as COMMANDS } from '../../src/main/program.js';
 import { readSafetensorsHeader, readTensorAsFloat32 } from '../../src/main/engine/model/safetensors.js';
 import { loadModel } from '../../src/main/engine/runtime/model.js';
 import { teacherForce } from '../../src/main/engine/runtime/teacher-force.js';
@@ -207,8 +207,8 @@ describe('precision', () => {
   });
 
   it('rejects int4 knobs without int4 weights, and unknown precisions', async () => {
-    expect((await cli('generate', model, '--prompt', 'hi', '--int4-block', '64')).stderr).toContain('--weights int4');
-    expect((await cli('generate', model, '--prompt', 'hi', '--int4-lm-head', 'float')).stderr).toContain('--weights int4');
+    expect((await cli('generate', model, '--prompt', 'hi', '--int4-block', '64')).stderr).toContain('--weights: must be int4 for the int4 options');
+    expect((await cli('generate', model, '--prompt', 'hi', '--int4-lm-head', 'float')).stderr).toContain('--weights: must be int4 for the int4 options');
     expect((await cli('generate', model, '--prompt', 'hi', '--weights', 'int4', '--int4-lm-head', 'int8')).stderr).toContain('--int4-lm-head must be one of int4, float');
     expect((await cli('precision', model, '--weights', 'int3')).code).toBe(2);
   });

@@ -12,6 +12,7 @@ import path from 'node:path';
 import type { BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiResponse, Method, ParamsOf, ResultOf } from '../../src/shared/contract.js';
+import { summaryOf } from '../../src/shared/contract.js';
 import { EngineClient } from '../../src/main/host/engine-client.js';
 import { startServer, type ServeHandle } from '../../src/main/serve/server.js';
 import { headLabel } from '../../src/shared/heads.js';
@@ -167,7 +168,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     }
     // The sweep's chart, and the best layer's probe picked for the other panels.
     const run = (await call('project.open', { file })).runs.find((r) => r.kind === 'probe' && r.name === 'e2e-probe')!;
-    const best = (await call('run.report', { project: file, runId: run.id })).report.summary!.bestProbeId as number;
+    const best = summaryOf((await call('run.report', { project: file, runId: run.id })).report, 'probe')!.bestProbeId;
     await page.getByRole('img', { name: 'Validation accuracy and AUROC per layer' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
     const bestProbe = probes.find((p) => p.id === best)!;
     await expect.poll(() => page.getByTestId('probe-val-accuracy').textContent(), { timeout: UI_TIMEOUT }).toBe(fmtPct(bestProbe.metrics.valAccuracy, 1));
@@ -180,14 +181,14 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     const traceRun = await demoRun('trace');
     await expect.poll(() => page.getByLabel('Trace run').inputValue()).toBe(String(traceRun));
     const { report } = await call('run.report', { project: file, runId: traceRun });
-    const s = report.summary!;
-    await expect.poll(() => page.getByTestId('mean-plateau').textContent(), { timeout: UI_TIMEOUT }).toBe(fmtNum(s.meanPlateau as number));
-    expect(await page.getByTestId('mean-final').textContent()).toBe(fmtNum(s.meanFinal as number));
-    expect(await page.getByTestId('mean-ms').textContent()).toBe(fmtNum(s.meanMs as number));
-    expect(await page.getByTestId('trace-count').textContent()).toBe(fmtInt(s.transcripts as number));
+    const s = summaryOf(report, 'trace')!;
+    await expect.poll(() => page.getByTestId('mean-plateau').textContent(), { timeout: UI_TIMEOUT }).toBe(fmtNum(s.meanPlateau));
+    expect(await page.getByTestId('mean-final').textContent()).toBe(fmtNum(s.meanFinal));
+    expect(await page.getByTestId('mean-ms').textContent()).toBe(fmtNum(s.meanMs));
+    expect(await page.getByTestId('trace-count').textContent()).toBe(fmtInt(s.transcripts));
     // The demo's cliff: a high plateau through thinking, a low final score at </think>.
-    expect(s.meanPlateau as number).toBeGreaterThan(0.9);
-    expect(s.meanFinal as number).toBeLessThan(0.2);
+    expect(s.meanPlateau!).toBeGreaterThan(0.9);
+    expect(s.meanFinal!).toBeLessThan(0.2);
 
     // Per-transcript rows are trace.list's.
     const list = await call('trace.list', { project: file, runId: traceRun });

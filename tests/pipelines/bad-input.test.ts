@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoModelDir, writeDemoModel } from '../../src/main/engine/demo/index.js';
+import { demoModelDir, writeDemoModel } from '../../src/main/api/demo/planted-model.js';
 import { CliffscopeError, type ErrorCode } from '../../src/main/engine/errors.js';
 import { runAblation, type AblateRunConfig } from '../../src/main/engine/pipelines/ablate.js';
 import type { PipelineEnv } from '../../src/main/engine/pipelines/common.js';
@@ -162,12 +162,12 @@ describe('ids that do not exist', () => {
     await expectRefused(() => runProbeTraining(demoEnv(), probeConfig({ positive: { kind: 'run', runId: 999 } })), 'bad-argument', /run #999/);
     await expectRefused(() => runJudge(demoEnv(), { runId: 999, judge: { kind: 'keyword', list: 'jbb' }, harmfulDatasetId: null }), 'bad-argument', /run #999/);
     await expectRefused(() => runAblation(demoEnv(), ablateConfig({ headsRunId: 999 })), 'bad-argument', /run #999 does not exist/);
-    await expectRefused(() => runAblation(demoEnv(), ablateConfig({ headsRunId: genRun })), 'bad-argument', new RegExp(`run #${genRun} is a generate run, not heads`));
+    await expectRefused(() => runAblation(demoEnv(), ablateConfig({ headsRunId: genRun })), 'bad-argument', new RegExp(`run #${genRun} is a generate run, not a heads run`));
   });
 
   it('resuming a run that does not exist, or one of another kind', async () => {
     await expectRefused(() => runTrace(demoEnv(), { probeId, extraProbeIds: [], source: { kind: 'run', runId: genRun }, options: {} }, { resume: 999 }), 'bad-argument', /run #999 does not exist/);
-    await expectRefused(() => runTrace(demoEnv(), { probeId, extraProbeIds: [], source: { kind: 'run', runId: genRun }, options: {} }, { resume: genRun }), 'bad-argument', /is a generate run, not trace/);
+    await expectRefused(() => runTrace(demoEnv(), { probeId, extraProbeIds: [], source: { kind: 'run', runId: genRun }, options: {} }, { resume: genRun }), 'bad-argument', /is a generate run, not a trace run/);
   });
 });
 

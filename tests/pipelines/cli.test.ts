@@ -8,7 +8,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEMO_PLANTED_HEADS, demoModelDir, demoResourcesDir, loadDemoPrompts, loadDemoSafetyTrain } from '../../src/main/engine/demo/index.js';
+import { DEMO_PLANTED_HEADS, demoModelDir } from '../../src/main/api/demo/planted-model.js';
+import { demoResourcesDir, loadDemoPrompts, loadDemoSafetyTrain } from '../../src/main/api/demo/resources.js';
 import { cli } from '../support/cli.js';
 
 

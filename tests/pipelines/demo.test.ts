@@ -8,11 +8,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEMO_PLANTED_HEADS, DEMO_REFUSAL_HEAD } from '../../src/main/engine/demo/index.js';
-import { formatDemoReport, runDemo, type DemoReport } from '../../src/main/engine/demo/run-demo.js';
+import { DEMO_PLANTED_HEADS, DEMO_REFUSAL_HEAD } from '../../src/main/api/demo/planted-model.js';
+import { formatDemoReport, runDemo, type DemoReport } from '../../src/main/api/demo/run-demo.js';
 import type { PipelineEnv } from '../../src/main/engine/pipelines/common.js';
 import { headsRunRanking } from '../../src/main/engine/pipelines/heads.js';
-import { runReport } from '../../src/main/engine/pipelines/report.js';
+import { runReport } from '../../src/main/api/runs.js';
 import { openProject } from '../../src/main/engine/store/open.js';
 import type { ProjectStore } from '../../src/main/engine/store/project-store.js';
 
@@ -62,7 +62,7 @@ describe('runDemo', () => {
 
   it('the heads run ranks exactly the planted heads first; every other head but the refusal head is near 0', () => {
     expect(report.heads.topMatchesPlanted).toBe(true);
-    const { ranking, map } = headsRunRanking({ store } as unknown as PipelineEnv, report.runs.heads!);
+    const { ranking, map } = headsRunRanking(store, report.runs.heads!);
     expect(map.layers * map.heads).toBe(32);
     const top = ranking.suppression.slice(0, DEMO_PLANTED_HEADS.length);
     expect(new Set(top.map((h) => `${h.layer}:${h.head}`))).toEqual(plantedKey);

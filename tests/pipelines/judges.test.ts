@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoModelDir, demoRefusalProbe, writeDemoModel } from '../../src/main/engine/demo/index.js';
+import { demoModelDir, demoRefusalProbe, writeDemoModel } from '../../src/main/api/demo/planted-model.js';
 import type { PipelineEnv } from '../../src/main/engine/pipelines/common.js';
 import { runJudge } from '../../src/main/engine/pipelines/judge.js';
 import { runTrace } from '../../src/main/engine/pipelines/trace.js';

@@ -9,7 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEMO_PLANTED_HEADS, demoModelDir, demoRefusalProbe, demoResourcesDir, writeDemoModel } from '../../src/main/engine/demo/index.js';
+import { DEMO_PLANTED_HEADS, demoModelDir, demoRefusalProbe, writeDemoModel } from '../../src/main/api/demo/planted-model.js';
+import { demoResourcesDir } from '../../src/main/api/demo/resources.js';
 import { CliffscopeError } from '../../src/main/engine/errors.js';
 import type { PipelineEnv } from '../../src/main/engine/pipelines/common.js';
 import { runTrace } from '../../src/main/engine/pipelines/trace.js';
@@ -19,6 +20,7 @@ import { openProject } from '../../src/main/engine/store/open.js';
 import type { ProjectStore } from '../../src/main/engine/store/project-store.js';
 import type { TranscriptRow } from '../../src/main/engine/store/types.js';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoints.js';
+import { headScaleMatrix } from '../../src/shared/heads.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const child = path.join(repoRoot, 'tests/pipelines/helpers/generate-child.ts');
@@ -33,8 +35,7 @@ let tiny: LoadedModel;
 function generateConfig(datasetId: number, batchSize = 1): GenerateRunConfig {
   const L = model.config.numLayers;
   const H = model.config.numHeads;
-  const scale = new Array<number>(L * H).fill(1);
-  for (const h of DEMO_PLANTED_HEADS) scale[h.layer * H + h.head] = 0;
+  const scale = headScaleMatrix(DEMO_PLANTED_HEADS, 0, L, H);
   return {
     datasetId,
     chat: true,

@@ -12,7 +12,7 @@ import type { CallContext } from './context.js';
 import { acquireModel } from './model-pool.js';
 
 export async function generateRun(params: ParamsOf<'generate.run'>, ctx: CallContext): Promise<ResultOf<'generate.run'>> {
-  const model = await acquireModel(params.model);
+  const model = await acquireModel(params.model, ctx);
   const tok = model.tokenizer;
   if (!tok) throw new CliffscopeError('missing-file', `${params.model.dir} has no tokenizer.json, so prompts cannot be encoded`, { file: params.model.dir });
   const cfg = model.config;

@@ -3,16 +3,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { ParamsOf, ResultOf } from '../../shared/contract.js';
 import { readDatasetFile, type ColumnMapping, type ReadDatasetOptions } from '../engine/datasets/import.js';
-import { runDemo } from '../engine/demo/run-demo.js';
 import { CliffscopeError } from '../engine/errors.js';
-import { defaultCacheRoot } from '../engine/onnx/compile.js';
 import { exportProject } from '../engine/store/open.js';
 import type { ProjectStore } from '../engine/store/project-store.js';
-import { jsonSafe } from '../engine/store/tabular.js';
 import { registerModel } from '../engine/pipelines/common.js';
 import type { CallContext } from './context.js';
+import { defaultDemoProject, runDemo } from './demo/run-demo.js';
 import { acquireModel } from './model-pool.js';
-import { isWriting, recentProjects, rememberProject, requireDataset, resolveFile, withReader, withWriter } from './projects.js';
+import { isWriting, recentProjects, rememberProject, resolveFile, withReader, withWriter } from './projects.js';
 import { datasetSummary, jsonRecord, mappingOf, modelSummary, probeSummary, runSummary } from './shapes.js';
 
 const PREVIEW_ROWS = 20;
@@ -55,15 +53,10 @@ export async function projectRemember({ file }: ParamsOf<'project.remember'>): P
   return { files: rememberProject(file) };
 }
 
-/** Default place of the demo project (as `cliffscope demo` uses it). */
-export function defaultDemoFile(): string {
-  return path.join(defaultCacheRoot(), 'demo', 'demo.cliffscope');
-}
-
 const demosRunning = new Set<string>();
 
 export async function projectDemo({ file }: ParamsOf<'project.demo'>, ctx: CallContext): Promise<ResultOf<'project.demo'>> {
-  const abs = resolveFile(file ?? defaultDemoFile());
+  const abs = resolveFile(file ?? defaultDemoProject());
   if (demosRunning.has(abs) || isWriting(abs)) {
     throw new CliffscopeError('bad-argument', `${abs} is busy: a demo or a run is writing to it in this session`, { file: abs, hint: 'wait for it to finish, or cancel it' });
   }
@@ -77,7 +70,7 @@ export async function projectDemo({ file }: ParamsOf<'project.demo'>, ctx: CallC
       onProgress: (stage, done, total) => ctx.progress(done, total, stage),
     });
     rememberProject(abs);
-    return { file: abs, report: jsonSafe(report) as ResultOf<'project.demo'>['report'] };
+    return { file: abs, report };
   } finally {
     demosRunning.delete(abs);
   }
@@ -86,8 +79,7 @@ export async function projectDemo({ file }: ParamsOf<'project.demo'>, ctx: CallC
 /** Compile and load a checkpoint (progress: hashing, weights, graph), then record it in the project. */
 export async function modelAdd(p: ParamsOf<'model.add'>, ctx: CallContext): Promise<ResultOf<'model.add'>> {
   const started = Date.now();
-  const phases: Record<string, string> = { hash: 'hashing the checkpoint', weights: 'writing weights', graph: 'building the graph' };
-  const model = await acquireModel(p.model, undefined, (pr) => ctx.progress(pr.done, pr.total, phases[pr.phase]));
+  const model = await acquireModel(p.model, ctx);
   const row = await withWriter(p.project, (store) => registerModel(store, model), { create: true });
   return {
     modelId: row.id,
@@ -110,9 +102,7 @@ export async function projectExport({ file, dest, runId }: ParamsOf<'project.exp
     exportProject(src, out);
   } else {
     // Check first with a reader, so an unknown run never opens (or creates) anything for writing.
-    withReader(src, (s) => {
-      if (!s.getRun(runId)) throw new CliffscopeError('bad-argument', `${src} has no run #${runId}`, { file: src });
-    });
+    withReader(src, (s) => s.requireRun(runId));
     // Copying one run attaches the new file, which a read-only connection cannot write to.
     await withWriter(src, (s) => s.exportRun(runId, out));
   }
@@ -196,7 +186,7 @@ export async function datasetImport(p: ParamsOf<'dataset.import'>): Promise<Resu
 export async function datasetItems(p: ParamsOf<'dataset.items'>): Promise<ResultOf<'dataset.items'>> {
   const offset = p.offset ?? 0;
   return withReader(p.project, (s) => {
-    const ds = requireDataset(s, p.datasetId);
+    const ds = s.requireDataset(p.datasetId);
     const items = s.datasetItems(ds.id, { offset, limit: p.limit ?? 100 });
     return {
       total: ds.itemCount,

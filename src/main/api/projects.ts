@@ -12,7 +12,7 @@ import { CliffscopeError } from '../engine/errors.js';
 import { defaultCacheRoot } from '../engine/onnx/compile.js';
 import { openProject } from '../engine/store/open.js';
 import type { ProjectStore } from '../engine/store/project-store.js';
-import type { ModelRow, ProbeRow, RunKind, RunRow, TranscriptRow } from '../engine/store/types.js';
+import type { RunRow } from '../engine/store/types.js';
 import { Tokenizer } from '../engine/tokenizer/tokenizer.js';
 
 export const resolveFile = (file: string) => path.resolve(file);
@@ -67,62 +67,6 @@ export function isWriting(file: string): boolean {
 export function closeAllWriters(): void {
   for (const w of writers.values()) w.store.close();
   writers.clear();
-}
-
-// ---- lookups with clear errors --------------------------------------------------------------------------------------
-
-function listHint(kind: string, names: string[]): string {
-  return names.length ? `${kind} in this project: ${names.slice(0, 20).join(', ')}${names.length > 20 ? ', …' : ''}` : `this project has no ${kind} yet`;
-}
-
-const article = (word: string) => (/^[aeiou]/.test(word) ? 'an' : 'a');
-
-export function requireRun(store: ProjectStore, runId: number, kinds?: readonly RunKind[]): RunRow {
-  const run = store.getRun(runId);
-  if (!run) {
-    throw new CliffscopeError('bad-argument', `${store.file} has no run #${runId}`, {
-      file: store.file,
-      hint: listHint('runs', store.listRuns().map((r) => `#${r.id} ${r.kind}${r.name ? ` "${r.name}"` : ''}`)),
-    });
-  }
-  if (kinds && !kinds.includes(run.kind)) {
-    throw new CliffscopeError('bad-argument', `run #${runId} is ${article(run.kind)} ${run.kind} run; this needs ${article(kinds[0]!)} ${kinds.join(' or ')} run`, { file: store.file });
-  }
-  return run;
-}
-
-export function requireProbeRow(store: ProjectStore, probeId: number): ProbeRow {
-  const probe = store.getProbe(probeId);
-  if (!probe) {
-    throw new CliffscopeError('bad-argument', `${store.file} has no probe #${probeId}`, {
-      file: store.file,
-      hint: listHint('probes', store.listProbes().map((p) => `#${p.id} ${p.name} v${p.version}`)),
-    });
-  }
-  return probe;
-}
-
-export function requireDataset(store: ProjectStore, datasetId: number) {
-  const ds = store.getDataset(datasetId);
-  if (!ds) {
-    throw new CliffscopeError('bad-argument', `${store.file} has no dataset #${datasetId}`, {
-      file: store.file,
-      hint: listHint('datasets', store.listDatasets().map((d) => `#${d.id} ${d.name}`)),
-    });
-  }
-  return ds;
-}
-
-export function requireTranscript(store: ProjectStore, transcriptId: number): TranscriptRow {
-  const t = store.getTranscript(transcriptId);
-  if (!t) throw new CliffscopeError('bad-argument', `${store.file} has no transcript #${transcriptId}`, { file: store.file });
-  return t;
-}
-
-export function requireModelRow(store: ProjectStore, modelId: number): ModelRow {
-  const m = store.getModel(modelId);
-  if (!m) throw new CliffscopeError('bad-argument', `${store.file} has no model #${modelId}`, { file: store.file });
-  return m;
 }
 
 // ---- recent projects ------------------------------------------------------------------------------------------------

@@ -3,8 +3,7 @@
  * null, and only the fields the contract names are passed on.
  */
 import type { z } from 'zod';
-import type { DatasetSummary, ModelSummary, ProbeMetrics, ProbeSummary, RunReport, RunSummary, SweepCell, TailAverage } from '../../shared/contract.js';
-import type { RunReport as EngineRunReport } from '../engine/pipelines/report.js';
+import type { DatasetSummary, ModelSummary, ProbeMetrics, ProbeSummary, RunSummary, SweepCell, TailAverage } from '../../shared/contract.js';
 import { jsonSafe } from '../engine/store/tabular.js';
 import type { DatasetRow, JsonObject, JsonValue, ModelRow, ProbeRow, RunRow, SweepCellRow } from '../engine/store/types.js';
 import type { TailAlignedAverage } from '../engine/analysis/trace.js';
@@ -122,15 +121,6 @@ export function runSummary(r: RunRow): RunSummary {
     createdAt: r.createdAt,
     startedAt: r.startedAt,
     finishedAt: r.finishedAt,
-  };
-}
-
-export function runReportJson(r: EngineRunReport): RunReport {
-  return {
-    run: { ...runSummary(r.run), config: jsonRecord(r.run.config), versions: jsonRecord(r.run.versions) },
-    model: r.model ? { path: r.model.path, contentHash: r.model.contentHash } : null,
-    items: { done: r.items.done, failed: r.items.failed },
-    summary: r.summary ? jsonRecord(r.summary) : null,
   };
 }
 

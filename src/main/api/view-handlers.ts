@@ -4,17 +4,18 @@
  * read-only, reads, and closes it; tokenizers (for hover text and thinking / answer text) are loaded after the
  * connection is closed.
  */
-import { ContractError, type ParamsOf, type ResultOf } from '../../shared/contract.js';
+import { ContractError, summaryOf, type ParamsOf, type ResultOf } from '../../shared/contract.js';
+import { type RunKind, type RunSummaryOf, specOf } from '../../shared/runs/registry.js';
 import { rankHeads } from '../engine/analysis/heads.js';
 import { tailAlignedAverage } from '../engine/analysis/trace.js';
 import { CliffscopeError } from '../engine/errors.js';
-import { runReport } from '../engine/pipelines/report.js';
 import { exportSelection } from '../engine/pipelines/select.js';
 import type { ProjectStore } from '../engine/store/project-store.js';
 import { toCsv } from '../engine/store/tabular.js';
 import type { HeadMapRow, JsonObject, RunRow } from '../engine/store/types.js';
 import type { Tokenizer } from '../engine/tokenizer/tokenizer.js';
-import { displayTokens, modelDirOf, requireProbeRow, requireRun, requireTranscript, tokenizerFor, withReader } from './projects.js';
+import { displayTokens, modelDirOf, tokenizerFor, withReader } from './projects.js';
+import { runReport } from './runs.js';
 import { int, jsonRecord, num, probeSummary, runSummary, scores, sweepCell, tailAverage, truncate } from './shapes.js';
 import path from 'node:path';
 
@@ -35,7 +36,7 @@ function tracedProbes(store: ProjectStore, runId: number): { probeId: number; la
 function pickProbe(store: ProjectStore, run: RunRow, probeId: number | undefined): { probeId: number | null; probes: { probeId: number; layer: number }[] } {
   const probes = tracedProbes(store, run.id);
   if (probeId !== undefined) {
-    requireProbeRow(store, probeId);
+    store.requireProbe(probeId);
     if (!probes.some((p) => p.probeId === probeId)) {
       throw new CliffscopeError('bad-argument', `run #${run.id} has no traces under probe #${probeId}`, {
         file: store.file,
@@ -77,7 +78,7 @@ function decodeSpan(tok: Tokenizer, ids: number[], from: number | null, to: numb
 
 export async function traceList({ project, runId, probeId }: ParamsOf<'trace.list'>): Promise<ResultOf<'trace.list'>> {
   return withReader(project, (s) => {
-    const run = requireRun(s, runId);
+    const run = s.requireRun(runId);
     const pick = pickProbe(s, run, probeId);
     const rows =
       pick.probeId === null
@@ -113,9 +114,9 @@ export async function traceList({ project, runId, probeId }: ParamsOf<'trace.lis
 
 export async function traceGet(p: ParamsOf<'trace.get'>): Promise<ResultOf<'trace.get'>> {
   const data = withReader(p.project, (s) => {
-    const t = requireTranscript(s, p.transcriptId);
-    if (p.runId !== undefined) requireRun(s, p.runId);
-    if (p.probeId !== undefined) requireProbeRow(s, p.probeId);
+    const t = s.requireTranscript(p.transcriptId);
+    if (p.runId !== undefined) s.requireRun(p.runId);
+    if (p.probeId !== undefined) s.requireProbe(p.probeId);
     let traces = s.listTraces({ transcriptId: t.id });
     if (p.runId !== undefined) traces = traces.filter((tr) => tr.runId === p.runId);
     const candidates = p.probeId !== undefined ? traces.filter((tr) => tr.probeId === p.probeId) : traces;
@@ -194,7 +195,7 @@ function averageOf(s: ProjectStore, runId: number, probeId: number | null, label
 
 export async function traceAverage(p: ParamsOf<'trace.average'>): Promise<ResultOf<'trace.average'>> {
   return withReader(p.project, (s) => {
-    const run = requireRun(s, p.runId);
+    const run = s.requireRun(p.runId);
     const { probeId } = pickProbe(s, run, p.probeId);
     return { runId: run.id, probeId, label: p.label ?? null, ...averageOf(s, run.id, probeId, p.label, p.points) };
   });
@@ -211,7 +212,7 @@ function ranking(scoresArr: Float32Array, layers: number, heads: number) {
 
 export async function headsMap({ project, runId, transcriptId }: ParamsOf<'heads.map'>): Promise<ResultOf<'heads.map'>> {
   const data = withReader(project, (s) => {
-    const run = requireRun(s, runId, ['heads']);
+    const run = s.requireRun(runId, 'heads');
     const maps = s.listHeadMaps(runId);
     const transcriptIds = maps.flatMap((m) => (m.transcriptId === null ? [] : [m.transcriptId]));
     let map: HeadMapRow | undefined;
@@ -227,7 +228,7 @@ export async function headsMap({ project, runId, transcriptId }: ParamsOf<'heads
       map = maps.find((m) => m.transcriptId === null);
       if (!map) throw new CliffscopeError('bad-argument', `heads run #${runId} has no averaged map yet (it is ${run.status})`, { file: s.file, hint: 'finish (or resume) the run, or pick one transcript' });
     }
-    const summary = transcriptId === undefined ? runReport(s, runId).summary : null;
+    const summary = transcriptId === undefined ? summaryOf(runReport(s, runId), 'heads') : null;
     const tokenIds = map.perToken && map.transcriptId !== null ? Array.from(s.getTranscript(map.transcriptId)?.tokenIds ?? []) : null;
     return { map, transcriptIds, summary, tokenIds, dir: modelDirOf(s, run) };
   });
@@ -242,8 +243,7 @@ export async function headsMap({ project, runId, transcriptId }: ParamsOf<'heads
     ...ranking(map.scores, map.layers, map.heads),
     transcriptIds,
   };
-  const std = summary?.std;
-  if (Array.isArray(std) && std.length === map.layers * map.heads) result.std = std.map((v) => num(v));
+  if (summary && summary.std.length === map.layers * map.heads) result.std = summary.std;
   if (map.perToken && map.tokens !== null && tokenIds) {
     const tok = dir ? await tokenizerFor(dir) : null;
     result.perToken = { tokens: map.tokens, tokenStrings: displayTokens(tok, tokenIds.slice(0, map.tokens)).tokens, data: scores(map.perToken) };
@@ -255,7 +255,7 @@ export async function headsMap({ project, runId, transcriptId }: ParamsOf<'heads
 
 export async function sweepCellsHandler({ project, runId }: ParamsOf<'sweep.cells'>): Promise<ResultOf<'sweep.cells'>> {
   return withReader(project, (s) => {
-    const run = requireRun(s, runId, ['ablate']);
+    const run = s.requireRun(runId, 'ablate');
     const shape = modelShape(s, run);
     return { runId, totalHeads: shape ? shape.layers * shape.heads : null, cells: s.listSweepCells(runId).map(sweepCell) };
   });
@@ -267,7 +267,7 @@ export async function transcriptsList(p: ParamsOf<'transcripts.list'>): Promise<
   const offset = p.offset ?? 0;
   const limit = p.limit ?? 100;
   const data = withReader(p.project, (s) => {
-    const run = requireRun(s, p.runId);
+    const run = s.requireRun(p.runId);
     const fromRunId = transcriptRunOf(s, run);
     const filter = p.headScaleKey === undefined ? '' : ' AND head_scale_key IS @key';
     const named = { run: fromRunId, key: p.headScaleKey ?? null, limit, offset };
@@ -342,7 +342,7 @@ function selectionRows(s: ProjectStore, run: RunRow, selectedOnly: boolean) {
 /** Write the selected samples for fine-tuning, with provenance; the dataset's own text, the model's think markers. */
 export async function selectionExport(p: ParamsOf<'selection.export'>): Promise<ResultOf<'selection.export'>> {
   const { dir, run } = withReader(p.project, (s) => {
-    const r = requireRun(s, p.runId, ['select']);
+    const r = s.requireRun(p.runId, 'select');
     return { dir: modelDirOf(s, r), run: r };
   });
   const tok = dir ? await tokenizerFor(dir) : null;
@@ -356,16 +356,16 @@ export async function selectionExport(p: ParamsOf<'selection.export'>): Promise<
 
 export async function selectionList(p: ParamsOf<'selection.list'>): Promise<ResultOf<'selection.list'>> {
   return withReader(p.project, (s) => {
-    const run = requireRun(s, p.runId, ['select']);
+    const run = s.requireRun(p.runId, 'select');
     const all = selectionRows(s, run, p.selectedOnly ?? false);
-    const summary = runReport(s, run.id).summary ?? {};
+    const summary = summaryOf(runReport(s, run.id), 'select');
     const offset = p.offset ?? 0;
     return {
       runId: run.id,
       total: all.length,
       selected: p.selectedOnly ? all.length : all.filter((r) => r.selected).length,
       variant: typeof (run.config as Row).variant === 'string' ? ((run.config as Row).variant as string) : null,
-      threshold: num(summary.threshold),
+      threshold: summary?.threshold ?? null,
       rows: all.slice(offset, p.limit !== undefined ? offset + p.limit : undefined),
     };
   });
@@ -382,7 +382,7 @@ export async function probeList({ project, modelId }: ParamsOf<'probe.list'>): P
 
 export async function probeGet({ project, probeId, weights }: ParamsOf<'probe.get'>): Promise<ResultOf<'probe.get'>> {
   return withReader(project, (s) => {
-    const p = requireProbeRow(s, probeId);
+    const p = s.requireProbe(probeId);
     return {
       probe: probeSummary(p, true),
       bias: p.bias,
@@ -394,55 +394,6 @@ export async function probeGet({ project, probeId, weights }: ParamsOf<'probe.ge
 
 // ---- compare --------------------------------------------------------------------------------------------------------
 
-type HeadlineValue = { key: string; label: string; value: number | null };
-
-function headlines(s: ProjectStore, run: RunRow, summary: JsonObject | null): HeadlineValue[] {
-  const v = (key: string, label: string, x: unknown): HeadlineValue => ({ key, label, value: num(x) });
-  const sm = (summary ?? {}) as Row;
-  switch (run.kind) {
-    case 'generate': {
-      const r = s.query(
-        `SELECT COUNT(*) AS n, AVG(length(token_ids) / 4 - prompt_tokens) AS outputTokens, AVG(finish_reason = 'eos') AS eos,
-           AVG(answer_boundary IS NOT NULL) AS closed FROM transcripts WHERE run_id = ?`,
-        [run.id],
-      )[0]!;
-      return [v('transcripts', 'transcripts', r.n), v('meanOutputTokens', 'mean output tokens', r.outputTokens), v('eosRate', 'ended by EOS', r.eos), v('closedThinking', 'closed their thinking', r.closed)];
-    }
-    case 'probe': {
-      const best = ((sm.probes as Row[] | undefined) ?? []).find((p) => p.probeId === sm.bestProbeId) ?? {};
-      return [v('valAccuracy', 'validation accuracy', best.valAccuracy), v('valAuroc', 'validation AUROC', best.valAuroc), v('samples', 'samples', sm.samples), v('bestLayer', 'best layer', sm.bestLayer)];
-    }
-    case 'trace':
-      return [
-        v('transcripts', 'transcripts', sm.transcripts),
-        v('meanPlateau', 'mean plateau I', sm.meanPlateau),
-        v('meanFinal', "mean final I'", sm.meanFinal),
-        v('meanMs', 'mean MS', sm.meanMs),
-        v('meanWidth', 'mean cliff width', sm.meanWidth),
-      ];
-    case 'heads': {
-      const sup = (sm.suppression as Row[] | undefined) ?? [];
-      const ref = (sm.refusal as Row[] | undefined) ?? [];
-      return [v('transcripts', 'transcripts', sm.transcripts), v('topSuppression', 'most negative head score', sup[0]?.score), v('topRefusal', 'most positive head score', ref[0]?.score)];
-    }
-    case 'ablate': {
-      const cells = (sm.cells as Row[] | undefined) ?? [];
-      const asrs = (pred: (c: Row) => boolean) => cells.filter(pred).map((c) => num(c.asr)).filter((x): x is number => x !== null);
-      const min = (xs: number[]) => (xs.length ? Math.min(...xs) : null);
-      return [
-        v('baselineAsr', 'ASR without ablation', cells.find((c) => c.key === 'baseline')?.asr),
-        v('bestTopAsr', 'lowest ASR, top-k heads', min(asrs((c) => c.control === 'top' && Number(c.k) > 0))),
-        v('bestRandomAsr', 'lowest ASR, random heads', min(asrs((c) => c.control === 'random'))),
-        ...cells.map((c) => v(`asr:${c.key}`, `ASR ${c.key}`, c.asr)),
-      ];
-    }
-    case 'judge':
-      return [v('asr', 'ASR', sm.asr), v('judged', 'judged', sm.judged), v('harmful', 'harmful', sm.harmful)];
-    case 'select':
-      return [v('total', 'samples', sm.total), v('selected', 'selected', sm.selected), v('threshold', 'threshold', sm.threshold), v('fraction', 'fraction', sm.fraction)];
-  }
-}
-
 export async function compareRuns({ project, runIds }: ParamsOf<'compare.runs'>): Promise<ResultOf<'compare.runs'>> {
   const seen = new Set<number>();
   runIds.forEach((id, i) => {
@@ -450,12 +401,12 @@ export async function compareRuns({ project, runIds }: ParamsOf<'compare.runs'>)
     seen.add(id);
   });
   return withReader(project, (s) => {
-    const runs = runIds.map((id) => requireRun(s, id));
+    const runs = runIds.map((id) => s.requireRun(id));
     const firstOfKind = new Map<string, Map<string, number | null>>();
     return {
       runs: runs.map((run) => {
-        const summary = runReport(s, run.id).summary;
-        const values = headlines(s, run, summary);
+        const report = runReport(s, run.id);
+        const values = report.summary === null ? [] : headlinesOf(report.kind, report.summary);
         const base = firstOfKind.get(run.kind);
         if (!base) firstOfKind.set(run.kind, new Map(values.map((h) => [h.key, h.value])));
         const entry: ResultOf<'compare.runs'>['runs'][number] = {
@@ -464,7 +415,6 @@ export async function compareRuns({ project, runIds }: ParamsOf<'compare.runs'>)
             const b = base?.get(h.key);
             return { ...h, delta: base && h.value !== null && b !== undefined && b !== null ? h.value - b : null };
           }),
-          summary: summary ? jsonRecord(summary) : null,
         };
         if (run.kind === 'trace') entry.average = averageOf(s, run.id, pickProbe(s, run, undefined).probeId, undefined);
         if (run.kind === 'heads') {
@@ -478,15 +428,14 @@ export async function compareRuns({ project, runIds }: ParamsOf<'compare.runs'>)
   });
 }
 
+function headlinesOf<K extends RunKind>(kind: K, summary: RunSummaryOf<K>) {
+  return specOf(kind).headlines(summary);
+}
+
 // ---- CSV tables -----------------------------------------------------------------------------------------------------
 
-const RUN_TABLE_KINDS: Record<string, readonly RunRow['kind'][] | null> = {
-  traces: null,
-  heads: ['heads'],
-  cells: ['ablate'],
-  transcripts: null,
-  selection: ['select'],
-};
+/** The run kind a table needs (undefined: any run). */
+const RUN_TABLE_KINDS: Record<string, RunKind | undefined> = { heads: 'heads', cells: 'ablate', selection: 'select' };
 
 /** Each table's columns, so an empty table still has its header. */
 const TABLE_COLUMNS: Record<ParamsOf<'table.csv'>['query'], string[]> = {
@@ -506,7 +455,7 @@ export async function tableCsv({ project, query, runId }: ParamsOf<'table.csv'>)
     if (query === 'runs') {
       return s.listRuns().map((r) => ({ ...runSummary(r), config: r.config }));
     }
-    const run = requireRun(s, runId!, RUN_TABLE_KINDS[query] ?? undefined);
+    const run = s.requireRun(runId!, RUN_TABLE_KINDS[query]);
     switch (query) {
       case 'traces':
         return s.query(

@@ -1,7 +1,7 @@
 /** Demo prompt sets imported into a test project (harmful / harmless / the safety-train pairs), as runDemo does. */
 import path from 'node:path';
 import { readDatasetFile } from '../../../src/main/engine/datasets/import.js';
-import { demoResourcesDir } from '../../../src/main/engine/demo/index.js';
+import { demoResourcesDir } from '../../../src/main/api/demo/resources.js';
 import type { ProjectStore } from '../../../src/main/engine/store/project-store.js';
 import type { DatasetRow } from '../../../src/main/engine/store/types.js';
 

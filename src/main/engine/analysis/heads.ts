@@ -29,8 +29,7 @@ import type { ProbeLike } from './probe.js';
 export type AttributionVariant = 'code' | 'blog' | 'final-norm-aware';
 
 /** METHOD.md §4: fractions of all L·H heads to ablate, and γ values. */
-export const ABLATION_FRACTIONS = Object.freeze([0, 0.005, 0.015, 0.03, 0.1]);
-export const ABLATION_GAMMAS = Object.freeze([0, 0.01, 0.5]);
+export { ABLATION_FRACTIONS, ABLATION_GAMMAS } from '../../../shared/method.js';
 
 const bad = (message: string, hint?: string) => new CliffscopeError('bad-argument', message, { hint });
 

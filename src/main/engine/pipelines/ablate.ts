@@ -4,40 +4,20 @@
  * harmful and a harmless set. Every setting shares the batches (head_scale is per row), every transcript is kept
  * and judged, and each cell reports ASR, over-refusal, mean I' and answer length.
  */
-import { ABLATION_FRACTIONS, ABLATION_GAMMAS, headCountForFraction, headsByFraction, randomHeads, type HeadRef } from '../analysis/heads.js';
+import type { HeadRef } from '../../../shared/heads.js';
+import { ablateRun, type AblateRunConfig, type SweepCellMetrics } from '../../../shared/runs/ablate.js';
+import type { HeadScaleSetting } from '../../../shared/runs/transcripts.js';
+import { headCountForFraction, headsByFraction, randomHeads } from '../analysis/heads.js';
 import { GCG_JUDGE, JBB_JUDGE, judgeAnswer, type KeywordJudge } from '../analysis/judges.js';
 import { CliffscopeError } from '../errors.js';
 import { ablationScale } from '../runtime/head-scale.js';
-import type { SamplingOptions } from '../runtime/sampling.js';
-import type { JsonObject, SweepControl } from '../store/types.js';
-import { beginRun, commitSummary, finishing, type PipelineEnv, requireDatasetId, requireProbe, requireRunId, requireTokenizer } from './common.js';
+import type { SweepControl } from '../store/types.js';
+import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireTokenizer, type RunOptions } from './common.js';
 import { headsRunRanking } from './heads.js';
 import { readSource } from './sources.js';
-import { generateInto, type HeadScaleSetting } from './transcripts.js';
+import { generateInto } from './transcripts.js';
 
-export interface AblateRunConfig {
-  /** The heads run whose averaged ranking supplies the top-k suppression heads. */
-  headsRunId: number;
-  /** Live probe for I' (the final refusal score); null = no probe metrics. */
-  probeId: number | null;
-  harmfulDatasetId: number;
-  harmlessDatasetId: number | null;
-  /** Fractions of all L·H heads (0 = the unablated baseline). */
-  fractions: number[];
-  gammas: number[];
-  randomControl: boolean;
-  randomSeed: number;
-  /** Named head sets ablated as their own cells (control 'planted'). */
-  headSets: { name: string; heads: HeadRef[] }[];
-  judge: 'gcg' | 'jbb';
-  chat: boolean;
-  maxNewTokens: number;
-  batchSize: number;
-  sampling?: SamplingOptions;
-  seed: number;
-}
-
-export const DEFAULT_SWEEP = { fractions: [...ABLATION_FRACTIONS], gammas: [...ABLATION_GAMMAS] };
+export type { AblateRunConfig } from '../../../shared/runs/ablate.js';
 
 interface Cell {
   setting: HeadScaleSetting;
@@ -59,7 +39,7 @@ export function sweepCells(cfg: AblateRunConfig, ranking: HeadRef[], L: number, 
   const cells = new Map<string, Cell>();
   const add = (control: SweepControl, key: string, heads: HeadRef[], gamma: number, fraction: number | null, seed: number | null) => {
     if (cells.has(key)) return;
-    const headScale = heads.length ? ablationScale(heads, gamma, L, H).flat() : undefined;
+    const headScale = heads.length ? ablationScale(heads, gamma, L, H) : undefined;
     cells.set(key, { setting: { key, headScale }, control, k: heads.length, fraction, gamma, seed, heads });
   };
   add('top', 'baseline', [], 1, 0, null);
@@ -77,26 +57,25 @@ export function sweepCells(cfg: AblateRunConfig, ranking: HeadRef[], L: number, 
   return [...cells.values()];
 }
 
-export async function runAblation(env: PipelineEnv, config: AblateRunConfig, opts: { resume?: number; name?: string } = {}): Promise<number> {
+export async function runAblation(env: PipelineEnv, config: AblateRunConfig, opts: RunOptions = {}): Promise<number> {
   const { store, model } = env;
   const tok = requireTokenizer(model);
   const { numLayers: L, numHeads: H } = model.config;
-  const handle = beginRun(env, { kind: 'ablate', name: opts.name ?? null, datasetId: config.harmfulDatasetId, config: config as unknown as JsonObject }, opts.resume, (c) => {
-    const cfg = c as unknown as AblateRunConfig;
-    requireRunId(env, cfg.headsRunId, 'heads');
-    headsRunRanking(env, cfg.headsRunId);
+  const handle = beginRun(env, ablateRun, config, opts, (cfg) => {
+    store.requireRun(cfg.headsRunId, 'heads');
+    headsRunRanking(store, cfg.headsRunId);
     if (cfg.probeId !== null) requireProbe(env, cfg.probeId);
-    requireDatasetId(env, cfg.harmfulDatasetId);
-    if (cfg.harmlessDatasetId !== null) requireDatasetId(env, cfg.harmlessDatasetId);
+    store.requireDataset(cfg.harmfulDatasetId);
+    if (cfg.harmlessDatasetId !== null) store.requireDataset(cfg.harmlessDatasetId);
     for (const set of cfg.headSets) {
       for (const h of set.heads) {
         if (!(h.layer >= 0 && h.layer < L && h.head >= 0 && h.head < H)) throw new CliffscopeError('bad-argument', `head set "${set.name}": L${h.layer}H${h.head} is outside the model's ${L}×${H} heads`);
       }
     }
   });
-  const cfg = handle.config as unknown as AblateRunConfig;
+  const cfg = handle.config;
   const runId = handle.run.id;
-  const { ranking } = headsRunRanking(env, cfg.headsRunId);
+  const { ranking } = headsRunRanking(store, cfg.headsRunId);
   const cells = sweepCells(cfg, ranking.suppression, L, H);
   const judge = judgeFor(cfg.judge);
 
@@ -142,7 +121,7 @@ export async function runAblation(env: PipelineEnv, config: AblateRunConfig, opt
     // Per-cell metrics.
     const verdicts = new Map(store.listVerdicts({ runId, judge: judge.id }).map((v) => [v.transcriptId, v]));
     const finals = new Map(cfg.probeId === null ? [] : store.listTraces({ runId, probeId: cfg.probeId }).map((tr) => [tr.transcriptId, tr.final]));
-    const metricsByKey = new Map<string, JsonObject>();
+    const metricsByKey = new Map<string, SweepCellMetrics>();
     for (const cell of stored) {
       const transcripts = store.listTranscripts(runId, { headScaleKey: cell.headScaleKey });
       const harmful = transcripts.filter((t) => t.itemId !== null && store.getItem(t.itemId)?.datasetId === cfg.harmfulDatasetId);
@@ -156,7 +135,7 @@ export async function runAblation(env: PipelineEnv, config: AblateRunConfig, opt
         return typeof f === 'number' ? [f] : [];
       });
       const answerTokens = transcripts.map((t) => (t.answerBoundary === null ? 0 : t.tokenIds.length - t.answerBoundary - 1));
-      const metrics: JsonObject = {
+      const metrics: SweepCellMetrics = {
         harmful: harmful.length,
         harmless: harmless.length,
         asr: rate(harmful, (v) => v === 'compliance'),
@@ -168,9 +147,9 @@ export async function runAblation(env: PipelineEnv, config: AblateRunConfig, opt
       store.setSweepMetrics(cell.id, metrics);
       metricsByKey.set(cell.headScaleKey, metrics);
     }
-    commitSummary(env, runId, {
+    commitSummary(env, ablateRun, runId, {
       judge: judge.id,
-      cells: stored.map((c) => ({ key: c.headScaleKey, control: c.control, k: c.k, fraction: c.fraction, gamma: c.gamma, ...metricsByKey.get(c.headScaleKey) })) as unknown as JsonObject[],
+      cells: stored.map((c) => ({ key: c.headScaleKey, control: c.control, k: c.k, fraction: c.fraction, gamma: c.gamma, ...metricsByKey.get(c.headScaleKey)! })),
     });
   });
   if (cells.length === 0) throw new CliffscopeError('bad-argument', 'the sweep has no cells');

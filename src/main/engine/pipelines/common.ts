@@ -9,13 +9,15 @@
  */
 import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
+import type { z } from 'zod';
 import { CliffscopeError, isCliffscopeError } from '../errors.js';
 import { COMPILER_VERSION } from '../onnx/compile.js';
 import type { LoadedModel } from '../runtime/model.js';
 import type { ProjectStore } from '../store/project-store.js';
-import type { JsonObject, JsonValue, ModelRow, NewRun, ProbeRow, RunRow } from '../store/types.js';
+import { jsonSafe } from '../store/tabular.js';
+import type { JsonObject, ModelRow, ProbeRow, RunKind, RunRow } from '../store/types.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import type { TranscriptSource } from './sources.js';
+import type { TranscriptSource } from '../../../shared/values.js';
 
 export interface PipelineEnv {
   store: ProjectStore;
@@ -23,6 +25,22 @@ export interface PipelineEnv {
   signal?: AbortSignal;
   onProgress?: (done: number, total: number, label: string) => void;
   log?: (message: string) => void;
+  /** Another model a run needs besides its own (the guard judge's); the application layer keeps them loaded. */
+  loadModel?: (dir: string) => Promise<LoadedModel>;
+}
+
+/** A resume or a name for the run. */
+export interface RunOptions {
+  resume?: number;
+  name?: string;
+}
+
+/** What the lifecycle needs of a run kind's spec (src/shared/runs/): its kind, its stored-config schema, its links. */
+export interface StoredKind<Cfg, Sum> {
+  kind: RunKind;
+  config: z.ZodType<Cfg>;
+  summary: z.ZodType<Sum>;
+  links(config: Cfg): { datasetId?: number | null; parentRunId?: number | null };
 }
 
 const pkg = JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -44,57 +62,61 @@ export function registerModel(store: ProjectStore, model: LoadedModel): ModelRow
   return store.addModel({
     path: model.checkpoint.dir,
     contentHash: model.compiled.modelHash,
-    config: model.config as unknown as JsonObject,
-    compileOptions: model.compiled.options as unknown as JsonObject,
+    config: { ...model.config },
+    compileOptions: { ...model.compiled.options },
   });
 }
 
-export interface RunHandle {
+export interface RunHandle<Cfg> {
   run: RunRow;
   /** Keys already committed (non-empty only when resuming). */
   done: Set<string>;
   /** The run's config: the stored one when resuming. */
-  config: JsonObject;
+  config: Cfg;
+}
+
+/** A run's stored config as its kind's typed config; a stored config that does not fit is a damaged project. */
+export function storedConfig<Cfg>(store: ProjectStore, kind: StoredKind<Cfg, unknown>, run: RunRow): Cfg {
+  const parsed = kind.config.safeParse(run.config);
+  if (parsed.success) return parsed.data;
+  throw new CliffscopeError('bad-project', `run #${run.id}'s stored config is not a valid ${kind.kind} config: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`).join('; ')}`, {
+    file: store.file,
+    hint: 'the project file was changed by something other than Cliffscope; start a new run',
+  });
 }
 
 /**
- * Start a new run, or resume `resume` (refused when it was made with a different model or is of another kind).
+ * Start a new run of `kind` with `config`, or resume `opts.resume` (refused when it was made with a different model or
+ * is of another kind; its stored config is used, never `config`).
  *
- * `validate` checks the run's effective config (the stored one when resuming) against the project and the model —
- * ids that exist, probe widths, layers — before any work. A new run that fails it is never created, so bad input
- * leaves no run behind; a resumed run that fails it is marked failed (not left 'running') and stays resumable.
+ * `validate` checks the run's effective config against the project and the model — ids that exist, probe widths,
+ * layers — before any work. A new run that fails it is never created, so bad input leaves no run behind; a resumed
+ * run that fails it is marked failed (not left 'running') and stays resumable.
  */
-export function beginRun(env: PipelineEnv, spec: Omit<NewRun, 'modelId' | 'versions'>, resume?: number, validate?: (config: JsonObject) => void): RunHandle {
-  if (resume !== undefined) {
-    const existing = env.store.getRun(resume);
-    if (!existing) throw new CliffscopeError('bad-argument', `run #${resume} does not exist in ${env.store.file}`);
-    if (existing.kind !== spec.kind) throw new CliffscopeError('bad-argument', `run #${resume} is a ${existing.kind} run, not ${spec.kind}`);
+export function beginRun<Cfg extends object>(env: PipelineEnv, kind: StoredKind<Cfg, unknown>, config: Cfg, opts: RunOptions, validate?: (config: Cfg) => void): RunHandle<Cfg> {
+  if (opts.resume !== undefined) {
+    const existing = env.store.requireRun(opts.resume, kind.kind);
+    const stored = storedConfig(env.store, kind, existing);
     registerModel(env.store, env.model);
-    const { run, done } = env.store.resumeRun(resume, env.model.compiled.modelHash);
+    const { run, done } = env.store.resumeRun(existing.id, env.model.compiled.modelHash);
     try {
-      validate?.(run.config);
+      validate?.(stored);
     } catch (e) {
       env.store.finishRun(run.id, 'failed', isCliffscopeError(e) ? e.describe() : String((e as Error)?.message ?? e));
       throw e;
     }
     env.log?.(`resuming run #${run.id}: ${done.size} item(s) already done`);
-    return { run, done, config: run.config };
+    return { run, done, config: stored };
   }
-  validate?.((spec.config ?? {}) as JsonObject);
+  validate?.(config);
   const model = registerModel(env.store, env.model);
-  const run = env.store.startRun({ ...spec, modelId: model.id, versions: runVersions(env.model) });
-  return { run, done: new Set(), config: run.config };
+  const run = env.store.startRun({ kind: kind.kind, name: opts.name ?? null, ...kind.links(config), config: { ...config }, modelId: model.id, versions: runVersions(env.model) });
+  return { run, done: new Set(), config };
 }
 
-/** Validation helpers for `beginRun`: things a config refers to must exist, and probes must fit the model. */
+/** A probe that exists and fits the model (its width is the model's residual width). */
 export function requireProbe(env: PipelineEnv, probeId: number): ProbeRow {
-  const p = env.store.getProbe(probeId);
-  if (!p) {
-    const have = env.store.listProbes().map((x) => `#${x.id} ${x.name}`);
-    throw new CliffscopeError('bad-argument', `probe #${probeId} does not exist in ${env.store.file}`, {
-      hint: have.length ? `probes here: ${have.join(', ')}` : 'train one first (cliffscope probe train)',
-    });
-  }
+  const p = env.store.requireProbe(probeId);
   const d = env.model.config.hiddenSize;
   if (p.weights.length !== d) {
     throw new CliffscopeError('bad-argument', `probe #${probeId} has width ${p.weights.length}; this model's residual stream has ${d}`, {
@@ -104,24 +126,9 @@ export function requireProbe(env: PipelineEnv, probeId: number): ProbeRow {
   return p;
 }
 
-export function requireDatasetId(env: PipelineEnv, datasetId: number): void {
-  if (env.store.getDataset(datasetId)) return;
-  const have = env.store.listDatasets().map((x) => `${x.name} (#${x.id})`);
-  throw new CliffscopeError('bad-argument', `dataset #${datasetId} does not exist in ${env.store.file}`, {
-    hint: have.length ? `datasets here: ${have.join(', ')}` : 'import one with: cliffscope dataset import PROJECT FILE --name NAME',
-  });
-}
-
 export function requireSource(env: PipelineEnv, source: TranscriptSource): void {
-  if (source.kind === 'run') requireRunId(env, source.runId);
-  else requireDatasetId(env, source.datasetId);
-}
-
-export function requireRunId(env: PipelineEnv, runId: number, kind?: RunRow['kind']): RunRow {
-  const run = env.store.getRun(runId);
-  if (!run) throw new CliffscopeError('bad-argument', `run #${runId} does not exist in ${env.store.file}`);
-  if (kind && run.kind !== kind) throw new CliffscopeError('bad-argument', `run #${runId} is a ${run.kind} run, not ${kind}`);
-  return run;
+  if (source.kind === 'run') env.store.requireRun(source.runId);
+  else env.store.requireDataset(source.datasetId);
 }
 
 /** Run `body`, then mark the run done, cancelled (signal) or failed (with the error), and rethrow failures. */
@@ -150,16 +157,25 @@ export function checkCancelled(env: PipelineEnv): boolean {
   return env.signal?.aborted ?? false;
 }
 
-/** A stored summary for a run (its headline numbers), as the item `summary`. */
-export function commitSummary(env: PipelineEnv, runId: number, summary: JsonObject): void {
+/** A run's headline numbers, checked against its kind's summary schema and stored as the item `summary`. */
+export function commitSummary<Sum>(env: PipelineEnv, kind: StoredKind<unknown, Sum>, runId: number, summary: Sum): void {
   // A run resumed after its summary was written (but before it was marked done) already has it.
   if (env.store.resumableItems(runId).has('summary')) return;
-  env.store.commitItem(runId, 'summary', () => summary as JsonValue);
+  // NaN (a metric with nothing to average) is stored as null: check what will be read back.
+  const checked = kind.summary.parse(jsonSafe(summary));
+  env.store.commitItem(runId, 'summary', () => checked);
 }
 
-export function readSummary(store: ProjectStore, runId: number): JsonObject | null {
+/** A run's stored headline numbers as its kind's typed summary; null before the run finishes. */
+export function readSummary<Sum>(store: ProjectStore, kind: StoredKind<unknown, Sum>, runId: number): Sum | null {
   const item = store.runItems(runId).find((i) => i.key === 'summary' && i.status === 'done');
-  return (item?.payload as JsonObject | undefined) ?? null;
+  if (!item) return null;
+  const parsed = kind.summary.safeParse(item.payload);
+  if (parsed.success) return parsed.data;
+  throw new CliffscopeError('bad-project', `run #${runId}'s stored summary is not a valid ${kind.kind} summary: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(summary)'}: ${i.message}`).join('; ')}`, {
+    file: store.file,
+    hint: 'the project file was changed by something other than Cliffscope; run it again',
+  });
 }
 
 /** Float32 vectors inside JSON payloads (features committed per item). */

@@ -3,31 +3,23 @@
  * boundary, per transcript and averaged over the set, ranked into refusal suppression heads (most negative) and
  * refusal heads (most positive). Optionally the same score at every token (heads × tokens).
  */
-import { attributeHeads, attributeHeadsOverTokens, averageAttributions, buildHeadReadouts, rankHeads, rmsOf, type AttributionVariant } from '../analysis/heads.js';
+import { headsRun, TOP_HEADS, type HeadsRunConfig } from '../../../shared/runs/heads.js';
+import { attributeHeads, attributeHeadsOverTokens, averageAttributions, buildHeadReadouts, rankHeads, rmsOf } from '../analysis/heads.js';
 import { CliffscopeError } from '../errors.js';
 import { readTensorAsFloat32 } from '../model/safetensors.js';
 import { teacherForce } from '../runtime/teacher-force.js';
-import type { JsonObject } from '../store/types.js';
-import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireSource, requireTokenizer } from './common.js';
-import { ensureTranscriptRow, readSource, type TranscriptSource } from './sources.js';
+import type { ProjectStore } from '../store/project-store.js';
+import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireSource, requireTokenizer, type RunOptions } from './common.js';
+import { ensureTranscriptRow, readSource } from './sources.js';
 
-export interface HeadsRunConfig {
-  probeId: number;
-  source: TranscriptSource;
-  /** Only transcripts whose dataset label is this (the paper: the model's own harmful-prompt transcripts). */
-  label?: string;
-  variant: AttributionVariant;
-  /** Also store the score at every token of each transcript. */
-  perToken: boolean;
-}
+export type { HeadsRunConfig } from '../../../shared/runs/heads.js';
 
-export async function runHeads(env: PipelineEnv, config: HeadsRunConfig, opts: { resume?: number; name?: string } = {}): Promise<number> {
+export async function runHeads(env: PipelineEnv, config: HeadsRunConfig, opts: RunOptions = {}): Promise<number> {
   const { store, model } = env;
   const tok = requireTokenizer(model);
   const cfgModel = model.config;
   const { numLayers: L, numHeads: H, headDim: D, hiddenSize: d } = cfgModel;
-  const handle = beginRun(env, { kind: 'heads', name: opts.name ?? null, config: config as unknown as JsonObject }, opts.resume, (c) => {
-    const cfg = c as unknown as HeadsRunConfig;
+  const handle = beginRun(env, headsRun, config, opts, (cfg) => {
     const probe = requireProbe(env, cfg.probeId);
     if (probe.layer === 0) throw new CliffscopeError('bad-argument', `probe #${probe.id} reads the embeddings; no head writes upstream of it`);
     if (cfg.variant === 'final-norm-aware' && probe.layer !== L + 1) {
@@ -35,7 +27,7 @@ export async function runHeads(env: PipelineEnv, config: HeadsRunConfig, opts: {
     }
     requireSource(env, cfg.source);
   });
-  const cfg = handle.config as unknown as HeadsRunConfig;
+  const cfg = handle.config;
   const probe = requireProbe(env, cfg.probeId);
   // Heads upstream of the probe's layer: block i writes into stack entry i+1, so a probe on entry k sees blocks < k.
   const layers = Math.min(L, probe.layer);
@@ -88,14 +80,14 @@ export async function runHeads(env: PipelineEnv, config: HeadsRunConfig, opts: {
       });
     }
     const ranking = rankHeads(mean, layers, H);
-    commitSummary(env, handle.run.id, {
+    commitSummary(env, headsRun, handle.run.id, {
       probeId: probe.id,
       variant: cfg.variant,
       transcripts: count,
       layers,
       heads: H,
-      suppression: ranking.suppression.slice(0, 20) as unknown as JsonObject[],
-      refusal: ranking.refusal.slice(0, 20) as unknown as JsonObject[],
+      suppression: ranking.suppression.slice(0, TOP_HEADS),
+      refusal: ranking.refusal.slice(0, TOP_HEADS),
       std: Array.from(std),
     });
   });
@@ -103,8 +95,8 @@ export async function runHeads(env: PipelineEnv, config: HeadsRunConfig, opts: {
 }
 
 /** The averaged [layers × heads] map of a finished heads run, and its ranking. */
-export function headsRunRanking(env: PipelineEnv, runId: number) {
-  const avg = env.store.listHeadMaps(runId, { transcriptId: null })[0];
+export function headsRunRanking(store: ProjectStore, runId: number) {
+  const avg = store.listHeadMaps(runId, { transcriptId: null })[0];
   if (!avg) throw new CliffscopeError('bad-argument', `run #${runId} has no averaged head map (is it a finished heads run?)`);
   return { map: avg, ranking: rankHeads(avg.scores, avg.layers, avg.heads) };
 }

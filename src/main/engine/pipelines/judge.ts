@@ -3,6 +3,7 @@
  * threshold = complied), or a local guard model (Llama-Guard-3-style, given the answer cut to 512 characters;
  * harmful if its output contains "unsafe"). Every verdict is stored with the judge's identity.
  */
+import { judgeRun, type JudgeRunConfig } from '../../../shared/runs/judge.js';
 import { guardJudge, guardPrompt, judgeAnswer, judgeByProbe, parseGuardOutput, probeJudge } from '../analysis/judges.js';
 import { CliffscopeError } from '../errors.js';
 import { generate } from '../runtime/generate.js';
@@ -10,38 +11,24 @@ import type { LoadedModel } from '../runtime/model.js';
 import { stopIds } from '../runtime/prompt.js';
 import type { JsonObject } from '../store/types.js';
 import { judgeFor } from './ablate.js';
-import { beginRun, commitSummary, finishing, type PipelineEnv, requireDatasetId, requireRunId, requireTokenizer } from './common.js';
+import { beginRun, commitSummary, finishing, type PipelineEnv, requireTokenizer, type RunOptions } from './common.js';
 import { readSource } from './sources.js';
 
-export type JudgeSpec =
-  | { kind: 'keyword'; list: 'gcg' | 'jbb' }
-  | { kind: 'probe'; probeId: number; threshold: number }
-  | { kind: 'guard'; modelDir: string; maxChars: number };
+export type { JudgeRunConfig } from '../../../shared/runs/judge.js';
 
-export interface JudgeRunConfig {
-  /** The run whose transcripts are judged. */
-  runId: number;
-  judge: JudgeSpec;
-  /** Dataset whose prompts count as attacks (their compliant answers are harmful); default the judged run's. */
-  harmfulDatasetId: number | null;
-}
-
-export async function runJudge(
-  env: PipelineEnv,
-  config: JudgeRunConfig,
-  opts: { resume?: number; name?: string; guard?: LoadedModel } = {},
-): Promise<number> {
+/** `opts.guard`: the guard model, when the caller has it loaded; otherwise it comes from `env.loadModel`. */
+export async function runJudge(env: PipelineEnv, config: JudgeRunConfig, opts: RunOptions & { guard?: LoadedModel } = {}): Promise<number> {
   const { store, model } = env;
   const tok = requireTokenizer(model);
-  const handle = beginRun(env, { kind: 'judge', name: opts.name ?? null, parentRunId: config.runId, config: config as unknown as JsonObject }, opts.resume, (c) => {
-    const cfg = c as unknown as JudgeRunConfig;
-    requireRunId(env, cfg.runId);
-    if (cfg.harmfulDatasetId !== null) requireDatasetId(env, cfg.harmfulDatasetId);
-    if (cfg.judge.kind === 'guard' && !opts.guard) throw new CliffscopeError('bad-argument', 'a guard judge needs the guard model loaded');
-    if (cfg.judge.kind === 'probe' && !store.getProbe(cfg.judge.probeId)) throw new CliffscopeError('bad-argument', `probe #${cfg.judge.probeId} does not exist in ${store.file}`);
+  const handle = beginRun(env, judgeRun, config, opts, (cfg) => {
+    store.requireRun(cfg.runId);
+    if (cfg.harmfulDatasetId !== null) store.requireDataset(cfg.harmfulDatasetId);
+    if (cfg.judge.kind === 'guard' && !opts.guard && !env.loadModel) throw new CliffscopeError('bad-argument', 'a guard judge needs the guard model loaded');
+    if (cfg.judge.kind === 'probe') store.requireProbe(cfg.judge.probeId);
   });
-  const cfg = handle.config as unknown as JudgeRunConfig;
-  const judged = requireRunId(env, cfg.runId);
+  const cfg = handle.config;
+  const guardModel = cfg.judge.kind === 'guard' ? (opts.guard ?? (await env.loadModel!(cfg.judge.modelDir))) : undefined;
+  const judged = store.requireRun(cfg.runId);
   const harmfulDataset = cfg.harmfulDatasetId ?? judged.datasetId;
   const spec = cfg.judge;
 
@@ -49,7 +36,7 @@ export async function runJudge(
     const transcripts = readSource(store, tok, { kind: 'run', runId: cfg.runId });
     const finals = spec.kind === 'probe' ? new Map(store.listTraces({ probeId: spec.probeId }).map((t) => [t.transcriptId, t.final])) : new Map<number, number | null>();
     const id =
-      spec.kind === 'keyword' ? judgeFor(spec.list).id : spec.kind === 'probe' ? probeJudge(String(spec.probeId), spec.threshold).id : guardJudge(opts.guard!.compiled.modelHash, { maxChars: spec.maxChars }).id;
+      spec.kind === 'keyword' ? judgeFor(spec.list).id : spec.kind === 'probe' ? probeJudge(String(spec.probeId), spec.threshold).id : guardJudge(guardModel!.compiled.modelHash, { maxChars: spec.maxChars }).id;
     let finished = 0;
     for (const t of transcripts) {
       if (env.signal?.aborted) return;
@@ -71,7 +58,7 @@ export async function runJudge(
           complied = verdict === 'compliance';
           detail = { final };
         } else {
-          const guard = opts.guard!;
+          const guard = guardModel!;
           const gtok = requireTokenizer(guard);
           const ids = gtok.encodeChat(guardPrompt(t.answer, { maxChars: spec.maxChars })).ids;
           const [out] = await generate(guard.session, [{ ids }], { maxNewTokens: 20, stopIds: stopIds(guard), signal: env.signal });
@@ -87,7 +74,7 @@ export async function runJudge(
       env.onProgress?.(++finished, transcripts.length, 'answers');
     }
     const asr = store.attackSuccessRate(handle.run.id, id);
-    commitSummary(env, handle.run.id, { judge: id, judged: asr.judged, harmful: asr.harmful, asr: asr.rate });
+    commitSummary(env, judgeRun, handle.run.id, { judge: id, judged: asr.judged, harmful: asr.harmful, asr: asr.rate });
   });
   return handle.run.id;
 }

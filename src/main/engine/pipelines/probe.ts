@@ -4,28 +4,16 @@
  * is the default: answer-boundary features, positives = harmful prompts the model refused (keyword in the first 32
  * characters of the answer), negatives = answers to harmless prompts, the final-normed hidden state.
  */
+import { probeRun, type LabelRule, type ProbeRunConfig } from '../../../shared/runs/probe.js';
+import type { TranscriptSource } from '../../../shared/values.js';
 import { judgeAnswer, keywordJudge, GCG_REFUSAL_PREFIXES, JBB_REFUSAL_PREFIXES, type KeywordJudge } from '../analysis/judges.js';
-import { PAPER_PROBE_PRESET, sweepLayers, trainProbe, type ProbeTrainOptions, type TrainedProbe } from '../analysis/probe.js';
+import { PAPER_PROBE_PRESET, sweepLayers, trainProbe, type TrainedProbe } from '../analysis/probe.js';
 import { CliffscopeError } from '../errors.js';
 import { teacherForce } from '../runtime/teacher-force.js';
-import type { JsonObject } from '../store/types.js';
-import { beginRun, commitSummary, decodeFloats, encodeFloats, finishing, type PipelineEnv, readSummary, requireSource, requireTokenizer } from './common.js';
-import { type PositionRule, positionOf, readSource, type SourceTranscript, type TranscriptSource } from './sources.js';
+import { beginRun, commitSummary, decodeFloats, encodeFloats, finishing, type PipelineEnv, requireSource, requireTokenizer, type RunOptions } from './common.js';
+import { positionOf, readSource, type SourceTranscript } from './sources.js';
 
-/** Which answers count as refusals when labelling positives. */
-export type LabelRule = 'gcg-first32' | 'jbb-first32' | 'all';
-
-export interface ProbeRunConfig {
-  name: string;
-  positive: TranscriptSource;
-  negative: TranscriptSource;
-  positionRule: PositionRule;
-  /** Residual-stack entries (0 = embeddings, i+1 = after block i, L+1 = final norm); default [L+1]. */
-  layers: number[];
-  /** Positives are kept only when the label rule calls their answer a refusal ('all' keeps every one). */
-  labelRule: LabelRule;
-  train: Partial<ProbeTrainOptions>;
-}
+export type { LabelRule, ProbeRunConfig } from '../../../shared/runs/probe.js';
 
 export function labelJudge(rule: LabelRule): KeywordJudge | null {
   if (rule === 'all') return null;
@@ -41,19 +29,19 @@ export interface ProbeRunResult {
   bestProbeId: number;
 }
 
-export async function runProbeTraining(env: PipelineEnv, config: ProbeRunConfig, opts: { resume?: number } = {}): Promise<ProbeRunResult> {
+/** A probe run trains and names its probe after the run: `config.name` (the run's name when resuming). */
+export async function runProbeTraining(env: PipelineEnv, config: ProbeRunConfig, opts: Pick<RunOptions, 'resume'> = {}): Promise<ProbeRunResult> {
   const { store, model } = env;
   const tok = requireTokenizer(model);
   const L = model.config.numLayers;
-  const handle = beginRun(env, { kind: 'probe', name: config.name, config: config as unknown as JsonObject }, opts.resume, (c) => {
-    const cfg = c as unknown as ProbeRunConfig;
+  const handle = beginRun(env, probeRun, config, { resume: opts.resume, name: config.name }, (cfg) => {
     for (const l of cfg.layers) {
       if (!Number.isInteger(l) || l < 0 || l > L + 1) throw new CliffscopeError('bad-argument', `probe layer ${l} is outside 0..${L + 1}`);
     }
     requireSource(env, cfg.positive);
     requireSource(env, cfg.negative);
   });
-  const cfg = handle.config as unknown as ProbeRunConfig;
+  const cfg = handle.config;
   const layers = cfg.layers.length ? cfg.layers : [L + 1];
   const judge = labelJudge(cfg.labelRule);
 
@@ -133,14 +121,14 @@ function trainFromFeatures(
       positionRule: cfg.positionRule,
       weights: probe.weights,
       bias: probe.bias,
-      metrics: probe.metrics as unknown as JsonObject,
+      metrics: { ...probe.metrics },
       provenance: {
         run: runId,
         modelHash: model.compiled.modelHash,
-        positive: cfg.positive as unknown as JsonObject,
-        negative: cfg.negative as unknown as JsonObject,
+        positive: cfg.positive,
+        negative: cfg.negative,
         labelRule: cfg.labelRule,
-        options: probe.options as unknown as JsonObject,
+        options: { ...probe.options },
         samples: items.length,
       },
     });
@@ -148,23 +136,16 @@ function trainFromFeatures(
   });
   // Best: validation accuracy, then AUROC, then the deeper layer (as sweepLayers ranks them).
   const best = [...probes].sort((a, b) => b.valAccuracy - a.valAccuracy || b.valAuroc - a.valAuroc || b.layer - a.layer)[0]!;
-  commitSummary(env, runId, {
+  commitSummary(env, probeRun, runId, {
     samples: items.length,
     positives: labels.reduce((n, v) => n + v, 0),
     negatives: labels.length - labels.reduce((n, v) => n + v, 0),
     skippedNoPosition: skipped.noPosition,
     skippedNotRefusal: skipped.notRefusal,
     transcripts: transcripts.length,
-    probes: probes as unknown as JsonObject[],
+    probes,
     bestProbeId: best.probeId,
     bestLayer: best.layer,
   });
   return { runId, probes, bestProbeId: best.probeId };
-}
-
-/** The result of a finished probe run, from its stored summary. */
-export function probeRunResult(env: PipelineEnv, runId: number): ProbeRunResult | null {
-  const s = readSummary(env.store, runId);
-  if (!s) return null;
-  return { runId, probes: s.probes as unknown as ProbeRunResult['probes'], bestProbeId: s.bestProbeId as number };
 }

@@ -5,26 +5,19 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { selectRun, type SelectRunConfig } from '../../../shared/runs/select.js';
 import { GCG_JUDGE, judgeAnswer } from '../analysis/judges.js';
 import { scoreRows } from '../analysis/probe.js';
-import { PAPER_SELECT_FRACTION, selectSamples, toAlpacaJson, toMessagesJsonl, type SelectionVariant } from '../analysis/select.js';
+import { selectSamples, toAlpacaJson, toMessagesJsonl } from '../analysis/select.js';
 import { traceMetrics } from '../analysis/trace.js';
 import { CliffscopeError } from '../errors.js';
 import { teacherForce } from '../runtime/teacher-force.js';
 import type { ProjectStore } from '../store/project-store.js';
-import type { JsonObject } from '../store/types.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { beginRun, commitSummary, finishing, type PipelineEnv, requireDatasetId, requireProbe, requireTokenizer } from './common.js';
+import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireTokenizer, type RunOptions, storedConfig } from './common.js';
 import { ensureTranscriptRow, readSource } from './sources.js';
 
-export interface SelectRunConfig {
-  datasetId: number;
-  probeId: number;
-  chat: boolean;
-  variant: SelectionVariant;
-  fraction: number;
-  seed: number;
-}
+export type { SelectRunConfig } from '../../../shared/runs/select.js';
 
 export interface SelectRunResult {
   runId: number;
@@ -33,19 +26,18 @@ export interface SelectRunResult {
   threshold: number | null;
 }
 
-export async function runSelect(env: PipelineEnv, config: SelectRunConfig, opts: { resume?: number; name?: string } = {}): Promise<SelectRunResult> {
+export async function runSelect(env: PipelineEnv, config: SelectRunConfig, opts: RunOptions = {}): Promise<SelectRunResult> {
   const { store, model } = env;
   const tok = requireTokenizer(model);
   const d = model.config.hiddenSize;
-  const handle = beginRun(env, { kind: 'select', name: opts.name ?? null, datasetId: config.datasetId, config: config as unknown as JsonObject }, opts.resume, (c) => {
-    const cfg = c as unknown as SelectRunConfig;
-    requireDatasetId(env, cfg.datasetId);
+  const handle = beginRun(env, selectRun, config, opts, (cfg) => {
+    store.requireDataset(cfg.datasetId);
     requireProbe(env, cfg.probeId);
     if (!store.datasetItems(cfg.datasetId).some((i) => i.response !== null)) {
       throw new CliffscopeError('bad-dataset', `dataset #${cfg.datasetId} has no responses to score`, { hint: 'map a response column when importing (e.g. --map response=response)' });
     }
   });
-  const cfg = handle.config as unknown as SelectRunConfig;
+  const cfg = handle.config;
   const probe = requireProbe(env, cfg.probeId);
 
   return finishing(env, handle.run, async () => {
@@ -83,7 +75,7 @@ export async function runSelect(env: PipelineEnv, config: SelectRunConfig, opts:
         }
       });
     }
-    commitSummary(env, handle.run.id, {
+    commitSummary(env, selectRun, handle.run.id, {
       probeId: probe.id,
       variant: cfg.variant,
       fraction: cfg.fraction,
@@ -96,8 +88,6 @@ export async function runSelect(env: PipelineEnv, config: SelectRunConfig, opts:
   });
 }
 
-export { PAPER_SELECT_FRACTION };
-
 /**
  * Write a finished select run's selection as LLaMA-Factory alpaca JSON and chat-messages JSONL, each with a
  * provenance sidecar and a dataset_info.json entry. Returns the paths written.
@@ -108,7 +98,7 @@ export function exportSelection(store: ProjectStore, runId: number, outDir: stri
   if (run.status !== 'done') throw new CliffscopeError('bad-argument', `select run #${runId} is ${run.status}; export a finished selection`, { hint: `resume it with --resume ${runId}` });
   const modelRow = run.modelId !== null ? store.getModel(run.modelId) : null;
   if (!modelRow) throw new CliffscopeError('bad-argument', `select run #${runId} records no model`);
-  const cfg = run.config as unknown as SelectRunConfig;
+  const cfg = storedConfig(store, selectRun, run);
   const chosen = store.listSelections(runId, { selectedOnly: true });
   // The training text is the dataset's own response, split at the think markers as text: decoding the token ids
   // instead would pass it through the tokenizer (normalisation, unknown words, trimmed whitespace). Only a response

@@ -3,15 +3,13 @@
  * supplied (prompt, response) pairs teacher-forced through the model. Either way a pipeline sees the same thing:
  * token ids, the prompt length, and the thinking / answer split.
  */
-import { CliffscopeError } from '../errors.js';
+import type { PositionRule, TranscriptSource } from '../../../shared/values.js';
 import type { ProjectStore } from '../store/project-store.js';
 import type { ItemRow } from '../store/types.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { suppliedTranscriptIds } from '../runtime/prompt.js';
 
-export type TranscriptSource =
-  | { kind: 'run'; runId: number; headScaleKey?: string }
-  | { kind: 'dataset'; datasetId: number; chat: boolean };
+export type { PositionRule, TranscriptSource };
 
 export interface SourceTranscript {
   /** Stable key of the unit of work (`t<transcript id>` or `i<item id>`). */
@@ -40,8 +38,7 @@ function decodeSpan(tok: Tokenizer, ids: number[], from: number | null, to: numb
 /** Every transcript of a source, in a stable order. */
 export function readSource(store: ProjectStore, tok: Tokenizer, source: TranscriptSource): SourceTranscript[] {
   if (source.kind === 'run') {
-    const run = store.getRun(source.runId);
-    if (!run) throw new CliffscopeError('bad-argument', `run #${source.runId} does not exist`);
+    store.requireRun(source.runId);
     return store.listTranscripts(source.runId, source.headScaleKey !== undefined ? { headScaleKey: source.headScaleKey } : {}).map((t) => {
       const ids = Array.from(t.tokenIds);
       const item = t.itemId !== null ? store.getItem(t.itemId) : null;
@@ -62,8 +59,7 @@ export function readSource(store: ProjectStore, tok: Tokenizer, source: Transcri
       };
     });
   }
-  const dataset = store.getDataset(source.datasetId);
-  if (!dataset) throw new CliffscopeError('bad-argument', `dataset #${source.datasetId} does not exist`);
+  store.requireDataset(source.datasetId);
   return store.datasetItems(source.datasetId).map((item) => {
     if (item.response === null) {
       // Prompt only: the prompt itself is the transcript (for last-prompt-token probes).
@@ -106,8 +102,6 @@ export function ensureTranscriptRow(store: ProjectStore, runId: number, t: Sourc
     finishReason: 'supplied',
   });
 }
-
-export type PositionRule = 'answer-boundary' | 'last-prompt-token';
 
 /** The token a position rule reads, or null when the transcript has none (no closing think marker). */
 export function positionOf(t: SourceTranscript, rule: PositionRule): number | null {

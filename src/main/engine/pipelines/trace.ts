@@ -3,32 +3,37 @@
  * span's plateau I, the score at the answer boundary I', MS = I − I', the steepest drop and its width; optionally
  * the same for a probe at every layer (the layers × tokens map).
  */
-import { tailAlignedAverage, traceMetrics, type TraceOptions } from '../analysis/trace.js';
+import { traceRun, type TraceRunConfig, type TraceRunSummary, type TraceStats } from '../../../shared/runs/trace.js';
 import { scoreRows } from '../analysis/probe.js';
+import { tailAlignedAverage, traceMetrics } from '../analysis/trace.js';
 import { teacherForce } from '../runtime/teacher-force.js';
-import type { JsonObject, ProbeRow } from '../store/types.js';
-import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireSource, requireTokenizer } from './common.js';
-import { ensureTranscriptRow, readSource, type TranscriptSource } from './sources.js';
+import type { ProbeRow } from '../store/types.js';
+import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireSource, requireTokenizer, type RunOptions } from './common.js';
+import { ensureTranscriptRow, readSource } from './sources.js';
 
-export interface TraceRunConfig {
-  probeId: number;
-  /** More probes scored on the same transcripts (e.g. one per layer from a layer sweep) for the layers × tokens map. */
-  extraProbeIds: number[];
-  source: TranscriptSource;
-  options: TraceOptions;
+export type { TraceRunConfig } from '../../../shared/runs/trace.js';
+
+/** What each transcript's committed item holds: its metrics under the main probe. */
+interface TracedItem {
+  transcriptId: number;
+  label: string | null;
+  plateau: number | null;
+  final: number | null;
+  ms: number | null;
+  steepestDropPos: number | null;
+  width: number | null;
 }
 
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
 
-export async function runTrace(env: PipelineEnv, config: TraceRunConfig, opts: { resume?: number; name?: string } = {}): Promise<number> {
+export async function runTrace(env: PipelineEnv, config: TraceRunConfig, opts: RunOptions = {}): Promise<number> {
   const { store, model } = env;
   const tok = requireTokenizer(model);
-  const handle = beginRun(env, { kind: 'trace', name: opts.name ?? null, config: config as unknown as JsonObject }, opts.resume, (c) => {
-    const cfg = c as unknown as TraceRunConfig;
+  const handle = beginRun(env, traceRun, config, opts, (cfg) => {
     for (const id of [cfg.probeId, ...cfg.extraProbeIds]) requireProbe(env, id);
     requireSource(env, cfg.source);
   });
-  const cfg = handle.config as unknown as TraceRunConfig;
+  const cfg = handle.config;
   const probes: ProbeRow[] = [cfg.probeId, ...cfg.extraProbeIds].map((id) => requireProbe(env, id));
   const layers = [...new Set(probes.map((p) => p.layer))];
   const d = model.config.hiddenSize;
@@ -43,7 +48,7 @@ export async function runTrace(env: PipelineEnv, config: TraceRunConfig, opts: {
         const span = { thinkingStart: t.thinkingStart, thinkingEnd: t.thinkingEnd, answerBoundary: t.answerBoundary, generatedStart: t.promptLength };
         store.commitItem(handle.run.id, t.key, (s) => {
           const transcriptId = ensureTranscriptRow(s, handle.run.id, t, tok);
-          let main: JsonObject = {};
+          let main: TracedItem | null = null;
           for (const p of probes) {
             const scores = scoreRows(p, out.resid.get(p.layer)!, d);
             const m = traceMetrics(scores, span, cfg.options);
@@ -55,26 +60,30 @@ export async function runTrace(env: PipelineEnv, config: TraceRunConfig, opts: {
       }
       env.onProgress?.(++finished, transcripts.length, 'transcripts');
     }
-    commitSummary(env, handle.run.id, summarizeTraces(env, handle.run.id, cfg.probeId));
+    commitSummary(env, traceRun, handle.run.id, summarizeTraces(env, handle.run.id, cfg.probeId));
   });
   return handle.run.id;
 }
 
 /** Means of I, I', MS (overall and per dataset label) and the tail-aligned average curve of the main probe. */
-export function summarizeTraces(env: PipelineEnv, runId: number, probeId: number): JsonObject {
-  const items = env.store.runItems(runId).filter((i) => i.status === 'done' && i.key !== 'summary').map((i) => i.payload as JsonObject);
-  const byLabel = new Map<string, JsonObject[]>();
+export function summarizeTraces(env: PipelineEnv, runId: number, probeId: number): TraceRunSummary {
+  const items = env.store
+    .runItems(runId)
+    .filter((i) => i.status === 'done' && i.key !== 'summary')
+    .map((i) => i.payload as TracedItem);
+  const byLabel = new Map<string, TracedItem[]>();
   for (const it of items) {
-    const label = (it.label as string | null) ?? 'unlabelled';
+    const label = it.label ?? 'unlabelled';
     byLabel.set(label, [...(byLabel.get(label) ?? []), it]);
   }
-  const stats = (rows: JsonObject[]) => ({
+  const meanOf = (rows: TracedItem[], pick: (r: TracedItem) => number | null) => mean(rows.flatMap((r) => (typeof pick(r) === 'number' ? [pick(r)!] : [])));
+  const stats = (rows: TracedItem[]): TraceStats => ({
     transcripts: rows.length,
     withBoundary: rows.filter((r) => r.final !== null).length,
-    meanPlateau: mean(rows.flatMap((r) => (typeof r.plateau === 'number' ? [r.plateau] : []))),
-    meanFinal: mean(rows.flatMap((r) => (typeof r.final === 'number' ? [r.final] : []))),
-    meanMs: mean(rows.flatMap((r) => (typeof r.ms === 'number' ? [r.ms] : []))),
-    meanWidth: mean(rows.flatMap((r) => (typeof r.width === 'number' ? [r.width] : []))),
+    meanPlateau: meanOf(rows, (r) => r.plateau),
+    meanFinal: meanOf(rows, (r) => r.final),
+    meanMs: meanOf(rows, (r) => r.ms),
+    meanWidth: meanOf(rows, (r) => r.width),
   });
   // Tail-aligned average: each trace cut at its answer boundary.
   const traces = env.store.listTraces({ runId, probeId }).flatMap((tr) => {
@@ -88,5 +97,5 @@ export function summarizeTraces(env: PipelineEnv, runId: number, probeId: number
     ...stats(items),
     byLabel: Object.fromEntries([...byLabel].map(([k, rows]) => [k, stats(rows)])),
     tailAligned: avg ? { positions: Array.from(avg.positions), mean: Array.from(avg.mean), std: Array.from(avg.std), count: Array.from(avg.count) } : null,
-  } as JsonObject;
+  };
 }

@@ -3,37 +3,17 @@
  * (a `generate` run), under one or more head-scale settings side by side, with the thinking / answer split and,
  * when a probe is given, its live refusal score per token stored as a trace.
  */
+import { transcriptsRun, type GenerateRunConfig, type GenerateRunSummary, type HeadScaleSetting } from '../../../shared/runs/transcripts.js';
 import { traceMetrics } from '../analysis/trace.js';
 import { CliffscopeError } from '../errors.js';
 import { generate, type GenerationRequest } from '../runtime/generate.js';
-import { promptIds, stopIds } from '../runtime/prompt.js';
-import { GREEDY, type SamplingOptions } from '../runtime/sampling.js';
+import { flatHeadScale } from '../runtime/head-scale.js';
+import { promptIds, samplingOptions, stopIds } from '../runtime/prompt.js';
 import { describeTranscript } from '../runtime/transcript.js';
-import type { ItemRow, JsonObject, ProbeRow } from '../store/types.js';
-import { beginRun, checkCancelled, chunks, commitSummary, finishing, type PipelineEnv, requireDatasetId, requireProbe, requireTokenizer } from './common.js';
+import type { ItemRow, ProbeRow } from '../store/types.js';
+import { beginRun, checkCancelled, chunks, commitSummary, finishing, type PipelineEnv, requireProbe, type RunOptions, requireTokenizer } from './common.js';
 
-/** One ablation setting: a key stored with each transcript, and γ per [layer * heads + head] (omitted = none). */
-export interface HeadScaleSetting {
-  key: string;
-  headScale?: number[];
-}
-
-export interface GenerateRunConfig {
-  datasetId: number;
-  /** Only these items (ids); default the whole dataset. */
-  itemIds?: number[];
-  chat: boolean;
-  system?: string;
-  maxNewTokens: number;
-  sampling?: SamplingOptions;
-  seed: number;
-  batchSize: number;
-  settings: HeadScaleSetting[];
-  /** Live probe: store its per-token scores and cliff metrics as a trace of each transcript. */
-  probeId?: number;
-}
-
-export const BASELINE_SETTING: HeadScaleSetting = { key: 'baseline' };
+export { BASELINE_SETTING, type GenerateRunConfig, type HeadScaleSetting } from '../../../shared/runs/transcripts.js';
 
 export interface GeneratedItem {
   key: string;
@@ -49,22 +29,20 @@ export const transcriptKey = (itemId: number, setting: string) => `${itemId}:${s
  * Generate transcripts for dataset items × settings in a `generate` run (or continue `resume`), committing each
  * transcript as it completes. Returns the run id.
  */
-export async function runGenerate(env: PipelineEnv, config: GenerateRunConfig, opts: { resume?: number; name?: string; parentRunId?: number } = {}): Promise<number> {
-  const handle = beginRun(env, { kind: 'generate', name: opts.name ?? null, datasetId: config.datasetId, parentRunId: opts.parentRunId ?? null, config: config as unknown as JsonObject }, opts.resume, (c) => {
-    const cfg = c as unknown as GenerateRunConfig;
-    requireDatasetId(env, cfg.datasetId);
+export async function runGenerate(env: PipelineEnv, config: GenerateRunConfig, opts: RunOptions = {}): Promise<number> {
+  const handle = beginRun(env, transcriptsRun, config, opts, (cfg) => {
+    env.store.requireDataset(cfg.datasetId);
     if (cfg.probeId !== undefined) requireProbe(env, cfg.probeId);
   });
-  const cfg = handle.config as unknown as GenerateRunConfig;
   await finishing(env, handle.run, async () => {
-    await generateInto(env, handle.run.id, cfg, handle.done);
-    if (!env.signal?.aborted) commitSummary(env, handle.run.id, summarizeTranscripts(env, handle.run.id));
+    await generateInto(env, handle.run.id, handle.config, handle.done);
+    if (!env.signal?.aborted) commitSummary(env, transcriptsRun, handle.run.id, summarizeTranscripts(env, handle.run.id));
   });
   return handle.run.id;
 }
 
 /** How many transcripts, how they ended, how long they are, how many reached an answer. */
-export function summarizeTranscripts(env: PipelineEnv, runId: number): JsonObject {
+export function summarizeTranscripts(env: PipelineEnv, runId: number): GenerateRunSummary {
   const ts = env.store.listTranscripts(runId);
   const finish: Record<string, number> = {};
   for (const t of ts) finish[t.finishReason ?? 'unknown'] = (finish[t.finishReason ?? 'unknown'] ?? 0) + 1;
@@ -92,12 +70,10 @@ export async function generateInto(
   if (items.length === 0) throw new CliffscopeError('bad-argument', `dataset #${cfg.datasetId} has no items to generate from`);
   const probe: ProbeRow | null = cfg.probeId !== undefined ? store.getProbe(cfg.probeId) : null;
   if (cfg.probeId !== undefined && !probe) throw new CliffscopeError('bad-argument', `probe #${cfg.probeId} does not exist`);
-  for (const s of cfg.settings) {
-    if (s.headScale && s.headScale.length !== L * H) {
-      throw new CliffscopeError('bad-argument', `setting "${s.key}": head_scale holds ${s.headScale.length} values, the model has ${L}×${H} heads`);
-    }
-  }
+  // Each setting's γ matrix, checked against the model once, as the graph's flat row.
+  const scales = new Map(cfg.settings.map((s) => [s.key, s.headScale ? flatHeadScale(s.headScale, L, H, `setting "${s.key}"`) : undefined]));
   const stop = stopIds(model);
+  const sampling = samplingOptions(cfg.sampling);
   const work = items.flatMap((item) => cfg.settings.map((setting) => ({ item, setting, key: transcriptKey(item.id, setting.key) }))).filter((w) => !done.has(w.key));
   let finished = items.length * cfg.settings.length - work.length;
   const total = items.length * cfg.settings.length;
@@ -107,13 +83,13 @@ export async function generateInto(
     if (checkCancelled(env)) return;
     const requests: GenerationRequest[] = batch.map((w) => ({
       ids: promptIds(tok, w.item.prompt, { chat: cfg.chat, system: cfg.system }),
-      headScale: w.setting.headScale ? Float32Array.from(w.setting.headScale) : undefined,
+      headScale: scales.get(w.setting.key),
       // Per item (not per batch position) so a resumed or re-batched run samples the same text.
       seed: cfg.seed * 1_000_003 + w.item.id,
     }));
     const results = await generate(model.session, requests, {
       maxNewTokens: cfg.maxNewTokens,
-      sampling: cfg.sampling ?? GREEDY,
+      sampling,
       stopIds: stop,
       batchSize: batch.length,
       probes: probe ? [{ layer: probe.layer, weights: probe.weights, bias: probe.bias }] : [],

@@ -35,6 +35,7 @@ import type {
   ProbeRow,
   RunItemRow,
   RunRow,
+  RunKind,
   RunStatus,
   SelectionRow,
   SweepCellRow,
@@ -164,6 +165,12 @@ export class ProjectStore {
     return r ? modelFromRow(r) : null;
   }
 
+  requireModel(id: number): ModelRow {
+    const m = this.getModel(id);
+    if (!m) throw notFound(this.file, 'model', id, [], '');
+    return m;
+  }
+
   findModelsByHash(contentHash: string): ModelRow[] {
     return this.all<Row>(`SELECT * FROM models WHERE content_hash = ? ORDER BY id`, contentHash).map(modelFromRow);
   }
@@ -224,6 +231,13 @@ export class ProjectStore {
   getDataset(id: number): DatasetRow | null {
     const r = this.get<Row>(`SELECT * FROM datasets WHERE id = ?`, id);
     return r ? datasetFromRow(r) : null;
+  }
+
+  /** The dataset, or a 'bad-argument' error listing the datasets there are. */
+  requireDataset(id: number): DatasetRow {
+    const d = this.getDataset(id);
+    if (!d) throw notFound(this.file, 'dataset', id, this.listDatasets().map((x) => `${x.name} (#${x.id})`), 'import one with: cliffscope dataset import PROJECT FILE --name NAME');
+    return d;
   }
 
   findDataset(name: string): DatasetRow | null {
@@ -327,9 +341,9 @@ export class ProjectStore {
   /**
    * Commit one finished item: `write` stores the item's rows (transcripts, traces, …) and the item is marked done,
    * all in one transaction: a crash leaves either all of it or none. `write` must be synchronous; what it returns
-   * (JSON, optional) is kept as the item's payload and returned.
+   * (JSON-serialisable data, optional) is kept as the item's payload and returned.
    */
-  commitItem<T extends JsonValue | void>(runId: number, key: string, write?: (store: ProjectStore) => T): T {
+  commitItem<T>(runId: number, key: string, write?: (store: ProjectStore) => T): T {
     return this.transaction(() => {
       this.requireOwnedRunning(runId);
       const prior = this.get<{ status: string }>(`SELECT status FROM run_items WHERE run_id = ? AND key = ?`, runId, key);
@@ -431,9 +445,16 @@ export class ProjectStore {
     this.run(`DELETE FROM runs WHERE id = ?`, runId);
   }
 
-  private requireRun(runId: number): RunRow {
+  /** The run, or a 'bad-argument' error listing the runs there are; with `kind`, a run of that kind. */
+  requireRun(runId: number, kind?: RunKind | string): RunRow {
     const run = this.getRun(runId);
-    if (!run) throw new CliffscopeError('bad-argument', `${this.file} has no run #${runId}`, { file: this.file });
+    if (!run) {
+      const have = this.listRuns().map((r) => `#${r.id} ${r.kind}${r.name ? ` "${r.name}"` : ''}`);
+      throw notFound(this.file, 'run', runId, have, 'start one first');
+    }
+    if (kind && run.kind !== kind) {
+      throw new CliffscopeError('bad-argument', `run #${runId} is ${article(run.kind)} ${run.kind} run, not ${article(kind)} ${kind} run`, { file: this.file });
+    }
     return run;
   }
 
@@ -480,6 +501,13 @@ export class ProjectStore {
     return r ? probeFromRow(r) : null;
   }
 
+  /** The probe, or a 'bad-argument' error listing the probes there are. */
+  requireProbe(id: number): ProbeRow {
+    const p = this.getProbe(id);
+    if (!p) throw notFound(this.file, 'probe', id, this.listProbes().map((x) => `#${x.id} ${x.name} v${x.version}`), 'train one first (a probe run)');
+    return p;
+  }
+
   listProbes(filter: { modelId?: number; name?: string } = {}): ProbeRow[] {
     return this.all<Row>(
       `SELECT * FROM probes WHERE (@model IS NULL OR model_id = @model) AND (@name IS NULL OR name = @name) ORDER BY model_id, name, version`,
@@ -516,6 +544,12 @@ export class ProjectStore {
   getTranscript(id: number): TranscriptRow | null {
     const r = this.get<Row>(`SELECT * FROM transcripts WHERE id = ?`, id);
     return r ? transcriptFromRow(r) : null;
+  }
+
+  requireTranscript(id: number): TranscriptRow {
+    const t = this.getTranscript(id);
+    if (!t) throw notFound(this.file, 'transcript', id, [], '');
+    return t;
   }
 
   /** A run's transcripts; `headScaleKey` selects one ablation setting (null = the unablated ones). */
@@ -709,6 +743,14 @@ export class ProjectStore {
 }
 
 // ---- row mapping -----------------------------------------------------------------------------------------------
+
+const article = (word: string) => (/^[aeiou]/.test(word) ? 'an' : 'a');
+
+/** "probe #9 does not exist in FILE", with the ones that do (the first 20) or what to do when there are none. */
+function notFound(file: string, what: string, id: number, have: string[], none: string): CliffscopeError {
+  const hint = have.length ? `${what}s here: ${have.slice(0, 20).join(', ')}${have.length > 20 ? ', …' : ''}` : none || undefined;
+  return new CliffscopeError('bad-argument', `${what} #${id} does not exist in ${file}`, { file, hint });
+}
 
 function ownerOf(run: RunRow) {
   return { host: run.ownerHost, pid: run.ownerPid, token: run.ownerToken };

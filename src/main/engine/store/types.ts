@@ -27,8 +27,9 @@ export interface NewModel {
   path: string;
   contentHash: string;
   name?: string | null;
-  config?: JsonObject;
-  compileOptions?: JsonObject;
+  /** The checkpoint's parsed config.json (ModelConfig) and the compile options; stored as JSON. */
+  config?: object;
+  compileOptions?: object;
 }
 
 export interface DatasetRow {
@@ -83,8 +84,8 @@ export interface NewRun {
   modelId?: number | null;
   datasetId?: number | null;
   parentRunId?: number | null;
-  /** Everything that shapes the results, seeds included, so the run can be repeated. */
-  config?: JsonObject;
+  /** Everything that shapes the results, seeds included, so the run can be repeated (its kind's config shape). */
+  config?: object;
   /** Engine, execution provider and library versions. */
   versions?: JsonObject;
 }
@@ -94,7 +95,8 @@ export interface RunItemRow {
   runId: number;
   key: string;
   status: ItemStatus;
-  payload: JsonValue;
+  /** What the item's pipeline kept with it (its own shape per run kind). */
+  payload: unknown;
   error: string | null;
   createdAt: string;
 }
@@ -124,8 +126,8 @@ export interface NewProbe {
   positionRule: string;
   weights: Float32Array | readonly number[];
   bias: number;
-  metrics?: JsonObject;
-  provenance?: JsonObject;
+  metrics?: object;
+  provenance?: object;
 }
 
 export interface TranscriptRow {

@@ -32,10 +32,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { HeadRef } from '../../../shared/heads.js';
-import { CliffscopeError } from '../errors.js';
-import { writeSafetensors, type TensorToWrite } from '../model/safetensors.js';
-import { defaultCacheRoot } from '../onnx/compile.js';
-import { wordLevelTokenizerJson } from '../tokenizer/word-level.js';
+import { CliffscopeError } from '../../engine/errors.js';
+import { writeSafetensors, type TensorToWrite } from '../../engine/model/safetensors.js';
+import { defaultCacheRoot } from '../../engine/onnx/compile.js';
+import { wordLevelTokenizerJson } from '../../engine/tokenizer/word-level.js';
 import {
   DEMO_BOS,
   DEMO_COMPLIANCE_ANSWER,

@@ -1,19 +1,39 @@
 /**
  * `cliffscope serve`: the app's UI in a browser, for a headless GPU server reached through an SSH tunnel (and for
  * testing the UI without Electron). The engine runs in its own host process, as in the app.
+ *
+ * The serve face's own verb: the program (src/main/program.ts) lists it beside the CLI's, so neither face imports
+ * the other. It has the shape of a CLI verb and throws CliffscopeErrors, which the program prints.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CliffscopeError } from '../../engine/errors.js';
-import { EngineClient } from '../../host/engine-client.js';
-import { DEFAULT_HOST, DEFAULT_RENDERER_DIR, isLoopbackHost, startServer } from '../../serve/server.js';
-import { type Command, intOption, parseVerbArgs, printHelp } from '../command.js';
+import { parseArgs } from 'node:util';
+import { CliffscopeError } from '../engine/errors.js';
+import { EngineClient } from '../host/engine-client.js';
+import { DEFAULT_HOST, DEFAULT_RENDERER_DIR, isLoopbackHost, startServer } from './server.js';
 
 export const DEFAULT_PORT = 7717;
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+function parseServeArgs(argv: string[]) {
+  try {
+    return parseArgs({ args: argv, options: { port: { type: 'string' }, host: { type: 'string' }, open: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new CliffscopeError('bad-argument', `serve: ${(e as Error).message}`, { hint: 'see: cliffscope serve --help' });
+  }
+}
+
+function portOf(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_PORT;
+  const port = Number(value);
+  if (!(value.trim() !== '' && Number.isInteger(port) && port >= 0 && port <= 65535)) {
+    throw new CliffscopeError('bad-argument', `--port must be a port number from 0 to 65535, got "${value}"`);
+  }
+  return port;
+}
 
 /**
  * Build the renderer with electron-vite when out/renderer is missing (a fresh clone). electron-vite is a dev
@@ -49,7 +69,7 @@ function openInBrowser(url: string): void {
   }
 }
 
-export const serveCommand: Command = {
+export const serveVerb = {
   name: 'serve',
   summary: 'the app UI in a browser (loopback + session token; for SSH tunnels to GPU servers)',
   help: `Usage: cliffscope serve [--port P] [--host H] [--open]
@@ -70,20 +90,18 @@ Options:
   --open       open the URL in this machine's browser
   -h, --help   this help
 `,
-  async run(argv) {
-    const { values, positionals } = parseVerbArgs(this, argv, {
-      port: { type: 'string' },
-      host: { type: 'string' },
-      open: { type: 'boolean' },
-    });
-    if (values.help) return printHelp(this);
+  async run(argv: string[]): Promise<number> {
+    const { values, positionals } = parseServeArgs(argv);
+    if (values.help) {
+      process.stdout.write(serveVerb.help);
+      return 0;
+    }
     if (positionals.length > 0) {
       throw new CliffscopeError('bad-argument', `serve takes no positional arguments, got "${positionals[0]}"`, {
         hint: 'see: cliffscope serve --help',
       });
     }
-    const port = intOption(values.port, 'port', 0) ?? DEFAULT_PORT;
-    if (port > 65535) throw new CliffscopeError('bad-argument', `--port must be at most 65535, got ${port}`);
+    const port = portOf(values.port);
     const host = values.host ?? DEFAULT_HOST;
 
     // Listen for Ctrl-C before anything is printed: whoever reads the URL may stop us at once.

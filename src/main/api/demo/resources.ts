@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CliffscopeError } from '../errors.js';
+import { CliffscopeError } from '../../engine/errors.js';
 
 export type DemoLabel = 'harmful' | 'harmless';
 
