@@ -109,7 +109,7 @@ export const GenerateRunParams = z.strictObject({
   headScale: HeadScale.optional(),
   batchSize: batchSize.optional(),
   /** A linear probe scored live on every token, at a residual-stack index (see values.ts `residIndex`). */
-  probe: z.strictObject({ layer: residIndex, weights: z.array(finiteNumber).min(1), bias: finiteNumber }).optional(),
+  probe: z.strictObject({ residIndex, weights: z.array(finiteNumber).min(1), bias: finiteNumber }).optional(),
 });
 
 const tokenIndex = z.number().int().nonnegative().nullable();
@@ -220,8 +220,8 @@ export const ProbeSummary = z.strictObject({
   runId: rowId.nullable(),
   name: z.string(),
   version: z.number().int(),
-  /** Residual-stack entry: 0 = embeddings, i+1 = after block i, L+1 = final norm. */
-  layer: z.number().int().nonnegative(),
+  /** The residual-stack index it reads (values.ts `residIndex`): 0 = embeddings, i+1 = after block i, L+1 = final norm. */
+  residIndex,
   positionRule: z.string(),
   /** Width of the probe's direction (the model's residual width). */
   dim: count,
@@ -275,10 +275,10 @@ const demoTrace = z.strictObject({ transcripts: count, meanPlateau: maybeNumber,
 export const DemoReport = z.strictObject({
   projectFile: z.string(),
   modelDir: z.string(),
-  /** Run id per demo stage: probe, generate, generateHarmless, trace, traceHarmless, heads, ablate, select. */
+  /** Run id per demo stage: probe, transcripts, transcriptsHarmless, trace, traceHarmless, heads, ablate, select. */
   runs: z.record(z.string(), rowId),
   /** The best probe: its id, the residual-stack index it reads, and its validation numbers. */
-  probe: z.strictObject({ id: rowId, layer: residIndex, valAccuracy: maybeNumber, valAuroc: maybeNumber }),
+  probe: z.strictObject({ id: rowId, residIndex, valAccuracy: maybeNumber, valAuroc: maybeNumber }),
   trace: z.strictObject({ harmful: demoTrace, harmless: demoTrace }),
   heads: z.strictObject({
     ranked: z.array(z.strictObject({ layer: count, head: count, score: z.number() })),
@@ -404,7 +404,7 @@ function startParamsOf<K extends RunKind>(kind: K) {
  * cancelled run ends 'cancelled' with its finished items kept and can be resumed.
  */
 export const RunStartParams = z.discriminatedUnion('kind', [
-  startParamsOf('generate'),
+  startParamsOf('transcripts'),
   startParamsOf('probe'),
   startParamsOf('trace'),
   startParamsOf('heads'),
@@ -431,7 +431,7 @@ function reportOf<K extends RunKind>(kind: K) {
 
 /** A run's report: what ran (with its stored config), how far it got, and its headline numbers, typed per kind. */
 export const RunReport = z.discriminatedUnion('kind', [
-  reportOf('generate'),
+  reportOf('transcripts'),
   reportOf('probe'),
   reportOf('trace'),
   reportOf('heads'),
@@ -479,8 +479,8 @@ export const TraceListResult = z.strictObject({
   runId: rowId,
   /** The probe listed; null when the run has no traces. */
   probeId: rowId.nullable(),
-  /** Every probe that traced this run's transcripts (several for a layers × tokens run). */
-  probes: z.array(z.strictObject({ probeId: rowId, layer: z.number().int() })),
+  /** Every probe that traced this run's transcripts (several for a residual-stack × tokens run). */
+  probes: z.array(z.strictObject({ probeId: rowId, residIndex })),
   traces: z.array(
     TraceMetricsSummary.extend({
       transcriptId: rowId,
@@ -502,16 +502,16 @@ export const TraceGetParams = z.strictObject({
   probeId: rowId.optional(),
   /** Only traces made by this run (a transcript may be traced by several runs); default any. */
   runId: rowId.optional(),
-  /** 'all': include perLayer even when one probe traced the transcript. */
-  layers: z.literal('all').optional(),
+  /** Include perResid even when one probe traced the transcript. */
+  perResid: z.boolean().optional(),
 });
 export const TraceGetResult = z.strictObject({
   transcriptId: rowId,
-  /** The run that made the transcript, and the run / probe / layer of the trace shown. */
+  /** The run that made the transcript, and the run / probe / residual-stack index of the trace shown. */
   transcriptRunId: rowId,
   runId: rowId.nullable(),
   probeId: rowId.nullable(),
-  layer: z.number().int().nullable(),
+  residIndex: residIndex.nullable(),
   itemId: rowId.nullable(),
   label: z.string().nullable(),
   prompt: z.string(),
@@ -530,8 +530,8 @@ export const TraceGetResult = z.strictObject({
   thinkingEnd: z.number().int().nullable(),
   answerBoundary: z.number().int().nullable(),
   metrics: TraceMetricsSummary.nullable(),
-  /** Scores per probe (sorted by layer) when several probes traced the transcript, or `layers: 'all'`. */
-  perLayer: z.array(z.strictObject({ probeId: rowId, layer: z.number().int(), scores: scoreList })).optional(),
+  /** Scores per probe (by residual-stack index) when several probes traced the transcript, or `perResid`. */
+  perResid: z.array(z.strictObject({ probeId: rowId, residIndex, scores: scoreList })).optional(),
 });
 
 /** `trace.average`: the tail-aligned average of a run's traces (each cut at its answer boundary), 100 points. */
@@ -637,7 +637,7 @@ export const TranscriptsListResult = z.strictObject({
   offset: count,
   /**
    * The run whose transcripts are listed: `runId` itself, or, for a run that made none of its own (a trace / heads
-   * run over a generate run, a judge run), the run it read them from.
+   * run over a transcripts run, a judge run), the run it read them from.
    */
   fromRunId: rowId,
   transcripts: z.array(

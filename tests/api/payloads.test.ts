@@ -112,7 +112,7 @@ describe('workbench payloads', () => {
   it('rejects unknown fields, naming them', async () => {
     for (const method of WORKBENCH) {
       // run.start's params are a union on `kind`: give one so the fields behind it are checked too.
-      const res = await dispatch(method, { project, file: project, ...(method === 'run.start' ? { kind: 'generate' } : {}), surprise: 1 });
+      const res = await dispatch(method, { project, file: project, ...(method === 'run.start' ? { kind: 'transcripts' } : {}), surprise: 1 });
       expect(res.ok).toBe(false);
       if (!res.ok) expect(res.error.issues?.map((i) => i.path)).toContain('surprise');
     }

@@ -35,7 +35,7 @@ describe('project.demo', () => {
   it('runs the demo into the default demo project as a job, streaming progress, and remembers it', async () => {
     expect(fx.file).toBe(path.join(fx.cache, 'demo', 'demo.cliffscope'));
     expect(fx.demo.report.heads.topMatchesPlanted).toBe(true);
-    expect(Object.keys(fx.demo.report.runs).sort()).toEqual(['ablate', 'generate', 'generateHarmless', 'heads', 'probe', 'select', 'trace', 'traceHarmless']);
+    expect(Object.keys(fx.demo.report.runs).sort()).toEqual(['ablate', 'heads', 'probe', 'select', 'trace', 'traceHarmless', 'transcripts', 'transcriptsHarmless']);
     const progress = fx.demoEvents.filter((e) => e.kind === 'progress');
     expect(progress.length).toBeGreaterThan(5);
     expect(new Set(progress.map((e) => (e.kind === 'progress' ? e.label : '')))).toContain('ablation sweep');
@@ -63,7 +63,7 @@ describe('project.open', () => {
     expect(r.datasets.find((d) => d.name === 'demo-harmful')!.mapping.prompt).toBe('prompt');
     const probe = r.probes.find((p) => p.id === fx.demo.report.probe.id)!;
     expect(probe.metrics.valAccuracy).toBe(fx.demo.report.probe.valAccuracy);
-    expect(probe).toMatchObject({ layer: 5, positionRule: 'last-prompt-token', dim: 256 });
+    expect(probe).toMatchObject({ residIndex: 5, positionRule: 'last-prompt-token', dim: 256 });
   });
 
   it('creates an empty project when asked, and refuses a missing file otherwise', async () => {

@@ -36,7 +36,7 @@ describe('trace.list', () => {
     const r = await call('trace.list', { project: fx.file, runId: runs.trace! });
     const probeId = fx.demo.report.probe.id;
     expect(r.probeId).toBe(probeId);
-    expect(r.probes).toEqual([{ probeId, layer: fx.demo.report.probe.layer }]);
+    expect(r.probes).toEqual([{ probeId, residIndex: fx.demo.report.probe.residIndex }]);
     const stored = store.listTraces({ runId: runs.trace!, probeId });
     expect(r.traces).toHaveLength(stored.length);
     expect(stored.length).toBeGreaterThan(0);
@@ -64,7 +64,7 @@ describe('trace.list', () => {
   });
 
   it('gives an empty list for a run without traces', async () => {
-    const r = await call('trace.list', { project: fx.file, runId: runs.generate! });
+    const r = await call('trace.list', { project: fx.file, runId: runs.transcripts! });
     expect(r).toMatchObject({ probeId: null, probes: [], traces: [] });
   });
 });
@@ -80,7 +80,7 @@ describe('trace.get', () => {
     expect(r.tokenIds).toEqual(Array.from(t.tokenIds));
     expect(r.scores).toHaveLength(t.tokenIds.length);
     expect(r.runId).toBe(runs.trace);
-    expect(r.transcriptRunId).toBe(runs.generate);
+    expect(r.transcriptRunId).toBe(runs.transcripts);
     expect(r.promptTokens).toBe(t.promptTokens);
     expect(r.answerBoundary).toBe(t.answerBoundary);
     expect(r.tokens[t.answerBoundary!]).toContain('</think>');
@@ -90,9 +90,9 @@ describe('trace.get', () => {
     // The cliff: high through the thinking, low at the answer boundary.
     expect(r.metrics!.plateau!).toBeGreaterThan(0.8);
     expect(r.metrics!.final!).toBeLessThan(0.2);
-    expect(r.perLayer).toBeUndefined();
-    const all = await call('trace.get', { project: fx.file, transcriptId: first.transcriptId, layers: 'all' });
-    expect(all.perLayer).toEqual([{ probeId: r.probeId, layer: r.layer, scores: r.scores }]);
+    expect(r.perResid).toBeUndefined();
+    const all = await call('trace.get', { project: fx.file, transcriptId: first.transcriptId, perResid: true });
+    expect(all.perResid).toEqual([{ probeId: r.probeId, residIndex: r.residIndex, scores: r.scores }]);
   });
 
   it('refuses an unknown transcript, and a probe or run that never traced it', async () => {
@@ -221,8 +221,8 @@ describe('transcripts.list', () => {
 
   it('lists the source run’s transcripts for a trace run', async () => {
     const r = await call('transcripts.list', { project: fx.file, runId: runs.trace!, limit: 3 });
-    expect(r.fromRunId).toBe(runs.generate);
-    expect(r.total).toBe(store.listTranscripts(runs.generate!).length);
+    expect(r.fromRunId).toBe(runs.transcripts);
+    expect(r.total).toBe(store.listTranscripts(runs.transcripts!).length);
     // Final from the trace run's probe.
     for (const t of r.transcripts) close(t.final ?? null, store.listTraces({ runId: runs.trace!, transcriptId: t.id })[0]!.final);
   });
@@ -344,9 +344,9 @@ describe('table.csv', () => {
   });
 
   it('gives the header of an empty table', async () => {
-    const t = await call('table.csv', { project: fx.file, query: 'traces', runId: runs.generate! });
+    const t = await call('table.csv', { project: fx.file, query: 'traces', runId: runs.transcripts! });
     expect(t.rows).toBe(0);
-    expect(t.csv).toBe('traceId,transcriptId,probeId,layer,itemId,label,headScaleKey,tokens,answerBoundary,plateau,final,ms,steepestDropPos,cliffWidth\r\n');
+    expect(t.csv).toBe('traceId,transcriptId,probeId,residIndex,itemId,label,headScaleKey,tokens,answerBoundary,plateau,final,ms,steepestDropPos,cliffWidth\r\n');
   });
 
   it('needs a run id for run tables, a known table name, and no SQL', async () => {

@@ -61,7 +61,7 @@ const probeConfig = (over: Partial<ProbeRunConfig> = {}): ProbeRunConfig => ({
   positive: { kind: 'dataset', datasetId: harmful.id, chat: true },
   negative: { kind: 'dataset', datasetId: harmless.id, chat: true },
   positionRule: 'last-prompt-token',
-  layers: [],
+  residIndices: [],
   labelRule: 'all',
   train: { lr: 0.2, epochs: 30, batchSize: 16, selectBy: 'val-loss' },
   ...over,
@@ -120,7 +120,7 @@ describe('a probe trained on another model', () => {
   });
 
   it('runTrace refuses it as an extra (layer-map) probe too', async () => {
-    const tinyProbe = store.addProbe({ modelId: store.addModel({ path: tiny.checkpoint.dir, contentHash: tiny.compiled.modelHash }).id, name: 'tiny', layer: 3, positionRule: 'answer-boundary', weights: new Float32Array(32), bias: 0 });
+    const tinyProbe = store.addProbe({ modelId: store.addModel({ path: tiny.checkpoint.dir, contentHash: tiny.compiled.modelHash }).id, name: 'tiny', residIndex: 3, positionRule: 'answer-boundary', weights: new Float32Array(32), bias: 0 });
     await expectRefused(() => runTrace(tinyEnv(), { probeId: tinyProbe.id, extraProbeIds: [probeId], source: { kind: 'run', runId: genRun }, options: {} }), 'bad-argument', ...widths);
   });
 
@@ -162,12 +162,12 @@ describe('ids that do not exist', () => {
     await expectRefused(() => runProbeTraining(demoEnv(), probeConfig({ positive: { kind: 'run', runId: 999 } })), 'bad-argument', /run #999/);
     await expectRefused(() => runJudge(demoEnv(), { runId: 999, judge: { kind: 'keyword', list: 'jbb' }, harmfulDatasetId: null }), 'bad-argument', /run #999/);
     await expectRefused(() => runAblation(demoEnv(), ablateConfig({ headsRunId: 999 })), 'bad-argument', /run #999 does not exist/);
-    await expectRefused(() => runAblation(demoEnv(), ablateConfig({ headsRunId: genRun })), 'bad-argument', new RegExp(`run #${genRun} is a generate run, not a heads run`));
+    await expectRefused(() => runAblation(demoEnv(), ablateConfig({ headsRunId: genRun })), 'bad-argument', new RegExp(`run #${genRun} is a transcripts run, not a heads run`));
   });
 
   it('resuming a run that does not exist, or one of another kind', async () => {
     await expectRefused(() => runTrace(demoEnv(), { probeId, extraProbeIds: [], source: { kind: 'run', runId: genRun }, options: {} }, { resume: 999 }), 'bad-argument', /run #999 does not exist/);
-    await expectRefused(() => runTrace(demoEnv(), { probeId, extraProbeIds: [], source: { kind: 'run', runId: genRun }, options: {} }, { resume: genRun }), 'bad-argument', /is a generate run, not a trace run/);
+    await expectRefused(() => runTrace(demoEnv(), { probeId, extraProbeIds: [], source: { kind: 'run', runId: genRun }, options: {} }, { resume: genRun }), 'bad-argument', /is a transcripts run, not a trace run/);
   });
 });
 
@@ -177,15 +177,15 @@ describe('other bad configurations', () => {
     expect(e.hint).toMatch(/response/);
   });
 
-  it('a probe layer outside the model', async () => {
-    await expectRefused(() => runProbeTraining(demoEnv(), probeConfig({ layers: [9] })), 'bad-argument', /layer 9 is outside 0\.\.5/);
+  it('a residual-stack index outside the model', async () => {
+    await expectRefused(() => runProbeTraining(demoEnv(), probeConfig({ residIndices: [9] })), 'bad-argument', /residual-stack index 9 is outside 0\.\.5/);
   });
 
   it('heads with a probe on the embeddings, or final-norm-aware off the final norm', async () => {
     const modelId = store.findModelsByHash(demo.compiled.modelHash)[0]!.id;
     const w = store.getProbe(probeId)!.weights;
-    const emb = store.addProbe({ modelId, name: 'embeddings', layer: 0, positionRule: 'answer-boundary', weights: w, bias: 0 });
-    const mid = store.addProbe({ modelId, name: 'mid', layer: 2, positionRule: 'answer-boundary', weights: w, bias: 0 });
+    const emb = store.addProbe({ modelId, name: 'embeddings', residIndex: 0, positionRule: 'answer-boundary', weights: w, bias: 0 });
+    const mid = store.addProbe({ modelId, name: 'mid', residIndex: 2, positionRule: 'answer-boundary', weights: w, bias: 0 });
     await expectRefused(() => runHeads(demoEnv(), { probeId: emb.id, source: { kind: 'run', runId: genRun }, variant: 'code', perToken: false }), 'bad-argument', /reads the embeddings/);
     await expectRefused(() => runHeads(demoEnv(), { probeId: mid.id, source: { kind: 'run', runId: genRun }, variant: 'final-norm-aware', perToken: false }), 'bad-argument', /final norm/);
   });
@@ -197,7 +197,7 @@ describe('other bad configurations', () => {
   it('after all of it, the project holds only the runs that succeeded', () => {
     expect(store.listRuns().map((r) => [r.kind, r.status])).toEqual([
       ['probe', 'done'],
-      ['generate', 'done'],
+      ['transcripts', 'done'],
       ['heads', 'done'],
     ]);
   });

@@ -78,13 +78,13 @@ describe('the method verb by verb', () => {
   it('transcripts', async () => {
     const r = await ok('transcripts', project, ...m(), '--dataset', 'harmful', '--max-new-tokens', '40', '--batch', '16', '--name', 'harmful', '--json');
     const report = JSON.parse(r.stdout);
-    expect(report.run).toMatchObject({ kind: 'generate', status: 'done', name: 'harmful' });
+    expect(report.run).toMatchObject({ kind: 'transcripts', status: 'done', name: 'harmful' });
     expect(report.items.done).toBe(31); // 30 transcripts and the run's summary
     expect(report.summary.transcripts).toBe(30);
-    ids.generate = report.run.id;
+    ids.transcripts = report.run.id;
     // Without --json: the text report.
-    const text = await ok('report', project, String(ids.generate));
-    expect(text.stdout).toContain(`run #${ids.generate} generate "harmful" — done`);
+    const text = await ok('report', project, String(ids.transcripts));
+    expect(text.stdout).toContain(`run #${ids.transcripts} transcripts "harmful" — done`);
     expect(text.stdout).toContain('31 done');
   });
 
@@ -103,7 +103,7 @@ describe('the method verb by verb', () => {
   });
 
   it('trace', async () => {
-    const r = await ok('trace', project, ...m(), '--probe', String(probeId), '--run', String(ids.generate), '--json');
+    const r = await ok('trace', project, ...m(), '--probe', String(probeId), '--run', String(ids.transcripts), '--json');
     const report = JSON.parse(r.stdout);
     expect(report.run).toMatchObject({ kind: 'trace', status: 'done' });
     expect(report.summary.transcripts).toBe(30);
@@ -113,7 +113,7 @@ describe('the method verb by verb', () => {
   });
 
   it('heads', async () => {
-    const r = await ok('heads', project, ...m(), '--probe', String(probeId), '--run', String(ids.generate), '--json');
+    const r = await ok('heads', project, ...m(), '--probe', String(probeId), '--run', String(ids.transcripts), '--json');
     const report = JSON.parse(r.stdout);
     expect(report.run).toMatchObject({ kind: 'heads', status: 'done' });
     const top = (report.summary.suppression as { layer: number; head: number }[]).slice(0, 3);
@@ -177,10 +177,10 @@ describe('the method verb by verb', () => {
     const info = JSON.parse(r.stdout);
     expect(info.models).toHaveLength(1);
     expect(info.datasets.map((d: { name: string }) => d.name)).toEqual(['prompts', 'harmful', 'harmless', 'train']);
-    expect(info.probes).toEqual([expect.objectContaining({ id: probeId, name: 'refusal', layer: 5 })]);
+    expect(info.probes).toEqual([expect.objectContaining({ id: probeId, name: 'refusal', residIndex: 5 })]);
     expect(info.runs.every((x: { status: string }) => x.status === 'done')).toBe(true);
     const text = await ok('project', 'info', project);
-    expect(text.stdout).toContain(`#${probeId} refusal v1 (layer 5)`);
+    expect(text.stdout).toContain(`#${probeId} refusal v1 (resid 5)`);
   });
 
   it('project export --run, then import into a second project', async () => {
@@ -192,10 +192,10 @@ describe('the method verb by verb', () => {
     const i = await ok('project', 'import', other, exported, '--json');
     expect(JSON.parse(i.stdout)).toBeTypeOf('object');
     const info = JSON.parse((await ok('project', 'info', other, '--json')).stdout);
-    // The run comes with what it was made from (its transcripts' generate run, the probe's run), all done.
-    expect(info.runs.map((x: { kind: string }) => x.kind).sort()).toEqual(['generate', 'heads', 'probe']);
+    // The run comes with what it was made from (the transcripts run it read, the probe's run), all done.
+    expect(info.runs.map((x: { kind: string }) => x.kind).sort()).toEqual(['heads', 'probe', 'transcripts']);
     expect(info.runs.every((x: { status: string }) => x.status === 'done')).toBe(true);
-    expect(info.probes).toEqual([expect.objectContaining({ name: 'refusal', layer: 5 })]);
+    expect(info.probes).toEqual([expect.objectContaining({ name: 'refusal', residIndex: 5 })]);
     // The imported run's report is the original's (same ranking).
     const mine = JSON.parse((await ok('report', project, String(ids.heads), '--json')).stdout);
     const heads = info.runs.find((x: { kind: string }) => x.kind === 'heads');

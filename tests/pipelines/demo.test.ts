@@ -47,13 +47,13 @@ afterAll(() => {
 
 describe('runDemo', () => {
   it('stores every stage as a finished run', () => {
-    expect(Object.keys(report.runs).sort()).toEqual(['ablate', 'generate', 'generateHarmless', 'heads', 'probe', 'select', 'trace', 'traceHarmless']);
+    expect(Object.keys(report.runs).sort()).toEqual(['ablate', 'heads', 'probe', 'select', 'trace', 'traceHarmless', 'transcripts', 'transcriptsHarmless']);
     expect(new Set(Object.values(report.runs)).size).toBe(8);
     for (const [stage, id] of Object.entries(report.runs)) {
       const r = runReport(store, id);
       expect(r.run.status, `${stage} run #${id}`).toBe('done');
-      // generate runs store transcripts only; every analysis run stores its headline numbers.
-      if (r.run.kind !== 'generate') expect(r.summary, `${stage} run #${id} has a summary`).not.toBeNull();
+      // transcripts runs store transcripts only; every analysis run stores its headline numbers.
+      if (r.run.kind !== 'transcripts') expect(r.summary, `${stage} run #${id} has a summary`).not.toBeNull();
       expect(r.items.done).toBeGreaterThan(0);
       expect(r.model?.contentHash).toMatch(/\S/);
     }
@@ -107,7 +107,7 @@ describe('runDemo', () => {
     expect(report.probe.valAccuracy).toBe(1);
     expect(report.probe.valAuroc).toBe(1);
     const probe = store.getProbe(report.probe.id)!;
-    expect(probe.layer).toBe(5); // the final norm of a 4-layer model
+    expect(probe.residIndex).toBe(5); // the final norm of a 4-layer model
     expect(probe.positionRule).toBe('last-prompt-token');
   });
 

@@ -39,7 +39,7 @@ beforeAll(async () => {
   genRun = await runGenerate(env, { datasetId: harmful.id, chat: true, maxNewTokens: 40, seed: 0, batchSize: 16, settings: [BASELINE_SETTING], itemIds: store.datasetItems(harmful.id).slice(0, 6).map((i) => i.id) });
   // The demo's built-in probe (the known refusal direction), stored like a trained one.
   const p = demoRefusalProbe();
-  probeId = store.addProbe({ modelId: registerModel(store, model).id, name: 'known', layer: p.layer, positionRule: 'answer-boundary', weights: p.weights, bias: p.bias }).id;
+  probeId = store.addProbe({ modelId: registerModel(store, model).id, name: 'known', residIndex: p.layer, positionRule: 'answer-boundary', weights: p.weights, bias: p.bias }).id;
 });
 afterAll(async () => {
   store?.close();

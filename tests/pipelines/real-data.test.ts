@@ -90,7 +90,7 @@ describe.skipIf(!available)('real datasets through every pipeline (demo model)',
       positive: { kind: 'dataset', datasetId: datasets.advbench!, chat: true },
       negative: { kind: 'dataset', datasetId: datasets.harmless!, chat: true },
       positionRule: 'last-prompt-token',
-      layers: [model.config.numLayers + 1],
+      residIndices: [model.config.numLayers + 1],
       labelRule: 'all',
       train: { lr: 0.2, epochs: 60, batchSize: 16, selectBy: 'val-loss' },
     });
@@ -102,17 +102,17 @@ describe.skipIf(!available)('real datasets through every pipeline (demo model)',
   });
 
   it('generates transcripts for the AdvBench prompts with the live probe', async () => {
-    runs.generate = await runGenerate(env, { datasetId: datasets.advbench!, chat: true, maxNewTokens: 64, seed: 0, batchSize: 12, settings: [BASELINE_SETTING], probeId }, { name: 'advbench' });
-    const ts = store.listTranscripts(runs.generate);
+    runs.transcripts = await runGenerate(env, { datasetId: datasets.advbench!, chat: true, maxNewTokens: 64, seed: 0, batchSize: 12, settings: [BASELINE_SETTING], probeId }, { name: 'advbench' });
+    const ts = store.listTranscripts(runs.transcripts);
     expect(ts).toHaveLength(ROWS);
     expect(ts.every((t) => t.answerBoundary !== null)).toBe(true);
-    expect(store.listTraces({ runId: runs.generate })).toHaveLength(ROWS);
+    expect(store.listTraces({ runId: runs.transcripts })).toHaveLength(ROWS);
   });
 
   it('traces, attributes heads and sweeps ablations', async () => {
-    runs.trace = await runTrace(env, { probeId, extraProbeIds: [], source: { kind: 'run', runId: runs.generate! }, options: {} });
+    runs.trace = await runTrace(env, { probeId, extraProbeIds: [], source: { kind: 'run', runId: runs.transcripts! }, options: {} });
     expect(store.listTraces({ runId: runs.trace })).toHaveLength(ROWS);
-    runs.heads = await runHeads(env, { probeId, source: { kind: 'run', runId: runs.generate! }, variant: 'code', perToken: false });
+    runs.heads = await runHeads(env, { probeId, source: { kind: 'run', runId: runs.transcripts! }, variant: 'code', perToken: false });
     expect(store.listHeadMaps(runs.heads, { transcriptId: null })).toHaveLength(1);
     runs.ablate = await runAblation(env, {
       headsRunId: runs.heads,
@@ -193,7 +193,7 @@ describe.skipIf(!available)('real datasets through every pipeline (demo model)',
   });
 
   it('every run is done and reports', () => {
-    expect(Object.keys(runs).sort()).toEqual(['ablate', 'generate', 'heads', 'probe', 'select', 'trace']);
+    expect(Object.keys(runs).sort()).toEqual(['ablate', 'heads', 'probe', 'select', 'trace', 'transcripts']);
     expect(store.listRuns().map((r) => r.status)).toEqual(Object.keys(runs).map(() => 'done'));
     for (const [kind, id] of Object.entries(runs)) {
       const r = runReport(store, id);

@@ -222,7 +222,7 @@ describe('cancelling through the AbortSignal', () => {
       }
       expect((error as CliffscopeError).code).toBe('cancelled');
       expect((error as CliffscopeError).hint).toMatch(/--resume \d+/);
-      const run = store.listRuns({ kind: 'generate' })[0]!;
+      const run = store.listRuns({ kind: 'transcripts' })[0]!;
       expect(run.status).toBe('cancelled');
       const done = store.resumableItems(run.id);
       expect(done.size).toBeGreaterThanOrEqual(10);
@@ -247,7 +247,7 @@ describe('cancelling through the AbortSignal', () => {
       const gen = await runGenerate({ store, model }, { ...generateConfig(datasetId, 16), settings: [{ key: 'baseline' }] });
       const modelRow = store.findModelsByHash(model.compiled.modelHash)[0]!;
       const known = demoRefusalProbe();
-      const probe = store.addProbe({ modelId: modelRow.id, name: 'planted', layer: known.layer, positionRule: 'answer-boundary', weights: known.weights, bias: known.bias });
+      const probe = store.addProbe({ modelId: modelRow.id, name: 'planted', residIndex: known.layer, positionRule: 'answer-boundary', weights: known.weights, bias: known.bias });
       const config = { probeId: probe.id, extraProbeIds: [], source: { kind: 'run' as const, runId: gen }, options: {} };
 
       const controller = new AbortController();

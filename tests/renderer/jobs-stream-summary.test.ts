@@ -78,22 +78,22 @@ describe('run reports, typed by kind (the contract replaces defensive summary pa
     items: { done: 1, failed: 0 },
     summary,
   });
-  const probeSummary = { samples: 48, positives: 24, negatives: 24, skippedNoPosition: 0, skippedNotRefusal: 0, transcripts: 48, probes: [{ layer: 5, probeId: 1, valAccuracy: 1, valAuroc: 1 }], bestProbeId: 1, bestLayer: 5 };
-  const probeConfig = { name: 'p', positive: { kind: 'run', runId: 1 }, negative: { kind: 'run', runId: 2 }, positionRule: 'answer-boundary', layers: [], labelRule: 'all', train: {} };
+  const probeSummary = { samples: 48, positives: 24, negatives: 24, skippedNoPosition: 0, skippedNotRefusal: 0, transcripts: 48, probes: [{ residIndex: 5, probeId: 1, valAccuracy: 1, valAuroc: 1 }], bestProbeId: 1, bestResidIndex: 5 };
+  const probeConfig = { name: 'p', positive: { kind: 'run', runId: 1 }, negative: { kind: 'run', runId: 2 }, positionRule: 'answer-boundary', residIndices: [], labelRule: 'all', train: {} };
 
   it('gives a panel its kind’s summary, and nothing for another kind or an unfinished run', () => {
     const r = RunReport.parse(report('probe', probeSummary, probeConfig));
     expect(summaryOf(r, 'probe')).toEqual(probeSummary);
-    expect(summaryOf(r, 'probe')!.probes[0]!.layer).toBe(5);
+    expect(summaryOf(r, 'probe')!.probes[0]!.residIndex).toBe(5);
     expect(summaryOf(r, 'trace')).toBeNull();
     expect(summaryOf(RunReport.parse(report('probe', null, probeConfig)), 'probe')).toBeNull();
     expect(summaryOf(null, 'probe')).toBeNull();
   });
 
   it('refuses a summary or config that does not fit the kind, naming the field', () => {
-    const bad = RunReport.safeParse(report('probe', { ...probeSummary, probes: [{ layer: 'x', probeId: 1, valAccuracy: 1, valAuroc: 1 }] }, probeConfig));
+    const bad = RunReport.safeParse(report('probe', { ...probeSummary, probes: [{ residIndex: 'x', probeId: 1, valAccuracy: 1, valAuroc: 1 }] }, probeConfig));
     expect(bad.success).toBe(false);
-    expect(bad.error!.issues.map((i) => i.path.join('.'))).toContain('summary.probes.0.layer');
+    expect(bad.error!.issues.map((i) => i.path.join('.'))).toContain('summary.probes.0.residIndex');
     const wrongKind = RunReport.safeParse(report('select', probeSummary, probeConfig));
     expect(wrongKind.success).toBe(false);
   });

@@ -11,8 +11,8 @@ import {
   headsHeatmapFigure,
   histogramFigure,
   hoverToken,
-  layerSweepFigure,
-  layersTokensFigure,
+  residSweepFigure,
+  residTokensFigure,
   maxAbs,
   metricRows,
   rowsOf,
@@ -170,15 +170,15 @@ describe('heatmaps', () => {
     expect(() => headAlongTokens(data, 2, 3, { layer: 2, head: 0 })).toThrow('outside');
   });
 
-  it('orders the layers × tokens map by layer', () => {
-    const fig = layersTokensFigure(
+  it('orders the residual stream × tokens map by residual-stack index', () => {
+    const fig = residTokensFigure(
       [
-        { layer: 5, scores: [0.9, 0.1] },
-        { layer: 2, scores: [0.5, NaN] },
+        { residIndex: 5, scores: [0.9, 0.1] },
+        { residIndex: 2, scores: [0.5, NaN] },
       ],
       { answerBoundary: 1 },
     );
-    expect(fig.data[0]!.y).toEqual(['layer 2', 'layer 5']);
+    expect(fig.data[0]!.y).toEqual(['resid 2', 'resid 5']);
     expect(fig.data[0]!.z).toEqual([
       [0.5, null],
       [0.9, 0.1],
@@ -195,13 +195,13 @@ describe('metric charts', () => {
     expect(fig.layout.annotations![0]!.text).toBe('threshold 0.700');
   });
 
-  it('charts accuracy and AUROC per layer, sorted, with the chosen layer', () => {
-    const fig = layerSweepFigure(
+  it('charts accuracy and AUROC per residual-stack index, sorted, with the chosen one', () => {
+    const fig = residSweepFigure(
       [
-        { layer: 3, valAccuracy: 0.9, valAuroc: 0.95 },
-        { layer: 1, valAccuracy: 0.6, valAuroc: null },
+        { residIndex: 3, valAccuracy: 0.9, valAuroc: 0.95 },
+        { residIndex: 1, valAccuracy: 0.6, valAuroc: null },
       ],
-      { chosenLayer: 3 },
+      { chosen: 3 },
     );
     expect(fig.data[0]!.x).toEqual([1, 3]);
     expect(fig.data[1]!.y).toEqual([null, 0.95]);

@@ -105,22 +105,22 @@ describe('runs, transcripts, traces, probes', () => {
   it('traces keep per-token scores and the cliff numbers', () => {
     const traces = store.listTraces({ runId: world.runs.trace.id });
     expect(traces).toHaveLength(6);
-    expect(traces[0]).toMatchObject({ probeId: world.probe.id, layer: 2, plateau: 0.95, final: 0.2, ms: 0.75, steepestDropPos: 3, cliffWidth: 1 });
+    expect(traces[0]).toMatchObject({ probeId: world.probe.id, residIndex: 2, plateau: 0.95, final: 0.2, ms: 0.75, steepestDropPos: 3, cliffWidth: 1 });
     expect(Array.from(traces[0]!.scores)).toEqual(Array.from(new Float32Array([0.1, 0.9, 0.95, 0.2])));
     expect(store.listTraces({ transcriptId: world.transcripts[1]!, probeId: world.probe.id })).toHaveLength(1);
     // Non-finite summary numbers are stored as NULL.
-    const id = store.addTrace({ runId: world.runs.trace.id, transcriptId: world.transcripts[0]!, probeId: world.probe.id, layer: 0, scores: [], plateau: Number.NaN });
+    const id = store.addTrace({ runId: world.runs.trace.id, transcriptId: world.transcripts[0]!, probeId: world.probe.id, residIndex: 0, scores: [], plateau: Number.NaN });
     expect(store.listTraces({ runId: world.runs.trace.id }).find((t) => t.id === id)).toMatchObject({ plateau: null, final: null, scores: new Float32Array(0) });
   });
 
   it('probes are versioned per model and name', () => {
-    expect(world.probe).toMatchObject({ version: 1, layer: 2, positionRule: 'answer-boundary', bias: -0.1, metrics: { valAccuracy: 0.98 }, runId: world.runs.probeRun.id });
+    expect(world.probe).toMatchObject({ version: 1, residIndex: 2, positionRule: 'answer-boundary', bias: -0.1, metrics: { valAccuracy: 0.98 }, runId: world.runs.probeRun.id });
     expect(Array.from(world.probe.weights)).toEqual([0.5, -0.25, 1, 2]);
-    const v2 = store.addProbe({ modelId: world.model.id, name: 'refusal', layer: 10, positionRule: 'last-prompt-token', weights: new Float32Array(4), bias: 0 });
+    const v2 = store.addProbe({ modelId: world.model.id, name: 'refusal', residIndex: 10, positionRule: 'last-prompt-token', weights: new Float32Array(4), bias: 0 });
     expect(v2.version).toBe(2);
     expect(store.latestProbe(world.model.id, 'refusal')!.id).toBe(v2.id);
     expect(store.listProbes({ modelId: world.model.id, name: 'refusal' }).map((p) => p.version)).toEqual([1, 2]);
-    expect(() => store.addProbe({ modelId: world.model.id, name: 'refusal', version: 2, layer: 0, positionRule: 'x', weights: [1], bias: 0 })).toThrow(/UNIQUE/);
+    expect(() => store.addProbe({ modelId: world.model.id, name: 'refusal', version: 2, residIndex: 0, positionRule: 'x', weights: [1], bias: 0 })).toThrow(/UNIQUE/);
   });
 
   it('lists runs by kind, status and parent', () => {
@@ -192,8 +192,8 @@ describe('head maps, sweeps, verdicts, selections', () => {
 
 describe('queries and tabular export', () => {
   it('query() runs read-only SQL and refuses writes', () => {
-    const rows = store.query(`SELECT kind, status FROM runs WHERE kind = ? ORDER BY id`, ['generate']);
-    expect(rows).toEqual([{ kind: 'generate', status: 'done' }]);
+    const rows = store.query(`SELECT kind, status FROM runs WHERE kind = ? ORDER BY id`, ['transcripts']);
+    expect(rows).toEqual([{ kind: 'transcripts', status: 'done' }]);
     expect(store.query(`SELECT COUNT(*) AS n FROM runs WHERE kind = @k`, { k: 'trace' })).toEqual([{ n: 1 }]);
     expectCliffscopeError(() => store.query(`DELETE FROM runs`), 'bad-argument', /read-only/);
     expectCliffscopeError(() => store.query(`UPDATE runs SET name = 'x' RETURNING id`), 'bad-argument', /read-only/);
@@ -226,6 +226,6 @@ describe('queries and tabular export', () => {
     expect(toJsonl([{ a: 1 }, { a: 'two' }])).toBe('{"a":1}\n{"a":"two"}\n');
     // A query result straight to CSV.
     const csv = toCsv(store.query(`SELECT r.kind, COUNT(t.id) AS transcripts FROM runs r LEFT JOIN transcripts t ON t.run_id = r.id GROUP BY r.id ORDER BY r.id LIMIT 2`));
-    expect(csv).toBe('kind,transcripts\r\ngenerate,7\r\nprobe,0\r\n');
+    expect(csv).toBe('kind,transcripts\r\ntranscripts,7\r\nprobe,0\r\n');
   });
 });

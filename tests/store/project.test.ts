@@ -223,11 +223,13 @@ describe('schema constraints', () => {
     const db = store.db;
     expect(() => db.prepare(`INSERT INTO models (path, content_hash, config) VALUES ('/m', 'h', '{not json')`).run()).toThrow(/CHECK constraint/);
     expect(() => db.prepare(`INSERT INTO datasets (name, content_hash, item_count) VALUES ('n', 'h', 'many')`).run()).toThrow(/cannot store TEXT value in INTEGER column/);
-    expect(() => db.prepare(`INSERT INTO runs (uid, kind) VALUES ('u', 'train')`).run()).toThrow(/CHECK constraint/);
+    expect(() => db.prepare(`INSERT INTO runs (uid, kind, status) VALUES ('u', 'trace', 'paused')`).run()).toThrow(/CHECK constraint/);
+    // Run kinds are the application's (a new one needs no migration): the store refuses the ones it does not know.
+    expect(() => store.createRun({ kind: 'train' as 'trace' })).toThrow(/unknown run kind "train"/);
     expect(() => store.addTranscript({ runId: 999, prompt: 'p', tokenIds: [1], promptTokens: 1, text: '' })).toThrow(/FOREIGN KEY/);
     const model = store.addModel({ path: '/m', contentHash: 'h' });
-    expect(() => store.addProbe({ modelId: model.id, name: 'p', layer: 0, positionRule: 'x', weights: [1, 2], bias: 0 })).not.toThrow();
-    expect(() => db.prepare(`INSERT INTO probes (uid, model_id, name, version, layer, position_rule, dim, weights, bias) VALUES ('u', ?, 'q', 1, 0, 'x', 3, x'00000000', 0)`).run(model.id)).toThrow(/CHECK constraint/);
+    expect(() => store.addProbe({ modelId: model.id, name: 'p', residIndex: 0, positionRule: 'x', weights: [1, 2], bias: 0 })).not.toThrow();
+    expect(() => db.prepare(`INSERT INTO probes (uid, model_id, name, version, resid_index, position_rule, dim, weights, bias) VALUES ('u', ?, 'q', 1, 0, 'x', 3, x'00000000', 0)`).run(model.id)).toThrow(/CHECK constraint/);
     store.close();
   });
 });

@@ -29,7 +29,7 @@ describe('run lifecycle', () => {
   it('starts a run owned by this process and finishes it', () => {
     const { store } = newStore();
     const model = store.addModel({ path: '/m', contentHash: 'h1' });
-    const pending = store.createRun({ kind: 'generate', modelId: model.id, config: { seed: 3, sampling: { temperature: 0.6 } }, versions: { engine: 'x' } });
+    const pending = store.createRun({ kind: 'transcripts', modelId: model.id, config: { seed: 3, sampling: { temperature: 0.6 } }, versions: { engine: 'x' } });
     expect(pending).toMatchObject({ status: 'pending', startedAt: null, ownerPid: null });
     expect(pending.uid).toMatch(/^[0-9a-f-]{36}$/);
 
@@ -60,7 +60,7 @@ describe('run lifecycle', () => {
 
   it('commitItem writes the item’s rows and marks it done in one transaction', () => {
     const { store } = newStore();
-    const run = store.startRun({ kind: 'generate' });
+    const run = store.startRun({ kind: 'transcripts' });
     const payload = store.commitItem(run.id, 'a', (s) => {
       const id = s.addTranscript({ runId: run.id, prompt: 'p', tokenIds: [1, 2], promptTokens: 1, text: 't' });
       return { transcript: id, tokens: 2 };
@@ -108,13 +108,13 @@ describe('run lifecycle', () => {
     store.db.prepare(`UPDATE runs SET owner_pid = ?, owner_token = 'other' WHERE id = ?`).run(process.ppid, run.id);
     expectCliffscopeError(() => store.commitItem(run.id, 'k'), 'bad-argument', /being run by another process/);
     expectCliffscopeError(() => store.startRun(run.id), 'bad-argument', new RegExp(`being run by process ${process.ppid}`));
-    expectCliffscopeError(() => store.commitItem(999, 'k'), 'bad-argument', /no run #999/);
+    expectCliffscopeError(() => store.commitItem(999, 'k'), 'bad-argument', /run #999 does not exist in /);
     store.close();
   });
 
   it('close() marks the runs this store was running as interrupted', () => {
     const { store, file } = newStore();
-    const run = store.startRun({ kind: 'generate' });
+    const run = store.startRun({ kind: 'transcripts' });
     store.commitItem(run.id, 'one');
     store.close();
     const again = openProject(file);
@@ -137,12 +137,12 @@ describe('recovering runs on open', () => {
   it('marks runs whose owner process is gone as interrupted, and leaves live or remote owners alone', () => {
     const { store, file } = newStore();
     const ids = {
-      dead: store.createRun({ kind: 'generate' }).id,
-      reusedPid: store.createRun({ kind: 'generate' }).id,
-      alive: store.createRun({ kind: 'generate' }).id,
-      remote: store.createRun({ kind: 'generate' }).id,
-      noOwner: store.createRun({ kind: 'generate' }).id,
-      pending: store.createRun({ kind: 'generate' }).id,
+      dead: store.createRun({ kind: 'transcripts' }).id,
+      reusedPid: store.createRun({ kind: 'transcripts' }).id,
+      alive: store.createRun({ kind: 'transcripts' }).id,
+      remote: store.createRun({ kind: 'transcripts' }).id,
+      noOwner: store.createRun({ kind: 'transcripts' }).id,
+      pending: store.createRun({ kind: 'transcripts' }).id,
     };
     const setOwner = store.db.prepare(`UPDATE runs SET status = 'running', owner_host = ?, owner_pid = ?, owner_token = ? WHERE id = ?`);
     setOwner.run(os.hostname(), deadPid(), 'gone-token', ids.dead);
@@ -166,7 +166,7 @@ describe('resuming', () => {
   it('continues with the same model, skipping done items', () => {
     const { store, file } = newStore();
     const model = store.addModel({ path: '/ckpt/a', contentHash: 'sha256:aaa' });
-    const run = store.startRun({ kind: 'generate', modelId: model.id });
+    const run = store.startRun({ kind: 'transcripts', modelId: model.id });
     for (const k of ['0', '1', '2']) store.commitItem(run.id, k);
     store.close();
 
@@ -183,7 +183,7 @@ describe('resuming', () => {
   it('refuses a different model, naming both hashes', () => {
     const { store } = newStore();
     const model = store.addModel({ path: '/ckpt/a', contentHash: 'sha256:aaa' });
-    const run = store.startRun({ kind: 'generate', modelId: model.id });
+    const run = store.startRun({ kind: 'transcripts', modelId: model.id });
     store.markInterrupted(run.id);
     const e = expectCliffscopeError(() => store.resumeRun(run.id, 'sha256:bbb'), 'model-mismatch', /sha256:aaa/);
     expect(e.message).toContain('sha256:bbb');

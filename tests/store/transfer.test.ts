@@ -58,7 +58,7 @@ describe('exportRun', () => {
     const out = openProject(dest);
     expect(out.meta('exported_run')).toBe(world.runs.trace.uid);
     // The trace run, its parent (generate) whose transcripts it traced, and the run that trained its probe.
-    expect(out.listRuns().map((r) => r.kind)).toEqual(['generate', 'probe', 'trace']);
+    expect(out.listRuns().map((r) => r.kind)).toEqual(['transcripts', 'probe', 'trace']);
     expect(tableCounts(out)).toEqual({
       models: 1,
       datasets: 1,
@@ -79,11 +79,11 @@ describe('exportRun', () => {
     expect(out.db.pragma('foreign_key_check')).toEqual([]);
     out.close();
     expectCliffscopeError(() => src.exportRun(world.runs.trace.id, dest), 'bad-argument', /already exists/);
-    expectCliffscopeError(() => src.exportRun(999, file('none')), 'bad-argument', /no run #999/);
+    expectCliffscopeError(() => src.exportRun(999, file('none')), 'bad-argument', /run #999 does not exist in /);
   });
 
   it('a run in progress is exported as interrupted', () => {
-    const run = src.startRun({ kind: 'generate', modelId: world.model.id, datasetId: world.dataset.id });
+    const run = src.startRun({ kind: 'transcripts', modelId: world.model.id, datasetId: world.dataset.id });
     src.commitItem(run.id, 'first', (s) => {
       s.addTranscript({ runId: run.id, itemId: world.items[0]!.id, prompt: 'p', tokenIds: [1], promptTokens: 1, text: 'x' });
     });
@@ -110,7 +110,7 @@ describe('importRun', () => {
     target.addModel({ path: '/other/1', contentHash: 'other-1' });
     target.addModel({ path: '/other/2', contentHash: 'other-2' });
     target.addDataset('prompts', syntheticDataset(4, 'different'));
-    const own = target.startRun({ kind: 'generate' });
+    const own = target.startRun({ kind: 'transcripts' });
     target.finishRun(own.id);
 
     const summary = target.importRun(exported);
@@ -118,7 +118,7 @@ describe('importRun', () => {
     expect(summary.datasets).toEqual({ added: 1, reused: 0 });
     expect(summary.transcripts).toEqual({ added: 6, reused: 0 });
     expect(summary.runs.map((r) => [r.kind, r.imported])).toEqual([
-      ['generate', true],
+      ['transcripts', true],
       ['judge', true],
     ]);
 
@@ -167,7 +167,7 @@ describe('importRun', () => {
     const summary = target.importRun(traceFile);
     expect(summary.transcripts).toEqual({ added: 0, reused: 6 });
     expect(summary.runs.map((r) => [r.kind, r.imported])).toEqual([
-      ['generate', false],
+      ['transcripts', false],
       ['probe', true],
       ['trace', true],
     ]);
@@ -187,12 +187,12 @@ describe('importRun', () => {
   it('a probe whose name and version are taken gets the next version', () => {
     const target = openProject(file('target-3'), { create: true });
     const model = target.addModel({ path: '/x', contentHash: 'sha256:model-a', compileOptions: { dtype: 'fp32' } });
-    target.addProbe({ modelId: model.id, name: 'refusal', layer: 0, positionRule: 'x', weights: [1], bias: 0 });
+    target.addProbe({ modelId: model.id, name: 'refusal', residIndex: 0, positionRule: 'x', weights: [1], bias: 0 });
     const probeFile = file('probe-run');
     src.exportRun(world.runs.probeRun.id, probeFile);
     const summary = target.importRun(probeFile);
     expect(summary.models).toEqual({ added: 0, reused: 1 });
-    expect(target.listProbes({ modelId: model.id }).map((p) => [p.version, p.layer])).toEqual([
+    expect(target.listProbes({ modelId: model.id }).map((p) => [p.version, p.residIndex])).toEqual([
       [1, 0],
       [2, 2],
     ]);

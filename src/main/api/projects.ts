@@ -11,6 +11,8 @@ import path from 'node:path';
 import { CliffscopeError } from '../engine/errors.js';
 import { defaultCacheRoot } from '../engine/onnx/compile.js';
 import { openProject } from '../engine/store/open.js';
+import { inspectProjectFile } from '../engine/store/project-file.js';
+import { SCHEMA_VERSION } from '../engine/store/schema.js';
 import type { ProjectStore } from '../engine/store/project-store.js';
 import type { RunRow } from '../engine/store/types.js';
 import { Tokenizer } from '../engine/tokenizer/tokenizer.js';
@@ -19,13 +21,27 @@ export const resolveFile = (file: string) => path.resolve(file);
 
 // ---- connections ---------------------------------------------------------------------------------------------------
 
-/** Run `fn` on a read-only connection to `file`, closed afterwards. */
+/**
+ * Run `fn` on a read-only connection to `file`, closed afterwards. A project of an older format is upgraded first
+ * (once, read-write), so opening a project made by an earlier Cliffscope just works.
+ */
 export function withReader<T>(file: string, fn: (store: ProjectStore) => T): T {
-  const store = openProject(resolveFile(file), { readonly: true });
+  const abs = resolveFile(file);
+  if (isOlderProject(abs) && !isWriting(abs)) openProject(abs).close();
+  const store = openProject(abs, { readonly: true });
   try {
     return fn(store);
   } finally {
     store.close();
+  }
+}
+
+function isOlderProject(file: string): boolean {
+  try {
+    const state = inspectProjectFile(file);
+    return state.kind === 'project' && state.version < SCHEMA_VERSION;
+  } catch {
+    return false; // not a project: opening it says so
   }
 }
 

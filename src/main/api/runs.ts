@@ -24,7 +24,7 @@ type Pipeline<K extends RunKind> = (env: PipelineEnv, config: RunConfig<K>, opts
 
 /** The pipeline of every kind (a new kind's spec is not runnable until it is listed here). Each returns its run id. */
 const PIPELINES: { [K in RunKind]: Pipeline<K> } = {
-  generate: runGenerate,
+  transcripts: runGenerate,
   probe: async (env, config, opts) => (await runProbeTraining(env, config, opts)).runId,
   trace: runTrace,
   heads: runHeads,
@@ -56,7 +56,7 @@ export function projectLookup(store: ProjectStore): ProjectLookup {
     dataset: (field, id) => at(field, () => store.requireDataset(id)),
     probe: (field, id) => {
       const p = at(field, () => store.requireProbe(id));
-      return { id: p.id, residIndex: p.layer };
+      return { id: p.id, residIndex: p.residIndex };
     },
     run: (field, id, kind) => at(field, () => store.requireRun(id, kind)),
     item(field, id, datasetId) {

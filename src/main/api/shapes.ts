@@ -99,7 +99,7 @@ export function probeSummary(p: ProbeRow, full = false): ProbeSummary {
     runId: p.runId,
     name: p.name,
     version: p.version,
-    layer: p.layer,
+    residIndex: p.residIndex,
     positionRule: p.positionRule,
     dim: p.weights.length,
     metrics: probeMetrics(p.metrics, full),

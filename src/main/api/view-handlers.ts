@@ -25,15 +25,15 @@ const PROMPT_CHARS = 300;
 
 // ---- shared lookups -------------------------------------------------------------------------------------------------
 
-/** Probes whose traces a run holds, by layer. */
-function tracedProbes(store: ProjectStore, runId: number): { probeId: number; layer: number }[] {
+/** Probes whose traces a run holds, by residual-stack index. */
+function tracedProbes(store: ProjectStore, runId: number): { probeId: number; residIndex: number }[] {
   return store
-    .query(`SELECT DISTINCT probe_id AS probeId, layer FROM traces WHERE run_id = ? ORDER BY layer, probe_id`, [runId])
-    .map((r) => ({ probeId: Number(r.probeId), layer: Number(r.layer) }));
+    .query(`SELECT DISTINCT probe_id AS probeId, resid_index AS residIndex FROM traces WHERE run_id = ? ORDER BY resid_index, probe_id`, [runId])
+    .map((r) => ({ probeId: Number(r.probeId), residIndex: Number(r.residIndex) }));
 }
 
 /** The probe a run's traces are listed under: the one asked for, else the run's configured probe, else the first. */
-function pickProbe(store: ProjectStore, run: RunRow, probeId: number | undefined): { probeId: number | null; probes: { probeId: number; layer: number }[] } {
+function pickProbe(store: ProjectStore, run: RunRow, probeId: number | undefined): { probeId: number | null; probes: { probeId: number; residIndex: number }[] } {
   const probes = tracedProbes(store, run.id);
   if (probeId !== undefined) {
     store.requireProbe(probeId);
@@ -131,12 +131,12 @@ export async function traceGet(p: ParamsOf<'trace.get'>): Promise<ResultOf<'trac
     const main = candidates.filter(isMain).at(-1) ?? candidates.at(-1) ?? null;
     const sameRun = main ? traces.filter((tr) => tr.runId === main.runId) : [];
     const byProbe = new Map(sameRun.map((tr) => [tr.probeId, tr]));
-    const perLayer = [...byProbe.values()].sort((a, b) => a.layer - b.layer || a.probeId - b.probeId);
+    const perResid = [...byProbe.values()].sort((a, b) => a.residIndex - b.residIndex || a.probeId - b.probeId);
     const run = s.getRun(t.runId)!;
     const label = t.itemId !== null ? (s.getItem(t.itemId)?.label ?? null) : null;
-    return { t, main, perLayer, dir: modelDirOf(s, run), label };
+    return { t, main, perResid, dir: modelDirOf(s, run), label };
   });
-  const { t, main, perLayer, dir, label } = data;
+  const { t, main, perResid, dir, label } = data;
   const ids = Array.from(t.tokenIds);
   const tok = dir ? await tokenizerFor(dir) : null;
   const shown = displayTokens(tok, ids);
@@ -145,7 +145,7 @@ export async function traceGet(p: ParamsOf<'trace.get'>): Promise<ResultOf<'trac
     transcriptRunId: t.runId,
     runId: main?.runId ?? null,
     probeId: main?.probeId ?? null,
-    layer: main?.layer ?? null,
+    residIndex: main?.residIndex ?? null,
     itemId: t.itemId,
     label,
     prompt: t.prompt,
@@ -162,8 +162,8 @@ export async function traceGet(p: ParamsOf<'trace.get'>): Promise<ResultOf<'trac
     answerBoundary: t.answerBoundary,
     metrics: main ? { plateau: num(main.plateau), final: num(main.final), ms: num(main.ms), steepestDropPos: main.steepestDropPos, width: num(main.cliffWidth) } : null,
   };
-  if (main && (perLayer.length > 1 || p.layers === 'all')) {
-    result.perLayer = perLayer.map((tr) => ({ probeId: tr.probeId, layer: tr.layer, scores: scores(tr.scores) }));
+  if (main && (perResid.length > 1 || p.perResid)) {
+    result.perResid = perResid.map((tr) => ({ probeId: tr.probeId, residIndex: tr.residIndex, scores: scores(tr.scores) }));
   }
   return result;
 }
@@ -440,7 +440,7 @@ const RUN_TABLE_KINDS: Record<string, RunKind | undefined> = { heads: 'heads', c
 /** Each table's columns, so an empty table still has its header. */
 const TABLE_COLUMNS: Record<ParamsOf<'table.csv'>['query'], string[]> = {
   runs: ['id', 'uid', 'kind', 'name', 'status', 'error', 'modelId', 'datasetId', 'parentRunId', 'createdAt', 'startedAt', 'finishedAt', 'config'],
-  traces: ['traceId', 'transcriptId', 'probeId', 'layer', 'itemId', 'label', 'headScaleKey', 'tokens', 'answerBoundary', 'plateau', 'final', 'ms', 'steepestDropPos', 'cliffWidth'],
+  traces: ['traceId', 'transcriptId', 'probeId', 'residIndex', 'itemId', 'label', 'headScaleKey', 'tokens', 'answerBoundary', 'plateau', 'final', 'ms', 'steepestDropPos', 'cliffWidth'],
   heads: ['transcriptId', 'layer', 'head', 'score'],
   cells: ['key', 'control', 'k', 'fraction', 'gamma', 'seed', 'heads', 'asr', 'overRefusal', 'meanFinal', 'meanAnswerTokens', 'harmful', 'harmless', 'judge'],
   transcripts: ['id', 'runId', 'itemId', 'label', 'headScaleKey', 'finishReason', 'tokens', 'promptTokens', 'answerBoundary', 'prompt', 'text'],
@@ -459,7 +459,7 @@ export async function tableCsv({ project, query, runId }: ParamsOf<'table.csv'>)
     switch (query) {
       case 'traces':
         return s.query(
-          `SELECT tr.id AS traceId, tr.transcript_id AS transcriptId, tr.probe_id AS probeId, tr.layer AS layer, t.item_id AS itemId, i.label AS label,
+          `SELECT tr.id AS traceId, tr.transcript_id AS transcriptId, tr.probe_id AS probeId, tr.resid_index AS residIndex, t.item_id AS itemId, i.label AS label,
              t.head_scale_key AS headScaleKey, length(t.token_ids) / 4 AS tokens, t.answer_boundary AS answerBoundary, tr.plateau AS plateau,
              tr.final AS final, tr.ms AS ms, tr.steepest_drop_pos AS steepestDropPos, tr.cliff_width AS cliffWidth
            FROM traces tr JOIN transcripts t ON t.id = tr.transcript_id LEFT JOIN dataset_items i ON i.id = t.item_id

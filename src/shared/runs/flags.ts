@@ -27,7 +27,7 @@ export function samplingFromFlags(flags: FlagValues, cli: Pick<CliContext, 'numb
 }
 
 export const SOURCE_FLAGS: readonly FlagSpec[] = [
-  flag('run', "transcripts of a generate run (the model's own)", { arg: 'RUN', field: 'source' }),
+  flag('run', "transcripts of a transcripts run (the model's own)", { arg: 'RUN', field: 'source' }),
   flag('dataset', "a dataset's prompt/response pairs, teacher-forced", { arg: 'NAME', field: 'source' }),
   flag('no-chat', 'with --dataset: do not apply the chat template to prompts', { field: 'source.chat' }),
 ];

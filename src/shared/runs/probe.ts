@@ -30,7 +30,7 @@ export const ProbeTrainOptions = z.strictObject({
 
 const name = z.string().trim().min(1, 'a probe needs a name').max(200);
 /** Residual-stack indices (0 = embeddings, i+1 = after block i, L+1 = final norm); empty or omitted = [L+1]. */
-const layers = z.array(residIndex);
+const residIndices = z.array(residIndex);
 
 const input = z.strictObject({
   /** The probe's name (and its run's); default the run's name, else "refusal". */
@@ -39,7 +39,7 @@ const input = z.strictObject({
   negative: TranscriptSource,
   /** Default 'answer-boundary' (the paper's). */
   positionRule: PositionRule.optional(),
-  layers: layers.optional(),
+  residIndices: residIndices.optional(),
   /** Default 'gcg-first32' (the paper's). */
   labelRule: LabelRule.optional(),
   train: ProbeTrainOptions.optional(),
@@ -50,7 +50,7 @@ const config = z.strictObject({
   positive: TranscriptSource,
   negative: TranscriptSource,
   positionRule: PositionRule,
-  layers,
+  residIndices,
   labelRule: LabelRule,
   train: ProbeTrainOptions,
 });
@@ -63,9 +63,9 @@ const summary = z.strictObject({
   skippedNoPosition: count,
   skippedNotRefusal: count,
   transcripts: count,
-  probes: z.array(z.strictObject({ layer: residIndex, probeId: rowId, valAccuracy: maybeNumber, valAuroc: maybeNumber })),
+  probes: z.array(z.strictObject({ residIndex, probeId: rowId, valAccuracy: maybeNumber, valAuroc: maybeNumber })),
   bestProbeId: rowId,
-  bestLayer: residIndex,
+  bestResidIndex: residIndex,
 });
 export type ProbeRunSummary = z.infer<typeof summary>;
 
@@ -88,7 +88,7 @@ export const probeRun = defineRun({
       positive: c.positive,
       negative: c.negative,
       positionRule: c.positionRule ?? 'answer-boundary',
-      layers: c.layers ?? [],
+      residIndices: c.residIndices ?? [],
       labelRule: c.labelRule ?? 'gcg-first32',
       train: c.train ?? {},
     };
@@ -96,30 +96,34 @@ export const probeRun = defineRun({
   links: () => ({}),
   report: (s) => [
     `  samples   ${s.samples} (${s.positives} refusals, ${s.negatives} non-refusals; skipped ${s.skippedNotRefusal} non-refusing positives, ${s.skippedNoPosition} without position)`,
-    ...s.probes.map((p) => `  layer ${String(p.layer).padStart(3)}  probe #${p.probeId}  val acc ${pct(p.valAccuracy)}  AUROC ${fmt(p.valAuroc)}${p.probeId === s.bestProbeId ? '  ← best' : ''}`),
+    ...s.probes.map((p) => `  resid ${String(p.residIndex).padStart(3)}  probe #${p.probeId}  val acc ${pct(p.valAccuracy)}  AUROC ${fmt(p.valAuroc)}${p.probeId === s.bestProbeId ? '  ← best' : ''}`),
   ],
   headlines: (s) => [
     { key: 'valAccuracy', label: 'validation accuracy', value: bestProbe(s)?.valAccuracy ?? null },
     { key: 'valAuroc', label: 'validation AUROC', value: bestProbe(s)?.valAuroc ?? null },
     { key: 'samples', label: 'samples', value: s.samples },
-    { key: 'bestLayer', label: 'best layer', value: s.bestLayer },
+    { key: 'bestResidIndex', label: 'best residual-stack index', value: s.bestResidIndex },
   ],
   cli: {
     verb: 'probe train',
-    summary: 'train refusal probes (paper recipe by default; one layer, a list, or all)',
+    summary: 'train refusal probes (paper recipe by default; the final norm, a list of residual-stack entries, or all)',
     usage: 'probe train PROJECT --model DIR (--positive-run RUN | --positive NAME) (--negative-run RUN | --negative NAME) [options]',
-    about: `Trains a logistic-regression refusal probe r(h) = sigmoid(w·h + b) per layer. The paper's recipe is the default:
+    about: `Trains a logistic-regression refusal probe r(h) = sigmoid(w·h + b) per residual-stack entry it is given. The paper's recipe is the default:
 features at the answer boundary (the token before the answer), positives = answers to harmful prompts that refuse
 (refusal keyword in the first 32 characters), negatives = answers to harmless prompts, balanced, ≤ 200 per class,
 80/20 split, Adam lr 1e-3, batch 64, 5 epochs, the epoch with the best validation accuracy, on the final-normed
 hidden state. Prompt-only probes (Arditi et al.) use --position prompt with datasets of prompts.`,
     flags: [
-      flag('positive-run', 'refusal side: a generate run', { arg: 'RUN', field: 'positive' }),
+      flag('positive-run', 'refusal side: a transcripts run', { arg: 'RUN', field: 'positive' }),
       flag('positive', 'refusal side: a dataset (with responses, or prompts)', { arg: 'NAME', field: 'positive' }),
-      flag('negative-run', 'non-refusal side: a generate run', { arg: 'RUN', field: 'negative' }),
+      flag('negative-run', 'non-refusal side: a transcripts run', { arg: 'RUN', field: 'negative' }),
       flag('negative', 'non-refusal side: a dataset', { arg: 'NAME', field: 'negative' }),
       flag('position', 'boundary (default: the answer boundary) or prompt (the last prompt token)', { arg: 'boundary|prompt', field: 'positionRule' }),
-      flag('layers', 'residual entries: final (default; ln_final), all, or e.g. 12,20,28 (i = after block i-1)', { arg: 'final|all|LIST', field: 'layers' }),
+      flag('resid', 'residual-stack entries to train on: final (default; ln_final), all, or e.g. 12,20,28 (0 = embeddings, i = after block i-1)', {
+        arg: 'final|all|LIST',
+        field: 'residIndices',
+        alias: 'layers',
+      }),
       flag('label-rule', 'which positives count as refusals (default gcg-first32)', { arg: 'gcg-first32|jbb-first32|all', field: 'labelRule' }),
       flag('lr', 'learning rate', { arg: 'X', field: 'train.lr' }),
       flag('epochs', 'epochs', { arg: 'N', field: 'train.epochs' }),
@@ -134,13 +138,13 @@ hidden state. Prompt-only probes (Arditi et al.) use --position prompt with data
       const side = (which: 'positive' | 'negative') => sourceFromFlags(f, cli, `${which}-run`, which);
       const position = f.position ?? 'boundary';
       if (position !== 'boundary' && position !== 'prompt') cli.fail('--position must be boundary or prompt');
-      const layersArg = f.layers ?? 'final';
-      let layers: number[];
-      if (layersArg === 'final' || layersArg === 'all') {
+      const which = f.resid ?? 'final';
+      let residIndices: number[];
+      if (which === 'final' || which === 'all') {
         const { layers: L } = await cli.shape();
-        layers = layersArg === 'final' ? [L + 1] : Array.from({ length: L + 2 }, (_, i) => i);
+        residIndices = which === 'final' ? [L + 1] : Array.from({ length: L + 2 }, (_, i) => i);
       } else {
-        layers = cli.numbers(layersArg, 'layers') ?? [];
+        residIndices = cli.numbers(which, 'resid') ?? [];
       }
       const train: Loose<z.input<typeof ProbeTrainOptions>> = {};
       const num = (key: 'lr' | 'epochs' | 'batchSize' | 'l2' | 'seed' | 'maxPerClass', name: string) => {
@@ -158,7 +162,7 @@ hidden state. Prompt-only probes (Arditi et al.) use --position prompt with data
         positive: side('positive'),
         negative: side('negative'),
         positionRule: position === 'prompt' ? 'last-prompt-token' : 'answer-boundary',
-        layers,
+        residIndices,
         ...(typeof f['label-rule'] === 'string' ? { labelRule: f['label-rule'] } : {}),
         train,
       };

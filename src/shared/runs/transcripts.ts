@@ -1,7 +1,7 @@
 /**
- * `generate` runs: the model's own transcripts for a dataset's prompts, under one or more head-scale settings side
+ * `transcripts` runs: the model's own transcripts for a dataset's prompts, under one or more head-scale settings side
  * by side, with the thinking / answer split and, with a probe, its live refusal score per token stored as a trace.
- * The raw material of every other run. Made by the `transcripts` verb.
+ * The raw material of every other run. (The `generate` verb generates without storing anything.)
  */
 import { z } from 'zod';
 import { headScaleMatrix, parseHeads } from '../heads.js';
@@ -63,7 +63,7 @@ export type GenerateRunSummary = z.infer<typeof summary>;
 const share = (part: number, whole: number) => (whole > 0 ? part / whole : null);
 
 export const transcriptsRun = defineRun({
-  kind: 'generate',
+  kind: 'transcripts',
   about: "the model's own transcripts for a dataset's prompts",
   input,
   config,
@@ -94,7 +94,7 @@ export const transcriptsRun = defineRun({
   ],
   cli: {
     verb: 'transcripts',
-    summary: "generate and store the model's transcripts for a dataset (a generate run)",
+    summary: "generate and store the model's transcripts for a dataset (a transcripts run)",
     usage: 'transcripts PROJECT --model DIR --dataset NAME [options]',
     about: `Generates a reasoning transcript for every prompt of the dataset and stores it (token ids, text, thinking span,
 answer boundary). With --probe, the probe's refusal score is traced live on every token.`,

@@ -39,7 +39,7 @@ export function populate(store: ProjectStore) {
   const dataset = store.addDataset('prompts', syntheticDataset(6), '/data/prompts.csv');
   const items = store.datasetItems(dataset.id);
 
-  const generate = store.startRun({ kind: 'generate', modelId: model.id, datasetId: dataset.id, config: { seed: 1, maxNewTokens: 8 }, versions: { engine: '0.1.0' } });
+  const generate = store.startRun({ kind: 'transcripts', modelId: model.id, datasetId: dataset.id, config: { seed: 1, maxNewTokens: 8 }, versions: { engine: '0.1.0' } });
   const transcripts: number[] = [];
   for (const it of items) {
     store.commitItem(generate.id, `item-${it.idx}`, (s) => {
@@ -66,7 +66,7 @@ export function populate(store: ProjectStore) {
     modelId: model.id,
     runId: probeRun.id,
     name: 'refusal',
-    layer: 2,
+    residIndex: 2,
     positionRule: 'answer-boundary',
     weights: [0.5, -0.25, 1, 2],
     bias: -0.1,
@@ -78,7 +78,7 @@ export function populate(store: ProjectStore) {
   const trace = store.startRun({ kind: 'trace', modelId: model.id, parentRunId: generate.id, config: { probe: probe.uid } });
   for (const t of transcripts) {
     store.commitItem(trace.id, `t-${t}`, (s) => {
-      s.addTrace({ runId: trace.id, transcriptId: t, probeId: probe.id, layer: 2, scores: [0.1, 0.9, 0.95, 0.2], plateau: 0.95, final: 0.2, ms: 0.75, steepestDropPos: 3, cliffWidth: 1 });
+      s.addTrace({ runId: trace.id, transcriptId: t, probeId: probe.id, residIndex: 2, scores: [0.1, 0.9, 0.95, 0.2], plateau: 0.95, final: 0.2, ms: 0.75, steepestDropPos: 3, cliffWidth: 1 });
     });
   }
   store.finishRun(trace.id);

@@ -105,7 +105,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
         positive: { kind: 'dataset', datasetId: harmful.id, chat: true },
         negative: { kind: 'dataset', datasetId: harmless.id, chat: true },
         positionRule: 'last-prompt-token',
-        layers: [L + 1],
+        residIndices: [L + 1],
         labelRule: 'all',
         // The demo's sets are small (48 training prompts) and separable: a larger step, and keeping the epoch
         // with the lowest validation loss (not the first to reach 100 %), give a confident probe in seconds.
@@ -118,8 +118,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
 
     // 2. The model's own transcripts for both prompt sets; harmless prompts in their own run, to trace and compare.
     const transcripts = { chat: true, maxNewTokens: 40, seed: 0, batchSize: 16 };
-    const generateRun = await step('generate', 'transcripts', { datasetId: harmful.id, ...transcripts });
-    const harmlessRun = await step('generate', 'transcripts (harmless)', { datasetId: harmless.id, ...transcripts }, HARMLESS_RUN_NAME);
+    const generateRun = await step('transcripts', 'transcripts', { datasetId: harmful.id, ...transcripts });
+    const harmlessRun = await step('transcripts', 'transcripts (harmless)', { datasetId: harmless.id, ...transcripts }, HARMLESS_RUN_NAME);
 
     // 3. Trace the transcripts: the plateau through thinking and the cliff at </think>.
     const traceRun = await step('trace', 'trace', { probeId, source: { kind: 'run', runId: generateRun.id } });
@@ -150,8 +150,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
     return {
       projectFile: store.file,
       modelDir: info.dir,
-      runs: { probe: probeRun.id, generate: generateRun.id, generateHarmless: harmlessRun.id, trace: traceRun.id, traceHarmless: harmlessTrace.id, heads: headsRun.id, ablate: ablateRun.id, select: selectRun.id },
-      probe: { id: probeId, layer: probeRun.summary.bestLayer, valAccuracy: best?.valAccuracy ?? null, valAuroc: best?.valAuroc ?? null },
+      runs: { probe: probeRun.id, transcripts: generateRun.id, transcriptsHarmless: harmlessRun.id, trace: traceRun.id, traceHarmless: harmlessTrace.id, heads: headsRun.id, ablate: ablateRun.id, select: selectRun.id },
+      probe: { id: probeId, residIndex: probeRun.summary.bestResidIndex, valAccuracy: best?.valAccuracy ?? null, valAuroc: best?.valAuroc ?? null },
       trace: { harmful: pickTrace(traceRun.summary), harmless: pickTrace(harmlessTrace.summary) },
       heads: {
         ranked,
@@ -179,7 +179,7 @@ export function formatDemoReport(r: DemoReport): string {
     `Cliffscope demo — project ${r.projectFile}`,
     `  model: the planted-cliff demo (${r.modelDir})`,
     '',
-    `probe    #${r.probe.id} on layer ${r.probe.layer} (final norm): validation accuracy ${pct(r.probe.valAccuracy)}, AUROC ${fmt(r.probe.valAuroc)}`,
+    `probe    #${r.probe.id} on residual-stack entry ${r.probe.residIndex} (the final norm): validation accuracy ${pct(r.probe.valAccuracy)}, AUROC ${fmt(r.probe.valAuroc)}`,
     `trace    harmful:  plateau I ${fmt(r.trace.harmful.meanPlateau)}  final I' ${fmt(r.trace.harmful.meanFinal)}  MS ${fmt(r.trace.harmful.meanMs)}`,
     `         harmless: plateau I ${fmt(r.trace.harmless.meanPlateau)}  final I' ${fmt(r.trace.harmless.meanFinal)}  MS ${fmt(r.trace.harmless.meanMs)}`,
     `heads    most negative at the cliff: ${r.heads.ranked.slice(0, 5).map((h) => `L${h.layer}H${h.head} (${h.score.toFixed(3)})`).join(', ')}`,

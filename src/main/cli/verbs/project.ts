@@ -46,7 +46,7 @@ Options:
         `project ${info.file}`,
         `models:   ${info.models.map((m) => `#${m.id} ${m.path}`).join('; ') || '—'}`,
         `datasets: ${info.datasets.map((d) => `#${d.id} ${d.name} (${d.itemCount} items${d.rejectedCount ? `, ${d.rejectedCount} rejected` : ''})`).join('; ') || '—'}`,
-        `probes:   ${info.probes.map((p) => `#${p.id} ${p.name} v${p.version} (layer ${p.layer})`).join('; ') || '—'}`,
+        `probes:   ${info.probes.map((p) => `#${p.id} ${p.name} v${p.version} (resid ${p.residIndex})`).join('; ') || '—'}`,
         `runs:     ${info.runs.map((r) => `#${r.id} ${r.kind}${r.name ? ` "${r.name}"` : ''} ${r.status}`).join('; ') || '—'}`,
       ].join('\n'));
     } else if (action === 'export') {

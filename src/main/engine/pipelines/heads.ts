@@ -21,8 +21,8 @@ export async function runHeads(env: PipelineEnv, config: HeadsRunConfig, opts: R
   const { numLayers: L, numHeads: H, headDim: D, hiddenSize: d } = cfgModel;
   const handle = beginRun(env, headsRun, config, opts, (cfg) => {
     const probe = requireProbe(env, cfg.probeId);
-    if (probe.layer === 0) throw new CliffscopeError('bad-argument', `probe #${probe.id} reads the embeddings; no head writes upstream of it`);
-    if (cfg.variant === 'final-norm-aware' && probe.layer !== L + 1) {
+    if (probe.residIndex === 0) throw new CliffscopeError('bad-argument', `probe #${probe.id} reads the embeddings; no head writes upstream of it`);
+    if (cfg.variant === 'final-norm-aware' && probe.residIndex !== L + 1) {
       throw new CliffscopeError('bad-argument', 'final-norm-aware attribution applies to probes on the final norm (ln_final.hook_normalized)');
     }
     requireSource(env, cfg.source);
@@ -30,7 +30,7 @@ export async function runHeads(env: PipelineEnv, config: HeadsRunConfig, opts: R
   const cfg = handle.config;
   const probe = requireProbe(env, cfg.probeId);
   // Heads upstream of the probe's layer: block i writes into stack entry i+1, so a probe on entry k sees blocks < k.
-  const layers = Math.min(L, probe.layer);
+  const layers = Math.min(L, probe.residIndex);
   const weight = (name: string) => {
     const info = model.checkpoint.tensors.get(name);
     if (!info) throw new CliffscopeError('missing-tensor', `${name} is missing from ${model.checkpoint.dir}`);

@@ -24,8 +24,8 @@ export function labelJudge(rule: LabelRule): KeywordJudge | null {
 
 export interface ProbeRunResult {
   runId: number;
-  /** Probe id per layer, and the best layer's probe. */
-  probes: { layer: number; probeId: number; valAccuracy: number; valAuroc: number }[];
+  /** Probe id per residual-stack index, and the best one's probe. */
+  probes: { residIndex: number; probeId: number; valAccuracy: number; valAuroc: number }[];
   bestProbeId: number;
 }
 
@@ -35,14 +35,14 @@ export async function runProbeTraining(env: PipelineEnv, config: ProbeRunConfig,
   const tok = requireTokenizer(model);
   const L = model.config.numLayers;
   const handle = beginRun(env, probeRun, config, { resume: opts.resume, name: config.name }, (cfg) => {
-    for (const l of cfg.layers) {
-      if (!Number.isInteger(l) || l < 0 || l > L + 1) throw new CliffscopeError('bad-argument', `probe layer ${l} is outside 0..${L + 1}`);
+    for (const r of cfg.residIndices) {
+      if (!Number.isInteger(r) || r < 0 || r > L + 1) throw new CliffscopeError('bad-argument', `residual-stack index ${r} is outside 0..${L + 1} (0 = embeddings, ${L + 1} = the final norm)`);
     }
     requireSource(env, cfg.positive);
     requireSource(env, cfg.negative);
   });
   const cfg = handle.config;
-  const layers = cfg.layers.length ? cfg.layers : [L + 1];
+  const residIndices = cfg.residIndices.length ? cfg.residIndices : [L + 1];
   const judge = labelJudge(cfg.labelRule);
 
   return finishing(env, handle.run, async () => {
@@ -73,13 +73,13 @@ export async function runProbeTraining(env: PipelineEnv, config: ProbeRunConfig,
         env.onProgress?.(++finished, total, 'features');
         continue;
       }
-      const out = await teacherForce(model.session, s.t.ids.slice(0, s.position + 1), { residLayers: layers, positions: [s.position] });
+      const out = await teacherForce(model.session, s.t.ids.slice(0, s.position + 1), { residLayers: residIndices, positions: [s.position] });
       const features: Record<string, string> = {};
-      for (const l of layers) features[String(l)] = encodeFloats(out.resid.get(l)!);
+      for (const r of residIndices) features[String(r)] = encodeFloats(out.resid.get(r)!);
       store.commitItem(handle.run.id, s.key, () => ({ label: s.label, features }));
       env.onProgress?.(++finished, total, 'features');
     }
-    return trainFromFeatures(env, handle.run.id, cfg, layers, samples.map((s) => s.t), skipped);
+    return trainFromFeatures(env, handle.run.id, cfg, residIndices, samples.map((s) => s.t), skipped);
   });
 }
 
@@ -92,7 +92,7 @@ function trainFromFeatures(
   env: PipelineEnv,
   runId: number,
   cfg: ProbeRunConfig,
-  layers: number[],
+  residIndices: number[],
   transcripts: SourceTranscript[],
   skipped: { noPosition: number; notRefusal: number },
 ): ProbeRunResult {
@@ -101,23 +101,23 @@ function trainFromFeatures(
   const items = store.runItems(runId).filter((i) => i.status === 'done' && i.key !== 'summary');
   const labels = Uint8Array.from(items.map((i) => (i.payload as { label: number }).label));
   const featuresByLayer = new Map<number, Float32Array>();
-  for (const l of layers) {
+  for (const l of residIndices) {
     const m = new Float32Array(items.length * d);
     items.forEach((item, r) => m.set(decodeFloats((item.payload as { features: Record<string, string> }).features[String(l)]!), r * d));
     featuresByLayer.set(l, m);
   }
   const options = { ...PAPER_PROBE_PRESET, ...cfg.train };
-  const trained: { layer: number; probe: TrainedProbe }[] =
-    layers.length === 1
-      ? [{ layer: layers[0]!, probe: trainProbe(featuresByLayer.get(layers[0]!)!, labels, d, options) }]
-      : sweepLayers(featuresByLayer, labels, d, options).layers.map((e) => ({ layer: e.layer, probe: e.probe }));
+  const trained: { residIndex: number; probe: TrainedProbe }[] =
+    residIndices.length === 1
+      ? [{ residIndex: residIndices[0]!, probe: trainProbe(featuresByLayer.get(residIndices[0]!)!, labels, d, options) }]
+      : sweepLayers(featuresByLayer, labels, d, options).layers.map((e) => ({ residIndex: e.layer, probe: e.probe }));
   const modelRow = store.findModelsByHash(model.compiled.modelHash)[0]!;
-  const probes = trained.map(({ layer, probe }) => {
+  const probes = trained.map(({ residIndex, probe }) => {
     const row = store.addProbe({
       modelId: modelRow.id,
       runId,
-      name: layers.length === 1 ? cfg.name : `${cfg.name}/layer-${layer}`,
-      layer,
+      name: residIndices.length === 1 ? cfg.name : `${cfg.name}/resid-${residIndex}`,
+      residIndex,
       positionRule: cfg.positionRule,
       weights: probe.weights,
       bias: probe.bias,
@@ -132,10 +132,10 @@ function trainFromFeatures(
         samples: items.length,
       },
     });
-    return { layer, probeId: row.id, valAccuracy: probe.metrics.valAccuracy, valAuroc: probe.metrics.valAuroc };
+    return { residIndex, probeId: row.id, valAccuracy: probe.metrics.valAccuracy, valAuroc: probe.metrics.valAuroc };
   });
-  // Best: validation accuracy, then AUROC, then the deeper layer (as sweepLayers ranks them).
-  const best = [...probes].sort((a, b) => b.valAccuracy - a.valAccuracy || b.valAuroc - a.valAuroc || b.layer - a.layer)[0]!;
+  // Best: validation accuracy, then AUROC, then the deeper entry (as sweepLayers ranks them).
+  const best = [...probes].sort((a, b) => b.valAccuracy - a.valAccuracy || b.valAuroc - a.valAuroc || b.residIndex - a.residIndex)[0]!;
   commitSummary(env, probeRun, runId, {
     samples: items.length,
     positives: labels.reduce((n, v) => n + v, 0),
@@ -145,7 +145,7 @@ function trainFromFeatures(
     transcripts: transcripts.length,
     probes,
     bestProbeId: best.probeId,
-    bestLayer: best.layer,
+    bestResidIndex: best.residIndex,
   });
   return { runId, probes, bestProbeId: best.probeId };
 }

@@ -50,12 +50,12 @@ export async function runSelect(env: PipelineEnv, config: SelectRunConfig, opts:
     for (const t of withResponse) {
       if (env.signal?.aborted) return { runId: handle.run.id, selected: 0, total: withResponse.length, threshold: null };
       if (!handle.done.has(t.key)) {
-        const out = await teacherForce(model.session, t.ids, { residLayers: [probe.layer] });
-        const scores = scoreRows(probe, out.resid.get(probe.layer)!, d);
+        const out = await teacherForce(model.session, t.ids, { residLayers: [probe.residIndex] });
+        const scores = scoreRows(probe, out.resid.get(probe.residIndex)!, d);
         const m = traceMetrics(scores, { thinkingStart: t.thinkingStart, thinkingEnd: t.thinkingEnd, answerBoundary: t.answerBoundary, generatedStart: t.promptLength });
         store.commitItem(handle.run.id, t.key, (s) => {
           const transcriptId = ensureTranscriptRow(s, handle.run.id, t, tok);
-          s.addTrace({ runId: handle.run.id, transcriptId, probeId: probe.id, layer: probe.layer, scores, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, cliffWidth: m.dropWidth });
+          s.addTrace({ runId: handle.run.id, transcriptId, probeId: probe.id, residIndex: probe.residIndex, scores, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, cliffWidth: m.dropWidth });
           return { transcriptId, itemId: t.item!.id, ms: m.ms, final: m.final, answerHasRefusal: judgeAnswer(t.answer, GCG_JUDGE).verdict === 'refusal' };
         });
       }

@@ -35,7 +35,7 @@ export async function runTrace(env: PipelineEnv, config: TraceRunConfig, opts: R
   });
   const cfg = handle.config;
   const probes: ProbeRow[] = [cfg.probeId, ...cfg.extraProbeIds].map((id) => requireProbe(env, id));
-  const layers = [...new Set(probes.map((p) => p.layer))];
+  const residIndices = [...new Set(probes.map((p) => p.residIndex))];
   const d = model.config.hiddenSize;
 
   await finishing(env, handle.run, async () => {
@@ -44,15 +44,15 @@ export async function runTrace(env: PipelineEnv, config: TraceRunConfig, opts: R
     for (const t of transcripts) {
       if (env.signal?.aborted) return;
       if (!handle.done.has(t.key)) {
-        const out = await teacherForce(model.session, t.ids, { residLayers: layers });
+        const out = await teacherForce(model.session, t.ids, { residLayers: residIndices });
         const span = { thinkingStart: t.thinkingStart, thinkingEnd: t.thinkingEnd, answerBoundary: t.answerBoundary, generatedStart: t.promptLength };
         store.commitItem(handle.run.id, t.key, (s) => {
           const transcriptId = ensureTranscriptRow(s, handle.run.id, t, tok);
           let main: TracedItem | null = null;
           for (const p of probes) {
-            const scores = scoreRows(p, out.resid.get(p.layer)!, d);
+            const scores = scoreRows(p, out.resid.get(p.residIndex)!, d);
             const m = traceMetrics(scores, span, cfg.options);
-            s.addTrace({ runId: handle.run.id, transcriptId, probeId: p.id, layer: p.layer, scores, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, cliffWidth: m.dropWidth });
+            s.addTrace({ runId: handle.run.id, transcriptId, probeId: p.id, residIndex: p.residIndex, scores, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, cliffWidth: m.dropWidth });
             if (p.id === cfg.probeId) main = { transcriptId, label: t.label, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, width: m.dropWidth };
           }
           return main;

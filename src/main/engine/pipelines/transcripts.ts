@@ -92,7 +92,8 @@ export async function generateInto(
       sampling,
       stopIds: stop,
       batchSize: batch.length,
-      probes: probe ? [{ layer: probe.layer, weights: probe.weights, bias: probe.bias }] : [],
+      // The sampler's live probe reads residual-stack entry `layer`.
+      probes: probe ? [{ layer: probe.residIndex, weights: probe.weights, bias: probe.bias }] : [],
       signal: env.signal,
     });
     results.forEach((r, i) => {
@@ -119,7 +120,7 @@ export async function generateInto(
           const scores = r.scores[0]!;
           const m = traceMetrics(scores, { ...t.split, generatedStart: r.promptIds.length });
           final = m.final;
-          s.addTrace({ runId, transcriptId: id, probeId: probe.id, layer: probe.layer, scores, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, cliffWidth: m.dropWidth });
+          s.addTrace({ runId, transcriptId: id, probeId: probe.id, residIndex: probe.residIndex, scores, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, cliffWidth: m.dropWidth });
         }
         return id;
       });

@@ -149,6 +149,7 @@ export function migrate(db: DB, migrations: readonly Migration[] = MIGRATIONS): 
     if (m.version <= current) continue;
     db.transaction(() => {
       db.exec(m.sql);
+      m.data?.(db);
       if (m.version === 1) {
         const put = db.prepare(`INSERT INTO meta (key, value) VALUES (?, ?)`);
         put.run('format', PROJECT_FORMAT);

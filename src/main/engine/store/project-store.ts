@@ -477,14 +477,14 @@ export class ProjectStore {
       const version =
         p.version ?? (this.get<{ v: number }>(`SELECT COALESCE(MAX(version), 0) + 1 AS v FROM probes WHERE model_id = ? AND name = ?`, p.modelId, p.name)!.v);
       const id = this.insert(
-        `INSERT INTO probes (uid, model_id, run_id, name, version, layer, position_rule, dim, weights, bias, metrics, provenance)
+        `INSERT INTO probes (uid, model_id, run_id, name, version, resid_index, position_rule, dim, weights, bias, metrics, provenance)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         randomUUID(),
         p.modelId,
         p.runId ?? null,
         p.name,
         version,
-        p.layer,
+        p.residIndex,
         p.positionRule,
         weights.length,
         float32ToBlob(weights),
@@ -565,12 +565,12 @@ export class ProjectStore {
 
   addTrace(t: NewTrace): number {
     return this.insert(
-      `INSERT INTO traces (run_id, transcript_id, probe_id, layer, scores, plateau, final, ms, steepest_drop_pos, cliff_width)
+      `INSERT INTO traces (run_id, transcript_id, probe_id, resid_index, scores, plateau, final, ms, steepest_drop_pos, cliff_width)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       t.runId,
       t.transcriptId,
       t.probeId,
-      t.layer,
+      t.residIndex,
       float32ToBlob(t.scores),
       real(t.plateau),
       real(t.final),
@@ -847,7 +847,7 @@ function probeFromRow(r: Row): ProbeRow {
     runId: num(r.run_id),
     name: String(r.name),
     version: Number(r.version),
-    layer: Number(r.layer),
+    residIndex: Number(r.resid_index),
     positionRule: String(r.position_rule),
     weights: blobToFloat32(r.weights as Buffer),
     bias: Number(r.bias),
@@ -882,7 +882,7 @@ function traceFromRow(r: Row): TraceRow {
     runId: Number(r.run_id),
     transcriptId: Number(r.transcript_id),
     probeId: Number(r.probe_id),
-    layer: Number(r.layer),
+    residIndex: Number(r.resid_index),
     scores: blobToFloat32(r.scores as Buffer),
     plateau: num(r.plateau),
     final: num(r.final),

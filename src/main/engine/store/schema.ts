@@ -9,6 +9,8 @@
  *
  * Never edit a released migration: add a new one.
  */
+import type Database from 'better-sqlite3';
+import { migrateV2 } from './migrate-v2.js';
 
 /** Stored in the header (`PRAGMA application_id`): "Clif". Lets us tell our files from other SQLite files. */
 export const APPLICATION_ID = 0x436c6966;
@@ -18,17 +20,23 @@ export const PROJECT_FORMAT = 'cliffscope-project';
 
 export const NOW_SQL = `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`;
 
-export const RUN_KINDS = ['generate', 'probe', 'trace', 'heads', 'ablate', 'judge', 'select'] as const;
+/** Run kinds are the application's (src/shared/runs/registry.ts); the store checks them on insert. */
+export { RUN_KINDS } from '../../../shared/runs/registry.js';
+export { SWEEP_CONTROLS } from '../../../shared/runs/ablate.js';
 export const RUN_STATUSES = ['pending', 'running', 'done', 'interrupted', 'failed', 'cancelled'] as const;
 export const ITEM_STATUSES = ['done', 'failed'] as const;
-export const SWEEP_CONTROLS = ['planted', 'top', 'random'] as const;
 
+// A released migration's SQL never changes, so format 1's lists are spelled out here as they were.
+export const V1_RUN_KINDS = "'generate', 'probe', 'trace', 'heads', 'ablate', 'judge', 'select'";
+const V1_SWEEP_CONTROLS = "'planted', 'top', 'random'";
 const list = (xs: readonly string[]) => xs.map((x) => `'${x}'`).join(', ');
 
 export interface Migration {
   version: number;
   description: string;
   sql: string;
+  /** Data changes SQL cannot say plainly (stored JSON), run after `sql` in the same transaction. */
+  data?: (db: Database.Database) => void;
 }
 
 export const MIGRATIONS: readonly Migration[] = [
@@ -90,7 +98,7 @@ CREATE TABLE runs (
   id            INTEGER PRIMARY KEY,
   -- Random, global: recognises the same run when run files move between projects.
   uid           TEXT NOT NULL UNIQUE,
-  kind          TEXT NOT NULL CHECK (kind IN (${list(RUN_KINDS)})),
+  kind          TEXT NOT NULL CHECK (kind IN (${V1_RUN_KINDS})),
   name          TEXT,
   model_id      INTEGER REFERENCES models (id),
   dataset_id    INTEGER REFERENCES datasets (id),
@@ -200,7 +208,7 @@ CREATE TABLE sweep_cells (
   id             INTEGER PRIMARY KEY,
   run_id         INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
   head_scale_key TEXT NOT NULL,
-  control        TEXT NOT NULL CHECK (control IN (${list(SWEEP_CONTROLS)})),
+  control        TEXT NOT NULL CHECK (control IN (${V1_SWEEP_CONTROLS})),
   k              INTEGER NOT NULL, -- heads ablated
   fraction       REAL,             -- k / (layers * heads)
   gamma          REAL NOT NULL,
@@ -239,6 +247,17 @@ CREATE TABLE selections (
 ) STRICT;
 CREATE INDEX selections_rank ON selections (run_id, rank);
 `,
+  },
+  {
+    version: 2,
+    description:
+      'names that explain themselves: the run kind "generate" is "transcripts" (kinds are checked by the application, so a new kind needs no migration); what a probe reads is a residual-stack index (resid_index), not a layer; stored configs take the API\'s shapes',
+    sql: `
+ALTER TABLE probes RENAME COLUMN layer TO resid_index;
+ALTER TABLE traces RENAME COLUMN layer TO resid_index;
+`,
+    // The runs table's CHECK on kind goes, and "generate" runs become "transcripts": see migrate-v2.ts.
+    data: migrateV2,
   },
 ];
 

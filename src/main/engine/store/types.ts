@@ -108,7 +108,8 @@ export interface ProbeRow {
   runId: number | null;
   name: string;
   version: number;
-  layer: number;
+  /** The residual-stack index it reads: 0 = embeddings, i+1 = after block i, L+1 = the final norm. */
+  residIndex: number;
   positionRule: string;
   weights: Float32Array;
   bias: number;
@@ -122,7 +123,7 @@ export interface NewProbe {
   name: string;
   /** Omitted: one more than the latest version of this name for this model. */
   version?: number;
-  layer: number;
+  residIndex: number;
   positionRule: string;
   weights: Float32Array | readonly number[];
   bias: number;
@@ -165,7 +166,8 @@ export interface TraceRow {
   runId: number;
   transcriptId: number;
   probeId: number;
-  layer: number;
+  /** The probe's residual-stack index. */
+  residIndex: number;
   scores: Float32Array;
   plateau: number | null;
   final: number | null;

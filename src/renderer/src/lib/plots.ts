@@ -367,9 +367,9 @@ export function difference(a: ArrayLike<number>, b: ArrayLike<number>): Float32A
   return out;
 }
 
-/** Probes at several layers scoring one transcript: layers (rows) × token positions, probabilities in [0, 1]. */
-export function layersTokensFigure(rows: readonly { layer: number; scores: ArrayLike<number | null> }[], opts: { tokens?: readonly string[]; answerBoundary?: number | null } = {}): Figure {
-  const sorted = [...rows].sort((a, b) => a.layer - b.layer);
+/** Probes at several residual-stack entries scoring one transcript: entries (rows) × token positions, in [0, 1]. */
+export function residTokensFigure(rows: readonly { residIndex: number; scores: ArrayLike<number | null> }[], opts: { tokens?: readonly string[]; answerBoundary?: number | null } = {}): Figure {
+  const sorted = [...rows].sort((a, b) => a.residIndex - b.residIndex);
   const n = Math.max(0, ...sorted.map((r) => r.scores.length));
   const x = Array.from({ length: n }, (_, i) => i);
   const text = opts.tokens ? sorted.map(() => x.map((i) => hoverToken(opts.tokens![i] ?? ''))) : undefined;
@@ -379,7 +379,7 @@ export function layersTokensFigure(rows: readonly { layer: number; scores: Array
         type: 'heatmap',
         z: sorted.map((r) => toPlotValues(r.scores)),
         x,
-        y: sorted.map((r) => `layer ${r.layer}`),
+        y: sorted.map((r) => `resid ${r.residIndex}`),
         zmin: 0,
         zmax: 1,
         colorscale: 'Viridis',
@@ -389,7 +389,7 @@ export function layersTokensFigure(rows: readonly { layer: number; scores: Array
     ],
     layout: {
       xaxis: { title: { text: 'token position' } },
-      yaxis: { title: { text: 'probe layer' }, type: 'category' },
+      yaxis: { title: { text: 'probe (residual-stack index)' }, type: 'category' },
       shapes: opts.answerBoundary !== null && opts.answerBoundary !== undefined ? [vline(opts.answerBoundary, COLORS.boundary)] : [],
     },
   };
@@ -436,22 +436,22 @@ export function histogramFigure(
   };
 }
 
-/** Validation accuracy and AUROC per layer from a layer sweep; the chosen layer marked. */
-export function layerSweepFigure(
-  rows: readonly { layer: number; valAccuracy: number | null; valAuroc: number | null }[],
-  opts: { chosenLayer?: number | null } = {},
+/** Validation accuracy and AUROC per residual-stack index from a sweep; the chosen one marked. */
+export function residSweepFigure(
+  rows: readonly { residIndex: number; valAccuracy: number | null; valAuroc: number | null }[],
+  opts: { chosen?: number | null } = {},
 ): Figure {
-  const sorted = [...rows].sort((a, b) => a.layer - b.layer);
-  const x = sorted.map((r) => r.layer);
+  const sorted = [...rows].sort((a, b) => a.residIndex - b.residIndex);
+  const x = sorted.map((r) => r.residIndex);
   return {
     data: [
-      { type: 'scatter', mode: 'lines+markers', name: 'validation accuracy', x, y: sorted.map((r) => r.valAccuracy), line: { color: GAMMA_COLORS[0] }, hovertemplate: 'layer %{x}: accuracy %{y:.3f}<extra></extra>' },
-      { type: 'scatter', mode: 'lines+markers', name: 'AUROC', x, y: sorted.map((r) => r.valAuroc), line: { color: GAMMA_COLORS[1], dash: 'dash' }, hovertemplate: 'layer %{x}: AUROC %{y:.3f}<extra></extra>' },
+      { type: 'scatter', mode: 'lines+markers', name: 'validation accuracy', x, y: sorted.map((r) => r.valAccuracy), line: { color: GAMMA_COLORS[0] }, hovertemplate: 'resid %{x}: accuracy %{y:.3f}<extra></extra>' },
+      { type: 'scatter', mode: 'lines+markers', name: 'AUROC', x, y: sorted.map((r) => r.valAuroc), line: { color: GAMMA_COLORS[1], dash: 'dash' }, hovertemplate: 'resid %{x}: AUROC %{y:.3f}<extra></extra>' },
     ],
     layout: {
-      xaxis: { title: { text: 'layer (residual stack index)' }, dtick: 1 },
+      xaxis: { title: { text: 'residual-stack index (0 = embeddings, L+1 = final norm)' }, dtick: 1 },
       yaxis: { title: { text: 'validation metric' }, range: [0, 1.05] },
-      shapes: opts.chosenLayer !== null && opts.chosenLayer !== undefined ? [vline(opts.chosenLayer, COLORS.plateau, 'dot')] : [],
+      shapes: opts.chosen !== null && opts.chosen !== undefined ? [vline(opts.chosen, COLORS.plateau, 'dot')] : [],
       showlegend: true,
       legend: LEGEND,
     },
