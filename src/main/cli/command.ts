@@ -67,10 +67,24 @@ export class ApiCallError extends Error {
 /** Usage errors exit 2; everything else the engine refuses exits 1; a bug exits 70. */
 const USAGE_CODES = new Set(['bad-argument', 'bad-params', 'unknown-method']);
 
-/** Print an error the way a user wants to read it; return the exit code. */
-export function reportError(e: unknown): number {
+/**
+ * Advice from below names flags (the engine's "pass raw text (--no-chat)"); on a verb that has `--X` rather than
+ * `--no-X` (generate, forward: raw text unless --chat) it reads "leave out --X".
+ */
+export function fitFlags(text: string, help: string | undefined): string {
+  if (help === undefined) return text;
+  const has = (flag: string) => new RegExp(`${flag}(?![\\w-])`).test(help);
+  return text.replace(/--no-([a-z][\w-]*)/g, (flag, name: string) => (!has(flag) && has(`--${name}`) ? `leave out --${name}` : flag));
+}
+
+/** Print an error the way a user wants to read it (flags fitted to `cmd`'s); return the exit code. */
+export function reportError(e: unknown, cmd?: Pick<Command, 'help'>): number {
+  const fit = (text: string) => fitFlags(text, cmd?.help);
   if (isCliffscopeError(e)) {
-    process.stderr.write(`error: ${e.describe()}\n`);
+    const lines = [fit(e.message)];
+    if (e.file && !e.message.includes(e.file)) lines.push(`  file: ${e.file}`);
+    if (e.hint) lines.push(`  fix:  ${fit(e.hint)}`);
+    process.stderr.write(`error: ${lines.join('\n')}\n`);
     return USAGE_CODES.has(e.code) ? 2 : 1;
   }
   if (e instanceof ApiCallError) {
@@ -79,9 +93,9 @@ export function reportError(e: unknown): number {
       process.stderr.write(`internal error: ${message}\n`);
       return 70;
     }
-    const lines = [message];
+    const lines = [fit(message)];
     if (file && !message.includes(file)) lines.push(`  file: ${file}`);
-    if (hint) lines.push(`  fix:  ${hint}`);
+    if (hint) lines.push(`  fix:  ${fit(hint)}`);
     process.stderr.write(`error: ${lines.join('\n')}\n`);
     return USAGE_CODES.has(code) ? 2 : 1;
   }

@@ -69,7 +69,7 @@ export async function main(argv: string[], extra: readonly Command[] = []): Prom
   try {
     return await cmd.run(rest);
   } catch (e) {
-    return reportError(e);
+    return reportError(e, cmd);
   } finally {
     await releaseAllModels();
   }
