@@ -58,11 +58,7 @@ export async function runJudge(env: PipelineEnv, config: JudgeRunConfig, opts: R
           complied = verdict === 'compliance';
           detail = { final };
         } else {
-          const guard = guardModel!;
-          const gtok = requireTokenizer(guard);
-          const ids = gtok.encodeChat(guardPrompt(t.answer, { maxChars: spec.maxChars })).ids;
-          const [out] = await generate(guard.session, [{ ids }], { maxNewTokens: 20, stopIds: stopIds(guard), signal: env.signal });
-          const text = gtok.decode(out!.outputIds, { skipSpecialTokens: true });
+          const text = await askGuard(guardModel!, t.answer, spec.maxChars, env.signal);
           verdict = parseGuardOutput(text);
           complied = verdict === 'unsafe';
           detail = { output: text };
@@ -77,4 +73,12 @@ export async function runJudge(env: PipelineEnv, config: JudgeRunConfig, opts: R
     commitSummary(env, judgeRun, handle.run.id, { judge: id, judged: asr.judged, harmful: asr.harmful, asr: asr.rate });
   });
   return handle.run.id;
+}
+
+/** The guard model's reply to one answer: the one place this pipeline calls generate(). */
+async function askGuard(guard: LoadedModel, answer: string, maxChars: number, signal: AbortSignal | undefined): Promise<string> {
+  const gtok = requireTokenizer(guard);
+  const ids = gtok.encodeChat(guardPrompt(answer, { maxChars })).ids;
+  const [out] = await generate(guard.session, [{ ids }], { maxNewTokens: 20, stopIds: stopIds(guard), signal });
+  return gtok.decode(out!.outputIds, { skipSpecialTokens: true });
 }

@@ -6,7 +6,7 @@
 import { transcriptsRun, type GenerateRunConfig, type GenerateRunSummary, type HeadScaleSetting } from '../../../shared/runs/transcripts.js';
 import { traceMetrics } from '../analysis/trace.js';
 import { CliffscopeError } from '../errors.js';
-import { generate, type GenerationRequest } from '../runtime/generate.js';
+import { generate, type GenerationRequest, type GenerationResult } from '../runtime/generate.js';
 import { flatHeadScale } from '../runtime/head-scale.js';
 import { promptIds, samplingOptions, stopIds } from '../runtime/prompt.js';
 import { describeTranscript } from '../runtime/transcript.js';
@@ -55,6 +55,14 @@ export function summarizeTranscripts(env: PipelineEnv, runId: number): GenerateR
   };
 }
 
+/** One unit of work: an item's prompt under one setting. */
+interface Work {
+  item: ItemRow;
+  setting: HeadScaleSetting;
+  key: string;
+  request: GenerationRequest;
+}
+
 /** The generation loop, usable by any pipeline that owns a running run (ablation sweeps write into their own run). */
 export async function generateInto(
   env: PipelineEnv,
@@ -68,64 +76,81 @@ export async function generateInto(
   const { numLayers: L, numHeads: H } = model.config;
   const items = cfg.itemIds ? cfg.itemIds.map((id) => store.getItem(id)).filter((x): x is ItemRow => x !== null) : store.datasetItems(cfg.datasetId);
   if (items.length === 0) throw new CliffscopeError('bad-argument', `dataset #${cfg.datasetId} has no items to generate from`);
-  const probe: ProbeRow | null = cfg.probeId !== undefined ? store.getProbe(cfg.probeId) : null;
-  if (cfg.probeId !== undefined && !probe) throw new CliffscopeError('bad-argument', `probe #${cfg.probeId} does not exist`);
+  const probe: ProbeRow | null = cfg.probeId !== undefined ? store.requireProbe(cfg.probeId) : null;
   // Each setting's γ matrix, checked against the model once, as the graph's flat row.
   const scales = new Map(cfg.settings.map((s) => [s.key, s.headScale ? flatHeadScale(s.headScale, L, H, `setting "${s.key}"`) : undefined]));
-  const stop = stopIds(model);
-  const sampling = samplingOptions(cfg.sampling);
-  const work = items.flatMap((item) => cfg.settings.map((setting) => ({ item, setting, key: transcriptKey(item.id, setting.key) }))).filter((w) => !done.has(w.key));
-  let finished = items.length * cfg.settings.length - work.length;
+  const work: Work[] = items
+    .flatMap((item) => cfg.settings.map((setting) => ({ item, setting, key: transcriptKey(item.id, setting.key) })))
+    .filter((w) => !done.has(w.key))
+    .map((w) => ({
+      ...w,
+      request: {
+        ids: promptIds(tok, w.item.prompt, { chat: cfg.chat, system: cfg.system }),
+        headScale: scales.get(w.setting.key),
+        // Per item (not per batch position) so a resumed or re-batched run samples the same text.
+        seed: cfg.seed * 1_000_003 + w.item.id,
+      },
+    }));
   const total = items.length * cfg.settings.length;
+  let finished = total - work.length;
   env.onProgress?.(finished, total, 'transcripts');
 
+  await generateAll(env, cfg, probe, work, (w, r) => {
+    // A sequence cut off by cancellation is not a finished transcript: leave it for the resume.
+    if (r.finishReason === 'cancelled') return;
+    const { transcriptId, final } = commitTranscript(env, runId, w, r, probe);
+    onItem?.(w.item, w.setting, transcriptId, final);
+    env.onProgress?.(++finished, total, 'transcripts');
+  });
+}
+
+/**
+ * The sampler over every unit of work: the one place this pipeline calls generate(). Each result is handed to
+ * `onFinished` with its unit; batches of cfg.batchSize, stopping between them when the run is cancelled.
+ */
+async function generateAll(env: PipelineEnv, cfg: GenerateRunConfig, probe: ProbeRow | null, work: Work[], onFinished: (w: Work, r: GenerationResult) => void): Promise<void> {
+  const { model } = env;
+  const options = {
+    maxNewTokens: cfg.maxNewTokens,
+    sampling: samplingOptions(cfg.sampling),
+    stopIds: stopIds(model),
+    // The sampler's live probe reads residual-stack entry `layer`.
+    probes: probe ? [{ layer: probe.residIndex, weights: probe.weights, bias: probe.bias }] : [],
+    signal: env.signal,
+  };
   for (const batch of chunks(work, Math.max(1, cfg.batchSize))) {
     if (checkCancelled(env)) return;
-    const requests: GenerationRequest[] = batch.map((w) => ({
-      ids: promptIds(tok, w.item.prompt, { chat: cfg.chat, system: cfg.system }),
-      headScale: scales.get(w.setting.key),
-      // Per item (not per batch position) so a resumed or re-batched run samples the same text.
-      seed: cfg.seed * 1_000_003 + w.item.id,
-    }));
-    const results = await generate(model.session, requests, {
-      maxNewTokens: cfg.maxNewTokens,
-      sampling,
-      stopIds: stop,
-      batchSize: batch.length,
-      // The sampler's live probe reads residual-stack entry `layer`.
-      probes: probe ? [{ layer: probe.residIndex, weights: probe.weights, bias: probe.bias }] : [],
-      signal: env.signal,
-    });
-    results.forEach((r, i) => {
-      // A sequence cut off by cancellation is not a finished transcript: leave it for the resume.
-      if (r.finishReason === 'cancelled') return;
-      const { item, setting, key } = batch[i]!;
-      const t = describeTranscript(tok, r.promptIds, r.outputIds);
-      let final: number | null = null;
-      const transcriptId = store.commitItem(runId, key, (s) => {
-        const id = s.addTranscript({
-          runId,
-          itemId: item.id,
-          prompt: item.prompt,
-          tokenIds: [...r.promptIds, ...r.outputIds],
-          promptTokens: r.promptIds.length,
-          text: t.text,
-          thinkingStart: t.split.thinkingStart,
-          thinkingEnd: t.split.thinkingEnd,
-          answerBoundary: t.split.answerBoundary,
-          finishReason: r.finishReason,
-          headScaleKey: setting.key,
-        });
-        if (probe) {
-          const scores = r.scores[0]!;
-          const m = traceMetrics(scores, { ...t.split, generatedStart: r.promptIds.length });
-          final = m.final;
-          s.addTrace({ runId, transcriptId: id, probeId: probe.id, residIndex: probe.residIndex, scores, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, cliffWidth: m.dropWidth });
-        }
-        return id;
-      });
-      onItem?.(item, setting, transcriptId, final);
-      env.onProgress?.(++finished, total, 'transcripts');
-    });
+    const results = await generate(model.session, batch.map((w) => w.request), { ...options, batchSize: batch.length });
+    results.forEach((r, i) => onFinished(batch[i]!, r));
   }
+}
+
+/** Store one finished transcript (and, with a live probe, its trace) as the unit's committed item. */
+function commitTranscript(env: PipelineEnv, runId: number, w: Work, r: GenerationResult, probe: ProbeRow | null): { transcriptId: number; final: number | null } {
+  const tok = requireTokenizer(env.model);
+  const t = describeTranscript(tok, r.promptIds, r.outputIds);
+  let final: number | null = null;
+  const transcriptId = env.store.commitItem(runId, w.key, (s) => {
+    const id = s.addTranscript({
+      runId,
+      itemId: w.item.id,
+      prompt: w.item.prompt,
+      tokenIds: [...r.promptIds, ...r.outputIds],
+      promptTokens: r.promptIds.length,
+      text: t.text,
+      thinkingStart: t.split.thinkingStart,
+      thinkingEnd: t.split.thinkingEnd,
+      answerBoundary: t.split.answerBoundary,
+      finishReason: r.finishReason,
+      headScaleKey: w.setting.key,
+    });
+    if (probe) {
+      const scores = r.scores[0]!;
+      const m = traceMetrics(scores, { ...t.split, generatedStart: r.promptIds.length });
+      final = m.final;
+      s.addTrace({ runId, transcriptId: id, probeId: probe.id, residIndex: probe.residIndex, scores, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, cliffWidth: m.dropWidth });
+    }
+    return id;
+  });
+  return { transcriptId, final };
 }
