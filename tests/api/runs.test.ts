@@ -55,7 +55,7 @@ async function startJob(params: ParamsOf<'run.start'>, opts: { abortAfterProgres
 
 describe('run.start', () => {
   it('trains probes at two residual-stack entries as a job, streaming progress, and stores them', async () => {
-    const before = inStore((s) => s.listProbes().length);
+    const before = inStore((s) => s.probes.list().length);
     const { res, events } = await startJob({
       project: fx.file,
       model: { dir: modelDir, threads: 1 },
@@ -82,7 +82,7 @@ describe('run.start', () => {
     expect(last.kind === 'progress' && last.done === last.total).toBe(true);
     const probes = summaryOf(r.report, 'probe')!.probes;
     expect(probes.map((p) => p.residIndex)).toEqual([2, 5]);
-    expect(inStore((s) => s.listProbes().length)).toBe(before + 2);
+    expect(inStore((s) => s.probes.list().length)).toBe(before + 2);
     expect(inStore((s) => readSummary(s, probeRun, r.runId))).toEqual(r.report.summary);
   });
 
@@ -125,9 +125,9 @@ describe('run.start', () => {
     const r = (res as { result: ResultOf<'run.start'> }).result;
     expect(r.status).toBe('cancelled');
     expect(events.some((e) => e.kind === 'log' && /cancelled/.test(e.message))).toBe(true);
-    const total = inStore((s) => s.getDataset(harmfulId)!.itemCount);
-    const kept = inStore((s) => s.listTranscripts(r.runId).length);
-    expect(inStore((s) => s.getRun(r.runId)!.status)).toBe('cancelled');
+    const total = inStore((s) => s.datasets.get(harmfulId)!.itemCount);
+    const kept = inStore((s) => s.transcripts.list(r.runId).length);
+    expect(inStore((s) => s.runs.get(r.runId)!.status)).toBe('cancelled');
     expect(kept).toBeGreaterThanOrEqual(2);
     expect(kept).toBeLessThan(total);
     expect(r.report.items.done).toBe(kept);
@@ -136,7 +136,7 @@ describe('run.start', () => {
     const resumed = await call('run.start', { project: fx.file, model: { dir: modelDir, threads: 1 }, kind: 'transcripts', resume: r.runId });
     expect(resumed.runId).toBe(r.runId);
     expect(resumed.status).toBe('done');
-    const after = inStore((s) => s.listTranscripts(r.runId));
+    const after = inStore((s) => s.transcripts.list(r.runId));
     expect(after).toHaveLength(total);
     expect(new Set(after.map((t) => t.itemId)).size).toBe(total);
 
@@ -146,7 +146,7 @@ describe('run.start', () => {
   });
 
   it('rejects malformed payloads naming the field, with no side effect', async () => {
-    const runsBefore = inStore((s) => s.listRuns().length);
+    const runsBefore = inStore((s) => s.runs.list().length);
     const cases: [unknown, string][] = [
       [{ model: { dir: modelDir }, kind: 'transcripts', config: { datasetId: harmfulId, maxNewTokens: 4 } }, 'project'],
       [{ project: fx.file, model: { dir: modelDir }, kind: 'finetune', config: {} }, 'kind'],
@@ -163,11 +163,11 @@ describe('run.start', () => {
       expect(e.issues?.map((i) => i.path), JSON.stringify(e)).toContain(field);
       expect(e.message).toContain(field);
     }
-    expect(inStore((s) => s.listRuns().length)).toBe(runsBefore);
+    expect(inStore((s) => s.runs.list().length)).toBe(runsBefore);
   });
 
   it('refuses ids that do not exist, naming the field, before creating a run', async () => {
-    const runsBefore = inStore((s) => s.listRuns().length);
+    const runsBefore = inStore((s) => s.runs.list().length);
     const model = { dir: modelDir };
     const cases: [ParamsOf<'run.start'>, RegExp][] = [
       [{ project: fx.file, model, kind: 'transcripts', config: { datasetId: 999, maxNewTokens: 4 } }, /config\.datasetId: dataset #999 does not exist in /],
@@ -190,7 +190,7 @@ describe('run.start', () => {
     expect(e2.code).toBe('missing-file');
     expect(e2.message).toContain('nothing.cliffscope');
     expect(fs.existsSync(`${fx.dir}/nothing.cliffscope`)).toBe(false);
-    expect(inStore((s) => s.listRuns().length)).toBe(runsBefore);
+    expect(inStore((s) => s.runs.list().length)).toBe(runsBefore);
   });
 });
 
@@ -208,7 +208,7 @@ describe('run.start for the other kinds', () => {
     expect(avg.suppression.slice(0, 3).map((h) => `L${h.layer}H${h.head}`).sort()).toEqual(['L1H5', 'L2H2', 'L3H6']);
     expect(avg.perToken).toBeUndefined();
     const one = await call('heads.map', { project: fx.file, runId: r.runId, transcriptId: avg.transcriptIds[0]! });
-    const t = inStore((s) => s.getTranscript(avg.transcriptIds[0]!)!);
+    const t = inStore((s) => s.transcripts.get(avg.transcriptIds[0]!)!);
     expect(one.perToken!.tokens).toBe(t.answerBoundary! + 1);
     expect(one.perToken!.tokenStrings).toHaveLength(one.perToken!.tokens);
     expect(one.perToken!.tokenStrings.at(-1)).toContain('</think>');
@@ -272,16 +272,16 @@ describe('run.report and run.delete', () => {
       model: { dir: modelDir, threads: 1 },
       kind: 'transcripts',
       name: 'to-delete',
-      config: { datasetId: harmlessId, itemIds: inStore((s) => s.datasetItems(harmlessId, { limit: 2 }).map((i) => i.id)), maxNewTokens: 8 },
+      config: { datasetId: harmlessId, itemIds: inStore((s) => s.datasets.items(harmlessId, { limit: 2 }).map((i) => i.id)), maxNewTokens: 8 },
     });
-    expect(inStore((s) => s.listTranscripts(r.runId).length)).toBe(2);
+    expect(inStore((s) => s.transcripts.list(r.runId).length)).toBe(2);
     expect(await call('run.delete', { project: fx.file, runId: r.runId })).toEqual({ deleted: r.runId });
-    expect(inStore((s) => [s.getRun(r.runId), s.listTranscripts(r.runId).length])).toEqual([null, 0]);
+    expect(inStore((s) => [s.runs.get(r.runId), s.transcripts.list(r.runId).length])).toEqual([null, 0]);
     expect((await callError('run.delete', { project: fx.file, runId: r.runId })).message).toMatch(new RegExp(`runId: run #${r.runId} does not exist in `));
   });
 
   it('refuses item ids from another dataset', async () => {
-    const other = inStore((s) => s.datasetItems(harmfulId, { limit: 1 })[0]!.id);
+    const other = inStore((s) => s.datasets.items(harmfulId, { limit: 1 })[0]!.id);
     const e = await callError('run.start', { project: fx.file, model: { dir: modelDir }, kind: 'transcripts', config: { datasetId: harmlessId, itemIds: [other], maxNewTokens: 4 } });
     expect(e.message).toMatch(/config\.itemIds\[0\]/);
   });

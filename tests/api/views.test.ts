@@ -37,15 +37,15 @@ describe('trace.list', () => {
     const probeId = fx.demo.report.probe.id;
     expect(r.probeId).toBe(probeId);
     expect(r.probes).toEqual([{ probeId, residIndex: fx.demo.report.probe.residIndex }]);
-    const stored = store.listTraces({ runId: runs.trace!, probeId });
+    const stored = store.traces.list({ runId: runs.trace!, probeId });
     expect(r.traces).toHaveLength(stored.length);
     expect(stored.length).toBeGreaterThan(0);
     r.traces.forEach((row, i) => {
       const tr = stored[i]!;
-      const t = store.getTranscript(tr.transcriptId)!;
+      const t = store.transcripts.get(tr.transcriptId)!;
       expect(row.transcriptId).toBe(tr.transcriptId);
       expect(row.itemId).toBe(t.itemId);
-      expect(row.label).toBe(store.getItem(t.itemId!)!.label);
+      expect(row.label).toBe(store.datasets.item(t.itemId!)!.label);
       expect(row.tokens).toBe(t.tokenIds.length);
       expect(row.prompt.length).toBeLessThanOrEqual(300);
       close(row.plateau, tr.plateau);
@@ -74,7 +74,7 @@ describe('trace.get', () => {
     const list = await call('trace.list', { project: fx.file, runId: runs.trace! });
     const first = list.traces[0]!;
     const r = await call('trace.get', { project: fx.file, transcriptId: first.transcriptId });
-    const t = store.getTranscript(first.transcriptId)!;
+    const t = store.transcripts.get(first.transcriptId)!;
     expect(r.tokensFrom).toBe('tokenizer');
     expect(r.tokens).toHaveLength(r.scores.length);
     expect(r.tokenIds).toEqual(Array.from(t.tokenIds));
@@ -84,7 +84,7 @@ describe('trace.get', () => {
     expect(r.promptTokens).toBe(t.promptTokens);
     expect(r.answerBoundary).toBe(t.answerBoundary);
     expect(r.tokens[t.answerBoundary!]).toContain('</think>');
-    const stored = store.listTraces({ runId: runs.trace!, transcriptId: first.transcriptId })[0]!;
+    const stored = store.traces.list({ runId: runs.trace!, transcriptId: first.transcriptId })[0]!;
     r.scores.forEach((s, i) => (Number.isNaN(stored.scores[i]!) ? expect(s).toBeNull() : expect(s).toBeCloseTo(stored.scores[i]!, 6)));
     close(r.metrics!.final, stored.final);
     // The cliff: high through the thinking, low at the answer boundary.
@@ -129,8 +129,8 @@ describe('trace.average', () => {
     expect(none.mean.every((m) => m === null)).toBe(true);
     // Same computation by hand for the harmless run.
     const probeId = fx.demo.report.probe.id;
-    const cut = store.listTraces({ runId: runs.traceHarmless!, probeId }).map((tr) => {
-      const t = store.getTranscript(tr.transcriptId)!;
+    const cut = store.traces.list({ runId: runs.traceHarmless!, probeId }).map((tr) => {
+      const t = store.transcripts.get(tr.transcriptId)!;
       return tr.scores.slice(t.promptTokens, t.answerBoundary! + 1);
     });
     const expected = tailAlignedAverage(cut);
@@ -142,7 +142,7 @@ describe('trace.average', () => {
 describe('heads.map', () => {
   it("puts the demo's planted heads L1H5, L2H2, L3H6 at the top of the suppression ranking", async () => {
     const r = await call('heads.map', { project: fx.file, runId: runs.heads! });
-    const avg = store.listHeadMaps(runs.heads!, { transcriptId: null })[0]!;
+    const avg = store.headMaps.list(runs.heads!, { transcriptId: null })[0]!;
     expect(r.layers).toBe(avg.layers);
     expect(r.heads).toBe(avg.heads);
     expect(r.scores).toHaveLength(r.layers * r.heads);
@@ -163,7 +163,7 @@ describe('heads.map', () => {
     const one = await call('heads.map', { project: fx.file, runId: runs.heads!, transcriptId: all.transcriptIds[0]! });
     expect(one.transcriptId).toBe(all.transcriptIds[0]);
     expect(one.std).toBeUndefined();
-    const stored = store.listHeadMaps(runs.heads!, { transcriptId: all.transcriptIds[0]! })[0]!;
+    const stored = store.headMaps.list(runs.heads!, { transcriptId: all.transcriptIds[0]! })[0]!;
     one.scores.forEach((s, i) => expect(s).toBeCloseTo(stored.scores[i]!, 6));
     expect((await callError('heads.map', { project: fx.file, runId: runs.heads!, transcriptId: 99999 })).message).toMatch(/no map for transcript #99999/);
     expect((await callError('heads.map', { project: fx.file, runId: runs.trace! })).message).toMatch(/is a trace run, not a heads run/);
@@ -173,7 +173,7 @@ describe('heads.map', () => {
 describe('sweep.cells', () => {
   it("equals the ablate run's stored cells and its report's ASR numbers", async () => {
     const r = await call('sweep.cells', { project: fx.file, runId: runs.ablate! });
-    const stored = store.listSweepCells(runs.ablate!);
+    const stored = store.sweeps.cells(runs.ablate!);
     expect(r.cells.map((c) => c.key)).toEqual(stored.map((c) => c.headScaleKey));
     expect(r.totalHeads).toBe(32);
     const report = await call('run.report', { project: fx.file, runId: runs.ablate! });
@@ -200,7 +200,7 @@ describe('sweep.cells', () => {
 describe('transcripts.list', () => {
   it('pages through a run’s transcripts with verdicts and final scores', async () => {
     const key = 'baseline';
-    const stored = store.listTranscripts(runs.ablate!, { headScaleKey: key });
+    const stored = store.transcripts.list(runs.ablate!, { headScaleKey: key });
     const page = await call('transcripts.list', { project: fx.file, runId: runs.ablate!, headScaleKey: key, offset: 2, limit: 5 });
     expect(page.total).toBe(stored.length);
     expect(page.fromRunId).toBe(runs.ablate);
@@ -209,22 +209,22 @@ describe('transcripts.list', () => {
       expect(t.headScaleKey).toBe(key);
       expect(t.verdicts.length).toBeGreaterThan(0);
       expect(t.verdicts[0]!.runId).toBe(runs.ablate);
-      const tr = store.listTraces({ runId: runs.ablate!, transcriptId: t.id })[0]!;
+      const tr = store.traces.list({ runId: runs.ablate!, transcriptId: t.id })[0]!;
       close(t.final ?? null, tr.final);
       expect(typeof t.thinking).toBe('string');
       expect(t.answer).toBeTruthy();
       expect(t.text).toContain(t.answer!.split(' ')[0]!);
     }
     const all = await call('transcripts.list', { project: fx.file, runId: runs.ablate! });
-    expect(all.total).toBe(store.listTranscripts(runs.ablate!).length);
+    expect(all.total).toBe(store.transcripts.list(runs.ablate!).length);
   });
 
   it('lists the source run’s transcripts for a trace run', async () => {
     const r = await call('transcripts.list', { project: fx.file, runId: runs.trace!, limit: 3 });
     expect(r.fromRunId).toBe(runs.transcripts);
-    expect(r.total).toBe(store.listTranscripts(runs.transcripts!).length);
+    expect(r.total).toBe(store.transcripts.list(runs.transcripts!).length);
     // Final from the trace run's probe.
-    for (const t of r.transcripts) close(t.final ?? null, store.listTraces({ runId: runs.trace!, transcriptId: t.id })[0]!.final);
+    for (const t of r.transcripts) close(t.final ?? null, store.traces.list({ runId: runs.trace!, transcriptId: t.id })[0]!.final);
   });
 
   it('rejects a page larger than 500, naming the field', async () => {
@@ -237,7 +237,7 @@ describe('transcripts.list', () => {
 describe('selection.list', () => {
   it('returns the ranked selection with MS and final scores', async () => {
     const r = await call('selection.list', { project: fx.file, runId: runs.select! });
-    const stored = store.listSelections(runs.select!);
+    const stored = store.selections.list(runs.select!);
     expect(r.total).toBe(stored.length);
     expect(r.selected).toBe(fx.demo.report.selection.selected);
     close(r.threshold, fx.demo.report.selection.threshold);
@@ -246,7 +246,7 @@ describe('selection.list', () => {
       expect(row.itemId).toBe(stored[i]!.itemId);
       expect(row.rank).toBe(stored[i]!.rank);
       expect(row.selected).toBe(stored[i]!.selected);
-      expect(row.prompt).toBe(store.getItem(row.itemId)!.prompt);
+      expect(row.prompt).toBe(store.datasets.item(row.itemId)!.prompt);
       // top-ms ranks by MS: the score is the MS.
       close(row.score, row.ms);
     });
@@ -269,12 +269,12 @@ describe('selection.export', () => {
     ]);
     const fs = await import('node:fs');
     const alpaca = JSON.parse(fs.readFileSync(`${outDir}/cliffscope_selection.json`, 'utf8')) as { instruction: string; output: string }[];
-    const selected = store.listSelections(runs.select!, { selectedOnly: true });
+    const selected = store.selections.list(runs.select!, { selectedOnly: true });
     expect(alpaca).toHaveLength(selected.length);
-    expect(alpaca[0]!.instruction).toBe(store.getItem(selected[0]!.itemId)!.prompt);
+    expect(alpaca[0]!.instruction).toBe(store.datasets.item(selected[0]!.itemId)!.prompt);
     expect(alpaca[0]!.output).toContain('</think>');
     const prov = JSON.parse(fs.readFileSync(`${outDir}/cliffscope_selection.provenance.json`, 'utf8'));
-    expect(prov.modelHash).toBe(store.getModel(store.getRun(runs.select!)!.modelId!)!.contentHash);
+    expect(prov.modelHash).toBe(store.models.get(store.runs.get(runs.select!)!.modelId!)!.contentHash);
     expect(await callError('selection.export', { project: fx.file, runId: runs.trace!, outDir })).toMatchObject({ code: 'bad-argument' });
   });
 });
@@ -282,7 +282,7 @@ describe('selection.export', () => {
 describe('probes', () => {
   it('lists probes and gives one with per-epoch losses, weights only when asked', async () => {
     const list = await call('probe.list', { project: fx.file });
-    expect(list.probes.map((p) => p.id)).toEqual(store.listProbes().map((p) => p.id));
+    expect(list.probes.map((p) => p.id)).toEqual(store.probes.list().map((p) => p.id));
     const id = fx.demo.report.probe.id;
     const p = list.probes.find((x) => x.id === id)!;
     expect(p.metrics.valAccuracy).toBeCloseTo(fx.demo.report.probe.valAccuracy!, 10);
@@ -294,7 +294,7 @@ describe('probes', () => {
     expect(got.provenance.run).toBe(runs.probe);
     const withWeights = await call('probe.get', { project: fx.file, probeId: id, weights: true });
     expect(withWeights.weights).toHaveLength(got.probe.dim);
-    const row = store.getProbe(id)!;
+    const row = store.probes.get(id)!;
     expect(withWeights.weights![3]).toBeCloseTo(row.weights[3]!, 6);
     expect((await callError('probe.get', { project: fx.file, probeId: 77 })).message).toMatch(/probe #77 does not exist in /);
   });
@@ -312,7 +312,7 @@ describe('compare.runs', () => {
     expect(h(safe, 'meanMs').delta!).toBeLessThan(-0.5);
     expect(harm!.average!.mean).toHaveLength(100);
     expect(heads!.headsMap!.scores).toHaveLength(32);
-    expect(ablate!.cells!.length).toBe(store.listSweepCells(runs.ablate!).length);
+    expect(ablate!.cells!.length).toBe(store.sweeps.cells(runs.ablate!).length);
     expect(h(ablate, 'baselineAsr').value).toBe(1);
   });
 
@@ -327,15 +327,15 @@ describe('compare.runs', () => {
 describe('table.csv', () => {
   it('exports the named tables', async () => {
     const runsCsv = await call('table.csv', { project: fx.file, query: 'runs' });
-    expect(runsCsv.rows).toBe(store.listRuns().length);
+    expect(runsCsv.rows).toBe(store.runs.list().length);
     const parsed = parseCsv(runsCsv.csv);
     expect(parsed.records.length).toBe(runsCsv.rows + 1);
     const cells = await call('table.csv', { project: fx.file, query: 'cells', runId: runs.ablate! });
-    expect(cells.rows).toBe(store.listSweepCells(runs.ablate!).length);
+    expect(cells.rows).toBe(store.sweeps.cells(runs.ablate!).length);
     expect(cells.csv.split('\r\n')[0]).toContain('asr');
     expect(cells.filename).toMatch(/-cells-run\d+\.csv$/);
     const heads = await call('table.csv', { project: fx.file, query: 'heads', runId: runs.heads! });
-    expect(heads.rows).toBe(store.listHeadMaps(runs.heads!).length * 32);
+    expect(heads.rows).toBe(store.headMaps.list(runs.heads!).length * 32);
     for (const query of ['traces', 'transcripts', 'selection'] as const) {
       const runId = query === 'selection' ? runs.select! : runs.trace!;
       const t = await call('table.csv', { project: fx.file, query, runId });

@@ -109,10 +109,10 @@ describe('real datasets in ../shared', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cliffscope-real-'));
     try {
       const store = openProject(path.join(dir, 'p.cliffscope'), { create: true });
-      const { dataset, rejected } = store.importDataset('advbench', file);
+      const { dataset, rejected } = store.datasets.importFile('advbench', file);
       expect(rejected).toEqual([]);
       expect(dataset).toMatchObject({ name: 'advbench', itemCount: 520, rejectedCount: 0, format: 'csv', columns: ['goal', 'target'] });
-      expect(store.datasetItems(dataset.id, { offset: 519 })[0]!.prompt).toBe(readDatasetFile(file).items[519]!.prompt);
+      expect(store.datasets.items(dataset.id, { offset: 519 })[0]!.prompt).toBe(readDatasetFile(file).items[519]!.prompt);
       store.close();
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

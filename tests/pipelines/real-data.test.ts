@@ -69,13 +69,13 @@ describe.skipIf(!available)('real datasets through every pipeline (demo model)',
   });
 
   it('imports the three files', () => {
-    const adv = store.importDataset('advbench', path.join(root, 'advbench.csv'));
+    const adv = store.datasets.importFile('advbench', path.join(root, 'advbench.csv'));
     expect(adv.dataset.itemCount).toBe(ROWS);
     expect(adv.dataset.mapping).toMatchObject({ prompt: 'goal', response: 'target' });
-    const harmless = store.importDataset('harmless', path.join(root, 'harmless.json'));
+    const harmless = store.datasets.importFile('harmless', path.join(root, 'harmless.json'));
     expect(harmless.dataset.itemCount).toBe(ROWS);
     expect(harmless.dataset.mapping).toMatchObject({ prompt: 'instruction' });
-    const star = store.importDataset('star1', path.join(root, 'star1.json'), { prompt: 'question', response: 'response' });
+    const star = store.datasets.importFile('star1', path.join(root, 'star1.json'), { prompt: 'question', response: 'response' });
     expect(star1Picked).toHaveLength(ROWS);
     expect(star.dataset.itemCount).toBe(ROWS);
     expect(star.rejected).toEqual([]);
@@ -103,17 +103,17 @@ describe.skipIf(!available)('real datasets through every pipeline (demo model)',
 
   it('generates transcripts for the AdvBench prompts with the live probe', async () => {
     runs.transcripts = await runGenerate(env, { datasetId: datasets.advbench!, chat: true, maxNewTokens: 64, seed: 0, batchSize: 12, settings: [BASELINE_SETTING], probeId }, { name: 'advbench' });
-    const ts = store.listTranscripts(runs.transcripts);
+    const ts = store.transcripts.list(runs.transcripts);
     expect(ts).toHaveLength(ROWS);
     expect(ts.every((t) => t.answerBoundary !== null)).toBe(true);
-    expect(store.listTraces({ runId: runs.transcripts })).toHaveLength(ROWS);
+    expect(store.traces.list({ runId: runs.transcripts })).toHaveLength(ROWS);
   });
 
   it('traces, attributes heads and sweeps ablations', async () => {
     runs.trace = await runTrace(env, { probeId, extraProbeIds: [], source: { kind: 'run', runId: runs.transcripts! }, options: {} });
-    expect(store.listTraces({ runId: runs.trace })).toHaveLength(ROWS);
+    expect(store.traces.list({ runId: runs.trace })).toHaveLength(ROWS);
     runs.heads = await runHeads(env, { probeId, source: { kind: 'run', runId: runs.transcripts! }, variant: 'code', perToken: false });
-    expect(store.listHeadMaps(runs.heads, { transcriptId: null })).toHaveLength(1);
+    expect(store.headMaps.list(runs.heads, { transcriptId: null })).toHaveLength(1);
     runs.ablate = await runAblation(env, {
       headsRunId: runs.heads,
       probeId,
@@ -130,9 +130,9 @@ describe.skipIf(!available)('real datasets through every pipeline (demo model)',
       batchSize: 24,
       seed: 0,
     });
-    const cells = store.listSweepCells(runs.ablate);
+    const cells = store.sweeps.cells(runs.ablate);
     expect(cells.map((c) => c.control).sort()).toEqual(['random', 'top', 'top']);
-    expect(store.listTranscripts(runs.ablate)).toHaveLength(cells.length * 2 * ROWS);
+    expect(store.transcripts.list(runs.ablate)).toHaveLength(cells.length * 2 * ROWS);
     for (const c of cells) {
       expect(c.metrics).toMatchObject({ harmful: ROWS, harmless: ROWS });
       expect(typeof c.metrics.asr).toBe('number');
@@ -155,7 +155,7 @@ describe.skipIf(!available)('real datasets through every pipeline (demo model)',
     ]);
     for (const f of written) expect(fs.existsSync(f)).toBe(true);
 
-    const chosen = store.listSelections(result.runId, { selectedOnly: true }).map((s) => store.getItem(s.itemId)!);
+    const chosen = store.selections.list(result.runId, { selectedOnly: true }).map((s) => store.datasets.item(s.itemId)!);
     const alpaca = JSON.parse(fs.readFileSync(path.join(outDir, 'cliffscope_selection.json'), 'utf8')) as { instruction: string; input: string; output: string }[];
     expect(alpaca).toHaveLength(3);
     alpaca.forEach((r, i) => {
@@ -194,7 +194,7 @@ describe.skipIf(!available)('real datasets through every pipeline (demo model)',
 
   it('every run is done and reports', () => {
     expect(Object.keys(runs).sort()).toEqual(['ablate', 'heads', 'probe', 'select', 'trace', 'transcripts']);
-    expect(store.listRuns().map((r) => r.status)).toEqual(Object.keys(runs).map(() => 'done'));
+    expect(store.runs.list().map((r) => r.status)).toEqual(Object.keys(runs).map(() => 'done'));
     for (const [kind, id] of Object.entries(runs)) {
       const r = runReport(store, id);
       expect(r.run.kind).toBe(kind);

@@ -65,25 +65,25 @@ describe('project format 2', () => {
     const store = openProject(file);
     try {
       expect(store.db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
-      expect(store.listRuns().map((r) => r.kind)).toEqual(['transcripts', 'transcripts', 'probe', 'trace']);
+      expect(store.runs.list().map((r) => r.kind)).toEqual(['transcripts', 'transcripts', 'probe', 'trace']);
       // The rebuilt runs table kept everything that refers to it: nothing cascaded, every reference holds.
-      expect(store.listTranscripts(1)).toHaveLength(2);
-      expect(store.listTranscripts(2)).toHaveLength(1);
-      expect(store.runItems(1)).toHaveLength(1);
-      expect(store.getRun(4)!.parentRunId).toBe(1);
+      expect(store.transcripts.list(1)).toHaveLength(2);
+      expect(store.transcripts.list(2)).toHaveLength(1);
+      expect(store.runs.items(1)).toHaveLength(1);
+      expect(store.runs.get(4)!.parentRunId).toBe(1);
       expect(store.db.pragma('foreign_key_check')).toEqual([]);
       expect(store.checkIntegrity()).toEqual(['ok']);
       // The residual-stack index under its own name.
-      expect(store.getProbe(1)!.residIndex).toBe(3);
-      expect(store.listTraces({ runId: 4 })[0]!.residIndex).toBe(3);
+      expect(store.probes.get(1)!.residIndex).toBe(3);
+      expect(store.traces.list({ runId: 4 })[0]!.residIndex).toBe(3);
       // Stored configs in the API's shapes: sampling without the sampler's doSample, γ as [layers][heads].
-      const api = storedConfig(store, transcriptsRun, store.getRun(1)!);
+      const api = storedConfig(store, transcriptsRun, store.runs.get(1)!);
       expect(api.sampling).toEqual({ temperature: 0.7, topP: 0.9, topK: 0, repetitionPenalty: 1 });
       expect(api.settings[1]!.headScale).toEqual([
         [1, 0, 1],
         [1, 1, 0.5],
       ]);
-      expect(storedConfig(store, transcriptsRun, store.getRun(2)!).sampling).toBeUndefined(); // greedy
+      expect(storedConfig(store, transcriptsRun, store.runs.get(2)!).sampling).toBeUndefined(); // greedy
       // The probe run reports, typed: its config's and summary's residual-stack indices renamed.
       const report = runReport(store, 3);
       expect(report.kind === 'probe' && report.run.config.residIndices).toEqual([3]);
@@ -99,7 +99,7 @@ describe('project format 2', () => {
     try {
       expect(() => store.db.prepare(`INSERT INTO runs (uid, kind) VALUES ('u', 'causal-heads')`).run()).not.toThrow();
       // The store itself only creates kinds the application knows.
-      expect(() => store.createRun({ kind: 'causal-heads' as 'trace' })).toThrow(/unknown run kind "causal-heads"/);
+      expect(() => store.runs.create({ kind: 'causal-heads' as 'trace' })).toThrow(/unknown run kind "causal-heads"/);
     } finally {
       store.close();
     }

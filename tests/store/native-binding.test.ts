@@ -21,7 +21,7 @@ describe('native binding override', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cliffscope-binding-'));
     process.env.CLIFFSCOPE_SQLITE_BINDING = nodeBuilt;
     const store = openProject(path.join(dir, 'p.cliffscope'), { create: true });
-    expect(store.listRuns()).toEqual([]);
+    expect(store.runs.list()).toEqual([]);
     store.close();
     // A binding that does not exist is an error, not a silent fall-back to another ABI.
     process.env.CLIFFSCOPE_SQLITE_BINDING = path.join(dir, 'missing.node');

@@ -19,10 +19,10 @@ const REJECTED_SHOWN = 50;
 export function projectSummary(store: ProjectStore): ResultOf<'project.open'> {
   return {
     file: store.file,
-    models: store.listModels().map(modelSummary),
-    datasets: store.listDatasets().map(datasetSummary),
-    probes: store.listProbes().map((p) => probeSummary(p)),
-    runs: store.listRuns().map(runSummary),
+    models: store.models.list().map(modelSummary),
+    datasets: store.datasets.list().map(datasetSummary),
+    probes: store.probes.list().map((p) => probeSummary(p)),
+    runs: store.runs.list().map(runSummary),
   };
 }
 
@@ -102,7 +102,7 @@ export async function projectExport({ file, dest, runId }: ParamsOf<'project.exp
     exportProject(src, out);
   } else {
     // Check first with a reader, so an unknown run never opens (or creates) anything for writing.
-    withReader(src, (s) => s.requireRun(runId));
+    withReader(src, (s) => s.runs.require(runId));
     // Copying one run attaches the new file, which a read-only connection cannot write to.
     await withWriter(src, (s) => s.exportRun(runId, out));
   }
@@ -168,11 +168,11 @@ export async function datasetImport(p: ParamsOf<'dataset.import'>): Promise<Resu
   const file = checkDatasetFile(p.file);
   // A taken name is refused before the file is read or the project opened for writing.
   withReader(p.project, (s) => {
-    if (s.findDataset(p.name)) throw new CliffscopeError('bad-dataset', `${s.file} already has a dataset named "${p.name}"`, { file: s.file, hint: 'choose another name' });
+    if (s.datasets.find(p.name)) throw new CliffscopeError('bad-dataset', `${s.file} already has a dataset named "${p.name}"`, { file: s.file, hint: 'choose another name' });
   });
   const opts = readOptions(p);
   return withWriter(p.project, (s) => {
-    const { dataset, rejected } = s.importDataset(
+    const { dataset, rejected } = s.datasets.importFile(
       p.name,
       file,
       // null (keep a field unmapped) passes straight through to readDatasetFile, which accepts it.
@@ -186,8 +186,8 @@ export async function datasetImport(p: ParamsOf<'dataset.import'>): Promise<Resu
 export async function datasetItems(p: ParamsOf<'dataset.items'>): Promise<ResultOf<'dataset.items'>> {
   const offset = p.offset ?? 0;
   return withReader(p.project, (s) => {
-    const ds = s.requireDataset(p.datasetId);
-    const items = s.datasetItems(ds.id, { offset, limit: p.limit ?? 100 });
+    const ds = s.datasets.require(p.datasetId);
+    const items = s.datasets.items(ds.id, { offset, limit: p.limit ?? 100 });
     return {
       total: ds.itemCount,
       offset,

@@ -157,7 +157,7 @@ export function tokenizerFor(dir: string): Promise<Tokenizer | null> {
 
 /** The checkpoint folder of the model a run used, or null. */
 export function modelDirOf(store: ProjectStore, run: RunRow): string | null {
-  return run.modelId === null ? null : (store.getModel(run.modelId)?.path ?? null);
+  return run.modelId === null ? null : (store.models.get(run.modelId)?.path ?? null);
 }
 
 /** Display strings for token ids: the tokenizer's pieces, or `#id` without one. */

@@ -14,7 +14,7 @@ import { acquireModel } from './model-pool.js';
 import { withReader, withWriter } from './projects.js';
 import { executeRun, formatRunReport, planRun, projectLookup, runReport } from './runs.js';
 
-const maxRunId = (store: ProjectStore) => store.listRuns().reduce((m, r) => Math.max(m, r.id), 0);
+const maxRunId = (store: ProjectStore) => store.runs.list().reduce((m, r) => Math.max(m, r.id), 0);
 
 export async function runStart(p: ParamsOf<'run.start'>, ctx: CallContext): Promise<ResultOf<'run.start'>> {
   // Read-only first: a bad request opens nothing for writing and loads no model.
@@ -37,7 +37,7 @@ export async function runStart(p: ParamsOf<'run.start'>, ctx: CallContext): Prom
     } catch (e) {
       if (!(isCliffscopeError(e) && e.code === 'cancelled')) throw e;
       // Cancelled: the pipeline marked its run 'cancelled' (finished items kept). Answer with that run.
-      const run = p.resume !== undefined ? store.getRun(p.resume) : store.listRuns({ kind: p.kind }).filter((r) => r.id > before).at(-1);
+      const run = p.resume !== undefined ? store.runs.get(p.resume) : store.runs.list({ kind: p.kind }).filter((r) => r.id > before).at(-1);
       if (!run) throw e;
       runId = run.id;
       ctx.log('warn', e.message);
@@ -58,7 +58,7 @@ export async function runDelete({ project, runId }: ParamsOf<'run.delete'>): Pro
   // Checked read-only first, so an unknown id never opens the project for writing.
   withReader(project, (s) => projectLookup(s).run('runId', runId));
   return withWriter(project, (s) => {
-    s.deleteRun(runId);
+    s.runs.delete(runId);
     return { deleted: runId };
   });
 }

@@ -53,14 +53,14 @@ export function projectLookup(store: ProjectStore): ProjectLookup {
     throw new CliffscopeError('bad-argument', `${field}: ${message}`, { file: store.file, hint });
   };
   return {
-    dataset: (field, id) => at(field, () => store.requireDataset(id)),
+    dataset: (field, id) => at(field, () => store.datasets.require(id)),
     probe: (field, id) => {
-      const p = at(field, () => store.requireProbe(id));
+      const p = at(field, () => store.probes.require(id));
       return { id: p.id, residIndex: p.residIndex };
     },
-    run: (field, id, kind) => at(field, () => store.requireRun(id, kind)),
+    run: (field, id, kind) => at(field, () => store.runs.require(id, kind)),
     item(field, id, datasetId) {
-      const item = store.getItem(id);
+      const item = store.datasets.item(id);
       if (!item || item.datasetId !== datasetId) fail(field, `dataset #${datasetId} has no item #${id}`);
     },
     fail,
@@ -77,7 +77,7 @@ export function resumableRun(store: ProjectStore, kind: RunKind, runId: number):
   const run = projectLookup(store).run('resume', runId, kind);
   if (run.status === 'done') throw new CliffscopeError('bad-argument', `resume: run #${run.id} is already done`, { file: store.file });
   if (run.status === 'running') throw new CliffscopeError('bad-argument', `resume: run #${run.id} is running`, { file: store.file, hint: 'wait for it, or cancel it first' });
-  return store.requireRun(runId);
+  return store.runs.require(runId);
 }
 
 /**
@@ -104,9 +104,9 @@ export function planRun<K extends RunKind>(store: ProjectStore, p: { kind: K; co
  * does not fit is a damaged project, named as such).
  */
 export function runReport(store: ProjectStore, runId: number): RunReport {
-  const run = store.requireRun(runId);
-  const model = run.modelId !== null ? store.getModel(run.modelId) : null;
-  const items = store.runItems(runId);
+  const run = store.runs.require(runId);
+  const model = run.modelId !== null ? store.models.get(run.modelId) : null;
+  const items = store.runs.items(runId);
   const summary = items.find((i) => i.key === 'summary' && i.status === 'done')?.payload ?? null;
   const parsed = RunReport.safeParse({
     kind: run.kind,

@@ -36,7 +36,7 @@ function tracedProbes(store: ProjectStore, runId: number): { probeId: number; re
 function pickProbe(store: ProjectStore, run: RunRow, probeId: number | undefined): { probeId: number | null; probes: { probeId: number; residIndex: number }[] } {
   const probes = tracedProbes(store, run.id);
   if (probeId !== undefined) {
-    store.requireProbe(probeId);
+    store.probes.require(probeId);
     if (!probes.some((p) => p.probeId === probeId)) {
       throw new CliffscopeError('bad-argument', `run #${run.id} has no traces under probe #${probeId}`, {
         file: store.file,
@@ -56,14 +56,14 @@ function transcriptRunOf(store: ProjectStore, run: RunRow): number {
   if (own > 0) return run.id;
   const cfg = run.config as Row;
   const source = cfg.source as { kind?: string; runId?: unknown } | undefined;
-  if (source?.kind === 'run' && int(source.runId) !== null && store.getRun(source.runId as number)) return source.runId as number;
-  if (run.kind === 'judge' && int(cfg.runId) !== null && store.getRun(cfg.runId as number)) return cfg.runId as number;
+  if (source?.kind === 'run' && int(source.runId) !== null && store.runs.get(source.runId as number)) return source.runId as number;
+  if (run.kind === 'judge' && int(cfg.runId) !== null && store.runs.get(cfg.runId as number)) return cfg.runId as number;
   return run.id;
 }
 
 function modelShape(store: ProjectStore, run: RunRow): { layers: number; heads: number } | null {
   if (run.modelId === null) return null;
-  const c = (store.getModel(run.modelId)?.config ?? {}) as Row;
+  const c = (store.models.get(run.modelId)?.config ?? {}) as Row;
   const layers = int(c.numLayers);
   const heads = int(c.numHeads);
   return layers && heads ? { layers, heads } : null;
@@ -78,7 +78,7 @@ function decodeSpan(tok: Tokenizer, ids: number[], from: number | null, to: numb
 
 export async function traceList({ project, runId, probeId }: ParamsOf<'trace.list'>): Promise<ResultOf<'trace.list'>> {
   return withReader(project, (s) => {
-    const run = s.requireRun(runId);
+    const run = s.runs.require(runId);
     const pick = pickProbe(s, run, probeId);
     const rows =
       pick.probeId === null
@@ -114,26 +114,26 @@ export async function traceList({ project, runId, probeId }: ParamsOf<'trace.lis
 
 export async function traceGet(p: ParamsOf<'trace.get'>): Promise<ResultOf<'trace.get'>> {
   const data = withReader(p.project, (s) => {
-    const t = s.requireTranscript(p.transcriptId);
-    if (p.runId !== undefined) s.requireRun(p.runId);
-    if (p.probeId !== undefined) s.requireProbe(p.probeId);
-    let traces = s.listTraces({ transcriptId: t.id });
+    const t = s.transcripts.require(p.transcriptId);
+    if (p.runId !== undefined) s.runs.require(p.runId);
+    if (p.probeId !== undefined) s.probes.require(p.probeId);
+    let traces = s.traces.list({ transcriptId: t.id });
     if (p.runId !== undefined) traces = traces.filter((tr) => tr.runId === p.runId);
     const candidates = p.probeId !== undefined ? traces.filter((tr) => tr.probeId === p.probeId) : traces;
     if ((p.probeId !== undefined || p.runId !== undefined) && candidates.length === 0) {
       throw new CliffscopeError('bad-argument', `transcript #${t.id} has no trace${p.probeId !== undefined ? ` under probe #${p.probeId}` : ''}${p.runId !== undefined ? ` in run #${p.runId}` : ''}`, {
         file: s.file,
-        hint: traces.length || p.runId !== undefined ? `traces of it: ${s.listTraces({ transcriptId: t.id }).map((tr) => `run #${tr.runId} probe #${tr.probeId}`).join(', ') || 'none'}` : 'trace its run first',
+        hint: traces.length || p.runId !== undefined ? `traces of it: ${s.traces.list({ transcriptId: t.id }).map((tr) => `run #${tr.runId} probe #${tr.probeId}`).join(', ') || 'none'}` : 'trace its run first',
       });
     }
     // The main trace: a trace by its run's own probe, the latest such; else the latest of any.
-    const isMain = (tr: (typeof traces)[number]) => int((s.getRun(tr.runId)?.config as Row | undefined)?.probeId) === tr.probeId;
+    const isMain = (tr: (typeof traces)[number]) => int((s.runs.get(tr.runId)?.config as Row | undefined)?.probeId) === tr.probeId;
     const main = candidates.filter(isMain).at(-1) ?? candidates.at(-1) ?? null;
     const sameRun = main ? traces.filter((tr) => tr.runId === main.runId) : [];
     const byProbe = new Map(sameRun.map((tr) => [tr.probeId, tr]));
     const perResid = [...byProbe.values()].sort((a, b) => a.residIndex - b.residIndex || a.probeId - b.probeId);
-    const run = s.getRun(t.runId)!;
-    const label = t.itemId !== null ? (s.getItem(t.itemId)?.label ?? null) : null;
+    const run = s.runs.get(t.runId)!;
+    const label = t.itemId !== null ? (s.datasets.item(t.itemId)?.label ?? null) : null;
     return { t, main, perResid, dir: modelDirOf(s, run), label };
   });
   const { t, main, perResid, dir, label } = data;
@@ -180,7 +180,7 @@ function cutTraces(s: ProjectStore, runId: number, probeId: number, label: strin
       )
       .map((r) => [Number(r.id), r]),
   );
-  return s.listTraces({ runId, probeId }).flatMap((tr) => {
+  return s.traces.list({ runId, probeId }).flatMap((tr) => {
     const m = meta.get(tr.transcriptId);
     if (!m || m.answerBoundary === null) return [];
     if (label !== undefined && ((m.label as string | null) ?? 'unlabelled') !== label) return [];
@@ -195,7 +195,7 @@ function averageOf(s: ProjectStore, runId: number, probeId: number | null, label
 
 export async function traceAverage(p: ParamsOf<'trace.average'>): Promise<ResultOf<'trace.average'>> {
   return withReader(p.project, (s) => {
-    const run = s.requireRun(p.runId);
+    const run = s.runs.require(p.runId);
     const { probeId } = pickProbe(s, run, p.probeId);
     return { runId: run.id, probeId, label: p.label ?? null, ...averageOf(s, run.id, probeId, p.label, p.points) };
   });
@@ -212,8 +212,8 @@ function ranking(scoresArr: Float32Array, layers: number, heads: number) {
 
 export async function headsMap({ project, runId, transcriptId }: ParamsOf<'heads.map'>): Promise<ResultOf<'heads.map'>> {
   const data = withReader(project, (s) => {
-    const run = s.requireRun(runId, 'heads');
-    const maps = s.listHeadMaps(runId);
+    const run = s.runs.require(runId, 'heads');
+    const maps = s.headMaps.list(runId);
     const transcriptIds = maps.flatMap((m) => (m.transcriptId === null ? [] : [m.transcriptId]));
     let map: HeadMapRow | undefined;
     if (transcriptId !== undefined) {
@@ -229,7 +229,7 @@ export async function headsMap({ project, runId, transcriptId }: ParamsOf<'heads
       if (!map) throw new CliffscopeError('bad-argument', `heads run #${runId} has no averaged map yet (it is ${run.status})`, { file: s.file, hint: 'finish (or resume) the run, or pick one transcript' });
     }
     const summary = transcriptId === undefined ? summaryOf(runReport(s, runId), 'heads') : null;
-    const tokenIds = map.perToken && map.transcriptId !== null ? Array.from(s.getTranscript(map.transcriptId)?.tokenIds ?? []) : null;
+    const tokenIds = map.perToken && map.transcriptId !== null ? Array.from(s.transcripts.get(map.transcriptId)?.tokenIds ?? []) : null;
     return { map, transcriptIds, summary, tokenIds, dir: modelDirOf(s, run) };
   });
   const { map, transcriptIds, summary, tokenIds, dir } = data;
@@ -255,9 +255,9 @@ export async function headsMap({ project, runId, transcriptId }: ParamsOf<'heads
 
 export async function sweepCellsHandler({ project, runId }: ParamsOf<'sweep.cells'>): Promise<ResultOf<'sweep.cells'>> {
   return withReader(project, (s) => {
-    const run = s.requireRun(runId, 'ablate');
+    const run = s.runs.require(runId, 'ablate');
     const shape = modelShape(s, run);
-    return { runId, totalHeads: shape ? shape.layers * shape.heads : null, cells: s.listSweepCells(runId).map(sweepCell) };
+    return { runId, totalHeads: shape ? shape.layers * shape.heads : null, cells: s.sweeps.cells(runId).map(sweepCell) };
   });
 }
 
@@ -267,7 +267,7 @@ export async function transcriptsList(p: ParamsOf<'transcripts.list'>): Promise<
   const offset = p.offset ?? 0;
   const limit = p.limit ?? 100;
   const data = withReader(p.project, (s) => {
-    const run = s.requireRun(p.runId);
+    const run = s.runs.require(p.runId);
     const fromRunId = transcriptRunOf(s, run);
     const filter = p.headScaleKey === undefined ? '' : ' AND head_scale_key IS @key';
     const named = { run: fromRunId, key: p.headScaleKey ?? null, limit, offset };
@@ -276,15 +276,15 @@ export async function transcriptsList(p: ParamsOf<'transcripts.list'>): Promise<
     const ids = s.query(`SELECT id FROM transcripts WHERE run_id = @run${filter} ORDER BY id LIMIT @limit OFFSET @offset`, params).map((r) => Number(r.id));
     const mainProbe = int((run.config as Row).probeId);
     const rows = ids.map((id) => {
-      const t = s.getTranscript(id)!;
-      const label = t.itemId !== null ? (s.getItem(t.itemId)?.label ?? null) : null;
-      const verdicts = s.listVerdicts({ transcriptId: id }).map((v) => ({ runId: v.runId, judge: v.judge, verdict: v.verdict, harmful: v.harmful }));
-      const traces = s.listTraces({ transcriptId: id });
+      const t = s.transcripts.get(id)!;
+      const label = t.itemId !== null ? (s.datasets.item(t.itemId)?.label ?? null) : null;
+      const verdicts = s.verdicts.list({ transcriptId: id }).map((v) => ({ runId: v.runId, judge: v.judge, verdict: v.verdict, harmful: v.harmful }));
+      const traces = s.traces.list({ transcriptId: id });
       const rank = (tr: (typeof traces)[number]) => (tr.runId === run.id ? 4 : 0) + (tr.runId === fromRunId ? 2 : 0) + (tr.probeId === mainProbe ? 1 : 0);
       const best = traces.reduce<(typeof traces)[number] | null>((b, tr) => (b === null || rank(tr) >= rank(b) ? tr : b), null);
       return { t, label, verdicts, final: best ? num(best.final) : undefined };
     });
-    return { fromRunId, total, rows, dir: modelDirOf(s, s.getRun(fromRunId)!) };
+    return { fromRunId, total, rows, dir: modelDirOf(s, s.runs.get(fromRunId)!) };
   });
   const tok = data.dir ? await tokenizerFor(data.dir) : null;
   return {
@@ -323,13 +323,13 @@ export async function transcriptsList(p: ParamsOf<'transcripts.list'>): Promise<
 
 function selectionRows(s: ProjectStore, run: RunRow, selectedOnly: boolean) {
   const probeId = int((run.config as Row).probeId);
-  const traces = new Map(s.listTraces({ runId: run.id, ...(probeId !== null ? { probeId } : {}) }).map((tr) => [tr.transcriptId, tr]));
-  return s.listSelections(run.id, { selectedOnly }).map((sel) => {
+  const traces = new Map(s.traces.list({ runId: run.id, ...(probeId !== null ? { probeId } : {}) }).map((tr) => [tr.transcriptId, tr]));
+  return s.selections.list(run.id, { selectedOnly }).map((sel) => {
     const tr = sel.transcriptId !== null ? traces.get(sel.transcriptId) : undefined;
     return {
       itemId: sel.itemId,
       transcriptId: sel.transcriptId,
-      prompt: s.getItem(sel.itemId)?.prompt ?? '',
+      prompt: s.datasets.item(sel.itemId)?.prompt ?? '',
       score: num(sel.score),
       rank: sel.rank,
       selected: sel.selected,
@@ -342,7 +342,7 @@ function selectionRows(s: ProjectStore, run: RunRow, selectedOnly: boolean) {
 /** Write the selected samples for fine-tuning, with provenance; the dataset's own text, the model's think markers. */
 export async function selectionExport(p: ParamsOf<'selection.export'>): Promise<ResultOf<'selection.export'>> {
   const { dir, run } = withReader(p.project, (s) => {
-    const r = s.requireRun(p.runId, 'select');
+    const r = s.runs.require(p.runId, 'select');
     return { dir: modelDirOf(s, r), run: r };
   });
   const tok = dir ? await tokenizerFor(dir) : null;
@@ -356,7 +356,7 @@ export async function selectionExport(p: ParamsOf<'selection.export'>): Promise<
 
 export async function selectionList(p: ParamsOf<'selection.list'>): Promise<ResultOf<'selection.list'>> {
   return withReader(p.project, (s) => {
-    const run = s.requireRun(p.runId, 'select');
+    const run = s.runs.require(p.runId, 'select');
     const all = selectionRows(s, run, p.selectedOnly ?? false);
     const summary = summaryOf(runReport(s, run.id), 'select');
     const offset = p.offset ?? 0;
@@ -375,14 +375,14 @@ export async function selectionList(p: ParamsOf<'selection.list'>): Promise<Resu
 
 export async function probeList({ project, modelId }: ParamsOf<'probe.list'>): Promise<ResultOf<'probe.list'>> {
   return withReader(project, (s) => {
-    if (modelId !== undefined && !s.getModel(modelId)) throw new CliffscopeError('bad-argument', `${s.file} has no model #${modelId}`, { file: s.file });
-    return { probes: s.listProbes(modelId !== undefined ? { modelId } : {}).map((p) => probeSummary(p)) };
+    if (modelId !== undefined && !s.models.get(modelId)) throw new CliffscopeError('bad-argument', `${s.file} has no model #${modelId}`, { file: s.file });
+    return { probes: s.probes.list(modelId !== undefined ? { modelId } : {}).map((p) => probeSummary(p)) };
   });
 }
 
 export async function probeGet({ project, probeId, weights }: ParamsOf<'probe.get'>): Promise<ResultOf<'probe.get'>> {
   return withReader(project, (s) => {
-    const p = s.requireProbe(probeId);
+    const p = s.probes.require(probeId);
     return {
       probe: probeSummary(p, true),
       bias: p.bias,
@@ -401,7 +401,7 @@ export async function compareRuns({ project, runIds }: ParamsOf<'compare.runs'>)
     seen.add(id);
   });
   return withReader(project, (s) => {
-    const runs = runIds.map((id) => s.requireRun(id));
+    const runs = runIds.map((id) => s.runs.require(id));
     const firstOfKind = new Map<string, Map<string, number | null>>();
     return {
       runs: runs.map((run) => {
@@ -418,10 +418,10 @@ export async function compareRuns({ project, runIds }: ParamsOf<'compare.runs'>)
         };
         if (run.kind === 'trace') entry.average = averageOf(s, run.id, pickProbe(s, run, undefined).probeId, undefined);
         if (run.kind === 'heads') {
-          const avg = s.listHeadMaps(run.id, { transcriptId: null })[0];
+          const avg = s.headMaps.list(run.id, { transcriptId: null })[0];
           if (avg) entry.headsMap = { layers: avg.layers, heads: avg.heads, scores: scores(avg.scores) };
         }
-        if (run.kind === 'ablate') entry.cells = s.listSweepCells(run.id).map(sweepCell);
+        if (run.kind === 'ablate') entry.cells = s.sweeps.cells(run.id).map(sweepCell);
         return entry;
       }),
     };
@@ -453,9 +453,9 @@ export async function tableCsv({ project, query, runId }: ParamsOf<'table.csv'>)
   }
   const rows = withReader(project, (s): Row[] => {
     if (query === 'runs') {
-      return s.listRuns().map((r) => ({ ...runSummary(r), config: r.config }));
+      return s.runs.list().map((r) => ({ ...runSummary(r), config: r.config }));
     }
-    const run = s.requireRun(runId!, RUN_TABLE_KINDS[query]);
+    const run = s.runs.require(runId!, RUN_TABLE_KINDS[query]);
     switch (query) {
       case 'traces':
         return s.query(
@@ -467,11 +467,11 @@ export async function tableCsv({ project, query, runId }: ParamsOf<'table.csv'>)
           [run.id],
         );
       case 'heads':
-        return s.listHeadMaps(run.id).flatMap((m) =>
+        return s.headMaps.list(run.id).flatMap((m) =>
           Array.from(m.scores, (score, i) => ({ transcriptId: m.transcriptId, layer: Math.floor(i / m.heads), head: i % m.heads, score })),
         );
       case 'cells':
-        return s.listSweepCells(run.id).map((c) => {
+        return s.sweeps.cells(run.id).map((c) => {
           const cell = sweepCell(c);
           return { key: cell.key, control: cell.control, k: cell.k, fraction: cell.fraction, gamma: cell.gamma, seed: cell.seed, heads: cell.heads.map(([l, h]) => `L${l}H${h}`).join(' '), ...(cell.metrics ?? {}) };
         });

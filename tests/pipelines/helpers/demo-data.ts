@@ -10,5 +10,5 @@ export function importDemo(store: ProjectStore, name: string, file: 'prompts.jso
   const source = path.join(demoResourcesDir(), file);
   const read = readDatasetFile(source);
   const items = (label ? read.items.filter((i) => i.label === label) : read.items).map((item, idx) => ({ ...item, idx }));
-  return store.addDataset(name, { ...read, items }, source);
+  return store.datasets.add(name, { ...read, items }, source);
 }

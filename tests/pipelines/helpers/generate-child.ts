@@ -24,7 +24,7 @@ const id = await runGenerate({
     if (!announced) {
       // The first call comes right after the run was started (0 done): the newest generate run is ours.
       announced = true;
-      process.stdout.write(`run ${store.listRuns({ kind: 'transcripts' }).at(-1)!.id}\n`);
+      process.stdout.write(`run ${store.runs.list({ kind: 'transcripts' }).at(-1)!.id}\n`);
       return;
     }
     process.stdout.write(`committed ${done}\n`);

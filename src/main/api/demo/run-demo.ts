@@ -47,22 +47,22 @@ export interface DemoOptions {
 
 /** Import `name` from a demo resource (optionally only rows with `label`), unless the project already has it. */
 function demoDataset(store: ProjectStore, name: string, file: string, label?: string): DatasetRow {
-  const existing = store.findDataset(name);
+  const existing = store.datasets.find(name);
   if (existing) return existing;
   const read = readDatasetFile(file);
   const items = (label ? read.items.filter((i) => i.label === label) : read.items).map((item, idx) => ({ ...item, idx }));
-  return store.addDataset(name, { ...read, items }, file);
+  return store.datasets.add(name, { ...read, items }, file);
 }
 
 /** The latest finished demo run of a kind (and run name), if the project has one. */
 function finished(store: ProjectStore, kind: RunKind, name: string): number | null {
-  const runs = store.listRuns({ kind, status: 'done' }).filter((r) => r.name === name);
+  const runs = store.runs.list({ kind, status: 'done' }).filter((r) => r.name === name);
   return runs.length ? runs[runs.length - 1]!.id : null;
 }
 
 /** An unfinished demo run of a kind (and run name) to resume (interrupted, failed or cancelled), if any. */
 function unfinished(store: ProjectStore, kind: RunKind, name: string): number | undefined {
-  return store.listRuns({ kind }).filter((r) => r.name === name && r.status !== 'done' && r.status !== 'running').at(-1)?.id;
+  return store.runs.list({ kind }).filter((r) => r.name === name && r.status !== 'done' && r.status !== 'running').at(-1)?.id;
 }
 
 export async function runDemo(opts: DemoOptions): Promise<DemoReport> {

@@ -125,7 +125,7 @@ Options:
       printJsonOr(values.json, rows, rows.map((d) => `#${d.id} ${d.name}: ${d.items} items${d.rejected ? `, ${d.rejected} rejected` : ''} (${d.source ?? '—'})`).join('\n') || 'no datasets');
     } else if (action === 'rejected') {
       const rejected = withReader(project, (s) => {
-        const d = file ? s.findDataset(file) : null;
+        const d = file ? s.datasets.find(file) : null;
         if (!d) throw new CliffscopeError('bad-argument', `no dataset "${file}" in ${project}`);
         return d.rejected;
       });

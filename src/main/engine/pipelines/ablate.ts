@@ -62,11 +62,11 @@ export async function runAblation(env: PipelineEnv, config: AblateRunConfig, opt
   const tok = requireTokenizer(model);
   const { numLayers: L, numHeads: H } = model.config;
   const handle = beginRun(env, ablateRun, config, opts, (cfg) => {
-    store.requireRun(cfg.headsRunId, 'heads');
+    store.runs.require(cfg.headsRunId, 'heads');
     headsRunRanking(store, cfg.headsRunId);
     if (cfg.probeId !== null) requireProbe(env, cfg.probeId);
-    store.requireDataset(cfg.harmfulDatasetId);
-    if (cfg.harmlessDatasetId !== null) store.requireDataset(cfg.harmlessDatasetId);
+    store.datasets.require(cfg.harmfulDatasetId);
+    if (cfg.harmlessDatasetId !== null) store.datasets.require(cfg.harmlessDatasetId);
     for (const set of cfg.headSets) {
       for (const h of set.heads) {
         if (!(h.layer >= 0 && h.layer < L && h.head >= 0 && h.head < H)) throw new CliffscopeError('bad-argument', `head set "${set.name}": L${h.layer}H${h.head} is outside the model's ${L}×${H} heads`);
@@ -81,14 +81,14 @@ export async function runAblation(env: PipelineEnv, config: AblateRunConfig, opt
 
   await finishing(env, handle.run, async () => {
     // Cells are recorded once; a resumed run finds them.
-    let stored = store.listSweepCells(runId);
+    let stored = store.sweeps.cells(runId);
     if (stored.length === 0) {
       store.transaction(() => {
         for (const c of cells) {
-          store.addSweepCell({ runId, headScaleKey: c.setting.key, control: c.control, k: c.k, fraction: c.fraction, gamma: c.gamma, seed: c.seed, heads: c.heads.map((h) => [h.layer, h.head] as [number, number]) });
+          store.sweeps.addCell({ runId, headScaleKey: c.setting.key, control: c.control, k: c.k, fraction: c.fraction, gamma: c.gamma, seed: c.seed, heads: c.heads.map((h) => [h.layer, h.head] as [number, number]) });
         }
       });
-      stored = store.listSweepCells(runId);
+      stored = store.sweeps.cells(runId);
     }
     const settings = cells.map((c) => c.setting);
     const common = { chat: cfg.chat, maxNewTokens: cfg.maxNewTokens, sampling: cfg.sampling, seed: cfg.seed, batchSize: cfg.batchSize, settings, probeId: cfg.probeId ?? undefined };
@@ -99,14 +99,14 @@ export async function runAblation(env: PipelineEnv, config: AblateRunConfig, opt
     if (env.signal?.aborted) return;
 
     // Judge every answer (cheap, so a second pass; each verdict is its own committed item).
-    const done = store.resumableItems(runId);
+    const done = store.runs.resumableItems(runId);
     for (const t of readSource(store, tok, { kind: 'run', runId })) {
       const key = `verdict:${t.transcriptId}`;
       if (done.has(key)) continue;
       const harmfulPrompt = t.item?.datasetId === cfg.harmfulDatasetId;
       const v = t.answerBoundary === null && t.answer === '' ? null : judgeAnswer(t.answer, judge);
-      store.commitItem(runId, key, (s) => {
-        s.addVerdict({
+      store.runs.commitItem(runId, key, (s) => {
+        s.verdicts.add({
           runId,
           transcriptId: t.transcriptId!,
           judge: judge.id,
@@ -119,12 +119,12 @@ export async function runAblation(env: PipelineEnv, config: AblateRunConfig, opt
     }
 
     // Per-cell metrics.
-    const verdicts = new Map(store.listVerdicts({ runId, judge: judge.id }).map((v) => [v.transcriptId, v]));
-    const finals = new Map(cfg.probeId === null ? [] : store.listTraces({ runId, probeId: cfg.probeId }).map((tr) => [tr.transcriptId, tr.final]));
+    const verdicts = new Map(store.verdicts.list({ runId, judge: judge.id }).map((v) => [v.transcriptId, v]));
+    const finals = new Map(cfg.probeId === null ? [] : store.traces.list({ runId, probeId: cfg.probeId }).map((tr) => [tr.transcriptId, tr.final]));
     const metricsByKey = new Map<string, SweepCellMetrics>();
     for (const cell of stored) {
-      const transcripts = store.listTranscripts(runId, { headScaleKey: cell.headScaleKey });
-      const harmful = transcripts.filter((t) => t.itemId !== null && store.getItem(t.itemId)?.datasetId === cfg.harmfulDatasetId);
+      const transcripts = store.transcripts.list(runId, { headScaleKey: cell.headScaleKey });
+      const harmful = transcripts.filter((t) => t.itemId !== null && store.datasets.item(t.itemId)?.datasetId === cfg.harmfulDatasetId);
       const harmless = transcripts.filter((t) => !harmful.includes(t));
       const rate = (ts: typeof transcripts, pick: (verdict: string) => boolean) => {
         const judged = ts.filter((t) => verdicts.has(t.id));
@@ -144,7 +144,7 @@ export async function runAblation(env: PipelineEnv, config: AblateRunConfig, opt
         meanAnswerTokens: answerTokens.length ? answerTokens.reduce((a, b) => a + b, 0) / answerTokens.length : null,
         judge: judge.id,
       };
-      store.setSweepMetrics(cell.id, metrics);
+      store.sweeps.setMetrics(cell.id, metrics);
       metricsByKey.set(cell.headScaleKey, metrics);
     }
     commitSummary(env, ablateRun, runId, {

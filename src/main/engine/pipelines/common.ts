@@ -59,7 +59,7 @@ export function runVersions(model: LoadedModel): JsonObject {
 
 /** The model's row in the project (added on first use; same weights + compile options = same row). */
 export function registerModel(store: ProjectStore, model: LoadedModel): ModelRow {
-  return store.addModel({
+  return store.models.add({
     path: model.checkpoint.dir,
     contentHash: model.compiled.modelHash,
     config: { ...model.config },
@@ -95,14 +95,14 @@ export function storedConfig<Cfg>(store: ProjectStore, kind: StoredKind<Cfg, unk
  */
 export function beginRun<Cfg extends object>(env: PipelineEnv, kind: StoredKind<Cfg, unknown>, config: Cfg, opts: RunOptions, validate?: (config: Cfg) => void): RunHandle<Cfg> {
   if (opts.resume !== undefined) {
-    const existing = env.store.requireRun(opts.resume, kind.kind);
+    const existing = env.store.runs.require(opts.resume, kind.kind);
     const stored = storedConfig(env.store, kind, existing);
     registerModel(env.store, env.model);
-    const { run, done } = env.store.resumeRun(existing.id, env.model.compiled.modelHash);
+    const { run, done } = env.store.runs.resume(existing.id, env.model.compiled.modelHash);
     try {
       validate?.(stored);
     } catch (e) {
-      env.store.finishRun(run.id, 'failed', isCliffscopeError(e) ? e.describe() : String((e as Error)?.message ?? e));
+      env.store.runs.finish(run.id, 'failed', isCliffscopeError(e) ? e.describe() : String((e as Error)?.message ?? e));
       throw e;
     }
     env.log?.(`resuming run #${run.id}: ${done.size} item(s) already done`);
@@ -110,13 +110,13 @@ export function beginRun<Cfg extends object>(env: PipelineEnv, kind: StoredKind<
   }
   validate?.(config);
   const model = registerModel(env.store, env.model);
-  const run = env.store.startRun({ kind: kind.kind, name: opts.name ?? null, ...kind.links(config), config: { ...config }, modelId: model.id, versions: runVersions(env.model) });
+  const run = env.store.runs.start({ kind: kind.kind, name: opts.name ?? null, ...kind.links(config), config: { ...config }, modelId: model.id, versions: runVersions(env.model) });
   return { run, done: new Set(), config };
 }
 
 /** A probe that exists and fits the model (its width is the model's residual width). */
 export function requireProbe(env: PipelineEnv, probeId: number): ProbeRow {
-  const p = env.store.requireProbe(probeId);
+  const p = env.store.probes.require(probeId);
   const d = env.model.config.hiddenSize;
   if (p.weights.length !== d) {
     throw new CliffscopeError('bad-argument', `probe #${probeId} has width ${p.weights.length}; this model's residual stream has ${d}`, {
@@ -127,8 +127,8 @@ export function requireProbe(env: PipelineEnv, probeId: number): ProbeRow {
 }
 
 export function requireSource(env: PipelineEnv, source: TranscriptSource): void {
-  if (source.kind === 'run') env.store.requireRun(source.runId);
-  else env.store.requireDataset(source.datasetId);
+  if (source.kind === 'run') env.store.runs.require(source.runId);
+  else env.store.datasets.require(source.datasetId);
 }
 
 /** Run `body`, then mark the run done, cancelled (signal) or failed (with the error), and rethrow failures. */
@@ -136,18 +136,18 @@ export async function finishing<T>(env: PipelineEnv, run: RunRow, body: () => Pr
   try {
     const result = await body();
     if (env.signal?.aborted) {
-      env.store.finishRun(run.id, 'cancelled', 'cancelled by the user; finished items are kept');
-      throw new CliffscopeError('cancelled', `run #${run.id} was cancelled; ${env.store.resumableItems(run.id).size} finished item(s) are kept`, {
+      env.store.runs.finish(run.id, 'cancelled', 'cancelled by the user; finished items are kept');
+      throw new CliffscopeError('cancelled', `run #${run.id} was cancelled; ${env.store.runs.resumableItems(run.id).size} finished item(s) are kept`, {
         hint: `resume it with --resume ${run.id}`,
       });
     }
-    env.store.finishRun(run.id, 'done');
+    env.store.runs.finish(run.id, 'done');
     return result;
   } catch (e) {
-    const current = env.store.getRun(run.id);
+    const current = env.store.runs.get(run.id);
     if (current?.status === 'running') {
-      if (env.signal?.aborted) env.store.finishRun(run.id, 'cancelled', 'cancelled by the user; finished items are kept');
-      else env.store.finishRun(run.id, 'failed', isCliffscopeError(e) ? e.describe() : String((e as Error)?.stack ?? e));
+      if (env.signal?.aborted) env.store.runs.finish(run.id, 'cancelled', 'cancelled by the user; finished items are kept');
+      else env.store.runs.finish(run.id, 'failed', isCliffscopeError(e) ? e.describe() : String((e as Error)?.stack ?? e));
     }
     throw e;
   }
@@ -160,15 +160,15 @@ export function checkCancelled(env: PipelineEnv): boolean {
 /** A run's headline numbers, checked against its kind's summary schema and stored as the item `summary`. */
 export function commitSummary<Sum>(env: PipelineEnv, kind: StoredKind<unknown, Sum>, runId: number, summary: Sum): void {
   // A run resumed after its summary was written (but before it was marked done) already has it.
-  if (env.store.resumableItems(runId).has('summary')) return;
+  if (env.store.runs.resumableItems(runId).has('summary')) return;
   // NaN (a metric with nothing to average) is stored as null: check what will be read back.
   const checked = kind.summary.parse(jsonSafe(summary));
-  env.store.commitItem(runId, 'summary', () => checked);
+  env.store.runs.commitItem(runId, 'summary', () => checked);
 }
 
 /** A run's stored headline numbers as its kind's typed summary; null before the run finishes. */
 export function readSummary<Sum>(store: ProjectStore, kind: StoredKind<unknown, Sum>, runId: number): Sum | null {
-  const item = store.runItems(runId).find((i) => i.key === 'summary' && i.status === 'done');
+  const item = store.runs.items(runId).find((i) => i.key === 'summary' && i.status === 'done');
   if (!item) return null;
   const parsed = kind.summary.safeParse(item.payload);
   if (parsed.success) return parsed.data;

@@ -64,19 +64,19 @@ export async function runHeads(env: PipelineEnv, config: HeadsRunConfig, opts: R
         const rmsAll = positions.map((_, k) => rmsOf(out.resid.get(L)!, cfgModel.rmsNormEps, k * d, d));
         const scores = attributeHeads({ readouts, zAt: (l) => out.z.get(l)!.subarray(at * w, (at + 1) * w), rms: rmsAll[at] });
         const perToken = cfg.perToken ? attributeHeadsOverTokens({ readouts, zRows: (l) => out.z.get(l)!, tokens: positions.length, rms: rmsAll }) : null;
-        store.commitItem(handle.run.id, t.key, (s) => {
+        store.runs.commitItem(handle.run.id, t.key, (s) => {
           const transcriptId = ensureTranscriptRow(s, handle.run.id, t, tok);
-          s.addHeadMap({ runId: handle.run.id, transcriptId, probeId: probe.id, positionRule: 'answer-boundary', layers, heads: H, scores, tokens: perToken ? positions.length : null, perToken });
+          s.headMaps.add({ runId: handle.run.id, transcriptId, probeId: probe.id, positionRule: 'answer-boundary', layers, heads: H, scores, tokens: perToken ? positions.length : null, perToken });
           return { transcriptId };
         });
       }
       env.onProgress?.(++finished, transcripts.length, 'transcripts');
     }
-    const maps = store.listHeadMaps(handle.run.id).filter((m) => m.transcriptId !== null);
+    const maps = store.headMaps.list(handle.run.id).filter((m) => m.transcriptId !== null);
     const { mean, std, count } = averageAttributions(maps.map((m) => m.scores));
-    if (!store.resumableItems(handle.run.id).has('average')) {
-      store.commitItem(handle.run.id, 'average', (s) => {
-        s.addHeadMap({ runId: handle.run.id, transcriptId: null, probeId: probe.id, positionRule: 'answer-boundary', layers, heads: H, scores: mean });
+    if (!store.runs.resumableItems(handle.run.id).has('average')) {
+      store.runs.commitItem(handle.run.id, 'average', (s) => {
+        s.headMaps.add({ runId: handle.run.id, transcriptId: null, probeId: probe.id, positionRule: 'answer-boundary', layers, heads: H, scores: mean });
       });
     }
     const ranking = rankHeads(mean, layers, H);
@@ -96,7 +96,7 @@ export async function runHeads(env: PipelineEnv, config: HeadsRunConfig, opts: R
 
 /** The averaged [layers × heads] map of a finished heads run, and its ranking. */
 export function headsRunRanking(store: ProjectStore, runId: number) {
-  const avg = store.listHeadMaps(runId, { transcriptId: null })[0];
+  const avg = store.headMaps.list(runId, { transcriptId: null })[0];
   if (!avg) throw new CliffscopeError('bad-argument', `run #${runId} has no averaged head map (is it a finished heads run?)`);
   return { map: avg, ranking: rankHeads(avg.scores, avg.layers, avg.heads) };
 }

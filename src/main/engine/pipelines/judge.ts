@@ -21,20 +21,20 @@ export async function runJudge(env: PipelineEnv, config: JudgeRunConfig, opts: R
   const { store, model } = env;
   const tok = requireTokenizer(model);
   const handle = beginRun(env, judgeRun, config, opts, (cfg) => {
-    store.requireRun(cfg.runId);
-    if (cfg.harmfulDatasetId !== null) store.requireDataset(cfg.harmfulDatasetId);
+    store.runs.require(cfg.runId);
+    if (cfg.harmfulDatasetId !== null) store.datasets.require(cfg.harmfulDatasetId);
     if (cfg.judge.kind === 'guard' && !opts.guard && !env.loadModel) throw new CliffscopeError('bad-argument', 'a guard judge needs the guard model loaded');
-    if (cfg.judge.kind === 'probe') store.requireProbe(cfg.judge.probeId);
+    if (cfg.judge.kind === 'probe') store.probes.require(cfg.judge.probeId);
   });
   const cfg = handle.config;
   const guardModel = cfg.judge.kind === 'guard' ? (opts.guard ?? (await env.loadModel!(cfg.judge.modelDir))) : undefined;
-  const judged = store.requireRun(cfg.runId);
+  const judged = store.runs.require(cfg.runId);
   const harmfulDataset = cfg.harmfulDatasetId ?? judged.datasetId;
   const spec = cfg.judge;
 
   await finishing(env, handle.run, async () => {
     const transcripts = readSource(store, tok, { kind: 'run', runId: cfg.runId });
-    const finals = spec.kind === 'probe' ? new Map(store.listTraces({ probeId: spec.probeId }).map((t) => [t.transcriptId, t.final])) : new Map<number, number | null>();
+    const finals = spec.kind === 'probe' ? new Map(store.traces.list({ probeId: spec.probeId }).map((t) => [t.transcriptId, t.final])) : new Map<number, number | null>();
     const id =
       spec.kind === 'keyword' ? judgeFor(spec.list).id : spec.kind === 'probe' ? probeJudge(String(spec.probeId), spec.threshold).id : guardJudge(guardModel!.compiled.modelHash, { maxChars: spec.maxChars }).id;
     let finished = 0;
@@ -63,13 +63,13 @@ export async function runJudge(env: PipelineEnv, config: JudgeRunConfig, opts: R
           complied = verdict === 'unsafe';
           detail = { output: text };
         }
-        store.commitItem(handle.run.id, key, (s) => {
-          s.addVerdict({ runId: handle.run.id, transcriptId: t.transcriptId!, judge: id, verdict, harmful: attack ? complied : null, detail });
+        store.runs.commitItem(handle.run.id, key, (s) => {
+          s.verdicts.add({ runId: handle.run.id, transcriptId: t.transcriptId!, judge: id, verdict, harmful: attack ? complied : null, detail });
         });
       }
       env.onProgress?.(++finished, transcripts.length, 'answers');
     }
-    const asr = store.attackSuccessRate(handle.run.id, id);
+    const asr = store.verdicts.attackSuccessRate(handle.run.id, id);
     commitSummary(env, judgeRun, handle.run.id, { judge: id, judged: asr.judged, harmful: asr.harmful, asr: asr.rate });
   });
   return handle.run.id;

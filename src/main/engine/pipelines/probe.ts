@@ -76,7 +76,7 @@ export async function runProbeTraining(env: PipelineEnv, config: ProbeRunConfig,
       const out = await teacherForce(model.session, s.t.ids.slice(0, s.position + 1), { residLayers: residIndices, positions: [s.position] });
       const features: Record<string, string> = {};
       for (const r of residIndices) features[String(r)] = encodeFloats(out.resid.get(r)!);
-      store.commitItem(handle.run.id, s.key, () => ({ label: s.label, features }));
+      store.runs.commitItem(handle.run.id, s.key, () => ({ label: s.label, features }));
       env.onProgress?.(++finished, total, 'features');
     }
     return trainFromFeatures(env, handle.run.id, cfg, residIndices, samples.map((s) => s.t), skipped);
@@ -98,7 +98,7 @@ function trainFromFeatures(
 ): ProbeRunResult {
   const { store, model } = env;
   const d = model.config.hiddenSize;
-  const items = store.runItems(runId).filter((i) => i.status === 'done' && i.key !== 'summary');
+  const items = store.runs.items(runId).filter((i) => i.status === 'done' && i.key !== 'summary');
   const labels = Uint8Array.from(items.map((i) => (i.payload as { label: number }).label));
   const featuresByLayer = new Map<number, Float32Array>();
   for (const l of residIndices) {
@@ -111,9 +111,9 @@ function trainFromFeatures(
     residIndices.length === 1
       ? [{ residIndex: residIndices[0]!, probe: trainProbe(featuresByLayer.get(residIndices[0]!)!, labels, d, options) }]
       : sweepLayers(featuresByLayer, labels, d, options).layers.map((e) => ({ residIndex: e.layer, probe: e.probe }));
-  const modelRow = store.findModelsByHash(model.compiled.modelHash)[0]!;
+  const modelRow = store.models.findByHash(model.compiled.modelHash)[0]!;
   const probes = trained.map(({ residIndex, probe }) => {
-    const row = store.addProbe({
+    const row = store.probes.add({
       modelId: modelRow.id,
       runId,
       name: residIndices.length === 1 ? cfg.name : `${cfg.name}/resid-${residIndex}`,

@@ -31,9 +31,9 @@ export async function runSelect(env: PipelineEnv, config: SelectRunConfig, opts:
   const tok = requireTokenizer(model);
   const d = model.config.hiddenSize;
   const handle = beginRun(env, selectRun, config, opts, (cfg) => {
-    store.requireDataset(cfg.datasetId);
+    store.datasets.require(cfg.datasetId);
     requireProbe(env, cfg.probeId);
-    if (!store.datasetItems(cfg.datasetId).some((i) => i.response !== null)) {
+    if (!store.datasets.items(cfg.datasetId).some((i) => i.response !== null)) {
       throw new CliffscopeError('bad-dataset', `dataset #${cfg.datasetId} has no responses to score`, { hint: 'map a response column when importing (e.g. --map response=response)' });
     }
   });
@@ -53,25 +53,25 @@ export async function runSelect(env: PipelineEnv, config: SelectRunConfig, opts:
         const out = await teacherForce(model.session, t.ids, { residLayers: [probe.residIndex] });
         const scores = scoreRows(probe, out.resid.get(probe.residIndex)!, d);
         const m = traceMetrics(scores, { thinkingStart: t.thinkingStart, thinkingEnd: t.thinkingEnd, answerBoundary: t.answerBoundary, generatedStart: t.promptLength });
-        store.commitItem(handle.run.id, t.key, (s) => {
+        store.runs.commitItem(handle.run.id, t.key, (s) => {
           const transcriptId = ensureTranscriptRow(s, handle.run.id, t, tok);
-          s.addTrace({ runId: handle.run.id, transcriptId, probeId: probe.id, residIndex: probe.residIndex, scores, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, cliffWidth: m.dropWidth });
+          s.traces.add({ runId: handle.run.id, transcriptId, probeId: probe.id, residIndex: probe.residIndex, scores, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, cliffWidth: m.dropWidth });
           return { transcriptId, itemId: t.item!.id, ms: m.ms, final: m.final, answerHasRefusal: judgeAnswer(t.answer, GCG_JUDGE).verdict === 'refusal' };
         });
       }
       env.onProgress?.(++finished, withResponse.length, 'samples');
     }
 
-    const scored = store.runItems(handle.run.id).filter((i) => i.status === 'done' && i.key.startsWith('i')).map((i) => i.payload as { transcriptId: number; itemId: number; ms: number | null; final: number | null; answerHasRefusal: boolean });
+    const scored = store.runs.items(handle.run.id).filter((i) => i.status === 'done' && i.key.startsWith('i')).map((i) => i.payload as { transcriptId: number; itemId: number; ms: number | null; final: number | null; answerHasRefusal: boolean });
     const result = selectSamples(
       scored.map((s) => ({ id: String(s.itemId), ms: s.ms, final: s.final, answerHasRefusal: s.answerHasRefusal })),
       { variant: cfg.variant, fraction: cfg.fraction, seed: cfg.seed },
     );
-    if (!store.resumableItems(handle.run.id).has('selection')) {
-      store.commitItem(handle.run.id, 'selection', (s) => {
+    if (!store.runs.resumableItems(handle.run.id).has('selection')) {
+      store.runs.commitItem(handle.run.id, 'selection', (s) => {
         for (const r of result.ranked) {
           const sample = scored[r.index]!;
-          s.addSelection({ runId: handle.run.id, itemId: sample.itemId, transcriptId: sample.transcriptId, score: r.score, rank: r.rank, selected: r.selected });
+          s.selections.add({ runId: handle.run.id, itemId: sample.itemId, transcriptId: sample.transcriptId, score: r.score, rank: r.rank, selected: r.selected });
         }
       });
     }
@@ -93,13 +93,13 @@ export async function runSelect(env: PipelineEnv, config: SelectRunConfig, opts:
  * provenance sidecar and a dataset_info.json entry. Returns the paths written.
  */
 export function exportSelection(store: ProjectStore, runId: number, outDir: string, tok: Tokenizer): string[] {
-  const run = store.getRun(runId);
+  const run = store.runs.get(runId);
   if (!run || run.kind !== 'select') throw new CliffscopeError('bad-argument', `run #${runId} is not a select run`);
   if (run.status !== 'done') throw new CliffscopeError('bad-argument', `select run #${runId} is ${run.status}; export a finished selection`, { hint: `resume it with --resume ${runId}` });
-  const modelRow = run.modelId !== null ? store.getModel(run.modelId) : null;
+  const modelRow = run.modelId !== null ? store.models.get(run.modelId) : null;
   if (!modelRow) throw new CliffscopeError('bad-argument', `select run #${runId} records no model`);
   const cfg = storedConfig(store, selectRun, run);
-  const chosen = store.listSelections(runId, { selectedOnly: true });
+  const chosen = store.selections.list(runId, { selectedOnly: true });
   // The training text is the dataset's own response, split at the think markers as text: decoding the token ids
   // instead would pass it through the tokenizer (normalisation, unknown words, trimmed whitespace). Only a response
   // without a closing marker falls back to the decoded split (each dataset tokenized once).
@@ -122,7 +122,7 @@ export function exportSelection(store: ProjectStore, runId: number, outDir: stri
     return decoded.get(datasetId)!.get(itemId)!;
   };
   const samples = chosen.map((sel) => {
-    const item = store.getItem(sel.itemId)!;
+    const item = store.datasets.item(sel.itemId)!;
     const t = splitText(item.response) ?? decodedSplit(item.datasetId, item.id);
     return { id: String(item.id), prompt: item.prompt, thinking: t.thinking, answer: t.answer, rank: sel.rank ?? 0, score: sel.score };
   });

@@ -38,10 +38,10 @@ function decodeSpan(tok: Tokenizer, ids: number[], from: number | null, to: numb
 /** Every transcript of a source, in a stable order. */
 export function readSource(store: ProjectStore, tok: Tokenizer, source: TranscriptSource): SourceTranscript[] {
   if (source.kind === 'run') {
-    store.requireRun(source.runId);
-    return store.listTranscripts(source.runId, source.headScaleKey !== undefined ? { headScaleKey: source.headScaleKey } : {}).map((t) => {
+    store.runs.require(source.runId);
+    return store.transcripts.list(source.runId, source.headScaleKey !== undefined ? { headScaleKey: source.headScaleKey } : {}).map((t) => {
       const ids = Array.from(t.tokenIds);
-      const item = t.itemId !== null ? store.getItem(t.itemId) : null;
+      const item = t.itemId !== null ? store.datasets.item(t.itemId) : null;
       const answerStart = t.answerBoundary !== null ? t.answerBoundary + 1 : null;
       return {
         key: `t${t.id}`,
@@ -59,8 +59,8 @@ export function readSource(store: ProjectStore, tok: Tokenizer, source: Transcri
       };
     });
   }
-  store.requireDataset(source.datasetId);
-  return store.datasetItems(source.datasetId).map((item) => {
+  store.datasets.require(source.datasetId);
+  return store.datasets.items(source.datasetId).map((item) => {
     if (item.response === null) {
       // Prompt only: the prompt itself is the transcript (for last-prompt-token probes).
       const { ids, promptLength } = suppliedTranscriptIds(tok, item.prompt, '', source.chat);
@@ -89,7 +89,7 @@ export function readSource(store: ProjectStore, tok: Tokenizer, source: Transcri
 /** The stored transcript for a source transcript (creating it in `runId` when it came from a dataset). */
 export function ensureTranscriptRow(store: ProjectStore, runId: number, t: SourceTranscript, tok: Tokenizer): number {
   if (t.transcriptId !== null) return t.transcriptId;
-  return store.addTranscript({
+  return store.transcripts.add({
     runId,
     itemId: t.item?.id ?? null,
     prompt: t.prompt,

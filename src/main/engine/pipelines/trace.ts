@@ -46,13 +46,13 @@ export async function runTrace(env: PipelineEnv, config: TraceRunConfig, opts: R
       if (!handle.done.has(t.key)) {
         const out = await teacherForce(model.session, t.ids, { residLayers: residIndices });
         const span = { thinkingStart: t.thinkingStart, thinkingEnd: t.thinkingEnd, answerBoundary: t.answerBoundary, generatedStart: t.promptLength };
-        store.commitItem(handle.run.id, t.key, (s) => {
+        store.runs.commitItem(handle.run.id, t.key, (s) => {
           const transcriptId = ensureTranscriptRow(s, handle.run.id, t, tok);
           let main: TracedItem | null = null;
           for (const p of probes) {
             const scores = scoreRows(p, out.resid.get(p.residIndex)!, d);
             const m = traceMetrics(scores, span, cfg.options);
-            s.addTrace({ runId: handle.run.id, transcriptId, probeId: p.id, residIndex: p.residIndex, scores, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, cliffWidth: m.dropWidth });
+            s.traces.add({ runId: handle.run.id, transcriptId, probeId: p.id, residIndex: p.residIndex, scores, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, cliffWidth: m.dropWidth });
             if (p.id === cfg.probeId) main = { transcriptId, label: t.label, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, width: m.dropWidth };
           }
           return main;
@@ -68,7 +68,7 @@ export async function runTrace(env: PipelineEnv, config: TraceRunConfig, opts: R
 /** Means of I, I', MS (overall and per dataset label) and the tail-aligned average curve of the main probe. */
 export function summarizeTraces(env: PipelineEnv, runId: number, probeId: number): TraceRunSummary {
   const items = env.store
-    .runItems(runId)
+    .runs.items(runId)
     .filter((i) => i.status === 'done' && i.key !== 'summary')
     .map((i) => i.payload as TracedItem);
   const byLabel = new Map<string, TracedItem[]>();
@@ -86,8 +86,8 @@ export function summarizeTraces(env: PipelineEnv, runId: number, probeId: number
     meanWidth: meanOf(rows, (r) => r.width),
   });
   // Tail-aligned average: each trace cut at its answer boundary.
-  const traces = env.store.listTraces({ runId, probeId }).flatMap((tr) => {
-    const t = env.store.getTranscript(tr.transcriptId);
+  const traces = env.store.traces.list({ runId, probeId }).flatMap((tr) => {
+    const t = env.store.transcripts.get(tr.transcriptId);
     if (!t || t.answerBoundary === null) return [];
     return [tr.scores.slice(t.promptTokens, t.answerBoundary + 1)];
   });

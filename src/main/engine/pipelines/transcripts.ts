@@ -31,7 +31,7 @@ export const transcriptKey = (itemId: number, setting: string) => `${itemId}:${s
  */
 export async function runGenerate(env: PipelineEnv, config: GenerateRunConfig, opts: RunOptions = {}): Promise<number> {
   const handle = beginRun(env, transcriptsRun, config, opts, (cfg) => {
-    env.store.requireDataset(cfg.datasetId);
+    env.store.datasets.require(cfg.datasetId);
     if (cfg.probeId !== undefined) requireProbe(env, cfg.probeId);
   });
   await finishing(env, handle.run, async () => {
@@ -43,7 +43,7 @@ export async function runGenerate(env: PipelineEnv, config: GenerateRunConfig, o
 
 /** How many transcripts, how they ended, how long they are, how many reached an answer. */
 export function summarizeTranscripts(env: PipelineEnv, runId: number): GenerateRunSummary {
-  const ts = env.store.listTranscripts(runId);
+  const ts = env.store.transcripts.list(runId);
   const finish: Record<string, number> = {};
   for (const t of ts) finish[t.finishReason ?? 'unknown'] = (finish[t.finishReason ?? 'unknown'] ?? 0) + 1;
   const outputTokens = ts.map((t) => t.tokenIds.length - t.promptTokens);
@@ -74,9 +74,9 @@ export async function generateInto(
   const { store, model } = env;
   const tok = requireTokenizer(model);
   const { numLayers: L, numHeads: H } = model.config;
-  const items = cfg.itemIds ? cfg.itemIds.map((id) => store.getItem(id)).filter((x): x is ItemRow => x !== null) : store.datasetItems(cfg.datasetId);
+  const items = cfg.itemIds ? cfg.itemIds.map((id) => store.datasets.item(id)).filter((x): x is ItemRow => x !== null) : store.datasets.items(cfg.datasetId);
   if (items.length === 0) throw new CliffscopeError('bad-argument', `dataset #${cfg.datasetId} has no items to generate from`);
-  const probe: ProbeRow | null = cfg.probeId !== undefined ? store.requireProbe(cfg.probeId) : null;
+  const probe: ProbeRow | null = cfg.probeId !== undefined ? store.probes.require(cfg.probeId) : null;
   // Each setting's γ matrix, checked against the model once, as the graph's flat row.
   const scales = new Map(cfg.settings.map((s) => [s.key, s.headScale ? flatHeadScale(s.headScale, L, H, `setting "${s.key}"`) : undefined]));
   const work: Work[] = items
@@ -130,8 +130,8 @@ function commitTranscript(env: PipelineEnv, runId: number, w: Work, r: Generatio
   const tok = requireTokenizer(env.model);
   const t = describeTranscript(tok, r.promptIds, r.outputIds);
   let final: number | null = null;
-  const transcriptId = env.store.commitItem(runId, w.key, (s) => {
-    const id = s.addTranscript({
+  const transcriptId = env.store.runs.commitItem(runId, w.key, (s) => {
+    const id = s.transcripts.add({
       runId,
       itemId: w.item.id,
       prompt: w.item.prompt,
@@ -148,7 +148,7 @@ function commitTranscript(env: PipelineEnv, runId: number, w: Work, r: Generatio
       const scores = r.scores[0]!;
       const m = traceMetrics(scores, { ...t.split, generatedStart: r.promptIds.length });
       final = m.final;
-      s.addTrace({ runId, transcriptId: id, probeId: probe.id, residIndex: probe.residIndex, scores, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, cliffWidth: m.dropWidth });
+      s.traces.add({ runId, transcriptId: id, probeId: probe.id, residIndex: probe.residIndex, scores, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, cliffWidth: m.dropWidth });
     }
     return id;
   });

@@ -23,7 +23,7 @@ export function openProject(file: string, opts: OpenProjectOptions = {}): Projec
   const state = inspectProjectFile(file, { verify: opts.verify });
   const db = openChecked(file, state, opts);
   const store = new ProjectStore(db, file);
-  if (!opts.readonly) store.recoverInterruptedRuns();
+  if (!opts.readonly) store.runs.recoverInterrupted();
   return store;
 }
 
