@@ -114,6 +114,15 @@ export const GenerateRunParams = z.strictObject({
 
 const tokenIndex = z.number().int().nonnegative().nullable();
 
+/** A refusal trace's metrics (analysis/trace.ts): plateau I, final I' at t_b, MS = I − I', the steepest drop and its width. */
+export const TraceMetricsSummary = z.strictObject({
+  plateau: maybeNumber,
+  final: maybeNumber,
+  ms: maybeNumber,
+  steepestDropPos: z.number().int().nullable(),
+  width: maybeNumber,
+});
+
 export const Transcript = z.strictObject({
   prompt: z.string(),
   inputIds: z.array(z.number().int().nonnegative()),
@@ -127,6 +136,8 @@ export const Transcript = z.strictObject({
   answerBoundary: tokenIndex,
   /** The live probe's score per transcript position (prompt + output); null where none was computed. */
   scores: z.array(z.number().nullable()).optional(),
+  /** The live probe's trace metrics, computed by the engine as a trace run computes them. */
+  metrics: TraceMetricsSummary.optional(),
 });
 export type Transcript = z.infer<typeof Transcript>;
 
@@ -465,13 +476,6 @@ export const RunDeleteResult = z.strictObject({ deleted: rowId });
 
 // ---- plot data ------------------------------------------------------------------------------------------------------
 
-export const TraceMetricsSummary = z.strictObject({
-  plateau: maybeNumber,
-  final: maybeNumber,
-  ms: maybeNumber,
-  steepestDropPos: z.number().int().nullable(),
-  width: maybeNumber,
-});
 
 /** `trace.list`: one row per traced transcript of a run (under `probeId`, default the run's main probe). */
 export const TraceListParams = z.strictObject({ project: filePath, runId: rowId, probeId: rowId.optional() });
@@ -541,6 +545,10 @@ export const TraceAverageParams = z.strictObject({
   probeId: rowId.optional(),
   /** Only transcripts whose dataset label is this ('unlabelled' = no label). */
   label: z.string().optional(),
+  /** Only transcripts generated under this ablation setting (an ablate run's cell). */
+  headScaleKey: z.string().optional(),
+  /** Only transcripts of this dataset's items (an ablate run's harmful set). */
+  datasetId: rowId.optional(),
   points: z.number().int().min(2).max(10_000).optional(),
 });
 export const TailAverage = z.strictObject({

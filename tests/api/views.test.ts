@@ -4,7 +4,7 @@
  * selections, probes, comparisons and CSV tables; unknown ids give clear errors.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tailAlignedAverage } from '../../src/main/engine/analysis/trace.js';
+import { tailAlignedAverage, traceMetrics } from '../../src/main/engine/analysis/trace.js';
 import { DEMO_PLANTED_HEADS } from '../../src/main/api/demo/planted-model.js';
 import { readSummary } from '../../src/main/engine/pipelines/common.js';
 import { summaryOf } from '../../src/shared/contract.js';
@@ -136,6 +136,55 @@ describe('trace.average', () => {
     const expected = tailAlignedAverage(cut);
     const got = await call('trace.average', { project: fx.file, runId: runs.traceHarmless! });
     got.mean.forEach((m, i) => close(m, Number.isNaN(expected.mean[i]!) ? null : expected.mean[i]!));
+  });
+
+  it("averages one ablation cell's harmful transcripts (the engine's maths, not the renderer's)", async () => {
+    const ablate = store.runs.get(runs.ablate!)!;
+    const probeId = fx.demo.report.probe.id;
+    const harmfulDataset = ablate.datasetId!;
+    for (const key of ['baseline', 'planted:k3:g0']) {
+      const got = await call('trace.average', { project: fx.file, runId: ablate.id, headScaleKey: key, datasetId: harmfulDataset });
+      // By hand: the cell's traces of transcripts of harmful items, cut at t_b.
+      const cut = store.traces.list({ runId: ablate.id, probeId }).flatMap((tr) => {
+        const t = store.transcripts.get(tr.transcriptId)!;
+        const item = t.itemId !== null ? store.datasets.item(t.itemId) : null;
+        if (t.headScaleKey !== key || item?.datasetId !== harmfulDataset || t.answerBoundary === null) return [];
+        return [tr.scores.slice(t.promptTokens, t.answerBoundary + 1)];
+      });
+      expect(cut.length, key).toBeGreaterThan(0);
+      expect(got.traces).toBe(cut.filter((c) => c.length >= 2).length);
+      const expected = tailAlignedAverage(cut.filter((c) => c.length >= 2));
+      got.mean.forEach((m, i) => close(m, Number.isNaN(expected.mean[i]!) ? null : expected.mean[i]!));
+    }
+    // Ablating the planted heads removes the cliff: the harmful transcripts end refusing.
+    const baseline = await call('trace.average', { project: fx.file, runId: ablate.id, headScaleKey: 'baseline', datasetId: harmfulDataset });
+    const planted = await call('trace.average', { project: fx.file, runId: ablate.id, headScaleKey: 'planted:k3:g0', datasetId: harmfulDataset });
+    expect(planted.mean[99]!).toBeGreaterThan(baseline.mean[99]!);
+  });
+});
+
+describe('generate.run with a live probe', () => {
+  it("gives the probe's plateau, final and MS as a trace run computes them (the Playground shows these)", async () => {
+    const probe = await call('probe.get', { project: fx.file, probeId: fx.demo.report.probe.id, weights: true });
+    const prompt = store.datasets.items(store.runs.get(runs.transcripts!)!.datasetId!, { limit: 1 })[0]!.prompt;
+    const r = await call('generate.run', {
+      model: { dir: fx.demo.report.modelDir, threads: 1 },
+      prompts: [prompt],
+      chat: true,
+      maxNewTokens: 40,
+      probe: { residIndex: probe.probe.residIndex, weights: probe.weights!, bias: probe.bias },
+    });
+    const t = r.transcripts[0]!;
+    const m = traceMetrics(Float32Array.from(t.scores!, (v) => v ?? Number.NaN), {
+      thinkingStart: t.thinkOpen === null ? null : t.thinkOpen + 1,
+      thinkingEnd: t.thinkClose,
+      answerBoundary: t.answerBoundary,
+      generatedStart: t.inputIds.length,
+    });
+    expect(t.metrics).toEqual({ plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, width: m.dropWidth });
+    // The demo's cliff, live: refusing through the thinking, complying at </think>.
+    expect(t.metrics!.plateau!).toBeGreaterThan(0.9);
+    expect(t.metrics!.final!).toBeLessThan(0.2);
   });
 });
 

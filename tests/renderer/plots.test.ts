@@ -6,7 +6,6 @@ import {
   DIVERGING,
   difference,
   epochFigure,
-  generatedToBoundary,
   headAlongTokens,
   headsHeatmapFigure,
   histogramFigure,
@@ -17,7 +16,6 @@ import {
   metricRows,
   rowsOf,
   tailAlignedFigure,
-  tailAlignedMean,
   toFloat32,
   toPlotValues,
   tokenScoreFigure,
@@ -110,26 +108,6 @@ describe('tail-aligned figures', () => {
     expect(lower!.fill).toBe('tonexty');
     const cliff = shapesOf(fig).find((s) => s.type === 'rect')!;
     expect([cliff.x0, cliff.x1, cliff.fillcolor]).toEqual([95, 100, COLORS.cliff]);
-  });
-
-  it('computes the engine’s tail-aligned mean client-side', () => {
-    const avg = tailAlignedMean(
-      [
-        [1, 0],
-        [1, 1, 0],
-      ],
-      3,
-    );
-    expect(avg.positions).toEqual([0, 0.5, 1]);
-    expect(avg.mean).toEqual([1, 0.75, 0]);
-    expect(avg.count).toEqual([2, 2, 2]);
-    const gap = tailAlignedMean([[NaN, 1]], 2);
-    expect(gap.mean).toEqual([null, 1]);
-  });
-
-  it('cuts a transcript to its generated part up to t_b', () => {
-    expect(generatedToBoundary([0, 1, 2, 3, 4, 5], 2, 4)).toEqual([2, 3, 4]);
-    expect(generatedToBoundary([0, 1], 1, null)).toBeNull();
   });
 });
 

@@ -8,6 +8,8 @@ import { flatHeadScale } from '../engine/runtime/head-scale.js';
 import { generate } from '../engine/runtime/generate.js';
 import { promptIds, samplingOptions, stopIds } from '../engine/runtime/prompt.js';
 import { describeTranscript } from '../engine/runtime/transcript.js';
+import { traceMetrics, type TranscriptSpan } from '../engine/analysis/trace.js';
+import { scores as scoreList } from './shapes.js';
 import type { CallContext } from './context.js';
 import { acquireModel } from './model-pool.js';
 
@@ -61,8 +63,18 @@ export async function generateRun(params: ParamsOf<'generate.run'>, ctx: CallCon
         thinkOpen: t.split.thinkOpen,
         thinkClose: t.split.thinkClose,
         answerBoundary: t.split.answerBoundary,
-        ...(probe ? { scores: Array.from(r.scores[0]!, (v) => (Number.isNaN(v) ? null : v)) } : {}),
+        ...(probe ? liveProbe(r.scores[0]!, { ...t.split, generatedStart: r.promptIds.length }) : {}),
       };
     }),
+  };
+}
+
+/** The live probe's scores for the wire, with the trace metrics a trace run would store for them. */
+function liveProbe(scores: Float32Array, span: TranscriptSpan): Pick<ResultOf<'generate.run'>['transcripts'][number], 'scores' | 'metrics'> {
+  const m = traceMetrics(scores, span);
+  const finite = (v: number | null) => (v !== null && Number.isFinite(v) ? v : null);
+  return {
+    scores: scoreList(scores),
+    metrics: { plateau: finite(m.plateau), final: finite(m.final), ms: finite(m.ms), steepestDropPos: m.steepestDropPos, width: finite(m.dropWidth) },
   };
 }

@@ -4,20 +4,21 @@
  * read-only, reads, and closes it; tokenizers (for hover text and thinking / answer text) are loaded after the
  * connection is closed.
  */
+import path from 'node:path';
 import { ContractError, summaryOf, type ParamsOf, type ResultOf } from '../../shared/contract.js';
 import { type RunKind, type RunSummaryOf, specOf } from '../../shared/runs/registry.js';
 import { rankHeads } from '../engine/analysis/heads.js';
 import { tailAlignedAverage } from '../engine/analysis/trace.js';
 import { CliffscopeError } from '../engine/errors.js';
 import { exportSelection } from '../engine/pipelines/select.js';
+import { spanTexts } from '../engine/pipelines/sources.js';
 import type { ProjectStore } from '../engine/store/project-store.js';
 import { toCsv } from '../engine/store/tabular.js';
-import type { HeadMapRow, JsonObject, RunRow } from '../engine/store/types.js';
-import type { Tokenizer } from '../engine/tokenizer/tokenizer.js';
+import type { HeadMapRow, RunRow, TraceRow } from '../engine/store/types.js';
+import type { TraceFilter } from '../engine/store/views.js';
 import { displayTokens, modelDirOf, tokenizerFor, withReader } from './projects.js';
 import { runReport } from './runs.js';
 import { int, jsonRecord, num, probeSummary, runSummary, scores, sweepCell, tailAverage, truncate } from './shapes.js';
-import path from 'node:path';
 
 type Row = Record<string, unknown>;
 const TOP_HEADS = 20;
@@ -25,16 +26,14 @@ const PROMPT_CHARS = 300;
 
 // ---- shared lookups -------------------------------------------------------------------------------------------------
 
-/** Probes whose traces a run holds, by residual-stack index. */
-function tracedProbes(store: ProjectStore, runId: number): { probeId: number; residIndex: number }[] {
-  return store
-    .query(`SELECT DISTINCT probe_id AS probeId, resid_index AS residIndex FROM traces WHERE run_id = ? ORDER BY resid_index, probe_id`, [runId])
-    .map((r) => ({ probeId: Number(r.probeId), residIndex: Number(r.residIndex) }));
+/** The probe a run is about (a trace / heads / select run's `probeId`), if its config names one. */
+function configuredProbe(run: RunRow): number | null {
+  return int(run.config.probeId);
 }
 
 /** The probe a run's traces are listed under: the one asked for, else the run's configured probe, else the first. */
 function pickProbe(store: ProjectStore, run: RunRow, probeId: number | undefined): { probeId: number | null; probes: { probeId: number; residIndex: number }[] } {
-  const probes = tracedProbes(store, run.id);
+  const probes = store.views.tracedProbes(run.id);
   if (probeId !== undefined) {
     store.probes.require(probeId);
     if (!probes.some((p) => p.probeId === probeId)) {
@@ -45,33 +44,17 @@ function pickProbe(store: ProjectStore, run: RunRow, probeId: number | undefined
     }
     return { probeId, probes };
   }
-  const configured = int((run.config as Row).probeId);
+  const configured = configuredProbe(run);
   if (configured !== null && probes.some((p) => p.probeId === configured)) return { probeId: configured, probes };
   return { probeId: probes[0]?.probeId ?? null, probes };
 }
 
-/** The run a run's transcripts come from: itself, or the run it read (trace / heads over a run, judge). */
-function transcriptRunOf(store: ProjectStore, run: RunRow): number {
-  const own = Number(store.query(`SELECT COUNT(*) AS n FROM transcripts WHERE run_id = ?`, [run.id])[0]!.n);
-  if (own > 0) return run.id;
-  const cfg = run.config as Row;
-  const source = cfg.source as { kind?: string; runId?: unknown } | undefined;
-  if (source?.kind === 'run' && int(source.runId) !== null && store.runs.get(source.runId as number)) return source.runId as number;
-  if (run.kind === 'judge' && int(cfg.runId) !== null && store.runs.get(cfg.runId as number)) return cfg.runId as number;
-  return run.id;
-}
-
 function modelShape(store: ProjectStore, run: RunRow): { layers: number; heads: number } | null {
   if (run.modelId === null) return null;
-  const c = (store.models.get(run.modelId)?.config ?? {}) as Row;
+  const c = store.models.get(run.modelId)?.config ?? {};
   const layers = int(c.numLayers);
   const heads = int(c.numHeads);
   return layers && heads ? { layers, heads } : null;
-}
-
-function decodeSpan(tok: Tokenizer, ids: number[], from: number | null, to: number): string {
-  if (from === null || from >= to) return '';
-  return tok.decode(ids.slice(from, to), { skipSpecialTokens: true }).trim();
 }
 
 // ---- traces ---------------------------------------------------------------------------------------------------------
@@ -80,34 +63,12 @@ export async function traceList({ project, runId, probeId }: ParamsOf<'trace.lis
   return withReader(project, (s) => {
     const run = s.runs.require(runId);
     const pick = pickProbe(s, run, probeId);
-    const rows =
-      pick.probeId === null
-        ? []
-        : s.query(
-            `SELECT tr.transcript_id AS transcriptId, t.item_id AS itemId, i.label AS label, t.prompt AS prompt, t.head_scale_key AS headScaleKey,
-               length(t.token_ids) / 4 AS tokens, tr.plateau AS plateau, tr.final AS final, tr.ms AS ms,
-               tr.steepest_drop_pos AS steepestDropPos, tr.cliff_width AS width
-             FROM traces tr JOIN transcripts t ON t.id = tr.transcript_id LEFT JOIN dataset_items i ON i.id = t.item_id
-             WHERE tr.run_id = ? AND tr.probe_id = ? ORDER BY tr.id`,
-            [runId, pick.probeId],
-          );
+    const rows = pick.probeId === null ? [] : s.views.traceList(runId, pick.probeId);
     return {
       runId,
       probeId: pick.probeId,
       probes: pick.probes,
-      traces: rows.map((r) => ({
-        transcriptId: Number(r.transcriptId),
-        itemId: int(r.itemId),
-        label: (r.label as string | null) ?? null,
-        prompt: truncate(String(r.prompt), PROMPT_CHARS),
-        headScaleKey: (r.headScaleKey as string | null) ?? null,
-        tokens: Number(r.tokens),
-        plateau: num(r.plateau),
-        final: num(r.final),
-        ms: num(r.ms),
-        steepestDropPos: int(r.steepestDropPos),
-        width: num(r.width),
-      })),
+      traces: rows.map((r) => ({ ...r, prompt: truncate(r.prompt, PROMPT_CHARS) })),
     };
   });
 }
@@ -127,7 +88,10 @@ export async function traceGet(p: ParamsOf<'trace.get'>): Promise<ResultOf<'trac
       });
     }
     // The main trace: a trace by its run's own probe, the latest such; else the latest of any.
-    const isMain = (tr: (typeof traces)[number]) => int((s.runs.get(tr.runId)?.config as Row | undefined)?.probeId) === tr.probeId;
+    const isMain = (tr: (typeof traces)[number]) => {
+      const run = s.runs.get(tr.runId);
+      return run !== null && configuredProbe(run) === tr.probeId;
+    };
     const main = candidates.filter(isMain).at(-1) ?? candidates.at(-1) ?? null;
     const sameRun = main ? traces.filter((tr) => tr.runId === main.runId) : [];
     const byProbe = new Map(sameRun.map((tr) => [tr.probeId, tr]));
@@ -168,28 +132,9 @@ export async function traceGet(p: ParamsOf<'trace.get'>): Promise<ResultOf<'trac
   return result;
 }
 
-/** Each trace of a run under a probe cut to [first generated token, t_b], optionally only one label's. */
-function cutTraces(s: ProjectStore, runId: number, probeId: number, label: string | undefined): Float32Array[] {
-  const meta = new Map(
-    s
-      .query(
-        `SELECT t.id AS id, t.prompt_tokens AS promptTokens, t.answer_boundary AS answerBoundary, i.label AS label
-         FROM transcripts t LEFT JOIN dataset_items i ON i.id = t.item_id
-         WHERE t.id IN (SELECT transcript_id FROM traces WHERE run_id = ? AND probe_id = ?)`,
-        [runId, probeId],
-      )
-      .map((r) => [Number(r.id), r]),
-  );
-  return s.traces.list({ runId, probeId }).flatMap((tr) => {
-    const m = meta.get(tr.transcriptId);
-    if (!m || m.answerBoundary === null) return [];
-    if (label !== undefined && ((m.label as string | null) ?? 'unlabelled') !== label) return [];
-    return [tr.scores.slice(Number(m.promptTokens), Number(m.answerBoundary) + 1)];
-  });
-}
-
-function averageOf(s: ProjectStore, runId: number, probeId: number | null, label: string | undefined, points?: number) {
-  const traces = probeId === null ? [] : cutTraces(s, runId, probeId, label).filter((t) => t.length >= 2);
+/** The tail-aligned average (analysis/trace.ts) of a run's traces under a probe, cut at their answer boundaries. */
+function averageOf(s: ProjectStore, runId: number, probeId: number | null, filter: TraceFilter, points?: number) {
+  const traces = probeId === null ? [] : s.views.tracesToBoundary(runId, probeId, filter).filter((t) => t.length >= 2);
   return tailAverage(tailAlignedAverage(traces, points ? { points } : {}));
 }
 
@@ -197,7 +142,8 @@ export async function traceAverage(p: ParamsOf<'trace.average'>): Promise<Result
   return withReader(p.project, (s) => {
     const run = s.runs.require(p.runId);
     const { probeId } = pickProbe(s, run, p.probeId);
-    return { runId: run.id, probeId, label: p.label ?? null, ...averageOf(s, run.id, probeId, p.label, p.points) };
+    const filter = { label: p.label, headScaleKey: p.headScaleKey, datasetId: p.datasetId };
+    return { runId: run.id, probeId, label: p.label ?? null, ...averageOf(s, run.id, probeId, filter, p.points) };
   });
 }
 
@@ -268,22 +214,17 @@ export async function transcriptsList(p: ParamsOf<'transcripts.list'>): Promise<
   const limit = p.limit ?? 100;
   const data = withReader(p.project, (s) => {
     const run = s.runs.require(p.runId);
-    const fromRunId = transcriptRunOf(s, run);
-    const filter = p.headScaleKey === undefined ? '' : ' AND head_scale_key IS @key';
-    const named = { run: fromRunId, key: p.headScaleKey ?? null, limit, offset };
-    const params = p.headScaleKey === undefined ? { run: fromRunId, limit, offset } : named;
-    const total = Number(s.query(`SELECT COUNT(*) AS n FROM transcripts WHERE run_id = @run${filter}`, p.headScaleKey === undefined ? { run: fromRunId } : { run: fromRunId, key: p.headScaleKey ?? null })[0]!.n);
-    const ids = s.query(`SELECT id FROM transcripts WHERE run_id = @run${filter} ORDER BY id LIMIT @limit OFFSET @offset`, params).map((r) => Number(r.id));
-    const mainProbe = int((run.config as Row).probeId);
-    const rows = ids.map((id) => {
-      const t = s.transcripts.get(id)!;
-      const label = t.itemId !== null ? (s.datasets.item(t.itemId)?.label ?? null) : null;
-      const verdicts = s.verdicts.list({ transcriptId: id }).map((v) => ({ runId: v.runId, judge: v.judge, verdict: v.verdict, harmful: v.harmful }));
-      const traces = s.traces.list({ transcriptId: id });
-      const rank = (tr: (typeof traces)[number]) => (tr.runId === run.id ? 4 : 0) + (tr.runId === fromRunId ? 2 : 0) + (tr.probeId === mainProbe ? 1 : 0);
-      const best = traces.reduce<(typeof traces)[number] | null>((b, tr) => (b === null || rank(tr) >= rank(b) ? tr : b), null);
-      return { t, label, verdicts, final: best ? num(best.final) : undefined };
+    const fromRunId = s.views.transcriptRunOf(run);
+    const page = s.views.transcriptPage(fromRunId, { headScaleKey: p.headScaleKey, offset, limit });
+    const mainProbe = configuredProbe(run);
+    // I' from the trace that best belongs to this listing: made by the run itself, else by the run the transcripts
+    // came from, preferring the run's own probe; the latest wins a tie.
+    const rank = (tr: TraceRow) => (tr.runId === run.id ? 4 : 0) + (tr.runId === fromRunId ? 2 : 0) + (tr.probeId === mainProbe ? 1 : 0);
+    const rows = page.rows.map(({ transcript: t, label, verdicts, traces }) => {
+      const best = traces.reduce<TraceRow | null>((b, tr) => (b === null || rank(tr) >= rank(b) ? tr : b), null);
+      return { t, label, verdicts: verdicts.map((v) => ({ runId: v.runId, judge: v.judge, verdict: v.verdict, harmful: v.harmful })), final: best ? num(best.final) : undefined };
     });
+    const total = page.total;
     return { fromRunId, total, rows, dir: modelDirOf(s, s.runs.get(fromRunId)!) };
   });
   const tok = data.dir ? await tokenizerFor(data.dir) : null;
@@ -307,8 +248,7 @@ export async function transcriptsList(p: ParamsOf<'transcripts.list'>): Promise<
       };
       if (tok) {
         try {
-          row.thinking = t.thinkingStart !== null && t.thinkingEnd !== null ? decodeSpan(tok, ids, Math.max(t.thinkingStart, t.promptTokens), t.thinkingEnd) : '';
-          row.answer = t.answerBoundary !== null ? decodeSpan(tok, ids, t.answerBoundary + 1, ids.length) : '';
+          Object.assign(row, spanTexts(tok, ids, { ...t, promptLength: t.promptTokens }));
         } catch {
           // Leave thinking / answer out; the text is still there.
         }
@@ -320,24 +260,6 @@ export async function transcriptsList(p: ParamsOf<'transcripts.list'>): Promise<
 }
 
 // ---- selection ------------------------------------------------------------------------------------------------------
-
-function selectionRows(s: ProjectStore, run: RunRow, selectedOnly: boolean) {
-  const probeId = int((run.config as Row).probeId);
-  const traces = new Map(s.traces.list({ runId: run.id, ...(probeId !== null ? { probeId } : {}) }).map((tr) => [tr.transcriptId, tr]));
-  return s.selections.list(run.id, { selectedOnly }).map((sel) => {
-    const tr = sel.transcriptId !== null ? traces.get(sel.transcriptId) : undefined;
-    return {
-      itemId: sel.itemId,
-      transcriptId: sel.transcriptId,
-      prompt: s.datasets.item(sel.itemId)?.prompt ?? '',
-      score: num(sel.score),
-      rank: sel.rank,
-      selected: sel.selected,
-      ms: tr ? num(tr.ms) : null,
-      final: tr ? num(tr.final) : null,
-    };
-  });
-}
 
 /** Write the selected samples for fine-tuning, with provenance; the dataset's own text, the model's think markers. */
 export async function selectionExport(p: ParamsOf<'selection.export'>): Promise<ResultOf<'selection.export'>> {
@@ -357,14 +279,14 @@ export async function selectionExport(p: ParamsOf<'selection.export'>): Promise<
 export async function selectionList(p: ParamsOf<'selection.list'>): Promise<ResultOf<'selection.list'>> {
   return withReader(p.project, (s) => {
     const run = s.runs.require(p.runId, 'select');
-    const all = selectionRows(s, run, p.selectedOnly ?? false);
+    const all = s.views.selectionRows(run.id, configuredProbe(run), { selectedOnly: p.selectedOnly });
     const summary = summaryOf(runReport(s, run.id), 'select');
     const offset = p.offset ?? 0;
     return {
       runId: run.id,
       total: all.length,
       selected: p.selectedOnly ? all.length : all.filter((r) => r.selected).length,
-      variant: typeof (run.config as Row).variant === 'string' ? ((run.config as Row).variant as string) : null,
+      variant: typeof run.config.variant === 'string' ? run.config.variant : null,
       threshold: summary?.threshold ?? null,
       rows: all.slice(offset, p.limit !== undefined ? offset + p.limit : undefined),
     };
@@ -416,7 +338,7 @@ export async function compareRuns({ project, runIds }: ParamsOf<'compare.runs'>)
             return { ...h, delta: base && h.value !== null && b !== undefined && b !== null ? h.value - b : null };
           }),
         };
-        if (run.kind === 'trace') entry.average = averageOf(s, run.id, pickProbe(s, run, undefined).probeId, undefined);
+        if (run.kind === 'trace') entry.average = averageOf(s, run.id, pickProbe(s, run, undefined).probeId, {});
         if (run.kind === 'heads') {
           const avg = s.headMaps.list(run.id, { transcriptId: null })[0];
           if (avg) entry.headsMap = { layers: avg.layers, heads: avg.heads, scores: scores(avg.scores) };
@@ -458,14 +380,7 @@ export async function tableCsv({ project, query, runId }: ParamsOf<'table.csv'>)
     const run = s.runs.require(runId!, RUN_TABLE_KINDS[query]);
     switch (query) {
       case 'traces':
-        return s.query(
-          `SELECT tr.id AS traceId, tr.transcript_id AS transcriptId, tr.probe_id AS probeId, tr.resid_index AS residIndex, t.item_id AS itemId, i.label AS label,
-             t.head_scale_key AS headScaleKey, length(t.token_ids) / 4 AS tokens, t.answer_boundary AS answerBoundary, tr.plateau AS plateau,
-             tr.final AS final, tr.ms AS ms, tr.steepest_drop_pos AS steepestDropPos, tr.cliff_width AS cliffWidth
-           FROM traces tr JOIN transcripts t ON t.id = tr.transcript_id LEFT JOIN dataset_items i ON i.id = t.item_id
-           WHERE tr.run_id = ? ORDER BY tr.id`,
-          [run.id],
-        );
+        return s.views.traceTable(run.id);
       case 'heads':
         return s.headMaps.list(run.id).flatMap((m) =>
           Array.from(m.scores, (score, i) => ({ transcriptId: m.transcriptId, layer: Math.floor(i / m.heads), head: i % m.heads, score })),
@@ -475,17 +390,10 @@ export async function tableCsv({ project, query, runId }: ParamsOf<'table.csv'>)
           const cell = sweepCell(c);
           return { key: cell.key, control: cell.control, k: cell.k, fraction: cell.fraction, gamma: cell.gamma, seed: cell.seed, heads: cell.heads.map(([l, h]) => `L${l}H${h}`).join(' '), ...(cell.metrics ?? {}) };
         });
-      case 'transcripts': {
-        const from = transcriptRunOf(s, run);
-        return s.query(
-          `SELECT t.id AS id, t.run_id AS runId, t.item_id AS itemId, i.label AS label, t.head_scale_key AS headScaleKey, t.finish_reason AS finishReason,
-             length(t.token_ids) / 4 AS tokens, t.prompt_tokens AS promptTokens, t.answer_boundary AS answerBoundary, t.prompt AS prompt, t.text AS text
-           FROM transcripts t LEFT JOIN dataset_items i ON i.id = t.item_id WHERE t.run_id = ? ORDER BY t.id`,
-          [from],
-        );
-      }
+      case 'transcripts':
+        return s.views.transcriptTable(s.views.transcriptRunOf(run));
       case 'selection':
-        return selectionRows(s, run, false);
+        return s.views.selectionRows(run.id, configuredProbe(run));
     }
   });
   const base = path.basename(project).replace(/\.[^.]*$/, '') || 'project';

@@ -35,6 +35,18 @@ function decodeSpan(tok: Tokenizer, ids: number[], from: number | null, to: numb
   return tok.decode(ids.slice(from, to), { skipSpecialTokens: true }).trim();
 }
 
+/** A transcript's thinking and answer as text: its spans decoded, special tokens skipped. */
+export function spanTexts(
+  tok: Tokenizer,
+  ids: number[],
+  span: { promptLength: number; thinkingStart: number | null; thinkingEnd: number | null; answerBoundary: number | null },
+): { thinking: string; answer: string } {
+  return {
+    thinking: span.thinkingStart !== null && span.thinkingEnd !== null ? decodeSpan(tok, ids, Math.max(span.thinkingStart, span.promptLength), span.thinkingEnd) : '',
+    answer: span.answerBoundary !== null ? decodeSpan(tok, ids, span.answerBoundary + 1, ids.length) : '',
+  };
+}
+
 /** Every transcript of a source, in a stable order. */
 export function readSource(store: ProjectStore, tok: Tokenizer, source: TranscriptSource): SourceTranscript[] {
   if (source.kind === 'run') {
@@ -42,21 +54,8 @@ export function readSource(store: ProjectStore, tok: Tokenizer, source: Transcri
     return store.transcripts.list(source.runId, source.headScaleKey !== undefined ? { headScaleKey: source.headScaleKey } : {}).map((t) => {
       const ids = Array.from(t.tokenIds);
       const item = t.itemId !== null ? store.datasets.item(t.itemId) : null;
-      const answerStart = t.answerBoundary !== null ? t.answerBoundary + 1 : null;
-      return {
-        key: `t${t.id}`,
-        transcriptId: t.id,
-        item,
-        prompt: t.prompt,
-        ids,
-        promptLength: t.promptTokens,
-        thinkingStart: t.thinkingStart,
-        thinkingEnd: t.thinkingEnd,
-        answerBoundary: t.answerBoundary,
-        answer: decodeSpan(tok, ids, answerStart, ids.length),
-        thinking: t.thinkingStart !== null && t.thinkingEnd !== null ? decodeSpan(tok, ids, Math.max(t.thinkingStart, t.promptTokens), t.thinkingEnd) : '',
-        label: item?.label ?? null,
-      };
+      const span = { promptLength: t.promptTokens, thinkingStart: t.thinkingStart, thinkingEnd: t.thinkingEnd, answerBoundary: t.answerBoundary };
+      return { key: `t${t.id}`, transcriptId: t.id, item, prompt: t.prompt, ids, ...span, ...spanTexts(tok, ids, span), label: item?.label ?? null };
     });
   }
   store.datasets.require(source.datasetId);

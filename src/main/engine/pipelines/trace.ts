@@ -85,12 +85,8 @@ export function summarizeTraces(env: PipelineEnv, runId: number, probeId: number
     meanMs: meanOf(rows, (r) => r.ms),
     meanWidth: meanOf(rows, (r) => r.width),
   });
-  // Tail-aligned average: each trace cut at its answer boundary.
-  const traces = env.store.traces.list({ runId, probeId }).flatMap((tr) => {
-    const t = env.store.transcripts.get(tr.transcriptId);
-    if (!t || t.answerBoundary === null) return [];
-    return [tr.scores.slice(t.promptTokens, t.answerBoundary + 1)];
-  });
+  // Tail-aligned average: each trace cut at its answer boundary (the same cut trace.average reads).
+  const traces = env.store.views.tracesToBoundary(runId, probeId);
   const avg = traces.length ? tailAlignedAverage(traces.filter((t) => t.length >= 2)) : null;
   return {
     probeId,

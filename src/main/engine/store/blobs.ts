@@ -6,6 +6,9 @@ import os from 'node:os';
 
 const LITTLE_ENDIAN = os.endianness() === 'LE';
 
+/** Bytes per stored value (float32 scores, int32 token ids): a BLOB holds length / 4 values. */
+export const INT32_BYTES = 4;
+
 type Typed = Float32Array | Int32Array;
 
 function toBlob(a: Typed, setter: (v: DataView, at: number, x: number) => void): Buffer {

@@ -562,43 +562,6 @@ export function toFloat32(values: readonly (number | null)[]): Float32Array {
   return Float32Array.from(values, (v) => (v === null ? NaN : v));
 }
 
-/**
- * The tail-aligned mean of several traces, computed here (for sets trace.average cannot filter, e.g. one ablation
- * cell): each trace is resampled to `points` positions over its own length by linear interpolation, so every trace
- * ends at its answer boundary; missing values (null / NaN) are skipped per point. Same rule as the engine's.
- */
-export function tailAlignedMean(traces: readonly (readonly (number | null)[])[], points = 100): { positions: number[]; mean: (number | null)[]; count: number[] } {
-  const positions = Array.from({ length: points }, (_, k) => k / (points - 1));
-  const sum = new Float64Array(points);
-  const count = new Array<number>(points).fill(0);
-  for (const tr of traces) {
-    const n = tr.length;
-    if (n === 0) continue;
-    for (let k = 0; k < points; k++) {
-      const s = (k * (n - 1)) / (points - 1);
-      const lo = Math.floor(s);
-      const frac = s - lo;
-      const a = tr[lo];
-      const b = tr[Math.min(lo + 1, n - 1)];
-      if (a === null || a === undefined || Number.isNaN(a)) continue;
-      let v = a;
-      if (frac !== 0) {
-        if (b === null || b === undefined || Number.isNaN(b)) continue;
-        v = a + (b - a) * frac;
-      }
-      sum[k]! += v;
-      count[k]!++;
-    }
-  }
-  return { positions, mean: Array.from(sum, (s, k) => (count[k] ? s / count[k]! : null)), count };
-}
-
-/** The part of a transcript's scores the tail-aligned averages use: first generated token … t_b inclusive. */
-export function generatedToBoundary(scores: readonly (number | null)[], promptTokens: number, answerBoundary: number | null): (number | null)[] | null {
-  if (answerBoundary === null || answerBoundary < promptTokens) return null;
-  return scores.slice(promptTokens, answerBoundary + 1);
-}
-
 /** Headline numbers of compared runs as one table: a row per metric, a value (and delta) per run. */
 export interface MetricRow {
   key: string;
