@@ -13,7 +13,7 @@ import type { BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiResponse, Method, ParamsOf, ResultOf } from '../../src/shared/contract.js';
 import { summaryOf } from '../../src/shared/contract.js';
-import { EngineClient } from '../../src/main/host/engine-client.js';
+import { EngineClient } from '../../src/main/api/host/engine-client.js';
 import { startServer, type ServeHandle } from '../../src/main/serve/server.js';
 import { headLabel } from '../../src/shared/heads.js';
 import { fmtInt, fmtMetric, fmtNum, fmtPct } from '../../src/renderer/src/lib/format.js';

@@ -139,7 +139,7 @@ function startServe(env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; url:
   it('streams a job’s tokens to the page’s EventSource under the app’s CSP', async () => {
     const out = await page.evaluate(
       async ({ modelDir }) => {
-        const t = sessionStorage.datasets.item('cliffscope.serveToken') ?? '';
+        const t = sessionStorage.getItem('cliffscope.serveToken') ?? '';
         const session = 'pw-tab';
         const source = new EventSource(`/api/events?token=${encodeURIComponent(t)}&session=${session}`);
         const events: unknown[] = [];

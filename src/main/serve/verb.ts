@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CliffscopeError } from '../engine/errors.js';
-import { EngineClient } from '../host/engine-client.js';
+import { EngineClient } from '../api/host/engine-client.js';
 import { DEFAULT_HOST, DEFAULT_RENDERER_DIR, isLoopbackHost, startServer } from './server.js';
 
 export const DEFAULT_PORT = 7717;

@@ -3,7 +3,7 @@
  * over an Electron utilityProcess port and over a Node child process's IPC channel: inference blocks the thread that
  * runs it, so it never runs in the process that draws the UI or answers HTTP.
  */
-import type { ApiResponse, JobEvent } from '../../shared/contract.js';
+import type { ApiResponse, JobEvent } from '../../../shared/contract.js';
 
 export type ToHost =
   /** Run one API call; events it emits carry `callId` as their jobId. */

@@ -3,8 +3,8 @@
  * `invoke` messages through the shared dispatcher, streams each call's progress as events, and aborts a call on
  * `cancel`. Calls run concurrently as promises; ONNX Runtime itself serialises what blocks.
  */
-import { makeCallContext } from '../api/context.js';
-import { dispatch, type DispatchOptions } from '../api/dispatch.js';
+import { makeCallContext } from '../context.js';
+import { dispatch, type DispatchOptions } from '../dispatch.js';
 import { type FromHost, isToHost, type MessageChannelLike, type ToHost } from './protocol.js';
 
 export function serveEngine(channel: MessageChannelLike<ToHost, FromHost>, opts: Pick<DispatchOptions, 'handlers'> = {}): void {

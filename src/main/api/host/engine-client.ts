@@ -6,7 +6,7 @@
 import { fork } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ApiResponse, JobEvent } from '../../shared/contract.js';
+import type { ApiResponse, JobEvent } from '../../../shared/contract.js';
 import type { FromHost, ToHost } from './protocol.js';
 
 /** A running host process, however it was started. */

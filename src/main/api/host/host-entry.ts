@@ -2,7 +2,7 @@
  * Entry point of the engine host process. Under Electron it is a utilityProcess and talks over `process.parentPort`;
  * under Node (CLI, serve, tests) it is a forked child and talks over `process.send`.
  */
-import { closeAllWriters } from '../api/projects.js';
+import { closeAllWriters } from '../projects.js';
 import { serveEngine } from './engine-host.js';
 import type { FromHost, ToHost } from './protocol.js';
 
