@@ -11,7 +11,8 @@ interface ParentPort {
   on(event: 'message', listener: (e: { data: unknown }) => void): void;
 }
 
-const parentPort = (process as unknown as { parentPort?: ParentPort }).parentPort;
+// Electron adds parentPort to a utilityProcess's `process`; Node's types do not know it.
+const parentPort: ParentPort | undefined = Reflect.get(process, 'parentPort');
 
 if (parentPort) {
   serveEngine({

@@ -4,6 +4,7 @@
  * order. Vectors (typed arrays) become JSON lists, raw bytes base64, objects JSON text.
  */
 import { csvQuote } from '../datasets/csv.js';
+import { isNumberArray } from './json.js';
 
 export function columnsOf(rows: readonly Record<string, unknown>[]): string[] {
   const seen = new Set<string>();
@@ -35,7 +36,7 @@ export function jsonSafe(v: unknown): unknown {
   if (typeof v === 'number') return Number.isFinite(v) ? v : null;
   if (typeof v === 'bigint') return v.toString();
   if (Buffer.isBuffer(v) || v instanceof Uint8Array) return Buffer.from(v).toString('base64');
-  if (ArrayBuffer.isView(v) && !(v instanceof DataView)) return Array.from(v as unknown as ArrayLike<number>, (x) => (Number.isFinite(x) ? x : null));
+  if (isNumberArray(v)) return Array.from(v, (x) => (Number.isFinite(x) ? x : null));
   if (v instanceof Date) return v.toISOString();
   if (Array.isArray(v)) return v.map(jsonSafe);
   if (typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, jsonSafe(x)]));
