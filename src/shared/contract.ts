@@ -30,6 +30,7 @@ import {
   PositionRule,
   TranscriptSource,
 } from './values.js';
+import { SWEEP_CONTROLS, SweepCellMetrics } from './runs/ablate.js';
 import { RUN_KINDS, type RunSummaryOf, specOf } from './runs/registry.js';
 
 export { HeadRefSchema, ModelRef, PositionRule, Precision, Sampling, TranscriptSource } from './values.js';
@@ -597,19 +598,10 @@ export const HeadsMapResult = z.strictObject({
     .optional(),
 });
 
-export const SweepCellMetrics = z.strictObject({
-  asr: maybeNumber,
-  overRefusal: maybeNumber,
-  meanFinal: maybeNumber,
-  meanAnswerTokens: maybeNumber,
-  harmful: count,
-  harmless: count,
-  judge: z.string().nullable(),
-});
 export const SweepCell = z.strictObject({
   id: rowId,
   key: z.string(),
-  control: z.enum(['planted', 'top', 'random']),
+  control: z.enum(SWEEP_CONTROLS),
   k: count,
   fraction: maybeNumber,
   gamma: z.number(),

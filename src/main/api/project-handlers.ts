@@ -11,7 +11,7 @@ import type { CallContext } from './context.js';
 import { defaultDemoProject, runDemo } from './demo/run-demo.js';
 import { acquireModel } from './model-pool.js';
 import { isWriting, recentProjects, rememberProject, resolveFile, withReader, withWriter } from './projects.js';
-import { datasetSummary, jsonRecord, mappingOf, modelSummary, probeSummary, runSummary } from './shapes.js';
+import { datasetItem, datasetSummary, mappingOf, modelSummary, probeSummary, runSummary } from './shapes.js';
 
 const PREVIEW_ROWS = 20;
 const REJECTED_SHOWN = 50;
@@ -150,15 +150,7 @@ export async function datasetPreview(p: ParamsOf<'dataset.preview'>): Promise<Re
     columns: read.columns,
     mapping: mappingOf(read.mapping),
     count: read.items.length,
-    rows: read.items.slice(0, PREVIEW_ROWS).map((it) => ({
-      idx: it.idx,
-      line: it.line,
-      prompt: it.prompt,
-      response: it.response,
-      label: it.label,
-      category: it.category,
-      extra: jsonRecord(it.extra),
-    })),
+    rows: read.items.slice(0, PREVIEW_ROWS).map(datasetItem),
     rejected: read.rejected.slice(0, REJECTED_SHOWN).map((r) => ({ line: r.line, reason: r.reason })),
     rejectedCount: read.rejected.length,
   };
@@ -191,16 +183,7 @@ export async function datasetItems(p: ParamsOf<'dataset.items'>): Promise<Result
     return {
       total: ds.itemCount,
       offset,
-      items: items.map((it) => ({
-        id: it.id,
-        idx: it.idx,
-        line: it.line,
-        prompt: it.prompt,
-        response: it.response,
-        label: it.label,
-        category: it.category,
-        extra: jsonRecord(it.extra),
-      })),
+      items: items.map(datasetItem),
     };
   });
 }

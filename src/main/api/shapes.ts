@@ -3,9 +3,10 @@
  * null, and only the fields the contract names are passed on.
  */
 import type { z } from 'zod';
-import type { DatasetSummary, ModelSummary, ProbeMetrics, ProbeSummary, RunSummary, SweepCell, TailAverage } from '../../shared/contract.js';
+import type { DatasetItem, DatasetSummary, ModelSummary, ProbeMetrics, ProbeSummary, RunSummary, SweepCell, TailAverage } from '../../shared/contract.js';
+import { SweepCellMetrics } from '../../shared/runs/ablate.js';
 import { jsonSafe } from '../engine/store/tabular.js';
-import type { DatasetRow, JsonObject, JsonValue, ModelRow, ProbeRow, RunRow, SweepCellRow } from '../engine/store/types.js';
+import type { DatasetRow, ItemRow, JsonObject, JsonValue, ModelRow, ProbeRow, RunRow, SweepCellRow } from '../engine/store/types.js';
 import type { TailAlignedAverage } from '../engine/analysis/trace.js';
 
 type Json = z.infer<ReturnType<typeof z.json>>;
@@ -125,8 +126,8 @@ export function runSummary(r: RunRow): RunSummary {
 }
 
 export function sweepCell(c: SweepCellRow): SweepCell {
-  const m = c.metrics as Record<string, JsonValue>;
-  const judged = Object.keys(m).length > 0;
+  // Metrics are stored once the cell's transcripts are judged (see the ablate pipeline); until then, none.
+  const metrics = SweepCellMetrics.safeParse(c.metrics);
   return {
     id: c.id,
     key: c.headScaleKey,
@@ -136,17 +137,21 @@ export function sweepCell(c: SweepCellRow): SweepCell {
     gamma: c.gamma,
     seed: c.seed,
     heads: c.heads.map(([l, h]) => [l, h] as [number, number]),
-    metrics: judged
-      ? {
-          asr: num(m.asr),
-          overRefusal: num(m.overRefusal),
-          meanFinal: num(m.meanFinal),
-          meanAnswerTokens: num(m.meanAnswerTokens),
-          harmful: int(m.harmful) ?? 0,
-          harmless: int(m.harmless) ?? 0,
-          judge: typeof m.judge === 'string' ? m.judge : null,
-        }
-      : null,
+    metrics: metrics.success ? metrics.data : null,
+  };
+}
+
+/** A dataset item as the API shows it (a preview's have no id yet). */
+export function datasetItem(it: Omit<ItemRow, 'id' | 'datasetId' | 'extra'> & { id?: number; extra: unknown }): DatasetItem {
+  return {
+    ...(it.id !== undefined ? { id: it.id } : {}),
+    idx: it.idx,
+    line: it.line,
+    prompt: it.prompt,
+    response: it.response,
+    label: it.label,
+    category: it.category,
+    extra: jsonRecord(it.extra),
   };
 }
 
