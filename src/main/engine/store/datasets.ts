@@ -4,7 +4,6 @@ import { readDatasetFile, type ColumnMapping, type DatasetReadResult, type ReadD
 import { CliffscopeError } from '../errors.js';
 import { canonicalJson } from './json.js';
 import { datasetFromRow, itemFromRow, type Row } from './rows.js';
-import type { ProjectStore } from './project-store.js';
 import type { Statements } from './statements.js';
 import { notFound } from './statements.js';
 import type { DatasetRow, ItemRow } from './types.js';
@@ -21,10 +20,7 @@ function itemsHash(items: DatasetReadResult['items']): string {
 
 /** The datasets of a project and their items. */
 export class DatasetsStore {
-  constructor(
-    private readonly sql: Statements,
-    private readonly store: ProjectStore,
-  ) {}
+  constructor(private readonly sql: Statements) {}
 
   /**
    * Read a dataset file and store it under `name`. Rows that could not be read are not stored but counted (and

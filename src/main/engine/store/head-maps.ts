@@ -2,16 +2,12 @@
 import { CliffscopeError } from '../errors.js';
 import { float32ToBlob } from './blobs.js';
 import { headMapFromRow, type Row } from './rows.js';
-import type { ProjectStore } from './project-store.js';
 import type { Statements } from './statements.js';
 import type { HeadMapRow, NewHeadMap } from './types.js';
 
 /** Head attribution maps of heads runs. */
 export class HeadMapsStore {
-  constructor(
-    private readonly sql: Statements,
-    private readonly store: ProjectStore,
-  ) {}
+  constructor(private readonly sql: Statements) {}
 
   add(h: NewHeadMap): number {
     const n = h.layers * h.heads;

@@ -1,17 +1,13 @@
 /** Models: a checkpoint as used (the same weights compiled with other options are another row). */
 import { canonicalJson } from './json.js';
 import { modelFromRow, type Row } from './rows.js';
-import type { ProjectStore } from './project-store.js';
 import type { Statements } from './statements.js';
 import { notFound } from './statements.js';
 import type { ModelRow, NewModel } from './types.js';
 
 /** The models a project has used. */
 export class ModelsStore {
-  constructor(
-    private readonly sql: Statements,
-    private readonly store: ProjectStore,
-  ) {}
+  constructor(private readonly sql: Statements) {}
 
   /**
    * Register a model, or return the existing row for the same weights and compile options (its path, name and

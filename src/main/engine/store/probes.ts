@@ -3,17 +3,13 @@ import { randomUUID } from 'node:crypto';
 import { float32ToBlob } from './blobs.js';
 import { canonicalJson } from './json.js';
 import { probeFromRow, type Row } from './rows.js';
-import type { ProjectStore } from './project-store.js';
 import type { Statements } from './statements.js';
 import { notFound } from './statements.js';
 import type { NewProbe, ProbeRow } from './types.js';
 
 /** The probes of a project. */
 export class ProbesStore {
-  constructor(
-    private readonly sql: Statements,
-    private readonly store: ProjectStore,
-  ) {}
+  constructor(private readonly sql: Statements) {}
 
   add(p: NewProbe): ProbeRow {
     const weights = p.weights instanceof Float32Array ? p.weights : Float32Array.from(p.weights);

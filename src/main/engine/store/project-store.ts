@@ -25,7 +25,7 @@ export class ProjectStore {
   private readonly sql: Statements;
   readonly models: ModelsStore;
   readonly datasets: DatasetsStore;
-  readonly runs: RunsStore;
+  readonly runs: RunsStore<ProjectStore>;
   readonly probes: ProbesStore;
   readonly transcripts: TranscriptsStore;
   readonly traces: TracesStore;
@@ -45,17 +45,17 @@ export class ProjectStore {
     readonly file: string,
   ) {
     this.sql = new Statements(db, file);
-    this.models = new ModelsStore(this.sql, this);
-    this.datasets = new DatasetsStore(this.sql, this);
-    this.runs = new RunsStore(this.sql, this);
-    this.probes = new ProbesStore(this.sql, this);
-    this.transcripts = new TranscriptsStore(this.sql, this);
-    this.traces = new TracesStore(this.sql, this);
-    this.headMaps = new HeadMapsStore(this.sql, this);
-    this.sweeps = new SweepsStore(this.sql, this);
-    this.verdicts = new VerdictsStore(this.sql, this);
-    this.selections = new SelectionsStore(this.sql, this);
-    this.views = new ProjectViews(this.sql, this);
+    this.models = new ModelsStore(this.sql);
+    this.datasets = new DatasetsStore(this.sql);
+    this.runs = new RunsStore(this.sql, this.models, () => this);
+    this.probes = new ProbesStore(this.sql);
+    this.transcripts = new TranscriptsStore(this.sql);
+    this.traces = new TracesStore(this.sql);
+    this.headMaps = new HeadMapsStore(this.sql);
+    this.sweeps = new SweepsStore(this.sql);
+    this.verdicts = new VerdictsStore(this.sql);
+    this.selections = new SelectionsStore(this.sql);
+    this.views = new ProjectViews(this.sql, this.runs);
   }
 
   /**

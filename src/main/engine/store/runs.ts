@@ -9,7 +9,7 @@ import { CliffscopeError } from '../errors.js';
 import { canonicalJson } from './json.js';
 import { currentOwner, isOurs, ownerState } from './owner.js';
 import { runFromRow, runItemFromRow, type Row } from './rows.js';
-import type { ProjectStore } from './project-store.js';
+import type { ModelsStore } from './models.js';
 import type { Statements } from './statements.js';
 import { article, notFound } from './statements.js';
 import { NOW_SQL, RUN_KINDS } from './schema.js';
@@ -19,14 +19,18 @@ function ownerOf(run: RunRow) {
   return { host: run.ownerHost, pid: run.ownerPid, token: run.ownerToken };
 }
 
-/** The runs of a project, their items, and who is running them. */
-export class RunsStore {
+/**
+ * The runs of a project, their items, and who is running them. `S` is what an item's write callback gets: the whole
+ * store (ProjectStore), so one item can commit rows of every aggregate in its transaction.
+ */
+export class RunsStore<S> {
   /** Runs this connection started or resumed: marked interrupted when it closes if still running. */
   private readonly claimed = new Set<number>();
 
   constructor(
     private readonly sql: Statements,
-    private readonly store: ProjectStore,
+    private readonly models: ModelsStore,
+    private readonly unitOfWork: () => S,
   ) {}
 
   /** Mark the runs this connection was running as interrupted (it is closing: they cannot commit any more). */
@@ -70,7 +74,7 @@ export class RunsStore {
   resume(runId: number, modelHash: string): { run: RunRow; done: Set<string> } {
     const run = this.require(runId);
     if (run.modelId !== null) {
-      const model = this.store.models.get(run.modelId)!;
+      const model = this.models.get(run.modelId)!;
       if (model.contentHash !== modelHash) {
         throw new CliffscopeError(
           'model-mismatch',
@@ -111,12 +115,12 @@ export class RunsStore {
    * all in one transaction: a crash leaves either all of it or none. `write` must be synchronous; what it returns
    * (JSON-serialisable data, optional) is kept as the item's payload and returned.
    */
-  commitItem<T>(runId: number, key: string, write?: (store: ProjectStore) => T): T {
+  commitItem<T>(runId: number, key: string, write?: (store: S) => T): T {
     return this.sql.transaction(() => {
       this.requireOwnedRunning(runId);
       const prior = this.sql.get<{ status: string }>(`SELECT status FROM run_items WHERE run_id = ? AND key = ?`, runId, key);
       if (prior?.status === 'done') throw new CliffscopeError('bad-argument', `item "${key}" of run #${runId} is already committed`, { file: this.sql.file });
-      const result = write ? write(this.store) : (undefined as T);
+      const result = write ? write(this.unitOfWork()) : (undefined as T);
       if (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function') {
         throw new CliffscopeError('bad-argument', 'commitItem: the write callback must be synchronous (it returned a promise)');
       }

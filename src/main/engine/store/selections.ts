@@ -1,15 +1,11 @@
 /** Cliff-as-a-Judge selections: a score per training item, its rank, and the chosen subset. */
 import { real, selectionFromRow, type Row } from './rows.js';
-import type { ProjectStore } from './project-store.js';
 import type { Statements } from './statements.js';
 import type { NewSelection, SelectionRow } from './types.js';
 
 /** Selections of select runs. */
 export class SelectionsStore {
-  constructor(
-    private readonly sql: Statements,
-    private readonly store: ProjectStore,
-  ) {}
+  constructor(private readonly sql: Statements) {}
 
   /** One scored item of a selection run, with its rank and whether it was selected (ranked by analysis/select.ts). */
   add(s: NewSelection): number {

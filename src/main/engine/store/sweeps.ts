@@ -1,17 +1,13 @@
 /** Ablation sweeps: their cells and metrics, and the verdicts judges give on answers (what ASR counts). */
 import { canonicalJson } from './json.js';
 import { flag, real, sweepCellFromRow, verdictFromRow, type Row } from './rows.js';
-import type { ProjectStore } from './project-store.js';
 import type { Statements } from './statements.js';
 import { NOW_SQL } from './schema.js';
 import type { JsonObject, NewSweepCell, NewVerdict, SweepCellRow, VerdictRow } from './types.js';
 
 /** The cells of ablation sweeps. */
 export class SweepsStore {
-  constructor(
-    private readonly sql: Statements,
-    private readonly store: ProjectStore,
-  ) {}
+  constructor(private readonly sql: Statements) {}
 
   addCell(c: NewSweepCell): number {
     return this.sql.insert(
@@ -45,10 +41,7 @@ export class SweepsStore {
 
 /** Judges' verdicts on transcripts. */
 export class VerdictsStore {
-  constructor(
-    private readonly sql: Statements,
-    private readonly store: ProjectStore,
-  ) {}
+  constructor(private readonly sql: Statements) {}
 
   /** Store a judge's verdict on a transcript (replacing an earlier one by the same judge in the same run). */
   add(v: NewVerdict): number {

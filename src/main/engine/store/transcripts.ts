@@ -2,17 +2,13 @@
 import { randomUUID } from 'node:crypto';
 import { float32ToBlob, int32ToBlob } from './blobs.js';
 import { real, traceFromRow, transcriptFromRow, type Row } from './rows.js';
-import type { ProjectStore } from './project-store.js';
 import type { Statements } from './statements.js';
 import { notFound } from './statements.js';
 import type { NewTrace, NewTranscript, TraceRow, TranscriptRow } from './types.js';
 
 /** The transcripts runs made or read. */
 export class TranscriptsStore {
-  constructor(
-    private readonly sql: Statements,
-    private readonly store: ProjectStore,
-  ) {}
+  constructor(private readonly sql: Statements) {}
 
   add(t: NewTranscript): number {
     return this.sql.insert(
@@ -56,10 +52,7 @@ export class TranscriptsStore {
 
 /** Refusal scores per token of a transcript under a probe. */
 export class TracesStore {
-  constructor(
-    private readonly sql: Statements,
-    private readonly store: ProjectStore,
-  ) {}
+  constructor(private readonly sql: Statements) {}
 
   add(t: NewTrace): number {
     return this.sql.insert(

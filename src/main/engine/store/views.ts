@@ -3,8 +3,8 @@
  * handler writes SQL, decodes a BLOB or looks rows up one by one.
  */
 import { blobToFloat32, INT32_BYTES } from './blobs.js';
-import type { ProjectStore } from './project-store.js';
 import { num, str, traceFromRow, transcriptFromRow, verdictFromRow, type Row } from './rows.js';
+import type { RunsStore } from './runs.js';
 import type { Statements } from './statements.js';
 import type { RunRow, TraceRow, TranscriptRow, VerdictRow } from './types.js';
 
@@ -57,7 +57,7 @@ const idList = (ids: readonly number[]) => JSON.stringify(ids);
 export class ProjectViews {
   constructor(
     private readonly sql: Statements,
-    private readonly store: ProjectStore,
+    private readonly runs: Pick<RunsStore<unknown>, 'get'>,
   ) {}
 
   /** The probes whose traces a run holds, by residual-stack index. */
@@ -120,7 +120,7 @@ export class ProjectViews {
     const source = cfg.source;
     const from =
       source && typeof source === 'object' && !Array.isArray(source) && source.kind === 'run' ? source.runId : run.kind === 'judge' ? cfg.runId : undefined;
-    return typeof from === 'number' && this.store.runs.get(from) ? from : run.id;
+    return typeof from === 'number' && this.runs.get(from) ? from : run.id;
   }
 
   /**
