@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCallContext } from '../../src/main/api/context.js';
 import { dispatch } from '../../src/main/api/dispatch.js';
 import { readSummary } from '../../src/main/engine/pipelines/common.js';
-import { openProject } from '../../src/main/engine/store/open.js';
+import { openProject } from '../../src/main/store/open.js';
 import { summaryOf, type JobEvent, type ParamsOf, type ResultOf, type RunReportOf } from '../../src/shared/contract.js';
 import { headsRun } from '../../src/shared/runs/heads.js';
 import { probeRun } from '../../src/shared/runs/probe.js';

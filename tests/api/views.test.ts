@@ -9,8 +9,8 @@ import { DEMO_PLANTED_HEADS } from '../../src/main/api/demo/planted-model.js';
 import { readSummary } from '../../src/main/engine/pipelines/common.js';
 import { summaryOf } from '../../src/shared/contract.js';
 import { traceRun } from '../../src/shared/runs/trace.js';
-import { openProject } from '../../src/main/engine/store/open.js';
-import type { ProjectStore } from '../../src/main/engine/store/project-store.js';
+import { openProject } from '../../src/main/store/open.js';
+import type { ProjectStore } from '../../src/main/store/project-store.js';
 import { parseCsv } from '../../src/main/engine/datasets/csv.js';
 import { call, callError, disposeFixture, makeDemoFixture, type Fixture } from './demo-fixture.js';
 

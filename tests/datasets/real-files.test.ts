@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readDatasetFile, type DatasetReadResult } from '../../src/main/engine/datasets/import.js';
-import { openProject } from '../../src/main/engine/store/open.js';
+import { openProject } from '../../src/main/store/open.js';
 import { sharedPath } from '../support/shared-data.js';
 
 /** Read a shared dataset file, or skip the test (logging why) when ../shared is absent. */

@@ -18,9 +18,9 @@ import { runSelect } from '../../src/main/engine/pipelines/select.js';
 import { runTrace } from '../../src/main/engine/pipelines/trace.js';
 import { BASELINE_SETTING, runGenerate } from '../../src/main/engine/pipelines/transcripts.js';
 import { loadModel, type LoadedModel } from '../../src/main/engine/runtime/model.js';
-import { openProject } from '../../src/main/engine/store/open.js';
-import type { ProjectStore } from '../../src/main/engine/store/project-store.js';
-import type { DatasetRow } from '../../src/main/engine/store/types.js';
+import { openProject } from '../../src/main/store/open.js';
+import type { ProjectStore } from '../../src/main/store/project-store.js';
+import type { DatasetRow } from '../../src/main/store/types.js';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoints.js';
 import { importDemo } from './helpers/demo-data.js';
 

@@ -13,8 +13,8 @@ import { formatDemoReport, runDemo, type DemoReport } from '../../src/main/api/d
 import type { PipelineEnv } from '../../src/main/engine/pipelines/common.js';
 import { headsRunRanking } from '../../src/main/engine/pipelines/heads.js';
 import { runReport } from '../../src/main/api/runs.js';
-import { openProject } from '../../src/main/engine/store/open.js';
-import type { ProjectStore } from '../../src/main/engine/store/project-store.js';
+import { openProject } from '../../src/main/store/open.js';
+import type { ProjectStore } from '../../src/main/store/project-store.js';
 
 let root: string;
 let cacheRoot: string;

@@ -14,8 +14,8 @@ import { runTrace } from '../../src/main/engine/pipelines/trace.js';
 import { BASELINE_SETTING, runGenerate } from '../../src/main/engine/pipelines/transcripts.js';
 import { registerModel } from '../../src/main/engine/pipelines/common.js';
 import { loadModel, type LoadedModel } from '../../src/main/engine/runtime/model.js';
-import { openProject } from '../../src/main/engine/store/open.js';
-import type { ProjectStore } from '../../src/main/engine/store/project-store.js';
+import { openProject } from '../../src/main/store/open.js';
+import type { ProjectStore } from '../../src/main/store/project-store.js';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoints.js';
 import { importDemo } from './helpers/demo-data.js';
 

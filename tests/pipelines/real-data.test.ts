@@ -21,8 +21,8 @@ import { exportSelection, runSelect } from '../../src/main/engine/pipelines/sele
 import { runTrace } from '../../src/main/engine/pipelines/trace.js';
 import { BASELINE_SETTING, runGenerate } from '../../src/main/engine/pipelines/transcripts.js';
 import { loadModel, type LoadedModel } from '../../src/main/engine/runtime/model.js';
-import { openProject } from '../../src/main/engine/store/open.js';
-import type { ProjectStore } from '../../src/main/engine/store/project-store.js';
+import { openProject } from '../../src/main/store/open.js';
+import type { ProjectStore } from '../../src/main/store/project-store.js';
 import { sharedPath } from '../support/shared-data.js';
 
 const ROWS = 12;

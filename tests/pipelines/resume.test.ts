@@ -16,9 +16,9 @@ import type { PipelineEnv } from '../../src/main/engine/pipelines/common.js';
 import { runTrace } from '../../src/main/engine/pipelines/trace.js';
 import { runGenerate, type GenerateRunConfig } from '../../src/main/engine/pipelines/transcripts.js';
 import { loadModel, type LoadedModel } from '../../src/main/engine/runtime/model.js';
-import { openProject } from '../../src/main/engine/store/open.js';
-import type { ProjectStore } from '../../src/main/engine/store/project-store.js';
-import type { TranscriptRow } from '../../src/main/engine/store/types.js';
+import { openProject } from '../../src/main/store/open.js';
+import type { ProjectStore } from '../../src/main/store/project-store.js';
+import type { TranscriptRow } from '../../src/main/store/types.js';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoints.js';
 import { headScaleMatrix } from '../../src/shared/heads.js';
 

@@ -3,10 +3,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCsv } from '../../src/main/engine/datasets/csv.js';
-import { blobToFloat32, blobToInt32, float32ToBlob, int32ToBlob } from '../../src/main/engine/store/blobs.js';
-import { openProject } from '../../src/main/engine/store/open.js';
-import { type ProjectStore } from '../../src/main/engine/store/project-store.js';
-import { toCsv, toJson, toJsonl } from '../../src/main/engine/store/tabular.js';
+import { blobToFloat32, blobToInt32, float32ToBlob, int32ToBlob } from '../../src/main/store/blobs.js';
+import { openProject } from '../../src/main/store/open.js';
+import { type ProjectStore } from '../../src/main/store/project-store.js';
+import { toCsv, toJson, toJsonl } from '../../src/main/store/tabular.js';
 import { expectCliffscopeError, populate, syntheticDataset, tempDir } from './helpers/fixtures.js';
 
 let dir: string;

@@ -12,9 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dispatch } from '../../src/main/api/dispatch.js';
 import { runReport } from '../../src/main/api/runs.js';
 import { storedConfig } from '../../src/main/engine/pipelines/common.js';
-import { openProject } from '../../src/main/engine/store/open.js';
-import { configure, migrate } from '../../src/main/engine/store/project-file.js';
-import { MIGRATIONS, SCHEMA_VERSION } from '../../src/main/engine/store/schema.js';
+import { openProject } from '../../src/main/store/open.js';
+import { configure, migrate } from '../../src/main/store/project-file.js';
+import { MIGRATIONS, SCHEMA_VERSION } from '../../src/main/store/schema.js';
 import { summaryOf } from '../../src/shared/contract.js';
 import { transcriptsRun } from '../../src/shared/runs/transcripts.js';
 

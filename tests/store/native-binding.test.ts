@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openProject } from '../../src/main/engine/store/open.js';
+import { openProject } from '../../src/main/store/open.js';
 
 const require = createRequire(import.meta.url);
 const nodeBuilt = path.join(path.dirname(require.resolve('better-sqlite3/package.json')), 'build', 'Release', 'better_sqlite3.node');

@@ -7,11 +7,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openProject } from '../../src/main/engine/store/open.js';
-import { inspectProjectFile } from '../../src/main/engine/store/project-file.js';
-import { APPLICATION_ID, SCHEMA_VERSION } from '../../src/main/engine/store/schema.js';
-import { migrate } from '../../src/main/engine/store/project-file.js';
-import { MIGRATIONS } from '../../src/main/engine/store/schema.js';
+import { openProject } from '../../src/main/store/open.js';
+import { inspectProjectFile } from '../../src/main/store/project-file.js';
+import { APPLICATION_ID, SCHEMA_VERSION } from '../../src/main/store/schema.js';
+import { migrate } from '../../src/main/store/project-file.js';
+import { MIGRATIONS } from '../../src/main/store/schema.js';
 import { expectCliffscopeError, syntheticDataset, tempDir } from './helpers/fixtures.js';
 
 let dir: string;

@@ -4,9 +4,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openProject } from '../../src/main/engine/store/open.js';
-import { type ProjectStore } from '../../src/main/engine/store/project-store.js';
-import { PROCESS_TOKEN } from '../../src/main/engine/store/owner.js';
+import { openProject } from '../../src/main/store/open.js';
+import { type ProjectStore } from '../../src/main/store/project-store.js';
+import { PROCESS_TOKEN } from '../../src/main/store/owner.js';
 import { expectCliffscopeError, tempDir } from './helpers/fixtures.js';
 
 let dir: string;

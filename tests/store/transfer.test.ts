@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exportProject, openProject } from '../../src/main/engine/store/open.js';
-import { type ProjectStore } from '../../src/main/engine/store/project-store.js';
+import { exportProject, openProject } from '../../src/main/store/open.js';
+import { type ProjectStore } from '../../src/main/store/project-store.js';
 import { expectCliffscopeError, populate, syntheticDataset, tableCounts, tempDir } from './helpers/fixtures.js';
 
 let dir: string;

@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import type { ModelRef } from '../../shared/contract.js';
-import { canonicalJson } from '../engine/store/json.js';
+import { canonicalJson } from '../store/json.js';
 import { loadModel, type LoadedModel } from '../engine/runtime/model.js';
 import type { CallContext } from './context.js';
 

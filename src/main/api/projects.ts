@@ -10,11 +10,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CliffscopeError } from '../engine/errors.js';
 import { defaultCacheRoot } from '../engine/onnx/compile.js';
-import { openProject } from '../engine/store/open.js';
-import { inspectProjectFile } from '../engine/store/project-file.js';
-import { SCHEMA_VERSION } from '../engine/store/schema.js';
-import type { ProjectStore } from '../engine/store/project-store.js';
-import type { RunRow } from '../engine/store/types.js';
+import { openProject } from '../store/open.js';
+import { inspectProjectFile } from '../store/project-file.js';
+import { SCHEMA_VERSION } from '../store/schema.js';
+import type { ProjectStore } from '../store/project-store.js';
+import type { RunRow } from '../store/types.js';
 import { Tokenizer } from '../engine/tokenizer/tokenizer.js';
 
 export const resolveFile = (file: string) => path.resolve(file);

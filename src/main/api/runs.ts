@@ -15,9 +15,9 @@ import { runProbeTraining } from '../engine/pipelines/probe.js';
 import { runSelect } from '../engine/pipelines/select.js';
 import { runTrace } from '../engine/pipelines/trace.js';
 import { runGenerate } from '../engine/pipelines/transcripts.js';
-import type { ProjectStore } from '../engine/store/project-store.js';
-import { jsonSafe } from '../engine/store/tabular.js';
-import type { RunRow } from '../engine/store/types.js';
+import type { ProjectStore } from '../store/project-store.js';
+import { jsonSafe } from '../store/tabular.js';
+import type { RunRow } from '../store/types.js';
 import { runSummary } from './shapes.js';
 
 type Pipeline<K extends RunKind> = (env: PipelineEnv, config: RunConfig<K>, opts: RunOptions) => Promise<number>;

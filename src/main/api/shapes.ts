@@ -5,8 +5,8 @@
 import type { z } from 'zod';
 import type { DatasetItem, DatasetSummary, ModelSummary, ProbeMetrics, ProbeSummary, RunSummary, SweepCell, TailAverage } from '../../shared/contract.js';
 import { SweepCellMetrics } from '../../shared/runs/ablate.js';
-import { jsonSafe } from '../engine/store/tabular.js';
-import type { DatasetRow, ItemRow, JsonObject, JsonValue, ModelRow, ProbeRow, RunRow, SweepCellRow } from '../engine/store/types.js';
+import { jsonSafe } from '../store/tabular.js';
+import type { DatasetRow, ItemRow, JsonObject, JsonValue, ModelRow, ProbeRow, RunRow, SweepCellRow } from '../store/types.js';
 import type { TailAlignedAverage } from '../engine/analysis/trace.js';
 
 type Json = z.infer<ReturnType<typeof z.json>>;

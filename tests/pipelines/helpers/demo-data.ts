@@ -2,8 +2,8 @@
 import path from 'node:path';
 import { readDatasetFile } from '../../../src/main/engine/datasets/import.js';
 import { demoResourcesDir } from '../../../src/main/api/demo/resources.js';
-import type { ProjectStore } from '../../../src/main/engine/store/project-store.js';
-import type { DatasetRow } from '../../../src/main/engine/store/types.js';
+import type { ProjectStore } from '../../../src/main/store/project-store.js';
+import type { DatasetRow } from '../../../src/main/store/types.js';
 
 /** Import resources/demo/`file` as `name`, keeping only rows labelled `label` when given. */
 export function importDemo(store: ProjectStore, name: string, file: 'prompts.json' | 'safety-train.json', label?: 'harmful' | 'harmless'): DatasetRow {

@@ -8,7 +8,7 @@
  */
 import { runGenerate, type GenerateRunConfig } from '../../../src/main/engine/pipelines/transcripts.js';
 import { loadModel } from '../../../src/main/engine/runtime/model.js';
-import { openProject } from '../../../src/main/engine/store/open.js';
+import { openProject } from '../../../src/main/store/open.js';
 
 const [file, modelDir, cacheRoot, configJson] = process.argv.slice(2);
 if (!file || !modelDir || !cacheRoot || !configJson) throw new Error('usage: generate-child.ts PROJECT MODEL_DIR CACHE_ROOT CONFIG_JSON');

@@ -5,7 +5,7 @@
  *
  * usage: node --import tsx commit-loop.ts PROJECT
  */
-import { openProject } from '../../../src/main/engine/store/open.js';
+import { openProject } from '../../../src/main/store/open.js';
 
 const file = process.argv[2];
 if (!file) throw new Error('usage: commit-loop.ts PROJECT');

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { expect } from 'vitest';
 import { parseDataset } from '../../../src/main/engine/datasets/import.js';
 import { CliffscopeError, type ErrorCode } from '../../../src/main/engine/errors.js';
-import type { ProjectStore } from '../../../src/main/engine/store/project-store.js';
+import type { ProjectStore } from '../../../src/main/store/project-store.js';
 
 export function tempDir(tag: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `cliffscope-${tag}-`));

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { withReader } from '../../api/projects.js';
 import { formatRunReport } from '../../api/runs.js';
 import { CliffscopeError } from '../../engine/errors.js';
-import { toCsv } from '../../engine/store/tabular.js';
+import { toCsv } from '../../store/tabular.js';
 import { call } from '../api.js';
 import { type Command, idFlag, parseVerbArgs, printHelp } from '../command.js';
 

@@ -11,7 +11,7 @@ import { headCountForFraction, headsByFraction, randomHeads } from '../analysis/
 import { GCG_JUDGE, JBB_JUDGE, judgeAnswer, type KeywordJudge } from '../analysis/judges.js';
 import { CliffscopeError } from '../errors.js';
 import { ablationScale } from '../runtime/head-scale.js';
-import type { SweepControl } from '../store/types.js';
+import type { SweepControl } from '../../store/types.js';
 import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireTokenizer, type RunOptions } from './common.js';
 import { headsRunRanking } from './heads.js';
 import { readSource } from './sources.js';

@@ -13,9 +13,9 @@ import type { z } from 'zod';
 import { CliffscopeError, isCliffscopeError } from '../errors.js';
 import { COMPILER_VERSION } from '../onnx/compile.js';
 import type { LoadedModel } from '../runtime/model.js';
-import type { ProjectStore } from '../store/project-store.js';
-import { jsonSafe } from '../store/tabular.js';
-import type { JsonObject, ModelRow, ProbeRow, RunKind, RunRow } from '../store/types.js';
+import type { ProjectStore } from '../../store/project-store.js';
+import { jsonSafe } from '../../store/tabular.js';
+import type { JsonObject, ModelRow, ProbeRow, RunKind, RunRow } from '../../store/types.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { TranscriptSource } from '../../../shared/values.js';
 

@@ -8,7 +8,7 @@ import { attributeHeads, attributeHeadsOverTokens, averageAttributions, buildHea
 import { CliffscopeError } from '../errors.js';
 import { readTensorAsFloat32 } from '../model/safetensors.js';
 import { teacherForce } from '../runtime/teacher-force.js';
-import type { ProjectStore } from '../store/project-store.js';
+import type { ProjectStore } from '../../store/project-store.js';
 import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireSource, requireTokenizer, type RunOptions } from './common.js';
 import { ensureTranscriptRow, readSource } from './sources.js';
 

@@ -9,7 +9,7 @@ import { CliffscopeError } from '../errors.js';
 import { generate } from '../runtime/generate.js';
 import type { LoadedModel } from '../runtime/model.js';
 import { stopIds } from '../runtime/prompt.js';
-import type { JsonObject } from '../store/types.js';
+import type { JsonObject } from '../../store/types.js';
 import { judgeFor } from './ablate.js';
 import { beginRun, commitSummary, finishing, type PipelineEnv, requireTokenizer, type RunOptions } from './common.js';
 import { readSource } from './sources.js';

@@ -12,7 +12,7 @@ import { selectSamples, toAlpacaJson, toMessagesJsonl } from '../analysis/select
 import { traceMetrics } from '../analysis/trace.js';
 import { CliffscopeError } from '../errors.js';
 import { teacherForce } from '../runtime/teacher-force.js';
-import type { ProjectStore } from '../store/project-store.js';
+import type { ProjectStore } from '../../store/project-store.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireTokenizer, type RunOptions, storedConfig } from './common.js';
 import { ensureTranscriptRow, readSource } from './sources.js';

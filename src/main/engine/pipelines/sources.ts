@@ -4,8 +4,8 @@
  * token ids, the prompt length, and the thinking / answer split.
  */
 import type { PositionRule, TranscriptSource } from '../../../shared/values.js';
-import type { ProjectStore } from '../store/project-store.js';
-import type { ItemRow } from '../store/types.js';
+import type { ProjectStore } from '../../store/project-store.js';
+import type { ItemRow } from '../../store/types.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { suppliedTranscriptIds } from '../runtime/prompt.js';
 

@@ -7,7 +7,7 @@ import { traceRun, type TraceRunConfig, type TraceRunSummary, type TraceStats } 
 import { scoreRows } from '../analysis/probe.js';
 import { tailAlignedAverage, traceMetrics } from '../analysis/trace.js';
 import { teacherForce } from '../runtime/teacher-force.js';
-import type { ProbeRow } from '../store/types.js';
+import type { ProbeRow } from '../../store/types.js';
 import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireSource, requireTokenizer, type RunOptions } from './common.js';
 import { ensureTranscriptRow, readSource } from './sources.js';
 

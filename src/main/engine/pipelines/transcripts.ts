@@ -10,7 +10,7 @@ import { generate, type GenerationRequest, type GenerationResult } from '../runt
 import { flatHeadScale } from '../runtime/head-scale.js';
 import { promptIds, samplingOptions, stopIds } from '../runtime/prompt.js';
 import { describeTranscript } from '../runtime/transcript.js';
-import type { ItemRow, ProbeRow } from '../store/types.js';
+import type { ItemRow, ProbeRow } from '../../store/types.js';
 import { beginRun, checkCancelled, chunks, commitSummary, finishing, type PipelineEnv, requireProbe, type RunOptions, requireTokenizer } from './common.js';
 
 export { BASELINE_SETTING, type GenerateRunConfig, type HeadScaleSetting } from '../../../shared/runs/transcripts.js';

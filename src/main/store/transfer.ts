@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { CliffscopeError } from '../errors.js';
+import { CliffscopeError } from '../engine/errors.js';
 import { createProjectFile, inspectProjectFile, openChecked, openForReading, type DB } from './project-file.js';
 import { SCHEMA_VERSION } from './schema.js';
 

@@ -2,7 +2,7 @@
  * Row shapes the project store reads and writes. Columns are snake_case in SQL and camelCase here; JSON columns come
  * back parsed, BLOB columns as typed arrays, 0/1 flags as booleans.
  */
-import type { RejectedRow } from '../datasets/import.js';
+import type { RejectedRow } from '../engine/datasets/import.js';
 import type { ITEM_STATUSES, RUN_KINDS, RUN_STATUSES, SWEEP_CONTROLS } from './schema.js';
 
 export type RunKind = (typeof RUN_KINDS)[number];

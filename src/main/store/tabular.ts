@@ -3,7 +3,7 @@
  * a line break or edge whitespace, quotes doubled) or JSON. Columns are the union of the rows' keys in first-seen
  * order. Vectors (typed arrays) become JSON lists, raw bytes base64, objects JSON text.
  */
-import { csvQuote } from '../datasets/csv.js';
+import { csvQuote } from '../engine/datasets/csv.js';
 import { isNumberArray } from './json.js';
 
 export function columnsOf(rows: readonly Record<string, unknown>[]): string[] {

@@ -1,5 +1,5 @@
 /** Opening projects, and copying a closed (or open) project file without opening it for writing. */
-import { CliffscopeError } from '../errors.js';
+import { CliffscopeError } from '../engine/errors.js';
 import { inspectProjectFile, openChecked, openForReading } from './project-file.js';
 import { ProjectStore } from './project-store.js';
 import { exportProjectFile } from './transfer.js';

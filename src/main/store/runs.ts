@@ -5,7 +5,7 @@
  * says which to skip.
  */
 import { randomUUID } from 'node:crypto';
-import { CliffscopeError } from '../errors.js';
+import { CliffscopeError } from '../engine/errors.js';
 import { canonicalJson } from './json.js';
 import { currentOwner, isOurs, ownerState } from './owner.js';
 import { runFromRow, runItemFromRow, type Row } from './rows.js';

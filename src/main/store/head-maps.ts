@@ -1,5 +1,5 @@
 /** Head attribution maps: a [layers, heads] map per transcript or averaged, optionally per token. */
-import { CliffscopeError } from '../errors.js';
+import { CliffscopeError } from '../engine/errors.js';
 import { float32ToBlob } from './blobs.js';
 import { headMapFromRow, type Row } from './rows.js';
 import type { Statements } from './statements.js';

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { CliffscopeError } from '../errors.js';
+import { CliffscopeError } from '../engine/errors.js';
 import { APPLICATION_ID, MIGRATIONS, NOW_SQL, PROJECT_FORMAT, SCHEMA_VERSION, type Migration } from './schema.js';
 
 /**

@@ -21,8 +21,8 @@ export const PROJECT_FORMAT = 'cliffscope-project';
 export const NOW_SQL = `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`;
 
 /** Run kinds are the application's (src/shared/runs/registry.ts); the store checks them on insert. */
-export { RUN_KINDS } from '../../../shared/runs/registry.js';
-export { SWEEP_CONTROLS } from '../../../shared/runs/ablate.js';
+export { RUN_KINDS } from '../../shared/runs/registry.js';
+export { SWEEP_CONTROLS } from '../../shared/runs/ablate.js';
 export const RUN_STATUSES = ['pending', 'running', 'done', 'interrupted', 'failed', 'cancelled'] as const;
 export const ITEM_STATUSES = ['done', 'failed'] as const;
 

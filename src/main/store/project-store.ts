@@ -4,7 +4,7 @@
  * `sweeps` and `verdicts`, `selections` — each a thin typed data-access layer over its tables (named inserts and
  * queries; SQL stays visible, no ORM), and `views`, the read models the application's plots and tables use.
  */
-import { CliffscopeError } from '../errors.js';
+import { CliffscopeError } from '../engine/errors.js';
 import { DatasetsStore } from './datasets.js';
 import { HeadMapsStore } from './head-maps.js';
 import { ModelsStore } from './models.js';

@@ -3,7 +3,7 @@
  * store uses (get / all / run / insert, one transaction at a time, the "does not exist" error).
  */
 import type Database from 'better-sqlite3';
-import { CliffscopeError } from '../errors.js';
+import { CliffscopeError } from '../engine/errors.js';
 import type { DB } from './project-file.js';
 
 type Param = string | number | bigint | Buffer | null;

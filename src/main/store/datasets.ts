@@ -1,7 +1,7 @@
 /** Datasets and their items: what a project's prompts are, as imported. */
 import { createHash } from 'node:crypto';
-import { readDatasetFile, type ColumnMapping, type DatasetReadResult, type ReadDatasetOptions, type RejectedRow } from '../datasets/import.js';
-import { CliffscopeError } from '../errors.js';
+import { readDatasetFile, type ColumnMapping, type DatasetReadResult, type ReadDatasetOptions, type RejectedRow } from '../engine/datasets/import.js';
+import { CliffscopeError } from '../engine/errors.js';
 import { canonicalJson } from './json.js';
 import { datasetFromRow, itemFromRow, type Row } from './rows.js';
 import type { Statements } from './statements.js';
