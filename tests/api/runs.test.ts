@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCallContext } from '../../src/main/api/context.js';
 import { dispatch } from '../../src/main/api/dispatch.js';
-import { readSummary } from '../../src/main/engine/pipelines/common.js';
+import { readSummary } from '../../src/main/pipelines/common.js';
 import { openProject } from '../../src/main/store/open.js';
 import { summaryOf, type JobEvent, type ParamsOf, type ResultOf, type RunReportOf } from '../../src/shared/contract.js';
 import { headsRun } from '../../src/shared/runs/heads.js';

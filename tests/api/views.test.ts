@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tailAlignedAverage, traceMetrics } from '../../src/main/engine/analysis/trace.js';
 import { DEMO_PLANTED_HEADS } from '../../src/main/api/demo/planted-model.js';
-import { readSummary } from '../../src/main/engine/pipelines/common.js';
+import { readSummary } from '../../src/main/pipelines/common.js';
 import { summaryOf } from '../../src/shared/contract.js';
 import { traceRun } from '../../src/shared/runs/trace.js';
 import { openProject } from '../../src/main/store/open.js';

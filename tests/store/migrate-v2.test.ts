@@ -11,7 +11,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dispatch } from '../../src/main/api/dispatch.js';
 import { runReport } from '../../src/main/api/runs.js';
-import { storedConfig } from '../../src/main/engine/pipelines/common.js';
+import { storedConfig } from '../../src/main/pipelines/common.js';
 import { openProject } from '../../src/main/store/open.js';
 import { configure, migrate } from '../../src/main/store/project-file.js';
 import { MIGRATIONS, SCHEMA_VERSION } from '../../src/main/store/schema.js';

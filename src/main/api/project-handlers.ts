@@ -6,7 +6,7 @@ import { readDatasetFile, type ColumnMapping, type ReadDatasetOptions } from '..
 import { CliffscopeError } from '../engine/errors.js';
 import { exportProject } from '../store/open.js';
 import type { ProjectStore } from '../store/project-store.js';
-import { registerModel } from '../engine/pipelines/common.js';
+import { registerModel } from '../pipelines/common.js';
 import type { CallContext } from './context.js';
 import { defaultDemoProject, runDemo } from './demo/run-demo.js';
 import { acquireModel } from './model-pool.js';

@@ -7,7 +7,7 @@
  */
 import type { ParamsOf, ResultOf } from '../../shared/contract.js';
 import { isCliffscopeError } from '../engine/errors.js';
-import type { PipelineEnv } from '../engine/pipelines/common.js';
+import type { PipelineEnv } from '../pipelines/common.js';
 import type { ProjectStore } from '../store/project-store.js';
 import type { CallContext } from './context.js';
 import { acquireModel } from './model-pool.js';

@@ -10,8 +10,8 @@ import { type RunKind, type RunSummaryOf, specOf } from '../../shared/runs/regis
 import { rankHeads } from '../engine/analysis/heads.js';
 import { tailAlignedAverage } from '../engine/analysis/trace.js';
 import { CliffscopeError } from '../engine/errors.js';
-import { exportSelection } from '../engine/pipelines/select.js';
-import { spanTexts } from '../engine/pipelines/sources.js';
+import { exportSelection } from '../pipelines/select.js';
+import { spanTexts } from '../pipelines/sources.js';
 import type { ProjectStore } from '../store/project-store.js';
 import { toCsv } from '../store/tabular.js';
 import type { HeadMapRow, RunRow, TraceRow } from '../store/types.js';

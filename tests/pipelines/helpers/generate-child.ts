@@ -6,7 +6,7 @@
  *
  * usage: node --import tsx generate-child.ts PROJECT MODEL_DIR CACHE_ROOT CONFIG_JSON
  */
-import { runGenerate, type GenerateRunConfig } from '../../../src/main/engine/pipelines/transcripts.js';
+import { runGenerate, type GenerateRunConfig } from '../../../src/main/pipelines/transcripts.js';
 import { loadModel } from '../../../src/main/engine/runtime/model.js';
 import { openProject } from '../../../src/main/store/open.js';
 

@@ -15,7 +15,7 @@ import type { TraceStats } from '../../../shared/runs/trace.js';
 import { readDatasetFile } from '../../engine/datasets/import.js';
 import { CliffscopeError } from '../../engine/errors.js';
 import { defaultCacheRoot } from '../../engine/onnx/compile.js';
-import { type PipelineEnv, readSummary } from '../../engine/pipelines/common.js';
+import { type PipelineEnv, readSummary } from '../../pipelines/common.js';
 import { loadModel } from '../../engine/runtime/model.js';
 import { openProject } from '../../store/open.js';
 import type { ProjectStore } from '../../store/project-store.js';

@@ -5,19 +5,19 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { selectRun, type SelectRunConfig } from '../../../shared/runs/select.js';
-import { GCG_JUDGE, judgeAnswer } from '../analysis/judges.js';
-import { scoreRows } from '../analysis/probe.js';
-import { selectSamples, toAlpacaJson, toMessagesJsonl } from '../analysis/select.js';
-import { traceMetrics } from '../analysis/trace.js';
-import { CliffscopeError } from '../errors.js';
-import { teacherForce } from '../runtime/teacher-force.js';
-import type { ProjectStore } from '../../store/project-store.js';
-import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { selectRun, type SelectRunConfig } from '../../shared/runs/select.js';
+import { GCG_JUDGE, judgeAnswer } from '../engine/analysis/judges.js';
+import { scoreRows } from '../engine/analysis/probe.js';
+import { selectSamples, toAlpacaJson, toMessagesJsonl } from '../engine/analysis/select.js';
+import { traceMetrics } from '../engine/analysis/trace.js';
+import { CliffscopeError } from '../engine/errors.js';
+import { teacherForce } from '../engine/runtime/teacher-force.js';
+import type { ProjectStore } from '../store/project-store.js';
+import type { Tokenizer } from '../engine/tokenizer/tokenizer.js';
 import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireTokenizer, type RunOptions, storedConfig } from './common.js';
 import { ensureTranscriptRow, readSource } from './sources.js';
 
-export type { SelectRunConfig } from '../../../shared/runs/select.js';
+export type { SelectRunConfig } from '../../shared/runs/select.js';
 
 export interface SelectRunResult {
   runId: number;

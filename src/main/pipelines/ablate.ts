@@ -4,20 +4,20 @@
  * harmful and a harmless set. Every setting shares the batches (head_scale is per row), every transcript is kept
  * and judged, and each cell reports ASR, over-refusal, mean I' and answer length.
  */
-import type { HeadRef } from '../../../shared/heads.js';
-import { ablateRun, type AblateRunConfig, type SweepCellMetrics } from '../../../shared/runs/ablate.js';
-import type { HeadScaleSetting } from '../../../shared/runs/transcripts.js';
-import { headCountForFraction, headsByFraction, randomHeads } from '../analysis/heads.js';
-import { GCG_JUDGE, JBB_JUDGE, judgeAnswer, type KeywordJudge } from '../analysis/judges.js';
-import { CliffscopeError } from '../errors.js';
-import { ablationScale } from '../runtime/head-scale.js';
-import type { SweepControl } from '../../store/types.js';
+import type { HeadRef } from '../../shared/heads.js';
+import { ablateRun, type AblateRunConfig, type SweepCellMetrics } from '../../shared/runs/ablate.js';
+import type { HeadScaleSetting } from '../../shared/runs/transcripts.js';
+import { headCountForFraction, headsByFraction, randomHeads } from '../engine/analysis/heads.js';
+import { GCG_JUDGE, JBB_JUDGE, judgeAnswer, type KeywordJudge } from '../engine/analysis/judges.js';
+import { CliffscopeError } from '../engine/errors.js';
+import { ablationScale } from '../engine/runtime/head-scale.js';
+import type { SweepControl } from '../store/types.js';
 import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireTokenizer, type RunOptions } from './common.js';
 import { headsRunRanking } from './heads.js';
 import { readSource } from './sources.js';
 import { generateInto } from './transcripts.js';
 
-export type { AblateRunConfig } from '../../../shared/runs/ablate.js';
+export type { AblateRunConfig } from '../../shared/runs/ablate.js';
 
 interface Cell {
   setting: HeadScaleSetting;

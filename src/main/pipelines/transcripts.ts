@@ -1,19 +1,19 @@
 /**
  * Transcripts, the raw material of every other pipeline: the model's own generations for a dataset's prompts
- * (a `generate` run), under one or more head-scale settings side by side, with the thinking / answer split and,
+ * (a `transcripts` run), under one or more head-scale settings side by side, with the thinking / answer split and,
  * when a probe is given, its live refusal score per token stored as a trace.
  */
-import { transcriptsRun, type GenerateRunConfig, type GenerateRunSummary, type HeadScaleSetting } from '../../../shared/runs/transcripts.js';
-import { traceMetrics } from '../analysis/trace.js';
-import { CliffscopeError } from '../errors.js';
-import { generate, type GenerationRequest, type GenerationResult } from '../runtime/generate.js';
-import { flatHeadScale } from '../runtime/head-scale.js';
-import { promptIds, samplingOptions, stopIds } from '../runtime/prompt.js';
-import { describeTranscript } from '../runtime/transcript.js';
-import type { ItemRow, ProbeRow } from '../../store/types.js';
+import { transcriptsRun, type GenerateRunConfig, type GenerateRunSummary, type HeadScaleSetting } from '../../shared/runs/transcripts.js';
+import { traceMetrics } from '../engine/analysis/trace.js';
+import { CliffscopeError } from '../engine/errors.js';
+import { generate, type GenerationRequest, type GenerationResult } from '../engine/runtime/generate.js';
+import { flatHeadScale } from '../engine/runtime/head-scale.js';
+import { promptIds, samplingOptions, stopIds } from '../engine/runtime/prompt.js';
+import { describeTranscript } from '../engine/runtime/transcript.js';
+import type { ItemRow, ProbeRow } from '../store/types.js';
 import { beginRun, checkCancelled, chunks, commitSummary, finishing, type PipelineEnv, requireProbe, type RunOptions, requireTokenizer } from './common.js';
 
-export { BASELINE_SETTING, type GenerateRunConfig, type HeadScaleSetting } from '../../../shared/runs/transcripts.js';
+export { BASELINE_SETTING, type GenerateRunConfig, type HeadScaleSetting } from '../../shared/runs/transcripts.js';
 
 export interface GeneratedItem {
   key: string;

@@ -3,11 +3,11 @@
  * supplied (prompt, response) pairs teacher-forced through the model. Either way a pipeline sees the same thing:
  * token ids, the prompt length, and the thinking / answer split.
  */
-import type { PositionRule, TranscriptSource } from '../../../shared/values.js';
-import type { ProjectStore } from '../../store/project-store.js';
-import type { ItemRow } from '../../store/types.js';
-import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { suppliedTranscriptIds } from '../runtime/prompt.js';
+import type { PositionRule, TranscriptSource } from '../../shared/values.js';
+import type { ProjectStore } from '../store/project-store.js';
+import type { ItemRow } from '../store/types.js';
+import type { Tokenizer } from '../engine/tokenizer/tokenizer.js';
+import { suppliedTranscriptIds } from '../engine/runtime/prompt.js';
 
 export type { PositionRule, TranscriptSource };
 

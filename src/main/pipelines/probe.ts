@@ -4,16 +4,16 @@
  * is the default: answer-boundary features, positives = harmful prompts the model refused (keyword in the first 32
  * characters of the answer), negatives = answers to harmless prompts, the final-normed hidden state.
  */
-import { probeRun, type LabelRule, type ProbeRunConfig } from '../../../shared/runs/probe.js';
-import type { TranscriptSource } from '../../../shared/values.js';
-import { judgeAnswer, keywordJudge, GCG_REFUSAL_PREFIXES, JBB_REFUSAL_PREFIXES, type KeywordJudge } from '../analysis/judges.js';
-import { PAPER_PROBE_PRESET, sweepLayers, trainProbe, type TrainedProbe } from '../analysis/probe.js';
-import { CliffscopeError } from '../errors.js';
-import { teacherForce } from '../runtime/teacher-force.js';
+import { probeRun, type LabelRule, type ProbeRunConfig } from '../../shared/runs/probe.js';
+import type { TranscriptSource } from '../../shared/values.js';
+import { judgeAnswer, keywordJudge, GCG_REFUSAL_PREFIXES, JBB_REFUSAL_PREFIXES, type KeywordJudge } from '../engine/analysis/judges.js';
+import { PAPER_PROBE_PRESET, sweepLayers, trainProbe, type TrainedProbe } from '../engine/analysis/probe.js';
+import { CliffscopeError } from '../engine/errors.js';
+import { teacherForce } from '../engine/runtime/teacher-force.js';
 import { beginRun, commitSummary, decodeFloats, encodeFloats, finishing, type PipelineEnv, requireSource, requireTokenizer, type RunOptions } from './common.js';
 import { positionOf, readSource, type SourceTranscript } from './sources.js';
 
-export type { LabelRule, ProbeRunConfig } from '../../../shared/runs/probe.js';
+export type { LabelRule, ProbeRunConfig } from '../../shared/runs/probe.js';
 
 export function labelJudge(rule: LabelRule): KeywordJudge | null {
   if (rule === 'all') return null;

@@ -3,15 +3,15 @@
  * span's plateau I, the score at the answer boundary I', MS = I − I', the steepest drop and its width; optionally
  * the same for a probe at every layer (the layers × tokens map).
  */
-import { traceRun, type TraceRunConfig, type TraceRunSummary, type TraceStats } from '../../../shared/runs/trace.js';
-import { scoreRows } from '../analysis/probe.js';
-import { tailAlignedAverage, traceMetrics } from '../analysis/trace.js';
-import { teacherForce } from '../runtime/teacher-force.js';
-import type { ProbeRow } from '../../store/types.js';
+import { traceRun, type TraceRunConfig, type TraceRunSummary, type TraceStats } from '../../shared/runs/trace.js';
+import { scoreRows } from '../engine/analysis/probe.js';
+import { tailAlignedAverage, traceMetrics } from '../engine/analysis/trace.js';
+import { teacherForce } from '../engine/runtime/teacher-force.js';
+import type { ProbeRow } from '../store/types.js';
 import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireSource, requireTokenizer, type RunOptions } from './common.js';
 import { ensureTranscriptRow, readSource } from './sources.js';
 
-export type { TraceRunConfig } from '../../../shared/runs/trace.js';
+export type { TraceRunConfig } from '../../shared/runs/trace.js';
 
 /** What each transcript's committed item holds: its metrics under the main probe. */
 interface TracedItem {

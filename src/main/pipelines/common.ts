@@ -7,17 +7,17 @@
  * keeps its work; resuming skips the committed keys. A resumed run takes its settings from the store, never from the
  * new command line, so one run never mixes two configurations.
  */
-import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import type { z } from 'zod';
-import { CliffscopeError, isCliffscopeError } from '../errors.js';
-import { COMPILER_VERSION } from '../onnx/compile.js';
-import type { LoadedModel } from '../runtime/model.js';
-import type { ProjectStore } from '../../store/project-store.js';
-import { jsonSafe } from '../../store/tabular.js';
-import type { JsonObject, ModelRow, ProbeRow, RunKind, RunRow } from '../../store/types.js';
-import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import type { TranscriptSource } from '../../../shared/values.js';
+import { CliffscopeError, isCliffscopeError } from '../engine/errors.js';
+import { COMPILER_VERSION } from '../engine/onnx/compile.js';
+import type { LoadedModel } from '../engine/runtime/model.js';
+import type { ProjectStore } from '../store/project-store.js';
+import { jsonSafe } from '../store/tabular.js';
+import type { JsonObject, ModelRow, ProbeRow, RunKind, RunRow } from '../store/types.js';
+import type { Tokenizer } from '../engine/tokenizer/tokenizer.js';
+import type { TranscriptSource } from '../../shared/values.js';
+import pkg from '../../../package.json' with { type: 'json' };
 
 export interface PipelineEnv {
   store: ProjectStore;
@@ -43,7 +43,6 @@ export interface StoredKind<Cfg, Sum> {
   links(config: Cfg): { datasetId?: number | null; parentRunId?: number | null };
 }
 
-const pkg = JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 /** Everything needed to reproduce a run's numbers besides its config: code, runtime and hardware path. */
 export function runVersions(model: LoadedModel): JsonObject {

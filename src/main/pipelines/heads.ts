@@ -3,16 +3,16 @@
  * boundary, per transcript and averaged over the set, ranked into refusal suppression heads (most negative) and
  * refusal heads (most positive). Optionally the same score at every token (heads × tokens).
  */
-import { headsRun, TOP_HEADS, type HeadsRunConfig } from '../../../shared/runs/heads.js';
-import { attributeHeads, attributeHeadsOverTokens, averageAttributions, buildHeadReadouts, rankHeads, rmsOf } from '../analysis/heads.js';
-import { CliffscopeError } from '../errors.js';
-import { readTensorAsFloat32 } from '../model/safetensors.js';
-import { teacherForce } from '../runtime/teacher-force.js';
-import type { ProjectStore } from '../../store/project-store.js';
+import { headsRun, TOP_HEADS, type HeadsRunConfig } from '../../shared/runs/heads.js';
+import { attributeHeads, attributeHeadsOverTokens, averageAttributions, buildHeadReadouts, rankHeads, rmsOf } from '../engine/analysis/heads.js';
+import { CliffscopeError } from '../engine/errors.js';
+import { readTensorAsFloat32 } from '../engine/model/safetensors.js';
+import { teacherForce } from '../engine/runtime/teacher-force.js';
+import type { ProjectStore } from '../store/project-store.js';
 import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireSource, requireTokenizer, type RunOptions } from './common.js';
 import { ensureTranscriptRow, readSource } from './sources.js';
 
-export type { HeadsRunConfig } from '../../../shared/runs/heads.js';
+export type { HeadsRunConfig } from '../../shared/runs/heads.js';
 
 export async function runHeads(env: PipelineEnv, config: HeadsRunConfig, opts: RunOptions = {}): Promise<number> {
   const { store, model } = env;

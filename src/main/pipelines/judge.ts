@@ -3,18 +3,18 @@
  * threshold = complied), or a local guard model (Llama-Guard-3-style, given the answer cut to 512 characters;
  * harmful if its output contains "unsafe"). Every verdict is stored with the judge's identity.
  */
-import { judgeRun, type JudgeRunConfig } from '../../../shared/runs/judge.js';
-import { guardJudge, guardPrompt, judgeAnswer, judgeByProbe, parseGuardOutput, probeJudge } from '../analysis/judges.js';
-import { CliffscopeError } from '../errors.js';
-import { generate } from '../runtime/generate.js';
-import type { LoadedModel } from '../runtime/model.js';
-import { stopIds } from '../runtime/prompt.js';
-import type { JsonObject } from '../../store/types.js';
+import { judgeRun, type JudgeRunConfig } from '../../shared/runs/judge.js';
+import { guardJudge, guardPrompt, judgeAnswer, judgeByProbe, parseGuardOutput, probeJudge } from '../engine/analysis/judges.js';
+import { CliffscopeError } from '../engine/errors.js';
+import { generate } from '../engine/runtime/generate.js';
+import type { LoadedModel } from '../engine/runtime/model.js';
+import { stopIds } from '../engine/runtime/prompt.js';
+import type { JsonObject } from '../store/types.js';
 import { judgeFor } from './ablate.js';
 import { beginRun, commitSummary, finishing, type PipelineEnv, requireTokenizer, type RunOptions } from './common.js';
 import { readSource } from './sources.js';
 
-export type { JudgeRunConfig } from '../../../shared/runs/judge.js';
+export type { JudgeRunConfig } from '../../shared/runs/judge.js';
 
 /** `opts.guard`: the guard model, when the caller has it loaded; otherwise it comes from `env.loadModel`. */
 export async function runJudge(env: PipelineEnv, config: JudgeRunConfig, opts: RunOptions & { guard?: LoadedModel } = {}): Promise<number> {
