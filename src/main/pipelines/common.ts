@@ -1,7 +1,7 @@
 /**
- * What every pipeline shares: the environment it runs in (project store, loaded model, cancellation, progress),
- * the run lifecycle (start or resume, commit each finished item, finish as done / cancelled / failed), and how a
- * transcript is built from a prompt and a response.
+ * What every pipeline shares: the environment it runs in (project store, loaded model, cancellation, progress) and
+ * the run lifecycle (start or resume, commit each finished item, store the summary, finish as done / cancelled /
+ * failed).
  *
  * Each finished item is committed in its own transaction with the rows it produced, so a run killed at any moment
  * keeps its work; resuming skips the committed keys. A resumed run takes its settings from the store, never from the
@@ -175,17 +175,6 @@ export function readSummary<Sum>(store: ProjectStore, kind: StoredKind<unknown, 
     file: store.file,
     hint: 'the project file was changed by something other than Cliffscope; run it again',
   });
-}
-
-/** Float32 vectors inside JSON payloads (features committed per item). */
-export function encodeFloats(v: Float32Array): string {
-  return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
-}
-export function decodeFloats(s: string): Float32Array {
-  const b = Buffer.from(s, 'base64');
-  const out = new Float32Array(b.byteLength / 4);
-  new Uint8Array(out.buffer).set(b);
-  return out;
 }
 
 export function requireTokenizer(model: LoadedModel): Tokenizer {

@@ -10,7 +10,7 @@ import { judgeAnswer, keywordJudge, GCG_REFUSAL_PREFIXES, JBB_REFUSAL_PREFIXES, 
 import { PAPER_PROBE_PRESET, sweepLayers, trainProbe, type TrainedProbe } from '../engine/analysis/probe.js';
 import { CliffscopeError } from '../engine/errors.js';
 import { teacherForce } from '../engine/runtime/teacher-force.js';
-import { beginRun, commitSummary, decodeFloats, encodeFloats, finishing, type PipelineEnv, requireSource, requireTokenizer, type RunOptions } from './common.js';
+import { beginRun, commitSummary, finishing, type PipelineEnv, requireSource, requireTokenizer, type RunOptions } from './common.js';
 import { positionOf, readSource, type SourceTranscript } from './sources.js';
 
 export type { LabelRule, ProbeRunConfig } from '../../shared/runs/probe.js';
@@ -148,4 +148,15 @@ function trainFromFeatures(
     bestResidIndex: best.residIndex,
   });
   return { runId, probes, bestProbeId: best.probeId };
+}
+
+/** Float32 vectors inside JSON payloads (the features each item commits, read back to train on resume). */
+function encodeFloats(v: Float32Array): string {
+  return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
+}
+function decodeFloats(s: string): Float32Array {
+  const b = Buffer.from(s, 'base64');
+  const out = new Float32Array(b.byteLength / 4);
+  new Uint8Array(out.buffer).set(b);
+  return out;
 }
