@@ -45,7 +45,7 @@ export class RunsStore<S> {
     }
     const id = this.sql.insert(
       `INSERT INTO runs (uid, kind, name, model_id, dataset_id, parent_run_id, config, versions) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-      randomUUID(),
+      spec.uid ?? randomUUID(),
       spec.kind,
       spec.name ?? null,
       spec.modelId ?? null,
