@@ -276,6 +276,9 @@ export const ProjectRememberResult = ProjectRecentResult;
 export const DemoReport = z.strictObject({
   projectFile: z.string(),
   modelDir: z.string(),
+  /** The execution provider that ran the demo model, and why `auto` skipped better ones. */
+  provider: z.string().min(1),
+  providerNotes: z.array(z.string()),
   /** Run id per demo stage: probe, generate, generateHarmless, trace, traceHarmless, heads, ablate, select. */
   runs: z.record(z.string(), rowId),
   probe: z.strictObject({ id: rowId, layer: z.number().int(), valAccuracy: z.number(), valAuroc: z.number() }),

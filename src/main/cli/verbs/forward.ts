@@ -102,6 +102,7 @@ ${PRECISION_HELP}  --cache DIR           compiled-model cache (default: $CLIFFSC
       architecture: cfg.architecture,
       norm_preserve: String(model.compiled.options.normPreserve),
       head_scale: headScale ? JSON.stringify(headScale) : '',
+      provider: model.session.provider,
     });
     await model.session.release();
 
@@ -118,6 +119,8 @@ ${PRECISION_HELP}  --cache DIR           compiled-model cache (default: $CLIFFSC
       compiledCached: model.compiled.cached,
       nextTokenId: argmax,
       nextToken: model.tokenizer ? model.tokenizer.decode([argmax]) : null,
+      provider: model.session.provider,
+      providerNotes: model.session.providerNotes,
     };
     if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
     else process.stdout.write(`wrote ${tensors.length} tensors for ${T} tokens to ${out}; next token: ${argmax}${summary.nextToken !== null ? ` (${JSON.stringify(summary.nextToken)})` : ''}\n`);

@@ -98,7 +98,8 @@ ${PRECISION_HELP}  --cache DIR               compiled-model cache (default: $CLI
 
 Output:
   --json                    one JSON object per transcript on stdout: prompt, input_ids, output_ids, text,
-                            thinking, answer, finish_reason, think_open, think_close, answer_boundary
+                            thinking, answer, finish_reason, think_open, think_close, answer_boundary, and
+                            provider / provider_notes (where it ran, and why auto skipped better providers)
   -h, --help                this help
 `,
   async run(argv) {
@@ -201,6 +202,8 @@ Output:
               think_open: t.split.thinkOpen,
               think_close: t.split.thinkClose,
               answer_boundary: t.split.answerBoundary,
+              provider: model.session.provider,
+              provider_notes: model.session.providerNotes,
             })}\n`,
           );
         } else if (streamOne) {

@@ -20,6 +20,7 @@ import { runSelect } from '../pipelines/select.js';
 import { runTrace } from '../pipelines/trace.js';
 import { BASELINE_SETTING, runGenerate } from '../pipelines/transcripts.js';
 import { loadModel } from '../runtime/model.js';
+import type { ProviderChoice } from '../runtime/providers.js';
 import { openProject } from '../store/open.js';
 import type { ProjectStore } from '../store/project-store.js';
 import type { DatasetRow, JsonObject, RunKind } from '../store/types.js';
@@ -35,6 +36,8 @@ export interface DemoOptions {
   projectFile: string;
   cacheRoot?: string;
   threads?: number;
+  /** Execution provider (default auto); `cliffscope gpu-check` runs the demo on a GPU provider against the CPU. */
+  provider?: ProviderChoice;
   signal?: AbortSignal;
   onProgress?: (stage: string, done: number, total: number) => void;
   log?: (message: string) => void;
@@ -43,6 +46,9 @@ export interface DemoOptions {
 export interface DemoReport {
   projectFile: string;
   modelDir: string;
+  /** Where the model ran, and why `auto` skipped better providers. */
+  provider: string;
+  providerNotes: string[];
   runs: Record<string, number>;
   probe: { id: number; layer: number; valAccuracy: number; valAuroc: number };
   trace: { harmful: JsonObject; harmless: JsonObject };
@@ -73,7 +79,7 @@ function unfinished(store: ProjectStore, kind: RunKind, name: string): number | 
 
 export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
   const info = writeDemoModel(demoModelDir(opts.cacheRoot));
-  const model = await loadModel(info.dir, { cacheRoot: opts.cacheRoot, threads: opts.threads ?? 1 });
+  const model = await loadModel(info.dir, { cacheRoot: opts.cacheRoot, threads: opts.threads ?? 1, provider: opts.provider });
   const store = openProject(path.resolve(opts.projectFile), { create: true });
   try {
     const resources = demoResourcesDir();
@@ -183,6 +189,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
     return {
       projectFile: store.file,
       modelDir: info.dir,
+      provider: model.session.provider,
+      providerNotes: [...model.session.providerNotes],
       runs: { probe: probeRun, generate: generateRun, generateHarmless: harmlessRun, trace: traceRun, traceHarmless: harmlessTrace, heads: headsRun, ablate: ablateRun, select: selectRun },
       probe: { id: probeId, layer: probe.layer, valAccuracy: bestProbe.valAccuracy as number, valAuroc: bestProbe.valAuroc as number },
       trace: { harmful: pickTrace(traceSummary), harmless: pickTrace(harmlessSummary) },
@@ -218,7 +226,7 @@ const pct = (v: number | null) => (v === null ? '—' : `${(v * 100).toFixed(0)}
 export function formatDemoReport(r: DemoReport): string {
   const lines = [
     `Cliffscope demo — project ${r.projectFile}`,
-    `  model: the planted-cliff demo (${r.modelDir})`,
+    `  model: the planted-cliff demo (${r.modelDir}) on ${r.provider}${r.providerNotes.length ? ` (${r.providerNotes.join('; ')})` : ''}`,
     '',
     `probe    #${r.probe.id} on layer ${r.probe.layer} (final norm): validation accuracy ${pct(r.probe.valAccuracy)}, AUROC ${fmt(r.probe.valAuroc)}`,
     `trace    harmful:  plateau I ${fmt(r.trace.harmful.meanPlateau as number | null)}  final I' ${fmt(r.trace.harmful.meanFinal as number | null)}  MS ${fmt(r.trace.harmful.meanMs as number | null)}`,

@@ -38,6 +38,11 @@ export function formatRunReport(r: RunReport): string {
     `  items     ${r.items.done} done${r.items.failed ? `, ${r.items.failed} failed` : ''}`,
     `  started   ${run.startedAt ?? '—'}   finished ${run.finishedAt ?? '—'}`,
   ];
+  const provider = run.versions.provider;
+  if (typeof provider === 'string') {
+    const notes = Array.isArray(run.versions.providerNotes) ? run.versions.providerNotes.filter((n) => typeof n === 'string') : [];
+    lines.push(`  provider  ${provider}${notes.length ? ` (${notes.join('; ')})` : ''}`);
+  }
   if (!s) return lines.join('\n');
   switch (run.kind) {
     case 'generate':
