@@ -301,7 +301,13 @@ function extractArchive(file: string, into: string): void {
         if ((e as { status?: number }).status !== 11) run(process.env.PYTHON ?? 'python3', ['-m', 'zipfile', '-e', file, into]);
       }
     } else if (/\.(tgz|tar\.gz|tar)$/.test(lower)) {
-      run('tar', ['-xf', file, '-C', into, '--wildcards', ...members]);
+      try {
+        run('tar', ['-xf', file, '-C', into, '--wildcards', ...members]);
+      } catch (e) {
+        // tar fails when a pattern matches nothing, having extracted the others: only that is fine
+        const errors = String((e as { stderr?: Buffer }).stderr ?? '').split('\n').filter((l) => l && !/Not found in archive|Exiting with failure status/.test(l));
+        if (errors.length) throw e;
+      }
     } else {
       throw new CliffscopeError('bad-argument', `${file}: not a folder, .whl, .nupkg, .zip, .tgz or .tar.gz`, { file });
     }
