@@ -36,8 +36,9 @@ export interface DemoOptions {
   projectFile: string;
   cacheRoot?: string;
   threads?: number;
-  /** Execution provider (default auto); `cliffscope gpu-check` runs the demo on a GPU provider against the CPU. */
+  /** Execution provider (default auto) and compute type; `npm run gpu-check` runs the demo on a GPU against the CPU. */
   provider?: ProviderChoice;
+  activations?: 'float32' | 'float16';
   signal?: AbortSignal;
   onProgress?: (stage: string, done: number, total: number) => void;
   log?: (message: string) => void;
@@ -79,7 +80,12 @@ function unfinished(store: ProjectStore, kind: RunKind, name: string): number | 
 
 export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
   const info = writeDemoModel(demoModelDir(opts.cacheRoot));
-  const model = await loadModel(info.dir, { cacheRoot: opts.cacheRoot, threads: opts.threads ?? 1, provider: opts.provider });
+  const model = await loadModel(info.dir, {
+    cacheRoot: opts.cacheRoot,
+    threads: opts.threads ?? 1,
+    provider: opts.provider,
+    precision: opts.activations ? { activations: opts.activations } : undefined,
+  });
   const store = openProject(path.resolve(opts.projectFile), { create: true });
   try {
     const resources = demoResourcesDir();
