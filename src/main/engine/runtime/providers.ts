@@ -105,13 +105,17 @@ export interface OpenedSession {
  * run on the CPU (ONNX Runtime's own placement); the session as a whole never silently moves to the CPU unless the
  * choice was `auto`.
  */
-export async function openSession(modelPath: string, choice: ProviderChoice, opts: { threads?: number } = {}): Promise<OpenedSession> {
+export async function openSession(
+  modelPath: string,
+  choice: ProviderChoice,
+  opts: { threads?: number; optimization?: ort.InferenceSession.SessionOptions['graphOptimizationLevel'] } = {},
+): Promise<OpenedSession> {
   const plan = planProviders(choice);
   const notes = [...plan.notes];
   for (const provider of plan.candidates) {
     const options: ort.InferenceSession.SessionOptions = {
       executionProviders: provider === 'cpu' ? ['cpu'] : [provider, 'cpu'],
-      graphOptimizationLevel: 'all',
+      graphOptimizationLevel: opts.optimization ?? 'all',
       logSeverityLevel: 3,
     };
     if (opts.threads) options.intraOpNumThreads = opts.threads;
