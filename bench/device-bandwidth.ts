@@ -14,7 +14,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { float32ToF16 } from '../src/main/engine/model/safetensors.js';
+import { f16BitsToFloat, float32ToF16 } from '../src/main/engine/model/safetensors.js';
 import { GraphBuilder } from '../src/main/engine/onnx/graph.js';
 import { DataType, encodeModel } from '../src/main/engine/onnx/proto.js';
 import { openSession, type ProviderChoice } from '../src/main/engine/runtime/providers.js';
@@ -97,20 +97,11 @@ async function timeRuns(session: ort.InferenceSession, feeds: Record<string, ort
       const y = out.y as ort.Tensor;
       // float16 outputs come back as Uint16 bits (or Float16Array where the runtime has it)
       output = Float32Array.from(y.data as ArrayLike<number>, (v) => v);
-      if (y.type === 'float16' && y.data instanceof Uint16Array) output = Float32Array.from(y.data, f16ToFloat);
+      if (y.type === 'float16' && y.data instanceof Uint16Array) output = Float32Array.from(y.data, f16BitsToFloat);
     }
   }
   const best = Math.min(...times);
   return { bytesPerRun, bestSeconds: best, medianSeconds: median(times), bytesPerSecond: bytesPerRun / best, output };
-}
-
-function f16ToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return s * f * 2 ** -24;
-  if (e === 31) return f ? NaN : s * Infinity;
-  return s * (1 + f / 1024) * 2 ** (e - 15);
 }
 
 export async function measureDeviceBandwidth(opts: {

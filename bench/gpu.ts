@@ -27,6 +27,7 @@ import { planProviders, PROVIDER_CHOICES, type ProviderChoice } from '../src/mai
 import { type BenchShape, ensureCheckpoint, FULL_SHAPE, kvBytesPerToken, paramCounts, QUICK_SHAPE } from './checkpoint.js';
 import { measureDeviceBandwidth } from './device-bandwidth.js';
 import { type DecodeResult, measureDecode, measurePrefill, type PrefillResult, RunClock } from './measure.js';
+import { type Target, target } from './targets.js';
 import { gb, log, type Stat } from './util.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -89,52 +90,33 @@ export function prefillBound(shape: BenchShape, bandwidth: number, tokens: numbe
   return (tokens * bandwidth) / (float16WeightBytes(shape) + 2 * tokens * kvBytesPerToken(shape));
 }
 
-export interface GpuTarget {
-  name: string;
-  description: string;
-  comparison: '<=' | '>=';
-  threshold: number;
-  /** From the best repetition of each side; the same from the medians. */
-  measured: number | null;
-  pass: boolean | null;
-  measuredOnMedians: number | null;
-  passOnMedians: boolean | null;
-  detail: string;
-}
-
-function gpuTarget(name: string, description: string, comparison: '<=' | '>=', threshold: number, best: number | null, mid: number | null, detail: string): GpuTarget {
-  const judge = (x: number | null) => (x === null || !Number.isFinite(x) ? null : comparison === '<=' ? x <= threshold : x >= threshold);
-  const clean = (x: number | null) => (x === null || !Number.isFinite(x) ? null : x);
-  return { name, description, comparison, threshold, measured: clean(best), pass: judge(best), measuredOnMedians: clean(mid), passOnMedians: judge(mid), detail };
-}
-
 const ratio = (a: number | null | undefined, b: number | null | undefined) => (a != null && b != null && b > 0 ? a / b : null);
 const overhead = (tapped: number | null | undefined, plain: number | null | undefined) => (tapped != null && plain ? 1 - tapped / plain : null);
 const rate = (s: Stat | null | undefined) => (s ? `best ${s.max.toFixed(1)}, median ${s.median.toFixed(1)} tok/s` : 'n/a');
 
-export function gpuTargets(plan: GpuPlan, bandwidth: number | null, prefill: PrefillResult[], decode: DecodeResult | null): GpuTarget[] {
+export function gpuTargets(plan: GpuPlan, bandwidth: number | null, prefill: PrefillResult[], decode: DecodeResult | null): Target[] {
   const batch = (b: number) => decode?.batches.find((x) => x.batch === b) ?? null;
   const b1 = batch(1);
   const b32 = batch(32);
   const context = plan.promptTokens + plan.newTokens / 2;
   const bound1 = bandwidth !== null ? decodeBound(plan.shape, bandwidth, 1, context) : null;
   const targets = [
-    gpuTarget('gpu-decode-batch1-vs-bound', 'float16 decode at batch 1 reaches ≥ 50% of its HBM bandwidth bound', '>=', 0.5,
+    target('gpu-decode-batch1-vs-bound', 'float16 decode at batch 1 reaches ≥ 50% of its HBM bandwidth bound', '>=', 0.5,
       ratio(b1?.plain.tokensPerSecond.max, bound1), ratio(b1?.plain.tokensPerSecond.median, bound1),
       `${rate(b1?.plain.tokensPerSecond)} vs bound ${bound1?.toFixed(1) ?? 'n/a'} tok/s = ${bandwidth !== null ? (bandwidth / 1e9).toFixed(0) : 'n/a'} GB/s ÷ ` +
         `${gb(float16WeightBytes(plan.shape) + context * kvBytesPerToken(plan.shape))} per step`),
-    gpuTarget('gpu-decode-batch32-vs-batch1', 'float16 decode at batch 32 ≥ 15× batch-1 tokens/s', '>=', 15,
+    target('gpu-decode-batch32-vs-batch1', 'float16 decode at batch 32 ≥ 15× batch-1 tokens/s', '>=', 15,
       ratio(b32?.plain.tokensPerSecond.max, b1?.plain.tokensPerSecond.max), ratio(b32?.plain.tokensPerSecond.median, b1?.plain.tokensPerSecond.median),
       `batch 32 ${rate(b32?.plain.tokensPerSecond)}; batch 1 ${rate(b1?.plain.tokensPerSecond)}`),
   ];
   for (const b of plan.decodeBatches) {
     const r = batch(b);
-    targets.push(gpuTarget(`gpu-probe-overhead-batch${b}`, `live probe tap costs ≤ 5% of float16 decode throughput at batch ${b}`, '<=', 0.05,
+    targets.push(target(`gpu-probe-overhead-batch${b}`, `live probe tap costs ≤ 5% of float16 decode throughput at batch ${b}`, '<=', 0.05,
       overhead(r?.probe?.tokensPerSecond.max, r?.plain.tokensPerSecond.max), overhead(r?.probe?.tokensPerSecond.median, r?.plain.tokensPerSecond.median),
       `probe ${rate(r?.probe?.tokensPerSecond)}; plain ${rate(r?.plain.tokensPerSecond)}`));
   }
   for (const p of prefill) {
-    targets.push(gpuTarget(`gpu-prefill-tap-overhead-${p.tokens}`, `residual + hook_z taps at all ${p.tokens} positions cost ≤ 5% of float16 prefill throughput`, '<=', 0.05,
+    targets.push(target(`gpu-prefill-tap-overhead-${p.tokens}`, `residual + hook_z taps at all ${p.tokens} positions cost ≤ 5% of float16 prefill throughput`, '<=', 0.05,
       overhead(p.tapped.tokensPerSecond.max, p.plain.tokensPerSecond.max), overhead(p.tapped.tokensPerSecond.median, p.plain.tokensPerSecond.median),
       `tapped ${rate(p.tapped.tokensPerSecond)}; plain ${rate(p.plain.tokensPerSecond)}`));
   }
