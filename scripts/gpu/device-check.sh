@@ -6,7 +6,8 @@
 #   bash scripts/gpu/device-check.sh                  # WebGPU (Vulkan), and CUDA when its parts were staged
 #   bash scripts/gpu/device-check.sh --stage-cuda N   # a separate call per part: keep .device-cuda/part-N for later
 #
-# Environment: DEVICE_PROVIDERS (default "webgpu", plus "cuda" once staged), BENCH_ARGS (default none: the 1.5B
+# Environment: DEVICE_PROVIDERS (default "webgpu", plus "cuda" once staged or given), CUDA_PROVIDER_FROM (a 1.30.0
+# provider source already on the machine, for `npm run cuda-provider -- --from`), BENCH_ARGS (default none: the 1.5B
 # shape; "--shape 7b" or "--quick"), DEVICE_BUDGET_S. Files written to $OUT (at most 8 come back):
 #   device-check.log, machine.txt, gpu-check-<provider>.json, bench-<provider>.json, cuda-provider.json
 set -uo pipefail
@@ -61,7 +62,7 @@ STORIES=()
 
 PROVIDERS=${DEVICE_PROVIDERS:-webgpu}
 PARTS=$(ls "$STAGE"/part-* 2>/dev/null | wc -l)
-if [ -z "${DEVICE_PROVIDERS:-}" ] && [ "$PARTS" -gt 0 ]; then PROVIDERS="webgpu cuda"; fi
+if [ -z "${DEVICE_PROVIDERS:-}" ] && { [ "$PARTS" -gt 0 ] || [ -n "${CUDA_PROVIDER_FROM:-}" ]; }; then PROVIDERS="webgpu cuda"; fi
 
 cuda_setup() {
   # The staged npm route: onnxruntime-node 1.29.0 and the asus4 1.29.0 provider (device-pack.sh --cuda-npm).
@@ -101,7 +102,11 @@ for p in $PROVIDERS; do
     step "$p skipped: $(left) s left of $BUDGET"
     continue
   fi
-  if [ "$p" = cuda ] && [ "$PARTS" -gt 0 ]; then
+  if [ "$p" = cuda ] && [ -n "${CUDA_PROVIDER_FROM:-}" ]; then
+    step "CUDA provider from $CUDA_PROVIDER_FROM"
+    node bin/run-ts.js scripts/install-cuda-provider.ts --from "$CUDA_PROVIDER_FROM" --json >"$OUT/cuda-provider.json"
+    cat "$OUT/cuda-provider.json"
+  elif [ "$p" = cuda ] && [ "$PARTS" -gt 0 ]; then
     step "CUDA provider from the staged parts"
     cuda_setup || { echo "CUDA route not set up"; continue; }
   fi
