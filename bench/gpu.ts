@@ -14,14 +14,13 @@
  * Everything runs in this one process: nothing here measures host memory peaks, and one session at a time holds the
  * device's memory.
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isCliffscopeError } from '../src/main/engine/errors.js';
 import { COMPILER_VERSION, defaultCacheRoot } from '../src/main/engine/onnx/compile.js';
-import { onnxruntimeNodeVersion } from '../src/main/engine/runtime/cuda-provider.js';
+import { nvidiaGpu, onnxruntimeNodeVersion } from '../src/main/engine/runtime/cuda-provider.js';
 import { loadModel } from '../src/main/engine/runtime/model.js';
 import { planProviders, PROVIDER_CHOICES, type ProviderChoice } from '../src/main/engine/runtime/providers.js';
 import { type BenchShape, ensureCheckpoint, FULL_SHAPE, kvBytesPerToken, paramCounts, QUICK_SHAPE } from './checkpoint.js';
@@ -188,15 +187,6 @@ export function parseGpuArgs(argv: readonly string[]): GpuBenchArgs {
   }
   if (quick) args.shape = 'quick';
   return args;
-}
-
-/** The GPU's name, memory and driver when nvidia-smi answers; null elsewhere. */
-function nvidiaGpu(): string | null {
-  try {
-    return execFileSync('nvidia-smi', ['--query-gpu=name,memory.total,driver_version', '--format=csv,noheader'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 }).trim() || null;
-  } catch {
-    return null;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

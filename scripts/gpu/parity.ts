@@ -18,6 +18,7 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { DEMO_PLANTED_HEADS, type HeadRef, loadDemoPrompts, writeDemoModel, demoModelDir } from '../../src/main/engine/demo/index.js';
 import { runDemo, type DemoReport } from '../../src/main/engine/demo/run-demo.js';
+import { nvidiaGpu } from '../../src/main/engine/runtime/cuda-provider.js';
 import { generate } from '../../src/main/engine/runtime/generate.js';
 import { type LoadedModel, loadModel } from '../../src/main/engine/runtime/model.js';
 import type { ProviderChoice } from '../../src/main/engine/runtime/providers.js';
@@ -45,6 +46,8 @@ export interface GpuCheckReport {
   providerNotes: string[];
   activations: string;
   onnxruntime: string | null;
+  /** nvidia-smi's name, memory and driver of the GPU, where there is one. */
+  gpu: string | null;
   node: string;
   platform: string;
   /** Relative tolerance of logits and taps for this compute type (max |Δ| ÷ max |reference|). */
@@ -243,7 +246,7 @@ async function checkModel(m: ModelUnderCheck, opts: GpuCheckOptions, tol: number
 }
 
 /** The planted heads recovered, and the ablation's ASR change, on the provider as on the CPU. */
-function compareDemos(test: DemoReport, ref: DemoReport): Check[] {
+function compareDemos(test: DemoReport, ref: DemoReport, harmfulPrompts: number): Check[] {
   const cell = (r: DemoReport, key: string) => r.ablation.find((c) => c.key === key)?.asr ?? null;
   const change = (r: DemoReport) => {
     const base = cell(r, 'baseline');
@@ -258,8 +261,8 @@ function compareDemos(test: DemoReport, ref: DemoReport): Check[] {
     check('asr-change', 'demo', 'ablating the planted heads changes ASR by exactly what it does on the CPU (|Δ change|)',
       change(test) !== null && change(ref) !== null ? Math.abs(change(test)! - change(ref)!) : null, '==', 0,
       `${test.provider}: ${cell(test, 'baseline')} → ${cell(test, 'planted:k3:g0')}; cpu: ${cell(ref, 'baseline')} → ${cell(ref, 'planted:k3:g0')}`),
-    check('asr-cells', 'demo', 'every cell of the ablation sweep has the CPU’s ASR within one prompt (max |Δ ASR|)', Math.max(...cellDiffs), '<=', 1 / 30 + 1e-9,
-      `${ref.ablation.length} cells`),
+    check('asr-cells', 'demo', 'every cell of the ablation sweep has the CPU’s ASR within one prompt (max |Δ ASR|)', Math.max(...cellDiffs), '<=', 1 / harmfulPrompts + 1e-9,
+      `${ref.ablation.length} cells, ${harmfulPrompts} harmful prompts`),
   ];
 }
 
@@ -315,7 +318,7 @@ export async function runGpuCheck(opts: GpuCheckOptions): Promise<GpuCheckReport
     };
     const test = await run('gpu-check-test', opts.provider, opts.activations);
     const ref = await run('gpu-check-cpu', 'cpu', 'float32');
-    const demoChecks = compareDemos(test, ref);
+    const demoChecks = compareDemos(test, ref, demoPrompts.filter((p) => p.label === 'harmful').length);
     for (const c of demoChecks) log(`  ${c.pass ? 'PASS' : 'FAIL'} demo ${c.name}: ${c.measured} ${c.comparison} ${c.threshold} — ${c.detail}`);
     checks.push(...demoChecks);
   }
@@ -327,6 +330,7 @@ export async function runGpuCheck(opts: GpuCheckOptions): Promise<GpuCheckReport
     providerNotes,
     activations: opts.activations,
     onnxruntime: ort.env.versions.node ?? ort.env.versions.common ?? null,
+    gpu: nvidiaGpu(),
     node: process.version,
     platform: `${process.platform}-${process.arch}`,
     tolerance: tol,

@@ -45,6 +45,20 @@ export function bindingDir(): string {
   return path.join(onnxruntimeNodeRoot(), 'bin', 'napi-v6', process.platform, process.arch);
 }
 
+/** The NVIDIA GPU's name, memory and driver version when nvidia-smi answers (for reports); null elsewhere. */
+export function nvidiaGpu(): string | null {
+  try {
+    const text = execFileSync('nvidia-smi', ['--query-gpu=name,memory.total,driver_version', '--format=csv,noheader'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 10_000,
+    });
+    return text.trim() || null;
+  } catch {
+    return null;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Reading shared libraries
 
