@@ -16,13 +16,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { DEMO_PLANTED_HEADS, type HeadRef, loadDemoPrompts, writeDemoModel, demoModelDir } from '../../src/main/engine/demo/index.js';
-import { runDemo, type DemoReport } from '../../src/main/engine/demo/run-demo.js';
+import { DEMO_PLANTED_HEADS, demoModelDir, writeDemoModel } from '../../src/main/api/demo/planted-model.js';
+import { loadDemoPrompts } from '../../src/main/api/demo/resources.js';
+import { runDemo, type DemoReport } from '../../src/main/api/demo/run-demo.js';
 import { nvidiaGpu } from '../../src/main/engine/runtime/cuda-provider.js';
 import { generate } from '../../src/main/engine/runtime/generate.js';
+import { ablationScale } from '../../src/main/engine/runtime/head-scale.js';
 import { type LoadedModel, loadModel } from '../../src/main/engine/runtime/model.js';
+import { promptIds } from '../../src/main/engine/runtime/prompt.js';
 import type { ProviderChoice } from '../../src/main/engine/runtime/providers.js';
 import { teacherForce, type TeacherForceResult } from '../../src/main/engine/runtime/teacher-force.js';
+import { headLabel, type HeadRef } from '../../src/shared/heads.js';
 import { argmaxAgreement, type Check, check, firstDivergence, maxAbs, maxAbsDiff, relativeDiff, rowTop } from './compare.js';
 
 export interface GpuCheckOptions {
@@ -76,19 +80,12 @@ interface ModelUnderCheck {
 function encodeAll(model: LoadedModel, m: ModelUnderCheck): number[][] {
   const tok = model.tokenizer;
   if (!tok) throw new Error(`${m.dir} has no tokenizer.json`);
-  return m.prompts.map((p) => (m.chat ? tok.encodeChat([{ role: 'user', content: p }]).ids : tok.encode(p, { addSpecialTokens: true })));
+  return m.prompts.map((p) => promptIds(tok, p, { chat: m.chat }));
 }
 
 async function greedy(model: LoadedModel, prompts: number[][], newTokens: number, batchSize: number): Promise<number[][]> {
   const out = await generate(model.session, prompts.map((ids) => ({ ids })), { maxNewTokens: newTokens, batchSize });
   return out.map((r) => r.outputIds);
-}
-
-function headScaleFor(model: LoadedModel, heads: readonly HeadRef[]): number[][] {
-  const { numLayers: L, numHeads: H } = model.config;
-  const hs = Array.from({ length: L }, () => new Array<number>(H).fill(1));
-  for (const h of heads) hs[h.layer]![h.head] = 0;
-  return hs;
 }
 
 async function forced(model: LoadedModel, ids: number[], headScale?: number[][]): Promise<TeacherForceResult> {
@@ -164,7 +161,7 @@ async function checkModel(m: ModelUnderCheck, opts: GpuCheckOptions, tol: number
     });
 
     // 3. Head ablation: the change in logits from zeroing heads, on the provider vs on the CPU.
-    const hs = headScaleFor(ref, m.ablate);
+    const hs = ablationScale(m.ablate, 0, ref.config.numLayers, ref.config.numHeads);
     let ablationErr = 0;
     let ablationEffect = 0;
     let ablatedReal = 0;
@@ -194,7 +191,7 @@ async function checkModel(m: ModelUnderCheck, opts: GpuCheckOptions, tol: number
     }
 
     const scaleNote = `reference max |logit| ${scale.toFixed(2)}; near-tie = ${nearTie.toFixed(3)} logits`;
-    const heads = m.ablate.map((h) => `L${h.layer}H${h.head}`).join(', ');
+    const heads = m.ablate.map(headLabel).join(', ');
     const checks = [
       check('logits', m.name, 'teacher-forced logits within tolerance of the CPU float32 graph (max |Δ| ÷ max |ref|)', logitsRel, '<=', tol, scaleNote),
       check('resid-taps', m.name, 'every residual-stack tap within tolerance', residRel, '<=', tol, `worst: ${worstResid}`),
@@ -254,7 +251,7 @@ function compareDemos(test: DemoReport, ref: DemoReport, harmfulPrompts: number)
     return base !== null && planted !== null ? base - planted : null;
   };
   const cellDiffs = ref.ablation.map((c) => Math.abs((cell(test, c.key) ?? NaN) - (c.asr ?? NaN)));
-  const ranked = (r: DemoReport) => r.heads.ranked.slice(0, 3).map((h) => `L${h.layer}H${h.head}`).join(', ');
+  const ranked = (r: DemoReport) => r.heads.ranked.slice(0, 3).map(headLabel).join(', ');
   return [
     check('planted-heads', 'demo', 'the heads ranked first at the cliff are the planted ones, on both (1 = yes)', test.heads.topMatchesPlanted && ref.heads.topMatchesPlanted ? 1 : 0, '==', 1,
       `${test.provider}: ${ranked(test)}; cpu: ${ranked(ref)}`),
