@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { isCliffscopeError } from '../../src/main/engine/errors.js';
 import { defaultCacheRoot } from '../../src/main/engine/onnx/compile.js';
 import { PROVIDER_CHOICES, type ProviderChoice } from '../../src/main/engine/runtime/providers.js';
+import { describeProvider } from '../../src/shared/values.js';
 import { runGpuCheck } from './parity.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -86,7 +87,7 @@ async function main(): Promise<number> {
     process.stdout.write(json);
     const failed = report.checks.filter((c) => !c.pass);
     process.stderr.write(
-      `provider: ${report.provider}${report.providerNotes.length ? ` (${report.providerNotes.join('; ')})` : ''}, ${report.activations}; ` +
+      `provider: ${describeProvider(report.provider, report.providerNotes)}, ${report.activations}; ` +
         `${report.checks.length - failed.length}/${report.checks.length} checks passed in ${report.seconds.toFixed(1)} s` +
         `${failed.length ? ` — FAILED: ${failed.map((c) => `${c.model} ${c.name}`).join(', ')}` : ''}\n`,
     );

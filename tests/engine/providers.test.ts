@@ -136,7 +136,13 @@ describe('on this machine', () => {
     expect(t.provider_notes).toEqual([]);
 
     const auto = await cli('generate', dir, '--prompt', 'tell me a story', '--max-new-tokens', '2', '--json', '--cache', cacheRoot);
-    expect(JSON.parse(auto.stdout.trim().split('\n')[0]!).provider).toBe(availableProviders().includes('cuda') ? 'cuda' : 'cpu');
+    const autoT = JSON.parse(auto.stdout.trim().split('\n')[0]!);
+    expect(autoT.provider).toBe(availableProviders().includes('cuda') ? 'cuda' : 'cpu');
+    if (autoT.provider === 'cpu' && listedProviders().includes('cuda')) expect(autoT.provider_notes.join('\n')).toMatch(/^cuda: .*lib\w+\.so/m);
+    // Without --json the closing line says the same: where it ran and why auto skipped better providers.
+    const plain = await cli('generate', dir, '--prompt', 'tell me a story', '--max-new-tokens', '2', '--cache', cacheRoot);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stderr).toContain(`tokens/s) on ${autoT.provider}${autoT.provider_notes.length ? ` (${autoT.provider_notes.join('; ')})` : ''}\n`);
 
     if (!availableProviders().includes('cuda') && listedProviders().includes('cuda')) {
       const cuda = await cli('generate', dir, '--prompt', 'hi', '--max-new-tokens', '2', '--json', '--provider', 'cuda', '--cache', cacheRoot);

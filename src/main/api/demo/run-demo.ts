@@ -9,7 +9,7 @@
  */
 import path from 'node:path';
 import type { DemoReport } from '../../../shared/contract.js';
-import type { Precision } from '../../../shared/values.js';
+import { describeProvider, type Precision } from '../../../shared/values.js';
 import { bestProbe } from '../../../shared/runs/probe.js';
 import { type RunInput, type RunKind, type RunSummaryOf, specOf } from '../../../shared/runs/registry.js';
 import type { TraceStats } from '../../../shared/runs/trace.js';
@@ -189,7 +189,7 @@ const pct = (v: number | null) => (v === null ? '—' : `${(v * 100).toFixed(0)}
 export function formatDemoReport(r: DemoReport): string {
   const lines = [
     `Cliffscope demo — project ${r.projectFile}`,
-    `  model: the planted-cliff demo (${r.modelDir}) on ${r.provider}${r.providerNotes.length ? ` (${r.providerNotes.join('; ')})` : ''}`,
+    `  model: the planted-cliff demo (${r.modelDir}) on ${describeProvider(r.provider, r.providerNotes)}`,
     '',
     `probe    #${r.probe.id} on residual-stack entry ${r.probe.residIndex} (the final norm): validation accuracy ${pct(r.probe.valAccuracy)}, AUROC ${fmt(r.probe.valAuroc)}`,
     `trace    harmful:  plateau I ${fmt(r.trace.harmful.meanPlateau)}  final I' ${fmt(r.trace.harmful.meanFinal)}  MS ${fmt(r.trace.harmful.meanMs)}`,

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { SAMPLING_FLAGS, samplingFromFlags } from '../../../shared/runs/flags.js';
 import type { CliContext, FlagSpec } from '../../../shared/runs/spec.js';
+import { describeProvider } from '../../../shared/values.js';
 import { CliffscopeError } from '../../engine/errors.js';
 import { readHeadScaleFile } from '../../engine/runtime/head-scale.js';
 import { call } from '../api.js';
@@ -193,7 +194,7 @@ Output:
       }
     });
     const tokens = result.transcripts.reduce((n, t) => n + t.outputIds.length, 0);
-    if (!json) process.stderr.write(`${tokens} tokens in ${result.seconds.toFixed(1)} s (${(tokens / Math.max(result.seconds, 1e-3)).toFixed(1)} tokens/s) on ${result.provider}\n`);
+    if (!json) process.stderr.write(`${tokens} tokens in ${result.seconds.toFixed(1)} s (${(tokens / Math.max(result.seconds, 1e-3)).toFixed(1)} tokens/s) on ${describeProvider(result.provider, result.providerNotes)}\n`);
     return result.transcripts.some((t) => t.finishReason === 'cancelled') ? 130 : 0;
   },
 };
