@@ -218,8 +218,11 @@ export function readSafetensorsHeader(file: string): {
     );
   }
 
-  // Tensors must not share bytes; sort by position and compare neighbours (empty tensors take no space).
+  // Tensors must not share bytes, and (as the reference implementation requires) must cover the data region exactly:
+  // bytes no tensor claims — a gap, or anything after the last tensor — are a sign of a damaged or doctored file.
+  // Sort by position and compare neighbours (empty tensors take no space).
   tensors.sort((x, y) => x.begin - y.begin || x.end - y.end);
+  let covered = dataStart;
   let prev: TensorInfo | undefined;
   for (const t of tensors) {
     if (t.begin === t.end) continue;
@@ -230,7 +233,18 @@ export function readSafetensorsHeader(file: string): {
           `(bytes ${t.begin - dataStart}..${t.end - dataStart}) overlap`,
       );
     }
+    if (t.begin > covered) {
+      throw bad(file, `data bytes ${covered - dataStart}..${t.begin - dataStart} (before tensor "${t.name}") belong to no tensor`);
+    }
+    covered = t.end;
     prev = t;
+  }
+  if (covered < size) {
+    throw bad(
+      file,
+      `${size - covered} bytes after the last tensor` + (prev ? ` ("${prev.name}", ending at byte ${covered})` : '') + ' belong to no tensor',
+      'the file was appended to or is not the file its header describes; re-download or re-export it',
+    );
   }
   return { tensors, metadata, dataStart };
 }
