@@ -4,12 +4,14 @@
  * files exactly, and a model whose forward pass goes non-finite fails with the likely cause instead of "generating"
  * token 0 over and over with exit code 0.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../src/main/engine/model/checkpoint.js';
 import { parseModelConfig } from '../../src/main/engine/model/config.js';
 import { checkedStep } from '../../src/main/engine/model/numerics.js';
+import { Tokenizer } from '../../src/main/engine/tokenizer/tokenizer.js';
 import { readSafetensorsHeader, readTensorAsFloat32, writeSafetensors } from '../../src/main/engine/model/safetensors.js';
 import { writeRawSafetensors, writeTinyCheckpoint } from '../fixtures/tiny-checkpoints.js';
 import { cli } from '../support/cli.js';
@@ -147,5 +149,29 @@ describe('a forward pass that goes non-finite is an error naming the likely caus
     // A finite step passes through untouched; a log-probability of -Infinity is allowed (a token of probability 0).
     const fine = { ...step, logits: Float32Array.of(1, 2), tokenLogprobs: Float32Array.of(-Infinity) };
     expect(checkedStep(fine, config)).toBe(fine);
+  });
+});
+
+describe('checkpoint text files are read only if they are regular files of sane size', () => {
+  const posix = process.platform !== 'win32';
+
+  it.runIf(posix && fs.existsSync('/dev/zero'))('a tokenizer.json linked to /dev/zero is refused at once', async () => {
+    const dir = fresh('tok-zero');
+    fs.rmSync(path.join(dir, 'tokenizer.json'));
+    fs.symlinkSync('/dev/zero', path.join(dir, 'tokenizer.json'));
+    await expect(Tokenizer.fromDir(dir)).rejects.toThrow(/tokenizer\.json: is a device/);
+  });
+
+  it.runIf(posix)('a chat_template.jinja that is a FIFO is refused instead of blocking', async () => {
+    const dir = fresh('tok-fifo');
+    execFileSync('mkfifo', [path.join(dir, 'chat_template.jinja')]);
+    await expect(Tokenizer.fromDir(dir)).rejects.toThrow(/chat_template\.jinja: is a pipe/);
+  });
+
+  it('a config.json that is not UTF-8 names its line', () => {
+    const dir = fresh('config-latin1');
+    const file = path.join(dir, 'config.json');
+    fs.writeFileSync(file, Buffer.concat([Buffer.from('{\n"architectures": ["LlamaForCausalLM"],\n"note": "caf'), Buffer.from([0xe9, 0x22, 0x7d])]));
+    expect(expectCliffscopeError(() => openCheckpoint(dir), 'bad-json', file).message).toMatch(/line 3 is not valid UTF-8/);
   });
 });

@@ -3,6 +3,7 @@
  * `report` (a run's summary, or the list of runs). None of them loads a model.
  */
 import fs from 'node:fs';
+import { DEFAULT_MAX_DATASET_BYTES } from '../../engine/datasets/import.js';
 import { CliffscopeError } from '../../engine/errors.js';
 import { formatRunReport, runReport } from '../../engine/pipelines/report.js';
 import { openProject } from '../../engine/store/open.js';
@@ -80,22 +81,24 @@ Options:
 export const datasetCommand: Command = {
   name: 'dataset',
   summary: 'import a CSV / JSON / JSONL prompt set into a project, or list datasets',
-  help: `Usage: cliffscope dataset import PROJECT FILE --name NAME [--map prompt=COL,response=COL,label=COL,category=COL] [--json]
+  help: `Usage: cliffscope dataset import PROJECT FILE --name NAME [--map prompt=COL,response=COL,label=COL,category=COL] [--max-mb N] [--json]
        cliffscope dataset list PROJECT [--json]
        cliffscope dataset rejected PROJECT NAME
 
 Reads CSV (RFC 4180: quoted fields and newlines, CRLF, UTF-8 BOM), a JSON array (or an object holding one) or
 JSONL. Columns are detected (goal, prompt, instruction, question, forbidden_prompt …; response, output, target …;
 label; category) unless --map names them. Bad rows are listed with their line numbers instead of failing the import.
+Only regular files are read (links are followed), as strict UTF-8 (a bad byte is reported with its line).
 
 Options:
   --name NAME   the dataset's name in the project (required for import)
   --map LIST    explicit column mapping, e.g. prompt=goal,response=target
+  --max-mb N    refuse files larger than N MB (default ${DEFAULT_MAX_DATASET_BYTES / 1024 / 1024})
   --json        machine-readable output
   -h, --help    this help
 `,
   async run(argv) {
-    const { values, positionals } = parseVerbArgs(this, argv, { name: { type: 'string' }, map: { type: 'string' }, json: { type: 'boolean' } });
+    const { values, positionals } = parseVerbArgs(this, argv, { name: { type: 'string' }, map: { type: 'string' }, 'max-mb': { type: 'string' }, json: { type: 'boolean' } });
     if (values.help) return printHelp(this);
     const [action, projectFile, file] = positionals;
     if (!action || !projectFile) throw new CliffscopeError('bad-argument', 'usage: cliffscope dataset import|list|rejected PROJECT …', { hint: 'see: cliffscope dataset --help' });
@@ -111,7 +114,8 @@ Options:
           }
           mapping[k] = v;
         }
-        const { dataset, rejected } = store.importDataset(values.name, file, mapping);
+        const maxMb = intOption(values['max-mb'], 'max-mb', 1);
+        const { dataset, rejected } = store.importDataset(values.name, file, mapping, maxMb === undefined ? {} : { maxBytes: maxMb * 1024 * 1024 });
         printJsonOr(values.json, { dataset, rejected }, [
           `imported ${dataset.itemCount} items into "${dataset.name}" (#${dataset.id}) from ${file}`,
           `  columns: ${dataset.columns.join(', ')}; mapping: ${JSON.stringify(dataset.mapping)}`,

@@ -4,9 +4,10 @@
  * a malformed JSONL line, a CSV row with too many fields) are reported with their line number rather than failing
  * the import: public datasets are messy and losing a whole file over one row helps nobody.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { CliffscopeError } from '../errors.js';
+import { jsonSyntaxProblem } from '../io/json-syntax.js';
+import { readUntrustedText } from '../io/untrusted-file.js';
 import { parseCsv } from './csv.js';
 
 export type DatasetFormat = 'csv' | 'tsv' | 'json' | 'jsonl';
@@ -54,7 +55,15 @@ export interface ReadDatasetOptions {
   format?: DatasetFormat;
   /** For a JSON object holding several arrays: the key of the one to read. */
   listField?: string;
+  /** Refuse files larger than this many bytes (default DEFAULT_MAX_DATASET_BYTES). */
+  maxBytes?: number;
 }
+
+/**
+ * Largest dataset file read unless raised (`dataset import --max-mb`). Prompt sets are megabytes; this bounds what a
+ * mistaken or hostile path (a log file, a disk image) can cost before anything is stored.
+ */
+export const DEFAULT_MAX_DATASET_BYTES = 512 * 1024 * 1024;
 
 /**
  * Column names tried, in order and case-insensitively, when a field is not mapped explicitly. `goal` comes before
@@ -83,13 +92,25 @@ export function detectFormat(file: string): DatasetFormat {
 
 /** Read and map a dataset file. Throws only for problems with the whole file (unreadable, no prompt column…). */
 export function readDatasetFile(file: string, opts: ReadDatasetOptions = {}): DatasetReadResult {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    throw new CliffscopeError('missing-file', `cannot read dataset file ${file}`, { file });
-  }
-  return parseDataset(text, opts.format ?? detectFormat(file), { ...opts, source: file });
+  const format = opts.format ?? detectFormat(file);
+  const text = readUntrustedText(file, {
+    maxBytes: opts.maxBytes ?? DEFAULT_MAX_DATASET_BYTES,
+    what: 'dataset file',
+    code: 'bad-dataset',
+    raiseHint: 'to import it anyway, raise the limit (cliffscope dataset import … --max-mb N)',
+  });
+  return parseDataset(text, format, { ...opts, source: file });
+}
+
+/**
+ * Column names for an error message. Only names that look like column names are quoted: the "header" of a file that
+ * is not a dataset at all (say /proc/self/environ) is its content, and errors never echo file contents.
+ */
+function shownColumns(columns: string[]): string {
+  const plain = columns.filter((c) => /^[\p{L}\p{N}_ .()-]{1,64}$/u.test(c)).slice(0, 30);
+  const hidden = columns.length - plain.length;
+  if (columns.length === 0) return 'none';
+  return [plain.join(', '), hidden > 0 ? `${hidden} other${plain.length ? '' : ' column'}${hidden === 1 ? '' : 's'} not shown` : ''].filter(Boolean).join('; ');
 }
 
 /** Raw rows from a source before mapping: each an object of column → value, with its line. */
@@ -145,7 +166,7 @@ function resolveMapping(columns: string[], given: Partial<Record<keyof ColumnMap
     if (want === null) continue;
     if (want !== undefined) {
       if (!columns.includes(want)) {
-        throw new CliffscopeError('bad-dataset', `${source}: the ${field} column "${want}" is not in the file (columns: ${columns.join(', ') || 'none'})`, {
+        throw new CliffscopeError('bad-dataset', `${source}: the ${field} column "${want}" is not in the file (columns: ${shownColumns(columns)})`, {
           file: source,
           hint: 'column names are case-sensitive; pick one of the listed columns',
         });
@@ -163,9 +184,9 @@ function resolveMapping(columns: string[], given: Partial<Record<keyof ColumnMap
     }
   }
   if (out.prompt === undefined) {
-    throw new CliffscopeError('bad-dataset', `${source}: no prompt column found (columns: ${columns.join(', ') || 'none'})`, {
+    throw new CliffscopeError('bad-dataset', `${source}: no prompt column found (columns: ${shownColumns(columns)})`, {
       file: source,
-      hint: `name the prompt column in the mapping, e.g. {"prompt": "${columns[0] ?? 'text'}"}; recognised names are ${AUTO_COLUMNS.prompt.join(', ')}`,
+      hint: `name the prompt column in the mapping (e.g. prompt=COLUMN); recognised names are ${AUTO_COLUMNS.prompt.join(', ')}`,
     });
   }
   return out as ColumnMapping;
@@ -229,8 +250,8 @@ function rowsFromJsonl(text: string): RawRows {
     let v: unknown;
     try {
       v = JSON.parse(l);
-    } catch (e) {
-      rejected.push({ line: i + 1, reason: `not valid JSON: ${(e as Error).message}` });
+    } catch {
+      rejected.push({ line: i + 1, reason: `not valid JSON (${jsonSyntaxProblem(l).replace(/^invalid JSON at line 1, /, 'at ')})` });
       return;
     }
     if (!isPlainObject(v)) {
@@ -248,8 +269,8 @@ function rowsFromJson(text: string, source: string, listField?: string): RawRows
   let doc: unknown;
   try {
     doc = JSON.parse(text);
-  } catch (e) {
-    throw new CliffscopeError('bad-json', `${source} is not valid JSON: ${(e as Error).message}`, {
+  } catch {
+    throw new CliffscopeError('bad-json', `${source} is not valid JSON: ${jsonSyntaxProblem(text)}`, {
       file: source,
       hint: 'if it holds one JSON object per line, give it a .jsonl extension',
     });
@@ -262,7 +283,7 @@ function rowsFromJson(text: string, source: string, listField?: string): RawRows
     const candidates = Object.keys(doc).filter((k) => Array.isArray(doc[k]));
     if (listField !== undefined) {
       if (!candidates.includes(listField)) {
-        throw new CliffscopeError('bad-dataset', `${source}: there is no list field "${listField}" (lists: ${candidates.join(', ') || 'none'})`, { file: source });
+        throw new CliffscopeError('bad-dataset', `${source}: there is no list field "${listField}" (lists: ${shownColumns(candidates)})`, { file: source });
       }
       key = listField;
     } else if (candidates.length === 1) {
@@ -270,7 +291,7 @@ function rowsFromJson(text: string, source: string, listField?: string): RawRows
     } else {
       throw new CliffscopeError(
         'bad-dataset',
-        candidates.length === 0 ? `${source}: the JSON object holds no list of rows` : `${source}: the JSON object holds several lists (${candidates.join(', ')})`,
+        candidates.length === 0 ? `${source}: the JSON object holds no list of rows` : `${source}: the JSON object holds several lists (${shownColumns(candidates)})`,
         { file: source, hint: candidates.length === 0 ? 'expected an array of objects, or an object with one array field' : 'say which one to read (listField)' },
       );
     }

@@ -6,6 +6,8 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CliffscopeError } from '../errors.js';
+import { jsonSyntaxProblem } from '../io/json-syntax.js';
+import { readUntrustedText } from '../io/untrusted-file.js';
 import { expectedTensors, parseModelConfig, tokenIds, type ModelConfig } from './config.js';
 import { readSafetensorsHeader, type SafetensorsDtype, type TensorInfo } from './safetensors.js';
 
@@ -25,13 +27,16 @@ const WEIGHT_DTYPES: readonly SafetensorsDtype[] = ['F32', 'F16', 'BF16'];
 const SINGLE_FILE = 'model.safetensors';
 const INDEX_FILE = 'model.safetensors.index.json';
 
+/** config.json and friends are kilobytes; the checkpoint is untrusted, so they are read bounded (readUntrustedText). */
+const MAX_JSON_FILE_BYTES = 64 * 1024 * 1024;
+
 function readJsonObject(file: string): Record<string, unknown> {
-  const text = fs.readFileSync(file, 'utf8');
+  const text = readUntrustedText(file, { maxBytes: MAX_JSON_FILE_BYTES, what: 'checkpoint file', code: 'bad-json' });
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
-  } catch (e) {
-    throw new CliffscopeError('bad-json', `${file}: not valid JSON: ${(e as Error).message}`, {
+  } catch {
+    throw new CliffscopeError('bad-json', `${file}: not valid JSON: ${jsonSyntaxProblem(text)}`, {
       file,
       hint: 'fix or re-download the file',
     });
