@@ -785,7 +785,8 @@ export const TranscriptsListResult = z.strictObject({
 });
 
 /** `selection.export`: write a finished selection as fine-tuning files (LLaMA-Factory alpaca JSON, messages JSONL). */
-export const SelectionExportParams = z.strictObject({ project: filePath, runId: rowId, outDir: filePath });
+/** `force`: replace the files and dataset_info.json entries of an earlier export in `outDir` (others are kept). */
+export const SelectionExportParams = z.strictObject({ project: filePath, runId: rowId, outDir: filePath, force: z.boolean().optional() });
 export const SelectionExportResult = z.strictObject({ files: z.array(z.string()) });
 
 /** `selection.list`: a select run's ranked samples. */

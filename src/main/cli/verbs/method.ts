@@ -13,7 +13,7 @@ import { runHeads } from '../../engine/pipelines/heads.js';
 import { runJudge, type JudgeSpec } from '../../engine/pipelines/judge.js';
 import { type LabelRule, runProbeTraining } from '../../engine/pipelines/probe.js';
 import { formatRunReport, runReport } from '../../engine/pipelines/report.js';
-import { exportSelection, PAPER_SELECT_FRACTION, runSelect } from '../../engine/pipelines/select.js';
+import { checkSelectionTarget, exportSelection, PAPER_SELECT_FRACTION, runSelect } from '../../engine/pipelines/select.js';
 import type { TranscriptSource } from '../../engine/pipelines/sources.js';
 import { runTrace } from '../../engine/pipelines/trace.js';
 import { BASELINE_SETTING, runGenerate } from '../../engine/pipelines/transcripts.js';
@@ -400,7 +400,7 @@ export const selectCommand: Command = {
 
 Teacher-forces every (prompt, reasoning response) of the dataset, scores it by its misalignment MS = I − I' under
 the probe, selects the top p % (paper: 1.7 %) and, with --out, writes LLaMA-Factory alpaca JSON and chat-messages
-JSONL with provenance sidecars and a dataset_info.json entry.
+JSONL with provenance sidecars, merged into DIR's dataset_info.json (every other entry kept).
 
 Options:
   --probe ID                the probe
@@ -408,7 +408,8 @@ Options:
   --fraction P              default ${PAPER_SELECT_FRACTION}
   --variant top-ms|lowest-final|random|rule-based   (default top-ms)
   --seed S                  for random / rule-based
-  --out DIR                 write the selection files here
+  --out DIR                 write the selection files here (a LLaMA-Factory data folder)
+  --force                   replace the files and dataset_info.json entries of an earlier export in DIR
   --no-chat                 raw prompts
 ${MODEL_HELP}`,
   async run(argv) {
@@ -420,9 +421,11 @@ ${MODEL_HELP}`,
       variant: { type: 'string' },
       seed: { type: 'string' },
       out: { type: 'string' },
+      force: { type: 'boolean' },
       'no-chat': { type: 'boolean' },
     });
     if (values.help) return printHelp(this);
+    if (values.out) checkSelectionTarget(values.out, { force: values.force });
     const variant = (values.variant ?? 'top-ms') as SelectionVariant;
     if (!['top-ms', 'lowest-final', 'random', 'rule-based'].includes(variant)) throw new CliffscopeError('bad-argument', '--variant must be top-ms, lowest-final, random or rule-based');
     const fraction = values.fraction !== undefined ? Number(values.fraction) : PAPER_SELECT_FRACTION;
@@ -434,7 +437,7 @@ ${MODEL_HELP}`,
         { resume: resumeOption(values), name: values.name },
       );
       if (values.out && env.store.getRun(result.runId)?.status === 'done') {
-        for (const f of exportSelection(env.store, result.runId, values.out, env.model.tokenizer!)) process.stderr.write(`wrote ${f}\n`);
+        for (const f of exportSelection(env.store, result.runId, values.out, env.model.tokenizer!, { force: values.force })) process.stderr.write(`wrote ${f}\n`);
       }
       return printReport(env, result.runId, values.json);
     });
