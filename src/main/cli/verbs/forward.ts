@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import { CliffscopeError } from '../../engine/errors.js';
 import { readHeadScaleFile } from '../../engine/io/head-scale.js';
-import { writeSafetensors } from '../../engine/model/safetensors.js';
+import { checkOutputFile, writeSafetensors } from '../../engine/model/safetensors.js';
 import { teacherForce } from '../../engine/runtime/teacher-force.js';
 import { type Command, intOption, oneModelDir, parseVerbArgs, printHelp } from '../command.js';
 import { loadModelFromOptions, RUNTIME_OPTIONS } from '../pipeline-env.js';
@@ -55,6 +55,7 @@ ${PRECISION_HELP}  --cache DIR           compiled-model cache (default: $CLIFFSC
     }
     if (values.chat && values.text === undefined) throw new CliffscopeError('bad-argument', '--chat applies to --text');
 
+    checkOutputFile(values.out ?? 'acts.safetensors');
     const model = await loadModelFromOptions(dir, values, { quiet: values.json });
     const cfg = model.config;
     let ids: number[];

@@ -478,17 +478,52 @@ export function writeSafetensors(file: string, tensors: TensorToWrite[], metadat
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(json.length));
 
+  checkOutputFile(file);
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  const fd = fs.openSync(tmp, 'w');
+  let fd: number | null = null;
   try {
+    fd = fs.openSync(tmp, 'w');
     writeFully(fd, prefix);
     writeFully(fd, json);
     for (const t of tensors) writeFully(fd, tensorBytes(t, file));
-  } catch (e) {
     fs.closeSync(fd);
+    fd = null;
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    if (fd !== null) fs.closeSync(fd);
     fs.rmSync(tmp, { force: true });
-    throw e;
+    if (e instanceof CliffscopeError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new CliffscopeError('bad-argument', `cannot write ${file} (${code ?? (e as Error).message})`, {
+      file,
+      hint: code === 'ENOSPC' ? 'the disk is full' : 'choose an output file in a folder you can write to',
+      cause: e,
+    });
   }
-  fs.closeSync(fd);
-  fs.renameSync(tmp, file);
+}
+
+/**
+ * Refuse an output path that cannot become a file: a folder, or a path whose folder does not exist. Called by
+ * writeSafetensors, and by verbs before a long computation so the mistake shows at once.
+ */
+export function checkOutputFile(file: string): void {
+  const dir = path.dirname(path.resolve(file));
+  let st: fs.Stats | null = null;
+  try {
+    st = fs.statSync(file);
+  } catch {
+    // does not exist yet: fine, if its folder does
+  }
+  if (st?.isDirectory()) {
+    throw new CliffscopeError('bad-argument', `${file} is a folder; the output must be a file`, {
+      file,
+      hint: `name a file, e.g. ${path.join(file, 'acts.safetensors')}`,
+    });
+  }
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
+    throw new CliffscopeError('missing-file', `cannot write ${file}: the folder ${dir} does not exist`, {
+      file,
+      hint: 'create the folder first, or choose another output path',
+    });
+  }
 }
