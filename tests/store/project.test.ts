@@ -90,7 +90,7 @@ describe('creating and opening', () => {
     const file = makeProject(5);
     const store = openProject(file, { readonly: true });
     expect(store.listDatasets()).toHaveLength(1);
-    expect(() => store.addModel({ path: '/m', contentHash: 'h' })).toThrow(/readonly/);
+    expect(() => store.addModel({ path: '/m', contentHash: 'h' })).toThrow(/opened read-only/);
     store.close();
   });
 });

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import { DEFAULT_MAX_DATASET_BYTES } from '../../engine/datasets/import.js';
 import { CliffscopeError } from '../../engine/errors.js';
 import { formatRunReport, runReport } from '../../engine/pipelines/report.js';
-import { openProject } from '../../engine/store/open.js';
+import { checkProject, openProject } from '../../engine/store/open.js';
 import { toCsv } from '../../engine/store/tabular.js';
 import { type Command, intOption, parseVerbArgs, printHelp } from '../command.js';
 
@@ -18,22 +18,32 @@ export const projectCommand: Command = {
   name: 'project',
   summary: 'create a project file, describe it, export it (or one run), import a run',
   help: `Usage: cliffscope project new FILE
-       cliffscope project info FILE [--json]
+       cliffscope project info FILE [--check] [--json]
        cliffscope project export FILE DEST [--run RUN]
        cliffscope project import FILE SRC
 
 A project is one SQLite file holding models, datasets, runs and every result. \`export\` writes a portable copy
 (the whole project, or one run with what it references) for a colleague; \`import\` merges a run exported that way.
 
+A project that is damaged is refused for writing (opening for writing quick-checks it); \`info --check\` runs the full
+check and says what is wrong. A read-only project (file or folder) opens read-only: every read works.
+
 Options:
   --run RUN     export only this run
+  --check       (info) SQLite's full integrity check of the file
   --json        machine-readable output
   -h, --help    this help
 `,
   async run(argv) {
-    const { values, positionals } = parseVerbArgs(this, argv, { run: { type: 'string' }, json: { type: 'boolean' } });
+    const { values, positionals } = parseVerbArgs(this, argv, { run: { type: 'string' }, check: { type: 'boolean' }, json: { type: 'boolean' } });
     if (values.help) return printHelp(this);
     const [action, file, other] = positionals;
+    if (action === 'info' && values.check && file) {
+      const problems = checkProject(file);
+      const ok = problems.length === 1 && problems[0] === 'ok';
+      printJsonOr(values.json, { file, ok, problems: ok ? [] : problems }, ok ? `${file}: integrity check ok` : `${file} is damaged:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+      return ok ? 0 : 1;
+    }
     if (!action || !file) throw new CliffscopeError('bad-argument', 'usage: cliffscope project new|info|export|import FILE …', { hint: 'see: cliffscope project --help' });
     if (action === 'new') {
       if (fs.existsSync(file)) throw new CliffscopeError('bad-argument', `${file} already exists`);

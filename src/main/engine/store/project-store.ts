@@ -12,7 +12,7 @@ import { readDatasetFile, type ColumnMapping, type DatasetReadResult, type ReadD
 import { CliffscopeError } from '../errors.js';
 import { blobToFloat32, blobToInt32, float32ToBlob, int32ToBlob } from './blobs.js';
 import { canonicalJson, parseJson } from './json.js';
-import { currentOwner, isOurs, ownerState } from './owner.js';
+import { currentOwner, isOurs, ownerState, shownStatus } from './owner.js';
 import type { DB } from './project-file.js';
 import { NOW_SQL, RUN_KINDS } from './schema.js';
 import { exportProjectFile, exportRunTo, importRunFrom, type ImportSummary } from './transfer.js';
@@ -774,7 +774,7 @@ function runFromRow(r: Row): RunRow {
     parentRunId: num(r.parent_run_id),
     config: parseJson(r.config as string, {}),
     versions: parseJson(r.versions as string, {}),
-    status: r.status as RunStatus,
+    status: shownStatus(r.status as RunStatus, { host: str(r.owner_host), pid: num(r.owner_pid), token: str(r.owner_token) }),
     error: str(r.error),
     ownerHost: str(r.owner_host),
     ownerPid: num(r.owner_pid),

@@ -1,0 +1,206 @@
+/**
+ * Project files are untrusted data. A planted trigger or view never runs; a damaged file is refused for writing with
+ * a way to recover and reads fail with a clear error, not an internal one; a read-only project (file or folder) can
+ * still be read by every read verb while writes say why they cannot; and a run whose process was killed shows as
+ * interrupted without a writer having opened the file since.
+ */
+import { spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import BetterSqlite3 from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { checkProject, openProject } from '../../src/main/engine/store/open.js';
+import { cli } from '../support/cli.js';
+import { expectCliffscopeError, populate, syntheticDataset, tempDir } from './helpers/fixtures.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+let dir: string;
+let counter = 0;
+beforeAll(() => {
+  dir = tempDir('hostile-projects');
+});
+afterAll(() => {
+  spawnSync('chmod', ['-R', 'u+w', dir]);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** A project with a dataset of `n` prompts and the miniature pipeline's runs, closed. */
+function makeProject(n = 6): string {
+  const file = path.join(dir, `p${counter++}.cliffscope`);
+  const store = openProject(file, { create: true });
+  populate(store);
+  if (n > 6) store.addDataset('big', syntheticDataset(n, 'a longer prompt with some words to fill pages'), '/data/big.csv');
+  store.close();
+  return file;
+}
+
+/** Change the file with a plain SQLite connection, as someone planting things in it would. */
+function tamper(file: string, sql: string): void {
+  const db = new BetterSqlite3(file);
+  db.exec(sql);
+  db.close();
+}
+
+const digest = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+const noStack = (stderr: string) => expect(stderr).not.toMatch(/\n\s+at |internal error/);
+
+describe('schema objects Cliffscope did not create never run', () => {
+  it('drops a planted trigger before the first write (it deleted every transcript before)', () => {
+    const file = makeProject();
+    tamper(file, `CREATE TRIGGER wipe AFTER INSERT ON runs BEGIN DELETE FROM transcripts; DELETE FROM dataset_items; END;
+                  CREATE VIEW innocent AS SELECT 1;`);
+    const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    const store = openProject(file);
+    const before = { transcripts: store.listTranscripts(1).length, items: store.datasetItems(1).length };
+    expect(before.transcripts).toBeGreaterThan(0);
+    store.startRun({ kind: 'generate', config: {} });
+    expect(store.listTranscripts(1)).toHaveLength(before.transcripts);
+    expect(store.datasetItems(1)).toHaveLength(before.items);
+    expect(store.query(`SELECT name FROM sqlite_schema WHERE type IN ('trigger', 'view')`)).toEqual([]);
+    store.close();
+    expect(String(warn.mock.calls[0]?.[0])).toMatch(/dropped trigger "wipe", view "innocent", which Cliffscope did not create/);
+    warn.mockRestore();
+  });
+
+  it('the trigger does not fire through the CLI either: dataset import keeps the other dataset', async () => {
+    const file = makeProject();
+    tamper(file, `CREATE TRIGGER wipe AFTER INSERT ON datasets BEGIN DELETE FROM dataset_items; END;`);
+    const csv = path.join(dir, 'more.csv');
+    fs.writeFileSync(csv, 'prompt\none\ntwo\n');
+    const r = await cli('dataset', 'import', file, csv, '--name', 'more');
+    expect(r.code, r.stderr).toBe(0);
+    const store = openProject(file, { readonly: true });
+    expect(store.listDatasets().map((d) => store.datasetItems(d.id).length)).toEqual([6, 2]);
+    store.close();
+  });
+
+  it('refuses a view standing in for one of its tables, read-only or not', () => {
+    const file = makeProject();
+    tamper(file, `PRAGMA foreign_keys = OFF; DROP TABLE verdicts; CREATE VIEW verdicts AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c;`);
+    expectCliffscopeError(() => openProject(file, { readonly: true }), 'bad-project', /"verdicts" is a view, where Cliffscope keeps a table/);
+    expectCliffscopeError(() => openProject(file), 'bad-project', /"verdicts" is a view/);
+  });
+});
+
+describe('damaged project files', () => {
+  /** Overwrite pages [from, to) (4096 bytes each) with random bytes, keeping the 100-byte header of page 1. */
+  function garble(file: string, from: number, to: number): void {
+    const fd = fs.openSync(file, 'r+');
+    for (let p = from; p < to; p++) {
+      const start = p === 0 ? 100 : p * 4096;
+      fs.writeSync(fd, crypto.randomBytes(4096 - (start % 4096)), 0, 4096 - (start % 4096), start);
+    }
+    fs.closeSync(fd);
+  }
+
+  it('garbage over early pages: report says the file is damaged and how to recover (it was an internal error)', async () => {
+    const file = makeProject();
+    garble(file, 0, 3);
+    const r = await cli('report', file);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/is damaged/);
+    expect(r.stderr).toMatch(/\.recover|project export/);
+    noStack(r.stderr);
+  });
+
+  it('garbage over middle pages: writing is refused and the file left as it was; info --check lists the problems', async () => {
+    const file = makeProject(3000);
+    const pages = fs.statSync(file).size / 4096;
+    expect(pages).toBeGreaterThan(20);
+    garble(file, Math.floor(pages / 2), Math.floor(pages / 2) + 4);
+    const before = digest(file);
+    const csv = path.join(dir, 'x.csv');
+    fs.writeFileSync(csv, 'prompt\nhello\n');
+    const r = await cli('dataset', 'import', file, csv, '--name', 'x');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/is damaged.*\n.*nothing was written to it/);
+    noStack(r.stderr);
+    expect(digest(file)).toBe(before);
+    expectCliffscopeError(() => openProject(file), 'bad-project', /is damaged/);
+
+    const check = await cli('project', 'info', file, '--check', '--json');
+    expect(check.code).toBe(1);
+    const out = JSON.parse(check.stdout) as { ok: boolean; problems: string[] };
+    expect(out.ok).toBe(false);
+    expect(out.problems.length).toBeGreaterThan(0);
+    expect(checkProject(makeProject())).toEqual(['ok']);
+  });
+});
+
+describe('a killed run shows as interrupted without a writer', () => {
+  it('report (read-only) shows interrupted once the owner process is gone', async () => {
+    const file = makeProject();
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    const store = openProject(file);
+    const run = store.startRun({ kind: 'generate', config: {} });
+    store.db.prepare(`UPDATE runs SET owner_pid = ?, owner_token = 'gone' WHERE id = ?`).run(dead, run.id);
+    // Close without the store's own bookkeeping (a kill -9 leaves no chance for it).
+    store.db.close();
+    const r = await cli('report', file, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const listed = (JSON.parse(r.stdout) as { id: number; status: string }[]).find((x) => x.id === run.id);
+    expect(listed?.status).toBe('interrupted');
+  });
+});
+
+/**
+ * Read-only files and folders. Root writes through permissions, so when the tests run as root the CLI is run as
+ * `nobody` (uid 65534); otherwise as this user after chmod.
+ */
+describe('read-only projects', () => {
+  const asRoot = process.getuid?.() === 0;
+  const canTest = process.platform !== 'win32';
+  const cliAsReader = (...args: string[]) => {
+    const env = { PATH: process.env.PATH ?? '', HOME: dir, CLIFFSCOPE_CACHE: path.join(dir, 'cache-ro') };
+    const r = spawnSync(process.execPath, [path.join(repoRoot, 'bin/cliffscope.js'), ...args], {
+      cwd: dir,
+      env,
+      encoding: 'utf8',
+      ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
+    });
+    return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  };
+
+  function readOnlyProject(folderToo: boolean): string {
+    const folder = path.join(dir, `ro${counter++}`);
+    fs.mkdirSync(folder);
+    const file = path.join(folder, 'p.cliffscope');
+    fs.copyFileSync(makeProject(), file);
+    fs.chmodSync(dir, 0o755);
+    fs.mkdirSync(path.join(dir, 'cache-ro'), { recursive: true, mode: 0o777 });
+    fs.chmodSync(path.join(dir, 'cache-ro'), 0o777);
+    fs.chmodSync(file, 0o444);
+    fs.chmodSync(folder, folderToo ? 0o555 : asRoot ? 0o755 : 0o755);
+    return file;
+  }
+
+  it.runIf(canTest).each([
+    ['a read-only file', false],
+    ['a read-only folder', true],
+  ])('%s: report, project info and export work; dataset import says it is read-only', (_label, folderToo) => {
+    const file = readOnlyProject(folderToo as boolean);
+    const report = cliAsReader('report', file);
+    expect(report.code, report.stderr).toBe(0);
+    expect(report.stdout).toMatch(/#1 generate/);
+    const info = cliAsReader('project', 'info', file, '--json');
+    expect(info.code, info.stderr).toBe(0);
+    expect(JSON.parse(info.stdout).datasets).toHaveLength(1);
+    const run = cliAsReader('report', file, '1');
+    expect(run.code, run.stderr).toBe(0);
+    const copy = path.join(dir, 'cache-ro', `copy${counter++}.cliffscope`);
+    const exported = cliAsReader('project', 'export', file, copy);
+    expect(exported.code, exported.stderr).toBe(0);
+    expect(openProject(copy, { readonly: true }).listRuns().length).toBeGreaterThan(0);
+    const csv = path.join(dir, 'ro.csv');
+    fs.writeFileSync(csv, 'prompt\nhello\n');
+    fs.chmodSync(csv, 0o644);
+    const write = cliAsReader('dataset', 'import', file, csv, '--name', 'new');
+    expect(write.code).toBe(1);
+    expect(write.stderr).toMatch(/is read-only/);
+    noStack(write.stderr);
+    // Nothing was left beside the project by the readers.
+    expect(fs.readdirSync(path.dirname(file)).filter((f) => f !== 'p.cliffscope')).toEqual(folderToo ? [] : expect.any(Array));
+  });
+});
