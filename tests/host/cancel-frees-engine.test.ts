@@ -3,32 +3,11 @@
  * ended, the call answers `cancelled`, and later calls run in a fresh host. Also: the host starts whatever the working
  * directory (tsx is resolved from the package), and what the host sends back is checked against the contract.
  */
-import { fork } from 'node:child_process';
 import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { EngineClient, forkNodeHost, type HostProcess, tsxLoaderUrl } from '../../src/main/host/engine-client.js';
+import { EngineClient, forkNodeHost, type HostProcess } from '../../src/main/host/engine-client.js';
 import type { FromHost, ToHost } from '../../src/main/host/protocol.js';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-
-function forkStuckHost(): HostProcess {
-  const child = fork(path.join(here, 'helpers/stuck-host.ts'), [], {
-    execArgv: ['--import', tsxLoaderUrl()],
-    serialization: 'advanced',
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  return {
-    send: (m) => void child.send(m),
-    onMessage: (listener) => child.on('message', (m) => listener(m as FromHost)),
-    onExit: (listener) => child.on('exit', (code, signal) => listener(signal ? `killed by ${signal}` : `exited with code ${code}`)),
-    kill: () => void child.kill(),
-    get pid() {
-      return child.pid;
-    },
-  };
-}
+import { forkStuckHost } from './helpers/fork-stuck-host.js';
 
 /** A host in this process that answers with whatever `reply` makes of a call. */
 function scriptedHost(reply: (m: Extract<ToHost, { type: 'invoke' }>, send: (m: FromHost) => void) => void): () => HostProcess {
