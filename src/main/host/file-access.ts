@@ -17,14 +17,22 @@ import type { ApiErrorInfo } from '../../shared/contract.js';
 /** Request fields that name a file or folder, wherever they appear in a request's params. */
 export const PATH_FIELDS: ReadonlySet<string> = new Set(['dir', 'file', 'project', 'dest', 'src', 'outDir', 'modelDir']);
 
-/** Every path a request names: the string values of PATH_FIELDS keys, at any depth. */
-export function requestPaths(params: unknown): string[] {
-  const found: string[] = [];
+/** Fields that name a checkpoint folder: read only (config.json, tokenizer and weights inside it). */
+const MODEL_FIELDS: ReadonlySet<string> = new Set(['dir', 'modelDir']);
+
+export interface RequestPath {
+  field: string;
+  path: string;
+}
+
+/** Every path a request names: the string values of PATH_FIELDS keys, at any depth, with their field. */
+export function requestPaths(params: unknown): RequestPath[] {
+  const found: RequestPath[] = [];
   const walk = (v: unknown, depth: number) => {
     if (depth > 8 || v === null || typeof v !== 'object') return;
     if (Array.isArray(v)) return v.forEach((x) => walk(x, depth + 1));
     for (const [k, x] of Object.entries(v)) {
-      if (PATH_FIELDS.has(k) && typeof x === 'string') found.push(x);
+      if (PATH_FIELDS.has(k) && typeof x === 'string') found.push({ field: k, path: x });
       else walk(x, depth + 1);
     }
   };
@@ -63,8 +71,8 @@ const SECRET_DIRS = ['.ssh', '.gnupg', '.aws', '.azure', '.kube', '.docker', '.p
 const SECRET_FILES = ['.netrc', '.git-credentials', '.npmrc', '.pypirc', '.pgpass'];
 
 export interface FileAccessPolicy {
-  /** null when `p` may be used; otherwise why not. */
-  check(p: string): string | null;
+  /** null when `p` may be used in request field `field`; otherwise why not. */
+  check(p: string, field?: string): string | null;
 }
 
 /** serve's policy: inside one of `roots`, outside system and credential folders. */
@@ -102,6 +110,15 @@ export class RootsPolicy implements FileAccessPolicy {
 export class GrantsPolicy implements FileAccessPolicy {
   private readonly files = new Set<string>();
   private readonly trees = new Set<string>();
+  private readonly modelDirs = new Set<string>();
+
+  /**
+   * Allow this folder as a checkpoint to read (model fields only). The models a project lists come from the project
+   * file, which is not trusted to name anything else: such a path is never a place to write to.
+   */
+  grantModelDir(p: string): void {
+    this.modelDirs.add(canonicalPath(p));
+  }
 
   /** Allow exactly this file (or folder). */
   grantFile(p: string): void {
@@ -119,18 +136,43 @@ export class GrantsPolicy implements FileAccessPolicy {
     this.grantTree(path.dirname(canonicalPath(file)));
   }
 
-  check(p: string): string | null {
+  check(p: string, field?: string): string | null {
     const real = canonicalPath(p);
     if (this.files.has(real) || [...this.trees].some((t) => within(real, t))) return null;
+    if (field !== undefined && MODEL_FIELDS.has(field) && this.modelDirs.has(real)) return null;
     return `${p} was not chosen in a file dialog`;
   }
 }
 
 /** The first path of a request that `policy` refuses, as the error a face answers with; null when all pass. */
 export function refusedPath(policy: FileAccessPolicy, params: unknown, hint: string): ApiErrorInfo | null {
-  for (const p of requestPaths(params)) {
-    const why = policy.check(p);
+  for (const { field, path: p } of requestPaths(params)) {
+    const why = policy.check(p, field);
     if (why) return { code: 'forbidden', message: why, hint };
   }
   return null;
+}
+
+/** What a native dialog of `kind` grants: a project and its folder, a picked folder's contents, or one file. */
+export function grantPicked(grants: GrantsPolicy, kind: string, picked: string): void {
+  if (kind === 'project-open' || kind === 'project-save') grants.grantProject(picked);
+  else if (kind === 'model-folder' || kind === 'folder') grants.grantTree(picked);
+  else grants.grantFile(picked);
+}
+
+/**
+ * Paths the engine itself named in a reply, which the page may then use: the recent projects (the list only ever
+ * holds projects that were opened), the demo project, and — to read only — the checkpoint folders of an opened
+ * project's models and of the demo.
+ */
+export function grantFromResult(grants: GrantsPolicy, method: string, result: unknown): void {
+  const r = (result ?? {}) as { files?: unknown; file?: unknown; models?: unknown; report?: { modelDir?: unknown } };
+  if ((method === 'project.recent' || method === 'project.remember') && Array.isArray(r.files)) {
+    for (const f of r.files) if (typeof f === 'string') grants.grantProject(f);
+  } else if (method === 'project.demo') {
+    if (typeof r.file === 'string') grants.grantProject(r.file);
+    if (typeof r.report?.modelDir === 'string') grants.grantModelDir(r.report.modelDir);
+  } else if (method === 'project.open' && Array.isArray(r.models)) {
+    for (const m of r.models as { path?: unknown }[]) if (typeof m?.path === 'string') grants.grantModelDir(m.path);
+  }
 }
