@@ -77,7 +77,6 @@ export function firstJsonError(text: string): number {
     else number();
   };
   try {
-    if (text.charCodeAt(0) === 0xfeff) i = 1;
     value();
     ws();
     return i < text.length ? i : -1;
@@ -88,6 +87,7 @@ export function firstJsonError(text: string): number {
 
 /** "invalid JSON at line L, column C", "it ends early", or "it is not valid JSON". */
 export function jsonSyntaxProblem(text: string): string {
+  if (text.charCodeAt(0) === 0xfeff) return 'it starts with a byte-order mark (save it as UTF-8 without BOM)';
   const at = firstJsonError(text);
   if (at < 0) return 'it is not valid JSON';
   if (at >= text.length) return 'it ends early (unexpected end of input)';
