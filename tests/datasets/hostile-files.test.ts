@@ -151,3 +151,22 @@ describe('errors never quote the file', () => {
     expect(failure(() => readDatasetFile(f, { mapping: { prompt: 'Question' } })).message).toMatch(/columns: question_text, answer, id/);
   });
 });
+
+describe('values nested absurdly deep', () => {
+  const deep = '['.repeat(100_000) + ']'.repeat(100_000);
+
+  it('a JSON row with a value nested 100,000 deep is rejected with its line (it overflowed the stack)', () => {
+    const f = write('deep.json', `[\n{"prompt": "fine"},\n{"prompt": ${deep}},\n{"prompt": "ok", "x": ${deep}}\n]`);
+    const r = readDatasetFile(f);
+    expect(r.items.map((i) => i.prompt)).toEqual(['fine']);
+    expect(r.rejected).toEqual([
+      { line: 3, reason: 'values nested more than 64 levels deep' },
+      { line: 4, reason: 'values nested more than 64 levels deep' },
+    ]);
+  });
+
+  it('the same in JSONL', () => {
+    const f = write('deep.jsonl', `{"prompt": "fine"}\n{"prompt": "x", "extra": ${deep}}\n`);
+    expect(readDatasetFile(f).rejected).toEqual([{ line: 2, reason: 'values nested more than 64 levels deep' }]);
+  });
+});

@@ -258,6 +258,10 @@ function rowsFromJsonl(text: string): RawRows {
       rejected.push({ line: i + 1, reason: `a JSON ${jsonKind(v)}, not an object` });
       return;
     }
+    if (nestedTooDeep(v)) {
+      rejected.push({ line: i + 1, reason: TOO_DEEP });
+      return;
+    }
     columns.addAll(v);
     rows.push({ line: i + 1, values: v });
   });
@@ -308,6 +312,10 @@ function rowsFromJson(text: string, source: string, listField?: string): RawRows
     const line = lines[i] ?? 1;
     if (!isPlainObject(v)) {
       rejected.push({ line, reason: `element ${i + 1} is a JSON ${jsonKind(v)}, not an object` });
+      return;
+    }
+    if (nestedTooDeep(v)) {
+      rejected.push({ line, reason: TOO_DEEP });
       return;
     }
     columns.addAll(v);
@@ -378,6 +386,22 @@ class ColumnList {
       }
     }
   }
+}
+
+/** Rows are flat records; a value nested this deep is not data, and serialising it would overflow the stack. */
+const MAX_NESTING = 64;
+const TOO_DEEP = `values nested more than ${MAX_NESTING} levels deep`;
+
+/** Whether `v` nests arrays/objects deeper than MAX_NESTING (checked without recursion). */
+function nestedTooDeep(v: unknown): boolean {
+  const stack: [unknown, number][] = [[v, 0]];
+  while (stack.length > 0) {
+    const [x, depth] = stack.pop()!;
+    if (x === null || typeof x !== 'object') continue;
+    if (depth >= MAX_NESTING) return true;
+    for (const child of Object.values(x)) if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+  }
+  return false;
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
