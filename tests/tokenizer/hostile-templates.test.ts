@@ -48,8 +48,9 @@ describe('chat templates run under a budget', () => {
   });
 
   it('refuses output over the size limit', () => {
-    const t = new ChatTemplate('{% for i in range(100000) %}{{ messages[0].content }}{% endfor %}', 'chat_template.jinja', BUDGET);
-    expect(failure(() => t.render(USER, {})).message).toMatch(/over the limit of 100000/);
+    // A generous time budget: only the size limit may stop this one, however loaded the machine.
+    const t = new ChatTemplate('{% for i in range(10000) %}{{ messages[0].content }}{% endfor %}', 'chat_template.jinja', { ...BUDGET, timeMs: 20_000, maxChars: 50_000 });
+    expect(failure(() => t.render(USER, {})).message).toMatch(/output of 110000 characters is over the limit of 50000/);
   });
 
   it('reports unbounded recursion as a template failure', () => {
@@ -79,5 +80,32 @@ describe('chat templates run under a budget', () => {
     expect(err.code).toBe('tokenizer');
     expect(err.message).toContain('/models/hostile');
     expect(tok.encode('hello world')).toEqual([2, 3]);
+  });
+});
+
+describe('regular expressions in tokenizer.json', () => {
+  const withSplit = (pattern: string) => {
+    const json = tinyTokenizerJson() as Record<string, unknown>;
+    json.pre_tokenizer = { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: pattern }, behavior: 'Isolated', invert: false }] };
+    return json;
+  };
+
+  it.each(['(a+)+$', '(\\s*\\w+)*x', '(?:[a-z]+\\d*)+!', '((ab)*c)+', '(x+){20,}', '(a{1,3})+$'])('refuses %s, which backtracks exponentially', (pattern) => {
+    const err = failure(() => Tokenizer.fromObjects(withSplit(pattern), {}, '/models/redos'));
+    expect(err.code).toBe('tokenizer');
+    expect(err.message).toMatch(/pre_tokenizer\.pretokenizers\[0\]\.pattern repeats a repetition/);
+  });
+
+  it('accepts the patterns real tokenizers use', () => {
+    for (const pattern of [
+      "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+      "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+",
+      "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+",
+      '(ab)?c+',
+      '(a{2})+',
+      '(a+){1,3}',
+    ]) {
+      expect(() => Tokenizer.fromObjects(withSplit(pattern), {}), pattern).not.toThrow();
+    }
   });
 });

@@ -8,6 +8,7 @@ import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { CliffscopeError } from '../errors.js';
 import { jsonSyntaxProblem } from '../io/json-syntax.js';
 import { readUntrustedText } from '../io/untrusted-file.js';
+import { nestedQuantifier, tokenizerRegexes } from './regex-safety.js';
 import {
   ChatTemplate,
   chatTemplateNames,
@@ -90,6 +91,15 @@ export class Tokenizer {
     // tokenizers.js's WordLevel ("Legacy") model takes its unknown token from the config, not from tokenizer.json.
     const modelUnk = (tokenizerJson as { model?: { unk_token?: unknown } }).model?.unk_token;
     if (libraryConfig.unk_token === null && typeof modelUnk === 'string') libraryConfig.unk_token = modelUnk;
+    for (const { where, pattern } of tokenizerRegexes(tokenizerJson)) {
+      const nested = nestedQuantifier(pattern);
+      if (nested) {
+        throw new CliffscopeError('tokenizer', `${tokenizerFile}: the pattern of ${where} repeats a repetition (${nested}), which can take exponential time on some text`, {
+          file: tokenizerFile,
+          hint: 'this is not a pattern real tokenizers use; the file is damaged or hostile — re-download the checkpoint',
+        });
+      }
+    }
     try {
       this.inner = new HfTokenizer(tokenizerJson, libraryConfig);
     } catch (e) {
