@@ -170,3 +170,36 @@ describe('values nested absurdly deep', () => {
     expect(readDatasetFile(f).rejected).toEqual([{ line: 2, reason: 'values nested more than 64 levels deep' }]);
   });
 });
+
+describe('column names that are also JavaScript property names', () => {
+  it('a "constructor" column mapped as the prompt: rows without it are rejected (it crashed the import)', () => {
+    const f = write('ctor.jsonl', '{"constructor": "hi"}\n{"other": 1}\n');
+    const r = readDatasetFile(f, { mapping: { prompt: 'constructor' } });
+    expect(r.items.map((i) => i.prompt)).toEqual(['hi']);
+    expect(r.rejected).toEqual([{ line: 2, reason: 'missing prompt (column "constructor")' }]);
+  });
+
+  it('a "__proto__" column keeps its values (they were silently dropped)', () => {
+    const csv = readDatasetFile(write('proto.csv', 'prompt,__proto__\nhi,there\n'));
+    expect(JSON.stringify(csv.items[0]!.extra)).toBe('{"__proto__":"there"}');
+    const json = readDatasetFile(write('proto.json', '[{"prompt": "hi", "__proto__": {"polluted": 1}}]'));
+    expect(JSON.stringify(json.items[0]!.extra)).toBe('{"__proto__":{"polluted":1}}');
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('a "__proto__" column survives being stored in a project', () => {
+    const project = path.join(dir, 'proto.cliffscope');
+    const store = openProject(project, { create: true });
+    try {
+      const { dataset } = store.importDataset('p', write('proto2.csv', 'prompt,__proto__\nhi,there\n'));
+      expect(JSON.stringify(store.datasetItems(dataset.id)[0]!.extra)).toBe('{"__proto__":"there"}');
+    } finally {
+      store.close();
+    }
+  });
+
+  it('a "toString" column works like any other', () => {
+    const r = readDatasetFile(write('tostring.csv', 'toString,x\nhi,1\n'), { mapping: { prompt: 'toString' } });
+    expect(r.items[0]!.prompt).toBe('hi');
+  });
+});

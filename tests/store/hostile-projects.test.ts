@@ -204,3 +204,14 @@ describe('read-only projects', () => {
     expect(fs.readdirSync(path.dirname(file)).filter((f) => f !== 'p.cliffscope')).toEqual(folderToo ? [] : expect.any(Array));
   });
 });
+
+describe('project export destinations', () => {
+  it('a destination in a missing folder is a clear error (it was an internal SQLite error)', async () => {
+    const file = makeProject();
+    const dest = path.join(dir, 'no-such-folder', 'copy.cliffscope');
+    const r = await cli('project', 'export', file, dest);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/the folder .*no-such-folder does not exist/);
+    noStack(r.stderr);
+  });
+});

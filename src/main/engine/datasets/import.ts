@@ -134,13 +134,13 @@ export function parseDataset(text: string, format: DatasetFormat, opts: ReadData
   const rejected = [...raw.rejected];
   const mapped = new Set(Object.values(mapping));
   for (const { line, values } of raw.rows) {
-    const prompt = asText(values[mapping.prompt]);
+    const prompt = asText(own(values, mapping.prompt));
     if (prompt === null || prompt.trim() === '') {
       rejected.push({ line, reason: `${prompt === null ? 'missing' : 'empty'} prompt (column "${mapping.prompt}")` });
       continue;
     }
     const extra: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(values)) if (!mapped.has(k)) extra[k] = v;
+    for (const [k, v] of Object.entries(values)) if (!mapped.has(k)) setOwn(extra, k, v);
     items.push({
       idx: items.length,
       line,
@@ -204,7 +204,7 @@ function asText(v: unknown): string | null {
 /** Optional fields: an empty value counts as absent (a CSV cannot tell "" from missing). */
 function optionalText(values: Record<string, unknown>, column: string | undefined): string | null {
   if (column === undefined) return null;
-  const t = asText(values[column]);
+  const t = asText(own(values, column));
   return t === null || t === '' ? null : t;
 }
 
@@ -222,7 +222,7 @@ function rowsFromCsv(text: string, delimiter: string, source: string): RawRows {
       continue;
     }
     const values: Record<string, unknown> = {};
-    columns.forEach((c, i) => (values[c] = r.fields[i] ?? '')); // short rows: missing trailing fields are empty, as in pandas
+    columns.forEach((c, i) => setOwn(values, c, r.fields[i] ?? '')); // short rows: missing trailing fields are empty, as in pandas
     rows.push({ line: r.line, values });
   }
   return { columns, rows, rejected };
@@ -386,6 +386,18 @@ class ColumnList {
       }
     }
   }
+}
+
+/**
+ * Column names are data: "__proto__", "constructor" or "toString" must read and write the row's own value, never
+ * what every object inherits (which dropped a "__proto__" column and crashed a mapping onto "constructor").
+ */
+function own(o: Record<string, unknown>, key: string): unknown {
+  return Object.prototype.hasOwnProperty.call(o, key) ? o[key] : undefined;
+}
+
+function setOwn(o: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
 /** Rows are flat records; a value nested this deep is not data, and serialising it would overflow the stack. */
