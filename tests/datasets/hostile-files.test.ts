@@ -203,3 +203,24 @@ describe('column names that are also JavaScript property names', () => {
     expect(r.items[0]!.prompt).toBe('hi');
   });
 });
+
+describe('the other files the CLI reads: --prompts and --head-scale', () => {
+  it.runIf(posix && fs.existsSync('/dev/zero'))('a prompts file or head-scale file linked to /dev/zero is refused at once', async () => {
+    const { readPromptsFile } = await import('../../src/main/cli/verbs/generate.js');
+    const { readHeadScaleFile } = await import('../../src/main/engine/io/head-scale.js');
+    const prompts = path.join(dir, 'prompts.txt');
+    const scale = path.join(dir, 'scale.json');
+    fs.symlinkSync('/dev/zero', prompts);
+    fs.symlinkSync('/dev/zero', scale);
+    expect(failure(() => readPromptsFile(prompts)).message).toMatch(/is a device/);
+    expect(failure(() => readHeadScaleFile(scale, 2, 2)).message).toMatch(/is a device/);
+  });
+
+  it('a head-scale file that is not JSON says where, not what', async () => {
+    const { readHeadScaleFile } = await import('../../src/main/engine/io/head-scale.js');
+    const f = write('scale-bad.json', 'SECRET=hunter2');
+    const err = failure(() => readHeadScaleFile(f, 2, 2));
+    expect(err.message).toMatch(/invalid JSON at line 1, column 1/);
+    expect(err.message).not.toMatch(/hunter2/);
+  });
+});

@@ -1,8 +1,9 @@
 /**
  * Head-scale (γ) matrices from JSON: a [layers][heads] array of finite numbers, 1 = unchanged, 0 = head removed.
  */
-import fs from 'node:fs';
 import { CliffscopeError } from '../errors.js';
+import { jsonSyntaxProblem } from './json-syntax.js';
+import { readUntrustedText } from './untrusted-file.js';
 
 export function validateHeadScale(value: unknown, layers: number, heads: number, source = 'head_scale'): number[][] {
   const fail = (what: string) =>
@@ -22,18 +23,16 @@ export function validateHeadScale(value: unknown, layers: number, heads: number,
   return value as number[][];
 }
 
+/** A head-scale file is a few KB; it is untrusted input read bounded and strict (readUntrustedText). */
+const MAX_HEAD_SCALE_BYTES = 16 * 1024 * 1024;
+
 export function readHeadScaleFile(file: string, layers: number, heads: number): number[][] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    throw new CliffscopeError('missing-file', `cannot read head-scale file ${file}`, { file });
-  }
+  const text = readUntrustedText(file, { maxBytes: MAX_HEAD_SCALE_BYTES, what: 'head-scale file', code: 'bad-argument' }).replace(/^\uFEFF/, '');
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
-  } catch (e) {
-    throw new CliffscopeError('bad-json', `${file} is not valid JSON: ${(e as Error).message}`, { file });
+  } catch {
+    throw new CliffscopeError('bad-json', `${file} is not valid JSON: ${jsonSyntaxProblem(text)}`, { file });
   }
   return validateHeadScale(parsed, layers, heads, file);
 }
