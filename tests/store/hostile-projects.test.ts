@@ -215,3 +215,15 @@ describe('project export destinations', () => {
     noStack(r.stderr);
   });
 });
+
+describe('importing a planted project', () => {
+  it('refuses a source whose table was replaced by a view (one that could loop forever), with a clear error', async () => {
+    const target = makeProject();
+    const src = makeProject();
+    tamper(src, `PRAGMA foreign_keys = OFF; DROP TABLE verdicts; CREATE VIEW verdicts AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x AS id FROM c;`);
+    const r = await cli('project', 'import', target, src);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/"verdicts" is a view/);
+    noStack(r.stderr);
+  });
+});

@@ -436,7 +436,17 @@ export function createProjectFile(file: string): void {
  * must only read.
  */
 export function openForReading(file: string, opts: { allowVacuumInto?: boolean } = {}): DB {
-  if (!writable(file)) return openReadOnly(file);
+  const checked = (db: DB) => {
+    try {
+      // A view standing in for one of our tables could loop forever when read (a project import reads every table).
+      if (hasFormatMarker(db)) removeForeignSchema(db, file, { drop: false });
+      return db;
+    } catch (e) {
+      db.close();
+      throw e;
+    }
+  };
+  if (!writable(file)) return checked(openReadOnly(file));
   let db: DB | undefined;
   try {
     db = openDatabase(file, { fileMustExist: true });
@@ -444,11 +454,11 @@ export function openForReading(file: string, opts: { allowVacuumInto?: boolean }
     db.pragma('trusted_schema = OFF');
     if (!opts.allowVacuumInto) db.pragma('query_only = ON');
     db.prepare('SELECT COUNT(*) FROM sqlite_schema').get(); // touch the file: fails here on read-only media
-    return guarded(db, file);
   } catch (e) {
     db?.close();
     const code = String((e as { code?: unknown }).code ?? '');
     if (!/^SQLITE_(READONLY|CANTOPEN|PERM|AUTH)/.test(code)) throw projectFileError(e, file); // e.g. a damaged file
-    return openReadOnly(file);
+    return checked(openReadOnly(file));
   }
+  return checked(guarded(db, file));
 }
