@@ -226,7 +226,7 @@ export function parseModelConfig(raw: unknown, file = 'config.json'): ModelConfi
     headDim,
     vocabSize,
     maxPositionEmbeddings: positiveInt(cfg, 'max_position_embeddings', file, 2048),
-    rmsNormEps: realInRange(cfg, 'rms_norm_eps', file, { min: 0, max: 0.1, why: 'rms_norm_eps keeps RMSNorm from dividing by zero; real models use 1e-5 or 1e-6' }, 1e-6),
+    rmsNormEps: realInRange(cfg, 'rms_norm_eps', file, { min: 0, max: 1, why: 'rms_norm_eps keeps RMSNorm from dividing by zero; real models use 1e-5 or 1e-6' }, 1e-6),
     ropeTheta: realInRange(cfg, 'rope_theta', file, { min: 1, max: 1e12, why: 'rope_theta is the rotary base; real models use 1e4 to 1e7' }, 10000),
     ropeScaling: parseRopeScaling(cfg, file),
     tieWordEmbeddings: cfg.tie_word_embeddings === true,

@@ -26,7 +26,7 @@ export function nonFiniteCauses(config: ModelConfig, headScale?: Float32Array): 
     for (const g of headScale) worst = Number.isFinite(g) ? Math.max(worst, Math.abs(g)) : Infinity;
     if (worst > HEAD_SCALE_SANE) causes.push(`the head scale holds a value of ${Number(worst.toPrecision(3))} (γ is meant to be near 0..1)`);
   }
-  if (!(config.rmsNormEps > 0 && config.rmsNormEps <= 0.1)) causes.push(`rms_norm_eps is ${config.rmsNormEps}`);
+  if (!(config.rmsNormEps > 0 && config.rmsNormEps <= 1)) causes.push(`rms_norm_eps is ${config.rmsNormEps}`);
   if (!(config.ropeTheta > 1 && Number.isFinite(config.ropeTheta))) causes.push(`rope_theta is ${config.ropeTheta}`);
   causes.push('the weights hold NaN or Inf values, or values large enough to overflow float32 (check them with torch.isfinite)');
   return causes;
