@@ -227,3 +227,14 @@ describe('importing a planted project', () => {
     noStack(r.stderr);
   });
 });
+
+describe('project paths that are not files', () => {
+  it.runIf(process.platform !== 'win32')('a FIFO or a link to /dev/zero is refused, not opened (a FIFO blocked SQLite)', async () => {
+    const fifo = path.join(dir, `pipe${counter++}.cliffscope`);
+    spawnSync('mkfifo', [fifo]);
+    expectCliffscopeError(() => openProject(fifo, { create: true }), 'bad-project', /is a pipe \(FIFO\), not a file/);
+    const zero = path.join(dir, `zero${counter++}.cliffscope`);
+    fs.symlinkSync('/dev/zero', zero);
+    expectCliffscopeError(() => openProject(zero, { create: true }), 'bad-project', /is a device or socket, not a file/);
+  });
+});

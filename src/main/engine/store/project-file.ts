@@ -269,6 +269,8 @@ export function inspectProjectFile(file: string, opts: { verify?: boolean } = {}
     return { kind: 'missing' };
   }
   if (st.isDirectory()) throw notAProject(file, 'it is a folder', 'a project is a single .cliffscope file');
+  // A pipe would block SQLite forever and a device is no place for a project (links are followed: the target counts).
+  if (!st.isFile()) throw notAProject(file, `it is ${st.isFIFO() ? 'a pipe (FIFO)' : 'a device or socket'}, not a file`, 'a project is a single .cliffscope file');
   if (st.size === 0) return { kind: 'empty' };
 
   // 1. The raw header (the first 100 bytes of every SQLite file).
