@@ -100,6 +100,16 @@ describe('the weights must match config.json exactly', () => {
     expect(err.hint).toMatch(/ignored/);
   });
 
+  it('a header naming 200,000 layers is refused cleanly (counting them overflowed the stack)', () => {
+    const dir = fresh('many-layers');
+    const weights = path.join(dir, 'model.safetensors');
+    const header: Record<string, unknown> = {};
+    for (let i = 0; i < 200_000; i++) header[`model.layers.${i}.x`] = { dtype: 'U8', shape: [0], data_offsets: [0, 0] };
+    writeRawSafetensors(weights, header, 0);
+    const err = expectCliffscopeError(() => openCheckpoint(dir), 'shape-mismatch', path.join(dir, 'config.json'));
+    expect(err.message).toMatch(/weights hold 200000 layers/);
+  });
+
   it('refuses bytes after the last tensor', async () => {
     const dir = fresh('trailing');
     const weights = path.join(dir, 'model.safetensors');

@@ -128,12 +128,12 @@ const LAYER_TENSOR = /^model\.layers\.(\d+)\./;
  * claiming fewer layers than the weights hold would silently run a truncated model.
  */
 function checkLayerCount(config: ModelConfig, tensors: Map<string, TensorInfo>, configPath: string, files: string[]): void {
-  const indices = new Set<number>();
+  // A loop, not Math.max(...): a hostile header may name hundreds of thousands of layers.
+  let inWeights = 0;
   for (const name of tensors.keys()) {
     const m = LAYER_TENSOR.exec(name);
-    if (m) indices.add(Number(m[1]));
+    if (m) inWeights = Math.max(inWeights, Number(m[1]) + 1);
   }
-  const inWeights = indices.size === 0 ? 0 : Math.max(...indices) + 1;
   if (inWeights === config.numLayers) return;
   const where = files.length === 1 ? files[0]! : path.dirname(files[0] ?? configPath);
   if (inWeights > config.numLayers) {
