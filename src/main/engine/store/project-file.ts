@@ -219,6 +219,30 @@ function removeForeignSchema(db: DB, file: string, opts: { drop: boolean }): voi
   process.emitWarning(`${file}: dropped ${foreign.map((o) => `${o.type} "${o.name}"`).join(', ')}, which Cliffscope did not create`, { code: 'CLIFFSCOPE_FOREIGN_SCHEMA' });
 }
 
+/**
+ * The quick check reads the whole file, which for a large project costs seconds on every open for writing. So a file
+ * this process checked (or wrote and closed) is not checked again while it is exactly as it was left: same file,
+ * size and modification time, log included. Anything else that touched it since makes it look new.
+ */
+const verifiedStamps = new Set<string>();
+
+function stamp(file: string): string {
+  const part = (f: string) => {
+    try {
+      const st = fs.statSync(f);
+      return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch {
+      return '-';
+    }
+  };
+  return `${path.resolve(file)}|${part(file)}|${part(`${file}-wal`)}`;
+}
+
+function rememberVerified(file: string): void {
+  if (verifiedStamps.size > 1000) verifiedStamps.clear();
+  verifiedStamps.add(stamp(file));
+}
+
 /** SQLite's quick_check (or the full integrity_check): ['ok'] or the problems found. Reads the whole file. */
 export function integrityProblems(db: DB, full = false): string[] {
   try {
@@ -405,19 +429,25 @@ export function openChecked(file: string, state: FileState, opts: { create?: boo
     return db;
   }
   let db: DB | undefined;
+  let opened = false;
   try {
-    db = guarded(openDatabase(file), file);
+    const before = stamp(file);
+    // Remembered as verified on close only if this open got through its checks.
+    db = guarded(openDatabase(file), file, () => opened && rememberVerified(file));
     db.pragma('trusted_schema = OFF');
     if (state.kind === 'project') {
       if (!hasFormatMarker(db)) throw notAProject(file, 'it has no Cliffscope format marker');
-      const problems = integrityProblems(db);
-      if (problems.length !== 1 || problems[0] !== 'ok') throw damaged(file, problems.slice(0, 5).join('; '));
+      if (!verifiedStamps.has(before)) {
+        const problems = integrityProblems(db);
+        if (problems.length !== 1 || problems[0] !== 'ok') throw damaged(file, problems.slice(0, 5).join('; '));
+      }
       removeForeignSchema(db, file, { drop: true });
     }
     configure(db);
     migrate(db);
     // Put the header (application id included) into the main file now, so the file is recognisable on its own.
     if (state.kind !== 'project') db.pragma('wal_checkpoint(TRUNCATE)');
+    opened = true;
   } catch (e) {
     db?.close();
     throw projectFileError(e, file);
