@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readDatasetFile } from '../../src/main/engine/datasets/import.js';
 import { CliffscopeError } from '../../src/main/engine/errors.js';
-import { openProject } from '../../src/main/engine/store/open.js';
+import { openProject } from '../../src/main/store/open.js';
 import { cli } from '../support/cli.js';
 
 let dir: string;
@@ -83,7 +83,7 @@ describe('only regular files of bounded size', () => {
     expect(accepted.code, accepted.stderr).toBe(0);
     const store = openProject(project, { readonly: true });
     try {
-      expect(store.listDatasets().map((d) => [d.name, d.itemCount])).toEqual([['big', 12_000]]);
+      expect(store.datasets.list().map((d) => [d.name, d.itemCount])).toEqual([['big', 12_000]]);
     } finally {
       store.close();
     }
@@ -191,8 +191,8 @@ describe('column names that are also JavaScript property names', () => {
     const project = path.join(dir, 'proto.cliffscope');
     const store = openProject(project, { create: true });
     try {
-      const { dataset } = store.importDataset('p', write('proto2.csv', 'prompt,__proto__\nhi,there\n'));
-      expect(JSON.stringify(store.datasetItems(dataset.id)[0]!.extra)).toBe('{"__proto__":"there"}');
+      const { dataset } = store.datasets.importFile('p', write('proto2.csv', 'prompt,__proto__\nhi,there\n'));
+      expect(JSON.stringify(store.datasets.items(dataset.id)[0]!.extra)).toBe('{"__proto__":"there"}');
     } finally {
       store.close();
     }
@@ -207,7 +207,7 @@ describe('column names that are also JavaScript property names', () => {
 describe('the other files the CLI reads: --prompts and --head-scale', () => {
   it.runIf(posix && fs.existsSync('/dev/zero'))('a prompts file or head-scale file linked to /dev/zero is refused at once', async () => {
     const { readPromptsFile } = await import('../../src/main/cli/verbs/generate.js');
-    const { readHeadScaleFile } = await import('../../src/main/engine/io/head-scale.js');
+    const { readHeadScaleFile } = await import('../../src/main/engine/runtime/head-scale.js');
     const prompts = path.join(dir, 'prompts.txt');
     const scale = path.join(dir, 'scale.json');
     fs.symlinkSync('/dev/zero', prompts);
@@ -217,7 +217,7 @@ describe('the other files the CLI reads: --prompts and --head-scale', () => {
   });
 
   it('a head-scale file that is not JSON says where, not what', async () => {
-    const { readHeadScaleFile } = await import('../../src/main/engine/io/head-scale.js');
+    const { readHeadScaleFile } = await import('../../src/main/engine/runtime/head-scale.js');
     const f = write('scale-bad.json', 'SECRET=hunter2');
     const err = failure(() => readHeadScaleFile(f, 2, 2));
     expect(err.message).toMatch(/invalid JSON at line 1, column 1/);

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { grantFromResult, GrantsPolicy, grantPicked, refusedPath, requestPaths } from '../../src/main/host/file-access.js';
+import { grantFromResult, GrantsPolicy, grantPicked, refusedPath, requestPaths } from '../../src/main/web/file-access.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cliffscope-grants-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));

@@ -5,8 +5,8 @@
  */
 import os from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
-import { EngineClient, forkNodeHost, type HostProcess } from '../../src/main/host/engine-client.js';
-import type { FromHost, ToHost } from '../../src/main/host/protocol.js';
+import { EngineClient, forkNodeHost, type HostProcess } from '../../src/main/api/host/engine-client.js';
+import type { FromHost, ToHost } from '../../src/main/api/host/protocol.js';
 import { forkStuckHost } from './helpers/fork-stuck-host.js';
 
 /** A host in this process that answers with whatever `reply` makes of a call. */

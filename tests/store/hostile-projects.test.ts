@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { checkProject, openProject } from '../../src/main/engine/store/open.js';
+import { checkProject, openProject } from '../../src/main/store/open.js';
 import { cli } from '../support/cli.js';
 import { expectCliffscopeError, populate, syntheticDataset, tempDir } from './helpers/fixtures.js';
 
@@ -31,7 +31,7 @@ function makeProject(n = 6): string {
   const file = path.join(dir, `p${counter++}.cliffscope`);
   const store = openProject(file, { create: true });
   populate(store);
-  if (n > 6) store.addDataset('big', syntheticDataset(n, 'a longer prompt with some words to fill pages'), '/data/big.csv');
+  if (n > 6) store.datasets.add('big', syntheticDataset(n, 'a longer prompt with some words to fill pages'), '/data/big.csv');
   store.close();
   return file;
 }
@@ -53,11 +53,11 @@ describe('schema objects Cliffscope did not create never run', () => {
                   CREATE VIEW innocent AS SELECT 1;`);
     const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
     const store = openProject(file);
-    const before = { transcripts: store.listTranscripts(1).length, items: store.datasetItems(1).length };
+    const before = { transcripts: store.transcripts.list(1).length, items: store.datasets.items(1).length };
     expect(before.transcripts).toBeGreaterThan(0);
-    store.startRun({ kind: 'generate', config: {} });
-    expect(store.listTranscripts(1)).toHaveLength(before.transcripts);
-    expect(store.datasetItems(1)).toHaveLength(before.items);
+    store.runs.start({ kind: 'transcripts', config: {} });
+    expect(store.transcripts.list(1)).toHaveLength(before.transcripts);
+    expect(store.datasets.items(1)).toHaveLength(before.items);
     expect(store.query(`SELECT name FROM sqlite_schema WHERE type IN ('trigger', 'view')`)).toEqual([]);
     store.close();
     expect(String(warn.mock.calls[0]?.[0])).toMatch(/dropped trigger "wipe", view "innocent", which Cliffscope did not create/);
@@ -72,7 +72,7 @@ describe('schema objects Cliffscope did not create never run', () => {
     const r = await cli('dataset', 'import', file, csv, '--name', 'more');
     expect(r.code, r.stderr).toBe(0);
     const store = openProject(file, { readonly: true });
-    expect(store.listDatasets().map((d) => store.datasetItems(d.id).length)).toEqual([6, 2]);
+    expect(store.datasets.list().map((d) => store.datasets.items(d.id).length)).toEqual([6, 2]);
     store.close();
   });
 
@@ -134,7 +134,7 @@ describe('a killed run shows as interrupted without a writer', () => {
     const file = makeProject();
     const dead = spawnSync(process.execPath, ['-e', '']).pid!;
     const store = openProject(file);
-    const run = store.startRun({ kind: 'generate', config: {} });
+    const run = store.runs.start({ kind: 'transcripts', config: {} });
     store.db.prepare(`UPDATE runs SET owner_pid = ?, owner_token = 'gone' WHERE id = ?`).run(dead, run.id);
     // Close without the store's own bookkeeping (a kill -9 leaves no chance for it).
     store.db.close();
@@ -163,11 +163,18 @@ describe('read-only projects', () => {
     return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
   };
 
+  let lastRun = 0;
   function readOnlyProject(folderToo: boolean): string {
     const folder = path.join(dir, `ro${counter++}`);
     fs.mkdirSync(folder);
     const file = path.join(folder, 'p.cliffscope');
     fs.copyFileSync(makeProject(), file);
+    // A run whose stored config is what a transcripts run stores, for `report FILE RUN` to read back.
+    const store = openProject(file);
+    const run = store.runs.start({ kind: 'transcripts', datasetId: 1, config: { datasetId: 1, chat: true, maxNewTokens: 8, seed: 0, batchSize: 8, settings: [{ key: 'baseline' }] } });
+    store.runs.finish(run.id, 'cancelled');
+    store.close();
+    lastRun = run.id;
     fs.chmodSync(dir, 0o755);
     fs.mkdirSync(path.join(dir, 'cache-ro'), { recursive: true, mode: 0o777 });
     fs.chmodSync(path.join(dir, 'cache-ro'), 0o777);
@@ -183,16 +190,17 @@ describe('read-only projects', () => {
     const file = readOnlyProject(folderToo as boolean);
     const report = cliAsReader('report', file);
     expect(report.code, report.stderr).toBe(0);
-    expect(report.stdout).toMatch(/#1 generate/);
+    expect(report.stdout).toMatch(/#1 transcripts/);
     const info = cliAsReader('project', 'info', file, '--json');
     expect(info.code, info.stderr).toBe(0);
     expect(JSON.parse(info.stdout).datasets).toHaveLength(1);
-    const run = cliAsReader('report', file, '1');
+    const run = cliAsReader('report', file, String(lastRun));
     expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/cancelled/);
     const copy = path.join(dir, 'cache-ro', `copy${counter++}.cliffscope`);
     const exported = cliAsReader('project', 'export', file, copy);
     expect(exported.code, exported.stderr).toBe(0);
-    expect(openProject(copy, { readonly: true }).listRuns().length).toBeGreaterThan(0);
+    expect(openProject(copy, { readonly: true }).runs.list().length).toBeGreaterThan(0);
     const csv = path.join(dir, 'ro.csv');
     fs.writeFileSync(csv, 'prompt\nhello\n');
     fs.chmodSync(csv, 0o644);

@@ -3,10 +3,10 @@
  * null, and only the fields the contract names are passed on.
  */
 import type { z } from 'zod';
-import type { DatasetSummary, ModelSummary, ProbeMetrics, ProbeSummary, RunReport, RunSummary, SweepCell, TailAverage } from '../../shared/contract.js';
-import type { RunReport as EngineRunReport } from '../engine/pipelines/report.js';
-import { jsonSafe } from '../engine/store/tabular.js';
-import type { DatasetRow, JsonObject, JsonValue, ModelRow, ProbeRow, RunRow, SweepCellRow } from '../engine/store/types.js';
+import type { DatasetItem, DatasetSummary, ModelSummary, ProbeMetrics, ProbeSummary, RunSummary, SweepCell, TailAverage } from '../../shared/contract.js';
+import { SweepCellMetrics } from '../../shared/runs/ablate.js';
+import { jsonSafe } from '../store/tabular.js';
+import type { DatasetRow, ItemRow, JsonObject, JsonValue, ModelRow, ProbeRow, RunRow, SweepCellRow } from '../store/types.js';
 import type { TailAlignedAverage } from '../engine/analysis/trace.js';
 
 type Json = z.infer<ReturnType<typeof z.json>>;
@@ -100,7 +100,7 @@ export function probeSummary(p: ProbeRow, full = false): ProbeSummary {
     runId: p.runId,
     name: p.name,
     version: p.version,
-    layer: p.layer,
+    residIndex: p.residIndex,
     positionRule: p.positionRule,
     dim: p.weights.length,
     metrics: probeMetrics(p.metrics, full),
@@ -125,18 +125,9 @@ export function runSummary(r: RunRow): RunSummary {
   };
 }
 
-export function runReportJson(r: EngineRunReport): RunReport {
-  return {
-    run: { ...runSummary(r.run), config: jsonRecord(r.run.config), versions: jsonRecord(r.run.versions) },
-    model: r.model ? { path: r.model.path, contentHash: r.model.contentHash } : null,
-    items: { done: r.items.done, failed: r.items.failed },
-    summary: r.summary ? jsonRecord(r.summary) : null,
-  };
-}
-
 export function sweepCell(c: SweepCellRow): SweepCell {
-  const m = c.metrics as Record<string, JsonValue>;
-  const judged = Object.keys(m).length > 0;
+  // Metrics are stored once the cell's transcripts are judged (see the ablate pipeline); until then, none.
+  const metrics = SweepCellMetrics.safeParse(c.metrics);
   return {
     id: c.id,
     key: c.headScaleKey,
@@ -146,17 +137,21 @@ export function sweepCell(c: SweepCellRow): SweepCell {
     gamma: c.gamma,
     seed: c.seed,
     heads: c.heads.map(([l, h]) => [l, h] as [number, number]),
-    metrics: judged
-      ? {
-          asr: num(m.asr),
-          overRefusal: num(m.overRefusal),
-          meanFinal: num(m.meanFinal),
-          meanAnswerTokens: num(m.meanAnswerTokens),
-          harmful: int(m.harmful) ?? 0,
-          harmless: int(m.harmless) ?? 0,
-          judge: typeof m.judge === 'string' ? m.judge : null,
-        }
-      : null,
+    metrics: metrics.success ? metrics.data : null,
+  };
+}
+
+/** A dataset item as the API shows it (a preview's have no id yet). */
+export function datasetItem(it: Omit<ItemRow, 'id' | 'datasetId' | 'extra'> & { id?: number; extra: unknown }): DatasetItem {
+  return {
+    ...(it.id !== undefined ? { id: it.id } : {}),
+    idx: it.idx,
+    line: it.line,
+    prompt: it.prompt,
+    response: it.response,
+    label: it.label,
+    category: it.category,
+    extra: jsonRecord(it.extra),
   };
 }
 

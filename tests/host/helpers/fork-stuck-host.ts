@@ -2,8 +2,8 @@
 import { fork } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type HostProcess, tsxLoaderUrl } from '../../../src/main/host/engine-client.js';
-import type { FromHost } from '../../../src/main/host/protocol.js';
+import { type HostProcess, tsxLoaderUrl } from '../../../src/main/api/host/engine-client.js';
+import type { FromHost } from '../../../src/main/api/host/protocol.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 

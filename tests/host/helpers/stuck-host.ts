@@ -3,8 +3,8 @@
  * a hostile template once was); every other method is the real one. Run with: fork(this, { execArgv: ['--import', tsx] }).
  */
 import { handlers } from '../../../src/main/api/handlers.js';
-import { serveEngine } from '../../../src/main/host/engine-host.js';
-import type { FromHost, ToHost } from '../../../src/main/host/protocol.js';
+import { serveEngine } from '../../../src/main/api/host/engine-host.js';
+import type { FromHost, ToHost } from '../../../src/main/api/host/protocol.js';
 
 const send = process.send!.bind(process);
 serveEngine(
