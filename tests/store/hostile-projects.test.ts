@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { checkProject, openProject } from '../../src/main/store/open.js';
+import { configure, migrate } from '../../src/main/store/project-file.js';
+import { MIGRATIONS, SCHEMA_VERSION } from '../../src/main/store/schema.js';
 import { cli } from '../support/cli.js';
 import { expectCliffscopeError, populate, syntheticDataset, tempDir } from './helpers/fixtures.js';
 
@@ -74,6 +76,62 @@ describe('schema objects Cliffscope did not create never run', () => {
     const store = openProject(file, { readonly: true });
     expect(store.datasets.list().map((d) => store.datasets.items(d.id).length)).toEqual([6, 2]);
     store.close();
+  });
+
+  it('a format-1 file (written before format 2) with planted objects: they are dropped before the upgrade runs', async () => {
+    // As format 1's code wrote it: a generate run with transcripts. A trigger on the upgrade's own UPDATE of runs would
+    // wipe the transcripts if it were still there when the upgrade runs, and a view naming a column that does not
+    // exist would make the upgrade's RENAME COLUMN fail ("error in view").
+    const file = path.join(dir, `v1-${counter++}.cliffscope`);
+    const db = new BetterSqlite3(file);
+    configure(db);
+    migrate(db, MIGRATIONS.slice(0, 1));
+    db.prepare(`INSERT INTO datasets (name, content_hash, item_count) VALUES ('d', 'x', 2)`).run();
+    for (const i of [0, 1]) db.prepare(`INSERT INTO dataset_items (dataset_id, idx, prompt) VALUES (1, ?, 'p')`).run(i);
+    db.prepare(`INSERT INTO runs (uid, kind, dataset_id, config, status) VALUES ('g1', 'generate', 1, '{}', 'done')`).run();
+    for (const i of [1, 2]) db.prepare(`INSERT INTO transcripts (uid, run_id, item_id, prompt, token_ids, prompt_tokens, text) VALUES (?, 1, ?, 'p', x'01000000', 1, '')`).run(`t${i}`, i);
+    db.exec(`CREATE TRIGGER wipe AFTER UPDATE ON runs BEGIN DELETE FROM transcripts; DELETE FROM dataset_items; END;
+             CREATE TRIGGER wipe_new AFTER INSERT ON runs BEGIN DELETE FROM transcripts; END;
+             CREATE VIEW broken AS SELECT nosuch FROM probes;`);
+    db.close();
+    const copy = path.join(dir, `v1-${counter++}.cliffscope`);
+    fs.copyFileSync(file, copy);
+
+    const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    try {
+      const store = openProject(file);
+      try {
+        expect(String(warn.mock.calls[0]?.[0])).toMatch(/dropped trigger "wipe", trigger "wipe_new", view "broken", which Cliffscope did not create/);
+        expect(store.db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+        expect(store.runs.list().map((r) => r.kind)).toEqual(['transcripts']);
+        expect(store.transcripts.list(1)).toHaveLength(2);
+        expect(store.datasets.items(1)).toHaveLength(2);
+        expect(store.query(`SELECT name FROM sqlite_schema WHERE type IN ('trigger', 'view')`)).toEqual([]);
+        // Format 2's own edit of sqlite_schema (the runs table without its CHECK on kind) is kept, not taken for foreign.
+        expect(String(store.query(`SELECT sql FROM sqlite_schema WHERE name = 'runs'`)[0]!.sql)).not.toMatch(/CHECK \(kind IN/);
+        store.runs.start({ kind: 'transcripts', config: {} });
+        expect(store.transcripts.list(1)).toHaveLength(2);
+        expect(store.checkIntegrity()).toEqual(['ok']);
+      } finally {
+        store.close();
+      }
+      // Opened again, the upgraded file has nothing left to drop.
+      openProject(file).close();
+      expect(warn).toHaveBeenCalledTimes(1);
+    } finally {
+      warn.mockRestore();
+    }
+
+    // A read verb on such a file upgrades it first, the same way.
+    const r = await cli('report', copy, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as { kind: string }[]).map((x) => x.kind)).toEqual(['transcripts']);
+    const upgraded = openProject(copy, { readonly: true });
+    try {
+      expect(upgraded.transcripts.list(1)).toHaveLength(2);
+    } finally {
+      upgraded.close();
+    }
   });
 
   it('refuses a view standing in for one of its tables, read-only or not', () => {

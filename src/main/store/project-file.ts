@@ -184,7 +184,7 @@ function expectedSchema(): Map<string, string> {
   if (expected) return expected;
   const db = openDatabase(':memory:');
   try {
-    for (const m of MIGRATIONS) db.exec(m.sql);
+    migrate(db);
     const rows = db.prepare(`SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'`).all() as { type: string; name: string }[];
     expected = new Map(rows.map((r) => [r.name, r.type]));
   } finally {
@@ -442,6 +442,8 @@ export function openChecked(file: string, state: FileState, opts: { create?: boo
         const problems = integrityProblems(db);
         if (problems.length !== 1 || problems[0] !== 'ok') throw damaged(file, problems.slice(0, 5).join('; '));
       }
+      // Before any upgrade: a planted trigger would fire on a migration's own UPDATEs, and a broken planted view
+      // would fail its ALTER TABLE. (Format 2 edits the runs table's SQL in sqlite_schema; names stay ours.)
       removeForeignSchema(db, file, { drop: true });
     }
     configure(db);
