@@ -7,12 +7,47 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { grantFromResult, GrantsPolicy, grantPicked, refusedPath, requestPaths } from '../../src/main/web/file-access.js';
+import type { z } from 'zod';
+import { api } from '../../src/shared/contract.js';
+import { filePath, ModelRef } from '../../src/shared/values.js';
+import { grantFromResult, GrantsPolicy, grantPicked, PATH_FIELDS, refusedPath, requestPaths } from '../../src/main/web/file-access.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cliffscope-grants-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
+/** Every key, in any method's params at any depth, whose value the contract types as a path. */
+function contractPathFields(): Set<string> {
+  const paths: ReadonlySet<z.ZodType> = new Set([filePath, ModelRef.shape.dir]);
+  const found = new Set<string>();
+  const seen = new Set<unknown>();
+  const walk = (schema: z.ZodType): void => {
+    if (seen.has(schema)) return;
+    seen.add(schema);
+    const def = schema._zod.def as unknown as Record<string, unknown>;
+    const children: unknown[] = [];
+    if (def.type === 'object') {
+      for (const [key, value] of Object.entries(def.shape as Record<string, z.ZodType>)) {
+        let inner: z.ZodType = value;
+        while (['optional', 'nullable', 'default'].includes(inner._zod.def.type)) inner = (inner._zod.def as unknown as { innerType: z.ZodType }).innerType;
+        if (paths.has(inner)) found.add(key);
+        children.push(value);
+      }
+    }
+    for (const k of ['innerType', 'element', 'valueType', 'in', 'out', 'left', 'right']) if (def[k]) children.push(def[k]);
+    if (Array.isArray(def.options)) children.push(...def.options);
+    for (const c of children) walk(c as z.ZodType);
+  };
+  for (const m of Object.values(api)) walk(m.params as z.ZodType);
+  return found;
+}
+
 describe('GrantsPolicy', () => {
+  it('checks every field the contract types as a path (a new one is not left unchecked)', () => {
+    const fields = contractPathFields();
+    expect(fields).toContain('cache'); // a model reference's compiled-model cache: the engine writes there
+    expect([...fields].filter((f) => !PATH_FIELDS.has(f))).toEqual([]);
+  });
+
   it('finds every path field at any depth', () => {
     expect(requestPaths({ project: '/p', model: { dir: '/m' }, judge: { kind: 'guard', modelDir: '/g' }, n: 3 })).toEqual([
       { field: 'project', path: '/p' },

@@ -14,8 +14,12 @@ import os from 'node:os';
 import path from 'node:path';
 import type { ApiErrorInfo } from '../../shared/contract.js';
 
-/** Request fields that name a file or folder, wherever they appear in a request's params. */
-export const PATH_FIELDS: ReadonlySet<string> = new Set(['dir', 'file', 'project', 'dest', 'src', 'outDir', 'modelDir']);
+/**
+ * Request fields that name a file or folder, wherever they appear in a request's params: every field the contract
+ * types as a path (tests/electron/file-grants.test.ts holds the two in step). `cache` is the compiled-model cache a
+ * model reference may name, which the engine writes into.
+ */
+export const PATH_FIELDS: ReadonlySet<string> = new Set(['dir', 'file', 'project', 'dest', 'src', 'outDir', 'modelDir', 'cache']);
 
 /** Fields that name a checkpoint folder: read only (config.json, tokenizer and weights inside it). */
 const MODEL_FIELDS: ReadonlySet<string> = new Set(['dir', 'modelDir']);
