@@ -381,6 +381,8 @@ export const DatasetImportParams = z.strictObject({
   file: filePath,
   mapping: ColumnMappingInput.optional(),
   format: DatasetFormat.optional(),
+  /** Refuse files larger than this many MB (default 512: a bound on what a mistaken path can cost). */
+  maxMb: z.number().int().min(1, 'must be at least 1 (MB)').max(1_000_000).optional(),
 });
 export const DatasetImportResult = z.strictObject({
   dataset: DatasetSummary,
@@ -666,7 +668,8 @@ export const TranscriptsListResult = z.strictObject({
 });
 
 /** `selection.export`: write a finished selection as fine-tuning files (LLaMA-Factory alpaca JSON, messages JSONL). */
-export const SelectionExportParams = z.strictObject({ project: filePath, runId: rowId, outDir: filePath });
+/** `force`: replace the files and dataset_info.json entries of an earlier export in `outDir` (others are kept). */
+export const SelectionExportParams = z.strictObject({ project: filePath, runId: rowId, outDir: filePath, force: z.boolean().optional() });
 export const SelectionExportResult = z.strictObject({ files: z.array(z.string()) });
 
 /** `selection.list`: a select run's ranked samples. */

@@ -174,6 +174,31 @@ describe('the method verb by verb', () => {
     expect(list.stdout.trim().split('\n')).toHaveLength(Object.keys(ids).length + 1); // + the probe run
   });
 
+  it('select --out into a folder holding an earlier export: refused before a run exists unless --force, which keeps the user’s entries', async () => {
+    const runCount = async () => JSON.parse((await ok('project', 'info', project, '--json')).stdout).runs.length as number;
+    const infoFile = path.join(outDir(), 'dataset_info.json');
+    const info = { my_sft: { file_name: 'my_sft.json' }, ...(JSON.parse(fs.readFileSync(infoFile, 'utf8')) as object) };
+    fs.writeFileSync(infoFile, JSON.stringify(info, null, 2));
+    const select = (...flags: string[]) => ['select', project, ...m(), '--probe', String(probeId), '--dataset', 'train', '--fraction', '0.25', ...flags];
+    const before = await runCount();
+
+    const clash = await cli(...select('--out', outDir()));
+    expect(clash.code).not.toBe(0);
+    expect(clash.stderr).toMatch(/already has "cliffscope_selection", "cliffscope_selection_messages".*; nothing was written/);
+    expect(clash.stderr).toMatch(/--force/);
+    expect(await runCount(), 'the refused export left a run behind').toBe(before);
+    expect(JSON.parse(fs.readFileSync(infoFile, 'utf8'))).toEqual(info);
+
+    const stray = await cli(...select('--force'));
+    expect(stray.code).not.toBe(0);
+    expect(stray.stderr).toMatch(/--force applies to --out/);
+
+    const forced = await ok(...select('--out', outDir(), '--force'));
+    expect(forced.stderr).toContain(`wrote ${infoFile}`);
+    expect(Object.keys(JSON.parse(fs.readFileSync(infoFile, 'utf8')))).toEqual(Object.keys(info));
+    expect(await runCount()).toBe(before + 1);
+  });
+
   it('project info', async () => {
     const r = await ok('project', 'info', project, '--json');
     const info = JSON.parse(r.stdout);

@@ -273,7 +273,7 @@ export async function selectionExport(p: ParamsOf<'selection.export'>): Promise<
       hint: 'the export reads the model’s think markers; make its checkpoint folder available again',
     });
   }
-  return { files: withReader(p.project, (s) => exportSelection(s, run.id, path.resolve(p.outDir), tok)) };
+  return { files: withReader(p.project, (s) => exportSelection(s, run.id, path.resolve(p.outDir), tok, { force: p.force })) };
 }
 
 export async function selectionList(p: ParamsOf<'selection.list'>): Promise<ResultOf<'selection.list'>> {

@@ -49,3 +49,4 @@ export class CliffscopeError extends Error {
 export function isCliffscopeError(e: unknown): e is CliffscopeError {
   return e instanceof CliffscopeError;
 }
+

@@ -93,8 +93,13 @@ export interface VerbSpec<In> {
   /** What the verb does, for --help. */
   about: string;
   flags: readonly FlagSpec[];
-  /** A folder flag that, once the run is done, receives its files (select --out: selection.export). */
+  /**
+   * A folder flag that, once the run is done, receives its files (select --out: selection.export). Checked before the
+   * run starts, so an export that would replace earlier files is refused before any compute is spent.
+   */
   outFlag?: FlagSpec;
+  /** With outFlag: the switch that lets the export replace an earlier export's files and entries (selection.export `force`). */
+  forceFlag?: FlagSpec;
   /** The run's input from the flags (when not resuming). */
   input(flags: FlagValues, cli: CliContext): Loose<In> | Promise<Loose<In>>;
 }

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import { acquireModel } from '../../api/model-pool.js';
 import { CliffscopeError } from '../../engine/errors.js';
-import { writeSafetensors } from '../../engine/model/safetensors.js';
+import { checkOutputFile, writeSafetensors } from '../../engine/model/safetensors.js';
 import { readHeadScaleFile } from '../../engine/runtime/head-scale.js';
 import { promptIds } from '../../engine/runtime/prompt.js';
 import { teacherForce } from '../../engine/runtime/teacher-force.js';
@@ -54,6 +54,7 @@ ${RUNTIME_HELP}  --json                print a JSON summary on stdout
     }
     if (values.chat && values.text === undefined) throw new CliffscopeError('bad-argument', '--chat applies to --text');
 
+    checkOutputFile(values.out ?? 'acts.safetensors');
     const compiling = new Progress('compiling', 'tensors');
     const model = await acquireModel(checkedModelRef(dir, values), {
       progress: (done, total, label) => !values.json && total !== null && label === 'writing weights' && compiling.update(done, total),

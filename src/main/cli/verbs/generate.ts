@@ -2,12 +2,14 @@
  * `cliffscope generate`: batched generation from the command line, streamed to the terminal or as one JSON object
  * per transcript (split into prompt / thinking / answer) for scripts.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { SAMPLING_FLAGS, samplingFromFlags } from '../../../shared/runs/flags.js';
 import type { CliContext, FlagSpec } from '../../../shared/runs/spec.js';
 import { describeProvider } from '../../../shared/values.js';
+import { DEFAULT_MAX_DATASET_BYTES } from '../../engine/datasets/import.js';
 import { CliffscopeError } from '../../engine/errors.js';
+import { jsonSyntaxProblem } from '../../engine/io/json-syntax.js';
+import { readUntrustedText } from '../../engine/io/untrusted-file.js';
 import { readHeadScaleFile } from '../../engine/runtime/head-scale.js';
 import { call } from '../api.js';
 import { type Command, numberFlag, oneModelDir, parseVerbArgs, printHelp, singleFlags } from '../command.js';
@@ -36,12 +38,7 @@ const flagParsers: Pick<CliContext, 'number'> = { number: numberFlag };
 
 /** Prompts from a file: .txt (one per line), .json (array of strings or of {prompt}), .jsonl (one per line). */
 export function readPromptsFile(file: string): string[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8').replace(/^\uFEFF/, '');
-  } catch {
-    throw new CliffscopeError('missing-file', `cannot read prompts file ${file}`, { file });
-  }
+  const text = readUntrustedText(file, { maxBytes: DEFAULT_MAX_DATASET_BYTES, what: 'prompts file', code: 'bad-argument' }).replace(/^\uFEFF/, '');
   const fromValue = (v: unknown, where: string): string => {
     if (typeof v === 'string') return v;
     if (v && typeof v === 'object' && typeof (v as { prompt?: unknown }).prompt === 'string') return (v as { prompt: string }).prompt;
@@ -53,8 +50,8 @@ export function readPromptsFile(file: string): string[] {
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
-    } catch (e) {
-      throw new CliffscopeError('bad-json', `${file} is not valid JSON: ${(e as Error).message}`, { file });
+    } catch {
+      throw new CliffscopeError('bad-json', `${file} is not valid JSON: ${jsonSyntaxProblem(text)}`, { file });
     }
     if (!Array.isArray(parsed)) throw new CliffscopeError('bad-argument', `${file}: expected a JSON array of prompts`, { file });
     prompts = parsed.map((v, i) => fromValue(v, `item ${i}`));

@@ -9,6 +9,7 @@
 import * as ort from 'onnxruntime-node';
 import { CliffscopeError } from '../errors.js';
 import type { ModelConfig } from '../model/config.js';
+import { checkedStep } from '../model/numerics.js';
 import { IO } from '../onnx/decoder-graph.js';
 import { emptyKvCache, type KvCache, withRecent } from './kv-cache.js';
 import { openSession, type ProviderChoice, type ProviderName } from './providers.js';
@@ -162,7 +163,7 @@ export class DecoderSession {
     };
     const residPer = (taps.residRows?.length ?? 0) * d;
     const zPer = (taps.zRows?.length ?? 0) * H * D;
-    return {
+    return checkedStep({
       logits: data(IO.logits, taps.logitRows, V),
       tokenLogprobs: data(IO.tokenLogprobs, taps.logprobRows, 1),
       resid: inOrder(data(IO.residTaps, both(taps.residRows, taps.residLayers), residPer), taps.residLayers, requested.residLayers, residPer),
@@ -172,7 +173,7 @@ export class DecoderSession {
         Array.from({ length: L }, (_, i) => out[IO.presentKey(i)] as ort.Tensor),
         Array.from({ length: L }, (_, i) => out[IO.presentValue(i)] as ort.Tensor),
       ),
-    };
+    }, this.config, headScale);
   }
 
   async release(): Promise<void> {
