@@ -213,6 +213,33 @@ export const ProbeMetrics = z.strictObject({
   trainLoss: scoreList.optional(),
   valLoss: scoreList.optional(),
   valAccuracyPerEpoch: scoreList.optional(),
+  /** Calibration on the validation set (train set without one): loss next to ln 2, mean score per class, gap, ECE. */
+  calibration: z
+    .strictObject({
+      set: z.enum(['validation', 'train']),
+      loss: maybeNumber,
+      chanceLoss: z.number(),
+      meanScore: z.strictObject({ positive: maybeNumber, negative: maybeNumber }),
+      scoreGap: maybeNumber,
+      ece: maybeNumber,
+      eceBins: z.number().int(),
+      /** Both classes' mean scores within 0.5 ± 0.05: the probe's scores say nothing (docs/METHOD.md §1). */
+      uncalibrated: z.boolean(),
+    })
+    .optional(),
+  /** What was fitted and why (probes trained before calibration was recorded lack it). */
+  training: z
+    .strictObject({
+      preset: z.string(),
+      optimizer: z.string(),
+      l2: maybeNumber,
+      reason: z.string(),
+      iterations: z.number().int().nullable(),
+      converged: z.boolean().nullable(),
+      gradientNorm: maybeNumber,
+      kept: z.string(),
+    })
+    .optional(),
 });
 
 export const ProbeSummary = z.strictObject({
@@ -427,17 +454,20 @@ export const GenerateRunConfig = z.strictObject({
   probeId: rowId.optional(),
 });
 
-/** Probe training options (the paper's preset fills whatever is left out). */
+/** Probe training options: a preset (default 'lbfgs', or 'paper-adam') fills whatever is left out (analysis/probe.ts). */
 export const ProbeTrainOptions = z.strictObject({
+  preset: z.enum(['lbfgs', 'paper-adam']).optional(),
   balance: z.boolean().optional(),
   maxPerClass: z.number().int().positive().nullable().optional(),
   valFraction: z.number().min(0).lt(1).optional(),
-  optimizer: z.enum(['adam', 'sgd']).optional(),
+  optimizer: z.enum(['lbfgs', 'adam', 'sgd']).optional(),
   lr: z.number().positive().optional(),
   batchSize: z.number().int().positive().optional(),
   epochs: z.number().int().positive().max(100_000).optional(),
-  l2: z.number().min(0).optional(),
-  selectBy: z.enum(['val-accuracy', 'val-loss', 'last']).optional(),
+  l2: z.union([z.number().min(0), z.literal('auto')]).optional(),
+  selectBy: z.enum(['val-accuracy', 'val-accuracy-first', 'val-loss', 'last']).optional(),
+  maxIterations: z.number().int().positive().max(100_000).optional(),
+  tolerance: z.number().positive().optional(),
   seed: seed.optional(),
 });
 
@@ -450,8 +480,8 @@ export const ProbeRunConfig = z.strictObject({
   positionRule: PositionRule.optional(),
   /** Residual-stack entries (0 = embeddings, i+1 = after block i, L+1 = final norm); default [L+1]. */
   layers: z.array(z.number().int().min(0)).optional(),
-  /** Which positives count as refusals; default 'gcg-first32' (the paper's). */
-  labelRule: z.enum(['gcg-first32', 'jbb-first32', 'all']).optional(),
+  /** Which positives count as refusals; default 'gcg-first32'; 'paper-code' = the paper's code (its word list + thinking length). */
+  labelRule: z.enum(['gcg-first32', 'jbb-first32', 'paper-code', 'all']).optional(),
   train: ProbeTrainOptions.optional(),
 });
 

@@ -8,6 +8,7 @@ import type { RunReport as EngineRunReport } from '../engine/pipelines/report.js
 import { jsonSafe } from '../engine/store/tabular.js';
 import type { DatasetRow, JsonObject, JsonValue, ModelRow, ProbeRow, RunRow, SweepCellRow } from '../engine/store/types.js';
 import type { TailAlignedAverage } from '../engine/analysis/trace.js';
+import { isUncalibrated } from '../engine/analysis/probe.js';
 
 type Json = z.infer<ReturnType<typeof z.json>>;
 type JsonRecord = Record<string, Json>;
@@ -74,6 +75,25 @@ const counts = (v: unknown) => {
 };
 const numList = (v: unknown) => (Array.isArray(v) ? v.map((x) => num(x)) : undefined);
 
+/** A probe's stored calibration (absent on probes trained before it was recorded), with the uncalibrated flag. */
+function calibrationOf(v: unknown): z.infer<typeof ProbeMetrics>['calibration'] {
+  const c = v as JsonObject | null | undefined;
+  const mean = c?.meanScore as JsonObject | undefined;
+  if (!c || typeof c !== 'object' || !mean) return undefined;
+  const positive = num(mean.positive);
+  const negative = num(mean.negative);
+  return {
+    set: c.set === 'train' ? 'train' : 'validation',
+    loss: num(c.loss),
+    chanceLoss: Math.LN2,
+    meanScore: { positive, negative },
+    scoreGap: num(c.scoreGap),
+    ece: num(c.ece),
+    eceBins: int(c.eceBins) ?? 10,
+    uncalibrated: positive !== null && negative !== null && isUncalibrated({ meanScore: { positive, negative } }),
+  };
+}
+
 /** The stored probe metrics, picked field by field (per-epoch lists only when `full`). */
 export function probeMetrics(m: JsonObject, full: boolean): z.infer<typeof ProbeMetrics> {
   const out: z.infer<typeof ProbeMetrics> = {};
@@ -83,6 +103,21 @@ export function probeMetrics(m: JsonObject, full: boolean): z.infer<typeof Probe
   if (cc) out.classCounts = cc;
   const icc = counts(m.inputClassCounts);
   if (icc) out.inputClassCounts = icc;
+  const cal = calibrationOf(m.calibration);
+  if (cal) out.calibration = cal;
+  const training = m.training as JsonObject | undefined;
+  if (training && typeof training === 'object' && typeof training.reason === 'string') {
+    out.training = {
+      preset: String(training.preset),
+      optimizer: String(training.optimizer),
+      l2: num(training.l2),
+      reason: training.reason,
+      iterations: int(training.iterations),
+      converged: typeof training.converged === 'boolean' ? training.converged : null,
+      gradientNorm: num(training.gradientNorm),
+      kept: String(training.kept),
+    };
+  }
   if (full) {
     for (const k of ['trainLoss', 'valLoss', 'valAccuracyPerEpoch'] as const) {
       const l = numList(m[k]);

@@ -3,7 +3,8 @@
  * `select`. Each starts (or with --resume continues) a run in the project, shows progress with an ETA, stops
  * cleanly on Ctrl-C keeping finished items, and prints the run's report.
  */
-import { PAPER_PROBE_PRESET } from '../../engine/analysis/probe.js';
+import { PROBE_LABEL_RULES } from '../../engine/analysis/judges.js';
+import { PROBE_PRESETS, type ProbePresetName, type ProbeSelectBy } from '../../engine/analysis/probe.js';
 import type { AttributionVariant } from '../../engine/analysis/heads.js';
 import type { SelectionVariant } from '../../engine/analysis/select.js';
 import { CliffscopeError } from '../../engine/errors.js';
@@ -108,22 +109,28 @@ ${MODEL_HELP}`,
 
 export const probeCommand: Command = {
   name: 'probe',
-  summary: 'train refusal probes (paper recipe by default; one layer, a list, or all)',
+  summary: 'train refusal probes (a converged L-BFGS fit by default, the paper\'s Adam recipe as a preset)',
   help: `Usage: cliffscope probe train PROJECT --model DIR (--positive-run RUN | --positive NAME) (--negative-run RUN | --negative NAME) [options]
 
-Trains a logistic-regression refusal probe r(h) = sigmoid(w·h + b) per layer. The paper's recipe is the default:
-features at the answer boundary (the token before the answer), positives = answers to harmful prompts that refuse
-(refusal keyword in the first 32 characters), negatives = answers to harmless prompts, balanced, ≤ 200 per class,
-80/20 split, Adam lr 1e-3, batch 64, 5 epochs, the epoch with the best validation accuracy, on the final-normed
-hidden state. Prompt-only probes (Arditi et al.) use --position prompt with datasets of prompts.
+Trains a logistic-regression refusal probe r(h) = sigmoid(w·h + b) per layer (docs/METHOD.md §1). Samples follow the
+paper: features at the answer boundary (the token before the answer), positives = answers to harmful prompts that
+refuse (refusal keyword in the first 32 characters), negatives = answers to harmless prompts, balanced, ≤ 200 per
+class, 80/20 split, on the final-normed hidden state. The fit defaults to the L-BFGS preset: the L2-regularised
+logistic regression solved to convergence (scikit-learn's C = 1 at unit feature variance), whose scores stay
+calibrated on small data; --preset paper-adam is the paper's loop (Adam lr 1e-3, batch 64, 5 epochs, the epoch with
+the best validation accuracy, ties to the lower validation loss). The report gives the calibration: validation loss
+next to ln 2, mean score per class, their gap and the ECE. Prompt-only probes (Arditi et al.) use --position prompt.
 
 Options:
   --positive-run RUN | --positive NAME   refusal side: a generate run, or a dataset (with responses, or prompts)
   --negative-run RUN | --negative NAME   non-refusal side
   --position boundary|prompt   answer boundary (default) or last prompt token
   --layers final|all|LIST   residual entries: final (default; ln_final), all, or e.g. 12,20,28 (i = after block i-1)
-  --label-rule gcg-first32|jbb-first32|all   which positives count as refusals (default gcg-first32)
-  --lr X --epochs N --batch-size N --l2 X --seed S --max-per-class N --select-by val-accuracy|val-loss|last
+  --label-rule gcg-first32|jbb-first32|paper-code|all   which positives count as refusals (default gcg-first32;
+                            paper-code = the paper's code: its word list, case-sensitive, and > 10 characters of thinking)
+  --preset lbfgs|paper-adam  how the probe is fitted (default lbfgs); --lr/--epochs/--batch-size/--select-by alone select paper-adam
+  --l2 X|auto --seed S --max-per-class N
+  --lr X --epochs N --batch-size N --select-by val-accuracy|val-accuracy-first|val-loss|last   (paper-adam)
   --no-chat                 with datasets: raw prompts
 ${MODEL_HELP}`,
   async run(argv) {
@@ -143,6 +150,7 @@ ${MODEL_HELP}`,
       seed: { type: 'string' },
       'max-per-class': { type: 'string' },
       'select-by': { type: 'string' },
+      preset: { type: 'string' },
       'no-chat': { type: 'boolean' },
     });
     if (values.help) return printHelp(this);
@@ -159,15 +167,18 @@ ${MODEL_HELP}`,
       const position = values.position ?? 'boundary';
       if (position !== 'boundary' && position !== 'prompt') throw new CliffscopeError('bad-argument', '--position must be boundary or prompt');
       const labelRule = (values['label-rule'] ?? 'gcg-first32') as LabelRule;
-      if (!['gcg-first32', 'jbb-first32', 'all'].includes(labelRule)) throw new CliffscopeError('bad-argument', '--label-rule must be gcg-first32, jbb-first32 or all');
+      if (!PROBE_LABEL_RULES.includes(labelRule)) throw new CliffscopeError('bad-argument', `--label-rule must be one of ${PROBE_LABEL_RULES.join(', ')}`);
       const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
-      const selectBy = values['select-by'] as 'val-accuracy' | 'val-loss' | 'last' | undefined;
+      const selectBy = values['select-by'] as ProbeSelectBy | undefined;
+      const preset = values.preset as ProbePresetName | undefined;
+      if (preset !== undefined && !(preset in PROBE_PRESETS)) throw new CliffscopeError('bad-argument', `--preset must be one of ${Object.keys(PROBE_PRESETS).join(', ')}`);
       const train = Object.fromEntries(
         Object.entries({
+          preset,
           lr: num(values.lr),
           epochs: intOption(values.epochs, 'epochs'),
           batchSize: intOption(values['batch-size'], 'batch-size'),
-          l2: num(values.l2),
+          l2: values.l2 === 'auto' ? 'auto' : num(values.l2),
           seed: intOption(values.seed, 'seed', 0),
           maxPerClass: intOption(values['max-per-class'], 'max-per-class', 2),
           selectBy,
@@ -182,7 +193,7 @@ ${MODEL_HELP}`,
           positionRule: position === 'prompt' ? 'last-prompt-token' : 'answer-boundary',
           layers,
           labelRule,
-          train: { ...PAPER_PROBE_PRESET, ...train },
+          train,
         },
         { resume: resumeOption(values) },
       );

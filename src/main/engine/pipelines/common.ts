@@ -9,6 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
+import { uncalibratedProbeWarning } from '../analysis/probe.js';
 import { CliffscopeError, isCliffscopeError } from '../errors.js';
 import { COMPILER_VERSION } from '../onnx/compile.js';
 import type { LoadedModel } from '../runtime/model.js';
@@ -86,6 +87,8 @@ export function beginRun(env: PipelineEnv, spec: Omit<NewRun, 'modelId' | 'versi
   return { run, done: new Set(), config: run.config };
 }
 
+const warnedProbes = new WeakMap<PipelineEnv, Set<number>>();
+
 /** Validation helpers for `beginRun`: things a config refers to must exist, and probes must fit the model. */
 export function requireProbe(env: PipelineEnv, probeId: number): ProbeRow {
   const p = env.store.getProbe(probeId);
@@ -100,6 +103,15 @@ export function requireProbe(env: PipelineEnv, probeId: number): ProbeRow {
     throw new CliffscopeError('bad-argument', `probe #${probeId} has width ${p.weights.length}; this model's residual stream has ${d}`, {
       hint: 'use a probe trained on this model',
     });
+  }
+  // Every pipeline that reads a stored probe loads it here, so this one check warns trace, heads, select, … (once
+  // per probe and environment: pipelines load their probe both to validate and to run).
+  const warning = uncalibratedProbeWarning(p);
+  const seen = warnedProbes.get(env) ?? new Set<number>();
+  if (warning && !seen.has(p.id)) {
+    seen.add(p.id);
+    warnedProbes.set(env, seen);
+    env.log?.(`warning: ${warning}`);
   }
   return p;
 }

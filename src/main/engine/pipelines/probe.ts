@@ -1,19 +1,21 @@
 /**
- * `probe` runs (METHOD.md §1): features at a position rule from refusal and non-refusal transcripts, one logistic
- * probe per requested layer, each stored as a versioned probe with its metrics and provenance. The paper's recipe
- * is the default: answer-boundary features, positives = harmful prompts the model refused (keyword in the first 32
- * characters of the answer), negatives = answers to harmless prompts, the final-normed hidden state.
+ * `probe` runs (docs/METHOD.md §1): features at a position rule from refusal and non-refusal transcripts, one
+ * logistic probe per requested layer, each stored as a versioned probe with its metrics and provenance. The paper's
+ * sample recipe is the default: answer-boundary features, positives = harmful prompts the model refused (keyword in
+ * the first 32 characters of the answer), negatives = answers to harmless prompts, the final-normed hidden state.
+ * The fit itself defaults to the converged L-BFGS probe (analysis/probe.ts); `train.preset: 'paper-adam'` gives the
+ * paper's Adam loop.
  */
-import { judgeAnswer, keywordJudge, GCG_REFUSAL_PREFIXES, JBB_REFUSAL_PREFIXES, type KeywordJudge } from '../analysis/judges.js';
-import { PAPER_PROBE_PRESET, sweepLayers, trainProbe, type ProbeTrainOptions, type TrainedProbe } from '../analysis/probe.js';
+import { probeSampleCheck, type ProbeLabelRule } from '../analysis/judges.js';
+import { sweepLayers, trainProbe, type ProbeCalibration, type ProbeTrainOptions, type TrainedProbe } from '../analysis/probe.js';
 import { CliffscopeError } from '../errors.js';
 import { teacherForce } from '../runtime/teacher-force.js';
 import type { JsonObject } from '../store/types.js';
 import { beginRun, commitSummary, decodeFloats, encodeFloats, finishing, type PipelineEnv, readSummary, requireSource, requireTokenizer } from './common.js';
 import { type PositionRule, positionOf, readSource, type SourceTranscript, type TranscriptSource } from './sources.js';
 
-/** Which answers count as refusals when labelling positives. */
-export type LabelRule = 'gcg-first32' | 'jbb-first32' | 'all';
+/** Which answers count as refusals when labelling positives (analysis/judges.ts). */
+export type LabelRule = ProbeLabelRule;
 
 export interface ProbeRunConfig {
   name: string;
@@ -27,17 +29,10 @@ export interface ProbeRunConfig {
   train: Partial<ProbeTrainOptions>;
 }
 
-export function labelJudge(rule: LabelRule): KeywordJudge | null {
-  if (rule === 'all') return null;
-  return rule === 'gcg-first32'
-    ? keywordJudge({ keywords: GCG_REFUSAL_PREFIXES, caseSensitive: true, firstChars: 32 })
-    : keywordJudge({ keywords: JBB_REFUSAL_PREFIXES, caseSensitive: false, firstChars: 32 });
-}
-
 export interface ProbeRunResult {
   runId: number;
   /** Probe id per layer, and the best layer's probe. */
-  probes: { layer: number; probeId: number; valAccuracy: number; valAuroc: number }[];
+  probes: { layer: number; probeId: number; valAccuracy: number; valAuroc: number; calibration: ProbeCalibration | null }[];
   bestProbeId: number;
 }
 
@@ -55,11 +50,11 @@ export async function runProbeTraining(env: PipelineEnv, config: ProbeRunConfig,
   });
   const cfg = handle.config as unknown as ProbeRunConfig;
   const layers = cfg.layers.length ? cfg.layers : [L + 1];
-  const judge = labelJudge(cfg.labelRule);
 
   return finishing(env, handle.run, async () => {
-    // Samples: positives filtered to refusals by the label rule, negatives as they are.
-    const skipped = { noPosition: 0, notRefusal: 0 };
+    // Samples: positives filtered to refusals by the label rule, negatives as they are (the paper-code rule also
+    // drops both sides' transcripts with 10 characters of thinking or fewer).
+    const skipped = { noPosition: 0, notRefusal: 0, shortThinking: 0 };
     const take = (source: TranscriptSource, label: 0 | 1) =>
       readSource(store, tok, source).flatMap((t) => {
         const position = positionOf(t, cfg.positionRule);
@@ -67,14 +62,18 @@ export async function runProbeTraining(env: PipelineEnv, config: ProbeRunConfig,
           skipped.noPosition++;
           return [];
         }
-        if (label === 1 && judge && judgeAnswer(t.answer, judge).verdict !== 'refusal') {
-          skipped.notRefusal++;
+        const check = probeSampleCheck(cfg.labelRule, label, t);
+        if (check !== 'ok') {
+          skipped[check === 'not-refusal' ? 'notRefusal' : 'shortThinking']++;
           return [];
         }
         return [{ t, position, label, key: `${label ? 'pos' : 'neg'}:${t.key}` }];
       });
     const samples = [...take(cfg.positive, 1), ...take(cfg.negative, 0)];
-    env.log?.(`${samples.length} samples (${skipped.noPosition} without a ${cfg.positionRule}, ${skipped.notRefusal} positives that did not refuse)`);
+    env.log?.(
+      `${samples.length} samples (${skipped.noPosition} without a ${cfg.positionRule}, ${skipped.notRefusal} positives that did not refuse` +
+        `${skipped.shortThinking ? `, ${skipped.shortThinking} with ≤ 10 characters of thinking` : ''})`,
+    );
 
     // Features: the residual at the rule's position for every requested layer; only the prefix up to it is run.
     const total = samples.length;
@@ -106,7 +105,7 @@ function trainFromFeatures(
   cfg: ProbeRunConfig,
   layers: number[],
   transcripts: SourceTranscript[],
-  skipped: { noPosition: number; notRefusal: number },
+  skipped: { noPosition: number; notRefusal: number; shortThinking: number },
 ): ProbeRunResult {
   const { store, model } = env;
   const d = model.config.hiddenSize;
@@ -118,7 +117,7 @@ function trainFromFeatures(
     items.forEach((item, r) => m.set(decodeFloats((item.payload as { features: Record<string, string> }).features[String(l)]!), r * d));
     featuresByLayer.set(l, m);
   }
-  const options = { ...PAPER_PROBE_PRESET, ...cfg.train };
+  const options = cfg.train;
   const trained: { layer: number; probe: TrainedProbe }[] =
     layers.length === 1
       ? [{ layer: layers[0]!, probe: trainProbe(featuresByLayer.get(layers[0]!)!, labels, d, options) }]
@@ -144,8 +143,11 @@ function trainFromFeatures(
         samples: items.length,
       },
     });
-    return { layer, probeId: row.id, valAccuracy: probe.metrics.valAccuracy, valAuroc: probe.metrics.valAuroc };
+    return { layer, probeId: row.id, valAccuracy: probe.metrics.valAccuracy, valAuroc: probe.metrics.valAuroc, calibration: probe.metrics.calibration ?? null };
   });
+  // What was fitted and why (the same for every layer; convergence per layer is in each probe's metrics).
+  const training = trained[0]!.probe.metrics.training!;
+  const unconverged = trained.filter((t) => t.probe.metrics.training?.converged === false).map((t) => t.layer);
   // Best: validation accuracy, then AUROC, then the deeper layer (as sweepLayers ranks them).
   const best = [...probes].sort((a, b) => b.valAccuracy - a.valAccuracy || b.valAuroc - a.valAuroc || b.layer - a.layer)[0]!;
   commitSummary(env, runId, {
@@ -154,7 +156,9 @@ function trainFromFeatures(
     negatives: labels.length - labels.reduce((n, v) => n + v, 0),
     skippedNoPosition: skipped.noPosition,
     skippedNotRefusal: skipped.notRefusal,
+    skippedShortThinking: skipped.shortThinking,
     transcripts: transcripts.length,
+    training: { preset: training.preset, optimizer: training.optimizer, reason: training.reason, kept: training.kept, unconvergedLayers: unconverged },
     probes: probes as unknown as JsonObject[],
     bestProbeId: best.probeId,
     bestLayer: best.layer,

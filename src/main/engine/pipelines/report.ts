@@ -2,6 +2,7 @@
  * A run's summary, for `cliffscope report` and the app: what ran (kind, model, config, versions, timings), how far
  * it got, and its headline numbers, as data and as a few lines of text.
  */
+import { uncalibratedProbeWarning } from '../analysis/probe.js';
 import { CliffscopeError } from '../errors.js';
 import type { ProjectStore } from '../store/project-store.js';
 import type { JsonObject, RunRow } from '../store/types.js';
@@ -47,7 +48,19 @@ export function formatRunReport(r: RunReport): string {
     case 'probe': {
       const probes = (s.probes as JsonObject[]) ?? [];
       lines.push(`  samples   ${fmt(s.samples)} (${fmt(s.positives)} refusals, ${fmt(s.negatives)} non-refusals; skipped ${fmt(s.skippedNotRefusal)} non-refusing positives, ${fmt(s.skippedNoPosition)} without position)`);
-      for (const p of probes) lines.push(`  layer ${String(p.layer).padStart(3)}  probe #${p.probeId}  val acc ${pct(p.valAccuracy)}  AUROC ${fmt(p.valAuroc)}${p.probeId === s.bestProbeId ? '  ← best' : ''}`);
+      const training = s.training as JsonObject | undefined;
+      if (training) {
+        lines.push(`  fit       ${training.optimizer} (preset ${training.preset}): ${training.reason}`);
+        lines.push(`  kept      ${training.kept}${(training.unconvergedLayers as number[] | undefined)?.length ? `; NOT converged on layers ${(training.unconvergedLayers as number[]).join(', ')}` : ''}`);
+      }
+      for (const p of probes) {
+        const c = p.calibration as JsonObject | null | undefined;
+        const mean = c?.meanScore as JsonObject | undefined;
+        const cal = c ? `  ${c.set} loss ${fmt(c.loss)} (ln 2 = 0.693)  mean score ${fmt(mean?.positive)} / ${fmt(mean?.negative)}  gap ${fmt(c.scoreGap)}  ECE ${fmt(c.ece)}` : '';
+        lines.push(`  layer ${String(p.layer).padStart(3)}  probe #${p.probeId}  val acc ${pct(p.valAccuracy)}  AUROC ${fmt(p.valAuroc)}${cal}${p.probeId === s.bestProbeId ? '  ← best' : ''}`);
+        const warning = c ? uncalibratedProbeWarning({ id: p.probeId as number, metrics: { calibration: c } }) : null;
+        if (warning) lines.push(`  WARNING   ${warning}`);
+      }
       break;
     }
     case 'trace': {
