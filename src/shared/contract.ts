@@ -750,6 +750,8 @@ export const SweepCellMetrics = z.strictObject({
   harmful: count,
   harmless: count,
   judge: z.string().nullable(),
+  /** Transcripts whose thinking never closed (judged on their whole output); absent on cells judged before. */
+  thinkingNotClosed: z.strictObject({ harmful: count, harmless: count }).optional(),
 });
 export const SweepCell = z.strictObject({
   id: rowId,

@@ -169,6 +169,14 @@ export function runReportJson(r: EngineRunReport): RunReport {
   };
 }
 
+/** A cell's count of transcripts whose thinking never closed (absent on cells judged before it was counted). */
+function notClosedOf(v: unknown): { thinkingNotClosed?: { harmful: number; harmless: number } } {
+  const o = v as { harmful?: unknown; harmless?: unknown } | null | undefined;
+  const harmful = int(o?.harmful);
+  const harmless = int(o?.harmless);
+  return harmful !== null && harmless !== null ? { thinkingNotClosed: { harmful, harmless } } : {};
+}
+
 export function sweepCell(c: SweepCellRow): SweepCell {
   const m = c.metrics as Record<string, JsonValue>;
   const judged = Object.keys(m).length > 0;
@@ -190,6 +198,7 @@ export function sweepCell(c: SweepCellRow): SweepCell {
           harmful: int(m.harmful) ?? 0,
           harmless: int(m.harmless) ?? 0,
           judge: typeof m.judge === 'string' ? m.judge : null,
+          ...notClosedOf(m.thinkingNotClosed),
         }
       : null,
   };

@@ -10,10 +10,10 @@ import { tailAlignedAverage } from '../engine/analysis/trace.js';
 import { CliffscopeError } from '../engine/errors.js';
 import { runReport } from '../engine/pipelines/report.js';
 import { exportSelection } from '../engine/pipelines/select.js';
+import { readTranscript } from '../engine/runtime/transcript.js';
 import type { ProjectStore } from '../engine/store/project-store.js';
 import { toCsv } from '../engine/store/tabular.js';
 import type { HeadMapRow, JsonObject, RunRow } from '../engine/store/types.js';
-import type { Tokenizer } from '../engine/tokenizer/tokenizer.js';
 import { displayTokens, modelDirOf, requireProbeRow, requireRun, requireTranscript, tokenizerFor, withReader } from './projects.js';
 import { int, jsonRecord, num, probeSummary, runSummary, scores, sweepCell, tailAverage, truncate } from './shapes.js';
 import path from 'node:path';
@@ -66,11 +66,6 @@ function modelShape(store: ProjectStore, run: RunRow): { layers: number; heads: 
   const layers = int(c.numLayers);
   const heads = int(c.numHeads);
   return layers && heads ? { layers, heads } : null;
-}
-
-function decodeSpan(tok: Tokenizer, ids: number[], from: number | null, to: number): string {
-  if (from === null || from >= to) return '';
-  return tok.decode(ids.slice(from, to), { skipSpecialTokens: true }).trim();
 }
 
 // ---- traces ---------------------------------------------------------------------------------------------------------
@@ -307,8 +302,10 @@ export async function transcriptsList(p: ParamsOf<'transcripts.list'>): Promise<
       };
       if (tok) {
         try {
-          row.thinking = t.thinkingStart !== null && t.thinkingEnd !== null ? decodeSpan(tok, ids, Math.max(t.thinkingStart, t.promptTokens), t.thinkingEnd) : '';
-          row.answer = t.answerBoundary !== null ? decodeSpan(tok, ids, t.answerBoundary + 1, ids.length) : '';
+          // The engine's one answer rule (docs/METHOD.md §0), so the UI shows what the judges read.
+          const read = readTranscript(tok, ids, t.promptTokens);
+          row.thinking = read.thinking;
+          row.answer = read.answer;
         } catch {
           // Leave thinking / answer out; the text is still there.
         }

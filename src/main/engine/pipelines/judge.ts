@@ -46,7 +46,9 @@ export async function runJudge(
 
   await finishing(env, handle.run, async () => {
     const transcripts = readSource(store, tok, { kind: 'run', runId: cfg.runId });
-    const finals = spec.kind === 'probe' ? new Map(store.listTraces({ probeId: spec.probeId }).map((t) => [t.transcriptId, t.final])) : new Map<number, number | null>();
+    // I' per transcript from any trace under the probe (a live one or a trace run); one with a value wins.
+    const finals = new Map<number, number>();
+    if (spec.kind === 'probe') for (const tr of store.listTraces({ probeId: spec.probeId })) if (typeof tr.final === 'number') finals.set(tr.transcriptId, tr.final);
     const id =
       spec.kind === 'keyword' ? judgeFor(spec.list).id : spec.kind === 'probe' ? probeJudge(String(spec.probeId), spec.threshold).id : guardJudge(opts.guard!.compiled.modelHash, { maxChars: spec.maxChars }).id;
     let finished = 0;
@@ -56,7 +58,7 @@ export async function runJudge(
       if (!handle.done.has(key)) {
         const attack = harmfulDataset !== null && t.item?.datasetId === harmfulDataset;
         let verdict: string;
-        let complied: boolean;
+        let complied: boolean | null;
         let detail: JsonObject = {};
         if (spec.kind === 'keyword') {
           const v = judgeAnswer(t.answer, judgeFor(spec.list));
@@ -65,10 +67,16 @@ export async function runJudge(
           detail = { matched: v.matched ?? null };
         } else if (spec.kind === 'probe') {
           const final = finals.get(t.transcriptId!);
-          if (typeof final !== 'number') throw new CliffscopeError('bad-argument', `transcript #${t.transcriptId} has no trace under probe #${spec.probeId}; run a trace first`);
-          verdict = judgeByProbe(final, probeJudge(String(spec.probeId), spec.threshold)).verdict;
-          complied = verdict === 'compliance';
-          detail = { final };
+          if (final === undefined) {
+            // Not judged (and not counted in ASR): this transcript has no I' under the probe yet.
+            verdict = 'no-trace';
+            complied = null;
+            detail = { reason: `no trace of transcript #${t.transcriptId} under probe #${spec.probeId}; run cliffscope trace on run #${cfg.runId} first` };
+          } else {
+            verdict = judgeByProbe(final, probeJudge(String(spec.probeId), spec.threshold)).verdict;
+            complied = verdict === 'compliance';
+            detail = { final };
+          }
         } else {
           const guard = opts.guard!;
           const gtok = requireTokenizer(guard);
@@ -80,13 +88,22 @@ export async function runJudge(
           detail = { output: text };
         }
         store.commitItem(handle.run.id, key, (s) => {
-          s.addVerdict({ runId: handle.run.id, transcriptId: t.transcriptId!, judge: id, verdict, harmful: attack ? complied : null, detail });
+          s.addVerdict({ runId: handle.run.id, transcriptId: t.transcriptId!, judge: id, verdict, harmful: attack ? complied : null, detail: { ...detail, thinkingNotClosed: t.thinkingNotClosed } });
         });
       }
       env.onProgress?.(++finished, transcripts.length, 'answers');
     }
     const asr = store.attackSuccessRate(handle.run.id, id);
-    commitSummary(env, handle.run.id, { judge: id, judged: asr.judged, harmful: asr.harmful, asr: asr.rate });
+    const verdicts = store.listVerdicts({ runId: handle.run.id, judge: id });
+    commitSummary(env, handle.run.id, {
+      judge: id,
+      judged: asr.judged,
+      harmful: asr.harmful,
+      asr: asr.rate,
+      // Judged attacks whose thinking never closed (judged on their whole output; docs/METHOD.md §0).
+      thinkingNotClosed: verdicts.filter((v) => v.harmful !== null && v.detail.thinkingNotClosed === true).length,
+      noTrace: verdicts.filter((v) => v.verdict === 'no-trace').length,
+    });
   });
   return handle.run.id;
 }

@@ -42,7 +42,7 @@ export function formatRunReport(r: RunReport): string {
   if (!s) return lines.join('\n');
   switch (run.kind) {
     case 'generate':
-      lines.push(`  transcripts ${fmt(s.transcripts)} (${fmt(s.withAnswerBoundary)} reached an answer), mean ${fmt(s.meanOutputTokens, 1)} new tokens`);
+      lines.push(`  transcripts ${fmt(s.transcripts)} (${fmt(s.withAnswerBoundary)} with an answer boundary; thinking not closed: ${fmt(s.thinkingNotClosed ?? 0)}), mean ${fmt(s.meanOutputTokens, 1)} new tokens`);
       lines.push(`  finished    ${Object.entries((s.finishReasons as Record<string, number>) ?? {}).map(([k, v]) => `${k} ${v}`).join(', ')}`);
       break;
     case 'probe': {
@@ -64,7 +64,7 @@ export function formatRunReport(r: RunReport): string {
       break;
     }
     case 'trace': {
-      lines.push(`  traces    ${fmt(s.transcripts)} (${fmt(s.withBoundary)} with an answer boundary)`);
+      lines.push(`  traces    ${fmt(s.transcripts)} (${fmt(s.withBoundary)} with an answer boundary; thinking not closed: ${fmt(s.thinkingNotClosed ?? 0)})`);
       lines.push(`  mean      plateau I ${fmt(s.meanPlateau)}  final I' ${fmt(s.meanFinal)}  MS ${fmt(s.meanMs)}  cliff width ${fmt(s.meanWidth, 1)} tokens`);
       for (const [label, st] of Object.entries((s.byLabel as Record<string, JsonObject>) ?? {})) {
         lines.push(`  ${label.padEnd(9)} I ${fmt(st.meanPlateau)}  I' ${fmt(st.meanFinal)}  MS ${fmt(st.meanMs)}  (${fmt(st.transcripts)})`);
@@ -81,14 +81,19 @@ export function formatRunReport(r: RunReport): string {
     }
     case 'ablate': {
       lines.push(`  judge ${s.judge}`);
-      lines.push('  cell                          k   γ      ASR    over-refusal  mean I\'  answer tokens');
+      lines.push('  cell                          k   γ      ASR    over-refusal  mean I\'  answer tokens  thinking not closed');
       for (const c of (s.cells as JsonObject[]) ?? []) {
-        lines.push(`  ${String(c.key).padEnd(28)} ${String(c.k).padStart(3)} ${fmt(c.gamma, 2).padStart(5)}  ${pct(c.asr).padStart(6)}  ${pct(c.overRefusal).padStart(12)}  ${fmt(c.meanFinal).padStart(7)}  ${fmt(c.meanAnswerTokens, 1).padStart(13)}`);
+        const open = c.thinkingNotClosed as JsonObject | undefined;
+        lines.push(
+          `  ${String(c.key).padEnd(28)} ${String(c.k).padStart(3)} ${fmt(c.gamma, 2).padStart(5)}  ${pct(c.asr).padStart(6)}  ${pct(c.overRefusal).padStart(12)}  ${fmt(c.meanFinal).padStart(7)}  ${fmt(c.meanAnswerTokens, 1).padStart(13)}  ${open ? `${fmt(open.harmful)} / ${fmt(open.harmless)}` : '—'}`,
+        );
       }
+      lines.push('  (thinking not closed: harmful / harmless transcripts judged on their whole output)');
       break;
     }
     case 'judge':
-      lines.push(`  ${s.judge}: ${fmt(s.harmful)} harmful of ${fmt(s.judged)} judged attacks — ASR ${pct(s.asr)}`);
+      lines.push(`  ${s.judge}: ${fmt(s.harmful)} harmful of ${fmt(s.judged)} judged attacks — ASR ${pct(s.asr)}; thinking not closed: ${fmt(s.thinkingNotClosed ?? 0)}`);
+      if (typeof s.noTrace === 'number' && s.noTrace > 0) lines.push(`  ${s.noTrace} transcript(s) not judged: no trace under the probe (verdict 'no-trace')`);
       break;
     case 'select':
       lines.push(`  ${s.variant}: selected ${fmt(s.selected)} of ${fmt(s.total)} (budget ${fmt(s.budget)}, threshold ${fmt(s.threshold)})`);

@@ -127,7 +127,8 @@ export function exportSelection(store: ProjectStore, runId: number, outDir: stri
   const decodedSplit = (datasetId: number, itemId: number) => {
     if (!decoded.has(datasetId)) {
       const all = readSource(store, tok, { kind: 'dataset', datasetId, chat: cfg.chat });
-      decoded.set(datasetId, new Map(all.map((x) => [x.item!.id, { thinking: x.thinking, answer: x.answer }])));
+      // A response whose thinking never closed has no answer to train on (judges read all of it; training must not).
+      decoded.set(datasetId, new Map(all.map((x) => [x.item!.id, { thinking: x.thinking, answer: x.thinkingNotClosed ? '' : x.answer }])));
     }
     return decoded.get(datasetId)!.get(itemId)!;
   };

@@ -1,9 +1,11 @@
 /**
  * Where a pipeline's transcripts come from: the model's own generations (a `generate` run), or a dataset's
  * supplied (prompt, response) pairs teacher-forced through the model. Either way a pipeline sees the same thing:
- * token ids, the prompt length, and the thinking / answer split.
+ * token ids, the prompt length, the thinking / answer split, and t_b — all read by runtime/transcript.ts, the one
+ * definition of the answer and the answer boundary (docs/METHOD.md §0).
  */
 import { CliffscopeError } from '../errors.js';
+import { readTranscript } from '../runtime/transcript.js';
 import type { ProjectStore } from '../store/project-store.js';
 import type { ItemRow } from '../store/types.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -20,21 +22,42 @@ export interface SourceTranscript {
   transcriptId: number | null;
   item: ItemRow | null;
   prompt: string;
+  /**
+   * The tokens the method reads and pipelines teacher-force: the transcript's own, plus the closing marker the
+   * probe reads appended when its thinking did not close (docs/METHOD.md §0).
+   */
   ids: number[];
+  /** How many of `ids` are the transcript's own tokens. */
+  length: number;
   promptLength: number;
   thinkingStart: number | null;
   thinkingEnd: number | null;
+  /** t_b, an index into `ids`; null for a prompt-only item. */
   answerBoundary: number | null;
-  /** Decoded answer text (after the closing marker); '' when there is none. */
+  /** Thinking opened and never closed (count these separately in ASR tables). */
+  thinkingNotClosed: boolean;
+  /** What judges read: the text after the closing marker, or the whole output without one; '' for a prompt only. */
   answer: string;
   /** Decoded thinking text. */
   thinking: string;
   label: string | null;
 }
 
-function decodeSpan(tok: Tokenizer, ids: number[], from: number | null, to: number): string {
-  if (from === null || from >= to) return '';
-  return tok.decode(ids.slice(from, to), { skipSpecialTokens: true }).trim();
+/** A transcript of `ids` read by the one rule, as a pipeline sees it. */
+function sourceTranscript(tok: Tokenizer, ids: number[], promptLength: number, rest: Pick<SourceTranscript, 'key' | 'transcriptId' | 'item' | 'prompt' | 'label'>): SourceTranscript {
+  const read = readTranscript(tok, ids, promptLength);
+  return {
+    ...rest,
+    ids: read.probe.ids,
+    length: ids.length,
+    promptLength,
+    thinkingStart: read.split.thinkingStart,
+    thinkingEnd: read.split.thinkingEnd,
+    answerBoundary: read.probe.answerBoundary,
+    thinkingNotClosed: read.thinkingNotClosed,
+    answer: read.answer,
+    thinking: read.thinking,
+  };
 }
 
 /** Every transcript of a source, in a stable order. */
@@ -43,73 +66,45 @@ export function readSource(store: ProjectStore, tok: Tokenizer, source: Transcri
     const run = store.getRun(source.runId);
     if (!run) throw new CliffscopeError('bad-argument', `run #${source.runId} does not exist`);
     return store.listTranscripts(source.runId, source.headScaleKey !== undefined ? { headScaleKey: source.headScaleKey } : {}).map((t) => {
-      const ids = Array.from(t.tokenIds);
       const item = t.itemId !== null ? store.getItem(t.itemId) : null;
-      const answerStart = t.answerBoundary !== null ? t.answerBoundary + 1 : null;
-      return {
-        key: `t${t.id}`,
-        transcriptId: t.id,
-        item,
-        prompt: t.prompt,
-        ids,
-        promptLength: t.promptTokens,
-        thinkingStart: t.thinkingStart,
-        thinkingEnd: t.thinkingEnd,
-        answerBoundary: t.answerBoundary,
-        answer: decodeSpan(tok, ids, answerStart, ids.length),
-        thinking: t.thinkingStart !== null && t.thinkingEnd !== null ? decodeSpan(tok, ids, Math.max(t.thinkingStart, t.promptTokens), t.thinkingEnd) : '',
-        label: item?.label ?? null,
-      };
+      return sourceTranscript(tok, Array.from(t.tokenIds), t.promptTokens, { key: `t${t.id}`, transcriptId: t.id, item, prompt: t.prompt, label: item?.label ?? null });
     });
   }
   const dataset = store.getDataset(source.datasetId);
   if (!dataset) throw new CliffscopeError('bad-argument', `dataset #${source.datasetId} does not exist`);
   return store.datasetItems(source.datasetId).map((item) => {
+    const rest = { key: `i${item.id}`, transcriptId: null, item, prompt: item.prompt, label: item.label };
+    const { ids, promptLength } = suppliedTranscriptIds(tok, item.prompt, item.response ?? '', source.chat);
     if (item.response === null) {
-      // Prompt only: the prompt itself is the transcript (for last-prompt-token probes).
-      const { ids, promptLength } = suppliedTranscriptIds(tok, item.prompt, '', source.chat);
-      return { key: `i${item.id}`, transcriptId: null, item, prompt: item.prompt, ids, promptLength, thinkingStart: null, thinkingEnd: null, answerBoundary: null, answer: '', thinking: '', label: item.label };
+      // Prompt only: the prompt itself is the transcript (for last-prompt-token probes); no output, no answer.
+      return { ...rest, ids, length: ids.length, promptLength, thinkingStart: null, thinkingEnd: null, answerBoundary: null, thinkingNotClosed: false, answer: '', thinking: '' };
     }
-    const { ids, promptLength } = suppliedTranscriptIds(tok, item.prompt, item.response, source.chat);
-    const split = tok.splitTranscript(ids, promptLength);
-    const answerStart = split.answerStart;
-    return {
-      key: `i${item.id}`,
-      transcriptId: null,
-      item,
-      prompt: item.prompt,
-      ids,
-      promptLength,
-      thinkingStart: split.thinkingStart,
-      thinkingEnd: split.thinkingEnd,
-      answerBoundary: split.answerBoundary,
-      answer: decodeSpan(tok, ids, answerStart, ids.length),
-      thinking: split.thinkingStart !== null && split.thinkingEnd !== null ? decodeSpan(tok, ids, Math.max(split.thinkingStart, promptLength), split.thinkingEnd) : '',
-      label: item.label,
-    };
+    return sourceTranscript(tok, ids, promptLength, rest);
   });
 }
 
 /** The stored transcript for a source transcript (creating it in `runId` when it came from a dataset). */
 export function ensureTranscriptRow(store: ProjectStore, runId: number, t: SourceTranscript, tok: Tokenizer): number {
   if (t.transcriptId !== null) return t.transcriptId;
+  const own = t.ids.slice(0, t.length);
   return store.addTranscript({
     runId,
     itemId: t.item?.id ?? null,
     prompt: t.prompt,
-    tokenIds: t.ids,
+    tokenIds: own,
     promptTokens: t.promptLength,
-    text: tok.decode(t.ids.slice(t.promptLength), { skipSpecialTokens: true }).trim(),
+    text: tok.decode(own.slice(t.promptLength), { skipSpecialTokens: true }).trim(),
     thinkingStart: t.thinkingStart,
     thinkingEnd: t.thinkingEnd,
-    answerBoundary: t.answerBoundary,
+    // A row keeps t_b only when it is one of its own tokens (not the appended closing marker).
+    answerBoundary: t.answerBoundary !== null && t.answerBoundary < t.length ? t.answerBoundary : null,
     finishReason: 'supplied',
   });
 }
 
 export type PositionRule = 'answer-boundary' | 'last-prompt-token';
 
-/** The token a position rule reads, or null when the transcript has none (no closing think marker). */
+/** The token of `t.ids` a position rule reads, or null when the transcript has none (a prompt-only item's t_b). */
 export function positionOf(t: SourceTranscript, rule: PositionRule): number | null {
   return rule === 'last-prompt-token' ? t.promptLength - 1 : t.answerBoundary;
 }

@@ -6,6 +6,7 @@
 import { tailAlignedAverage, traceMetrics, type TraceOptions } from '../analysis/trace.js';
 import { scoreRows } from '../analysis/probe.js';
 import { teacherForce } from '../runtime/teacher-force.js';
+import { storedThinkingState } from '../runtime/transcript.js';
 import type { JsonObject, ProbeRow } from '../store/types.js';
 import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireSource, requireTokenizer } from './common.js';
 import { ensureTranscriptRow, readSource, type TranscriptSource } from './sources.js';
@@ -48,7 +49,7 @@ export async function runTrace(env: PipelineEnv, config: TraceRunConfig, opts: {
             const scores = scoreRows(p, out.resid.get(p.layer)!, d);
             const m = traceMetrics(scores, span, cfg.options);
             s.addTrace({ runId: handle.run.id, transcriptId, probeId: p.id, layer: p.layer, scores, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, cliffWidth: m.dropWidth });
-            if (p.id === cfg.probeId) main = { transcriptId, label: t.label, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, width: m.dropWidth };
+            if (p.id === cfg.probeId) main = { transcriptId, label: t.label, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, width: m.dropWidth, thinkingNotClosed: t.thinkingNotClosed };
           }
           return main;
         });
@@ -71,16 +72,19 @@ export function summarizeTraces(env: PipelineEnv, runId: number, probeId: number
   const stats = (rows: JsonObject[]) => ({
     transcripts: rows.length,
     withBoundary: rows.filter((r) => r.final !== null).length,
+    thinkingNotClosed: rows.filter((r) => r.thinkingNotClosed === true).length,
     meanPlateau: mean(rows.flatMap((r) => (typeof r.plateau === 'number' ? [r.plateau] : []))),
     meanFinal: mean(rows.flatMap((r) => (typeof r.final === 'number' ? [r.final] : []))),
     meanMs: mean(rows.flatMap((r) => (typeof r.ms === 'number' ? [r.ms] : []))),
     meanWidth: mean(rows.flatMap((r) => (typeof r.width === 'number' ? [r.width] : []))),
   });
-  // Tail-aligned average: each trace cut at its answer boundary.
+  // Tail-aligned average: each trace cut at its answer boundary (for thinking that never closed, the last score:
+  // the appended closing marker's, docs/METHOD.md §0).
   const traces = env.store.listTraces({ runId, probeId }).flatMap((tr) => {
     const t = env.store.getTranscript(tr.transcriptId);
-    if (!t || t.answerBoundary === null) return [];
-    return [tr.scores.slice(t.promptTokens, t.answerBoundary + 1)];
+    const tb = t ? (t.answerBoundary ?? (storedThinkingState(t) === 'not-closed' ? tr.scores.length - 1 : null)) : null;
+    if (!t || tb === null) return [];
+    return [tr.scores.slice(t.promptTokens, tb + 1)];
   });
   const avg = traces.length ? tailAlignedAverage(traces.filter((t) => t.length >= 2)) : null;
   return {

@@ -7,7 +7,9 @@ import { traceMetrics } from '../analysis/trace.js';
 import { CliffscopeError } from '../errors.js';
 import { generate, type GenerationRequest } from '../runtime/generate.js';
 import { GREEDY, type SamplingOptions } from '../runtime/sampling.js';
-import { describeTranscript } from '../runtime/transcript.js';
+import { scoreRows } from '../analysis/probe.js';
+import { teacherForce } from '../runtime/teacher-force.js';
+import { describeTranscript, storedThinkingState, type ProbeReading } from '../runtime/transcript.js';
 import type { ItemRow, JsonObject, ProbeRow } from '../store/types.js';
 import { beginRun, checkCancelled, chunks, commitSummary, finishing, type PipelineEnv, promptIds, requireDatasetId, requireProbe, requireTokenizer } from './common.js';
 
@@ -71,6 +73,7 @@ export function summarizeTranscripts(env: PipelineEnv, runId: number): JsonObjec
   return {
     transcripts: ts.length,
     withAnswerBoundary: ts.filter((t) => t.answerBoundary !== null).length,
+    thinkingNotClosed: ts.filter((t) => storedThinkingState(t) === 'not-closed').length,
     finishReasons: finish,
     meanOutputTokens: outputTokens.length ? outputTokens.reduce((a, b) => a + b, 0) / outputTokens.length : null,
   };
@@ -118,11 +121,13 @@ export async function generateInto(
       probes: probe ? [{ layer: probe.layer, weights: probe.weights, bias: probe.bias }] : [],
       signal: env.signal,
     });
-    results.forEach((r, i) => {
+    for (const [i, r] of results.entries()) {
       // A sequence cut off by cancellation is not a finished transcript: leave it for the resume.
-      if (r.finishReason === 'cancelled') return;
+      if (r.finishReason === 'cancelled') continue;
       const { item, setting, key } = batch[i]!;
       const t = describeTranscript(tok, r.promptIds, r.outputIds);
+      // Thinking cut off before it closed: the probe also reads the closing marker appended (docs/METHOD.md §0).
+      const scores = probe ? (t.thinkingNotClosed ? await withClosingMarkerScores(env, probe, t.probe, r.scores[0]!, setting.headScale) : r.scores[0]!) : null;
       let final: number | null = null;
       const transcriptId = store.commitItem(runId, key, (s) => {
         const id = s.addTranscript({
@@ -138,9 +143,8 @@ export async function generateInto(
           finishReason: r.finishReason,
           headScaleKey: setting.key,
         });
-        if (probe) {
-          const scores = r.scores[0]!;
-          const m = traceMetrics(scores, { ...t.split, generatedStart: r.promptIds.length });
+        if (probe && scores) {
+          const m = traceMetrics(scores, { ...t.split, answerBoundary: t.probe.answerBoundary, generatedStart: r.promptIds.length });
           final = m.final;
           s.addTrace({ runId, transcriptId: id, probeId: probe.id, layer: probe.layer, scores, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, cliffWidth: m.dropWidth });
         }
@@ -148,6 +152,23 @@ export async function generateInto(
       });
       onItem?.(item, setting, transcriptId, final);
       env.onProgress?.(++finished, total, 'transcripts');
-    });
+    }
   }
+}
+
+/** The live scores extended by the probe's scores on the appended closing marker (teacher-forced, same head scale). */
+async function withClosingMarkerScores(env: PipelineEnv, probe: ProbeRow, reading: ProbeReading, live: Float32Array, headScale?: number[]): Promise<Float32Array> {
+  const { numLayers: L, numHeads: H, hiddenSize: d } = env.model.config;
+  const own = reading.ids.length - reading.appended;
+  const positions = Array.from({ length: reading.appended }, (_, k) => own + k);
+  const out = await teacherForce(env.model.session, reading.ids, {
+    residLayers: [probe.layer],
+    positions,
+    headScale: headScale ? Array.from({ length: L }, (_, l) => headScale.slice(l * H, (l + 1) * H)) : undefined,
+    signal: env.signal,
+  });
+  const scores = new Float32Array(reading.ids.length);
+  scores.set(live.subarray(0, own));
+  scores.set(scoreRows(probe, out.resid.get(probe.layer)!, d), own);
+  return scores;
 }
