@@ -3,6 +3,7 @@ export {
   DEMO_CHAT_TEMPLATE,
   DEMO_GENERATOR_NAME,
   DEMO_GENERATOR_VERSION,
+  DEMO_PARTLY_REFUSING_VARIANT,
   DEMO_PLANTED_HEADS,
   DEMO_REFUSAL_HEAD,
   DEMO_REFUSAL_THRESHOLD,
@@ -14,6 +15,7 @@ export {
   type DemoCheckpointParts,
   type DemoModelInfo,
   type DemoProbe,
+  type DemoVariant,
   type HeadRef,
 } from './planted-model.js';
 export { demoResourcesDir, loadDemoPrompts, loadDemoSafetyTrain, type DemoLabel, type DemoPrompt, type DemoTrainingItem } from './resources.js';
