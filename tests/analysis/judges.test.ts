@@ -1,5 +1,5 @@
 /**
- * ASR judges (METHOD.md §5): the two keyword lists and each source's matching rule, the first-32-characters
+ * ASR judges (docs/METHOD.md §5): the two keyword lists and each source's matching rule, the first-32-characters
  * labelling rule, judge identities, the probe judge, the guard prompt / output parsing, and the rates.
  */
 import { describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 /**
- * The method's pipelines as verbs (METHOD.md §1–6): `transcripts`, `probe`, `trace`, `heads`, `ablate`, `judge`,
+ * The method's pipelines as verbs (docs/METHOD.md §1–6): `transcripts`, `probe`, `trace`, `heads`, `ablate`, `judge`,
  * `select`. Each starts (or with --resume continues) a run in the project, shows progress with an ETA, stops
  * cleanly on Ctrl-C keeping finished items, and prints the run's report.
  */
@@ -353,10 +353,12 @@ export const judgeCommand: Command = {
   summary: "judge a run's answers: refusal keywords, the probe, or a local guard model",
   help: `Usage: cliffscope judge PROJECT --model DIR --run RUN (--keywords gcg|jbb | --probe ID [--threshold T] | --guard DIR) [options]
 
-Stores a verdict for every answer of RUN with the judge's identity. Keywords: the GCG list (29 prefixes,
-case-sensitive) or JailbreakBench's (12, case-insensitive). Probe: I' below the threshold means the model complied
-(needs a trace of RUN under that probe). Guard: a Llama-Guard-3-style checkpoint through the same engine, given the
-answer cut to 512 characters; harmful if its output contains "unsafe".
+Stores a verdict for every answer of RUN with the judge's identity. The answer is the text after </think>, or the
+whole output when thinking never closed or the model has no think markers (docs/METHOD.md §0; the summary counts
+"thinking not closed"). Keywords: the GCG list (29 prefixes, case-sensitive) or JailbreakBench's (12,
+case-insensitive). Probe: I' below the threshold means the model complied, read from a trace of RUN under that probe;
+a transcript without one gets the verdict 'no-trace' and is not counted. Guard: a Llama-Guard-3-style checkpoint
+through the same engine, given the answer cut to 512 characters; harmful if its output contains "unsafe".
 
 Options:
   --run RUN                 the run whose answers to judge

@@ -1,5 +1,5 @@
 /**
- * Direct head attribution (METHOD.md §3) and the head sets the ablation sweep needs (§4).
+ * Direct head attribution (docs/METHOD.md §3) and the head sets the ablation sweep needs (§4).
  *
  * A head's direct write into the residual stream is Δh_{i,h,t} = W_O^(i)[:, h] z_{i,h,t}, where W_O^(i) is the
  * o_proj weight of layer i as Hugging Face stores it: [d, H·D] row-major (out × in), columns h·D … h·D+D−1 reading
@@ -27,7 +27,7 @@ import type { ProbeLike } from './probe.js';
 
 export type AttributionVariant = 'code' | 'blog' | 'final-norm-aware';
 
-/** METHOD.md §4: fractions of all L·H heads to ablate, and γ values. */
+/** docs/METHOD.md §4: fractions of all L·H heads to ablate, and γ values. */
 export const ABLATION_FRACTIONS = Object.freeze([0, 0.005, 0.015, 0.03, 0.1]);
 export const ABLATION_GAMMAS = Object.freeze([0, 0.01, 0.5]);
 
@@ -242,7 +242,7 @@ export function headCountForFraction(fraction: number, total: number): number {
   return Math.min(total, Math.max(1, Math.round(fraction * total)));
 }
 
-/** The first k heads of a ranking, k from headCountForFraction (METHOD.md §4 sweep). */
+/** The first k heads of a ranking, k from headCountForFraction (docs/METHOD.md §4 sweep). */
 export function headsByFraction<T extends HeadRef>(ranking: readonly T[], fraction: number, total: number): T[] {
   const k = headCountForFraction(fraction, total);
   if (k > ranking.length) throw bad(`fraction ${fraction} of ${total} heads is ${k}, but the ranking has only ${ranking.length}`);
@@ -280,7 +280,7 @@ function checkHead(x: HeadRef, L: number, H: number): void {
   }
 }
 
-/** γ per head, [L·H] index layer·H + head: gamma for the listed heads, 1 elsewhere (METHOD.md §4). */
+/** γ per head, [L·H] index layer·H + head: gamma for the listed heads, 1 elsewhere (docs/METHOD.md §4). */
 export function headScaleMatrix(heads: Iterable<HeadRef>, gamma: number, L: number, H: number): Float32Array {
   checkPositiveInt('L', L);
   checkPositiveInt('H', H);

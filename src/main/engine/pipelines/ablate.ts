@@ -1,5 +1,5 @@
 /**
- * `ablate` runs (METHOD.md §4): a sweep over the top-k% refusal suppression heads × γ, with random heads of the
+ * `ablate` runs (docs/METHOD.md §4): a sweep over the top-k% refusal suppression heads × γ, with random heads of the
  * same count as a control (and any named head set, e.g. the demo's planted heads), generating answers for a
  * harmful and a harmless set. Every setting shares the batches (head_scale is per row), every transcript is kept
  * and judged, and each cell reports ASR, over-refusal, mean I' and answer length.

@@ -1,4 +1,4 @@
-/** The method's pipelines: each a run kind in the project store (see METHOD.md). */
+/** The method's pipelines: each a run kind in the project store (see docs/METHOD.md). */
 export { beginRun, registerModel, type PipelineEnv } from './common.js';
 export { runGenerate, BASELINE_SETTING, type GenerateRunConfig, type HeadScaleSetting } from './transcripts.js';
 export { runProbeTraining, probeRunResult, type ProbeRunConfig, type LabelRule } from './probe.js';

@@ -1,5 +1,5 @@
 /**
- * `judge` runs (METHOD.md §5): verdicts on a run's answers from a refusal-keyword list, the probe (I' below a
+ * `judge` runs (docs/METHOD.md §5): verdicts on a run's answers from a refusal-keyword list, the probe (I' below a
  * threshold = complied), or a local guard model (Llama-Guard-3-style, given the answer cut to 512 characters;
  * harmful if its output contains "unsafe"). Every verdict is stored with the judge's identity.
  */

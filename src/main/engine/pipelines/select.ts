@@ -1,5 +1,5 @@
 /**
- * `select` runs — Cliff-as-a-Judge (METHOD.md §6): teacher-force every (prompt, reasoning response) of a safety
+ * `select` runs — Cliff-as-a-Judge (docs/METHOD.md §6): teacher-force every (prompt, reasoning response) of a safety
  * training set through the model, score it by its misalignment MS = I − I' under the probe, select the top p %
  * (or the lowest I', random, or rule-based), and export the selection for fine-tuning with its provenance.
  */

@@ -1,5 +1,5 @@
 /**
- * `trace` runs (METHOD.md §2): the refusal score of every token of every transcript under a probe, the thinking
+ * `trace` runs (docs/METHOD.md §2): the refusal score of every token of every transcript under a probe, the thinking
  * span's plateau I, the score at the answer boundary I', MS = I − I', the steepest drop and its width; optionally
  * the same for a probe at every layer (the layers × tokens map).
  */
