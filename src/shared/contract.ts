@@ -9,6 +9,32 @@
  * This module is imported by the renderer as well as by Node code: it must not import anything from Node or Electron.
  */
 import { z } from 'zod';
+import {
+  batchSize,
+  count,
+  filePath,
+  HeadScale,
+  jsonObject,
+  maxNewTokens,
+  maybeNumber,
+  ModelRef,
+  positive,
+  residIndex,
+  rowId,
+  Sampling,
+  scoreList,
+  seed,
+  finiteNumber,
+  fraction01,
+  HeadRefSchema,
+  PositionRule,
+  TranscriptSource,
+} from './values.js';
+import { SWEEP_CONTROLS, SweepCellMetrics } from './runs/ablate.js';
+import { ProbeCalibration, ProbeTraining } from './runs/probe.js';
+import { RUN_KINDS, type RunSummaryOf, specOf } from './runs/registry.js';
+
+export { HeadRefSchema, ModelRef, PositionRule, Precision, Sampling, TranscriptSource } from './values.js';
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Methods
@@ -50,8 +76,6 @@ export const ModelInspectParams = z.strictObject({
   dir: z.string().trim().min(1, 'must name a model folder').max(4096, 'path too long'),
 });
 
-const count = z.number().int().nonnegative();
-const positive = z.number().int().positive();
 
 export const ModelInspectResult = z.strictObject({
   /** HF class name, e.g. `Qwen2ForCausalLM`. */
@@ -71,44 +95,35 @@ export const ModelInspectResult = z.strictObject({
   tied: z.boolean(),
 });
 
-/** How to load a model: the checkpoint folder plus the runtime choices that change what runs. */
-export const ModelRef = z.strictObject({
-  dir: z.string().trim().min(1, 'must name a model folder').max(4096, 'path too long'),
-  /** Rescale each token's multi-head output to its pre-ablation norm (the paper's variant). */
-  normPreserve: z.boolean().optional(),
-  provider: z.enum(['auto', 'cpu', 'cuda', 'dml', 'coreml', 'webgpu']).optional(),
-  threads: z.number().int().min(1).max(1024).optional(),
-});
-export type ModelRef = z.infer<typeof ModelRef>;
-
-const finiteNumber = z.number().refine(Number.isFinite, 'must be a finite number');
-
 export const GenerateRunParams = z.strictObject({
   model: ModelRef,
   prompts: z.array(z.string().max(1_000_000)).min(1).max(100_000),
   /** Wrap each prompt as a user message in the model's chat template (with the generation prompt). */
   chat: z.boolean().optional(),
   system: z.string().max(100_000).optional(),
-  maxNewTokens: z.number().int().min(0).max(131_072),
+  maxNewTokens,
   /** Omitted = greedy. */
-  sampling: z
-    .strictObject({
-      temperature: z.number().positive().max(100),
-      topP: z.number().gt(0).max(1).optional(),
-      topK: z.number().int().min(0).optional(),
-      repetitionPenalty: z.number().positive().max(100).optional(),
-      seed: z.number().int().min(0).max(2 ** 32 - 1).optional(),
-    })
-    .optional(),
+  sampling: Sampling.optional(),
+  /** Sampling seed (default 0); each prompt draws from its own stream. */
+  seed: seed.optional(),
   stop: z.array(z.string().min(1)).max(64).optional(),
   /** γ per [layer][head] for every prompt; checked against the model's shape by the engine. */
-  headScale: z.array(z.array(finiteNumber)).optional(),
-  batchSize: z.number().int().min(1).max(1024).optional(),
-  /** A linear probe scored live on every token: stack index (0 = embeddings, i+1 = after block i, L+1 = final norm). */
-  probe: z.strictObject({ layer: z.number().int().min(0), weights: z.array(finiteNumber).min(1), bias: finiteNumber }).optional(),
+  headScale: HeadScale.optional(),
+  batchSize: batchSize.optional(),
+  /** A linear probe scored live on every token, at a residual-stack index (see values.ts `residIndex`). */
+  probe: z.strictObject({ residIndex, weights: z.array(finiteNumber).min(1), bias: finiteNumber }).optional(),
 });
 
 const tokenIndex = z.number().int().nonnegative().nullable();
+
+/** A refusal trace's metrics (analysis/trace.ts): plateau I, final I' at t_b, MS = I − I', the steepest drop and its width. */
+export const TraceMetricsSummary = z.strictObject({
+  plateau: maybeNumber,
+  final: maybeNumber,
+  ms: maybeNumber,
+  steepestDropPos: z.number().int().nullable(),
+  width: maybeNumber,
+});
 
 export const Transcript = z.strictObject({
   prompt: z.string(),
@@ -123,6 +138,8 @@ export const Transcript = z.strictObject({
   answerBoundary: tokenIndex,
   /** The live probe's score per transcript position (prompt + output); null where none was computed. */
   scores: z.array(z.number().nullable()).optional(),
+  /** The live probe's trace metrics, computed by the engine as a trace run computes them. */
+  metrics: TraceMetricsSummary.optional(),
 });
 export type Transcript = z.infer<typeof Transcript>;
 
@@ -140,15 +157,8 @@ export const GenerateRunResult = z.strictObject({
 // ids. Typed arrays travel as plain number lists; a NaN inside a score list travels as null. Methods marked "job"
 // run long: they stream `progress` / `log` events under the call's job id and stop when the call is cancelled.
 
-const filePath = z.string().trim().min(1, 'must name a file').max(4096, 'path too long');
-const rowId = z.number().int().positive();
-/** A number that may be unknown (null): a metric with nothing to average, a NaN score. */
-const maybeNumber = z.number().nullable();
-const jsonObject = z.record(z.string(), z.json());
-/** A score per token; null where none was computed (NaN in the engine). */
-const scoreList = z.array(z.number().nullable());
 
-export const RunKind = z.enum(['generate', 'probe', 'trace', 'heads', 'ablate', 'judge', 'select']);
+export const RunKind = z.enum(RUN_KINDS);
 export type RunKind = z.infer<typeof RunKind>;
 export const RunStatus = z.enum(['pending', 'running', 'done', 'interrupted', 'failed', 'cancelled']);
 export type RunStatus = z.infer<typeof RunStatus>;
@@ -213,33 +223,20 @@ export const ProbeMetrics = z.strictObject({
   trainLoss: scoreList.optional(),
   valLoss: scoreList.optional(),
   valAccuracyPerEpoch: scoreList.optional(),
-  /** Calibration on the validation set (train set without one): loss next to ln 2, mean score per class, gap, ECE. */
-  calibration: z
-    .strictObject({
-      set: z.enum(['validation', 'train']),
-      loss: maybeNumber,
-      chanceLoss: z.number(),
-      meanScore: z.strictObject({ positive: maybeNumber, negative: maybeNumber }),
-      scoreGap: maybeNumber,
-      ece: maybeNumber,
-      eceBins: z.number().int(),
-      /** Both classes' mean scores within 0.5 ± 0.05: the probe's scores say nothing (docs/METHOD.md §1). */
-      uncalibrated: z.boolean(),
-    })
-    .optional(),
-  /** What was fitted and why (probes trained before calibration was recorded lack it). */
-  training: z
-    .strictObject({
-      preset: z.string(),
-      optimizer: z.string(),
-      l2: maybeNumber,
-      reason: z.string(),
-      iterations: z.number().int().nullable(),
-      converged: z.boolean().nullable(),
-      gradientNorm: maybeNumber,
-      kept: z.string(),
-    })
-    .optional(),
+  /** Calibration on the validation set (train set without one); probes trained before it was recorded lack it. */
+  calibration: ProbeCalibration.extend({
+    /** Both classes' mean scores within 0.5 ± 0.05: the probe's scores say nothing (docs/METHOD.md §1). */
+    uncalibrated: z.boolean(),
+  }).optional(),
+  /** What was fitted and why (probes trained before it was recorded lack it). */
+  training: ProbeTraining.extend({
+    /** The L2 coefficient used ('auto' resolved). */
+    l2: maybeNumber,
+    /** L-BFGS: iterations, whether it converged, max |∂f| at the end; null for Adam / SGD. */
+    iterations: z.number().int().nullable(),
+    converged: z.boolean().nullable(),
+    gradientNorm: maybeNumber,
+  }).optional(),
 });
 
 export const ProbeSummary = z.strictObject({
@@ -250,8 +247,8 @@ export const ProbeSummary = z.strictObject({
   runId: rowId.nullable(),
   name: z.string(),
   version: z.number().int(),
-  /** Residual-stack entry: 0 = embeddings, i+1 = after block i, L+1 = final norm. */
-  layer: z.number().int().nonnegative(),
+  /** The residual-stack index it reads (values.ts `residIndex`): 0 = embeddings, i+1 = after block i, L+1 = final norm. */
+  residIndex,
   positionRule: z.string(),
   /** Width of the probe's direction (the model's residual width). */
   dim: count,
@@ -300,13 +297,16 @@ export const ProjectRecentResult = z.strictObject({ files: z.array(z.string()) }
 export const ProjectRememberParams = z.strictObject({ file: filePath });
 export const ProjectRememberResult = ProjectRecentResult;
 
+const demoTrace = z.strictObject({ transcripts: count, meanPlateau: maybeNumber, meanFinal: maybeNumber, meanMs: maybeNumber });
+
 export const DemoReport = z.strictObject({
   projectFile: z.string(),
   modelDir: z.string(),
-  /** Run id per demo stage: probe, generate, generateHarmless, trace, traceHarmless, heads, ablate, select. */
+  /** Run id per demo stage: probe, transcripts, transcriptsHarmless, trace, traceHarmless, heads, ablate, select. */
   runs: z.record(z.string(), rowId),
-  probe: z.strictObject({ id: rowId, layer: z.number().int(), valAccuracy: z.number(), valAuroc: z.number() }),
-  trace: z.strictObject({ harmful: jsonObject, harmless: jsonObject }),
+  /** The best probe: its id, the residual-stack index it reads, and its validation numbers. */
+  probe: z.strictObject({ id: rowId, residIndex, valAccuracy: maybeNumber, valAuroc: maybeNumber }),
+  trace: z.strictObject({ harmful: demoTrace, harmless: demoTrace }),
   heads: z.strictObject({
     ranked: z.array(z.strictObject({ layer: count, head: count, score: z.number() })),
     planted: z.array(z.strictObject({ layer: count, head: count })),
@@ -410,196 +410,70 @@ export const DatasetItemsParams = z.strictObject({
 export const DatasetItemsResult = z.strictObject({ total: count, offset: count, items: z.array(DatasetItem) });
 
 // ---- run.* ----------------------------------------------------------------------------------------------------------
-
-/** Where a pipeline's transcripts come from: a run's stored transcripts, or a dataset's (prompt, response) pairs. */
-export const TranscriptSource = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('run'), runId: rowId, headScaleKey: z.string().optional() }),
-  z.strictObject({ kind: z.literal('dataset'), datasetId: rowId, chat: z.boolean() }),
-]);
-export type TranscriptSource = z.infer<typeof TranscriptSource>;
-
-export const PositionRule = z.enum(['answer-boundary', 'last-prompt-token']);
-
-/** Sampling for the generating pipelines; omitted = greedy. */
-export const RunSampling = z.strictObject({
-  temperature: z.number().positive().max(100),
-  topP: z.number().gt(0).max(1).optional(),
-  topK: z.number().int().min(0).optional(),
-  repetitionPenalty: z.number().positive().max(100).optional(),
-});
-
-const seed = z.number().int().min(0).max(2 ** 32 - 1);
-const fraction01 = z.number().min(0).max(1);
-
-/** `generate` runs: the model's own transcripts for a dataset's prompts, under one or more head-scale settings. */
-export const GenerateRunConfig = z.strictObject({
-  datasetId: rowId,
-  /** Only these items; default the whole dataset. */
-  itemIds: z.array(rowId).min(1).optional(),
-  /** Default true. */
-  chat: z.boolean().optional(),
-  system: z.string().max(100_000).optional(),
-  maxNewTokens: z.number().int().min(1).max(131_072),
-  sampling: RunSampling.optional(),
-  /** Default 0. */
-  seed: seed.optional(),
-  /** Default 8. */
-  batchSize: z.number().int().min(1).max(1024).optional(),
-  /** Default one unablated setting, key `baseline`. headScale: γ per layer * heads + head. */
-  settings: z
-    .array(z.strictObject({ key: z.string().min(1).max(200), headScale: z.array(finiteNumber).optional() }))
-    .min(1)
-    .optional(),
-  /** Live probe: its per-token score is stored as a trace of every transcript. */
-  probeId: rowId.optional(),
-});
-
-/** Probe training options: a preset (default 'lbfgs', or 'paper-adam') fills whatever is left out (analysis/probe.ts). */
-export const ProbeTrainOptions = z.strictObject({
-  preset: z.enum(['lbfgs', 'paper-adam']).optional(),
-  balance: z.boolean().optional(),
-  maxPerClass: z.number().int().positive().nullable().optional(),
-  valFraction: z.number().min(0).lt(1).optional(),
-  optimizer: z.enum(['lbfgs', 'adam', 'sgd']).optional(),
-  lr: z.number().positive().optional(),
-  batchSize: z.number().int().positive().optional(),
-  epochs: z.number().int().positive().max(100_000).optional(),
-  l2: z.union([z.number().min(0), z.literal('auto')]).optional(),
-  selectBy: z.enum(['val-accuracy', 'val-accuracy-first', 'val-loss', 'last']).optional(),
-  maxIterations: z.number().int().positive().max(100_000).optional(),
-  tolerance: z.number().positive().optional(),
-  seed: seed.optional(),
-});
-
-/** `probe` runs: one logistic probe per layer from refusal (positive) vs non-refusal (negative) transcripts. */
-export const ProbeRunConfig = z.strictObject({
-  name: z.string().trim().min(1, 'a probe needs a name').max(200),
-  positive: TranscriptSource,
-  negative: TranscriptSource,
-  /** Default 'answer-boundary' (the paper's). */
-  positionRule: PositionRule.optional(),
-  /** Residual-stack entries (0 = embeddings, i+1 = after block i, L+1 = final norm); default [L+1]. */
-  layers: z.array(z.number().int().min(0)).optional(),
-  /** Which positives count as refusals; default 'gcg-first32'; 'paper-code' = the paper's code (its word list + thinking length). */
-  labelRule: z.enum(['gcg-first32', 'jbb-first32', 'paper-code', 'all']).optional(),
-  train: ProbeTrainOptions.optional(),
-});
-
-export const TraceOptions = z.strictObject({
-  plateau: z.enum(['max', 'moving-average-max', 'percentile']).optional(),
-  window: z.number().int().positive().optional(),
-  percentile: z.number().min(0).max(100).optional(),
-  dropWindow: z.number().int().positive().optional(),
-});
-
-/** `trace` runs: the refusal score of every token under a probe, with plateau / final / MS / cliff metrics. */
-export const TraceRunConfig = z.strictObject({
-  probeId: rowId,
-  /** More probes (e.g. one per layer) scored on the same transcripts, for the layers × tokens map. */
-  extraProbeIds: z.array(rowId).optional(),
-  source: TranscriptSource,
-  options: TraceOptions.optional(),
-});
-
-/** `heads` runs: each head's direct write into the probe's direction at the answer boundary. */
-export const HeadsRunConfig = z.strictObject({
-  probeId: rowId,
-  source: TranscriptSource,
-  /** Only transcripts whose dataset label is this. */
-  label: z.string().optional(),
-  /** Default 'code' (w·Δh/‖w‖, the paper's code). */
-  variant: z.enum(['code', 'blog', 'final-norm-aware']).optional(),
-  /** Also keep the score at every token (heads × tokens). Default false. */
-  perToken: z.boolean().optional(),
-});
-
-export const HeadRefSchema = z.strictObject({ layer: count, head: count });
-
-/** `ablate` runs: top-k% suppression heads × γ (with random and named controls), judged for ASR / over-refusal. */
-export const AblateRunConfig = z.strictObject({
-  headsRunId: rowId,
-  /** Live probe for I'; null or omitted = no probe metrics. */
-  probeId: rowId.nullable().optional(),
-  harmfulDatasetId: rowId,
-  harmlessDatasetId: rowId.nullable().optional(),
-  /** Fractions of all L·H heads; default [0, 0.005, 0.015, 0.03, 0.1]. */
-  fractions: z.array(fraction01).min(1).optional(),
-  /** Default [0, 0.01, 0.5]. */
-  gammas: z.array(finiteNumber).min(1).optional(),
-  /** Default true. */
-  randomControl: z.boolean().optional(),
-  randomSeed: seed.optional(),
-  headSets: z.array(z.strictObject({ name: z.string().min(1).max(200), heads: z.array(HeadRefSchema).min(1) })).optional(),
-  /** Default 'jbb'. */
-  judge: z.enum(['gcg', 'jbb']).optional(),
-  chat: z.boolean().optional(),
-  maxNewTokens: z.number().int().min(1).max(131_072),
-  batchSize: z.number().int().min(1).max(1024).optional(),
-  sampling: RunSampling.optional(),
-  seed: seed.optional(),
-});
-
-export const JudgeSpec = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('keyword'), list: z.enum(['gcg', 'jbb']) }),
-  z.strictObject({ kind: z.literal('probe'), probeId: rowId, threshold: fraction01 }),
-  /** A local guard model (Llama-Guard-3 style); maxChars default 512. */
-  z.strictObject({ kind: z.literal('guard'), modelDir: filePath, maxChars: z.number().int().positive().optional() }),
-]);
-
-/** `judge` runs: verdicts on another run's answers. */
-export const JudgeRunConfig = z.strictObject({
-  runId: rowId,
-  judge: JudgeSpec,
-  /** Dataset whose prompts count as attacks; default the judged run's dataset. */
-  harmfulDatasetId: rowId.nullable().optional(),
-});
-
-/** `select` runs (Cliff-as-a-Judge): score a training set's transcripts by MS and select the top fraction. */
-export const SelectRunConfig = z.strictObject({
-  datasetId: rowId,
-  probeId: rowId,
-  chat: z.boolean().optional(),
-  /** Default 'top-ms'. */
-  variant: z.enum(['top-ms', 'lowest-final', 'random', 'rule-based']).optional(),
-  /** Default 0.017 (the paper's 1.7 %). */
-  fraction: z.number().gt(0).max(1).optional(),
-  seed: seed.optional(),
-});
+// Each run kind's config and summary come from its spec (src/shared/runs/): one definition per kind.
 
 const runStartCommon = {
   project: filePath,
   model: ModelRef,
-  /** The run's stored name. For probe runs the probe's name is used. */
+  /** The run's stored name. For probe runs it is also the probe's name. */
   name: z.string().trim().min(1).max(200).optional(),
   /** Continue this unfinished run (same kind, same model) instead of starting a new one; its stored config is used. */
   resume: rowId.optional(),
 };
 
+function startParamsOf<K extends RunKind>(kind: K) {
+  return z.strictObject({ ...runStartCommon, kind: z.literal(kind), config: specOf(kind).input.optional() });
+}
+
 /**
- * `run.start` (job): start (or resume) one pipeline run. `config` is required unless `resume` is given. Finished
- * items are committed as they complete; a cancelled run ends 'cancelled' with its finished items kept and can be
- * resumed.
+ * `run.start` (job): start (or resume) one pipeline run. `config` is required unless `resume` is given, and must be
+ * left out with it (a resumed run keeps its stored config). Finished items are committed as they complete; a
+ * cancelled run ends 'cancelled' with its finished items kept and can be resumed.
  */
 export const RunStartParams = z.discriminatedUnion('kind', [
-  z.strictObject({ ...runStartCommon, kind: z.literal('generate'), config: GenerateRunConfig.optional() }),
-  z.strictObject({ ...runStartCommon, kind: z.literal('probe'), config: ProbeRunConfig.optional() }),
-  z.strictObject({ ...runStartCommon, kind: z.literal('trace'), config: TraceRunConfig.optional() }),
-  z.strictObject({ ...runStartCommon, kind: z.literal('heads'), config: HeadsRunConfig.optional() }),
-  z.strictObject({ ...runStartCommon, kind: z.literal('ablate'), config: AblateRunConfig.optional() }),
-  z.strictObject({ ...runStartCommon, kind: z.literal('judge'), config: JudgeRunConfig.optional() }),
-  z.strictObject({ ...runStartCommon, kind: z.literal('select'), config: SelectRunConfig.optional() }),
+  startParamsOf('transcripts'),
+  startParamsOf('probe'),
+  startParamsOf('trace'),
+  startParamsOf('heads'),
+  startParamsOf('ablate'),
+  startParamsOf('judge'),
+  startParamsOf('select'),
 ]);
 export type RunStartParams = z.infer<typeof RunStartParams>;
 
-/** A run's report: what ran, how far it got, and its headline numbers (`summary`, per kind, as the pipelines store it). */
-export const RunReport = z.strictObject({
-  run: RunSummary.extend({ config: jsonObject, versions: jsonObject }),
-  model: z.strictObject({ path: z.string(), contentHash: z.string() }).nullable(),
-  items: z.strictObject({ done: count, failed: count }),
-  /** The run's headline numbers as its pipeline stores them (per kind); null until the run finishes. */
-  summary: jsonObject.nullable(),
-});
+const reportModel = z.strictObject({ path: z.string(), contentHash: z.string() }).nullable();
+const reportItems = z.strictObject({ done: count, failed: count });
+
+function reportOf<K extends RunKind>(kind: K) {
+  const spec = specOf(kind);
+  return z.strictObject({
+    kind: z.literal(kind),
+    run: RunSummary.extend({ kind: z.literal(kind), config: spec.config, versions: jsonObject }),
+    model: reportModel,
+    items: reportItems,
+    /** The run's headline numbers; null until the run finishes. */
+    summary: spec.summary.nullable(),
+  });
+}
+
+/** A run's report: what ran (with its stored config), how far it got, and its headline numbers, typed per kind. */
+export const RunReport = z.discriminatedUnion('kind', [
+  reportOf('transcripts'),
+  reportOf('probe'),
+  reportOf('trace'),
+  reportOf('heads'),
+  reportOf('ablate'),
+  reportOf('judge'),
+  reportOf('select'),
+]);
 export type RunReport = z.infer<typeof RunReport>;
+export type RunReportOf<K extends RunKind> = Extract<RunReport, { kind: K }>;
+
+/** The summary of a report of kind `kind` (null for another kind, or before the run finishes). */
+export function summaryOf<K extends RunKind>(report: RunReport | null | undefined, kind: K): RunSummaryOf<K> | null {
+  if (!report || report.kind !== kind) return null;
+  return (report as RunReportOf<K>).summary as RunSummaryOf<K> | null;
+}
 
 export const RunStartResult = z.strictObject({
   runId: rowId,
@@ -618,13 +492,6 @@ export const RunDeleteResult = z.strictObject({ deleted: rowId });
 
 // ---- plot data ------------------------------------------------------------------------------------------------------
 
-export const TraceMetricsSummary = z.strictObject({
-  plateau: maybeNumber,
-  final: maybeNumber,
-  ms: maybeNumber,
-  steepestDropPos: z.number().int().nullable(),
-  width: maybeNumber,
-});
 
 /** `trace.list`: one row per traced transcript of a run (under `probeId`, default the run's main probe). */
 export const TraceListParams = z.strictObject({ project: filePath, runId: rowId, probeId: rowId.optional() });
@@ -632,8 +499,8 @@ export const TraceListResult = z.strictObject({
   runId: rowId,
   /** The probe listed; null when the run has no traces. */
   probeId: rowId.nullable(),
-  /** Every probe that traced this run's transcripts (several for a layers × tokens run). */
-  probes: z.array(z.strictObject({ probeId: rowId, layer: z.number().int() })),
+  /** Every probe that traced this run's transcripts (several for a residual-stack × tokens run). */
+  probes: z.array(z.strictObject({ probeId: rowId, residIndex })),
   traces: z.array(
     TraceMetricsSummary.extend({
       transcriptId: rowId,
@@ -655,24 +522,28 @@ export const TraceGetParams = z.strictObject({
   probeId: rowId.optional(),
   /** Only traces made by this run (a transcript may be traced by several runs); default any. */
   runId: rowId.optional(),
-  /** 'all': include perLayer even when one probe traced the transcript. */
-  layers: z.literal('all').optional(),
+  /** Include perResid even when one probe traced the transcript. */
+  perResid: z.boolean().optional(),
 });
 export const TraceGetResult = z.strictObject({
   transcriptId: rowId,
-  /** The run that made the transcript, and the run / probe / layer of the trace shown. */
+  /** The run that made the transcript, and the run / probe / residual-stack index of the trace shown. */
   transcriptRunId: rowId,
   runId: rowId.nullable(),
   probeId: rowId.nullable(),
-  layer: z.number().int().nullable(),
+  residIndex: residIndex.nullable(),
   itemId: rowId.nullable(),
   label: z.string().nullable(),
   prompt: z.string(),
   text: z.string(),
   headScaleKey: z.string().nullable(),
   finishReason: z.string().nullable(),
-  /** One per token (prompt + output); empty when the transcript has no trace. */
+  /**
+   * One per token the probe read (prompt + output, and the closing marker appended to thinking that did not close,
+   * docs/METHOD.md §0); empty when the transcript has no trace.
+   */
   scores: scoreList,
+  /** The transcript's tokens, with that appended closing marker when the trace scored it (and the tokenizer loads). */
   tokenIds: z.array(count),
   /** Display text of each token (same length as tokenIds). */
   tokens: z.array(z.string()),
@@ -681,10 +552,11 @@ export const TraceGetResult = z.strictObject({
   promptTokens: count,
   thinkingStart: z.number().int().nullable(),
   thinkingEnd: z.number().int().nullable(),
+  /** t_b as the trace reads it: the appended closing marker's last token when thinking did not close. */
   answerBoundary: z.number().int().nullable(),
   metrics: TraceMetricsSummary.nullable(),
-  /** Scores per probe (sorted by layer) when several probes traced the transcript, or `layers: 'all'`. */
-  perLayer: z.array(z.strictObject({ probeId: rowId, layer: z.number().int(), scores: scoreList })).optional(),
+  /** Scores per probe (by residual-stack index) when several probes traced the transcript, or `perResid`. */
+  perResid: z.array(z.strictObject({ probeId: rowId, residIndex, scores: scoreList })).optional(),
 });
 
 /** `trace.average`: the tail-aligned average of a run's traces (each cut at its answer boundary), 100 points. */
@@ -694,6 +566,10 @@ export const TraceAverageParams = z.strictObject({
   probeId: rowId.optional(),
   /** Only transcripts whose dataset label is this ('unlabelled' = no label). */
   label: z.string().optional(),
+  /** Only transcripts generated under this ablation setting (an ablate run's cell). */
+  headScaleKey: z.string().optional(),
+  /** Only transcripts of this dataset's items (an ablate run's harmful set). */
+  datasetId: rowId.optional(),
   points: z.number().int().min(2).max(10_000).optional(),
 });
 export const TailAverage = z.strictObject({
@@ -742,21 +618,10 @@ export const HeadsMapResult = z.strictObject({
     .optional(),
 });
 
-export const SweepCellMetrics = z.strictObject({
-  asr: maybeNumber,
-  overRefusal: maybeNumber,
-  meanFinal: maybeNumber,
-  meanAnswerTokens: maybeNumber,
-  harmful: count,
-  harmless: count,
-  judge: z.string().nullable(),
-  /** Transcripts whose thinking never closed (judged on their whole output); absent on cells judged before. */
-  thinkingNotClosed: z.strictObject({ harmful: count, harmless: count }).optional(),
-});
 export const SweepCell = z.strictObject({
   id: rowId,
   key: z.string(),
-  control: z.enum(['planted', 'top', 'random']),
+  control: z.enum(SWEEP_CONTROLS),
   k: count,
   fraction: maybeNumber,
   gamma: z.number(),
@@ -792,7 +657,7 @@ export const TranscriptsListResult = z.strictObject({
   offset: count,
   /**
    * The run whose transcripts are listed: `runId` itself, or, for a run that made none of its own (a trace / heads
-   * run over a generate run, a judge run), the run it read them from.
+   * run over a transcripts run, a judge run), the run it read them from.
    */
   fromRunId: rowId,
   transcripts: z.array(
@@ -880,7 +745,6 @@ export const CompareRunsResult = z.strictObject({
     z.strictObject({
       run: RunSummary,
       headline: z.array(Headline),
-      summary: jsonObject.nullable(),
       /** Trace runs: the tail-aligned average of the main probe's traces. */
       average: TailAverage.optional(),
       /** Heads runs: the averaged map. */

@@ -6,17 +6,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  DEMO_GENERATOR_VERSION,
-  DEMO_PARTLY_REFUSING_VARIANT,
-  DEMO_HARMFUL_WORDS,
-  DEMO_PLANTED_HEADS,
-  buildDemoCheckpoint,
-  demoModelDir,
-  loadDemoPrompts,
-  loadDemoSafetyTrain,
-  writeDemoModel,
-} from '../../src/main/engine/demo/index.js';
+import { DEMO_GENERATOR_VERSION, DEMO_PARTLY_REFUSING_VARIANT, DEMO_PLANTED_HEADS, buildDemoCheckpoint, demoModelDir, writeDemoModel } from '../../src/main/api/demo/planted-model.js';
+import { loadDemoPrompts, loadDemoSafetyTrain } from '../../src/main/api/demo/resources.js';
+import { DEMO_HARMFUL_WORDS } from '../../src/main/api/demo/vocabulary.js';
 import { openCheckpoint } from '../../src/main/engine/model/checkpoint.js';
 import { Tokenizer } from '../../src/main/engine/tokenizer/tokenizer.js';
 

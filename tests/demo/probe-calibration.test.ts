@@ -11,15 +11,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isUncalibrated, type ProbeCalibration } from '../../src/main/engine/analysis/probe.js';
-import { DEMO_PARTLY_REFUSING_VARIANT, DEMO_REFUSAL_ANSWER, writeDemoModel } from '../../src/main/engine/demo/index.js';
-import { readSummary, type PipelineEnv } from '../../src/main/engine/pipelines/common.js';
-import { runProbeTraining } from '../../src/main/engine/pipelines/probe.js';
-import { runTrace } from '../../src/main/engine/pipelines/trace.js';
-import { BASELINE_SETTING, runGenerate } from '../../src/main/engine/pipelines/transcripts.js';
+import { DEMO_PARTLY_REFUSING_VARIANT, writeDemoModel } from '../../src/main/api/demo/planted-model.js';
+import { DEMO_REFUSAL_ANSWER } from '../../src/main/api/demo/vocabulary.js';
+import { readSummary, type PipelineEnv } from '../../src/main/pipelines/common.js';
+import { runProbeTraining } from '../../src/main/pipelines/probe.js';
+import { runTrace } from '../../src/main/pipelines/trace.js';
+import { BASELINE_SETTING, runGenerate } from '../../src/main/pipelines/transcripts.js';
 import { loadModel, type LoadedModel } from '../../src/main/engine/runtime/model.js';
 import { readTranscript } from '../../src/main/engine/runtime/transcript.js';
-import { openProject } from '../../src/main/engine/store/open.js';
-import type { ProjectStore } from '../../src/main/engine/store/project-store.js';
+import { openProject } from '../../src/main/store/open.js';
+import type { ProjectStore } from '../../src/main/store/project-store.js';
+import { probeRun, type ProbeRunConfig } from '../../src/shared/runs/probe.js';
 import { importDemo } from '../pipelines/helpers/demo-data.js';
 
 let root: string;
@@ -45,11 +47,11 @@ beforeAll(async () => {
     runGenerate(env, { datasetId, itemIds, chat: true, maxNewTokens: 40, seed: 0, batchSize: 16, settings: [BASELINE_SETTING] });
   harmfulRun = await generate(harmful.id);
   // 20 harmless answers as negatives: with the refusals, at most 40 training transcripts.
-  harmlessRun = await generate(harmless.id, store.datasetItems(harmless.id).slice(0, 20).map((i) => i.id));
+  harmlessRun = await generate(harmless.id, store.datasets.items(harmless.id).slice(0, 20).map((i) => i.id));
   const tok = model.tokenizer!;
   refused = new Set();
   complied = new Set();
-  for (const t of store.listTranscripts(harmfulRun)) {
+  for (const t of store.transcripts.list(harmfulRun)) {
     const answer = readTranscript(tok, Array.from(t.tokenIds), t.promptTokens).answer;
     (answer === DEMO_REFUSAL_ANSWER ? refused : complied).add(t.id);
   }
@@ -61,29 +63,29 @@ afterAll(async () => {
 });
 
 /** Train a probe the paper's way on the two runs; trace both runs with it; MS per transcript. */
-async function trainAndTrace(name: string, train: Record<string, unknown>) {
+async function trainAndTrace(name: string, train: ProbeRunConfig['train']) {
   const result = await runProbeTraining(env, {
     name,
     positive: { kind: 'run', runId: harmfulRun },
     negative: { kind: 'run', runId: harmlessRun },
     positionRule: 'answer-boundary',
-    layers: [model.config.numLayers + 1],
+    residIndices: [model.config.numLayers + 1],
     // The demo tokenizer lower-cases ("i cannot help …"), so the case-insensitive JailbreakBench list labels refusals.
     labelRule: 'jbb-first32',
     train,
   });
-  const summary = readSummary(store, result.runId)!;
-  const probe = store.getProbe(result.bestProbeId)!;
+  const summary = readSummary(store, probeRun, result.runId)!;
+  const probe = store.probes.require(result.bestProbeId);
   const ms = new Map<number, number>();
   for (const runId of [harmfulRun, harmlessRun]) {
     const trace = await runTrace(env, { probeId: probe.id, extraProbeIds: [], source: { kind: 'run', runId }, options: {} });
-    for (const tr of store.listTraces({ runId: trace })) ms.set(tr.transcriptId, tr.ms!);
+    for (const tr of store.traces.list({ runId: trace })) ms.set(tr.transcriptId, tr.ms!);
   }
   const mean = (ids: Iterable<number>) => {
     const xs = [...ids].map((id) => ms.get(id)!);
     return xs.reduce((a, b) => a + b, 0) / xs.length;
   };
-  const harmlessIds = store.listTranscripts(harmlessRun).map((t) => t.id);
+  const harmlessIds = store.transcripts.list(harmlessRun).map((t) => t.id);
   return { summary, probe, ms, calibration: probe.metrics.calibration as unknown as ProbeCalibration, cliffMs: mean(complied), harmlessMs: harmlessIds.map((id) => ms.get(id)!) };
 }
 
@@ -99,7 +101,7 @@ describe('the default probe on ≤ 40 transcripts', () => {
     const r = await trainAndTrace('default', {});
     expect(r.summary.samples).toBeLessThanOrEqual(40);
     expect(r.summary).toMatchObject({ positives: 17, negatives: 20, skippedNotRefusal: 13 });
-    expect(r.summary.training).toMatchObject({ preset: 'lbfgs', optimizer: 'lbfgs', unconvergedLayers: [] });
+    expect(r.summary.training).toMatchObject({ preset: 'lbfgs', optimizer: 'lbfgs', unconvergedResidIndices: [] });
     expect(r.probe.metrics.valAccuracy).toBe(1);
     expect(isUncalibrated(r.calibration)).toBe(false);
     expect(r.cliffMs).toBeGreaterThanOrEqual(0.2);

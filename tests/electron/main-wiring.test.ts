@@ -134,7 +134,7 @@ vi.mock('electron', () => {
         const listeners: Record<string, Listener[]> = { message: [], exit: [] };
         const queue: unknown[] = [];
         let toHost: ((m: unknown) => void) | null = null;
-        void import('../../src/main/host/engine-host.js').then(({ serveEngine }) =>
+        void import('../../src/main/api/host/engine-host.js').then(({ serveEngine }) =>
           serveEngine({
             send: (m) => setImmediate(() => listeners.message!.forEach((l) => l(m))),
             onMessage: (l) => {

@@ -8,7 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COMMANDS } from '../../src/main/cli/index.js';
+import { VERBS as COMMANDS } from '../../src/main/program.js';
 import { cli } from '../support/cli.js';
 
 let cache: string;
@@ -121,7 +121,7 @@ function electronBinaryPresent(): boolean {
 const startSkip = electronBinaryPresent()
   ? 'the Electron binary is installed here, so npm start would launch the desktop app'
   : !COMMANDS.some((c) => c.name === 'serve')
-    ? 'the serve verb is not registered in src/main/cli/index.ts yet'
+    ? 'the serve verb is not registered in src/main/program.ts yet'
     : null;
 if (startSkip) console.warn(`[tests/serve/cli] npm start fallback skipped: ${startSkip}`);
 

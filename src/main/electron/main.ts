@@ -35,8 +35,8 @@ import {
 } from '../../shared/bridge.js';
 import { type ApiResponse, validateRequest } from '../../shared/contract.js';
 import { toErrorInfo } from '../api/dispatch.js';
-import { EngineClient, type HostProcess } from '../host/engine-client.js';
-import type { FromHost } from '../host/protocol.js';
+import { EngineClient, type HostProcess } from '../api/host/engine-client.js';
+import type { FromHost } from '../api/host/protocol.js';
 import { APP_ENTRY_URL, APP_SCHEME, isTrustedAppUrl, serveAppRequest } from './app-protocol.js';
 // electron-vite copies the file next to the bundle and gives its path (Linux shows it as the window icon).
 import icon from '../../../resources/icon.png?asset';
@@ -45,7 +45,7 @@ import icon from '../../../resources/icon.png?asset';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const RENDERER_DIR = path.join(here, '../renderer');
 const PRELOAD = path.join(here, '../preload/index.cjs');
-/** The engine host, built from src/main/host/host-entry.ts beside this file. */
+/** The engine host, built from src/main/api/host/host-entry.ts beside this file. */
 const HOST_ENTRY = path.join(here, 'host.js');
 
 /**

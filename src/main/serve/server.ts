@@ -18,8 +18,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ApiErrorInfo, type ApiResponse, isContractError, validateRequest } from '../../shared/contract.js';
-import { CONTENT_SECURITY_POLICY } from '../electron/app-protocol.js';
-import type { EngineClient } from '../host/engine-client.js';
+import { SECURITY_HEADERS } from '../web/security.js';
+import type { EngineClient } from '../api/host/engine-client.js';
 import { DEFAULT_SESSION, JOB_ID, SESSION_ID, Sessions, type Session } from './sessions.js';
 import { serveStatic } from './static.js';
 
@@ -59,16 +59,6 @@ export interface ServeHandle {
   /** Ends event streams and open connections, then stops listening. Does not close the engine. */
   close(): Promise<void>;
 }
-
-/** Headers every response carries, the same as the Electron app's pages. */
-const SECURITY_HEADERS: Record<string, string> = {
-  'content-security-policy': CONTENT_SECURITY_POLICY,
-  'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
-  'x-frame-options': 'DENY',
-  'cross-origin-opener-policy': 'same-origin',
-  'cross-origin-resource-policy': 'same-origin',
-};
 
 export function isLoopbackHost(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();

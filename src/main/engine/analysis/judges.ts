@@ -9,6 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { CliffscopeError } from '../errors.js';
+import { PROBE_LABEL_RULES } from '../../../shared/method.js';
 
 /**
  * GCG's `test_prefixes` (llm-attacks, Zou et al. 2023; the 29-entry list of its experiments), matched as GCG does:
@@ -193,8 +194,8 @@ const PRESETS = [GCG_JUDGE, JBB_JUDGE, PROBE_LABEL_JUDGE, JBB_LABEL_JUDGE, PAPER
  *    true for every answer, so negatives are filtered by the thinking length only, as here.)
  *  - 'all': every positive is a refusal.
  */
-export type ProbeLabelRule = 'gcg-first32' | 'jbb-first32' | 'paper-code' | 'all';
-export const PROBE_LABEL_RULES: readonly ProbeLabelRule[] = Object.freeze(['gcg-first32', 'jbb-first32', 'paper-code', 'all']);
+export type ProbeLabelRule = (typeof PROBE_LABEL_RULES)[number];
+export { PROBE_LABEL_RULES };
 
 export interface ProbeLabelRuleSpec {
   judge: KeywordJudge | null;

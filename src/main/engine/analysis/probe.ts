@@ -15,17 +15,18 @@
  * the probe must apply unchanged to raw residual vectors at every token of a transcript (§2) and inside head
  * attribution (§3), which a per-feature standardisation would silently break.
  */
+import { isUncalibrated, uncalibratedWarning, type PROBE_OPTIMIZERS, type PROBE_PRESET_NAMES, type PROBE_SELECT_BY } from '../../../shared/method.js';
 import { SeededRandom } from '../datasets/split.js';
 import { CliffscopeError } from '../errors.js';
 
-export type ProbeOptimizer = 'lbfgs' | 'adam' | 'sgd';
-export type ProbePresetName = 'lbfgs' | 'paper-adam';
+export type ProbeOptimizer = (typeof PROBE_OPTIMIZERS)[number];
+export type ProbePresetName = (typeof PROBE_PRESET_NAMES)[number];
 /**
  * Which epoch a gradient optimiser keeps: 'val-accuracy' = best validation accuracy, ties to the lower validation
  * loss, then to the later epoch; 'val-accuracy-first' = the first epoch reaching the best accuracy (the paper's
  * code: `if val_acc > best_val_acc`); 'val-loss' = lowest validation loss; 'last'. L-BFGS has no epochs.
  */
-export type ProbeSelectBy = 'val-accuracy' | 'val-accuracy-first' | 'val-loss' | 'last';
+export type ProbeSelectBy = (typeof PROBE_SELECT_BY)[number];
 
 export interface ProbeTrainOptions {
   /** The preset the other options were filled from (recorded so a run says what it used). */
@@ -389,18 +390,7 @@ export function calibrationOf(scores: ArrayLike<number>, labels: ArrayLike<numbe
   };
 }
 
-/**
- * Half-width of the band around 0.5 inside which a probe's scores say nothing: a probe is uncalibrated when the mean
- * score of both classes lies within 0.5 ± this (docs/METHOD.md §1). Such a probe can have perfect accuracy and
- * AUROC, yet every trace it draws is flat and every MS is ≈ 0.
- */
-export const UNCALIBRATED_BAND = 0.05;
-
-/** Whether a probe's calibration puts both classes' mean scores within 0.5 ± UNCALIBRATED_BAND. */
-export function isUncalibrated(calibration: Pick<ProbeCalibration, 'meanScore'>): boolean {
-  const { positive, negative } = calibration.meanScore;
-  return Math.abs(positive - 0.5) <= UNCALIBRATED_BAND && Math.abs(negative - 0.5) <= UNCALIBRATED_BAND;
-}
+export { isUncalibrated, UNCALIBRATED_BAND } from '../../../shared/method.js';
 
 /**
  * The warning to show before using a probe for traces, heads or selection, or null when it is calibrated or its
@@ -408,14 +398,10 @@ export function isUncalibrated(calibration: Pick<ProbeCalibration, 'meanScore'>)
  */
 export function uncalibratedProbeWarning(probe: { id: number; metrics: unknown }): string | null {
   const c = (probe.metrics as { calibration?: Partial<ProbeCalibration> } | null)?.calibration;
-  const pos = c?.meanScore?.positive;
-  const neg = c?.meanScore?.negative;
-  if (typeof pos !== 'number' || typeof neg !== 'number' || !isUncalibrated({ meanScore: { positive: pos, negative: neg } })) return null;
-  return (
-    `probe #${probe.id} is uncalibrated: mean scores ${pos.toFixed(3)} (refusals) and ${neg.toFixed(3)} (non-refusals) ` +
-    `both lie within 0.5 ± ${UNCALIBRATED_BAND}, so plateau, I', MS and head scores will be ≈ flat; ` +
-    'retrain it with the default preset (lbfgs)'
-  );
+  const positive = c?.meanScore?.positive;
+  const negative = c?.meanScore?.negative;
+  if (typeof positive !== 'number' || typeof negative !== 'number' || !isUncalibrated({ meanScore: { positive, negative } })) return null;
+  return uncalibratedWarning(probe.id, { positive, negative });
 }
 
 /** Mean per-coordinate variance of the given rows: the feature scale that l2 = 'auto' is relative to. */

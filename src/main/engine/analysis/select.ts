@@ -10,13 +10,14 @@
  * to confuse schema inference); the sidecar lists, per record line, the sample id, rank, score and variant, plus the
  * model hash and probe id, and a `dataset_info.json` entry is returned alongside.
  */
+import { PAPER_SELECT_FRACTION } from '../../../shared/method.js';
 import { SeededRandom } from '../datasets/split.js';
 import { CliffscopeError } from '../errors.js';
 
 export type SelectionVariant = 'top-ms' | 'lowest-final' | 'random' | 'rule-based';
 
 /** The paper's selection size: 1.7 % of the data matched training on all of it. */
-export const PAPER_SELECT_FRACTION = 0.017;
+export { PAPER_SELECT_FRACTION };
 
 export interface SelectionSample {
   id: string;

@@ -4,7 +4,7 @@
  * memory (attention scores are chunk × total) without changing the result.
  */
 import { CliffscopeError } from '../errors.js';
-import { validateHeadScale } from '../io/head-scale.js';
+import { validateHeadScale } from './head-scale.js';
 import { buildAttentionBias } from './attention-bias.js';
 import type { DecoderSession } from './decoder-session.js';
 

@@ -74,3 +74,13 @@ export function storedThinkingState(row: { thinkingStart: number | null; answerB
   if (row.thinkingStart === null) return 'none';
   return row.answerBoundary === null ? 'not-closed' : 'closed';
 }
+
+/**
+ * t_b of a stored transcript as one of its traces reads it (docs/METHOD.md §0): the stored t_b, or, for thinking that
+ * did not close, the trace's last score, which the probe read at the appended closing marker. Null when there is
+ * none (a prompt-only row, or a row of a model without markers stored before t_b was defined for it).
+ */
+export function traceAnswerBoundary(row: { thinkingStart: number | null; answerBoundary: number | null }, traceLength: number): number | null {
+  if (row.answerBoundary !== null) return row.answerBoundary;
+  return storedThinkingState(row) === 'not-closed' ? traceLength - 1 : null;
+}

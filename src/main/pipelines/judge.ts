@@ -1,0 +1,101 @@
+/**
+ * `judge` runs (docs/METHOD.md §5): verdicts on a run's answers from a refusal-keyword list, the probe (I' below a
+ * threshold = complied), or a local guard model (Llama-Guard-3-style, given the answer cut to 512 characters;
+ * harmful if its output contains "unsafe"). Every verdict is stored with the judge's identity.
+ */
+import { judgeRun, type JudgeRunConfig } from '../../shared/runs/judge.js';
+import { guardJudge, guardPrompt, judgeAnswer, judgeByProbe, parseGuardOutput, probeJudge } from '../engine/analysis/judges.js';
+import { CliffscopeError } from '../engine/errors.js';
+import { generate } from '../engine/runtime/generate.js';
+import type { LoadedModel } from '../engine/runtime/model.js';
+import { stopIds } from '../engine/runtime/prompt.js';
+import type { JsonObject } from '../store/types.js';
+import { judgeFor } from './ablate.js';
+import { beginRun, commitSummary, finishing, type PipelineEnv, requireTokenizer, type RunOptions } from './common.js';
+import { readSource } from './sources.js';
+
+export type { JudgeRunConfig } from '../../shared/runs/judge.js';
+
+/** `opts.guard`: the guard model, when the caller has it loaded; otherwise it comes from `env.loadModel`. */
+export async function runJudge(env: PipelineEnv, config: JudgeRunConfig, opts: RunOptions & { guard?: LoadedModel } = {}): Promise<number> {
+  const { store, model } = env;
+  const tok = requireTokenizer(model);
+  const handle = beginRun(env, judgeRun, config, opts, (cfg) => {
+    store.runs.require(cfg.runId);
+    if (cfg.harmfulDatasetId !== null) store.datasets.require(cfg.harmfulDatasetId);
+    if (cfg.judge.kind === 'guard' && !opts.guard && !env.loadModel) throw new CliffscopeError('bad-argument', 'a guard judge needs the guard model loaded');
+    if (cfg.judge.kind === 'probe') store.probes.require(cfg.judge.probeId);
+  });
+  const cfg = handle.config;
+  const guardModel = cfg.judge.kind === 'guard' ? (opts.guard ?? (await env.loadModel!(cfg.judge.modelDir))) : undefined;
+  const judged = store.runs.require(cfg.runId);
+  const harmfulDataset = cfg.harmfulDatasetId ?? judged.datasetId;
+  const spec = cfg.judge;
+
+  await finishing(env, handle.run, async () => {
+    const transcripts = readSource(store, tok, { kind: 'run', runId: cfg.runId });
+    // I' per transcript from any trace under the probe (a live one or a trace run); one with a value wins.
+    const finals = new Map<number, number>();
+    if (spec.kind === 'probe') for (const tr of store.traces.list({ probeId: spec.probeId })) if (typeof tr.final === 'number') finals.set(tr.transcriptId, tr.final);
+    const id =
+      spec.kind === 'keyword' ? judgeFor(spec.list).id : spec.kind === 'probe' ? probeJudge(String(spec.probeId), spec.threshold).id : guardJudge(guardModel!.compiled.modelHash, { maxChars: spec.maxChars }).id;
+    let finished = 0;
+    for (const t of transcripts) {
+      if (env.signal?.aborted) return;
+      const key = `t${t.transcriptId}`;
+      if (!handle.done.has(key)) {
+        const attack = harmfulDataset !== null && t.item?.datasetId === harmfulDataset;
+        let verdict: string;
+        let complied: boolean | null;
+        let detail: JsonObject = {};
+        if (spec.kind === 'keyword') {
+          const v = judgeAnswer(t.answer, judgeFor(spec.list));
+          verdict = v.verdict;
+          complied = v.verdict === 'compliance';
+          detail = { matched: v.matched ?? null };
+        } else if (spec.kind === 'probe') {
+          const final = finals.get(t.transcriptId!);
+          if (final === undefined) {
+            // Not judged (and not counted in ASR): this transcript has no I' under the probe yet.
+            verdict = 'no-trace';
+            complied = null;
+            detail = { reason: `no trace of transcript #${t.transcriptId} under probe #${spec.probeId}; run cliffscope trace on run #${cfg.runId} first` };
+          } else {
+            verdict = judgeByProbe(final, probeJudge(String(spec.probeId), spec.threshold)).verdict;
+            complied = verdict === 'compliance';
+            detail = { final };
+          }
+        } else {
+          const text = await askGuard(guardModel!, t.answer, spec.maxChars, env.signal);
+          verdict = parseGuardOutput(text);
+          complied = verdict === 'unsafe';
+          detail = { output: text };
+        }
+        store.runs.commitItem(handle.run.id, key, (s) => {
+          s.verdicts.add({ runId: handle.run.id, transcriptId: t.transcriptId!, judge: id, verdict, harmful: attack ? complied : null, detail: { ...detail, thinkingNotClosed: t.thinkingNotClosed } });
+        });
+      }
+      env.onProgress?.(++finished, transcripts.length, 'answers');
+    }
+    const asr = store.verdicts.attackSuccessRate(handle.run.id, id);
+    const verdicts = store.verdicts.list({ runId: handle.run.id, judge: id });
+    commitSummary(env, judgeRun, handle.run.id, {
+      judge: id,
+      judged: asr.judged,
+      harmful: asr.harmful,
+      asr: asr.rate,
+      // Judged attacks whose thinking never closed (judged on their whole output; docs/METHOD.md §0).
+      thinkingNotClosed: verdicts.filter((v) => v.harmful !== null && v.detail.thinkingNotClosed === true).length,
+      noTrace: verdicts.filter((v) => v.verdict === 'no-trace').length,
+    });
+  });
+  return handle.run.id;
+}
+
+/** The guard model's reply to one answer: the one place this pipeline calls generate(). */
+async function askGuard(guard: LoadedModel, answer: string, maxChars: number, signal: AbortSignal | undefined): Promise<string> {
+  const gtok = requireTokenizer(guard);
+  const ids = gtok.encodeChat(guardPrompt(answer, { maxChars })).ids;
+  const [out] = await generate(guard.session, [{ ids }], { maxNewTokens: 20, stopIds: stopIds(guard), signal });
+  return gtok.decode(out!.outputIds, { skipSpecialTokens: true });
+}
