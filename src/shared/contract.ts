@@ -144,8 +144,9 @@ export const Transcript = z.strictObject({
 export type Transcript = z.infer<typeof Transcript>;
 
 export const GenerateRunResult = z.strictObject({
-  /** The execution provider that ran the model. */
+  /** The execution provider that ran the model, and why `auto` skipped better ones. */
   provider: z.string().min(1),
+  providerNotes: z.array(z.string()),
   transcripts: z.array(Transcript),
   seconds: z.number().nonnegative(),
 });
@@ -302,6 +303,9 @@ const demoTrace = z.strictObject({ transcripts: count, meanPlateau: maybeNumber,
 export const DemoReport = z.strictObject({
   projectFile: z.string(),
   modelDir: z.string(),
+  /** The execution provider that ran the demo model, and why `auto` skipped better ones. */
+  provider: z.string().min(1),
+  providerNotes: z.array(z.string()),
   /** Run id per demo stage: probe, transcripts, transcriptsHarmless, trace, traceHarmless, heads, ablate, select. */
   runs: z.record(z.string(), rowId),
   /** The best probe: its id, the residual-stack index it reads, and its validation numbers. */

@@ -19,7 +19,8 @@ export type ErrorCode =
   | 'cancelled'
   | 'bad-project'
   | 'bad-dataset'
-  | 'model-mismatch';
+  | 'model-mismatch'
+  | 'provider-unavailable';
 
 export class CliffscopeError extends Error {
   readonly code: ErrorCode;

@@ -52,6 +52,7 @@ export function runVersions(model: LoadedModel): JsonObject {
     compiler: COMPILER_VERSION,
     onnxruntime: ort.env.versions.node ?? ort.env.versions.common ?? null,
     provider: model.session.provider,
+    providerNotes: [...model.session.providerNotes],
     node: process.versions.node,
     platform: `${process.platform}-${process.arch}`,
   };

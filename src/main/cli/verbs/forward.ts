@@ -105,6 +105,7 @@ ${RUNTIME_HELP}  --json                print a JSON summary on stdout
       architecture: cfg.architecture,
       norm_preserve: String(model.compiled.options.normPreserve),
       head_scale: headScale ? JSON.stringify(headScale) : '',
+      provider: model.session.provider,
     });
 
     // The most likely next token after the last position, as a sanity line for the terminal.
@@ -120,6 +121,8 @@ ${RUNTIME_HELP}  --json                print a JSON summary on stdout
       compiledCached: model.compiled.cached,
       nextTokenId: argmax,
       nextToken: model.tokenizer ? model.tokenizer.decode([argmax]) : null,
+      provider: model.session.provider,
+      providerNotes: model.session.providerNotes,
     };
     if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
     else process.stdout.write(`wrote ${tensors.length} tensors for ${T} tokens to ${out}; next token: ${argmax}${summary.nextToken !== null ? ` (${JSON.stringify(summary.nextToken)})` : ''}\n`);

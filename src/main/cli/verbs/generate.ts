@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { SAMPLING_FLAGS, samplingFromFlags } from '../../../shared/runs/flags.js';
 import type { CliContext, FlagSpec } from '../../../shared/runs/spec.js';
+import { describeProvider } from '../../../shared/values.js';
 import { CliffscopeError } from '../../engine/errors.js';
 import { readHeadScaleFile } from '../../engine/runtime/head-scale.js';
 import { call } from '../api.js';
@@ -103,7 +104,8 @@ Runtime:
 ${RUNTIME_HELP}
 Output:
   --json                    one JSON object per transcript on stdout: prompt, input_ids, output_ids, text,
-                            thinking, answer, finish_reason, think_open, think_close, answer_boundary
+                            thinking, answer, finish_reason, think_open, think_close, answer_boundary, and
+                            provider / provider_notes (where it ran, and why auto skipped better providers)
   -h, --help                this help
 `,
   async run(argv) {
@@ -181,6 +183,8 @@ Output:
             think_open: t.thinkOpen,
             think_close: t.thinkClose,
             answer_boundary: t.answerBoundary,
+            provider: result.provider,
+            provider_notes: result.providerNotes,
           })}\n`,
         );
       } else if (streamOne) {
@@ -190,7 +194,7 @@ Output:
       }
     });
     const tokens = result.transcripts.reduce((n, t) => n + t.outputIds.length, 0);
-    if (!json) process.stderr.write(`${tokens} tokens in ${result.seconds.toFixed(1)} s (${(tokens / Math.max(result.seconds, 1e-3)).toFixed(1)} tokens/s) on ${result.provider}\n`);
+    if (!json) process.stderr.write(`${tokens} tokens in ${result.seconds.toFixed(1)} s (${(tokens / Math.max(result.seconds, 1e-3)).toFixed(1)} tokens/s) on ${describeProvider(result.provider, result.providerNotes)}\n`);
     return result.transcripts.some((t) => t.finishReason === 'cancelled') ? 130 : 0;
   },
 };
