@@ -33,11 +33,12 @@ describe('describeTranscript', () => {
     expect(t.split.thinkOpen).toBe(prompt.length - 1);
   });
 
-  it('has no answer while the model is still thinking, and all answer without markers', async () => {
+  it('judges the whole output while the model is still thinking (flagged), and all answer without markers', async () => {
     const tok = await Tokenizer.fromDir(dir);
     const prompt = tok.encodeChat([{ role: 'user', content: 'tell me a story' }]).ids;
     const thinking = describeTranscript(tok, prompt, tok.encode('let me think first'));
-    expect(thinking.answer).toBe('');
+    expect(thinking.answer).toBe('let me think first');
+    expect(thinking.thinkingNotClosed).toBe(true);
     expect(thinking.thinking).toBe('let me think first');
     const plainPrompt = tok.encode('tell me a story');
     const plain = describeTranscript(tok, plainPrompt, tok.encode('okay here is a story'));

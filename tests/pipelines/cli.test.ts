@@ -100,6 +100,9 @@ describe('the method verb by verb', () => {
     expect(r.stdout).toMatch(/run #\d+ probe "refusal" — done/);
     expect(r.stdout).toContain('60 (30 refusals, 30 non-refusals');
     expect(r.stdout).toMatch(/val acc 100\.0%.*← best/);
+    // Settings only Adam reads select the paper's loop, and the report says so, with the probe's calibration.
+    expect(r.stdout).toMatch(/fit\s+adam \(preset paper-adam\): preset paper-adam, because settings only a gradient optimiser uses were given/);
+    expect(r.stdout).toMatch(/validation loss [\d.]+ \(ln 2 = 0\.693\)\s+mean score [\d.]+ \/ [\d.]+\s+gap [\d.]+\s+ECE [\d.]+/);
     probeId = Number(/probe #(\d+)/.exec(r.stdout)![1]);
     expect(probeId).toBeGreaterThan(0);
   });
@@ -269,6 +272,14 @@ describe('the method verb by verb', () => {
       expect(a.slice(a.indexOf('--top-p: '))).toBe(b.slice(b.indexOf('--top-p: ')));
     });
 
+    it('probe train --preset, --l2 and --select-by outside their choices', async () => {
+      const probe = (...flags: string[]) => ['probe', 'train', project, ...m(), '--positive', 'harmful', '--negative', 'harmless', '--position', 'prompt', ...flags];
+      await refused(probe('--preset', 'adam'), /--preset: .*lbfgs.*paper-adam/);
+      await refused(probe('--l2=-1'), '--l2: ');
+      await refused(probe('--select-by', 'best'), /--select-by: .*val-accuracy-first/);
+      await refused(probe('--label-rule', 'paper'), /--label-rule: .*paper-code/);
+    });
+
     it('ablate --fractions 2 leaves no run (it used to leave an interrupted one)', async () => {
       await refused(['ablate', project, ...m(), '--heads-run', String(ids.heads), '--harmful', 'harmful', '--fractions', '0,2'], /--fractions: .*1/);
     });
@@ -296,6 +307,16 @@ describe('the method verb by verb', () => {
     expect(report.run).toMatchObject({ id: runId, kind: 'ablate', status: 'done' });
     expect(report.run.config).toMatchObject({ fractions: [0, 0.1], gammas: [0], randomControl: false });
     expect(report.summary.cells.map((c: { key: string }) => c.key)).toEqual(['baseline', 'top:k3:g0']);
+  });
+
+  it('probe train --preset lbfgs --l2 auto: stored as given, and the run says what it fitted', async () => {
+    const r = await ok('probe', 'train', project, ...m(), '--positive', 'harmful', '--negative', 'harmless', '--position', 'prompt', '--label-rule', 'all', '--preset', 'lbfgs', '--l2', 'auto', '--name', 'refusal-lbfgs', '--json');
+    const report = JSON.parse(r.stdout);
+    expect(report.run.config.train).toEqual({ preset: 'lbfgs', l2: 'auto' });
+    expect(report.summary.training).toMatchObject({ preset: 'lbfgs', optimizer: 'lbfgs', reason: 'preset lbfgs was requested', unconvergedResidIndices: [] });
+    const best = report.summary.probes.find((p: { probeId: number }) => p.probeId === report.summary.bestProbeId);
+    expect(best.calibration).toMatchObject({ set: 'validation', chanceLoss: Math.LN2, eceBins: 10 });
+    expect(best.calibration.meanScore.positive - best.calibration.meanScore.negative).toBeGreaterThan(0.5);
   });
 
   it('probe train --layers still works, with a note that it is now --resid', async () => {

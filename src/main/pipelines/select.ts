@@ -1,5 +1,5 @@
 /**
- * `select` runs — Cliff-as-a-Judge (METHOD.md §6): teacher-force every (prompt, reasoning response) of a safety
+ * `select` runs — Cliff-as-a-Judge (docs/METHOD.md §6): teacher-force every (prompt, reasoning response) of a safety
  * training set through the model, score it by its misalignment MS = I − I' under the probe, select the top p %
  * (or the lowest I', random, or rule-based), and export the selection for fine-tuning with its provenance.
  */
@@ -131,7 +131,8 @@ export function exportSelection(store: ProjectStore, runId: number, outDir: stri
   const decodedSplit = (datasetId: number, itemId: number) => {
     if (!decoded.has(datasetId)) {
       const all = readSource(store, tok, { kind: 'dataset', datasetId, chat: cfg.chat });
-      decoded.set(datasetId, new Map(all.map((x) => [x.item!.id, { thinking: x.thinking, answer: x.answer }])));
+      // A response whose thinking never closed has no answer to train on (judges read all of it; training must not).
+      decoded.set(datasetId, new Map(all.map((x) => [x.item!.id, { thinking: x.thinking, answer: x.thinkingNotClosed ? '' : x.answer }])));
     }
     return decoded.get(datasetId)!.get(itemId)!;
   };

@@ -1,5 +1,5 @@
 /**
- * `select` runs — Cliff-as-a-Judge (METHOD.md §6): teacher-force every (prompt, reasoning response) of a safety
+ * `select` runs — Cliff-as-a-Judge (docs/METHOD.md §6): teacher-force every (prompt, reasoning response) of a safety
  * training set, score it by its misalignment MS = I − I' under the probe, and select the top fraction (or the lowest
  * I', random, or rule-based) for fine-tuning.
  */

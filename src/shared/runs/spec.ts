@@ -141,3 +141,5 @@ export function defineRun<K extends string, In, Cfg, Sum>(spec: RunSpec<K, In, C
 
 export const fmt = (v: number | null | undefined, digits = 3): string => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(digits)) : '—');
 export const pct = (v: number | null | undefined): string => (typeof v === 'number' ? `${(v * 100).toFixed(1)}%` : '—');
+/** "; thinking not closed: n" for a report line, or nothing for a run summarised before it was counted (docs/METHOD.md §0). */
+export const notClosed = (n: number | undefined): string => (n === undefined ? '' : `; thinking not closed: ${n}`);
