@@ -1,5 +1,6 @@
 /**
- * `npm run bench [-- --quick] [--provider auto|cpu|cuda] [--threads N] [--out FILE] [--keep] [--cache DIR] [--seed N]`
+ * `npm run bench [-- --quick] [--provider auto|cpu] [--threads N] [--out FILE] [--keep] [--cache DIR] [--seed N]`
+ * (`--provider cuda|webgpu` or `--plan gpu` runs the GPU plan instead: gpu.ts)
  *
  * Throughput and memory of the engine on a checkpoint with DeepSeek-R1-Distill-Qwen-1.5B's shape (seeded random
  * BF16 weights generated here, never committed), or a small shape with --quick. Prints one JSON document on stdout
@@ -26,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { COMPILER_VERSION, type CompileOptions, defaultCacheRoot, type ResolvedCompileOptions } from '../src/main/engine/onnx/compile.js';
 import { PROVIDER_CHOICES, type ProviderChoice } from '../src/main/engine/runtime/providers.js';
 import type { BandwidthResult } from './bandwidth.js';
+import { runGpuBench, wantsGpuPlan } from './gpu.js';
 import type { Int4CeilingJob, Int4CeilingResult } from './int4-ceiling.js';
 import { type BenchShape, configJson, ensureCheckpoint, FULL_SHAPE, kvBytesPerToken, paramCounts, QUICK_SHAPE } from './checkpoint.js';
 import type { DecodeResult, PrefillResult } from './measure.js';
@@ -224,6 +226,8 @@ function machineInfo(args: Args) {
 }
 
 async function main(): Promise<void> {
+  // GPU providers (or --plan gpu) get the GPU plan: float16, decode at batch 1/8/32, prefill 512/4,096 (gpu.ts).
+  if (wantsGpuPlan(process.argv.slice(2))) return runGpuBench(process.argv.slice(2));
   const args = parseArgs(process.argv.slice(2));
   const startedAt = new Date();
   const t0 = performance.now();

@@ -31,6 +31,7 @@ import {
   TranscriptSource,
 } from './values.js';
 import { SWEEP_CONTROLS, SweepCellMetrics } from './runs/ablate.js';
+import { ProbeCalibration, ProbeTraining } from './runs/probe.js';
 import { RUN_KINDS, type RunSummaryOf, specOf } from './runs/registry.js';
 
 export { HeadRefSchema, ModelRef, PositionRule, Precision, Sampling, TranscriptSource } from './values.js';
@@ -143,8 +144,9 @@ export const Transcript = z.strictObject({
 export type Transcript = z.infer<typeof Transcript>;
 
 export const GenerateRunResult = z.strictObject({
-  /** The execution provider that ran the model. */
+  /** The execution provider that ran the model, and why `auto` skipped better ones. */
   provider: z.string().min(1),
+  providerNotes: z.array(z.string()),
   transcripts: z.array(Transcript),
   seconds: z.number().nonnegative(),
 });
@@ -222,6 +224,20 @@ export const ProbeMetrics = z.strictObject({
   trainLoss: scoreList.optional(),
   valLoss: scoreList.optional(),
   valAccuracyPerEpoch: scoreList.optional(),
+  /** Calibration on the validation set (train set without one); probes trained before it was recorded lack it. */
+  calibration: ProbeCalibration.extend({
+    /** Both classes' mean scores within 0.5 ± 0.05: the probe's scores say nothing (docs/METHOD.md §1). */
+    uncalibrated: z.boolean(),
+  }).optional(),
+  /** What was fitted and why (probes trained before it was recorded lack it). */
+  training: ProbeTraining.extend({
+    /** The L2 coefficient used ('auto' resolved). */
+    l2: maybeNumber,
+    /** L-BFGS: iterations, whether it converged, max |∂f| at the end; null for Adam / SGD. */
+    iterations: z.number().int().nullable(),
+    converged: z.boolean().nullable(),
+    gradientNorm: maybeNumber,
+  }).optional(),
 });
 
 export const ProbeSummary = z.strictObject({
@@ -287,6 +303,9 @@ const demoTrace = z.strictObject({ transcripts: count, meanPlateau: maybeNumber,
 export const DemoReport = z.strictObject({
   projectFile: z.string(),
   modelDir: z.string(),
+  /** The execution provider that ran the demo model, and why `auto` skipped better ones. */
+  provider: z.string().min(1),
+  providerNotes: z.array(z.string()),
   /** Run id per demo stage: probe, transcripts, transcriptsHarmless, trace, traceHarmless, heads, ablate, select. */
   runs: z.record(z.string(), rowId),
   /** The best probe: its id, the residual-stack index it reads, and its validation numbers. */
@@ -377,6 +396,8 @@ export const DatasetImportParams = z.strictObject({
   file: filePath,
   mapping: ColumnMappingInput.optional(),
   format: DatasetFormat.optional(),
+  /** Refuse files larger than this many MB (default 512: a bound on what a mistaken path can cost). */
+  maxMb: z.number().int().min(1, 'must be at least 1 (MB)').max(1_000_000).optional(),
 });
 export const DatasetImportResult = z.strictObject({
   dataset: DatasetSummary,
@@ -523,8 +544,12 @@ export const TraceGetResult = z.strictObject({
   text: z.string(),
   headScaleKey: z.string().nullable(),
   finishReason: z.string().nullable(),
-  /** One per token (prompt + output); empty when the transcript has no trace. */
+  /**
+   * One per token the probe read (prompt + output, and the closing marker appended to thinking that did not close,
+   * docs/METHOD.md §0); empty when the transcript has no trace.
+   */
   scores: scoreList,
+  /** The transcript's tokens, with that appended closing marker when the trace scored it (and the tokenizer loads). */
   tokenIds: z.array(count),
   /** Display text of each token (same length as tokenIds). */
   tokens: z.array(z.string()),
@@ -533,6 +558,7 @@ export const TraceGetResult = z.strictObject({
   promptTokens: count,
   thinkingStart: z.number().int().nullable(),
   thinkingEnd: z.number().int().nullable(),
+  /** t_b as the trace reads it: the appended closing marker's last token when thinking did not close. */
   answerBoundary: z.number().int().nullable(),
   metrics: TraceMetricsSummary.nullable(),
   /** Scores per probe (by residual-stack index) when several probes traced the transcript, or `perResid`. */
@@ -662,7 +688,8 @@ export const TranscriptsListResult = z.strictObject({
 });
 
 /** `selection.export`: write a finished selection as fine-tuning files (LLaMA-Factory alpaca JSON, messages JSONL). */
-export const SelectionExportParams = z.strictObject({ project: filePath, runId: rowId, outDir: filePath });
+/** `force`: replace the files and dataset_info.json entries of an earlier export in `outDir` (others are kept). */
+export const SelectionExportParams = z.strictObject({ project: filePath, runId: rowId, outDir: filePath, force: z.boolean().optional() });
 export const SelectionExportResult = z.strictObject({ files: z.array(z.string()) });
 
 /** `selection.list`: a select run's ranked samples. */

@@ -42,7 +42,7 @@ export function parseHeads(text: string, bounds?: { layers: number; heads: numbe
 }
 
 /**
- * The one builder of γ matrices: `[layers][headsPerLayer]` of ones with `gamma` on the listed heads (METHOD.md §4).
+ * The one builder of γ matrices: `[layers][headsPerLayer]` of ones with `gamma` on the listed heads (docs/METHOD.md §4).
  * A head outside the model or a non-finite γ is a RangeError (callers check user input before; the engine wraps
  * this with its own error codes).
  */

@@ -22,6 +22,11 @@ export const batchSize = z.number().int().min(1).max(1024);
 
 export const PROVIDERS = ['auto', 'cpu', 'cuda', 'dml', 'coreml', 'webgpu'] as const;
 
+/** Where a model ran, for people: the provider, then why `auto` skipped better ones ("cpu (cuda: … not found)"). */
+export function describeProvider(provider: string, notes: readonly string[]): string {
+  return notes.length ? `${provider} (${notes.join('; ')})` : provider;
+}
+
 /** Weight / activation precision of the compiled graph (see `cliffscope precision`); default float32. */
 export const Precision = z
   .strictObject({

@@ -1,5 +1,5 @@
 /**
- * Direct head attribution (METHOD.md §3) and ablation head sets (§4): the folded readout u = W_O[:, h]^T w against
+ * Direct head attribution (docs/METHOD.md §3) and ablation head sets (§4): the folded readout u = W_O[:, h]^T w against
  * hand values and against the unfolded w·(W_O[:, h] z), each score variant by hand, the final-norm-aware variant's
  * exact additivity through a frozen RMSNorm, ranking, k-of-L·H, the random control and γ matrices.
  */

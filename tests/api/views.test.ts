@@ -338,8 +338,13 @@ describe('probes', () => {
     expect(p.metrics.trainLoss).toBeUndefined();
     const got = await call('probe.get', { project: fx.file, probeId: id });
     expect(got.weights).toBeUndefined();
-    expect(got.probe.metrics.trainLoss).toHaveLength(60);
-    expect(got.probe.metrics.valLoss).toHaveLength(60);
+    // The demo's probe is the default L-BFGS fit: one entry (the solution), its calibration and what was fitted.
+    expect(got.probe.metrics.trainLoss).toHaveLength(1);
+    expect(got.probe.metrics.valLoss).toHaveLength(1);
+    expect(got.probe.metrics.training).toMatchObject({ preset: 'lbfgs', optimizer: 'lbfgs', converged: true });
+    expect(got.probe.metrics.calibration).toMatchObject({ set: 'validation', uncalibrated: false, eceBins: 10 });
+    expect(got.probe.metrics.calibration!.scoreGap!).toBeGreaterThan(0.9);
+    expect(p.metrics.calibration?.uncalibrated).toBe(false);
     expect(got.provenance.run).toBe(runs.probe);
     const withWeights = await call('probe.get', { project: fx.file, probeId: id, weights: true });
     expect(withWeights.weights).toHaveLength(got.probe.dim);

@@ -100,6 +100,9 @@ describe('the method verb by verb', () => {
     expect(r.stdout).toMatch(/run #\d+ probe "refusal" — done/);
     expect(r.stdout).toContain('60 (30 refusals, 30 non-refusals');
     expect(r.stdout).toMatch(/val acc 100\.0%.*← best/);
+    // Settings only Adam reads select the paper's loop, and the report says so, with the probe's calibration.
+    expect(r.stdout).toMatch(/fit\s+adam \(preset paper-adam\): preset paper-adam, because settings only a gradient optimiser uses were given/);
+    expect(r.stdout).toMatch(/validation loss [\d.]+ \(ln 2 = 0\.693\)\s+mean score [\d.]+ \/ [\d.]+\s+gap [\d.]+\s+ECE [\d.]+/);
     probeId = Number(/probe #(\d+)/.exec(r.stdout)![1]);
     expect(probeId).toBeGreaterThan(0);
   });
@@ -174,6 +177,31 @@ describe('the method verb by verb', () => {
     expect(list.stdout.trim().split('\n')).toHaveLength(Object.keys(ids).length + 1); // + the probe run
   });
 
+  it('select --out into a folder holding an earlier export: refused before a run exists unless --force, which keeps the user’s entries', async () => {
+    const runCount = async () => JSON.parse((await ok('project', 'info', project, '--json')).stdout).runs.length as number;
+    const infoFile = path.join(outDir(), 'dataset_info.json');
+    const info = { my_sft: { file_name: 'my_sft.json' }, ...(JSON.parse(fs.readFileSync(infoFile, 'utf8')) as object) };
+    fs.writeFileSync(infoFile, JSON.stringify(info, null, 2));
+    const select = (...flags: string[]) => ['select', project, ...m(), '--probe', String(probeId), '--dataset', 'train', '--fraction', '0.25', ...flags];
+    const before = await runCount();
+
+    const clash = await cli(...select('--out', outDir()));
+    expect(clash.code).not.toBe(0);
+    expect(clash.stderr).toMatch(/already has "cliffscope_selection", "cliffscope_selection_messages".*; nothing was written/);
+    expect(clash.stderr).toMatch(/--force/);
+    expect(await runCount(), 'the refused export left a run behind').toBe(before);
+    expect(JSON.parse(fs.readFileSync(infoFile, 'utf8'))).toEqual(info);
+
+    const stray = await cli(...select('--force'));
+    expect(stray.code).not.toBe(0);
+    expect(stray.stderr).toMatch(/--force applies to --out/);
+
+    const forced = await ok(...select('--out', outDir(), '--force'));
+    expect(forced.stderr).toContain(`wrote ${infoFile}`);
+    expect(Object.keys(JSON.parse(fs.readFileSync(infoFile, 'utf8')))).toEqual(Object.keys(info));
+    expect(await runCount()).toBe(before + 1);
+  });
+
   it('project info', async () => {
     const r = await ok('project', 'info', project, '--json');
     const info = JSON.parse(r.stdout);
@@ -244,6 +272,14 @@ describe('the method verb by verb', () => {
       expect(a.slice(a.indexOf('--top-p: '))).toBe(b.slice(b.indexOf('--top-p: ')));
     });
 
+    it('probe train --preset, --l2 and --select-by outside their choices', async () => {
+      const probe = (...flags: string[]) => ['probe', 'train', project, ...m(), '--positive', 'harmful', '--negative', 'harmless', '--position', 'prompt', ...flags];
+      await refused(probe('--preset', 'adam'), /--preset: .*lbfgs.*paper-adam/);
+      await refused(probe('--l2=-1'), '--l2: ');
+      await refused(probe('--select-by', 'best'), /--select-by: .*val-accuracy-first/);
+      await refused(probe('--label-rule', 'paper'), /--label-rule: .*paper-code/);
+    });
+
     it('ablate --fractions 2 leaves no run (it used to leave an interrupted one)', async () => {
       await refused(['ablate', project, ...m(), '--heads-run', String(ids.heads), '--harmful', 'harmful', '--fractions', '0,2'], /--fractions: .*1/);
     });
@@ -271,6 +307,16 @@ describe('the method verb by verb', () => {
     expect(report.run).toMatchObject({ id: runId, kind: 'ablate', status: 'done' });
     expect(report.run.config).toMatchObject({ fractions: [0, 0.1], gammas: [0], randomControl: false });
     expect(report.summary.cells.map((c: { key: string }) => c.key)).toEqual(['baseline', 'top:k3:g0']);
+  });
+
+  it('probe train --preset lbfgs --l2 auto: stored as given, and the run says what it fitted', async () => {
+    const r = await ok('probe', 'train', project, ...m(), '--positive', 'harmful', '--negative', 'harmless', '--position', 'prompt', '--label-rule', 'all', '--preset', 'lbfgs', '--l2', 'auto', '--name', 'refusal-lbfgs', '--json');
+    const report = JSON.parse(r.stdout);
+    expect(report.run.config.train).toEqual({ preset: 'lbfgs', l2: 'auto' });
+    expect(report.summary.training).toMatchObject({ preset: 'lbfgs', optimizer: 'lbfgs', reason: 'preset lbfgs was requested', unconvergedResidIndices: [] });
+    const best = report.summary.probes.find((p: { probeId: number }) => p.probeId === report.summary.bestProbeId);
+    expect(best.calibration).toMatchObject({ set: 'validation', chanceLoss: Math.LN2, eceBins: 10 });
+    expect(best.calibration.meanScore.positive - best.calibration.meanScore.negative).toBeGreaterThan(0.5);
   });
 
   it('probe train --layers still works, with a note that it is now --resid', async () => {

@@ -12,7 +12,7 @@ import { DEMO_PLANTED_HEADS, DEMO_REFUSAL_HEAD } from '../../src/main/api/demo/p
 import { formatDemoReport, runDemo, type DemoReport } from '../../src/main/api/demo/run-demo.js';
 import type { PipelineEnv } from '../../src/main/pipelines/common.js';
 import { headsRunRanking } from '../../src/main/pipelines/heads.js';
-import { runReport } from '../../src/main/api/runs.js';
+import { formatRunReport, runReport } from '../../src/main/api/runs.js';
 import { openProject } from '../../src/main/store/open.js';
 import type { ProjectStore } from '../../src/main/store/project-store.js';
 
@@ -56,6 +56,9 @@ describe('runDemo', () => {
       if (r.run.kind !== 'transcripts') expect(r.summary, `${stage} run #${id} has a summary`).not.toBeNull();
       expect(r.items.done).toBeGreaterThan(0);
       expect(r.model?.contentHash).toMatch(/\S/);
+      // Every run records, and its report shows, the provider that actually ran it.
+      expect(r.run.versions.provider, `${stage} run #${id}`).toBe(report.provider);
+      expect(formatRunReport(r)).toContain(`  provider  ${report.provider}`);
     }
     expect(store.runs.list().every((r) => r.status === 'done')).toBe(true);
   });
@@ -149,6 +152,7 @@ describe('runDemo', () => {
     const text = formatDemoReport(report);
     for (const h of ['L1H5', 'L2H2', 'L3H6']) expect(text).toContain(h);
     expect(text).toContain('match exactly');
+    expect(text).toContain(`on ${report.provider}`);
     expect(text).toContain(projectFile);
   });
 

@@ -97,8 +97,14 @@ describe('cliffscope serve', () => {
     }
   });
 
-  it('warns when bound beyond loopback, and stops on Ctrl-C', async () => {
+  it('refuses to bind to every interface without a Host allow-list', async () => {
     const serve = launch(['--import', 'tsx', 'tests/serve/run-serve.ts', '--host', '0.0.0.0', '--port', '0']);
+    expect(await serve.exit).toBe(2);
+    expect(serve.output()).toMatch(/--allow-host NAME/);
+  });
+
+  it('warns when bound beyond loopback, and stops on Ctrl-C', async () => {
+    const serve = launch(['--import', 'tsx', 'tests/serve/run-serve.ts', '--host', '0.0.0.0', '--allow-host', 'gpu-box.example', '--port', '0']);
     try {
       await serve.waitFor(URL_RE);
       await serve.waitFor(/Press Ctrl-C/);

@@ -92,7 +92,7 @@ describe('creating and opening', () => {
     const file = makeProject(5);
     const store = openProject(file, { readonly: true });
     expect(store.datasets.list()).toHaveLength(1);
-    expect(() => store.models.add({ path: '/m', contentHash: 'h' })).toThrow(/readonly/);
+    expect(() => store.models.add({ path: '/m', contentHash: 'h' })).toThrow(/opened read-only/);
     store.close();
   });
 });

@@ -49,6 +49,7 @@ export async function generateRun(params: ParamsOf<'generate.run'>, ctx: CallCon
   });
   return {
     provider: model.session.provider,
+    providerNotes: [...model.session.providerNotes],
     seconds: (Date.now() - started) / 1000,
     transcripts: results.map((r, i) => {
       const t = describeTranscript(tok, r.promptIds, r.outputIds);

@@ -131,15 +131,10 @@ function readOptions(p: { mapping?: ParamsOf<'dataset.preview'>['mapping']; form
   return opts;
 }
 
+/** The dataset file's absolute path, refused early when missing. What kind of file it is readDatasetFile checks. */
 function checkDatasetFile(file: string): string {
   const abs = resolveFile(file);
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(abs);
-  } catch {
-    throw new CliffscopeError('missing-file', `${abs} does not exist`, { file: abs });
-  }
-  if (!st.isFile()) throw new CliffscopeError('bad-dataset', `${abs} is not a file`, { file: abs });
+  if (!fs.existsSync(abs)) throw new CliffscopeError('missing-file', `${abs} does not exist`, { file: abs });
   return abs;
 }
 
@@ -169,7 +164,7 @@ export async function datasetImport(p: ParamsOf<'dataset.import'>): Promise<Resu
       file,
       // null (keep a field unmapped) passes straight through to readDatasetFile, which accepts it.
       opts.mapping as Partial<ColumnMapping> | undefined,
-      { format: opts.format },
+      { format: opts.format, ...(p.maxMb !== undefined ? { maxBytes: p.maxMb * 1024 * 1024 } : {}) },
     );
     return { dataset: datasetSummary(dataset), rejected: rejected.slice(0, REJECTED_SHOWN).map((r) => ({ line: r.line, reason: r.reason })) };
   });

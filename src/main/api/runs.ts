@@ -6,6 +6,7 @@
 import { ContractError, RunReport } from '../../shared/contract.js';
 import { type RunConfig, type RunInput, type RunKind, type RunSummaryOf, specOf } from '../../shared/runs/registry.js';
 import type { ProjectLookup } from '../../shared/runs/spec.js';
+import { describeProvider } from '../../shared/values.js';
 import { CliffscopeError, isCliffscopeError } from '../engine/errors.js';
 import { runAblation } from '../pipelines/ablate.js';
 import { type PipelineEnv, type RunOptions, storedConfig } from '../pipelines/common.js';
@@ -131,6 +132,12 @@ export function formatRunReport(r: RunReport): string {
     `  items     ${r.items.done} done${r.items.failed ? `, ${r.items.failed} failed` : ''}`,
     `  started   ${run.startedAt ?? '—'}   finished ${run.finishedAt ?? '—'}`,
   ];
+  // Where it ran (runVersions); runs stored before providers were recorded have none.
+  const provider = run.versions.provider;
+  if (typeof provider === 'string') {
+    const notes = Array.isArray(run.versions.providerNotes) ? run.versions.providerNotes.filter((n) => typeof n === 'string') : [];
+    lines.push(`  provider  ${describeProvider(provider, notes)}`);
+  }
   return [...lines, ...reportLines(r)].join('\n');
 }
 

@@ -3,8 +3,10 @@
  * null, and only the fields the contract names are passed on.
  */
 import type { z } from 'zod';
-import type { DatasetItem, DatasetSummary, ModelSummary, ProbeMetrics, ProbeSummary, RunSummary, SweepCell, TailAverage } from '../../shared/contract.js';
+import { type DatasetItem, type DatasetSummary, type ModelSummary, ProbeMetrics, type ProbeSummary, type RunSummary, type SweepCell, type TailAverage } from '../../shared/contract.js';
+import { isUncalibrated } from '../../shared/method.js';
 import { SweepCellMetrics } from '../../shared/runs/ablate.js';
+import { ProbeCalibration } from '../../shared/runs/probe.js';
 import { jsonSafe } from '../store/tabular.js';
 import type { DatasetRow, ItemRow, JsonObject, JsonValue, ModelRow, ProbeRow, RunRow, SweepCellRow } from '../store/types.js';
 import type { TailAlignedAverage } from '../engine/analysis/trace.js';
@@ -74,6 +76,20 @@ const counts = (v: unknown) => {
 };
 const numList = (v: unknown) => (Array.isArray(v) ? v.map((x) => num(x)) : undefined);
 
+/** A probe's stored calibration (absent on probes trained before it was recorded), with the uncalibrated flag. */
+function calibrationOf(v: unknown): z.infer<typeof ProbeMetrics>['calibration'] {
+  const c = ProbeCalibration.safeParse(jsonSafe(v));
+  if (!c.success) return undefined;
+  const { positive, negative } = c.data.meanScore;
+  return { ...c.data, uncalibrated: positive !== null && negative !== null && isUncalibrated({ meanScore: { positive, negative } }) };
+}
+
+/** What was fitted and why, as stored (absent on probes trained before it was recorded). */
+function trainingOf(v: unknown): z.infer<typeof ProbeMetrics>['training'] {
+  const t = ProbeMetrics.shape.training.safeParse(jsonSafe(v));
+  return t.success ? t.data : undefined;
+}
+
 /** The stored probe metrics, picked field by field (per-epoch lists only when `full`). */
 export function probeMetrics(m: JsonObject, full: boolean): z.infer<typeof ProbeMetrics> {
   const out: z.infer<typeof ProbeMetrics> = {};
@@ -83,6 +99,10 @@ export function probeMetrics(m: JsonObject, full: boolean): z.infer<typeof Probe
   if (cc) out.classCounts = cc;
   const icc = counts(m.inputClassCounts);
   if (icc) out.inputClassCounts = icc;
+  const calibration = calibrationOf(m.calibration);
+  if (calibration) out.calibration = calibration;
+  const training = trainingOf(m.training);
+  if (training) out.training = training;
   if (full) {
     for (const k of ['trainLoss', 'valLoss', 'valAccuracyPerEpoch'] as const) {
       const l = numList(m[k]);

@@ -10,8 +10,8 @@ import { type RunKind, type RunSummaryOf, specOf } from '../../shared/runs/regis
 import { rankHeads } from '../engine/analysis/heads.js';
 import { tailAlignedAverage } from '../engine/analysis/trace.js';
 import { CliffscopeError } from '../engine/errors.js';
+import { readTranscript, traceAnswerBoundary } from '../engine/runtime/transcript.js';
 import { exportSelection } from '../pipelines/select.js';
-import { spanTexts } from '../pipelines/sources.js';
 import type { ProjectStore } from '../store/project-store.js';
 import { toCsv } from '../store/tabular.js';
 import type { HeadMapRow, RunRow, TraceRow } from '../store/types.js';
@@ -101,8 +101,10 @@ export async function traceGet(p: ParamsOf<'trace.get'>): Promise<ResultOf<'trac
     return { t, main, perResid, dir: modelDirOf(s, run), label };
   });
   const { t, main, perResid, dir, label } = data;
-  const ids = Array.from(t.tokenIds);
+  const own = Array.from(t.tokenIds);
   const tok = dir ? await tokenizerFor(dir) : null;
+  // Thinking that did not close: the trace also scored the closing marker appended to it (docs/METHOD.md §0).
+  const ids = main && main.scores.length > own.length && tok ? readTranscript(tok, own, t.promptTokens).probe.ids : own;
   const shown = displayTokens(tok, ids);
   const result: ResultOf<'trace.get'> = {
     transcriptId: t.id,
@@ -123,7 +125,7 @@ export async function traceGet(p: ParamsOf<'trace.get'>): Promise<ResultOf<'trac
     promptTokens: t.promptTokens,
     thinkingStart: t.thinkingStart,
     thinkingEnd: t.thinkingEnd,
-    answerBoundary: t.answerBoundary,
+    answerBoundary: main ? traceAnswerBoundary(t, main.scores.length) : t.answerBoundary,
     metrics: main ? { plateau: num(main.plateau), final: num(main.final), ms: num(main.ms), steepestDropPos: main.steepestDropPos, width: num(main.cliffWidth) } : null,
   };
   if (main && (perResid.length > 1 || p.perResid)) {
@@ -248,7 +250,9 @@ export async function transcriptsList(p: ParamsOf<'transcripts.list'>): Promise<
       };
       if (tok) {
         try {
-          Object.assign(row, spanTexts(tok, ids, { ...t, promptLength: t.promptTokens }));
+          // The one answer rule (docs/METHOD.md §0), so the UI shows what the judges read.
+          const { thinking, answer } = readTranscript(tok, ids, t.promptTokens);
+          Object.assign(row, { thinking, answer });
         } catch {
           // Leave thinking / answer out; the text is still there.
         }
@@ -273,7 +277,7 @@ export async function selectionExport(p: ParamsOf<'selection.export'>): Promise<
       hint: 'the export reads the model’s think markers; make its checkpoint folder available again',
     });
   }
-  return { files: withReader(p.project, (s) => exportSelection(s, run.id, path.resolve(p.outDir), tok)) };
+  return { files: withReader(p.project, (s) => exportSelection(s, run.id, path.resolve(p.outDir), tok, { force: p.force })) };
 }
 
 export async function selectionList(p: ParamsOf<'selection.list'>): Promise<ResultOf<'selection.list'>> {

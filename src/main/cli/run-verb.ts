@@ -9,6 +9,7 @@ import { type RunKind, type SpecOf } from '../../shared/runs/registry.js';
 import type { CliContext, FlagSpec, Loose } from '../../shared/runs/spec.js';
 import { formatRunReport } from '../api/runs.js';
 import { CliffscopeError } from '../engine/errors.js';
+import { checkSelectionTarget } from '../pipelines/select.js';
 import { call, type FlagNames } from './api.js';
 import { type Command, idFlag, numberFlag, numbersFlag, type Options, parseVerbArgs, printHelp, singleFlags } from './command.js';
 import { MODEL_FLAG_NAMES, MODEL_FLAGS, modelRefFromFlags, RUNTIME_HELP } from './model-flags.js';
@@ -38,7 +39,8 @@ function flagLine(f: FlagSpec): string {
 
 export function runVerb<K extends RunKind>(spec: SpecOf<K>): Command {
   const [name, action] = spec.cli.verb.split(' ') as [string, string | undefined];
-  const own = [...spec.cli.flags, ...(spec.cli.outFlag ? [spec.cli.outFlag] : [])];
+  const { outFlag, forceFlag } = spec.cli;
+  const own = [...spec.cli.flags, ...(outFlag ? [outFlag] : []), ...(outFlag && forceFlag ? [forceFlag] : [])];
   const options: Options = { ...RUN_FLAGS };
   for (const f of own) {
     options[f.name] = { type: f.arg ? 'string' : 'boolean' };
@@ -90,10 +92,14 @@ export function runVerb<K extends RunKind>(spec: SpecOf<K>): Command {
         const named = typeof values.name === 'string' ? { name: values.name } : {};
         start = { project, model: modelRefFromFlags(values.model, values), kind: spec.kind, config: input, ...named } as Loose<ParamsOf<'run.start'>>;
       }
+      const out = outFlag ? values[outFlag.name] : undefined;
+      const force = forceFlag ? values[forceFlag.name] === true : false;
+      if (force && typeof out !== 'string') throw bad(`--${forceFlag!.name} applies to --${outFlag!.name}`);
+      // An export that would replace earlier files is refused now, not after the run has spent its compute.
+      if (typeof out === 'string') checkSelectionTarget(out, { force });
       const result = await call('run.start', start, { flags: flagNames });
-      const out = spec.cli.outFlag ? values[spec.cli.outFlag.name] : undefined;
       if (typeof out === 'string' && result.status === 'done') {
-        const { files } = await call('selection.export', { project, runId: result.runId, outDir: out });
+        const { files } = await call('selection.export', { project, runId: result.runId, outDir: out, force });
         for (const f of files) process.stderr.write(`wrote ${f}\n`);
       }
       printReport(result, json);

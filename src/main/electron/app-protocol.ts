@@ -82,3 +82,20 @@ export function isTrustedAppUrl(url: string, devServerUrl?: string): boolean {
   }
   return false;
 }
+
+/**
+ * The dev server the window may load instead of app://, or undefined. electron-vite's `npm run dev` sets
+ * ELECTRON_RENDERER_URL, but so can anyone who starts the app, and the page it names gets the whole bridge: so it is
+ * honoured only in a development build (electron-vite dev; `npm start` and packaged apps are production builds), and
+ * only for an http URL on this machine (the Vite dev server).
+ */
+export function devServerUrl(envValue: string | undefined, developmentBuild: boolean): string | undefined {
+  if (!developmentBuild || !envValue) return undefined;
+  try {
+    const u = new URL(envValue);
+    const loopback = u.hostname === 'localhost' || u.hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(u.hostname);
+    return u.protocol === 'http:' && loopback ? u.href : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'bad-project'
   | 'bad-dataset'
   | 'model-mismatch'
+  | 'provider-unavailable'
   | 'scheduler';
 
 export class CliffscopeError extends Error {
@@ -49,3 +50,4 @@ export class CliffscopeError extends Error {
 export function isCliffscopeError(e: unknown): e is CliffscopeError {
   return e instanceof CliffscopeError;
 }
+

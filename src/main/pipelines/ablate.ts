@@ -1,5 +1,5 @@
 /**
- * `ablate` runs (METHOD.md §4): a sweep over the top-k% refusal suppression heads × γ, with random heads of the
+ * `ablate` runs (docs/METHOD.md §4): a sweep over the top-k% refusal suppression heads × γ, with random heads of the
  * same count as a control (and any named head set, e.g. the demo's planted heads), generating answers for a
  * harmful and a harmless set. Every setting shares the batches (head_scale is per row), every transcript is kept
  * and judged, and each cell reports ASR, over-refusal, mean I' and answer length.
@@ -11,6 +11,7 @@ import { headCountForFraction, headsByFraction, randomHeads } from '../engine/an
 import { GCG_JUDGE, JBB_JUDGE, judgeAnswer, type KeywordJudge } from '../engine/analysis/judges.js';
 import { CliffscopeError } from '../engine/errors.js';
 import { ablationScale } from '../engine/runtime/head-scale.js';
+import { storedThinkingState } from '../engine/runtime/transcript.js';
 import type { SweepControl } from '../store/types.js';
 import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireTokenizer, type RunOptions } from './common.js';
 import { headsRunRanking } from './heads.js';
@@ -104,16 +105,17 @@ export async function runAblation(env: PipelineEnv, config: AblateRunConfig, opt
       const key = `verdict:${t.transcriptId}`;
       if (done.has(key)) continue;
       const harmfulPrompt = t.item?.datasetId === cfg.harmfulDatasetId;
-      const v = t.answerBoundary === null && t.answer === '' ? null : judgeAnswer(t.answer, judge);
+      // The answer by the one rule (docs/METHOD.md §0): after </think>, or the whole output when it never closed.
+      const v = judgeAnswer(t.answer, judge);
       store.runs.commitItem(runId, key, (s) => {
         s.verdicts.add({
           runId,
           transcriptId: t.transcriptId!,
           judge: judge.id,
-          verdict: v ? v.verdict : 'no-answer',
+          verdict: v.verdict,
           // ASR counts answers to harmful prompts that comply; answers to harmless prompts are not attacks.
-          harmful: harmfulPrompt ? (v ? v.verdict === 'compliance' : false) : null,
-          detail: { matched: v?.matched ?? null, set: harmfulPrompt ? 'harmful' : 'harmless' },
+          harmful: harmfulPrompt ? v.verdict === 'compliance' : null,
+          detail: { matched: v.matched ?? null, set: harmfulPrompt ? 'harmful' : 'harmless', thinkingNotClosed: t.thinkingNotClosed },
         });
       });
     }
@@ -134,10 +136,15 @@ export async function runAblation(env: PipelineEnv, config: AblateRunConfig, opt
         const f = finals.get(t.id);
         return typeof f === 'number' ? [f] : [];
       });
-      const answerTokens = transcripts.map((t) => (t.answerBoundary === null ? 0 : t.tokenIds.length - t.answerBoundary - 1));
+      // Without a stored t_b (thinking not closed, or an old row of a model without markers) the answer is the output.
+      const answerTokens = transcripts.map((t) => (t.answerBoundary === null ? t.tokenIds.length - t.promptTokens : t.tokenIds.length - t.answerBoundary - 1));
+      const notClosed = (ts: typeof transcripts) => ts.filter((t) => storedThinkingState(t) === 'not-closed').length;
       const metrics: SweepCellMetrics = {
         harmful: harmful.length,
         harmless: harmless.length,
+        // Judged on their whole output and read by the probe with </think> appended; counted so that a token budget
+        // that cuts thinking short never moves ASR unseen.
+        thinkingNotClosed: { harmful: notClosed(harmful), harmless: notClosed(harmless) },
         asr: rate(harmful, (v) => v === 'compliance'),
         overRefusal: harmless.length ? rate(harmless, (v) => v === 'refusal') : null,
         meanFinal: finalScores.length ? finalScores.reduce((a, b) => a + b, 0) / finalScores.length : null,

@@ -9,6 +9,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import type { z } from 'zod';
+import { uncalibratedProbeWarning } from '../engine/analysis/probe.js';
 import { CliffscopeError, isCliffscopeError } from '../engine/errors.js';
 import { COMPILER_VERSION } from '../engine/onnx/compile.js';
 import type { LoadedModel } from '../engine/runtime/model.js';
@@ -51,6 +52,7 @@ export function runVersions(model: LoadedModel): JsonObject {
     compiler: COMPILER_VERSION,
     onnxruntime: ort.env.versions.node ?? ort.env.versions.common ?? null,
     provider: model.session.provider,
+    providerNotes: [...model.session.providerNotes],
     node: process.versions.node,
     platform: `${process.platform}-${process.arch}`,
   };
@@ -113,7 +115,12 @@ export function beginRun<Cfg extends object>(env: PipelineEnv, kind: StoredKind<
   return { run, done: new Set(), config };
 }
 
-/** A probe that exists and fits the model (its width is the model's residual width). */
+const warnedProbes = new WeakMap<PipelineEnv, Set<number>>();
+
+/**
+ * A probe that exists and fits the model (its width is the model's residual width). Every pipeline that reads a
+ * stored probe loads it here, so this is also where an uncalibrated probe is warned about.
+ */
 export function requireProbe(env: PipelineEnv, probeId: number): ProbeRow {
   const p = env.store.probes.require(probeId);
   const d = env.model.config.hiddenSize;
@@ -121,6 +128,14 @@ export function requireProbe(env: PipelineEnv, probeId: number): ProbeRow {
     throw new CliffscopeError('bad-argument', `probe #${probeId} has width ${p.weights.length}; this model's residual stream has ${d}`, {
       hint: 'use a probe trained on this model',
     });
+  }
+  // Once per probe and environment: pipelines load their probe both to validate and to run.
+  const warning = uncalibratedProbeWarning(p);
+  const seen = warnedProbes.get(env) ?? new Set<number>();
+  if (warning && !seen.has(p.id)) {
+    seen.add(p.id);
+    warnedProbes.set(env, seen);
+    env.log?.(`warning: ${warning}`);
   }
   return p;
 }

@@ -1,13 +1,15 @@
 /**
- * `probe` runs (METHOD.md §1): features at a position rule from refusal and non-refusal transcripts, one logistic
- * probe per requested layer, each stored as a versioned probe with its metrics and provenance. The paper's recipe
- * is the default: answer-boundary features, positives = harmful prompts the model refused (keyword in the first 32
- * characters of the answer), negatives = answers to harmless prompts, the final-normed hidden state.
+ * `probe` runs (docs/METHOD.md §1): features at a position rule from refusal and non-refusal transcripts, one
+ * logistic probe per requested layer, each stored as a versioned probe with its metrics and provenance. The paper's
+ * sample recipe is the default: answer-boundary features, positives = harmful prompts the model refused (keyword in
+ * the first 32 characters of the answer), negatives = answers to harmless prompts, the final-normed hidden state.
+ * The fit itself defaults to the converged L-BFGS probe (analysis/probe.ts); `train.preset: 'paper-adam'` gives the
+ * paper's Adam loop.
  */
-import { probeRun, type LabelRule, type ProbeRunConfig } from '../../shared/runs/probe.js';
+import { probeRun, type ProbeRunConfig } from '../../shared/runs/probe.js';
 import type { TranscriptSource } from '../../shared/values.js';
-import { judgeAnswer, keywordJudge, GCG_REFUSAL_PREFIXES, JBB_REFUSAL_PREFIXES, type KeywordJudge } from '../engine/analysis/judges.js';
-import { PAPER_PROBE_PRESET, sweepLayers, trainProbe, type TrainedProbe } from '../engine/analysis/probe.js';
+import { probeSampleCheck } from '../engine/analysis/judges.js';
+import { sweepLayers, trainProbe, type ProbeCalibration, type TrainedProbe } from '../engine/analysis/probe.js';
 import { CliffscopeError } from '../engine/errors.js';
 import { teacherForce } from '../engine/runtime/teacher-force.js';
 import { beginRun, commitSummary, finishing, type PipelineEnv, requireSource, requireTokenizer, type RunOptions } from './common.js';
@@ -15,17 +17,10 @@ import { positionOf, readSource, type SourceTranscript } from './sources.js';
 
 export type { LabelRule, ProbeRunConfig } from '../../shared/runs/probe.js';
 
-export function labelJudge(rule: LabelRule): KeywordJudge | null {
-  if (rule === 'all') return null;
-  return rule === 'gcg-first32'
-    ? keywordJudge({ keywords: GCG_REFUSAL_PREFIXES, caseSensitive: true, firstChars: 32 })
-    : keywordJudge({ keywords: JBB_REFUSAL_PREFIXES, caseSensitive: false, firstChars: 32 });
-}
-
 export interface ProbeRunResult {
   runId: number;
   /** Probe id per residual-stack index, and the best one's probe. */
-  probes: { residIndex: number; probeId: number; valAccuracy: number; valAuroc: number }[];
+  probes: { residIndex: number; probeId: number; valAccuracy: number; valAuroc: number; calibration: ProbeCalibration | null }[];
   bestProbeId: number;
 }
 
@@ -43,11 +38,11 @@ export async function runProbeTraining(env: PipelineEnv, config: ProbeRunConfig,
   });
   const cfg = handle.config;
   const residIndices = cfg.residIndices.length ? cfg.residIndices : [L + 1];
-  const judge = labelJudge(cfg.labelRule);
 
   return finishing(env, handle.run, async () => {
-    // Samples: positives filtered to refusals by the label rule, negatives as they are.
-    const skipped = { noPosition: 0, notRefusal: 0 };
+    // Samples: positives filtered to refusals by the label rule, negatives as they are (the paper-code rule also
+    // drops both sides' transcripts with 10 characters of thinking or fewer).
+    const skipped = { noPosition: 0, notRefusal: 0, shortThinking: 0 };
     const take = (source: TranscriptSource, label: 0 | 1) =>
       readSource(store, tok, source).flatMap((t) => {
         const position = positionOf(t, cfg.positionRule);
@@ -55,14 +50,18 @@ export async function runProbeTraining(env: PipelineEnv, config: ProbeRunConfig,
           skipped.noPosition++;
           return [];
         }
-        if (label === 1 && judge && judgeAnswer(t.answer, judge).verdict !== 'refusal') {
-          skipped.notRefusal++;
+        const check = probeSampleCheck(cfg.labelRule, label, t);
+        if (check !== 'ok') {
+          skipped[check === 'not-refusal' ? 'notRefusal' : 'shortThinking']++;
           return [];
         }
         return [{ t, position, label, key: `${label ? 'pos' : 'neg'}:${t.key}` }];
       });
     const samples = [...take(cfg.positive, 1), ...take(cfg.negative, 0)];
-    env.log?.(`${samples.length} samples (${skipped.noPosition} without a ${cfg.positionRule}, ${skipped.notRefusal} positives that did not refuse)`);
+    env.log?.(
+      `${samples.length} samples (${skipped.noPosition} without a ${cfg.positionRule}, ${skipped.notRefusal} positives that did not refuse` +
+        `${skipped.shortThinking ? `, ${skipped.shortThinking} with ≤ 10 characters of thinking` : ''})`,
+    );
 
     // Features: the residual at the rule's position for every requested layer; only the prefix up to it is run.
     const total = samples.length;
@@ -94,7 +93,7 @@ function trainFromFeatures(
   cfg: ProbeRunConfig,
   residIndices: number[],
   transcripts: SourceTranscript[],
-  skipped: { noPosition: number; notRefusal: number },
+  skipped: { noPosition: number; notRefusal: number; shortThinking: number },
 ): ProbeRunResult {
   const { store, model } = env;
   const d = model.config.hiddenSize;
@@ -106,11 +105,10 @@ function trainFromFeatures(
     items.forEach((item, r) => m.set(decodeFloats((item.payload as { features: Record<string, string> }).features[String(l)]!), r * d));
     featuresByLayer.set(l, m);
   }
-  const options = { ...PAPER_PROBE_PRESET, ...cfg.train };
   const trained: { residIndex: number; probe: TrainedProbe }[] =
     residIndices.length === 1
-      ? [{ residIndex: residIndices[0]!, probe: trainProbe(featuresByLayer.get(residIndices[0]!)!, labels, d, options) }]
-      : sweepLayers(featuresByLayer, labels, d, options).layers.map((e) => ({ residIndex: e.layer, probe: e.probe }));
+      ? [{ residIndex: residIndices[0]!, probe: trainProbe(featuresByLayer.get(residIndices[0]!)!, labels, d, cfg.train) }]
+      : sweepLayers(featuresByLayer, labels, d, cfg.train).layers.map((e) => ({ residIndex: e.layer, probe: e.probe }));
   const modelRow = store.models.findByHash(model.compiled.modelHash)[0]!;
   const probes = trained.map(({ residIndex, probe }) => {
     const row = store.probes.add({
@@ -132,8 +130,11 @@ function trainFromFeatures(
         samples: items.length,
       },
     });
-    return { residIndex, probeId: row.id, valAccuracy: probe.metrics.valAccuracy, valAuroc: probe.metrics.valAuroc };
+    return { residIndex, probeId: row.id, valAccuracy: probe.metrics.valAccuracy, valAuroc: probe.metrics.valAuroc, calibration: probe.metrics.calibration ?? null };
   });
+  // What was fitted and why (the same for every entry; convergence per entry is in each probe's metrics).
+  const training = trained[0]!.probe.metrics.training!;
+  const unconverged = trained.filter((t) => t.probe.metrics.training?.converged === false).map((t) => t.residIndex);
   // Best: validation accuracy, then AUROC, then the deeper entry (as sweepLayers ranks them).
   const best = [...probes].sort((a, b) => b.valAccuracy - a.valAccuracy || b.valAuroc - a.valAuroc || b.residIndex - a.residIndex)[0]!;
   commitSummary(env, probeRun, runId, {
@@ -142,7 +143,9 @@ function trainFromFeatures(
     negatives: labels.length - labels.reduce((n, v) => n + v, 0),
     skippedNoPosition: skipped.noPosition,
     skippedNotRefusal: skipped.notRefusal,
+    skippedShortThinking: skipped.shortThinking,
     transcripts: transcripts.length,
+    training: { preset: training.preset, optimizer: training.optimizer, reason: training.reason, kept: training.kept, unconvergedResidIndices: unconverged },
     probes,
     bestProbeId: best.probeId,
     bestResidIndex: best.residIndex,

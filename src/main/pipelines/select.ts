@@ -1,15 +1,14 @@
 /**
- * `select` runs — Cliff-as-a-Judge (METHOD.md §6): teacher-force every (prompt, reasoning response) of a safety
+ * `select` runs — Cliff-as-a-Judge (docs/METHOD.md §6): teacher-force every (prompt, reasoning response) of a safety
  * training set through the model, score it by its misalignment MS = I − I' under the probe, select the top p %
  * (or the lowest I', random, or rule-based), and export the selection for fine-tuning with its provenance.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { selectRun, type SelectRunConfig } from '../../shared/runs/select.js';
 import { GCG_JUDGE, judgeAnswer } from '../engine/analysis/judges.js';
 import { scoreRows } from '../engine/analysis/probe.js';
 import { selectSamples, toAlpacaJson, toMessagesJsonl } from '../engine/analysis/select.js';
 import { traceMetrics } from '../engine/analysis/trace.js';
+import { checkLlamaFactoryTarget, writeLlamaFactoryExport } from '../engine/datasets/llama-factory.js';
 import { CliffscopeError } from '../engine/errors.js';
 import { teacherForce } from '../engine/runtime/teacher-force.js';
 import type { ProjectStore } from '../store/project-store.js';
@@ -88,11 +87,26 @@ export async function runSelect(env: PipelineEnv, config: SelectRunConfig, opts:
   });
 }
 
+/** The dataset names and files an export adds to a LLaMA-Factory data folder. */
+const EXPORT_NAMES = { alpaca: 'cliffscope_selection', messages: 'cliffscope_selection_messages' } as const;
+const EXPORT_FILES = [
+  `${EXPORT_NAMES.alpaca}.json`,
+  `${EXPORT_NAMES.alpaca}.provenance.json`,
+  `${EXPORT_NAMES.messages}.jsonl`,
+  `${EXPORT_NAMES.messages}.provenance.json`,
+] as const;
+
+/** Refuse up front (before a selection is computed) an export into `outDir` that would replace earlier files. */
+export function checkSelectionTarget(outDir: string, opts: { force?: boolean } = {}): void {
+  checkLlamaFactoryTarget(outDir, { names: Object.values(EXPORT_NAMES), files: [...EXPORT_FILES] }, opts);
+}
+
 /**
  * Write a finished select run's selection as LLaMA-Factory alpaca JSON and chat-messages JSONL, each with a
- * provenance sidecar and a dataset_info.json entry. Returns the paths written.
+ * provenance sidecar, merged into the folder's dataset_info.json (writeLlamaFactoryExport: other entries kept, a clash
+ * refused unless `force`). Returns the paths written.
  */
-export function exportSelection(store: ProjectStore, runId: number, outDir: string, tok: Tokenizer): string[] {
+export function exportSelection(store: ProjectStore, runId: number, outDir: string, tok: Tokenizer, opts: { force?: boolean } = {}): string[] {
   const run = store.runs.get(runId);
   if (!run || run.kind !== 'select') throw new CliffscopeError('bad-argument', `run #${runId} is not a select run`);
   if (run.status !== 'done') throw new CliffscopeError('bad-argument', `select run #${runId} is ${run.status}; export a finished selection`, { hint: `resume it with --resume ${runId}` });
@@ -117,7 +131,8 @@ export function exportSelection(store: ProjectStore, runId: number, outDir: stri
   const decodedSplit = (datasetId: number, itemId: number) => {
     if (!decoded.has(datasetId)) {
       const all = readSource(store, tok, { kind: 'dataset', datasetId, chat: cfg.chat });
-      decoded.set(datasetId, new Map(all.map((x) => [x.item!.id, { thinking: x.thinking, answer: x.answer }])));
+      // A response whose thinking never closed has no answer to train on (judges read all of it; training must not).
+      decoded.set(datasetId, new Map(all.map((x) => [x.item!.id, { thinking: x.thinking, answer: x.thinkingNotClosed ? '' : x.answer }])));
     }
     return decoded.get(datasetId)!.get(itemId)!;
   };
@@ -132,19 +147,20 @@ export function exportSelection(store: ProjectStore, runId: number, outDir: stri
     variant: cfg.variant,
     extra: { run: run.uid, runId, project: store.file, dataset: cfg.datasetId, fraction: cfg.fraction, seed: cfg.seed },
   };
-  fs.mkdirSync(outDir, { recursive: true });
-  const written: string[] = [];
-  const write = (name: string, text: string) => {
-    const p = path.join(outDir, name);
-    fs.writeFileSync(p, text);
-    written.push(p);
-  };
-  const alpaca = toAlpacaJson(samples, prov, { datasetName: 'cliffscope_selection' });
-  write('cliffscope_selection.json', alpaca.text);
-  write('cliffscope_selection.provenance.json', `${JSON.stringify(alpaca.provenance, null, 2)}\n`);
-  const messages = toMessagesJsonl(samples, prov, { datasetName: 'cliffscope_selection_messages' });
-  write('cliffscope_selection_messages.jsonl', messages.text);
-  write('cliffscope_selection_messages.provenance.json', `${JSON.stringify(messages.provenance, null, 2)}\n`);
-  write('dataset_info.json', `${JSON.stringify({ ...alpaca.datasetInfo, ...messages.datasetInfo }, null, 2)}\n`);
-  return written;
+  const alpaca = toAlpacaJson(samples, prov, { datasetName: EXPORT_NAMES.alpaca });
+  const messages = toMessagesJsonl(samples, prov, { datasetName: EXPORT_NAMES.messages });
+  const [alpacaFile, alpacaProv, messagesFile, messagesProv] = EXPORT_FILES;
+  return writeLlamaFactoryExport(
+    outDir,
+    {
+      files: [
+        { name: alpacaFile, text: alpaca.text },
+        { name: alpacaProv, text: `${JSON.stringify(alpaca.provenance, null, 2)}\n` },
+        { name: messagesFile, text: messages.text },
+        { name: messagesProv, text: `${JSON.stringify(messages.provenance, null, 2)}\n` },
+      ],
+      datasetInfo: { ...alpaca.datasetInfo, ...messages.datasetInfo },
+    },
+    opts,
+  );
 }

@@ -1,9 +1,11 @@
 /**
- * Where a pipeline's transcripts come from: the model's own generations (a `generate` run), or a dataset's
+ * Where a pipeline's transcripts come from: the model's own generations (a `transcripts` run), or a dataset's
  * supplied (prompt, response) pairs teacher-forced through the model. Either way a pipeline sees the same thing:
- * token ids, the prompt length, and the thinking / answer split.
+ * token ids, the prompt length, the thinking / answer split, and t_b — all read by runtime/transcript.ts, the one
+ * definition of the answer and the answer boundary (docs/METHOD.md §0).
  */
 import type { PositionRule, TranscriptSource } from '../../shared/values.js';
+import { readTranscript } from '../engine/runtime/transcript.js';
 import type { ProjectStore } from '../store/project-store.js';
 import type { ItemRow } from '../store/types.js';
 import type { Tokenizer } from '../engine/tokenizer/tokenizer.js';
@@ -18,32 +20,41 @@ export interface SourceTranscript {
   transcriptId: number | null;
   item: ItemRow | null;
   prompt: string;
+  /**
+   * The tokens the method reads and pipelines teacher-force: the transcript's own, plus the closing marker the
+   * probe reads appended when its thinking did not close (docs/METHOD.md §0).
+   */
   ids: number[];
+  /** How many of `ids` are the transcript's own tokens. */
+  length: number;
   promptLength: number;
   thinkingStart: number | null;
   thinkingEnd: number | null;
+  /** t_b, an index into `ids`; null for a prompt-only item. */
   answerBoundary: number | null;
-  /** Decoded answer text (after the closing marker); '' when there is none. */
+  /** Thinking opened and never closed (count these separately in ASR tables). */
+  thinkingNotClosed: boolean;
+  /** What judges read: the text after the closing marker, or the whole output without one; '' for a prompt only. */
   answer: string;
   /** Decoded thinking text. */
   thinking: string;
   label: string | null;
 }
 
-function decodeSpan(tok: Tokenizer, ids: number[], from: number | null, to: number): string {
-  if (from === null || from >= to) return '';
-  return tok.decode(ids.slice(from, to), { skipSpecialTokens: true }).trim();
-}
-
-/** A transcript's thinking and answer as text: its spans decoded, special tokens skipped. */
-export function spanTexts(
-  tok: Tokenizer,
-  ids: number[],
-  span: { promptLength: number; thinkingStart: number | null; thinkingEnd: number | null; answerBoundary: number | null },
-): { thinking: string; answer: string } {
+/** A transcript of `ids` read by the one rule, as a pipeline sees it. */
+function sourceTranscript(tok: Tokenizer, ids: number[], promptLength: number, rest: Pick<SourceTranscript, 'key' | 'transcriptId' | 'item' | 'prompt' | 'label'>): SourceTranscript {
+  const read = readTranscript(tok, ids, promptLength);
   return {
-    thinking: span.thinkingStart !== null && span.thinkingEnd !== null ? decodeSpan(tok, ids, Math.max(span.thinkingStart, span.promptLength), span.thinkingEnd) : '',
-    answer: span.answerBoundary !== null ? decodeSpan(tok, ids, span.answerBoundary + 1, ids.length) : '',
+    ...rest,
+    ids: read.probe.ids,
+    length: ids.length,
+    promptLength,
+    thinkingStart: read.split.thinkingStart,
+    thinkingEnd: read.split.thinkingEnd,
+    answerBoundary: read.probe.answerBoundary,
+    thinkingNotClosed: read.thinkingNotClosed,
+    answer: read.answer,
+    thinking: read.thinking,
   };
 }
 
@@ -52,57 +63,42 @@ export function readSource(store: ProjectStore, tok: Tokenizer, source: Transcri
   if (source.kind === 'run') {
     store.runs.require(source.runId);
     return store.transcripts.list(source.runId, source.headScaleKey !== undefined ? { headScaleKey: source.headScaleKey } : {}).map((t) => {
-      const ids = Array.from(t.tokenIds);
       const item = t.itemId !== null ? store.datasets.item(t.itemId) : null;
-      const span = { promptLength: t.promptTokens, thinkingStart: t.thinkingStart, thinkingEnd: t.thinkingEnd, answerBoundary: t.answerBoundary };
-      return { key: `t${t.id}`, transcriptId: t.id, item, prompt: t.prompt, ids, ...span, ...spanTexts(tok, ids, span), label: item?.label ?? null };
+      return sourceTranscript(tok, Array.from(t.tokenIds), t.promptTokens, { key: `t${t.id}`, transcriptId: t.id, item, prompt: t.prompt, label: item?.label ?? null });
     });
   }
   store.datasets.require(source.datasetId);
   return store.datasets.items(source.datasetId).map((item) => {
+    const rest = { key: `i${item.id}`, transcriptId: null, item, prompt: item.prompt, label: item.label };
+    const { ids, promptLength } = suppliedTranscriptIds(tok, item.prompt, item.response ?? '', source.chat);
     if (item.response === null) {
-      // Prompt only: the prompt itself is the transcript (for last-prompt-token probes).
-      const { ids, promptLength } = suppliedTranscriptIds(tok, item.prompt, '', source.chat);
-      return { key: `i${item.id}`, transcriptId: null, item, prompt: item.prompt, ids, promptLength, thinkingStart: null, thinkingEnd: null, answerBoundary: null, answer: '', thinking: '', label: item.label };
+      // Prompt only: the prompt itself is the transcript (for last-prompt-token probes); no output, no answer.
+      return { ...rest, ids, length: ids.length, promptLength, thinkingStart: null, thinkingEnd: null, answerBoundary: null, thinkingNotClosed: false, answer: '', thinking: '' };
     }
-    const { ids, promptLength } = suppliedTranscriptIds(tok, item.prompt, item.response, source.chat);
-    const split = tok.splitTranscript(ids, promptLength);
-    const answerStart = split.answerStart;
-    return {
-      key: `i${item.id}`,
-      transcriptId: null,
-      item,
-      prompt: item.prompt,
-      ids,
-      promptLength,
-      thinkingStart: split.thinkingStart,
-      thinkingEnd: split.thinkingEnd,
-      answerBoundary: split.answerBoundary,
-      answer: decodeSpan(tok, ids, answerStart, ids.length),
-      thinking: split.thinkingStart !== null && split.thinkingEnd !== null ? decodeSpan(tok, ids, Math.max(split.thinkingStart, promptLength), split.thinkingEnd) : '',
-      label: item.label,
-    };
+    return sourceTranscript(tok, ids, promptLength, rest);
   });
 }
 
 /** The stored transcript for a source transcript (creating it in `runId` when it came from a dataset). */
 export function ensureTranscriptRow(store: ProjectStore, runId: number, t: SourceTranscript, tok: Tokenizer): number {
   if (t.transcriptId !== null) return t.transcriptId;
+  const own = t.ids.slice(0, t.length);
   return store.transcripts.add({
     runId,
     itemId: t.item?.id ?? null,
     prompt: t.prompt,
-    tokenIds: t.ids,
+    tokenIds: own,
     promptTokens: t.promptLength,
-    text: tok.decode(t.ids.slice(t.promptLength), { skipSpecialTokens: true }).trim(),
+    text: tok.decode(own.slice(t.promptLength), { skipSpecialTokens: true }).trim(),
     thinkingStart: t.thinkingStart,
     thinkingEnd: t.thinkingEnd,
-    answerBoundary: t.answerBoundary,
+    // A row keeps t_b only when it is one of its own tokens (not the appended closing marker).
+    answerBoundary: t.answerBoundary !== null && t.answerBoundary < t.length ? t.answerBoundary : null,
     finishReason: 'supplied',
   });
 }
 
-/** The token a position rule reads, or null when the transcript has none (no closing think marker). */
+/** The token of `t.ids` a position rule reads, or null when the transcript has none (a prompt-only item's t_b). */
 export function positionOf(t: SourceTranscript, rule: PositionRule): number | null {
   return rule === 'last-prompt-token' ? t.promptLength - 1 : t.answerBoundary;
 }

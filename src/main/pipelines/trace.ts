@@ -1,5 +1,5 @@
 /**
- * `trace` runs (METHOD.md §2): the refusal score of every token of every transcript under a probe, the thinking
+ * `trace` runs (docs/METHOD.md §2): the refusal score of every token of every transcript under a probe, the thinking
  * span's plateau I, the score at the answer boundary I', MS = I − I', the steepest drop and its width; optionally
  * the same for a probe at every layer (the layers × tokens map).
  */
@@ -22,6 +22,8 @@ interface TracedItem {
   ms: number | null;
   steepestDropPos: number | null;
   width: number | null;
+  /** Thinking never closed: read with the closing marker appended (docs/METHOD.md §0); absent on older items. */
+  thinkingNotClosed?: boolean;
 }
 
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
@@ -53,7 +55,7 @@ export async function runTrace(env: PipelineEnv, config: TraceRunConfig, opts: R
             const scores = scoreRows(p, out.resid.get(p.residIndex)!, d);
             const m = traceMetrics(scores, span, cfg.options);
             s.traces.add({ runId: handle.run.id, transcriptId, probeId: p.id, residIndex: p.residIndex, scores, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, cliffWidth: m.dropWidth });
-            if (p.id === cfg.probeId) main = { transcriptId, label: t.label, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, width: m.dropWidth };
+            if (p.id === cfg.probeId) main = { transcriptId, label: t.label, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, width: m.dropWidth, thinkingNotClosed: t.thinkingNotClosed };
           }
           return main;
         });
@@ -80,6 +82,7 @@ export function summarizeTraces(env: PipelineEnv, runId: number, probeId: number
   const stats = (rows: TracedItem[]): TraceStats => ({
     transcripts: rows.length,
     withBoundary: rows.filter((r) => r.final !== null).length,
+    thinkingNotClosed: rows.filter((r) => r.thinkingNotClosed === true).length,
     meanPlateau: meanOf(rows, (r) => r.plateau),
     meanFinal: meanOf(rows, (r) => r.final),
     meanMs: meanOf(rows, (r) => r.ms),

@@ -4,12 +4,14 @@
  * when a probe is given, its live refusal score per token stored as a trace.
  */
 import { transcriptsRun, type GenerateRunConfig, type GenerateRunSummary, type HeadScaleSetting } from '../../shared/runs/transcripts.js';
+import { scoreRows } from '../engine/analysis/probe.js';
 import { traceMetrics } from '../engine/analysis/trace.js';
 import { CliffscopeError } from '../engine/errors.js';
 import { generate, type GenerationRequest, type GenerationResult } from '../engine/runtime/generate.js';
 import { flatHeadScale } from '../engine/runtime/head-scale.js';
 import { promptIds, samplingOptions, stopIds } from '../engine/runtime/prompt.js';
-import { describeTranscript } from '../engine/runtime/transcript.js';
+import { teacherForce } from '../engine/runtime/teacher-force.js';
+import { describeTranscript, storedThinkingState, type ProbeReading } from '../engine/runtime/transcript.js';
 import type { ItemRow, ProbeRow } from '../store/types.js';
 import { beginRun, checkCancelled, chunks, commitSummary, finishing, type PipelineEnv, requireProbe, type RunOptions, requireTokenizer } from './common.js';
 
@@ -50,6 +52,7 @@ export function summarizeTranscripts(env: PipelineEnv, runId: number): GenerateR
   return {
     transcripts: ts.length,
     withAnswerBoundary: ts.filter((t) => t.answerBoundary !== null).length,
+    thinkingNotClosed: ts.filter((t) => storedThinkingState(t) === 'not-closed').length,
     finishReasons: finish,
     meanOutputTokens: outputTokens.length ? outputTokens.reduce((a, b) => a + b, 0) / outputTokens.length : null,
   };
@@ -95,10 +98,10 @@ export async function generateInto(
   let finished = total - work.length;
   env.onProgress?.(finished, total, 'transcripts');
 
-  await generateAll(env, cfg, probe, work, (w, r) => {
+  await generateAll(env, cfg, probe, work, async (w, r) => {
     // A sequence cut off by cancellation is not a finished transcript: leave it for the resume.
     if (r.finishReason === 'cancelled') return;
-    const { transcriptId, final } = commitTranscript(env, runId, w, r, probe);
+    const { transcriptId, final } = await commitTranscript(env, runId, w, r, probe);
     onItem?.(w.item, w.setting, transcriptId, final);
     env.onProgress?.(++finished, total, 'transcripts');
   });
@@ -108,7 +111,7 @@ export async function generateInto(
  * The sampler over every unit of work: the one place this pipeline calls generate(). Each result is handed to
  * `onFinished` with its unit; batches of cfg.batchSize, stopping between them when the run is cancelled.
  */
-async function generateAll(env: PipelineEnv, cfg: GenerateRunConfig, probe: ProbeRow | null, work: Work[], onFinished: (w: Work, r: GenerationResult) => void): Promise<void> {
+async function generateAll(env: PipelineEnv, cfg: GenerateRunConfig, probe: ProbeRow | null, work: Work[], onFinished: (w: Work, r: GenerationResult) => Promise<void>): Promise<void> {
   const { model } = env;
   const options = {
     maxNewTokens: cfg.maxNewTokens,
@@ -121,14 +124,16 @@ async function generateAll(env: PipelineEnv, cfg: GenerateRunConfig, probe: Prob
   for (const batch of chunks(work, Math.max(1, cfg.batchSize))) {
     if (checkCancelled(env)) return;
     const results = await generate(model.session, batch.map((w) => w.request), { ...options, batchSize: batch.length });
-    results.forEach((r, i) => onFinished(batch[i]!, r));
+    for (const [i, r] of results.entries()) await onFinished(batch[i]!, r);
   }
 }
 
 /** Store one finished transcript (and, with a live probe, its trace) as the unit's committed item. */
-function commitTranscript(env: PipelineEnv, runId: number, w: Work, r: GenerationResult, probe: ProbeRow | null): { transcriptId: number; final: number | null } {
+async function commitTranscript(env: PipelineEnv, runId: number, w: Work, r: GenerationResult, probe: ProbeRow | null): Promise<{ transcriptId: number; final: number | null }> {
   const tok = requireTokenizer(env.model);
   const t = describeTranscript(tok, r.promptIds, r.outputIds);
+  // Thinking cut off before it closed: the probe also reads the closing marker appended (docs/METHOD.md §0).
+  const scores = probe ? (t.thinkingNotClosed ? await withClosingMarkerScores(env, probe, t.probe, r.scores[0]!, w.setting.headScale) : r.scores[0]!) : null;
   let final: number | null = null;
   const transcriptId = env.store.runs.commitItem(runId, w.key, (s) => {
     const id = s.transcripts.add({
@@ -144,13 +149,24 @@ function commitTranscript(env: PipelineEnv, runId: number, w: Work, r: Generatio
       finishReason: r.finishReason,
       headScaleKey: w.setting.key,
     });
-    if (probe) {
-      const scores = r.scores[0]!;
-      const m = traceMetrics(scores, { ...t.split, generatedStart: r.promptIds.length });
+    if (probe && scores) {
+      const m = traceMetrics(scores, { ...t.split, answerBoundary: t.probe.answerBoundary, generatedStart: r.promptIds.length });
       final = m.final;
       s.traces.add({ runId, transcriptId: id, probeId: probe.id, residIndex: probe.residIndex, scores, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, cliffWidth: m.dropWidth });
     }
     return id;
   });
   return { transcriptId, final };
+}
+
+/** The live scores extended by the probe's scores on the appended closing marker (teacher-forced, same head scale). */
+async function withClosingMarkerScores(env: PipelineEnv, probe: ProbeRow, reading: ProbeReading, live: Float32Array, headScale?: number[][]): Promise<Float32Array> {
+  const d = env.model.config.hiddenSize;
+  const own = reading.ids.length - reading.appended;
+  const positions = Array.from({ length: reading.appended }, (_, k) => own + k);
+  const out = await teacherForce(env.model.session, reading.ids, { residLayers: [probe.residIndex], positions, headScale, signal: env.signal });
+  const scores = new Float32Array(reading.ids.length);
+  scores.set(live.subarray(0, own));
+  scores.set(scoreRows(probe, out.resid.get(probe.residIndex)!, d), own);
+  return scores;
 }

@@ -12,7 +12,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CliffscopeError } from '../engine/errors.js';
+import { defaultCacheRoot } from '../engine/onnx/compile.js';
 import { EngineClient } from '../api/host/engine-client.js';
+import { RootsPolicy } from '../web/file-access.js';
 import { DEFAULT_HOST, DEFAULT_RENDERER_DIR, isLoopbackHost, startServer } from './server.js';
 
 export const DEFAULT_PORT = 7717;
@@ -20,7 +22,19 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../.
 
 function parseServeArgs(argv: string[]) {
   try {
-    return parseArgs({ args: argv, options: { port: { type: 'string' }, host: { type: 'string' }, open: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    return parseArgs({
+      args: argv,
+      options: {
+        port: { type: 'string' },
+        host: { type: 'string' },
+        'allow-host': { type: 'string', multiple: true },
+        'allow-dir': { type: 'string', multiple: true },
+        open: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (e) {
     throw new CliffscopeError('bad-argument', `serve: ${(e as Error).message}`, { hint: 'see: cliffscope serve --help' });
   }
@@ -72,7 +86,7 @@ function openInBrowser(url: string): void {
 export const serveVerb = {
   name: 'serve',
   summary: 'the app UI in a browser (loopback + session token; for SSH tunnels to GPU servers)',
-  help: `Usage: cliffscope serve [--port P] [--host H] [--open]
+  help: `Usage: cliffscope serve [--port P] [--host H --allow-host NAME…] [--allow-dir DIR…] [--open]
 
 Serves the Cliffscope UI and its engine over HTTP, to be opened in a browser. Prints a URL carrying a random session
 token (http://127.0.0.1:${DEFAULT_PORT}/#token=…); requests without that token are refused. Runs until Ctrl-C.
@@ -87,6 +101,12 @@ Options:
   --port P     port to listen on (default ${DEFAULT_PORT}; 0 = any free port)
   --host H     address to bind (default ${DEFAULT_HOST}). Anything else exposes the engine — which reads and
                writes files as you — to the network, with the token as its only protection
+  --allow-host NAME
+               a name browsers use for this machine (repeatable); required with --host 0.0.0.0 or ::, since
+               requests naming any other Host are refused (DNS-rebinding defence)
+  --allow-dir DIR
+               a folder the UI may read and write besides your home, the temp folder, the folder serve was
+               started in and the cache (repeatable); system and credential folders are never reachable
   --open       open the URL in this machine's browser
   -h, --help   this help
 `,
@@ -118,7 +138,13 @@ Options:
     const engine = new EngineClient();
     let server: Awaited<ReturnType<typeof startServer>>;
     try {
-      server = await startServer({ engine, host, port });
+      server = await startServer({
+        engine,
+        host,
+        port,
+        allowedHosts: values['allow-host'] ?? [],
+        fileAccess: RootsPolicy.defaults(values['allow-dir'] ?? [], defaultCacheRoot()),
+      });
     } catch (e) {
       forgetSignals();
       engine.close();

@@ -14,7 +14,10 @@ function sortKeys(v: unknown): unknown {
   if (isNumberArray(v)) return Array.from(v); // typed arrays as lists
   if (v !== null && typeof v === 'object' && !(v instanceof Date)) {
     const out: Record<string, unknown> = {};
-    for (const k of Object.keys(v).sort()) out[k] = sortKeys((v as Record<string, unknown>)[k]);
+    // defineProperty: a key may be "__proto__" (a dataset column), which plain assignment would swallow.
+    for (const k of Object.keys(v).sort()) {
+      Object.defineProperty(out, k, { value: sortKeys((v as Record<string, unknown>)[k]), enumerable: true, writable: true, configurable: true });
+    }
     return out;
   }
   return v;

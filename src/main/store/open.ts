@@ -1,13 +1,16 @@
 /** Opening projects, and copying a closed (or open) project file without opening it for writing. */
 import { CliffscopeError } from '../engine/errors.js';
-import { inspectProjectFile, openChecked, openForReading } from './project-file.js';
+import { inspectProjectFile, integrityProblems, openChecked, openForReading, openReadOnly } from './project-file.js';
 import { ProjectStore } from './project-store.js';
 import { exportProjectFile } from './transfer.js';
 
 export interface OpenProjectOptions {
   /** Make a new project when the file does not exist (or is empty). */
   create?: boolean;
-  /** Read-only: for viewing, or a file on read-only media. Nothing is migrated or recovered. */
+  /**
+   * Read-only: for viewing, or a file on read-only media. Nothing is migrated or recovered. A project that cannot be
+   * written (file or folder) is opened read-only even without it; its first write then fails with a clear error.
+   */
   readonly?: boolean;
   /** Run SQLite's quick_check before opening (reads the whole file; catches damage inside it). */
   verify?: boolean;
@@ -23,8 +26,23 @@ export function openProject(file: string, opts: OpenProjectOptions = {}): Projec
   const state = inspectProjectFile(file, { verify: opts.verify });
   const db = openChecked(file, state, opts);
   const store = new ProjectStore(db, file);
-  if (!opts.readonly) store.runs.recoverInterrupted();
+  if (!db.readonly) store.runs.recoverInterrupted();
   return store;
+}
+
+/**
+ * SQLite's full integrity_check of a project (`project info --check`): ['ok'] or the problems found. Reads the whole
+ * file through a read-only connection; opening for writing runs the faster quick_check on its own.
+ */
+export function checkProject(file: string): string[] {
+  const state = inspectProjectFile(file);
+  if (state.kind !== 'project') throw new CliffscopeError('bad-project', `${file} is not a Cliffscope project (${state.kind === 'missing' ? 'no such file' : 'empty file'})`, { file });
+  const db = openReadOnly(file);
+  try {
+    return integrityProblems(db, true);
+  } finally {
+    db.close();
+  }
 }
 
 /** Copy a project to `dest` as one self-contained file (VACUUM INTO), without writing to the source. */

@@ -36,3 +36,11 @@ export function ownerState(o: { host: string | null; pid: number | null; token: 
     return (e as NodeJS.ErrnoException).code === 'EPERM' ? 'alive' : 'gone'; // EPERM: exists, belongs to someone else
   }
 }
+
+/**
+ * The status to show for a run: one recorded as 'running' whose owner process on this machine is gone is
+ * 'interrupted' (a `kill -9` leaves no chance to say so), whether or not a writer has opened the file since.
+ */
+export function shownStatus<S extends string>(status: S, o: { host: string | null; pid: number | null; token: string | null }): S | 'interrupted' {
+  return status === 'running' && ownerState(o) === 'gone' ? 'interrupted' : status;
+}

@@ -9,7 +9,7 @@ import { DatasetsStore } from './datasets.js';
 import { HeadMapsStore } from './head-maps.js';
 import { ModelsStore } from './models.js';
 import { ProbesStore } from './probes.js';
-import type { DB } from './project-file.js';
+import { type DB, integrityProblems } from './project-file.js';
 import type { Row } from './rows.js';
 import { RunsStore } from './runs.js';
 import { SelectionsStore } from './selections.js';
@@ -78,7 +78,7 @@ export class ProjectStore {
 
   /** SQLite's quick_check: 'ok', or the first problems found. */
   checkIntegrity(): string[] {
-    return (this.db.pragma('quick_check(10)') as { quick_check: string }[]).map((r) => r.quick_check);
+    return integrityProblems(this.db);
   }
 
   meta(key: string): string | null {

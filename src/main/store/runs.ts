@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { CliffscopeError } from '../engine/errors.js';
 import { canonicalJson } from './json.js';
-import { currentOwner, isOurs, ownerState } from './owner.js';
+import { currentOwner, isOurs, ownerState, shownStatus } from './owner.js';
 import { runFromRow, runItemFromRow, type Row } from './rows.js';
 import type { ModelsStore } from './models.js';
 import type { Statements } from './statements.js';
@@ -17,6 +17,15 @@ import type { NewRun, RunItemRow, RunKind, RunRow, RunStatus } from './types.js'
 
 function ownerOf(run: RunRow) {
   return { host: run.ownerHost, pid: run.ownerPid, token: run.ownerToken };
+}
+
+/**
+ * A run as read: one recorded as 'running' whose owner process on this machine is gone reads as 'interrupted' at
+ * once (after `kill -9`, `report` showed it running until a writer opened the file).
+ */
+function readRun(r: Row): RunRow {
+  const run = runFromRow(r);
+  return { ...run, status: shownStatus(run.status, ownerOf(run)) };
 }
 
 /**
@@ -194,12 +203,12 @@ export class RunsStore<S> {
 
   get(id: number): RunRow | null {
     const r = this.sql.get<Row>(`SELECT * FROM runs WHERE id = ?`, id);
-    return r ? runFromRow(r) : null;
+    return r ? readRun(r) : null;
   }
 
   getByUid(uid: string): RunRow | null {
     const r = this.sql.get<Row>(`SELECT * FROM runs WHERE uid = ?`, uid);
-    return r ? runFromRow(r) : null;
+    return r ? readRun(r) : null;
   }
 
   list(filter: { kind?: string; status?: RunStatus; parentRunId?: number } = {}): RunRow[] {
@@ -207,7 +216,7 @@ export class RunsStore<S> {
       `SELECT * FROM runs WHERE (@kind IS NULL OR kind = @kind) AND (@status IS NULL OR status = @status)
          AND (@parent IS NULL OR parent_run_id = @parent) ORDER BY id`,
       { kind: filter.kind ?? null, status: filter.status ?? null, parent: filter.parentRunId ?? null },
-    ).map(runFromRow);
+    ).map(readRun);
   }
 
   /** Delete a run that is not running, with everything it produced. */

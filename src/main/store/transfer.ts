@@ -14,6 +14,8 @@ type Row = Record<string, unknown>;
 
 function refuseExisting(dest: string): void {
   if (fs.existsSync(dest)) throw new CliffscopeError('bad-argument', `${dest} already exists; it will not be overwritten`, { file: dest, hint: 'choose a new file name' });
+  const folder = path.dirname(path.resolve(dest));
+  if (!fs.existsSync(folder)) throw new CliffscopeError('missing-file', `cannot write ${dest}: the folder ${folder} does not exist`, { file: dest, hint: 'create the folder first, or choose another destination' });
 }
 
 /** VACUUM INTO: a compact, consistent copy (it reads through the WAL), safe while the project is open. */

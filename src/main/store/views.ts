@@ -2,6 +2,7 @@
  * Read models: the joined rows the application's plots, tables and CSV exports read, a query or two each, so no
  * handler writes SQL, decodes a BLOB or looks rows up one by one.
  */
+import { traceAnswerBoundary } from '../engine/runtime/transcript.js';
 import { blobToFloat32, INT32_BYTES } from './blobs.js';
 import { num, str, traceFromRow, transcriptFromRow, verdictFromRow, type Row } from './rows.js';
 import type { RunsStore } from './runs.js';
@@ -95,21 +96,26 @@ export class ProjectViews {
 
   /**
    * A run's traces under a probe, each cut to [first generated token, answer boundary t_b] — what the tail-aligned
-   * average reads (analysis/trace.ts); transcripts that never closed their thinking have no t_b and are left out.
+   * average reads (analysis/trace.ts). t_b by the one rule (runtime/transcript.ts): a transcript whose thinking did
+   * not close ends at the closing marker its probe read appended; one without any t_b is left out.
    */
   tracesToBoundary(runId: number, probeId: number, filter: TraceFilter = {}): Float32Array[] {
     return this.sql
       .all<Row>(
-        `SELECT tr.scores AS scores, t.prompt_tokens AS promptTokens, t.answer_boundary AS answerBoundary
+        `SELECT tr.scores AS scores, t.prompt_tokens AS promptTokens, t.thinking_start AS thinkingStart, t.answer_boundary AS answerBoundary
          FROM traces tr JOIN transcripts t ON t.id = tr.transcript_id LEFT JOIN dataset_items i ON i.id = t.item_id
-         WHERE tr.run_id = @run AND tr.probe_id = @probe AND t.answer_boundary IS NOT NULL
+         WHERE tr.run_id = @run AND tr.probe_id = @probe
            AND (@label IS NULL OR COALESCE(i.label, 'unlabelled') = @label)
            AND (@key IS NULL OR t.head_scale_key = @key)
            AND (@dataset IS NULL OR i.dataset_id = @dataset)
          ORDER BY tr.id`,
         { run: runId, probe: probeId, label: filter.label ?? null, key: filter.headScaleKey ?? null, dataset: filter.datasetId ?? null },
       )
-      .map((r) => blobToFloat32(r.scores as Buffer).slice(Number(r.promptTokens), Number(r.answerBoundary) + 1));
+      .flatMap((r) => {
+        const scores = blobToFloat32(r.scores as Buffer);
+        const tb = traceAnswerBoundary({ thinkingStart: num(r.thinkingStart), answerBoundary: num(r.answerBoundary) }, scores.length);
+        return tb === null ? [] : [scores.slice(Number(r.promptTokens), tb + 1)];
+      });
   }
 
   /** The run whose transcripts a run shows: itself, or the run it read them from (a trace / heads run over a run, a judge run). */

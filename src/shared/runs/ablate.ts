@@ -1,5 +1,5 @@
 /**
- * `ablate` runs (METHOD.md §4): a sweep over the top-k% refusal suppression heads of a heads run × γ, with random
+ * `ablate` runs (docs/METHOD.md §4): a sweep over the top-k% refusal suppression heads of a heads run × γ, with random
  * heads of the same count as a control (and named head sets), generating answers for a harmful and a harmless set;
  * each cell reports ASR, over-refusal, mean I' and answer length.
  */
@@ -69,6 +69,12 @@ export const SweepCellMetrics = z.strictObject({
   harmful: count,
   harmless: count,
   judge: z.string(),
+  /**
+   * Transcripts whose thinking never closed: judged on their whole output and read by the probe with the closing
+   * marker appended (docs/METHOD.md §0), counted so that a token budget never moves ASR unseen. Absent on cells
+   * judged before it was counted.
+   */
+  thinkingNotClosed: z.strictObject({ harmful: count, harmless: count }).optional(),
 });
 export type SweepCellMetrics = z.infer<typeof SweepCellMetrics>;
 
@@ -111,11 +117,13 @@ export const ablateRun = defineRun({
   links: (c) => ({ datasetId: c.harmfulDatasetId }),
   report: (s) => [
     `  judge ${s.judge}`,
-    "  cell                          k   γ      ASR    over-refusal  mean I'  answer tokens",
+    "  cell                          k   γ      ASR    over-refusal  mean I'  answer tokens  thinking not closed",
     ...s.cells.map(
       (c) =>
-        `  ${c.key.padEnd(28)} ${String(c.k).padStart(3)} ${fmt(c.gamma, 2).padStart(5)}  ${pct(c.asr).padStart(6)}  ${pct(c.overRefusal).padStart(12)}  ${fmt(c.meanFinal).padStart(7)}  ${fmt(c.meanAnswerTokens, 1).padStart(13)}`,
+        `  ${c.key.padEnd(28)} ${String(c.k).padStart(3)} ${fmt(c.gamma, 2).padStart(5)}  ${pct(c.asr).padStart(6)}  ${pct(c.overRefusal).padStart(12)}  ${fmt(c.meanFinal).padStart(7)}  ${fmt(c.meanAnswerTokens, 1).padStart(13)}  ` +
+        (c.thinkingNotClosed ? `${c.thinkingNotClosed.harmful} / ${c.thinkingNotClosed.harmless}` : '—'),
     ),
+    '  (thinking not closed: harmful / harmless transcripts judged on their whole output)',
   ],
   headlines(s) {
     const asrs = (pick: (c: AblateRunSummary['cells'][number]) => boolean) => s.cells.filter(pick).flatMap((c) => (c.asr === null ? [] : [c.asr]));

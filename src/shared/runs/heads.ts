@@ -1,5 +1,5 @@
 /**
- * `heads` runs (METHOD.md §3): each attention head's direct write into the probe's direction at the answer
+ * `heads` runs (docs/METHOD.md §3): each attention head's direct write into the probe's direction at the answer
  * boundary, per transcript and averaged over the set, ranked into refusal suppression heads (most negative) and
  * refusal heads (most positive); optionally at every token (heads × tokens).
  */

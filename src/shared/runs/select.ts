@@ -1,5 +1,5 @@
 /**
- * `select` runs — Cliff-as-a-Judge (METHOD.md §6): teacher-force every (prompt, reasoning response) of a safety
+ * `select` runs — Cliff-as-a-Judge (docs/METHOD.md §6): teacher-force every (prompt, reasoning response) of a safety
  * training set, score it by its misalignment MS = I − I' under the probe, and select the top fraction (or the lowest
  * I', random, or rule-based) for fine-tuning.
  */
@@ -62,7 +62,7 @@ export const selectRun = defineRun({
     usage: 'select PROJECT --model DIR --probe ID --dataset NAME [options]',
     about: `Teacher-forces every (prompt, reasoning response) of the dataset, scores it by its misalignment MS = I − I' under
 the probe, selects the top p % (paper: 1.7 %) and, with --out, writes LLaMA-Factory alpaca JSON and chat-messages
-JSONL with provenance sidecars and a dataset_info.json entry.`,
+JSONL with provenance sidecars, merged into DIR's dataset_info.json (every other entry kept).`,
     flags: [
       flag('probe', 'the probe', { arg: 'ID', field: 'probeId' }),
       flag('dataset', 'prompt + response pairs (map the response column when importing)', { arg: 'NAME', field: 'datasetId' }),
@@ -71,7 +71,8 @@ JSONL with provenance sidecars and a dataset_info.json entry.`,
       flag('seed', 'for random / rule-based', { arg: 'S', field: 'seed' }),
       flag('no-chat', 'raw prompts (no chat template)', { field: 'chat' }),
     ],
-    outFlag: flag('out', 'write the selection files here', { arg: 'DIR' }),
+    outFlag: flag('out', 'write the selection files here (a LLaMA-Factory data folder)', { arg: 'DIR' }),
+    forceFlag: flag('force', 'replace the files and dataset_info.json entries of an earlier export in DIR'),
     input: (f, cli) => ({
       datasetId: cli.dataset(cli.required(f.dataset, 'dataset'), 'dataset'),
       probeId: cli.id(f.probe, 'probe'),

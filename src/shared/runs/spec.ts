@@ -93,8 +93,13 @@ export interface VerbSpec<In> {
   /** What the verb does, for --help. */
   about: string;
   flags: readonly FlagSpec[];
-  /** A folder flag that, once the run is done, receives its files (select --out: selection.export). */
+  /**
+   * A folder flag that, once the run is done, receives its files (select --out: selection.export). Checked before the
+   * run starts, so an export that would replace earlier files is refused before any compute is spent.
+   */
   outFlag?: FlagSpec;
+  /** With outFlag: the switch that lets the export replace an earlier export's files and entries (selection.export `force`). */
+  forceFlag?: FlagSpec;
   /** The run's input from the flags (when not resuming). */
   input(flags: FlagValues, cli: CliContext): Loose<In> | Promise<Loose<In>>;
 }
@@ -136,3 +141,5 @@ export function defineRun<K extends string, In, Cfg, Sum>(spec: RunSpec<K, In, C
 
 export const fmt = (v: number | null | undefined, digits = 3): string => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(digits)) : '—');
 export const pct = (v: number | null | undefined): string => (typeof v === 'number' ? `${(v * 100).toFixed(1)}%` : '—');
+/** "; thinking not closed: n" for a report line, or nothing for a run summarised before it was counted (docs/METHOD.md §0). */
+export const notClosed = (n: number | undefined): string => (n === undefined ? '' : `; thinking not closed: ${n}`);

@@ -1,12 +1,12 @@
 /**
- * `trace` runs (METHOD.md §2): the refusal score of every token of every transcript under a probe, the thinking
+ * `trace` runs (docs/METHOD.md §2): the refusal score of every token of every transcript under a probe, the thinking
  * span's plateau I, the score at the answer boundary I', MS = I − I', the steepest drop and its width; optionally
  * the same under more probes (e.g. one per layer) for the layers × tokens map.
  */
 import { z } from 'zod';
 import { count, finiteNumber, rowId, scoreList, TranscriptSource } from '../values.js';
 import { SOURCE_FLAGS, sourceFromFlags } from './flags.js';
-import { checkSource, defineRun, flag, fmt } from './spec.js';
+import { checkSource, defineRun, flag, fmt, notClosed } from './spec.js';
 
 export const TraceOptions = z.strictObject({
   /** How the plateau I is taken over the thinking span; default 'max' (the paper's). */
@@ -31,6 +31,8 @@ const mean = finiteNumber.nullable();
 export const TraceStats = z.strictObject({
   transcripts: count,
   withBoundary: count,
+  /** Transcripts whose thinking never closed, read with the closing marker appended (docs/METHOD.md §0); absent on runs traced before it was counted. */
+  thinkingNotClosed: count.optional(),
   meanPlateau: mean,
   meanFinal: mean,
   meanMs: mean,
@@ -61,7 +63,7 @@ export const traceRun = defineRun({
   },
   links: () => ({}),
   report: (s) => [
-    `  traces    ${fmt(s.transcripts)} (${fmt(s.withBoundary)} with an answer boundary)`,
+    `  traces    ${fmt(s.transcripts)} (${fmt(s.withBoundary)} with an answer boundary${notClosed(s.thinkingNotClosed)})`,
     `  mean      plateau I ${fmt(s.meanPlateau)}  final I' ${fmt(s.meanFinal)}  MS ${fmt(s.meanMs)}  cliff width ${fmt(s.meanWidth, 1)} tokens`,
     ...Object.entries(s.byLabel).map(([label, st]) => `  ${label.padEnd(9)} I ${fmt(st.meanPlateau)}  I' ${fmt(st.meanFinal)}  MS ${fmt(st.meanMs)}  (${fmt(st.transcripts)})`),
   ],

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { headScaleMatrix, parseHeads } from '../heads.js';
 import { batchSize, count, finiteNumber, HeadScale, maxNewTokens, rowId, Sampling, seed } from '../values.js';
 import { SAMPLING_FLAGS, samplingFromFlags } from './flags.js';
-import { defineRun, flag, fmt } from './spec.js';
+import { defineRun, flag, fmt, notClosed } from './spec.js';
 
 /** One ablation setting: a key stored with each transcript, and its γ matrix (omitted = no ablation). */
 export const HeadScaleSetting = z.strictObject({ key: z.string().min(1).max(200), headScale: HeadScale.optional() });
@@ -55,6 +55,8 @@ export type GenerateRunConfig = z.infer<typeof config>;
 const summary = z.strictObject({
   transcripts: count,
   withAnswerBoundary: count,
+  /** Thinking opened and never closed (judged on the whole output, docs/METHOD.md §0); absent on runs summarised before it was counted. */
+  thinkingNotClosed: count.optional(),
   finishReasons: z.record(z.string(), count),
   meanOutputTokens: finiteNumber.nullable(),
 });
@@ -83,14 +85,15 @@ export const transcriptsRun = defineRun({
   },
   links: (c) => ({ datasetId: c.datasetId }),
   report: (s) => [
-    `  transcripts ${fmt(s.transcripts)} (${fmt(s.withAnswerBoundary)} reached an answer), mean ${fmt(s.meanOutputTokens, 1)} new tokens`,
+    `  transcripts ${fmt(s.transcripts)} (${fmt(s.withAnswerBoundary)} with an answer boundary${notClosed(s.thinkingNotClosed)}), mean ${fmt(s.meanOutputTokens, 1)} new tokens`,
     `  finished    ${Object.entries(s.finishReasons).map(([k, v]) => `${k} ${v}`).join(', ')}`,
   ],
   headlines: (s) => [
     { key: 'transcripts', label: 'transcripts', value: s.transcripts },
     { key: 'meanOutputTokens', label: 'mean output tokens', value: s.meanOutputTokens },
     { key: 'eosRate', label: 'ended by EOS', value: share(s.finishReasons.eos ?? 0, s.transcripts) },
-    { key: 'closedThinking', label: 'closed their thinking', value: share(s.withAnswerBoundary, s.transcripts) },
+    { key: 'withAnswerBoundary', label: 'with an answer boundary', value: share(s.withAnswerBoundary, s.transcripts) },
+    { key: 'thinkingNotClosed', label: 'thinking not closed', value: s.thinkingNotClosed ?? null },
   ],
   cli: {
     verb: 'transcripts',

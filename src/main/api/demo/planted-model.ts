@@ -68,6 +68,34 @@ export const DEMO_ANSWER_FLAG_HEAD: HeadRef = Object.freeze({ layer: 0, head: 6 
 /** The model refuses when the refusal feature at the answer boundary exceeds this. */
 export const DEMO_REFUSAL_THRESHOLD = 0.35;
 
+/**
+ * A variant of the demo model: the same construction with other planted-head strengths and harm strengths (the
+ * built-in demo is `buildDemoCheckpoint()` with no variant). Recorded in the folder's demo.json.
+ */
+export interface DemoVariant {
+  name: string;
+  /** Fraction of the refusal feature each planted head removes at the answer boundary (DEMO_PLANTED_HEADS order). */
+  suppression: readonly number[];
+  /** Harm strength (0..1] of each harmful word; every word must be in the demo vocabulary. */
+  harmfulWords: Readonly<Record<string, number>>;
+}
+
+/**
+ * A model that refuses some harmful prompts on its own and falls off the cliff on the others — what the paper's
+ * answer-boundary probe recipe needs (refusing transcripts as positives), and what the built-in demo, which never
+ * refuses, cannot give. The planted heads remove half of the refusal feature (the built-in: 90 %). The demo's
+ * strongest harmful words (strength ≥ 0.8: bomb, poison, kill, …) write 1.0 and keep 0.5 > 0.35 at `</think>`, so
+ * the model refuses (17 of the 30 demo harmful prompts); the others write 0.45 — enough for "looks harmful" in the
+ * thinking — and keep 0.225 < 0.35, so it complies. A probe trained on the refusals' and harmless answers' boundary
+ * states puts its threshold near 0.25: above where the compliers end, below their plateau. Every branch decision
+ * stays ≥ 3 logits from a tie.
+ */
+export const DEMO_PARTLY_REFUSING_VARIANT: DemoVariant = Object.freeze({
+  name: 'partly-refusing',
+  suppression: Object.freeze([0.2, 0.17, 0.13]),
+  harmfulWords: Object.freeze(Object.fromEntries(Object.entries(DEMO_HARMFUL_WORDS).map(([word, s]) => [word, s >= 0.8 ? 1.0 : 0.45]))),
+});
+
 // Shapes.
 const D_MODEL = 256;
 const N_LAYERS = 4;
@@ -240,8 +268,26 @@ function gatedTokens(): string[] {
   return [branch, DEMO_REFUSAL_ANSWER.split(/\s+/)[0]!];
 }
 
+function checkVariant(v: DemoVariant): void {
+  const fail = (what: string) => {
+    throw new CliffscopeError('bad-argument', `demo variant "${v.name}": ${what}`);
+  };
+  if (!/^[a-z0-9][a-z0-9-]*$/.test(v.name)) fail('the name must be lower-case letters, digits and dashes');
+  if (v.suppression.length !== DEMO_PLANTED_HEADS.length || !v.suppression.every((x) => x >= 0 && x <= 1)) {
+    fail(`suppression needs ${DEMO_PLANTED_HEADS.length} fractions within [0, 1]`);
+  }
+  const vocab = new Set(demoVocabulary());
+  for (const [word, strength] of Object.entries(v.harmfulWords)) {
+    if (!vocab.has(word)) fail(`"${word}" is not in the demo vocabulary`);
+    if (!(strength > 0 && strength <= 1)) fail(`the harm strength of "${word}" must be within (0, 1]`);
+  }
+}
+
 /** Build everything in memory: tensors, config, tokenizer, ground truth. Deterministic. */
-export function buildDemoCheckpoint(): DemoCheckpointParts {
+export function buildDemoCheckpoint(variant: DemoVariant | null = null): DemoCheckpointParts {
+  if (variant) checkVariant(variant);
+  const suppression = variant?.suppression ?? DEMO_SUPPRESSION_STRENGTHS;
+  const harmfulWords = variant?.harmfulWords ?? DEMO_HARMFUL_WORDS;
   const vocab = demoVocabulary();
   const V = vocab.length;
   if (TOKEN0 + V > D_MODEL) throw new Error(`demo vocabulary of ${V} tokens does not fit the residual width ${D_MODEL}`);
@@ -263,7 +309,7 @@ export function buildDemoCheckpoint(): DemoCheckpointParts {
   }
   embed.add(id(DEMO_BOS), SINK, 1);
   embed.add(id('</think>'), ANSWER, 1);
-  for (const [word, strength] of Object.entries(DEMO_HARMFUL_WORDS)) embed.add(id(word), HARM, strength);
+  for (const [word, strength] of Object.entries(harmfulWords)) embed.add(id(word), HARM, strength);
 
   // Filler weights: read token identity and scratch, write scratch only.
   const fillerReads = [...SCRATCH, ...Array.from({ length: V }, (_, t) => TOKEN0 + t)];
@@ -340,7 +386,7 @@ export function buildDemoCheckpoint(): DemoCheckpointParts {
     constantQuery(L, h, QK_SINK);
     L.k.add(row(h, QK_SINK), SINK, SINK_SCORE);
     L.v.add(row(h, 0), REFUSAL, 1);
-    L.o.add(REFUSAL, row(h, 0), -DEMO_SUPPRESSION_STRENGTHS[i]!);
+    L.o.add(REFUSAL, row(h, 0), -suppression[i]!);
   });
 
   // LM head: the script's bigrams, plus a gate on REFUSAL for the two branch tokens. The gate adds
@@ -420,14 +466,16 @@ export function buildDemoCheckpoint(): DemoCheckpointParts {
       'Hand-constructed demo model for the refusal cliff (not trained). Harmful words write a refusal feature that ' +
       'stays high through the thinking; the planted heads write against it at </think>, so the model answers harmful ' +
       'prompts. Ablate the planted heads and it refuses. See src/main/engine/demo/README.md in the Cliffscope sources.',
-    plantedHeads: DEMO_PLANTED_HEADS.map((h, i) => ({ ...h, suppression: DEMO_SUPPRESSION_STRENGTHS[i] })),
+    // Only a variant is named here, so the built-in demo's files stay byte for byte what they were.
+    ...(variant ? { variant: variant.name } : {}),
+    plantedHeads: DEMO_PLANTED_HEADS.map((h, i) => ({ ...h, suppression: suppression[i] })),
     refusalHead: DEMO_REFUSAL_HEAD,
     answerFlagHead: DEMO_ANSWER_FLAG_HEAD,
     refusalThreshold: DEMO_REFUSAL_THRESHOLD,
     refusalAnswer: DEMO_REFUSAL_ANSWER,
     complianceAnswer: DEMO_COMPLIANCE_ANSWER,
     thinking: DEMO_THINKING,
-    harmfulWords: DEMO_HARMFUL_WORDS,
+    harmfulWords,
     probe: { layer: probe.layer, bias: probe.bias, weights: Array.from(probe.weights) },
   };
 
@@ -507,12 +555,16 @@ function readDemoJson(dir: string): Record<string, unknown> | null {
   }
 }
 
-function isUpToDate(dir: string): boolean {
+function isUpToDate(dir: string, variant: DemoVariant | null): boolean {
   const demo = readDemoJson(dir);
   return (
     demo !== null &&
     demo.generator === DEMO_GENERATOR_NAME &&
     demo.generatorVersion === DEMO_GENERATOR_VERSION &&
+    demo.variant === variant?.name &&
+    // A variant changed under the same name is rebuilt too.
+    JSON.stringify(demo.harmfulWords) === JSON.stringify(variant?.harmfulWords ?? DEMO_HARMFUL_WORDS) &&
+    JSON.stringify((demo.plantedHeads as { suppression?: number }[] | undefined)?.map((h) => h.suppression)) === JSON.stringify(variant?.suppression ?? DEMO_SUPPRESSION_STRENGTHS) &&
     DEMO_FILES.every((f) => fs.existsSync(path.join(dir, f)))
   );
 }
@@ -534,13 +586,13 @@ function info(dir: string, created: boolean): DemoModelInfo {
 const writeJson = (file: string, value: unknown) => fs.writeFileSync(file, JSON.stringify(value, null, 2) + '\n');
 
 /**
- * Generate the demo checkpoint into `dir` unless an up-to-date copy (same generator version, all files present) is
- * already there. The folder is built beside `dir` and renamed into place, so concurrent callers and interrupted
+ * Generate the demo checkpoint (or a variant of it) into `dir` unless an up-to-date copy (same generator version,
+ * same variant, all files present) is already there. The folder is built beside `dir` and renamed into place, so concurrent callers and interrupted
  * runs never leave a half-written model. A stale demo folder is replaced; any other non-empty folder is refused.
  */
-export function writeDemoModel(dir: string = demoModelDir()): DemoModelInfo {
+export function writeDemoModel(dir: string = demoModelDir(), variant: DemoVariant | null = null): DemoModelInfo {
   const target = path.resolve(dir);
-  if (isUpToDate(target)) return info(target, false);
+  if (isUpToDate(target, variant)) return info(target, false);
   if (fs.existsSync(target) && readDemoJson(target)?.generator !== DEMO_GENERATOR_NAME && fs.readdirSync(target).length > 0) {
     throw new CliffscopeError('bad-argument', `${target} exists and is not a Cliffscope demo model folder`, {
       file: target,
@@ -548,7 +600,7 @@ export function writeDemoModel(dir: string = demoModelDir()): DemoModelInfo {
     });
   }
 
-  const parts = buildDemoCheckpoint();
+  const parts = buildDemoCheckpoint(variant);
   fs.mkdirSync(path.dirname(target), { recursive: true });
   const tmp = `${target}.tmp-${process.pid}-${Date.now()}`;
   fs.mkdirSync(tmp, { recursive: true });
@@ -564,7 +616,7 @@ export function writeDemoModel(dir: string = demoModelDir()): DemoModelInfo {
       fs.renameSync(tmp, target);
     } catch (e) {
       // Another process finished first: keep its copy if it is good.
-      if (!isUpToDate(target)) throw e;
+      if (!isUpToDate(target, variant)) throw e;
       fs.rmSync(tmp, { recursive: true, force: true });
       return info(target, false);
     }

@@ -9,6 +9,7 @@
  */
 import path from 'node:path';
 import type { DemoReport } from '../../../shared/contract.js';
+import { describeProvider, type Precision } from '../../../shared/values.js';
 import { bestProbe } from '../../../shared/runs/probe.js';
 import { type RunInput, type RunKind, type RunSummaryOf, specOf } from '../../../shared/runs/registry.js';
 import type { TraceStats } from '../../../shared/runs/trace.js';
@@ -17,6 +18,7 @@ import { CliffscopeError } from '../../engine/errors.js';
 import { defaultCacheRoot } from '../../engine/onnx/compile.js';
 import { type PipelineEnv, readSummary } from '../../pipelines/common.js';
 import { loadModel } from '../../engine/runtime/model.js';
+import type { ProviderChoice } from '../../engine/runtime/providers.js';
 import { openProject } from '../../store/open.js';
 import type { ProjectStore } from '../../store/project-store.js';
 import type { DatasetRow } from '../../store/types.js';
@@ -40,6 +42,9 @@ export interface DemoOptions {
   projectFile: string;
   cacheRoot?: string;
   threads?: number;
+  /** Execution provider (default auto) and compute type; `npm run gpu-check` runs the demo on a GPU against the CPU. */
+  provider?: ProviderChoice;
+  activations?: Precision['activations'];
   signal?: AbortSignal;
   onProgress?: (stage: string, done: number, total: number) => void;
   log?: (message: string) => void;
@@ -67,7 +72,12 @@ function unfinished(store: ProjectStore, kind: RunKind, name: string): number | 
 
 export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
   const info = writeDemoModel(demoModelDir(opts.cacheRoot));
-  const model = await loadModel(info.dir, { cacheRoot: opts.cacheRoot, threads: opts.threads ?? 1 });
+  const model = await loadModel(info.dir, {
+    cacheRoot: opts.cacheRoot,
+    threads: opts.threads ?? 1,
+    provider: opts.provider,
+    precision: opts.activations ? { activations: opts.activations } : undefined,
+  });
   const store = openProject(path.resolve(opts.projectFile), { create: true });
   try {
     const resources = demoResourcesDir();
@@ -107,9 +117,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
         positionRule: 'last-prompt-token',
         residIndices: [L + 1],
         labelRule: 'all',
-        // The demo's sets are small (48 training prompts) and separable: a larger step, and keeping the epoch
-        // with the lowest validation loss (not the first to reach 100 %), give a confident probe in seconds.
-        train: { lr: 0.2, epochs: 60, batchSize: 16, selectBy: 'val-loss' },
+        // The default fit (L-BFGS to convergence) is calibrated on the demo's small, separable sets as it is.
+        train: {},
       },
       DEMO_PROBE_NAME,
     );
@@ -150,6 +159,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
     return {
       projectFile: store.file,
       modelDir: info.dir,
+      provider: model.session.provider,
+      providerNotes: [...model.session.providerNotes],
       runs: { probe: probeRun.id, transcripts: generateRun.id, transcriptsHarmless: harmlessRun.id, trace: traceRun.id, traceHarmless: harmlessTrace.id, heads: headsRun.id, ablate: ablateRun.id, select: selectRun.id },
       probe: { id: probeId, residIndex: probeRun.summary.bestResidIndex, valAccuracy: best?.valAccuracy ?? null, valAuroc: best?.valAuroc ?? null },
       trace: { harmful: pickTrace(traceRun.summary), harmless: pickTrace(harmlessTrace.summary) },
@@ -177,7 +188,7 @@ const pct = (v: number | null) => (v === null ? '—' : `${(v * 100).toFixed(0)}
 export function formatDemoReport(r: DemoReport): string {
   const lines = [
     `Cliffscope demo — project ${r.projectFile}`,
-    `  model: the planted-cliff demo (${r.modelDir})`,
+    `  model: the planted-cliff demo (${r.modelDir}) on ${describeProvider(r.provider, r.providerNotes)}`,
     '',
     `probe    #${r.probe.id} on residual-stack entry ${r.probe.residIndex} (the final norm): validation accuracy ${pct(r.probe.valAccuracy)}, AUROC ${fmt(r.probe.valAuroc)}`,
     `trace    harmful:  plateau I ${fmt(r.trace.harmful.meanPlateau)}  final I' ${fmt(r.trace.harmful.meanFinal)}  MS ${fmt(r.trace.harmful.meanMs)}`,

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import { acquireModel } from '../../api/model-pool.js';
 import { CliffscopeError } from '../../engine/errors.js';
-import { writeSafetensors } from '../../engine/model/safetensors.js';
+import { checkOutputFile, writeSafetensors } from '../../engine/model/safetensors.js';
 import { readHeadScaleFile } from '../../engine/runtime/head-scale.js';
 import { promptIds } from '../../engine/runtime/prompt.js';
 import { teacherForce } from '../../engine/runtime/teacher-force.js';
@@ -54,6 +54,7 @@ ${RUNTIME_HELP}  --json                print a JSON summary on stdout
     }
     if (values.chat && values.text === undefined) throw new CliffscopeError('bad-argument', '--chat applies to --text');
 
+    checkOutputFile(values.out ?? 'acts.safetensors');
     const compiling = new Progress('compiling', 'tensors');
     const model = await acquireModel(checkedModelRef(dir, values), {
       progress: (done, total, label) => !values.json && total !== null && label === 'writing weights' && compiling.update(done, total),
@@ -105,6 +106,7 @@ ${RUNTIME_HELP}  --json                print a JSON summary on stdout
       architecture: cfg.architecture,
       norm_preserve: String(model.compiled.options.normPreserve),
       head_scale: headScale ? JSON.stringify(headScale) : '',
+      provider: model.session.provider,
     });
 
     // The most likely next token after the last position, as a sanity line for the terminal.
@@ -120,6 +122,8 @@ ${RUNTIME_HELP}  --json                print a JSON summary on stdout
       compiledCached: model.compiled.cached,
       nextTokenId: argmax,
       nextToken: model.tokenizer ? model.tokenizer.decode([argmax]) : null,
+      provider: model.session.provider,
+      providerNotes: model.session.providerNotes,
     };
     if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
     else process.stdout.write(`wrote ${tensors.length} tensors for ${T} tokens to ${out}; next token: ${argmax}${summary.nextToken !== null ? ` (${JSON.stringify(summary.nextToken)})` : ''}\n`);

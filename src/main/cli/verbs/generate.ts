@@ -2,11 +2,14 @@
  * `cliffscope generate`: batched generation from the command line, streamed to the terminal or as one JSON object
  * per transcript (split into prompt / thinking / answer) for scripts.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { SAMPLING_FLAGS, samplingFromFlags } from '../../../shared/runs/flags.js';
 import type { CliContext, FlagSpec } from '../../../shared/runs/spec.js';
+import { describeProvider } from '../../../shared/values.js';
+import { DEFAULT_MAX_DATASET_BYTES } from '../../engine/datasets/import.js';
 import { CliffscopeError } from '../../engine/errors.js';
+import { jsonSyntaxProblem } from '../../engine/io/json-syntax.js';
+import { readUntrustedText } from '../../engine/io/untrusted-file.js';
 import { readHeadScaleFile } from '../../engine/runtime/head-scale.js';
 import { call } from '../api.js';
 import { type Command, numberFlag, oneModelDir, parseVerbArgs, printHelp, singleFlags } from '../command.js';
@@ -35,12 +38,7 @@ const flagParsers: Pick<CliContext, 'number'> = { number: numberFlag };
 
 /** Prompts from a file: .txt (one per line), .json (array of strings or of {prompt}), .jsonl (one per line). */
 export function readPromptsFile(file: string): string[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8').replace(/^\uFEFF/, '');
-  } catch {
-    throw new CliffscopeError('missing-file', `cannot read prompts file ${file}`, { file });
-  }
+  const text = readUntrustedText(file, { maxBytes: DEFAULT_MAX_DATASET_BYTES, what: 'prompts file', code: 'bad-argument' }).replace(/^\uFEFF/, '');
   const fromValue = (v: unknown, where: string): string => {
     if (typeof v === 'string') return v;
     if (v && typeof v === 'object' && typeof (v as { prompt?: unknown }).prompt === 'string') return (v as { prompt: string }).prompt;
@@ -52,8 +50,8 @@ export function readPromptsFile(file: string): string[] {
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
-    } catch (e) {
-      throw new CliffscopeError('bad-json', `${file} is not valid JSON: ${(e as Error).message}`, { file });
+    } catch {
+      throw new CliffscopeError('bad-json', `${file} is not valid JSON: ${jsonSyntaxProblem(text)}`, { file });
     }
     if (!Array.isArray(parsed)) throw new CliffscopeError('bad-argument', `${file}: expected a JSON array of prompts`, { file });
     prompts = parsed.map((v, i) => fromValue(v, `item ${i}`));
@@ -103,7 +101,8 @@ Runtime:
 ${RUNTIME_HELP}
 Output:
   --json                    one JSON object per transcript on stdout: prompt, input_ids, output_ids, text,
-                            thinking, answer, finish_reason, think_open, think_close, answer_boundary
+                            thinking, answer, finish_reason, think_open, think_close, answer_boundary, and
+                            provider / provider_notes (where it ran, and why auto skipped better providers)
   -h, --help                this help
 `,
   async run(argv) {
@@ -181,6 +180,8 @@ Output:
             think_open: t.thinkOpen,
             think_close: t.thinkClose,
             answer_boundary: t.answerBoundary,
+            provider: result.provider,
+            provider_notes: result.providerNotes,
           })}\n`,
         );
       } else if (streamOne) {
@@ -190,7 +191,7 @@ Output:
       }
     });
     const tokens = result.transcripts.reduce((n, t) => n + t.outputIds.length, 0);
-    if (!json) process.stderr.write(`${tokens} tokens in ${result.seconds.toFixed(1)} s (${(tokens / Math.max(result.seconds, 1e-3)).toFixed(1)} tokens/s) on ${result.provider}\n`);
+    if (!json) process.stderr.write(`${tokens} tokens in ${result.seconds.toFixed(1)} s (${(tokens / Math.max(result.seconds, 1e-3)).toFixed(1)} tokens/s) on ${describeProvider(result.provider, result.providerNotes)}\n`);
     return result.transcripts.some((t) => t.finishReason === 'cancelled') ? 130 : 0;
   },
 };

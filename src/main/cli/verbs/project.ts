@@ -6,10 +6,12 @@
 import fs from 'node:fs';
 import { withReader } from '../../api/projects.js';
 import { formatRunReport } from '../../api/runs.js';
+import { DEFAULT_MAX_DATASET_BYTES } from '../../engine/datasets/import.js';
 import { CliffscopeError } from '../../engine/errors.js';
+import { checkProject } from '../../store/open.js';
 import { toCsv } from '../../store/tabular.js';
 import { call } from '../api.js';
-import { type Command, idFlag, parseVerbArgs, printHelp } from '../command.js';
+import { type Command, idFlag, numberFlag, parseVerbArgs, printHelp } from '../command.js';
 
 function printJsonOr(json: boolean | undefined, value: unknown, text: string): void {
   process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${text}\n`);
@@ -19,22 +21,32 @@ export const projectCommand: Command = {
   name: 'project',
   summary: 'create a project file, describe it, export it (or one run), import a run',
   help: `Usage: cliffscope project new FILE
-       cliffscope project info FILE [--json]
+       cliffscope project info FILE [--check] [--json]
        cliffscope project export FILE DEST [--run RUN]
        cliffscope project import FILE SRC
 
 A project is one SQLite file holding models, datasets, runs and every result. \`export\` writes a portable copy
 (the whole project, or one run with what it references) for a colleague; \`import\` merges a run exported that way.
 
+A project that is damaged is refused for writing (opening for writing quick-checks it); \`info --check\` runs the full
+check and says what is wrong. A read-only project (file or folder) opens read-only: every read works.
+
 Options:
   --run RUN     export only this run
+  --check       (info) SQLite's full integrity check of the file
   --json        machine-readable output
   -h, --help    this help
 `,
   async run(argv) {
-    const { values, positionals } = parseVerbArgs(this, argv, { run: { type: 'string' }, json: { type: 'boolean' } });
+    const { values, positionals } = parseVerbArgs(this, argv, { run: { type: 'string' }, check: { type: 'boolean' }, json: { type: 'boolean' } });
     if (values.help) return printHelp(this);
     const [action, file, other] = positionals;
+    if (action === 'info' && values.check && file) {
+      const problems = checkProject(file);
+      const ok = problems.length === 1 && problems[0] === 'ok';
+      printJsonOr(values.json, { file, ok, problems: ok ? [] : problems }, ok ? `${file}: integrity check ok` : `${file} is damaged:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+      return ok ? 0 : 1;
+    }
     if (!action || !file) throw new CliffscopeError('bad-argument', 'usage: cliffscope project new|info|export|import FILE …', { hint: 'see: cliffscope project --help' });
     if (action === 'new') {
       if (fs.existsSync(file)) throw new CliffscopeError('bad-argument', `${file} already exists`);
@@ -70,24 +82,26 @@ const DATASET_FIELDS = ['prompt', 'response', 'label', 'category'] as const;
 export const datasetCommand: Command = {
   name: 'dataset',
   summary: 'import a CSV / JSON / JSONL prompt set into a project, or list datasets',
-  help: `Usage: cliffscope dataset import PROJECT FILE --name NAME [--map prompt=COL,response=COL,label=COL,category=COL] [--format F] [--json]
+  help: `Usage: cliffscope dataset import PROJECT FILE --name NAME [--map prompt=COL,response=COL,label=COL,category=COL] [--format F] [--max-mb N] [--json]
        cliffscope dataset list PROJECT [--json]
        cliffscope dataset rejected PROJECT NAME
 
 Reads CSV (RFC 4180: quoted fields and newlines, CRLF, UTF-8 BOM), a JSON array (or an object holding one) or
 JSONL. Columns are detected (goal, prompt, instruction, question, forbidden_prompt …; response, output, target …;
 label; category) unless --map names them. Bad rows are listed with their line numbers instead of failing the import.
-The project is created when it does not exist yet.
+The project is created when it does not exist yet. Only regular files are read (links are followed), as strict UTF-8
+(a bad byte is reported with its line).
 
 Options:
   --name NAME   the dataset's name in the project (required for import)
   --map LIST    explicit column mapping, e.g. prompt=goal,response=target
   --format F    csv, tsv, json or jsonl (default: from the file's extension)
+  --max-mb N    refuse files larger than N MB (default ${DEFAULT_MAX_DATASET_BYTES / 1024 / 1024})
   --json        machine-readable output
   -h, --help    this help
 `,
   async run(argv) {
-    const { values, positionals } = parseVerbArgs(this, argv, { name: { type: 'string' }, map: { type: 'string' }, format: { type: 'string' }, json: { type: 'boolean' } });
+    const { values, positionals } = parseVerbArgs(this, argv, { name: { type: 'string' }, map: { type: 'string' }, format: { type: 'string' }, 'max-mb': { type: 'string' }, json: { type: 'boolean' } });
     if (values.help) return printHelp(this);
     const [action, project, file] = positionals;
     if (!action || !project) throw new CliffscopeError('bad-argument', 'usage: cliffscope dataset import|list|rejected PROJECT …', { hint: 'see: cliffscope dataset --help' });
@@ -106,8 +120,17 @@ Options:
         ['name', '--name'],
         ['mapping', '--map'],
         ['format', '--format'],
+        ['maxMb', '--max-mb'],
       ]);
-      const params = { project, file, name: values.name, mapping, ...(values.format !== undefined ? { format: values.format } : {}) };
+      const maxMb = numberFlag(values['max-mb'], 'max-mb');
+      const params = {
+        project,
+        file,
+        name: values.name,
+        mapping,
+        ...(values.format !== undefined ? { format: values.format } : {}),
+        ...(maxMb !== undefined ? { maxMb } : {}),
+      };
       const { dataset, rejected } = await call('dataset.import', params, { flags });
       printJsonOr(values.json, { dataset, rejected }, [
         `imported ${dataset.itemCount} items into "${dataset.name}" (#${dataset.id}) from ${file}`,

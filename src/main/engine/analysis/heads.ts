@@ -1,5 +1,5 @@
 /**
- * Direct head attribution (METHOD.md §3) and the head sets the ablation sweep needs (§4).
+ * Direct head attribution (docs/METHOD.md §3) and the head sets the ablation sweep needs (§4).
  *
  * A head's direct write into the residual stream is Δh_{i,h,t} = W_O^(i)[:, h] z_{i,h,t}, where W_O^(i) is the
  * o_proj weight of layer i as Hugging Face stores it: [d, H·D] row-major (out × in), columns h·D … h·D+D−1 reading
@@ -28,7 +28,7 @@ import type { ProbeLike } from './probe.js';
 
 export type AttributionVariant = 'code' | 'blog' | 'final-norm-aware';
 
-/** METHOD.md §4: fractions of all L·H heads to ablate, and γ values. */
+/** docs/METHOD.md §4: fractions of all L·H heads to ablate, and γ values. */
 export { ABLATION_FRACTIONS, ABLATION_GAMMAS } from '../../../shared/method.js';
 
 const bad = (message: string, hint?: string) => new CliffscopeError('bad-argument', message, { hint });
@@ -239,7 +239,7 @@ export function headCountForFraction(fraction: number, total: number): number {
   return Math.min(total, Math.max(1, Math.round(fraction * total)));
 }
 
-/** The first k heads of a ranking, k from headCountForFraction (METHOD.md §4 sweep). */
+/** The first k heads of a ranking, k from headCountForFraction (docs/METHOD.md §4 sweep). */
 export function headsByFraction<T extends HeadRef>(ranking: readonly T[], fraction: number, total: number): T[] {
   const k = headCountForFraction(fraction, total);
   if (k > ranking.length) throw bad(`fraction ${fraction} of ${total} heads is ${k}, but the ranking has only ${ranking.length}`);

@@ -1,5 +1,5 @@
 /**
- * Cliff-as-a-Judge data selection (METHOD.md §6) and the fine-tuning exports.
+ * Cliff-as-a-Judge data selection (docs/METHOD.md §6) and the fine-tuning exports.
  *
  * Every sample of a safety set has been teacher-forced and scored (MS = I − I', final I', whether its answer holds
  * refusal keywords). A selection ranks all samples by a variant's rule and marks the first k selected, k = round(p·n)
@@ -187,7 +187,7 @@ export interface ExportOptions {
   datasetName?: string;
   /** Data file name the entry points at (default `<datasetName>.json` / `.jsonl`). */
   fileName?: string;
-  /** Inserted between thinking and answer (default "</think>\n\n", METHOD.md §6). */
+  /** Inserted between thinking and answer (default "</think>\n\n", docs/METHOD.md §6). */
   closeMarker?: string;
   /** Prepended to the thinking (default "": the opening marker usually lives in the chat template's prompt). */
   openMarker?: string;

@@ -9,14 +9,18 @@
 import * as ort from 'onnxruntime-node';
 import { CliffscopeError } from '../errors.js';
 import type { ModelConfig } from '../model/config.js';
+import { checkedStep } from '../model/numerics.js';
 import { IO } from '../onnx/decoder-graph.js';
 import { emptyKvCache, type KvCache, withRecent } from './kv-cache.js';
-import { type ProviderChoice, type ProviderName, providerCandidates } from './providers.js';
+import { openSession, type ProviderChoice, type ProviderName } from './providers.js';
 
 export interface SessionOptions {
   /** Intra-op threads; default: ONNX Runtime's choice (one per physical core). */
   threads?: number;
-  /** Execution provider, or `auto` (default): the platform's GPU provider when installed, else CPU. */
+  /**
+   * Execution provider, or `auto` (default): the platform's GPU provider when it loads, else CPU. An explicit provider
+   * that cannot load is an error (see providers.ts).
+   */
   provider?: ProviderChoice;
 }
 
@@ -68,39 +72,15 @@ export class DecoderSession {
     readonly config: ModelConfig,
     readonly session: ort.InferenceSession,
     readonly modelPath: string,
-    /** The provider that loaded this session (the first candidate that succeeded). */
+    /** The provider that loaded this session. */
     readonly provider: ProviderName,
-    /** Why better providers were skipped, e.g. "cuda: Failed to load shared library". */
+    /** Why `auto` skipped better providers, e.g. "cuda: libonnxruntime_providers_cuda.so is not installed …". */
     readonly providerNotes: string[],
   ) {}
 
   static async create(modelPath: string, config: ModelConfig, opts: SessionOptions = {}): Promise<DecoderSession> {
-    const notes: string[] = [];
-    const candidates = providerCandidates(opts.provider ?? 'auto');
-    for (const provider of candidates) {
-      const options: ort.InferenceSession.SessionOptions = {
-        // Nodes a GPU provider cannot run fall back to CPU inside the same session.
-        executionProviders: provider === 'cpu' ? ['cpu'] : [provider, 'cpu'],
-        graphOptimizationLevel: 'all',
-        logSeverityLevel: 3,
-      };
-      if (opts.threads) options.intraOpNumThreads = opts.threads;
-      try {
-        const session = await ort.InferenceSession.create(modelPath, options);
-        return new DecoderSession(config, session, modelPath, provider, notes);
-      } catch (e) {
-        const message = (e as Error).message;
-        if (provider === 'cpu') {
-          throw new CliffscopeError('runtime', `ONNX Runtime could not load ${modelPath}: ${message}`, {
-            file: modelPath,
-            hint: 'delete the compiled cache entry and compile again; if it persists, report the model config',
-            cause: e,
-          });
-        }
-        notes.push(`${provider}: ${message.split('\n')[0]}`);
-      }
-    }
-    throw new CliffscopeError('runtime', `no execution provider could load ${modelPath}`);
+    const { session, provider, notes } = await openSession(modelPath, opts.provider ?? 'auto', { threads: opts.threads });
+    return new DecoderSession(config, session, modelPath, provider, notes);
   }
 
   emptyCache(batch: number): KvCache {
@@ -183,7 +163,7 @@ export class DecoderSession {
     };
     const residPer = (taps.residRows?.length ?? 0) * d;
     const zPer = (taps.zRows?.length ?? 0) * H * D;
-    return {
+    return checkedStep({
       logits: data(IO.logits, taps.logitRows, V),
       tokenLogprobs: data(IO.tokenLogprobs, taps.logprobRows, 1),
       resid: inOrder(data(IO.residTaps, both(taps.residRows, taps.residLayers), residPer), taps.residLayers, requested.residLayers, residPer),
@@ -193,7 +173,7 @@ export class DecoderSession {
         Array.from({ length: L }, (_, i) => out[IO.presentKey(i)] as ort.Tensor),
         Array.from({ length: L }, (_, i) => out[IO.presentValue(i)] as ort.Tensor),
       ),
-    };
+    }, this.config, headScale);
   }
 
   async release(): Promise<void> {

@@ -3,9 +3,10 @@
  * 0 = head removed; the shape of src/shared/heads.ts), checked against the model and flattened to the graph's
  * `head_scale` row [L·H]. Also read from JSON files (`--head-scale FILE`).
  */
-import fs from 'node:fs';
 import { headScaleMatrix, type HeadRef } from '../../../shared/heads.js';
 import { CliffscopeError } from '../errors.js';
+import { jsonSyntaxProblem } from '../io/json-syntax.js';
+import { readUntrustedText } from '../io/untrusted-file.js';
 
 export function validateHeadScale(value: unknown, layers: number, heads: number, source = 'head_scale'): number[][] {
   const fail = (what: string) =>
@@ -40,18 +41,16 @@ export function ablationScale(heads: Iterable<HeadRef>, gamma: number, layers: n
   }
 }
 
+/** A head-scale file is a few KB; it is untrusted input read bounded and strict (readUntrustedText). */
+const MAX_HEAD_SCALE_BYTES = 16 * 1024 * 1024;
+
 export function readHeadScaleFile(file: string, layers: number, heads: number): number[][] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    throw new CliffscopeError('missing-file', `cannot read head-scale file ${file}`, { file });
-  }
+  const text = readUntrustedText(file, { maxBytes: MAX_HEAD_SCALE_BYTES, what: 'head-scale file', code: 'bad-argument' }).replace(/^\uFEFF/, '');
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
-  } catch (e) {
-    throw new CliffscopeError('bad-json', `${file} is not valid JSON: ${(e as Error).message}`, { file });
+  } catch {
+    throw new CliffscopeError('bad-json', `${file} is not valid JSON: ${jsonSyntaxProblem(text)}`, { file });
   }
   return validateHeadScale(parsed, layers, heads, file);
 }
