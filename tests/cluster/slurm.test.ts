@@ -180,7 +180,9 @@ else fs.writeFileSync(out, 'shard ' + i + ' of ' + process.env.CLIFFSCOPE_SHARD_
     expect(readManifest(jobDir).submissions).toEqual([first]);
 
     const states = async () => (await slurmTaskStates([first.jobId], run)).states;
-    await waitFor(async () => readExitCode(jobDir, 0) !== null && readExitCode(jobDir, 1) !== null && (await states()).get(2) === 'RUNNING', 60_000, 'shards 0 and 1 to end, 2 to run');
+    // Shard 2 is cancelled only once its stand-in has started (counted its try), so its rerun is the second try.
+    const started2 = () => fs.existsSync(`${p.shardFile(2)}.tries`);
+    await waitFor(async () => readExitCode(jobDir, 0) !== null && readExitCode(jobDir, 1) !== null && started2() && (await states()).get(2) === 'RUNNING', 60_000, 'shards 0 and 1 to end, 2 to run');
     const cancel = await run('scancel', [`${first.jobId}_2`]);
     expect(cancel.code).toBe(0);
     await waitFor(() => readExitCode(jobDir, 2) !== null, 30_000, 'shard 2 to record its cancellation');
