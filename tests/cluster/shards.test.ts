@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assignShards, parseShard, shardKeys } from '../../src/main/cluster/shards.js';
+import { assignShards, parseShard, shardKeys } from '../../src/main/api/cluster/shards.js';
 import { expectBadArgument } from '../support/assertions.js';
 
 describe('parseShard', () => {

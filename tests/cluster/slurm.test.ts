@@ -18,7 +18,7 @@ import {
   submitJob,
   taskScript,
   writeJobDir,
-} from '../../src/main/cluster/slurm.js';
+} from '../../src/main/api/cluster/slurm.js';
 import { CliffscopeError } from '../../src/main/engine/errors.js';
 import { expectBadArgument } from '../support/assertions.js';
 import { type SlurmStart, startLocalSlurm, waitFor } from '../support/slurm.js';

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assignShards } from '../../src/main/cluster/shards.js';
+import { assignShards } from '../../src/main/api/cluster/shards.js';
 import { openProject } from '../../src/main/store/open.js';
 import { openForReading } from '../../src/main/store/project-file.js';
 import type { ProjectStore } from '../../src/main/store/project-store.js';

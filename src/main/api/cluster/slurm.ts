@@ -15,7 +15,7 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { CliffscopeError } from '../engine/errors.js';
+import { CliffscopeError } from '../../engine/errors.js';
 
 export const MANIFEST_FORMAT = 'cliffscope-slurm-job';
 export const MANIFEST_VERSION = 1;

@@ -6,7 +6,7 @@
  * cost, not by index: items are taken longest first and each goes to the shard with the least work so far (the LPT
  * rule, within 4/3 of the best possible makespan), so one shard does not get every long prompt.
  */
-import { CliffscopeError } from '../engine/errors.js';
+import { CliffscopeError } from '../../engine/errors.js';
 
 export interface ShardSpec {
   /** 0-based. */
