@@ -60,6 +60,9 @@ export function executeRun<K extends RunKind>(env: PipelineEnv, kind: K, config:
   return pipeline(env, config, opts);
 }
 
+/** Whether `kind`'s runs can be split over processes. */
+export const isShardable = (kind: RunKind): boolean => SHARDING[kind] !== undefined;
+
 /** How `kind` splits over processes, or a clear error for a kind that does not. */
 export function shardingOf<K extends RunKind>(kind: K): Sharding<K> {
   const sharding = SHARDING[kind] as Sharding<K> | undefined;

@@ -42,7 +42,8 @@ export interface JobManifest {
   project: string;
   /** The run every shard belongs to. */
   run: { uid: string; kind: string; name: string | null };
-  modelHash: string;
+  /** The model's content hash, when known at planning (the shards record it as they load the model). */
+  modelHash: string | null;
   /** The verb and its arguments, without PROJECT and --shard (the task adds those). */
   verb: string[];
   shards: number;
