@@ -572,7 +572,7 @@ export const ClusterPlanParams = z.strictObject({
   run: RunStartParams,
   shards: z.number().int().min(1).max(MAX_SHARDS),
   /** The job directory to write (must not hold a job already). */
-  dir: filePath,
+  jobDir: filePath,
   resources: SlurmResources.optional(),
   /** Shell lines sourced before each task (module loads, CUDA paths), from this file. */
   setupFile: filePath.optional(),
@@ -606,11 +606,11 @@ export const ClusterShard = z.strictObject({
 });
 
 /** `cluster.submit`: sbatch the job directory's array (every shard, or the ones named). */
-export const ClusterSubmitParams = z.strictObject({ dir: filePath, shards: z.array(count).min(1).max(MAX_SHARDS).optional() });
+export const ClusterSubmitParams = z.strictObject({ jobDir: filePath, shards: z.array(count).min(1).max(MAX_SHARDS).optional() });
 export const ClusterSubmitResult = z.strictObject({ jobId: z.string(), array: z.string() });
 
 /** `cluster.status`: each shard's state from its exit file, squeue / sacct and its shard file. */
-export const ClusterStatusParams = z.strictObject({ dir: filePath });
+export const ClusterStatusParams = z.strictObject({ jobDir: filePath });
 export const ClusterStatusResult = z.strictObject({
   dir: z.string(),
   project: z.string(),
@@ -629,7 +629,7 @@ export const ClusterStatusResult = z.strictObject({
  * sbatch is not here.
  */
 export const ClusterCollectParams = z.strictObject({
-  dir: filePath,
+  jobDir: filePath,
   /** Default the project the job was planned from. */
   project: filePath.optional(),
   /** Default true. */
@@ -955,13 +955,13 @@ export const api = {
   'dataset.import': { params: DatasetImportParams, result: DatasetImportResult },
   'dataset.items': { params: DatasetItemsParams, result: DatasetItemsResult },
   'run.start': { params: RunStartParams, result: RunStartResult },
+  'run.report': { params: RunReportParams, result: RunReportResult },
+  'run.delete': { params: RunDeleteParams, result: RunDeleteResult },
   'run.merge': { params: RunMergeParams, result: RunMergeResult },
   'cluster.plan': { params: ClusterPlanParams, result: ClusterPlanResult },
   'cluster.submit': { params: ClusterSubmitParams, result: ClusterSubmitResult },
   'cluster.status': { params: ClusterStatusParams, result: ClusterStatusResult },
   'cluster.collect': { params: ClusterCollectParams, result: ClusterCollectResult },
-  'run.report': { params: RunReportParams, result: RunReportResult },
-  'run.delete': { params: RunDeleteParams, result: RunDeleteResult },
   'trace.list': { params: TraceListParams, result: TraceListResult },
   'trace.get': { params: TraceGetParams, result: TraceGetResult },
   'trace.average': { params: TraceAverageParams, result: TraceAverageResult },

@@ -57,7 +57,7 @@ export async function planClusterJob(p: ParamsOf<'cluster.plan'>): Promise<Resul
   }
   const sharding = shardingOf(run.kind);
   const project = resolveFile(run.project);
-  const dir = resolveFile(p.dir);
+  const dir = resolveFile(p.jobDir);
   if (fs.existsSync(jobPaths(dir).manifest)) {
     throw new CliffscopeError('bad-argument', `${dir} already holds a job (manifest.json)`, { hint: 'choose a new directory, or use `cliffscope slurm status/collect` on it' });
   }
@@ -125,7 +125,7 @@ function shardDone(file: string, runUid: string): number {
 
 /** `cluster.status`: each shard's state, from its exit file, squeue / sacct and its shard file. */
 export async function clusterStatus(p: ParamsOf<'cluster.status'>, run: Runner = commandRunner()): Promise<ResultOf<'cluster.status'>> {
-  const dir = resolveFile(p.dir);
+  const dir = resolveFile(p.jobDir);
   const m = readManifest(dir);
   const paths = jobPaths(dir);
   const { states, notes } = await slurmTaskStates(
@@ -152,7 +152,7 @@ export async function clusterStatus(p: ParamsOf<'cluster.status'>, run: Runner =
 
 /** `cluster.submit`: the array (or some of its shards) to sbatch. */
 export async function submitClusterJob(p: ParamsOf<'cluster.submit'>, run: Runner = commandRunner()): Promise<ResultOf<'cluster.submit'>> {
-  const dir = resolveFile(p.dir);
+  const dir = resolveFile(p.jobDir);
   const m = readManifest(dir);
   for (const i of p.shards ?? []) if (i >= m.shards) throw new CliffscopeError('bad-argument', `shards: the job has shards 0..${m.shards - 1}, not ${i}`);
   const { jobId, array } = await submitJob(dir, run, p.shards);
@@ -161,8 +161,8 @@ export async function submitClusterJob(p: ParamsOf<'cluster.submit'>, run: Runne
 
 /** `cluster.collect`: merge the shard files there are, then resubmit the shards that failed or were killed. */
 export async function collectClusterJob(p: ParamsOf<'cluster.collect'>, ctx: CallContext, run: Runner = commandRunner()): Promise<ResultOf<'cluster.collect'>> {
-  const dir = resolveFile(p.dir);
-  const before = await clusterStatus({ dir }, run);
+  const dir = resolveFile(p.jobDir);
+  const before = await clusterStatus({ jobDir: dir }, run);
   const files = before.shards.filter((s) => s.done > 0).map((s) => s.file);
   const merge = files.length ? await mergeShards({ project: p.project ?? before.project, files }, ctx) : null;
   let resubmitted: ResultOf<'cluster.collect'>['resubmitted'] = null;
@@ -172,5 +172,5 @@ export async function collectClusterJob(p: ParamsOf<'cluster.collect'>, ctx: Cal
     resubmitted = { jobId: sub.jobId, array: sub.array, shards: again };
     ctx.log('info', `resubmitted shard${again.length > 1 ? 's' : ''} ${again.join(', ')} as job ${sub.jobId}`);
   }
-  return { merge, resubmitted, status: resubmitted ? await clusterStatus({ dir }, run) : before };
+  return { merge, resubmitted, status: resubmitted ? await clusterStatus({ jobDir: dir }, run) : before };
 }

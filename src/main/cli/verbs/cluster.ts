@@ -139,17 +139,17 @@ Options:
     if (!dir || extra.length) throw bad(`usage: cliffscope slurm ${action} DIR`, 'see: cliffscope slurm --help');
     const json = v.json === true;
     if (action === 'submit') {
-      const r = await call('cluster.submit', { dir });
+      const r = await call('cluster.submit', { jobDir: dir });
       process.stdout.write(json ? `${JSON.stringify(r)}\n` : `submitted job ${r.jobId} (array ${r.array})\nfollow it with: cliffscope slurm status ${dir}\n`);
       return 0;
     }
     if (action === 'status') {
-      const s = await call('cluster.status', { dir });
+      const s = await call('cluster.status', { jobDir: dir });
       process.stdout.write(json ? `${JSON.stringify(s)}\n` : `${statusText(s)}\n`);
       return s.shards.every((x) => x.state === 'done') ? 0 : 3;
     }
     if (action === 'collect') {
-      const r = await call('cluster.collect', { dir, ...(typeof v.project === 'string' ? { project: v.project } : {}), resubmit: v['no-resubmit'] !== true });
+      const r = await call('cluster.collect', { jobDir: dir, ...(typeof v.project === 'string' ? { project: v.project } : {}), resubmit: v['no-resubmit'] !== true });
       if (json) process.stdout.write(`${JSON.stringify(r)}\n`);
       else {
         process.stdout.write(`${r.merge ? mergeText(r.merge) : 'no shard has finished an item yet: nothing to merge'}\n\n`);
@@ -195,7 +195,7 @@ async function plan(cmd: Command, argv: string[]): Promise<number> {
   const params = {
     run: req.start,
     shards,
-    dir,
+    jobDir: dir,
     resources,
     ...(typeof v.setup === 'string' ? { setupFile: v.setup } : {}),
     ...(typeof v.node === 'string' ? { node: v.node } : {}),
@@ -204,7 +204,7 @@ async function plan(cmd: Command, argv: string[]): Promise<number> {
   const flags = new Map([
     ...[...req.flags].map(([field, flag]) => [`run.${field}`, flag] as [string, string]),
     ['shards', '--shards'],
-    ['dir', '--dir'],
+    ['jobDir', '--dir'],
     ['setupFile', '--setup'],
     ['resources.partition', '--partition'],
     ['resources.account', '--account'],
