@@ -77,6 +77,11 @@ describe('workbench payloads', () => {
       'run.start',
       'run.report',
       'run.delete',
+      'run.merge',
+      'cluster.plan',
+      'cluster.submit',
+      'cluster.status',
+      'cluster.collect',
       'trace.list',
       'trace.get',
       'trace.average',
@@ -90,7 +95,7 @@ describe('workbench payloads', () => {
       'compare.runs',
       'table.csv',
     ]);
-    expect([...JOB_METHODS]).toEqual(['generate.run', 'model.add', 'project.demo', 'run.start']);
+    expect([...JOB_METHODS]).toEqual(['generate.run', 'model.add', 'project.demo', 'run.start', 'run.merge', 'cluster.collect']);
   });
 
   it('rejects garbage for every method with a bad-params envelope, never an internal error', async () => {
