@@ -11,7 +11,7 @@ export default defineConfig({
       // Pure-JS dependencies (zod, …) are bundled into out/main; only native modules stay in node_modules.
       externalizeDeps: false,
       // index: the Electron main process; host: the engine's utilityProcess (src/main/host).
-      lib: { entry: { index: resolve('src/main/electron/main.ts'), host: resolve('src/main/host/host-entry.ts') } },
+      lib: { entry: { index: resolve('src/main/electron/main.ts'), host: resolve('src/main/api/host/host-entry.ts') } },
       rolldownOptions: {
         external: NATIVE.flatMap((name) => [name, new RegExp(`^${name}/`)]),
       },

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { COMPILER_VERSION, defaultCacheRoot, type ResolvedCompileOptions } from '../src/main/engine/onnx/compile.js';
 import { PROVIDER_CHOICES, type ProviderChoice } from '../src/main/engine/runtime/providers.js';
+import type { Target } from './targets.js';
 import { log } from './util.js';
 import type { WorkerJobs } from './worker.js';
 
@@ -157,46 +158,6 @@ export interface CompileResult {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Targets
-
-export interface Target {
-  name: string;
-  description: string;
-  /** measured <= threshold, or measured >= threshold. */
-  comparison: '<=' | '>=';
-  threshold: number;
-  /** From the best repetition of each side. */
-  measured: number | null;
-  pass: boolean | null;
-  /** The same from the medians of the repetitions. */
-  measuredOnMedians: number | null;
-  passOnMedians: boolean | null;
-  detail: string;
-}
-
-export function target(
-  name: string,
-  description: string,
-  comparison: '<=' | '>=',
-  threshold: number,
-  measured: number | null,
-  measuredOnMedians: number | null,
-  detail: string,
-): Target {
-  const valid = measured !== null && Number.isFinite(measured);
-  const ok = (x: number) => (comparison === '<=' ? x <= threshold : x >= threshold);
-  const medianValid = measuredOnMedians !== null && Number.isFinite(measuredOnMedians);
-  return {
-    name,
-    description,
-    comparison,
-    threshold,
-    measured: valid ? measured : null,
-    pass: valid ? ok(measured) : null,
-    measuredOnMedians: medianValid ? measuredOnMedians : null,
-    passOnMedians: medianValid ? ok(measuredOnMedians) : null,
-    detail,
-  };
-}
 
 export const ratio = (a: number | null | undefined, b: number | null | undefined) => (a != null && b != null && b > 0 ? a / b : null);
 

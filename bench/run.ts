@@ -1,5 +1,6 @@
 /**
- * `npm run bench [-- --quick] [--study] [--provider auto|cpu|cuda] [--threads N] [--out FILE] [--keep] [--cache DIR] [--seed N]`
+ * `npm run bench [-- --quick] [--study] [--provider auto|cpu] [--threads N] [--out FILE] [--keep] [--cache DIR] [--seed N]`
+ * (`--provider cuda|webgpu` or `--plan gpu` runs the GPU plan instead: gpu.ts)
  *
  * With --study, the study bench instead (study-run.ts): mixed answer lengths, long contexts, long transcripts.
  *
@@ -23,11 +24,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { CompileOptions } from '../src/main/engine/onnx/compile.js';
 import type { BandwidthResult } from './bandwidth.js';
+import { runGpuBench, wantsGpuPlan } from './gpu.js';
 import type { Int4CeilingResult } from './int4-ceiling.js';
 import { type BenchShape, configJson, ensureCheckpoint, FULL_SHAPE, kvBytesPerToken, paramCounts, QUICK_SHAPE } from './checkpoint.js';
-import { type Args, Children, type CompileResult, machineInfo, parseArgs, publish, ratio, type Target, target } from './harness.js';
+import { type Args, Children, type CompileResult, machineInfo, parseArgs, publish, ratio } from './harness.js';
 import type { DecodeResult, PrefillResult } from './measure.js';
 import { runStudy } from './study-run.js';
+import { type Target, target } from './targets.js';
 import { gb, log, type MemorySnapshot } from './util.js';
 import type { BandwidthJob } from './worker.js';
 import type { Stat } from './util.js';
@@ -41,7 +44,6 @@ interface InferResult {
   prefill: PrefillResult | null;
   decode: DecodeResult | null;
 }
-
 
 async function runBench(args: Args): Promise<void> {
   const startedAt = new Date();
@@ -289,5 +291,10 @@ async function runBench(args: Args): Promise<void> {
   });
 }
 
-const args = parseArgs(process.argv.slice(2));
-await (args.study ? runStudy(args) : runBench(args));
+const argv = process.argv.slice(2);
+// GPU providers (or --plan gpu) get the GPU plan: float16, decode at batch 1/8/32, prefill 512/4,096 (gpu.ts).
+if (!argv.includes('--study') && wantsGpuPlan(argv)) await runGpuBench(argv);
+else {
+  const args = parseArgs(argv);
+  await (args.study ? runStudy(args) : runBench(args));
+}

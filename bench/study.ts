@@ -155,7 +155,9 @@ export async function transcriptsRun(session: DecoderSession, spec: TranscriptsR
     batchSize: spec.batch,
     batching: spec.batching,
     probes: spec.probe ? [spec.probe] : [],
-    onFinished: (r) => (useful += r.outputIds.length),
+    onFinished: (r) => {
+      useful += r.outputIds.length;
+    },
   });
   const seconds = now() - t0;
   const expected = spec.lengths.reduce((a, b) => a + b, 0);

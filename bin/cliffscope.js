@@ -3,5 +3,5 @@
 import { register } from 'tsx/esm/api';
 
 register();
-const { main } = await import('../src/main/cli/index.ts');
-process.exitCode = await main(process.argv.slice(2));
+const { run } = await import('../src/main/program.ts');
+process.exitCode = await run(process.argv.slice(2));

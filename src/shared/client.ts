@@ -107,7 +107,8 @@ export function createApiClient(transport: Transport): ApiClient {
   const invoke = makeInvoke(transport) as (method: Method, params?: unknown) => Promise<ResultOf<Method>>;
   const client: Record<string, (params?: unknown) => Promise<unknown>> = {};
   for (const method of METHODS) client[method] = (params?: unknown) => invoke(method, params);
-  return Object.freeze(client) as unknown as ApiClient;
+  // One function per method, each checked against its method's schemas at run time.
+  return Object.freeze(client) as ApiClient;
 }
 
 /** Transport over the Electron preload bridge (`window.cliffscope`). */

@@ -9,6 +9,32 @@
  * This module is imported by the renderer as well as by Node code: it must not import anything from Node or Electron.
  */
 import { z } from 'zod';
+import {
+  batchSize,
+  count,
+  filePath,
+  HeadScale,
+  jsonObject,
+  maxNewTokens,
+  maybeNumber,
+  ModelRef,
+  positive,
+  residIndex,
+  rowId,
+  Sampling,
+  scoreList,
+  seed,
+  finiteNumber,
+  fraction01,
+  HeadRefSchema,
+  PositionRule,
+  TranscriptSource,
+} from './values.js';
+import { SWEEP_CONTROLS, SweepCellMetrics } from './runs/ablate.js';
+import { ProbeCalibration, ProbeTraining } from './runs/probe.js';
+import { RUN_KINDS, type RunSummaryOf, specOf } from './runs/registry.js';
+
+export { HeadRefSchema, ModelRef, PositionRule, Precision, Sampling, TranscriptSource } from './values.js';
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Methods
@@ -50,8 +76,6 @@ export const ModelInspectParams = z.strictObject({
   dir: z.string().trim().min(1, 'must name a model folder').max(4096, 'path too long'),
 });
 
-const count = z.number().int().nonnegative();
-const positive = z.number().int().positive();
 
 export const ModelInspectResult = z.strictObject({
   /** HF class name, e.g. `Qwen2ForCausalLM`. */
@@ -71,44 +95,35 @@ export const ModelInspectResult = z.strictObject({
   tied: z.boolean(),
 });
 
-/** How to load a model: the checkpoint folder plus the runtime choices that change what runs. */
-export const ModelRef = z.strictObject({
-  dir: z.string().trim().min(1, 'must name a model folder').max(4096, 'path too long'),
-  /** Rescale each token's multi-head output to its pre-ablation norm (the paper's variant). */
-  normPreserve: z.boolean().optional(),
-  provider: z.enum(['auto', 'cpu', 'cuda', 'dml', 'coreml', 'webgpu']).optional(),
-  threads: z.number().int().min(1).max(1024).optional(),
-});
-export type ModelRef = z.infer<typeof ModelRef>;
-
-const finiteNumber = z.number().refine(Number.isFinite, 'must be a finite number');
-
 export const GenerateRunParams = z.strictObject({
   model: ModelRef,
   prompts: z.array(z.string().max(1_000_000)).min(1).max(100_000),
   /** Wrap each prompt as a user message in the model's chat template (with the generation prompt). */
   chat: z.boolean().optional(),
   system: z.string().max(100_000).optional(),
-  maxNewTokens: z.number().int().min(0).max(131_072),
+  maxNewTokens,
   /** Omitted = greedy. */
-  sampling: z
-    .strictObject({
-      temperature: z.number().positive().max(100),
-      topP: z.number().gt(0).max(1).optional(),
-      topK: z.number().int().min(0).optional(),
-      repetitionPenalty: z.number().positive().max(100).optional(),
-      seed: z.number().int().min(0).max(2 ** 32 - 1).optional(),
-    })
-    .optional(),
+  sampling: Sampling.optional(),
+  /** Sampling seed (default 0); each prompt draws from its own stream. */
+  seed: seed.optional(),
   stop: z.array(z.string().min(1)).max(64).optional(),
   /** γ per [layer][head] for every prompt; checked against the model's shape by the engine. */
-  headScale: z.array(z.array(finiteNumber)).optional(),
-  batchSize: z.number().int().min(1).max(1024).optional(),
-  /** A linear probe scored live on every token: stack index (0 = embeddings, i+1 = after block i, L+1 = final norm). */
-  probe: z.strictObject({ layer: z.number().int().min(0), weights: z.array(finiteNumber).min(1), bias: finiteNumber }).optional(),
+  headScale: HeadScale.optional(),
+  batchSize: batchSize.optional(),
+  /** A linear probe scored live on every token, at a residual-stack index (see values.ts `residIndex`). */
+  probe: z.strictObject({ residIndex, weights: z.array(finiteNumber).min(1), bias: finiteNumber }).optional(),
 });
 
 const tokenIndex = z.number().int().nonnegative().nullable();
+
+/** A refusal trace's metrics (analysis/trace.ts): plateau I, final I' at t_b, MS = I − I', the steepest drop and its width. */
+export const TraceMetricsSummary = z.strictObject({
+  plateau: maybeNumber,
+  final: maybeNumber,
+  ms: maybeNumber,
+  steepestDropPos: z.number().int().nullable(),
+  width: maybeNumber,
+});
 
 export const Transcript = z.strictObject({
   prompt: z.string(),
@@ -123,12 +138,15 @@ export const Transcript = z.strictObject({
   answerBoundary: tokenIndex,
   /** The live probe's score per transcript position (prompt + output); null where none was computed. */
   scores: z.array(z.number().nullable()).optional(),
+  /** The live probe's trace metrics, computed by the engine as a trace run computes them. */
+  metrics: TraceMetricsSummary.optional(),
 });
 export type Transcript = z.infer<typeof Transcript>;
 
 export const GenerateRunResult = z.strictObject({
-  /** The execution provider that ran the model. */
+  /** The execution provider that ran the model, and why `auto` skipped better ones. */
   provider: z.string().min(1),
+  providerNotes: z.array(z.string()),
   transcripts: z.array(Transcript),
   seconds: z.number().nonnegative(),
 });
@@ -140,15 +158,8 @@ export const GenerateRunResult = z.strictObject({
 // ids. Typed arrays travel as plain number lists; a NaN inside a score list travels as null. Methods marked "job"
 // run long: they stream `progress` / `log` events under the call's job id and stop when the call is cancelled.
 
-const filePath = z.string().trim().min(1, 'must name a file').max(4096, 'path too long');
-const rowId = z.number().int().positive();
-/** A number that may be unknown (null): a metric with nothing to average, a NaN score. */
-const maybeNumber = z.number().nullable();
-const jsonObject = z.record(z.string(), z.json());
-/** A score per token; null where none was computed (NaN in the engine). */
-const scoreList = z.array(z.number().nullable());
 
-export const RunKind = z.enum(['generate', 'probe', 'trace', 'heads', 'ablate', 'judge', 'select']);
+export const RunKind = z.enum(RUN_KINDS);
 export type RunKind = z.infer<typeof RunKind>;
 export const RunStatus = z.enum(['pending', 'running', 'done', 'interrupted', 'failed', 'cancelled']);
 export type RunStatus = z.infer<typeof RunStatus>;
@@ -213,6 +224,20 @@ export const ProbeMetrics = z.strictObject({
   trainLoss: scoreList.optional(),
   valLoss: scoreList.optional(),
   valAccuracyPerEpoch: scoreList.optional(),
+  /** Calibration on the validation set (train set without one); probes trained before it was recorded lack it. */
+  calibration: ProbeCalibration.extend({
+    /** Both classes' mean scores within 0.5 ± 0.05: the probe's scores say nothing (docs/METHOD.md §1). */
+    uncalibrated: z.boolean(),
+  }).optional(),
+  /** What was fitted and why (probes trained before it was recorded lack it). */
+  training: ProbeTraining.extend({
+    /** The L2 coefficient used ('auto' resolved). */
+    l2: maybeNumber,
+    /** L-BFGS: iterations, whether it converged, max |∂f| at the end; null for Adam / SGD. */
+    iterations: z.number().int().nullable(),
+    converged: z.boolean().nullable(),
+    gradientNorm: maybeNumber,
+  }).optional(),
 });
 
 export const ProbeSummary = z.strictObject({
@@ -223,8 +248,8 @@ export const ProbeSummary = z.strictObject({
   runId: rowId.nullable(),
   name: z.string(),
   version: z.number().int(),
-  /** Residual-stack entry: 0 = embeddings, i+1 = after block i, L+1 = final norm. */
-  layer: z.number().int().nonnegative(),
+  /** The residual-stack index it reads (values.ts `residIndex`): 0 = embeddings, i+1 = after block i, L+1 = final norm. */
+  residIndex,
   positionRule: z.string(),
   /** Width of the probe's direction (the model's residual width). */
   dim: count,
@@ -273,13 +298,19 @@ export const ProjectRecentResult = z.strictObject({ files: z.array(z.string()) }
 export const ProjectRememberParams = z.strictObject({ file: filePath });
 export const ProjectRememberResult = ProjectRecentResult;
 
+const demoTrace = z.strictObject({ transcripts: count, meanPlateau: maybeNumber, meanFinal: maybeNumber, meanMs: maybeNumber });
+
 export const DemoReport = z.strictObject({
   projectFile: z.string(),
   modelDir: z.string(),
-  /** Run id per demo stage: probe, generate, generateHarmless, trace, traceHarmless, heads, ablate, select. */
+  /** The execution provider that ran the demo model, and why `auto` skipped better ones. */
+  provider: z.string().min(1),
+  providerNotes: z.array(z.string()),
+  /** Run id per demo stage: probe, transcripts, transcriptsHarmless, trace, traceHarmless, heads, ablate, select. */
   runs: z.record(z.string(), rowId),
-  probe: z.strictObject({ id: rowId, layer: z.number().int(), valAccuracy: z.number(), valAuroc: z.number() }),
-  trace: z.strictObject({ harmful: jsonObject, harmless: jsonObject }),
+  /** The best probe: its id, the residual-stack index it reads, and its validation numbers. */
+  probe: z.strictObject({ id: rowId, residIndex, valAccuracy: maybeNumber, valAuroc: maybeNumber }),
+  trace: z.strictObject({ harmful: demoTrace, harmless: demoTrace }),
   heads: z.strictObject({
     ranked: z.array(z.strictObject({ layer: count, head: count, score: z.number() })),
     planted: z.array(z.strictObject({ layer: count, head: count })),
@@ -365,6 +396,8 @@ export const DatasetImportParams = z.strictObject({
   file: filePath,
   mapping: ColumnMappingInput.optional(),
   format: DatasetFormat.optional(),
+  /** Refuse files larger than this many MB (default 512: a bound on what a mistaken path can cost). */
+  maxMb: z.number().int().min(1, 'must be at least 1 (MB)').max(1_000_000).optional(),
 });
 export const DatasetImportResult = z.strictObject({
   dataset: DatasetSummary,
@@ -383,199 +416,229 @@ export const DatasetItemsParams = z.strictObject({
 export const DatasetItemsResult = z.strictObject({ total: count, offset: count, items: z.array(DatasetItem) });
 
 // ---- run.* ----------------------------------------------------------------------------------------------------------
+// Each run kind's config and summary come from its spec (src/shared/runs/): one definition per kind.
 
-/** Where a pipeline's transcripts come from: a run's stored transcripts, or a dataset's (prompt, response) pairs. */
-export const TranscriptSource = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('run'), runId: rowId, headScaleKey: z.string().optional() }),
-  z.strictObject({ kind: z.literal('dataset'), datasetId: rowId, chat: z.boolean() }),
-]);
-export type TranscriptSource = z.infer<typeof TranscriptSource>;
+/** The most shards one run may be split into. */
+export const MAX_SHARDS = 10_000;
+/** A run's uid: what every shard of a sharded run carries, and what merging matches. */
+export const RunUid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a run uid (8-4-4-4-12 hex digits)');
 
-export const PositionRule = z.enum(['answer-boundary', 'last-prompt-token']);
-
-/** Sampling for the generating pipelines; omitted = greedy. */
-export const RunSampling = z.strictObject({
-  temperature: z.number().positive().max(100),
-  topP: z.number().gt(0).max(1).optional(),
-  topK: z.number().int().min(0).optional(),
-  repetitionPenalty: z.number().positive().max(100).optional(),
-});
-
-const seed = z.number().int().min(0).max(2 ** 32 - 1);
-const fraction01 = z.number().min(0).max(1);
-
-/** `generate` runs: the model's own transcripts for a dataset's prompts, under one or more head-scale settings. */
-export const GenerateRunConfig = z.strictObject({
-  datasetId: rowId,
-  /** Only these items; default the whole dataset. */
-  itemIds: z.array(rowId).min(1).optional(),
-  /** Default true. */
-  chat: z.boolean().optional(),
-  system: z.string().max(100_000).optional(),
-  maxNewTokens: z.number().int().min(1).max(131_072),
-  sampling: RunSampling.optional(),
-  /** Default 0. */
-  seed: seed.optional(),
-  /** Default 8. */
-  batchSize: z.number().int().min(1).max(1024).optional(),
-  /** Default one unablated setting, key `baseline`. headScale: γ per layer * heads + head. */
-  settings: z
-    .array(z.strictObject({ key: z.string().min(1).max(200), headScale: z.array(finiteNumber).optional() }))
-    .min(1)
-    .optional(),
-  /** Live probe: its per-token score is stored as a trace of every transcript. */
-  probeId: rowId.optional(),
-});
-
-/** Probe training options (the paper's preset fills whatever is left out). */
-export const ProbeTrainOptions = z.strictObject({
-  balance: z.boolean().optional(),
-  maxPerClass: z.number().int().positive().nullable().optional(),
-  valFraction: z.number().min(0).lt(1).optional(),
-  optimizer: z.enum(['adam', 'sgd']).optional(),
-  lr: z.number().positive().optional(),
-  batchSize: z.number().int().positive().optional(),
-  epochs: z.number().int().positive().max(100_000).optional(),
-  l2: z.number().min(0).optional(),
-  selectBy: z.enum(['val-accuracy', 'val-loss', 'last']).optional(),
-  seed: seed.optional(),
-});
-
-/** `probe` runs: one logistic probe per layer from refusal (positive) vs non-refusal (negative) transcripts. */
-export const ProbeRunConfig = z.strictObject({
-  name: z.string().trim().min(1, 'a probe needs a name').max(200),
-  positive: TranscriptSource,
-  negative: TranscriptSource,
-  /** Default 'answer-boundary' (the paper's). */
-  positionRule: PositionRule.optional(),
-  /** Residual-stack entries (0 = embeddings, i+1 = after block i, L+1 = final norm); default [L+1]. */
-  layers: z.array(z.number().int().min(0)).optional(),
-  /** Which positives count as refusals; default 'gcg-first32' (the paper's). */
-  labelRule: z.enum(['gcg-first32', 'jbb-first32', 'all']).optional(),
-  train: ProbeTrainOptions.optional(),
-});
-
-export const TraceOptions = z.strictObject({
-  plateau: z.enum(['max', 'moving-average-max', 'percentile']).optional(),
-  window: z.number().int().positive().optional(),
-  percentile: z.number().min(0).max(100).optional(),
-  dropWindow: z.number().int().positive().optional(),
-});
-
-/** `trace` runs: the refusal score of every token under a probe, with plateau / final / MS / cliff metrics. */
-export const TraceRunConfig = z.strictObject({
-  probeId: rowId,
-  /** More probes (e.g. one per layer) scored on the same transcripts, for the layers × tokens map. */
-  extraProbeIds: z.array(rowId).optional(),
-  source: TranscriptSource,
-  options: TraceOptions.optional(),
-});
-
-/** `heads` runs: each head's direct write into the probe's direction at the answer boundary. */
-export const HeadsRunConfig = z.strictObject({
-  probeId: rowId,
-  source: TranscriptSource,
-  /** Only transcripts whose dataset label is this. */
-  label: z.string().optional(),
-  /** Default 'code' (w·Δh/‖w‖, the paper's code). */
-  variant: z.enum(['code', 'blog', 'final-norm-aware']).optional(),
-  /** Also keep the score at every token (heads × tokens). Default false. */
-  perToken: z.boolean().optional(),
-});
-
-export const HeadRefSchema = z.strictObject({ layer: count, head: count });
-
-/** `ablate` runs: top-k% suppression heads × γ (with random and named controls), judged for ASR / over-refusal. */
-export const AblateRunConfig = z.strictObject({
-  headsRunId: rowId,
-  /** Live probe for I'; null or omitted = no probe metrics. */
-  probeId: rowId.nullable().optional(),
-  harmfulDatasetId: rowId,
-  harmlessDatasetId: rowId.nullable().optional(),
-  /** Fractions of all L·H heads; default [0, 0.005, 0.015, 0.03, 0.1]. */
-  fractions: z.array(fraction01).min(1).optional(),
-  /** Default [0, 0.01, 0.5]. */
-  gammas: z.array(finiteNumber).min(1).optional(),
-  /** Default true. */
-  randomControl: z.boolean().optional(),
-  randomSeed: seed.optional(),
-  headSets: z.array(z.strictObject({ name: z.string().min(1).max(200), heads: z.array(HeadRefSchema).min(1) })).optional(),
-  /** Default 'jbb'. */
-  judge: z.enum(['gcg', 'jbb']).optional(),
-  chat: z.boolean().optional(),
-  maxNewTokens: z.number().int().min(1).max(131_072),
-  batchSize: z.number().int().min(1).max(1024).optional(),
-  sampling: RunSampling.optional(),
-  seed: seed.optional(),
-});
-
-export const JudgeSpec = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('keyword'), list: z.enum(['gcg', 'jbb']) }),
-  z.strictObject({ kind: z.literal('probe'), probeId: rowId, threshold: fraction01 }),
-  /** A local guard model (Llama-Guard-3 style); maxChars default 512. */
-  z.strictObject({ kind: z.literal('guard'), modelDir: filePath, maxChars: z.number().int().positive().optional() }),
-]);
-
-/** `judge` runs: verdicts on another run's answers. */
-export const JudgeRunConfig = z.strictObject({
-  runId: rowId,
-  judge: JudgeSpec,
-  /** Dataset whose prompts count as attacks; default the judged run's dataset. */
-  harmfulDatasetId: rowId.nullable().optional(),
-});
-
-/** `select` runs (Cliff-as-a-Judge): score a training set's transcripts by MS and select the top fraction. */
-export const SelectRunConfig = z.strictObject({
-  datasetId: rowId,
-  probeId: rowId,
-  chat: z.boolean().optional(),
-  /** Default 'top-ms'. */
-  variant: z.enum(['top-ms', 'lowest-final', 'random', 'rule-based']).optional(),
-  /** Default 0.017 (the paper's 1.7 %). */
-  fraction: z.number().gt(0).max(1).optional(),
-  seed: seed.optional(),
-});
+/**
+ * One process's share of a run split over a job array (README "Running on a cluster"): it runs only its items, into
+ * a project file of its own, and leaves the run's aggregates to `run.merge`.
+ */
+export const ShardParams = z
+  .strictObject({
+    /** 0-based. */
+    index: z.number().int().min(0),
+    count: z.number().int().min(1).max(MAX_SHARDS),
+    /** The shard's project file; default beside the project: `<project>.shards/<kind>-<uid prefix>-<index>of<count>.cliffscope`. */
+    out: filePath.optional(),
+    /** The run the shards belong to; default one derived from the kind, config, model and count (every task agrees). */
+    runUid: RunUid.optional(),
+  })
+  .refine((s) => s.index < s.count, { message: 'index must be below count (shards count from 0)', path: ['index'] });
 
 const runStartCommon = {
   project: filePath,
   model: ModelRef,
-  /** The run's stored name. For probe runs the probe's name is used. */
+  /** The run's stored name. For probe runs it is also the probe's name. */
   name: z.string().trim().min(1).max(200).optional(),
   /** Continue this unfinished run (same kind, same model) instead of starting a new one; its stored config is used. */
   resume: rowId.optional(),
+  /** Run only one shard's share, into its own file (not with `resume`: a shard file resumes itself). */
+  shard: ShardParams.optional(),
 };
 
+function startParamsOf<K extends RunKind>(kind: K) {
+  return z.strictObject({ ...runStartCommon, kind: z.literal(kind), config: specOf(kind).input.optional() });
+}
+
 /**
- * `run.start` (job): start (or resume) one pipeline run. `config` is required unless `resume` is given. Finished
- * items are committed as they complete; a cancelled run ends 'cancelled' with its finished items kept and can be
- * resumed.
+ * `run.start` (job): start (or resume) one pipeline run. `config` is required unless `resume` is given, and must be
+ * left out with it (a resumed run keeps its stored config). Finished items are committed as they complete; a
+ * cancelled run ends 'cancelled' with its finished items kept and can be resumed.
  */
 export const RunStartParams = z.discriminatedUnion('kind', [
-  z.strictObject({ ...runStartCommon, kind: z.literal('generate'), config: GenerateRunConfig.optional() }),
-  z.strictObject({ ...runStartCommon, kind: z.literal('probe'), config: ProbeRunConfig.optional() }),
-  z.strictObject({ ...runStartCommon, kind: z.literal('trace'), config: TraceRunConfig.optional() }),
-  z.strictObject({ ...runStartCommon, kind: z.literal('heads'), config: HeadsRunConfig.optional() }),
-  z.strictObject({ ...runStartCommon, kind: z.literal('ablate'), config: AblateRunConfig.optional() }),
-  z.strictObject({ ...runStartCommon, kind: z.literal('judge'), config: JudgeRunConfig.optional() }),
-  z.strictObject({ ...runStartCommon, kind: z.literal('select'), config: SelectRunConfig.optional() }),
+  startParamsOf('transcripts'),
+  startParamsOf('probe'),
+  startParamsOf('trace'),
+  startParamsOf('heads'),
+  startParamsOf('ablate'),
+  startParamsOf('judge'),
+  startParamsOf('select'),
 ]);
 export type RunStartParams = z.infer<typeof RunStartParams>;
 
-/** A run's report: what ran, how far it got, and its headline numbers (`summary`, per kind, as the pipelines store it). */
-export const RunReport = z.strictObject({
-  run: RunSummary.extend({ config: jsonObject, versions: jsonObject }),
-  model: z.strictObject({ path: z.string(), contentHash: z.string() }).nullable(),
-  items: z.strictObject({ done: count, failed: count }),
-  /** The run's headline numbers as its pipeline stores them (per kind); null until the run finishes. */
-  summary: jsonObject.nullable(),
-});
+const reportModel = z.strictObject({ path: z.string(), contentHash: z.string() }).nullable();
+const reportItems = z.strictObject({ done: count, failed: count });
+
+function reportOf<K extends RunKind>(kind: K) {
+  const spec = specOf(kind);
+  return z.strictObject({
+    kind: z.literal(kind),
+    run: RunSummary.extend({ kind: z.literal(kind), config: spec.config, versions: jsonObject }),
+    model: reportModel,
+    items: reportItems,
+    /** The run's headline numbers; null until the run finishes. */
+    summary: spec.summary.nullable(),
+  });
+}
+
+/** A run's report: what ran (with its stored config), how far it got, and its headline numbers, typed per kind. */
+export const RunReport = z.discriminatedUnion('kind', [
+  reportOf('transcripts'),
+  reportOf('probe'),
+  reportOf('trace'),
+  reportOf('heads'),
+  reportOf('ablate'),
+  reportOf('judge'),
+  reportOf('select'),
+]);
 export type RunReport = z.infer<typeof RunReport>;
+export type RunReportOf<K extends RunKind> = Extract<RunReport, { kind: K }>;
+
+/** The summary of a report of kind `kind` (null for another kind, or before the run finishes). */
+export function summaryOf<K extends RunKind>(report: RunReport | null | undefined, kind: K): RunSummaryOf<K> | null {
+  if (!report || report.kind !== kind) return null;
+  return (report as RunReportOf<K>).summary as RunSummaryOf<K> | null;
+}
 
 export const RunStartResult = z.strictObject({
   runId: rowId,
   /** 'done', or 'cancelled' when the call was cancelled (finished items kept; resume with `resume: runId`). */
   status: RunStatus,
   report: RunReport,
+  /** A shard's run: `runId` and `report` are the shard file's; merge it with `run.merge`. */
+  shard: z
+    .strictObject({
+      file: z.string(),
+      index: count,
+      count: positive,
+      runUid: z.string(),
+      /** Items in this shard's share, and those done. */
+      items: count,
+      done: count,
+    })
+    .optional(),
+});
+
+/**
+ * `run.merge` (job): merge shard files (what `run.start` with `shard` writes) into the project's run: the run is
+ * created from the shards when the project does not have it; identical duplicate items are accepted once, a
+ * conflicting or foreign shard is refused whole with the reason; safe to repeat as more shards finish. When every
+ * item is in, the run's aggregates are computed from them and it is done; until then it is interrupted and the
+ * result lists what is missing.
+ */
+export const RunMergeParams = z.strictObject({ project: filePath, files: z.array(filePath).min(1).max(MAX_SHARDS) });
+export const ShardMergeSummary = z.strictObject({ file: z.string(), index: count, added: count, identical: count });
+export const RunMergeResult = z.strictObject({
+  runId: rowId,
+  runUid: z.string(),
+  kind: RunKind,
+  /** The project did not have the run before this merge. */
+  created: z.boolean(),
+  files: z.array(ShardMergeSummary),
+  items: z.strictObject({ expected: count, done: count, failed: count, missing: count }),
+  /** The first 50 items not done, with the shard they belong to. */
+  missing: z.array(z.strictObject({ key: z.string(), shard: count })),
+  complete: z.boolean(),
+  report: RunReport,
+});
+
+// ---- cluster.* (a run's shards as a Slurm job array) -----------------------------------------------------------------
+
+/** Resources and placement of every array task (each becomes an #SBATCH line when given). */
+export const SlurmResources = z.strictObject({
+  partition: z.string().min(1).max(200).optional(),
+  account: z.string().min(1).max(200).optional(),
+  gpusPerTask: z.number().int().min(0).max(64).optional(),
+  cpusPerTask: z.number().int().min(1).max(4096).optional(),
+  /** As sbatch takes it: `32G`, `16000M`. */
+  mem: z.string().regex(/^\d+[KMGT]?$/i, 'a size such as 32G or 16000M').optional(),
+  /** As sbatch takes it: minutes, `HH:MM:SS` or `D-HH:MM:SS`. */
+  time: z.string().regex(/^(\d+-)?\d+(:\d{2}){0,2}$/, 'minutes, HH:MM:SS or D-HH:MM:SS').optional(),
+  /** At most this many tasks at once (`--array=0-(N-1)%MAX`). */
+  maxParallel: z.number().int().min(1).max(MAX_SHARDS).optional(),
+});
+
+/**
+ * `cluster.plan`: write a self-contained Slurm job directory for one run split into `shards`: the array script, the
+ * command each task runs (the run's verb on its shard), a manifest, and a snapshot of the project as the tasks'
+ * input. Nothing is submitted and no model is loaded; the project is only read.
+ */
+export const ClusterPlanParams = z.strictObject({
+  /** The run, as run.start takes it (no resume, no shard). */
+  run: RunStartParams,
+  shards: z.number().int().min(1).max(MAX_SHARDS),
+  /** The job directory to write (must not hold a job already). */
+  jobDir: filePath,
+  resources: SlurmResources.optional(),
+  /** Shell lines sourced before each task (module loads, CUDA paths), from this file. */
+  setupFile: filePath.optional(),
+  /** How a node starts Node.js and Cliffscope; default `node` and this checkout's bin/cliffscope.js. */
+  node: z.string().min(1).max(4096).optional(),
+  cliffscope: z.string().min(1).max(4096).optional(),
+});
+export const ClusterCommands = z.strictObject({ submit: z.string(), status: z.string(), collect: z.string(), sbatch: z.string() });
+export const ClusterPlanResult = z.strictObject({
+  dir: z.string(),
+  runUid: z.string(),
+  kind: RunKind,
+  shards: positive,
+  /** Items per shard. */
+  items: z.array(count),
+  commands: ClusterCommands,
+});
+
+export const ShardState = z.enum(['done', 'running', 'pending', 'failed', 'cancelled', 'not-submitted', 'lost']);
+export const ClusterShard = z.strictObject({
+  index: count,
+  state: ShardState,
+  /** Items in its share, and those its shard file holds done. */
+  items: count,
+  done: count,
+  exitCode: z.number().int().nullable(),
+  /** What Slurm last said of the task (RUNNING, CANCELLED, …), when it knows it. */
+  slurm: z.string().nullable(),
+  file: z.string(),
+  log: z.string(),
+});
+
+/** `cluster.submit`: sbatch the job directory's array (every shard, or the ones named). */
+export const ClusterSubmitParams = z.strictObject({ jobDir: filePath, shards: z.array(count).min(1).max(MAX_SHARDS).optional() });
+export const ClusterSubmitResult = z.strictObject({ jobId: z.string(), array: z.string() });
+
+/** `cluster.status`: each shard's state from its exit file, squeue / sacct and its shard file. */
+export const ClusterStatusParams = z.strictObject({ jobDir: filePath });
+export const ClusterStatusResult = z.strictObject({
+  dir: z.string(),
+  project: z.string(),
+  runUid: z.string(),
+  kind: RunKind,
+  shards: z.array(ClusterShard),
+  submissions: z.array(z.strictObject({ jobId: z.string(), array: z.string(), at: z.string() })),
+  /** What could not be read (e.g. sacct without accounting), and why. */
+  notes: z.array(z.string()),
+  commands: ClusterCommands,
+});
+
+/**
+ * `cluster.collect` (job): merge every shard file there is into the project (run.merge), then resubmit only the
+ * shards that failed, were cancelled or were lost (they resume their own files), unless `resubmit` is false or
+ * sbatch is not here.
+ */
+export const ClusterCollectParams = z.strictObject({
+  jobDir: filePath,
+  /** Default the project the job was planned from. */
+  project: filePath.optional(),
+  /** Default true. */
+  resubmit: z.boolean().optional(),
+});
+export const ClusterCollectResult = z.strictObject({
+  merge: RunMergeResult.nullable(),
+  resubmitted: z.strictObject({ jobId: z.string(), array: z.string(), shards: z.array(count) }).nullable(),
+  status: ClusterStatusResult,
 });
 
 /** `run.report`: the report as data and as the CLI's text. */
@@ -588,13 +651,6 @@ export const RunDeleteResult = z.strictObject({ deleted: rowId });
 
 // ---- plot data ------------------------------------------------------------------------------------------------------
 
-export const TraceMetricsSummary = z.strictObject({
-  plateau: maybeNumber,
-  final: maybeNumber,
-  ms: maybeNumber,
-  steepestDropPos: z.number().int().nullable(),
-  width: maybeNumber,
-});
 
 /** `trace.list`: one row per traced transcript of a run (under `probeId`, default the run's main probe). */
 export const TraceListParams = z.strictObject({ project: filePath, runId: rowId, probeId: rowId.optional() });
@@ -602,8 +658,8 @@ export const TraceListResult = z.strictObject({
   runId: rowId,
   /** The probe listed; null when the run has no traces. */
   probeId: rowId.nullable(),
-  /** Every probe that traced this run's transcripts (several for a layers × tokens run). */
-  probes: z.array(z.strictObject({ probeId: rowId, layer: z.number().int() })),
+  /** Every probe that traced this run's transcripts (several for a residual-stack × tokens run). */
+  probes: z.array(z.strictObject({ probeId: rowId, residIndex })),
   traces: z.array(
     TraceMetricsSummary.extend({
       transcriptId: rowId,
@@ -625,24 +681,28 @@ export const TraceGetParams = z.strictObject({
   probeId: rowId.optional(),
   /** Only traces made by this run (a transcript may be traced by several runs); default any. */
   runId: rowId.optional(),
-  /** 'all': include perLayer even when one probe traced the transcript. */
-  layers: z.literal('all').optional(),
+  /** Include perResid even when one probe traced the transcript. */
+  perResid: z.boolean().optional(),
 });
 export const TraceGetResult = z.strictObject({
   transcriptId: rowId,
-  /** The run that made the transcript, and the run / probe / layer of the trace shown. */
+  /** The run that made the transcript, and the run / probe / residual-stack index of the trace shown. */
   transcriptRunId: rowId,
   runId: rowId.nullable(),
   probeId: rowId.nullable(),
-  layer: z.number().int().nullable(),
+  residIndex: residIndex.nullable(),
   itemId: rowId.nullable(),
   label: z.string().nullable(),
   prompt: z.string(),
   text: z.string(),
   headScaleKey: z.string().nullable(),
   finishReason: z.string().nullable(),
-  /** One per token (prompt + output); empty when the transcript has no trace. */
+  /**
+   * One per token the probe read (prompt + output, and the closing marker appended to thinking that did not close,
+   * docs/METHOD.md §0); empty when the transcript has no trace.
+   */
   scores: scoreList,
+  /** The transcript's tokens, with that appended closing marker when the trace scored it (and the tokenizer loads). */
   tokenIds: z.array(count),
   /** Display text of each token (same length as tokenIds). */
   tokens: z.array(z.string()),
@@ -651,10 +711,11 @@ export const TraceGetResult = z.strictObject({
   promptTokens: count,
   thinkingStart: z.number().int().nullable(),
   thinkingEnd: z.number().int().nullable(),
+  /** t_b as the trace reads it: the appended closing marker's last token when thinking did not close. */
   answerBoundary: z.number().int().nullable(),
   metrics: TraceMetricsSummary.nullable(),
-  /** Scores per probe (sorted by layer) when several probes traced the transcript, or `layers: 'all'`. */
-  perLayer: z.array(z.strictObject({ probeId: rowId, layer: z.number().int(), scores: scoreList })).optional(),
+  /** Scores per probe (by residual-stack index) when several probes traced the transcript, or `perResid`. */
+  perResid: z.array(z.strictObject({ probeId: rowId, residIndex, scores: scoreList })).optional(),
 });
 
 /** `trace.average`: the tail-aligned average of a run's traces (each cut at its answer boundary), 100 points. */
@@ -664,6 +725,10 @@ export const TraceAverageParams = z.strictObject({
   probeId: rowId.optional(),
   /** Only transcripts whose dataset label is this ('unlabelled' = no label). */
   label: z.string().optional(),
+  /** Only transcripts generated under this ablation setting (an ablate run's cell). */
+  headScaleKey: z.string().optional(),
+  /** Only transcripts of this dataset's items (an ablate run's harmful set). */
+  datasetId: rowId.optional(),
   points: z.number().int().min(2).max(10_000).optional(),
 });
 export const TailAverage = z.strictObject({
@@ -712,19 +777,10 @@ export const HeadsMapResult = z.strictObject({
     .optional(),
 });
 
-export const SweepCellMetrics = z.strictObject({
-  asr: maybeNumber,
-  overRefusal: maybeNumber,
-  meanFinal: maybeNumber,
-  meanAnswerTokens: maybeNumber,
-  harmful: count,
-  harmless: count,
-  judge: z.string().nullable(),
-});
 export const SweepCell = z.strictObject({
   id: rowId,
   key: z.string(),
-  control: z.enum(['planted', 'top', 'random']),
+  control: z.enum(SWEEP_CONTROLS),
   k: count,
   fraction: maybeNumber,
   gamma: z.number(),
@@ -760,7 +816,7 @@ export const TranscriptsListResult = z.strictObject({
   offset: count,
   /**
    * The run whose transcripts are listed: `runId` itself, or, for a run that made none of its own (a trace / heads
-   * run over a generate run, a judge run), the run it read them from.
+   * run over a transcripts run, a judge run), the run it read them from.
    */
   fromRunId: rowId,
   transcripts: z.array(
@@ -785,7 +841,8 @@ export const TranscriptsListResult = z.strictObject({
 });
 
 /** `selection.export`: write a finished selection as fine-tuning files (LLaMA-Factory alpaca JSON, messages JSONL). */
-export const SelectionExportParams = z.strictObject({ project: filePath, runId: rowId, outDir: filePath });
+/** `force`: replace the files and dataset_info.json entries of an earlier export in `outDir` (others are kept). */
+export const SelectionExportParams = z.strictObject({ project: filePath, runId: rowId, outDir: filePath, force: z.boolean().optional() });
 export const SelectionExportResult = z.strictObject({ files: z.array(z.string()) });
 
 /** `selection.list`: a select run's ranked samples. */
@@ -848,7 +905,6 @@ export const CompareRunsResult = z.strictObject({
     z.strictObject({
       run: RunSummary,
       headline: z.array(Headline),
-      summary: jsonObject.nullable(),
       /** Trace runs: the tail-aligned average of the main probe's traces. */
       average: TailAverage.optional(),
       /** Heads runs: the averaged map. */
@@ -901,6 +957,11 @@ export const api = {
   'run.start': { params: RunStartParams, result: RunStartResult },
   'run.report': { params: RunReportParams, result: RunReportResult },
   'run.delete': { params: RunDeleteParams, result: RunDeleteResult },
+  'run.merge': { params: RunMergeParams, result: RunMergeResult },
+  'cluster.plan': { params: ClusterPlanParams, result: ClusterPlanResult },
+  'cluster.submit': { params: ClusterSubmitParams, result: ClusterSubmitResult },
+  'cluster.status': { params: ClusterStatusParams, result: ClusterStatusResult },
+  'cluster.collect': { params: ClusterCollectParams, result: ClusterCollectResult },
   'trace.list': { params: TraceListParams, result: TraceListResult },
   'trace.get': { params: TraceGetParams, result: TraceGetResult },
   'trace.average': { params: TraceAverageParams, result: TraceAverageResult },
@@ -918,7 +979,7 @@ export const api = {
 export type Api = typeof api;
 
 /** Methods that run long: call them with a job id to get progress / log (and token) events and to cancel them. */
-export const JOB_METHODS = Object.freeze(['generate.run', 'model.add', 'project.demo', 'run.start'] as const satisfies readonly (keyof typeof api)[]);
+export const JOB_METHODS = Object.freeze(['generate.run', 'model.add', 'project.demo', 'run.start', 'run.merge', 'cluster.collect'] as const satisfies readonly (keyof typeof api)[]);
 export type Method = keyof Api;
 export type ParamsOf<M extends Method> = z.infer<Api[M]['params']>;
 export type ResultOf<M extends Method> = z.infer<Api[M]['result']>;

@@ -1,10 +1,10 @@
 /**
- * Direct head attribution (METHOD.md §3) and ablation head sets (§4): the folded readout u = W_O[:, h]^T w against
+ * Direct head attribution (docs/METHOD.md §3) and ablation head sets (§4): the folded readout u = W_O[:, h]^T w against
  * hand values and against the unfolded w·(W_O[:, h] z), each score variant by hand, the final-norm-aware variant's
  * exact additivity through a frozen RMSNorm, ranking, k-of-L·H, the random control and γ matrices.
  */
 import { describe, expect, it } from 'vitest';
-import { validateHeadScale } from '../../src/main/engine/io/head-scale.js';
+import { ablationScale, flatHeadScale, validateHeadScale } from '../../src/main/engine/runtime/head-scale.js';
 import {
   ABLATION_FRACTIONS,
   attributeHeads,
@@ -14,8 +14,6 @@ import {
   headCountForFraction,
   headReadout,
   headsByFraction,
-  headScaleMatrix,
-  headScaleRows,
   randomHeads,
   rankHeads,
   rmsOf,
@@ -238,8 +236,8 @@ describe('random control and γ matrices', () => {
     expectBadArgument(() => randomHeads(1, 3, 4, 1, [{ layer: 3, head: 0 }]), /outside/);
   });
 
-  it('builds γ matrices with 1 elsewhere, in the shape io/head-scale.ts validates', () => {
-    const m = headScaleMatrix(
+  it('builds γ matrices with 1 elsewhere, in the shape runtime/head-scale.ts validates and flattens', () => {
+    const rows = ablationScale(
       [
         { layer: 0, head: 1 },
         { layer: 2, head: 0 },
@@ -248,15 +246,15 @@ describe('random control and γ matrices', () => {
       3,
       2,
     );
-    expect(Array.from(m)).toEqual(Array.from(f32([1, 0.01, 1, 1, 0.01, 1])));
-    const rows = headScaleRows(m, 3, 2);
     expect(rows).toEqual([
-      [1, Math.fround(0.01)],
+      [1, 0.01],
       [1, 1],
-      [Math.fround(0.01), 1],
+      [0.01, 1],
     ]);
     expect(validateHeadScale(rows, 3, 2)).toEqual(rows);
-    expectBadArgument(() => headScaleMatrix([{ layer: 0, head: 2 }], 0, 3, 2), /outside/);
-    expectBadArgument(() => headScaleMatrix([], NaN, 3, 2), /gamma/);
+    expect(Array.from(flatHeadScale(rows, 3, 2))).toEqual(Array.from(f32([1, 0.01, 1, 1, 0.01, 1])));
+    expectBadArgument(() => ablationScale([{ layer: 0, head: 2 }], 0, 3, 2), /outside/);
+    expectBadArgument(() => ablationScale([], NaN, 3, 2), /gamma/);
+    expectBadArgument(() => flatHeadScale([[1, 1], [1, 1]], 3, 2), /has 2 rows, the model has 3 layers/);
   });
 });

@@ -1,14 +1,22 @@
 /**
- * The refusal probe (METHOD.md §1): scoring, AUROC / accuracy, the optimiser steps checked against values worked by
- * hand (first steps) and by an independent numpy run (later steps), the paper's balancing and stratified split,
- * epoch selection, the layer sweep, the mean-difference baseline, and every rejection of bad input.
+ * The refusal probe (docs/METHOD.md §1): scoring, AUROC / accuracy, the paper preset's optimiser steps checked against
+ * values worked by hand (first steps) and by an independent numpy run (later steps), the default L-BFGS fit against
+ * scipy's optimum, the paper's balancing and stratified split, epoch selection and its tie-breaking, calibration,
+ * the layer sweep, the mean-difference baseline, and every rejection of bad input.
  */
 import { describe, expect, it } from 'vitest';
 import {
   accuracy,
   auroc,
+  calibrationOf,
+  DEFAULT_PROBE_PRESET,
+  expectedCalibrationError,
+  isUncalibrated,
   meanDifferenceDirection,
   PAPER_PROBE_PRESET,
+  resolveProbeOptions,
+  uncalibratedProbeWarning,
+  UNCALIBRATED_BAND,
   probeLogit,
   scoreProbe,
   scoreRows,
@@ -46,7 +54,7 @@ function clusters(nPos: number, nNeg: number, d: number, shift: number, seed: nu
 // Five samples, d = 2, used for the optimiser checks (full batch, no validation, no balancing).
 const X = new Float32Array([1, 0, 2, 1, -1, 3, -2, 0, 0.5, -1]);
 const Y = new Uint8Array([1, 1, 0, 0, 1]);
-const FULL_BATCH = { balance: false, maxPerClass: null, valFraction: 0, batchSize: 5 } as const;
+const FULL_BATCH = { preset: 'paper-adam', balance: false, maxPerClass: null, valFraction: 0, batchSize: 5 } as const;
 
 describe('probe scoring', () => {
   it('sigmoid matches closed forms and stays finite far out', () => {
@@ -153,8 +161,11 @@ describe('trainProbe: optimiser steps', () => {
 });
 
 describe('trainProbe: the paper recipe', () => {
-  it('defaults to the paper preset', () => {
+  it('the paper-adam preset is the paper recipe; the default is the L-BFGS fit', () => {
     expect(PAPER_PROBE_PRESET).toEqual({
+      preset: 'paper-adam',
+      maxIterations: 1000,
+      tolerance: 1e-6,
       balance: true,
       maxPerClass: 200,
       valFraction: 0.2,
@@ -167,7 +178,9 @@ describe('trainProbe: the paper recipe', () => {
       seed: 0,
     });
     const { features, labels } = clusters(30, 30, 4, 1, 1);
-    expect(trainProbe(features, labels, 4).options).toEqual(PAPER_PROBE_PRESET);
+    expect(trainProbe(features, labels, 4, { preset: 'paper-adam' }).options).toEqual(PAPER_PROBE_PRESET);
+    expect(trainProbe(features, labels, 4).options).toEqual(DEFAULT_PROBE_PRESET);
+    expect(DEFAULT_PROBE_PRESET).toMatchObject({ preset: 'lbfgs', optimizer: 'lbfgs', l2: 'auto', balance: true, maxPerClass: 200, valFraction: 0.2 });
   });
 
   it('balances by downsampling the larger class, then splits each class 80/20', () => {
@@ -219,7 +232,7 @@ describe('trainProbe: the paper recipe', () => {
 
   it('learns a separable refusal direction on raw (unstandardised) features', () => {
     const { features, labels } = clusters(200, 200, 16, 1, 7);
-    const p = trainProbe(features, labels, 16);
+    const p = trainProbe(features, labels, 16, { preset: 'paper-adam' });
     expect(p.metrics.valAccuracy).toBeGreaterThanOrEqual(0.95);
     expect(p.metrics.valAuroc).toBeGreaterThanOrEqual(0.99);
     expect(p.metrics.trainLoss).toHaveLength(5);
@@ -229,13 +242,19 @@ describe('trainProbe: the paper recipe', () => {
     expect(scoreProbe(p, new Float32Array(16).fill(-1))).toBeLessThan(0.5);
   });
 
-  it('reports the kept epoch: first best validation accuracy, lowest validation loss, or the last', () => {
+  it('reports the kept epoch: best validation accuracy (ties to the lower loss), the first best, lowest loss, or the last', () => {
     const { features, labels } = clusters(60, 60, 6, 0.3, 8);
     const opts = { lr: 0.05, batchSize: 8, epochs: 6 };
     const acc = trainProbe(features, labels, 6, { ...opts, selectBy: 'val-accuracy' });
     const perEpoch = acc.metrics.valAccuracyPerEpoch;
-    expect(acc.metrics.bestEpoch).toBe(perEpoch.indexOf(Math.max(...perEpoch)));
+    const bestAcc = Math.max(...perEpoch);
+    const tiedLosses = acc.metrics.valLoss.filter((_, e) => perEpoch[e] === bestAcc);
+    expect(perEpoch[acc.metrics.bestEpoch]).toBe(bestAcc);
+    expect(acc.metrics.valLoss[acc.metrics.bestEpoch]).toBe(Math.min(...tiedLosses));
     expect(acc.metrics.valAccuracy).toBe(perEpoch[acc.metrics.bestEpoch]);
+    const first = trainProbe(features, labels, 6, { ...opts, selectBy: 'val-accuracy-first' });
+    expect(first.metrics.bestEpoch).toBe(perEpoch.indexOf(bestAcc));
+    expect(first.metrics.training?.kept).toMatch(/first epoch reaching the best validation accuracy/);
     const loss = trainProbe(features, labels, 6, { ...opts, selectBy: 'val-loss' });
     expect(loss.metrics.bestEpoch).toBe(loss.metrics.valLoss.indexOf(Math.min(...loss.metrics.valLoss)));
     const last = trainProbe(features, labels, 6, { ...opts, selectBy: 'last' });
@@ -263,6 +282,156 @@ describe('trainProbe: the paper recipe', () => {
     expectBadArgument(() => trainProbe(features, labels, 0), /positive integer/);
     expectBadArgument(() => trainProbe(features, labels, 2, { valFraction: 1 }), /valFraction/);
     expectBadArgument(() => trainProbe(features, labels, 2, { lr: -1 }), /lr/);
+  });
+});
+
+describe('trainProbe: ties in validation accuracy', () => {
+  it('go to the lower validation loss, and a tie in both to the later epoch; val-accuracy-first keeps the first', () => {
+    // All-zero features and balanced full batches: every gradient is zero, so every epoch has the same accuracy
+    // and the same loss — a tie in both.
+    const labels = Uint8Array.from({ length: 20 }, (_, i) => (i < 10 ? 1 : 0));
+    const features = new Float32Array(20 * 3);
+    const opts = { preset: 'paper-adam', batchSize: 64, epochs: 5 } as const;
+    const tied = trainProbe(features, labels, 3, { ...opts, selectBy: 'val-accuracy' });
+    expect(new Set(tied.metrics.valLoss).size).toBe(1);
+    expect(tied.metrics.bestEpoch).toBe(4);
+    expect(trainProbe(features, labels, 3, { ...opts, selectBy: 'val-accuracy-first' }).metrics.bestEpoch).toBe(0);
+  });
+});
+
+describe('trainProbe: the default L-BFGS fit', () => {
+  // The optimum of mean BCE + l2/2·‖w‖² on the five points X, Y, from scipy.optimize.minimize (BFGS, gtol 1e-13).
+  const SCIPY = [
+    { l2: 0.1, w: [1.3068905002122704, -0.639184976244018], b: 0.9253861038049586, f: 0.2106246374358342 },
+    { l2: 0.01, w: [2.425168144050414, -1.1210580642279298], b: 1.4827929171024432, f: 0.054567463181321885 },
+  ];
+  const LBFGS_FULL = { balance: false, maxPerClass: null, valFraction: 0 } as const;
+
+  it('converges to the known optimum', () => {
+    for (const ref of SCIPY) {
+      const p = trainProbe(X, Y, 2, { ...LBFGS_FULL, l2: ref.l2, tolerance: 1e-10 });
+      expect(p.metrics.training).toMatchObject({ optimizer: 'lbfgs', preset: 'lbfgs', converged: true, l2: ref.l2 });
+      // Weights are stored as float32 (7 significant digits); the bias as a double.
+      expect(p.weights[0]).toBeCloseTo(ref.w[0]!, 6);
+      expect(p.weights[1]).toBeCloseTo(ref.w[1]!, 6);
+      expect(p.bias).toBeCloseTo(ref.b, 8);
+      const penalty = 0.5 * ref.l2 * (p.weights[0]! ** 2 + p.weights[1]! ** 2);
+      expect(p.metrics.trainLoss[0]! + penalty).toBeCloseTo(ref.f, 7); // penalty from the float32 weights
+    }
+  });
+
+  it("l2 'auto' is the mean per-coordinate variance over n_train (scikit-learn's C = 1 at unit average variance)", () => {
+    // Per-coordinate variances of X: 2.14 and 1.74 → mean 1.94; n = 5 → 0.388. scipy: w = [0.73843854, −0.38022218].
+    const p = trainProbe(X, Y, 2, { ...LBFGS_FULL, tolerance: 1e-10 });
+    expect(p.metrics.training!.l2).toBeCloseTo(0.388, 12);
+    expect(p.weights[0]).toBeCloseTo(0.7384385379505755, 6);
+    expect(p.weights[1]).toBeCloseTo(-0.3802221816812534, 6);
+    expect(p.bias).toBeCloseTo(0.6685208900201477, 8);
+    // Scaling every feature by k scales the 'auto' penalty with it: the scores do not change.
+    const scaled = trainProbe(X.map((x) => x * 1000), Y, 2, LBFGS_FULL);
+    expect(scoreProbe(scaled, Float32Array.from([1000, 2000]))).toBeCloseTo(scoreProbe(p, Float32Array.from([1, 2])), 5);
+  });
+
+  it('reaches a zero gradient on residual-like features far from the origin (d > n)', () => {
+    // 24 samples of width 40 around a large common offset, as real residual streams are.
+    const n = 24;
+    const d = 40;
+    const noise = gaussians(n * d, 21);
+    const labels = Uint8Array.from({ length: n }, (_, i) => i % 2);
+    const features = new Float32Array(n * d);
+    for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) features[i * d + j] = 50 + (j % 7) * 10 + noise[i * d + j]! + (labels[i] ? 0.4 : -0.4);
+    const l2 = 0.05;
+    const p = trainProbe(features, labels, d, { ...LBFGS_FULL, l2 });
+    expect(p.metrics.training!.converged).toBe(true);
+    // The gradient of the objective at the returned weights, computed here independently (float32 weights: 1e-5).
+    const gw = new Float64Array(d);
+    let gb = 0;
+    for (let i = 0; i < n; i++) {
+      const g = scoreProbe(p, features, i * d) - labels[i]!;
+      gb += g / n;
+      for (let j = 0; j < d; j++) gw[j]! += (g * features[i * d + j]!) / n;
+    }
+    for (let j = 0; j < d; j++) gw[j]! += l2 * p.weights[j]!;
+    expect(Math.abs(gb)).toBeLessThan(1e-5);
+    expect(Math.max(...Array.from(gw, Math.abs))).toBeLessThan(1e-4);
+  });
+
+  it('says when it stopped before converging', () => {
+    const { features, labels } = clusters(10, 10, 2, 1, 22);
+    const p = trainProbe(features, labels, 2, { ...LBFGS_FULL, maxIterations: 1 });
+    expect(p.metrics.training).toMatchObject({ converged: false, iterations: 1 });
+    expect(p.metrics.training!.kept).toMatch(/NOT converged/);
+    expect(trainProbe(features, labels, 2, LBFGS_FULL).metrics.training!.kept).toMatch(/^the optimum: converged after \d+ L-BFGS iterations/);
+  });
+
+  it('stays calibrated on a small, easily separable set where the paper recipe gives flat scores (the vanished cliff)', () => {
+    // 20 refusals + 20 others, well apart: every probe separates them, but only a trained one says so with its scores.
+    const { features, labels } = clusters(20, 20, 16, 1, 23);
+    const paper = trainProbe(features, labels, 16, { preset: 'paper-adam' });
+    expect(paper.metrics.valAccuracy).toBe(1);
+    expect(isUncalibrated(paper.metrics.calibration!)).toBe(true);
+    expect(Math.abs(paper.metrics.calibration!.meanScore.positive - 0.5)).toBeLessThan(UNCALIBRATED_BAND);
+    expect(paper.metrics.calibration!.loss).toBeGreaterThan(0.6); // barely below ln 2 = 0.693
+    // Ties broken by the loss: the paper preset keeps its last (best-loss) epoch, not its first.
+    expect(paper.metrics.bestEpoch).toBe(4);
+
+    const fit = trainProbe(features, labels, 16);
+    const c = fit.metrics.calibration!;
+    expect(fit.metrics.valAccuracy).toBe(1);
+    expect(isUncalibrated(c)).toBe(false);
+    expect(c).toMatchObject({ set: 'validation', chanceLoss: Math.LN2, eceBins: 10 });
+    expect(c.meanScore.positive).toBeGreaterThan(0.9);
+    expect(c.meanScore.negative).toBeLessThan(0.1);
+    expect(c.scoreGap).toBeGreaterThan(0.8);
+    expect(c.loss).toBeLessThan(0.15);
+    expect(c.ece).toBeLessThan(0.1);
+    expect(fit.metrics.training!.reason).toMatch(/default/);
+  });
+});
+
+describe('resolveProbeOptions: which preset and why', () => {
+  it('default, named preset, optimizer, or gradient settings that ask for Adam', () => {
+    expect(resolveProbeOptions({})).toMatchObject({ options: { preset: 'lbfgs', optimizer: 'lbfgs' }, reason: expect.stringMatching(/^the default/) });
+    expect(resolveProbeOptions({ preset: 'paper-adam' })).toMatchObject({ options: PAPER_PROBE_PRESET, reason: 'preset paper-adam was requested' });
+    expect(resolveProbeOptions({ optimizer: 'sgd' }).options).toMatchObject({ preset: 'paper-adam', optimizer: 'sgd', lr: 1e-3 });
+    const inferred = resolveProbeOptions({ lr: 0.2, epochs: 60 });
+    expect(inferred.options).toMatchObject({ preset: 'paper-adam', optimizer: 'adam', lr: 0.2, epochs: 60 });
+    expect(inferred.reason).toMatch(/lr, epochs/);
+    // Undefined values (an option left out on a command line) change nothing.
+    expect(resolveProbeOptions({ lr: undefined, seed: 3 }).options).toMatchObject({ preset: 'lbfgs', seed: 3 });
+    expectBadArgument(() => resolveProbeOptions({ preset: 'sklearn' as never }), /unknown probe preset/);
+    expectBadArgument(() => resolveProbeOptions({ l2: -1 }), /l2/);
+    expectBadArgument(() => resolveProbeOptions({ tolerance: 0 }), /tolerance/);
+  });
+});
+
+describe('calibration', () => {
+  it('ECE over 10 equal-width bins, worked by hand', () => {
+    // Bin [0.1, 0.2): scores 0.1, 0.15 with labels 0, 1 → |0.5 − 0.125| = 0.375, weight 2/5.
+    // Bin [0.9, 1]: scores 0.9, 1.0, 0.95 with labels 1, 1, 0 → |2/3 − 0.95| = 0.28333…, weight 3/5.
+    const ece = expectedCalibrationError([0.1, 0.15, 0.9, 1, 0.95], [0, 1, 1, 1, 0]);
+    expect(ece).toBeCloseTo((2 / 5) * 0.375 + (3 / 5) * (0.95 - 2 / 3), 12);
+    expect(expectedCalibrationError([0, 1], [0, 1])).toBe(0);
+    expect(expectedCalibrationError([], [])).toBeNaN();
+    expectBadArgument(() => expectedCalibrationError([1.5], [1]), /probabilities/);
+  });
+
+  it('mean score per class, their gap, and the uncalibrated band around 0.5', () => {
+    const c = calibrationOf([0.52, 0.54, 0.47, 0.49], [1, 1, 0, 0], 0.68, 'validation');
+    expect(c.meanScore.positive).toBeCloseTo(0.53, 12);
+    expect(c.meanScore.negative).toBeCloseTo(0.48, 12);
+    expect(c.scoreGap).toBeCloseTo(0.05, 12);
+    expect(isUncalibrated(c)).toBe(true);
+    expect(isUncalibrated({ meanScore: { positive: 0.56, negative: 0.48 } })).toBe(false);
+    expect(isUncalibrated({ meanScore: { positive: 0.9, negative: 0.1 } })).toBe(false);
+  });
+
+  it('warns about an uncalibrated stored probe, and stays silent for calibrated or older probes', () => {
+    const flat = { id: 3, metrics: { calibration: { meanScore: { positive: 0.503, negative: 0.497 } } } };
+    expect(uncalibratedProbeWarning(flat)).toMatch(/probe #3 is uncalibrated: mean scores 0\.503 \(refusals\) and 0\.497/);
+    expect(uncalibratedProbeWarning({ id: 4, metrics: { calibration: { meanScore: { positive: 0.95, negative: 0.04 } } } })).toBeNull();
+    expect(uncalibratedProbeWarning({ id: 5, metrics: { valAccuracy: 1 } })).toBeNull();
+    expect(uncalibratedProbeWarning({ id: 6, metrics: null })).toBeNull();
   });
 });
 

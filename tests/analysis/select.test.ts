@@ -1,5 +1,5 @@
 /**
- * Cliff-as-a-Judge selection (METHOD.md §6): each variant's ranking and tie-breaking on a hand-built set, the
+ * Cliff-as-a-Judge selection (docs/METHOD.md §6): each variant's ranking and tie-breaking on a hand-built set, the
  * selection size, seeded variants, and the LLaMA-Factory exports with their provenance sidecar.
  */
 import { describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 /**
- * Refusal traces (METHOD.md §2): plateau / final / MS, the steepest drop and the cliff width on a transcript worked
+ * Refusal traces (docs/METHOD.md §2): plateau / final / MS, the steepest drop and the cliff width on a transcript worked
  * by hand, the robust plateau rules, NaN handling, the no-thinking fallbacks, tail-aligned averaging and the
  * layers × tokens map.
  */

@@ -77,6 +77,11 @@ describe('workbench payloads', () => {
       'run.start',
       'run.report',
       'run.delete',
+      'run.merge',
+      'cluster.plan',
+      'cluster.submit',
+      'cluster.status',
+      'cluster.collect',
       'trace.list',
       'trace.get',
       'trace.average',
@@ -90,7 +95,7 @@ describe('workbench payloads', () => {
       'compare.runs',
       'table.csv',
     ]);
-    expect([...JOB_METHODS]).toEqual(['generate.run', 'model.add', 'project.demo', 'run.start']);
+    expect([...JOB_METHODS]).toEqual(['generate.run', 'model.add', 'project.demo', 'run.start', 'run.merge', 'cluster.collect']);
   });
 
   it('rejects garbage for every method with a bad-params envelope, never an internal error', async () => {
@@ -112,7 +117,7 @@ describe('workbench payloads', () => {
   it('rejects unknown fields, naming them', async () => {
     for (const method of WORKBENCH) {
       // run.start's params are a union on `kind`: give one so the fields behind it are checked too.
-      const res = await dispatch(method, { project, file: project, ...(method === 'run.start' ? { kind: 'generate' } : {}), surprise: 1 });
+      const res = await dispatch(method, { project, file: project, ...(method === 'run.start' ? { kind: 'transcripts' } : {}), surprise: 1 });
       expect(res.ok).toBe(false);
       if (!res.ok) expect(res.error.issues?.map((i) => i.path)).toContain('surprise');
     }
@@ -147,5 +152,34 @@ describe('workbench payloads', () => {
       if (!res.ok) expect(res.error.code, `${method}: ${res.error.message}`).toBe('missing-file');
     }
     expect(fs.existsSync(missing)).toBe(false);
+  });
+});
+
+describe('values out of range (issue #15): refused by the schema, naming the field, before anything loads or runs', () => {
+  const refused = async (method: Method, params: unknown, field: string) => {
+    const res = await dispatch(method, params);
+    expect(res.ok, `${method} ${JSON.stringify(params)}`).toBe(false);
+    if (res.ok) return;
+    expect(res.error.code, res.error.message).toBe('bad-params');
+    expect(res.error.issues?.map((i) => i.path)).toContain(field);
+  };
+
+  it('maxNewTokens 0 (it used to end in an internal TypeError)', async () => {
+    await refused('generate.run', { model, prompts: ['hi'], maxNewTokens: 0 }, 'maxNewTokens');
+    await refused('run.start', { project, model, kind: 'transcripts', config: { datasetId: 1, maxNewTokens: 0 } }, 'config.maxNewTokens');
+  });
+
+  it('threads beyond the cap, a γ that is not finite, top-p above 1, a fraction above 1', async () => {
+    await refused('generate.run', { model: { ...model, threads: 100_000 }, prompts: ['hi'], maxNewTokens: 4 }, 'model.threads');
+    await refused('generate.run', { model, prompts: ['hi'], maxNewTokens: 4, headScale: [[1, null]] }, 'headScale[0][1]');
+    await refused('run.start', { project, model, kind: 'transcripts', config: { datasetId: 1, sampling: { temperature: 1, topP: 2 } } }, 'config.sampling.topP');
+    await refused('generate.run', { model, prompts: ['hi'], maxNewTokens: 4, sampling: { temperature: 1, topP: 2 } }, 'sampling.topP');
+    await refused('run.start', { project, model, kind: 'ablate', config: { headsRunId: 1, harmfulDatasetId: 1, fractions: [2] } }, 'config.fractions[0]');
+  });
+
+  it('a config with resume: a resumed run keeps its stored settings', async () => {
+    const res = await dispatch('run.start', { project, model, kind: 'trace', resume: 1, config: { probeId: 1, source: { kind: 'run', runId: 1 } } });
+    expect(res.ok).toBe(false);
+    if (!res.ok) expect(res.error.issues?.[0]).toEqual({ path: 'config', message: 'leave it out with resume' });
   });
 });

@@ -6,8 +6,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openProject } from '../../src/main/engine/store/open.js';
-import type { ProjectStore } from '../../src/main/engine/store/project-store.js';
+import { openProject } from '../../src/main/store/open.js';
+import type { ProjectStore } from '../../src/main/store/project-store.js';
 import { call, callError, disposeFixture, makeDemoFixture, type Fixture } from './demo-fixture.js';
 
 let fx: Fixture;
@@ -35,7 +35,7 @@ describe('project.demo', () => {
   it('runs the demo into the default demo project as a job, streaming progress, and remembers it', async () => {
     expect(fx.file).toBe(path.join(fx.cache, 'demo', 'demo.cliffscope'));
     expect(fx.demo.report.heads.topMatchesPlanted).toBe(true);
-    expect(Object.keys(fx.demo.report.runs).sort()).toEqual(['ablate', 'generate', 'generateHarmless', 'heads', 'probe', 'select', 'trace', 'traceHarmless']);
+    expect(Object.keys(fx.demo.report.runs).sort()).toEqual(['ablate', 'heads', 'probe', 'select', 'trace', 'traceHarmless', 'transcripts', 'transcriptsHarmless']);
     const progress = fx.demoEvents.filter((e) => e.kind === 'progress');
     expect(progress.length).toBeGreaterThan(5);
     expect(new Set(progress.map((e) => (e.kind === 'progress' ? e.label : '')))).toContain('ablation sweep');
@@ -53,17 +53,17 @@ describe('project.open', () => {
     const r = await call('project.open', { file: fx.file });
     expect(r.file).toBe(fx.file);
     inStore(fx.file, (s) => {
-      expect(r.models.map((m) => m.contentHash)).toEqual(s.listModels().map((m) => m.contentHash));
-      expect(r.datasets.map((d) => [d.id, d.name, d.itemCount])).toEqual(s.listDatasets().map((d) => [d.id, d.name, d.itemCount]));
-      expect(r.probes.map((p) => p.id)).toEqual(s.listProbes().map((p) => p.id));
-      expect(r.runs.map((x) => [x.id, x.kind, x.status])).toEqual(s.listRuns().map((x) => [x.id, x.kind, x.status]));
+      expect(r.models.map((m) => m.contentHash)).toEqual(s.models.list().map((m) => m.contentHash));
+      expect(r.datasets.map((d) => [d.id, d.name, d.itemCount])).toEqual(s.datasets.list().map((d) => [d.id, d.name, d.itemCount]));
+      expect(r.probes.map((p) => p.id)).toEqual(s.probes.list().map((p) => p.id));
+      expect(r.runs.map((x) => [x.id, x.kind, x.status])).toEqual(s.runs.list().map((x) => [x.id, x.kind, x.status]));
     });
     expect(r.models[0]).toMatchObject({ architecture: 'LlamaForCausalLM', layers: 4, heads: 8, hidden: 256 });
     expect(r.runs.every((x) => x.status === 'done')).toBe(true);
     expect(r.datasets.find((d) => d.name === 'demo-harmful')!.mapping.prompt).toBe('prompt');
     const probe = r.probes.find((p) => p.id === fx.demo.report.probe.id)!;
     expect(probe.metrics.valAccuracy).toBe(fx.demo.report.probe.valAccuracy);
-    expect(probe).toMatchObject({ layer: 5, positionRule: 'last-prompt-token', dim: 256 });
+    expect(probe).toMatchObject({ residIndex: 5, positionRule: 'last-prompt-token', dim: 256 });
   });
 
   it('creates an empty project when asked, and refuses a missing file otherwise', async () => {
@@ -134,7 +134,7 @@ describe('project.export and project.import', () => {
     const r = await call('project.export', { file: fx.file, dest });
     expect(r.dest).toBe(dest);
     expect(r.bytes).toBe(fs.statSync(dest).size);
-    expect(inStore(dest, (s) => s.listRuns().length)).toBe(inStore(fx.file, (s) => s.listRuns().length));
+    expect(inStore(dest, (s) => s.runs.list().length)).toBe(inStore(fx.file, (s) => s.runs.list().length));
     const e = await callError('project.export', { file: fx.file, dest });
     expect(e.message).toMatch(/already exists/);
   });
@@ -155,14 +155,14 @@ describe('project.export and project.import', () => {
   it('refuses an unknown run without writing anything, and sources that are not projects', async () => {
     const dest = tmp('export/none.cliffscope');
     const e = await callError('project.export', { file: fx.file, dest, runId: 999 });
-    expect(e.message).toMatch(/no run #999/);
+    expect(e.message).toMatch(/run #999 does not exist in /);
     expect(fs.existsSync(dest)).toBe(false);
     expect((await callError('project.export', { file: fx.file, dest: tmp('no-such-dir/x.cliffscope') })).code).toBe('missing-file');
     expect((await callError('project.import', { file: fx.file, src: tmp('missing.cliffscope') })).code).toBe('missing-file');
     fs.writeFileSync(tmp('bogus.cliffscope'), 'not a database at all');
-    const runs = inStore(fx.file, (s) => s.listRuns().length);
+    const runs = inStore(fx.file, (s) => s.runs.list().length);
     expect((await callError('project.import', { file: fx.file, src: tmp('bogus.cliffscope') })).code).toBe('bad-project');
-    expect(inStore(fx.file, (s) => s.listRuns().length)).toBe(runs);
+    expect(inStore(fx.file, (s) => s.runs.list().length)).toBe(runs);
   });
 });
 
@@ -204,7 +204,7 @@ describe('datasets', () => {
     const r = await call('dataset.import', { project, name: 'mine', file: tmp('data.csv') });
     expect(r.dataset).toMatchObject({ name: 'mine', itemCount: 32, rejectedCount: 1, format: 'csv', mapping: { prompt: 'goal', response: 'target', label: 'label' } });
     expect(r.rejected).toHaveLength(1);
-    const stored = inStore(project, (s) => s.datasetItems(r.dataset.id));
+    const stored = inStore(project, (s) => s.datasets.items(r.dataset.id));
     expect(stored).toHaveLength(32);
     const page = await call('dataset.items', { project, datasetId: r.dataset.id, offset: 10, limit: 5 });
     expect(page.total).toBe(32);
@@ -216,11 +216,11 @@ describe('datasets', () => {
     // Same name again: refused, nothing added.
     const dup = await callError('dataset.import', { project, name: 'mine', file: tmp('data.csv') });
     expect(dup.message).toMatch(/already has a dataset named "mine"/);
-    expect(inStore(project, (s) => s.listDatasets().length)).toBe(1);
+    expect(inStore(project, (s) => s.datasets.list().length)).toBe(1);
     // Bad pages and unknown datasets.
     expect((await callError('dataset.items', { project, datasetId: r.dataset.id, limit: 501 })).issues?.[0]?.path).toBe('limit');
     expect((await callError('dataset.items', { project, datasetId: r.dataset.id, offset: -1 })).issues?.[0]?.path).toBe('offset');
-    expect((await callError('dataset.items', { project, datasetId: 42 })).message).toMatch(/no dataset #42/);
+    expect((await callError('dataset.items', { project, datasetId: 42 })).message).toMatch(/dataset #42 does not exist in /);
     expect((await callError('dataset.import', { project, name: ' ', file: tmp('data.csv') })).issues?.[0]?.path).toBe('name');
   });
 });

@@ -7,9 +7,11 @@ import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCallContext } from '../../src/main/api/context.js';
 import { dispatch } from '../../src/main/api/dispatch.js';
-import { readSummary } from '../../src/main/engine/pipelines/common.js';
-import { openProject } from '../../src/main/engine/store/open.js';
-import type { JobEvent, ParamsOf, ResultOf } from '../../src/shared/contract.js';
+import { readSummary } from '../../src/main/pipelines/common.js';
+import { openProject } from '../../src/main/store/open.js';
+import { summaryOf, type JobEvent, type ParamsOf, type ResultOf, type RunReportOf } from '../../src/shared/contract.js';
+import { headsRun } from '../../src/shared/runs/heads.js';
+import { probeRun } from '../../src/shared/runs/probe.js';
 import { call, callError, disposeFixture, makeDemoFixture, type Fixture } from './demo-fixture.js';
 
 let fx: Fixture;
@@ -52,8 +54,8 @@ async function startJob(params: ParamsOf<'run.start'>, opts: { abortAfterProgres
 }
 
 describe('run.start', () => {
-  it('trains probes at two layers as a job, streaming progress, and stores them', async () => {
-    const before = inStore((s) => s.listProbes().length);
+  it('trains probes at two residual-stack entries as a job, streaming progress, and stores them', async () => {
+    const before = inStore((s) => s.probes.list().length);
     const { res, events } = await startJob({
       project: fx.file,
       model: { dir: modelDir, threads: 1 },
@@ -63,7 +65,7 @@ describe('run.start', () => {
         positive: { kind: 'dataset', datasetId: harmfulId, chat: true },
         negative: { kind: 'dataset', datasetId: harmlessId, chat: true },
         positionRule: 'last-prompt-token',
-        layers: [2, 5],
+        residIndices: [2, 5],
         labelRule: 'all',
         train: { lr: 0.2, epochs: 30, batchSize: 16, selectBy: 'val-loss' },
       },
@@ -78,18 +80,18 @@ describe('run.start', () => {
     expect(progress.every((e) => e.jobId === 'job-1')).toBe(true);
     const last = progress.at(-1)!;
     expect(last.kind === 'progress' && last.done === last.total).toBe(true);
-    const probes = r.report.summary!.probes as { layer: number; probeId: number }[];
-    expect(probes.map((p) => p.layer)).toEqual([2, 5]);
-    expect(inStore((s) => s.listProbes().length)).toBe(before + 2);
-    expect(inStore((s) => readSummary(s, r.runId))).toEqual(r.report.summary);
+    const probes = summaryOf(r.report, 'probe')!.probes;
+    expect(probes.map((p) => p.residIndex)).toEqual([2, 5]);
+    expect(inStore((s) => s.probes.list().length)).toBe(before + 2);
+    expect(inStore((s) => readSummary(s, probeRun, r.runId))).toEqual(r.report.summary);
   });
 
-  it('traces with several probes, so trace.get returns the layers × tokens map', async () => {
+  it('traces with several probes, so trace.get returns the residual stream × tokens map', async () => {
     const probes = (await call('probe.list', { project: fx.file })).probes.filter((p) => p.name.startsWith('api-probe/'));
-    expect(probes.map((p) => p.layer).sort()).toEqual([2, 5]);
-    const deep = probes.find((p) => p.layer === 5)!;
-    const shallow = probes.find((p) => p.layer === 2)!;
-    const generate = fx.demo.report.runs.generate!;
+    expect(probes.map((p) => p.residIndex).sort()).toEqual([2, 5]);
+    const deep = probes.find((p) => p.residIndex === 5)!;
+    const shallow = probes.find((p) => p.residIndex === 2)!;
+    const generate = fx.demo.report.runs.transcripts!;
     const r = await call('run.start', {
       project: fx.file,
       model: { dir: modelDir, threads: 1 },
@@ -101,20 +103,20 @@ describe('run.start', () => {
     const list = await call('trace.list', { project: fx.file, runId: r.runId });
     expect(list.probeId).toBe(deep.id);
     expect(list.probes).toEqual([
-      { probeId: shallow.id, layer: 2 },
-      { probeId: deep.id, layer: 5 },
+      { probeId: shallow.id, residIndex: 2 },
+      { probeId: deep.id, residIndex: 5 },
     ]);
     const t = await call('trace.get', { project: fx.file, transcriptId: list.traces[0]!.transcriptId, runId: r.runId });
     expect(t.probeId).toBe(deep.id);
-    expect(t.perLayer!.map((p) => p.layer)).toEqual([2, 5]);
-    for (const row of t.perLayer!) expect(row.scores).toHaveLength(t.tokens.length);
+    expect(t.perResid!.map((p) => p.residIndex)).toEqual([2, 5]);
+    for (const row of t.perResid!) expect(row.scores).toHaveLength(t.tokens.length);
   });
 
   it('can be cancelled: the run ends cancelled with finished items kept, and resumes to the end', async () => {
     const params: ParamsOf<'run.start'> = {
       project: fx.file,
       model: { dir: modelDir, threads: 1 },
-      kind: 'generate',
+      kind: 'transcripts',
       name: 'api-cancel',
       config: { datasetId: harmfulId, maxNewTokens: 40, batchSize: 1 },
     };
@@ -123,37 +125,37 @@ describe('run.start', () => {
     const r = (res as { result: ResultOf<'run.start'> }).result;
     expect(r.status).toBe('cancelled');
     expect(events.some((e) => e.kind === 'log' && /cancelled/.test(e.message))).toBe(true);
-    const total = inStore((s) => s.getDataset(harmfulId)!.itemCount);
-    const kept = inStore((s) => s.listTranscripts(r.runId).length);
-    expect(inStore((s) => s.getRun(r.runId)!.status)).toBe('cancelled');
+    const total = inStore((s) => s.datasets.get(harmfulId)!.itemCount);
+    const kept = inStore((s) => s.transcripts.list(r.runId).length);
+    expect(inStore((s) => s.runs.get(r.runId)!.status)).toBe('cancelled');
     expect(kept).toBeGreaterThanOrEqual(2);
     expect(kept).toBeLessThan(total);
     expect(r.report.items.done).toBe(kept);
 
     // Resume: the stored config is used; the kept transcripts are not made again.
-    const resumed = await call('run.start', { project: fx.file, model: { dir: modelDir, threads: 1 }, kind: 'generate', resume: r.runId });
+    const resumed = await call('run.start', { project: fx.file, model: { dir: modelDir, threads: 1 }, kind: 'transcripts', resume: r.runId });
     expect(resumed.runId).toBe(r.runId);
     expect(resumed.status).toBe('done');
-    const after = inStore((s) => s.listTranscripts(r.runId));
+    const after = inStore((s) => s.transcripts.list(r.runId));
     expect(after).toHaveLength(total);
     expect(new Set(after.map((t) => t.itemId)).size).toBe(total);
 
     // A done run cannot be resumed.
-    const e = await callError('run.start', { project: fx.file, model: { dir: modelDir }, kind: 'generate', resume: r.runId });
+    const e = await callError('run.start', { project: fx.file, model: { dir: modelDir }, kind: 'transcripts', resume: r.runId });
     expect(e.message).toMatch(/resume: run #\d+ is already done/);
   });
 
   it('rejects malformed payloads naming the field, with no side effect', async () => {
-    const runsBefore = inStore((s) => s.listRuns().length);
+    const runsBefore = inStore((s) => s.runs.list().length);
     const cases: [unknown, string][] = [
-      [{ model: { dir: modelDir }, kind: 'generate', config: { datasetId: harmfulId, maxNewTokens: 4 } }, 'project'],
+      [{ model: { dir: modelDir }, kind: 'transcripts', config: { datasetId: harmfulId, maxNewTokens: 4 } }, 'project'],
       [{ project: fx.file, model: { dir: modelDir }, kind: 'finetune', config: {} }, 'kind'],
-      [{ project: fx.file, model: { dir: modelDir }, kind: 'generate', config: { datasetId: 'one', maxNewTokens: 4 } }, 'config.datasetId'],
-      [{ project: fx.file, model: { dir: modelDir }, kind: 'generate', config: { datasetId: harmfulId, maxNewTokens: 4, temperature: 1 } }, 'config.temperature'],
+      [{ project: fx.file, model: { dir: modelDir }, kind: 'transcripts', config: { datasetId: 'one', maxNewTokens: 4 } }, 'config.datasetId'],
+      [{ project: fx.file, model: { dir: modelDir }, kind: 'transcripts', config: { datasetId: harmfulId, maxNewTokens: 4, temperature: 1 } }, 'config.temperature'],
       [{ project: fx.file, model: { dir: modelDir }, kind: 'probe', config: { name: 'x', positive: { kind: 'dataset', datasetId: 1 }, negative: { kind: 'run', runId: 1 } } }, 'config.positive.chat'],
       [{ project: fx.file, model: { dir: modelDir }, kind: 'ablate', config: { headsRunId: 1, harmfulDatasetId: 1, maxNewTokens: 8, fractions: [2] } }, 'config.fractions[0]'],
-      [{ project: fx.file, model: { dir: modelDir }, kind: 'generate' }, 'config'],
-      [{ project: fx.file, kind: 'generate', config: { datasetId: harmfulId, maxNewTokens: 4 } }, 'model'],
+      [{ project: fx.file, model: { dir: modelDir }, kind: 'transcripts' }, 'config'],
+      [{ project: fx.file, kind: 'transcripts', config: { datasetId: harmfulId, maxNewTokens: 4 } }, 'model'],
     ];
     for (const [params, field] of cases) {
       const e = await callError('run.start', params);
@@ -161,18 +163,18 @@ describe('run.start', () => {
       expect(e.issues?.map((i) => i.path), JSON.stringify(e)).toContain(field);
       expect(e.message).toContain(field);
     }
-    expect(inStore((s) => s.listRuns().length)).toBe(runsBefore);
+    expect(inStore((s) => s.runs.list().length)).toBe(runsBefore);
   });
 
   it('refuses ids that do not exist, naming the field, before creating a run', async () => {
-    const runsBefore = inStore((s) => s.listRuns().length);
+    const runsBefore = inStore((s) => s.runs.list().length);
     const model = { dir: modelDir };
     const cases: [ParamsOf<'run.start'>, RegExp][] = [
-      [{ project: fx.file, model, kind: 'generate', config: { datasetId: 999, maxNewTokens: 4 } }, /config\.datasetId: .* no dataset #999/],
-      [{ project: fx.file, model, kind: 'trace', config: { probeId: 999, source: { kind: 'run', runId: 1 } } }, /config\.probeId: .* no probe #999/],
-      [{ project: fx.file, model, kind: 'trace', config: { probeId: fx.demo.report.probe.id, source: { kind: 'run', runId: 999 } } }, /config\.source\.runId: .* no run #999/],
+      [{ project: fx.file, model, kind: 'transcripts', config: { datasetId: 999, maxNewTokens: 4 } }, /config\.datasetId: dataset #999 does not exist in /],
+      [{ project: fx.file, model, kind: 'trace', config: { probeId: 999, source: { kind: 'run', runId: 1 } } }, /config\.probeId: probe #999 does not exist in /],
+      [{ project: fx.file, model, kind: 'trace', config: { probeId: fx.demo.report.probe.id, source: { kind: 'run', runId: 999 } } }, /config\.source\.runId: run #999 does not exist in /],
       [{ project: fx.file, model, kind: 'ablate', config: { headsRunId: fx.demo.report.runs.trace!, harmfulDatasetId: harmfulId, maxNewTokens: 4 } }, /config\.headsRunId: run #\d+ is a trace run, not a heads run/],
-      [{ project: fx.file, model, kind: 'generate', resume: 999 }, /resume: .* no run #999/],
+      [{ project: fx.file, model, kind: 'transcripts', resume: 999 }, /resume: run #999 does not exist in /],
       [{ project: fx.file, model, kind: 'heads', resume: fx.demo.report.runs.trace! }, /resume: run #\d+ is a trace run/],
     ];
     for (const [params, message] of cases) {
@@ -181,14 +183,14 @@ describe('run.start', () => {
       expect(e.message).toMatch(message);
     }
     // A model folder that is not there.
-    const e = await callError('run.start', { project: fx.file, model: { dir: `${fx.dir}/no-model` }, kind: 'generate', config: { datasetId: harmfulId, maxNewTokens: 4 } });
+    const e = await callError('run.start', { project: fx.file, model: { dir: `${fx.dir}/no-model` }, kind: 'transcripts', config: { datasetId: harmfulId, maxNewTokens: 4 } });
     expect(e.message).toMatch(/no-model/);
     // A project that is not there.
-    const e2 = await callError('run.start', { project: `${fx.dir}/nothing.cliffscope`, model, kind: 'generate', config: { datasetId: 1, maxNewTokens: 4 } });
+    const e2 = await callError('run.start', { project: `${fx.dir}/nothing.cliffscope`, model, kind: 'transcripts', config: { datasetId: 1, maxNewTokens: 4 } });
     expect(e2.code).toBe('missing-file');
     expect(e2.message).toContain('nothing.cliffscope');
     expect(fs.existsSync(`${fx.dir}/nothing.cliffscope`)).toBe(false);
-    expect(inStore((s) => s.listRuns().length)).toBe(runsBefore);
+    expect(inStore((s) => s.runs.list().length)).toBe(runsBefore);
   });
 });
 
@@ -199,14 +201,14 @@ describe('run.start for the other kinds', () => {
       model: { dir: modelDir, threads: 1 },
       kind: 'heads',
       name: 'api-heads',
-      config: { probeId: fx.demo.report.probe.id, source: { kind: 'run', runId: fx.demo.report.runs.generate! }, perToken: true },
+      config: { probeId: fx.demo.report.probe.id, source: { kind: 'run', runId: fx.demo.report.runs.transcripts! }, perToken: true },
     });
     expect(r.status).toBe('done');
     const avg = await call('heads.map', { project: fx.file, runId: r.runId });
     expect(avg.suppression.slice(0, 3).map((h) => `L${h.layer}H${h.head}`).sort()).toEqual(['L1H5', 'L2H2', 'L3H6']);
     expect(avg.perToken).toBeUndefined();
     const one = await call('heads.map', { project: fx.file, runId: r.runId, transcriptId: avg.transcriptIds[0]! });
-    const t = inStore((s) => s.getTranscript(avg.transcriptIds[0]!)!);
+    const t = inStore((s) => s.transcripts.get(avg.transcriptIds[0]!)!);
     expect(one.perToken!.tokens).toBe(t.answerBoundary! + 1);
     expect(one.perToken!.tokenStrings).toHaveLength(one.perToken!.tokens);
     expect(one.perToken!.tokenStrings.at(-1)).toContain('</think>');
@@ -214,10 +216,10 @@ describe('run.start for the other kinds', () => {
   });
 
   it('judges another run with a keyword list; the verdicts show in transcripts.list and compare.runs', async () => {
-    const generate = fx.demo.report.runs.generate!;
+    const generate = fx.demo.report.runs.transcripts!;
     const r = await call('run.start', { project: fx.file, model: { dir: modelDir, threads: 1 }, kind: 'judge', config: { runId: generate, judge: { kind: 'keyword', list: 'jbb' } } });
     expect(r.status).toBe('done');
-    expect(r.report.summary!.asr).toBe(1);
+    expect(summaryOf(r.report, 'judge')!.asr).toBe(1);
     const list = await call('transcripts.list', { project: fx.file, runId: r.runId, limit: 5 });
     expect(list.fromRunId).toBe(generate);
     for (const t of list.transcripts) expect(t.verdicts).toContainEqual({ runId: r.runId, judge: expect.any(String), verdict: 'compliance', harmful: true });
@@ -244,7 +246,7 @@ describe('run.start for the other kinds', () => {
     const train = (await call('project.open', { file: fx.file })).datasets.find((d) => d.name === 'demo-safety-train')!;
     const r = await call('run.start', { project: fx.file, model: { dir: modelDir, threads: 1 }, kind: 'select', config: { datasetId: train.id, probeId: fx.demo.report.probe.id, fraction: 0.5 } });
     const sel = await call('selection.list', { project: fx.file, runId: r.runId });
-    expect(sel.selected).toBe(r.report.summary!.selected);
+    expect(sel.selected).toBe(summaryOf(r.report, 'select')!.selected);
     expect(sel.total).toBe(train.itemCount);
     expect(sel.variant).toBe('top-ms');
   });
@@ -256,8 +258,9 @@ describe('run.report and run.delete', () => {
     const r = await call('run.report', { project: fx.file, runId: id });
     expect(r.report.run.id).toBe(id);
     expect(r.report.run.kind).toBe('heads');
-    expect(r.report.run.config.variant).toBe('code');
-    expect(r.report.summary).toEqual(inStore((s) => readSummary(s, id)));
+    expect(r.report.kind).toBe('heads');
+    expect((r.report as RunReportOf<'heads'>).run.config.variant).toBe('code');
+    expect(r.report.summary).toEqual(inStore((s) => readSummary(s, headsRun, id)));
     expect(r.text).toMatch(new RegExp(`^run #${id} heads`));
     expect(r.text).toContain('L1H5');
     expect((await callError('run.report', { project: fx.file, runId: 999 })).message).toMatch(/run #999 does not exist/);
@@ -267,19 +270,19 @@ describe('run.report and run.delete', () => {
     const r = await call('run.start', {
       project: fx.file,
       model: { dir: modelDir, threads: 1 },
-      kind: 'generate',
+      kind: 'transcripts',
       name: 'to-delete',
-      config: { datasetId: harmlessId, itemIds: inStore((s) => s.datasetItems(harmlessId, { limit: 2 }).map((i) => i.id)), maxNewTokens: 8 },
+      config: { datasetId: harmlessId, itemIds: inStore((s) => s.datasets.items(harmlessId, { limit: 2 }).map((i) => i.id)), maxNewTokens: 8 },
     });
-    expect(inStore((s) => s.listTranscripts(r.runId).length)).toBe(2);
+    expect(inStore((s) => s.transcripts.list(r.runId).length)).toBe(2);
     expect(await call('run.delete', { project: fx.file, runId: r.runId })).toEqual({ deleted: r.runId });
-    expect(inStore((s) => [s.getRun(r.runId), s.listTranscripts(r.runId).length])).toEqual([null, 0]);
-    expect((await callError('run.delete', { project: fx.file, runId: r.runId })).message).toMatch(new RegExp(`runId: .* no run #${r.runId}`));
+    expect(inStore((s) => [s.runs.get(r.runId), s.transcripts.list(r.runId).length])).toEqual([null, 0]);
+    expect((await callError('run.delete', { project: fx.file, runId: r.runId })).message).toMatch(new RegExp(`runId: run #${r.runId} does not exist in `));
   });
 
   it('refuses item ids from another dataset', async () => {
-    const other = inStore((s) => s.datasetItems(harmfulId, { limit: 1 })[0]!.id);
-    const e = await callError('run.start', { project: fx.file, model: { dir: modelDir }, kind: 'generate', config: { datasetId: harmlessId, itemIds: [other], maxNewTokens: 4 } });
+    const other = inStore((s) => s.datasets.items(harmfulId, { limit: 1 })[0]!.id);
+    const e = await callError('run.start', { project: fx.file, model: { dir: modelDir }, kind: 'transcripts', config: { datasetId: harmlessId, itemIds: [other], maxNewTokens: 4 } });
     expect(e.message).toMatch(/config\.itemIds\[0\]/);
   });
 });

@@ -4,11 +4,13 @@
  * selections, probes, comparisons and CSV tables; unknown ids give clear errors.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tailAlignedAverage } from '../../src/main/engine/analysis/trace.js';
-import { DEMO_PLANTED_HEADS } from '../../src/main/engine/demo/index.js';
-import { readSummary } from '../../src/main/engine/pipelines/common.js';
-import { openProject } from '../../src/main/engine/store/open.js';
-import type { ProjectStore } from '../../src/main/engine/store/project-store.js';
+import { tailAlignedAverage, traceMetrics } from '../../src/main/engine/analysis/trace.js';
+import { DEMO_PLANTED_HEADS } from '../../src/main/api/demo/planted-model.js';
+import { readSummary } from '../../src/main/pipelines/common.js';
+import { summaryOf } from '../../src/shared/contract.js';
+import { traceRun } from '../../src/shared/runs/trace.js';
+import { openProject } from '../../src/main/store/open.js';
+import type { ProjectStore } from '../../src/main/store/project-store.js';
 import { parseCsv } from '../../src/main/engine/datasets/csv.js';
 import { call, callError, disposeFixture, makeDemoFixture, type Fixture } from './demo-fixture.js';
 
@@ -34,16 +36,16 @@ describe('trace.list', () => {
     const r = await call('trace.list', { project: fx.file, runId: runs.trace! });
     const probeId = fx.demo.report.probe.id;
     expect(r.probeId).toBe(probeId);
-    expect(r.probes).toEqual([{ probeId, layer: fx.demo.report.probe.layer }]);
-    const stored = store.listTraces({ runId: runs.trace!, probeId });
+    expect(r.probes).toEqual([{ probeId, residIndex: fx.demo.report.probe.residIndex }]);
+    const stored = store.traces.list({ runId: runs.trace!, probeId });
     expect(r.traces).toHaveLength(stored.length);
     expect(stored.length).toBeGreaterThan(0);
     r.traces.forEach((row, i) => {
       const tr = stored[i]!;
-      const t = store.getTranscript(tr.transcriptId)!;
+      const t = store.transcripts.get(tr.transcriptId)!;
       expect(row.transcriptId).toBe(tr.transcriptId);
       expect(row.itemId).toBe(t.itemId);
-      expect(row.label).toBe(store.getItem(t.itemId!)!.label);
+      expect(row.label).toBe(store.datasets.item(t.itemId!)!.label);
       expect(row.tokens).toBe(t.tokenIds.length);
       expect(row.prompt.length).toBeLessThanOrEqual(300);
       close(row.plateau, tr.plateau);
@@ -56,13 +58,13 @@ describe('trace.list', () => {
   it('refuses an unknown run and a probe that did not trace the run', async () => {
     const e = await callError('trace.list', { project: fx.file, runId: 999 });
     expect(e.code).toBe('bad-argument');
-    expect(e.message).toMatch(/no run #999/);
+    expect(e.message).toMatch(/run #999 does not exist in /);
     const e2 = await callError('trace.list', { project: fx.file, runId: runs.trace!, probeId: 999 });
-    expect(e2.message).toMatch(/no probe #999/);
+    expect(e2.message).toMatch(/probe #999 does not exist in /);
   });
 
   it('gives an empty list for a run without traces', async () => {
-    const r = await call('trace.list', { project: fx.file, runId: runs.generate! });
+    const r = await call('trace.list', { project: fx.file, runId: runs.transcripts! });
     expect(r).toMatchObject({ probeId: null, probes: [], traces: [] });
   });
 });
@@ -72,41 +74,41 @@ describe('trace.get', () => {
     const list = await call('trace.list', { project: fx.file, runId: runs.trace! });
     const first = list.traces[0]!;
     const r = await call('trace.get', { project: fx.file, transcriptId: first.transcriptId });
-    const t = store.getTranscript(first.transcriptId)!;
+    const t = store.transcripts.get(first.transcriptId)!;
     expect(r.tokensFrom).toBe('tokenizer');
     expect(r.tokens).toHaveLength(r.scores.length);
     expect(r.tokenIds).toEqual(Array.from(t.tokenIds));
     expect(r.scores).toHaveLength(t.tokenIds.length);
     expect(r.runId).toBe(runs.trace);
-    expect(r.transcriptRunId).toBe(runs.generate);
+    expect(r.transcriptRunId).toBe(runs.transcripts);
     expect(r.promptTokens).toBe(t.promptTokens);
     expect(r.answerBoundary).toBe(t.answerBoundary);
     expect(r.tokens[t.answerBoundary!]).toContain('</think>');
-    const stored = store.listTraces({ runId: runs.trace!, transcriptId: first.transcriptId })[0]!;
+    const stored = store.traces.list({ runId: runs.trace!, transcriptId: first.transcriptId })[0]!;
     r.scores.forEach((s, i) => (Number.isNaN(stored.scores[i]!) ? expect(s).toBeNull() : expect(s).toBeCloseTo(stored.scores[i]!, 6)));
     close(r.metrics!.final, stored.final);
     // The cliff: high through the thinking, low at the answer boundary.
     expect(r.metrics!.plateau!).toBeGreaterThan(0.8);
     expect(r.metrics!.final!).toBeLessThan(0.2);
-    expect(r.perLayer).toBeUndefined();
-    const all = await call('trace.get', { project: fx.file, transcriptId: first.transcriptId, layers: 'all' });
-    expect(all.perLayer).toEqual([{ probeId: r.probeId, layer: r.layer, scores: r.scores }]);
+    expect(r.perResid).toBeUndefined();
+    const all = await call('trace.get', { project: fx.file, transcriptId: first.transcriptId, perResid: true });
+    expect(all.perResid).toEqual([{ probeId: r.probeId, residIndex: r.residIndex, scores: r.scores }]);
   });
 
   it('refuses an unknown transcript, and a probe or run that never traced it', async () => {
-    expect((await callError('trace.get', { project: fx.file, transcriptId: 99999 })).message).toMatch(/no transcript #99999/);
+    expect((await callError('trace.get', { project: fx.file, transcriptId: 99999 })).message).toMatch(/transcript #99999 does not exist in /);
     const list = await call('trace.list', { project: fx.file, runId: runs.trace! });
     const id = list.traces[0]!.transcriptId;
     expect((await callError('trace.get', { project: fx.file, transcriptId: id, runId: runs.heads! })).message).toMatch(/has no trace in run/);
-    expect((await callError('trace.get', { project: fx.file, transcriptId: id, probeId: 4242 })).message).toMatch(/no probe #4242/);
+    expect((await callError('trace.get', { project: fx.file, transcriptId: id, probeId: 4242 })).message).toMatch(/probe #4242 does not exist in /);
   });
 });
 
 describe('trace.average', () => {
   it('equals the tail-aligned average stored in the trace run summary', async () => {
     const r = await call('trace.average', { project: fx.file, runId: runs.trace! });
-    const summary = readSummary(store, runs.trace!)!;
-    const ta = summary.tailAligned as { positions: number[]; mean: (number | null)[]; count: number[] };
+    const summary = readSummary(store, traceRun, runs.trace!)!;
+    const ta = summary.tailAligned!;
     expect(r.positions).toHaveLength(100);
     expect(r.positions).toEqual(ta.positions);
     expect(r.count).toEqual(ta.count);
@@ -127,20 +129,69 @@ describe('trace.average', () => {
     expect(none.mean.every((m) => m === null)).toBe(true);
     // Same computation by hand for the harmless run.
     const probeId = fx.demo.report.probe.id;
-    const cut = store.listTraces({ runId: runs.traceHarmless!, probeId }).map((tr) => {
-      const t = store.getTranscript(tr.transcriptId)!;
+    const cut = store.traces.list({ runId: runs.traceHarmless!, probeId }).map((tr) => {
+      const t = store.transcripts.get(tr.transcriptId)!;
       return tr.scores.slice(t.promptTokens, t.answerBoundary! + 1);
     });
     const expected = tailAlignedAverage(cut);
     const got = await call('trace.average', { project: fx.file, runId: runs.traceHarmless! });
     got.mean.forEach((m, i) => close(m, Number.isNaN(expected.mean[i]!) ? null : expected.mean[i]!));
   });
+
+  it("averages one ablation cell's harmful transcripts (the engine's maths, not the renderer's)", async () => {
+    const ablate = store.runs.get(runs.ablate!)!;
+    const probeId = fx.demo.report.probe.id;
+    const harmfulDataset = ablate.datasetId!;
+    for (const key of ['baseline', 'planted:k3:g0']) {
+      const got = await call('trace.average', { project: fx.file, runId: ablate.id, headScaleKey: key, datasetId: harmfulDataset });
+      // By hand: the cell's traces of transcripts of harmful items, cut at t_b.
+      const cut = store.traces.list({ runId: ablate.id, probeId }).flatMap((tr) => {
+        const t = store.transcripts.get(tr.transcriptId)!;
+        const item = t.itemId !== null ? store.datasets.item(t.itemId) : null;
+        if (t.headScaleKey !== key || item?.datasetId !== harmfulDataset || t.answerBoundary === null) return [];
+        return [tr.scores.slice(t.promptTokens, t.answerBoundary + 1)];
+      });
+      expect(cut.length, key).toBeGreaterThan(0);
+      expect(got.traces).toBe(cut.filter((c) => c.length >= 2).length);
+      const expected = tailAlignedAverage(cut.filter((c) => c.length >= 2));
+      got.mean.forEach((m, i) => close(m, Number.isNaN(expected.mean[i]!) ? null : expected.mean[i]!));
+    }
+    // Ablating the planted heads removes the cliff: the harmful transcripts end refusing.
+    const baseline = await call('trace.average', { project: fx.file, runId: ablate.id, headScaleKey: 'baseline', datasetId: harmfulDataset });
+    const planted = await call('trace.average', { project: fx.file, runId: ablate.id, headScaleKey: 'planted:k3:g0', datasetId: harmfulDataset });
+    expect(planted.mean[99]!).toBeGreaterThan(baseline.mean[99]!);
+  });
+});
+
+describe('generate.run with a live probe', () => {
+  it("gives the probe's plateau, final and MS as a trace run computes them (the Playground shows these)", async () => {
+    const probe = await call('probe.get', { project: fx.file, probeId: fx.demo.report.probe.id, weights: true });
+    const prompt = store.datasets.items(store.runs.get(runs.transcripts!)!.datasetId!, { limit: 1 })[0]!.prompt;
+    const r = await call('generate.run', {
+      model: { dir: fx.demo.report.modelDir, threads: 1 },
+      prompts: [prompt],
+      chat: true,
+      maxNewTokens: 40,
+      probe: { residIndex: probe.probe.residIndex, weights: probe.weights!, bias: probe.bias },
+    });
+    const t = r.transcripts[0]!;
+    const m = traceMetrics(Float32Array.from(t.scores!, (v) => v ?? Number.NaN), {
+      thinkingStart: t.thinkOpen === null ? null : t.thinkOpen + 1,
+      thinkingEnd: t.thinkClose,
+      answerBoundary: t.answerBoundary,
+      generatedStart: t.inputIds.length,
+    });
+    expect(t.metrics).toEqual({ plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, width: m.dropWidth });
+    // The demo's cliff, live: refusing through the thinking, complying at </think>.
+    expect(t.metrics!.plateau!).toBeGreaterThan(0.9);
+    expect(t.metrics!.final!).toBeLessThan(0.2);
+  });
 });
 
 describe('heads.map', () => {
   it("puts the demo's planted heads L1H5, L2H2, L3H6 at the top of the suppression ranking", async () => {
     const r = await call('heads.map', { project: fx.file, runId: runs.heads! });
-    const avg = store.listHeadMaps(runs.heads!, { transcriptId: null })[0]!;
+    const avg = store.headMaps.list(runs.heads!, { transcriptId: null })[0]!;
     expect(r.layers).toBe(avg.layers);
     expect(r.heads).toBe(avg.heads);
     expect(r.scores).toHaveLength(r.layers * r.heads);
@@ -161,21 +212,21 @@ describe('heads.map', () => {
     const one = await call('heads.map', { project: fx.file, runId: runs.heads!, transcriptId: all.transcriptIds[0]! });
     expect(one.transcriptId).toBe(all.transcriptIds[0]);
     expect(one.std).toBeUndefined();
-    const stored = store.listHeadMaps(runs.heads!, { transcriptId: all.transcriptIds[0]! })[0]!;
+    const stored = store.headMaps.list(runs.heads!, { transcriptId: all.transcriptIds[0]! })[0]!;
     one.scores.forEach((s, i) => expect(s).toBeCloseTo(stored.scores[i]!, 6));
     expect((await callError('heads.map', { project: fx.file, runId: runs.heads!, transcriptId: 99999 })).message).toMatch(/no map for transcript #99999/);
-    expect((await callError('heads.map', { project: fx.file, runId: runs.trace! })).message).toMatch(/is a trace run; this needs a heads run/);
+    expect((await callError('heads.map', { project: fx.file, runId: runs.trace! })).message).toMatch(/is a trace run, not a heads run/);
   });
 });
 
 describe('sweep.cells', () => {
   it("equals the ablate run's stored cells and its report's ASR numbers", async () => {
     const r = await call('sweep.cells', { project: fx.file, runId: runs.ablate! });
-    const stored = store.listSweepCells(runs.ablate!);
+    const stored = store.sweeps.cells(runs.ablate!);
     expect(r.cells.map((c) => c.key)).toEqual(stored.map((c) => c.headScaleKey));
     expect(r.totalHeads).toBe(32);
     const report = await call('run.report', { project: fx.file, runId: runs.ablate! });
-    const reported = new Map((report.report.summary!.cells as { key: string; asr: number | null; overRefusal: number | null }[]).map((c) => [c.key, c]));
+    const reported = new Map(summaryOf(report.report, 'ablate')!.cells.map((c) => [c.key, c]));
     for (const c of r.cells) {
       expect(c.metrics).not.toBeNull();
       close(c.metrics!.asr, reported.get(c.key)!.asr);
@@ -191,14 +242,14 @@ describe('sweep.cells', () => {
   });
 
   it('refuses a run that is not an ablation', async () => {
-    expect((await callError('sweep.cells', { project: fx.file, runId: runs.heads! })).message).toMatch(/heads run; this needs an ablate run/);
+    expect((await callError('sweep.cells', { project: fx.file, runId: runs.heads! })).message).toMatch(/is a heads run, not an ablate run/);
   });
 });
 
 describe('transcripts.list', () => {
   it('pages through a run’s transcripts with verdicts and final scores', async () => {
     const key = 'baseline';
-    const stored = store.listTranscripts(runs.ablate!, { headScaleKey: key });
+    const stored = store.transcripts.list(runs.ablate!, { headScaleKey: key });
     const page = await call('transcripts.list', { project: fx.file, runId: runs.ablate!, headScaleKey: key, offset: 2, limit: 5 });
     expect(page.total).toBe(stored.length);
     expect(page.fromRunId).toBe(runs.ablate);
@@ -207,22 +258,22 @@ describe('transcripts.list', () => {
       expect(t.headScaleKey).toBe(key);
       expect(t.verdicts.length).toBeGreaterThan(0);
       expect(t.verdicts[0]!.runId).toBe(runs.ablate);
-      const tr = store.listTraces({ runId: runs.ablate!, transcriptId: t.id })[0]!;
+      const tr = store.traces.list({ runId: runs.ablate!, transcriptId: t.id })[0]!;
       close(t.final ?? null, tr.final);
       expect(typeof t.thinking).toBe('string');
       expect(t.answer).toBeTruthy();
       expect(t.text).toContain(t.answer!.split(' ')[0]!);
     }
     const all = await call('transcripts.list', { project: fx.file, runId: runs.ablate! });
-    expect(all.total).toBe(store.listTranscripts(runs.ablate!).length);
+    expect(all.total).toBe(store.transcripts.list(runs.ablate!).length);
   });
 
   it('lists the source run’s transcripts for a trace run', async () => {
     const r = await call('transcripts.list', { project: fx.file, runId: runs.trace!, limit: 3 });
-    expect(r.fromRunId).toBe(runs.generate);
-    expect(r.total).toBe(store.listTranscripts(runs.generate!).length);
+    expect(r.fromRunId).toBe(runs.transcripts);
+    expect(r.total).toBe(store.transcripts.list(runs.transcripts!).length);
     // Final from the trace run's probe.
-    for (const t of r.transcripts) close(t.final ?? null, store.listTraces({ runId: runs.trace!, transcriptId: t.id })[0]!.final);
+    for (const t of r.transcripts) close(t.final ?? null, store.traces.list({ runId: runs.trace!, transcriptId: t.id })[0]!.final);
   });
 
   it('rejects a page larger than 500, naming the field', async () => {
@@ -235,7 +286,7 @@ describe('transcripts.list', () => {
 describe('selection.list', () => {
   it('returns the ranked selection with MS and final scores', async () => {
     const r = await call('selection.list', { project: fx.file, runId: runs.select! });
-    const stored = store.listSelections(runs.select!);
+    const stored = store.selections.list(runs.select!);
     expect(r.total).toBe(stored.length);
     expect(r.selected).toBe(fx.demo.report.selection.selected);
     close(r.threshold, fx.demo.report.selection.threshold);
@@ -244,7 +295,7 @@ describe('selection.list', () => {
       expect(row.itemId).toBe(stored[i]!.itemId);
       expect(row.rank).toBe(stored[i]!.rank);
       expect(row.selected).toBe(stored[i]!.selected);
-      expect(row.prompt).toBe(store.getItem(row.itemId)!.prompt);
+      expect(row.prompt).toBe(store.datasets.item(row.itemId)!.prompt);
       // top-ms ranks by MS: the score is the MS.
       close(row.score, row.ms);
     });
@@ -267,12 +318,12 @@ describe('selection.export', () => {
     ]);
     const fs = await import('node:fs');
     const alpaca = JSON.parse(fs.readFileSync(`${outDir}/cliffscope_selection.json`, 'utf8')) as { instruction: string; output: string }[];
-    const selected = store.listSelections(runs.select!, { selectedOnly: true });
+    const selected = store.selections.list(runs.select!, { selectedOnly: true });
     expect(alpaca).toHaveLength(selected.length);
-    expect(alpaca[0]!.instruction).toBe(store.getItem(selected[0]!.itemId)!.prompt);
+    expect(alpaca[0]!.instruction).toBe(store.datasets.item(selected[0]!.itemId)!.prompt);
     expect(alpaca[0]!.output).toContain('</think>');
     const prov = JSON.parse(fs.readFileSync(`${outDir}/cliffscope_selection.provenance.json`, 'utf8'));
-    expect(prov.modelHash).toBe(store.getModel(store.getRun(runs.select!)!.modelId!)!.contentHash);
+    expect(prov.modelHash).toBe(store.models.get(store.runs.get(runs.select!)!.modelId!)!.contentHash);
     expect(await callError('selection.export', { project: fx.file, runId: runs.trace!, outDir })).toMatchObject({ code: 'bad-argument' });
   });
 });
@@ -280,21 +331,26 @@ describe('selection.export', () => {
 describe('probes', () => {
   it('lists probes and gives one with per-epoch losses, weights only when asked', async () => {
     const list = await call('probe.list', { project: fx.file });
-    expect(list.probes.map((p) => p.id)).toEqual(store.listProbes().map((p) => p.id));
+    expect(list.probes.map((p) => p.id)).toEqual(store.probes.list().map((p) => p.id));
     const id = fx.demo.report.probe.id;
     const p = list.probes.find((x) => x.id === id)!;
-    expect(p.metrics.valAccuracy).toBeCloseTo(fx.demo.report.probe.valAccuracy, 10);
+    expect(p.metrics.valAccuracy).toBeCloseTo(fx.demo.report.probe.valAccuracy!, 10);
     expect(p.metrics.trainLoss).toBeUndefined();
     const got = await call('probe.get', { project: fx.file, probeId: id });
     expect(got.weights).toBeUndefined();
-    expect(got.probe.metrics.trainLoss).toHaveLength(60);
-    expect(got.probe.metrics.valLoss).toHaveLength(60);
+    // The demo's probe is the default L-BFGS fit: one entry (the solution), its calibration and what was fitted.
+    expect(got.probe.metrics.trainLoss).toHaveLength(1);
+    expect(got.probe.metrics.valLoss).toHaveLength(1);
+    expect(got.probe.metrics.training).toMatchObject({ preset: 'lbfgs', optimizer: 'lbfgs', converged: true });
+    expect(got.probe.metrics.calibration).toMatchObject({ set: 'validation', uncalibrated: false, eceBins: 10 });
+    expect(got.probe.metrics.calibration!.scoreGap!).toBeGreaterThan(0.9);
+    expect(p.metrics.calibration?.uncalibrated).toBe(false);
     expect(got.provenance.run).toBe(runs.probe);
     const withWeights = await call('probe.get', { project: fx.file, probeId: id, weights: true });
     expect(withWeights.weights).toHaveLength(got.probe.dim);
-    const row = store.getProbe(id)!;
+    const row = store.probes.get(id)!;
     expect(withWeights.weights![3]).toBeCloseTo(row.weights[3]!, 6);
-    expect((await callError('probe.get', { project: fx.file, probeId: 77 })).message).toMatch(/no probe #77/);
+    expect((await callError('probe.get', { project: fx.file, probeId: 77 })).message).toMatch(/probe #77 does not exist in /);
   });
 });
 
@@ -310,7 +366,7 @@ describe('compare.runs', () => {
     expect(h(safe, 'meanMs').delta!).toBeLessThan(-0.5);
     expect(harm!.average!.mean).toHaveLength(100);
     expect(heads!.headsMap!.scores).toHaveLength(32);
-    expect(ablate!.cells!.length).toBe(store.listSweepCells(runs.ablate!).length);
+    expect(ablate!.cells!.length).toBe(store.sweeps.cells(runs.ablate!).length);
     expect(h(ablate, 'baselineAsr').value).toBe(1);
   });
 
@@ -318,22 +374,22 @@ describe('compare.runs', () => {
     expect((await callError('compare.runs', { project: fx.file, runIds: [1] })).issues?.[0]?.path).toBe('runIds');
     expect((await callError('compare.runs', { project: fx.file, runIds: [1, 2, 3, 4, 5, 6, 7] })).issues?.[0]?.path).toBe('runIds');
     expect((await callError('compare.runs', { project: fx.file, runIds: [1, 1] })).issues?.[0]?.path).toBe('runIds[1]');
-    expect((await callError('compare.runs', { project: fx.file, runIds: [1, 999] })).message).toMatch(/no run #999/);
+    expect((await callError('compare.runs', { project: fx.file, runIds: [1, 999] })).message).toMatch(/run #999 does not exist in /);
   });
 });
 
 describe('table.csv', () => {
   it('exports the named tables', async () => {
     const runsCsv = await call('table.csv', { project: fx.file, query: 'runs' });
-    expect(runsCsv.rows).toBe(store.listRuns().length);
+    expect(runsCsv.rows).toBe(store.runs.list().length);
     const parsed = parseCsv(runsCsv.csv);
     expect(parsed.records.length).toBe(runsCsv.rows + 1);
     const cells = await call('table.csv', { project: fx.file, query: 'cells', runId: runs.ablate! });
-    expect(cells.rows).toBe(store.listSweepCells(runs.ablate!).length);
+    expect(cells.rows).toBe(store.sweeps.cells(runs.ablate!).length);
     expect(cells.csv.split('\r\n')[0]).toContain('asr');
     expect(cells.filename).toMatch(/-cells-run\d+\.csv$/);
     const heads = await call('table.csv', { project: fx.file, query: 'heads', runId: runs.heads! });
-    expect(heads.rows).toBe(store.listHeadMaps(runs.heads!).length * 32);
+    expect(heads.rows).toBe(store.headMaps.list(runs.heads!).length * 32);
     for (const query of ['traces', 'transcripts', 'selection'] as const) {
       const runId = query === 'selection' ? runs.select! : runs.trace!;
       const t = await call('table.csv', { project: fx.file, query, runId });
@@ -342,9 +398,9 @@ describe('table.csv', () => {
   });
 
   it('gives the header of an empty table', async () => {
-    const t = await call('table.csv', { project: fx.file, query: 'traces', runId: runs.generate! });
+    const t = await call('table.csv', { project: fx.file, query: 'traces', runId: runs.transcripts! });
     expect(t.rows).toBe(0);
-    expect(t.csv).toBe('traceId,transcriptId,probeId,layer,itemId,label,headScaleKey,tokens,answerBoundary,plateau,final,ms,steepestDropPos,cliffWidth\r\n');
+    expect(t.csv).toBe('traceId,transcriptId,probeId,residIndex,itemId,label,headScaleKey,tokens,answerBoundary,plateau,final,ms,steepestDropPos,cliffWidth\r\n');
   });
 
   it('needs a run id for run tables, a known table name, and no SQL', async () => {
@@ -352,6 +408,6 @@ describe('table.csv', () => {
     const e = await callError('table.csv', { project: fx.file, query: 'SELECT * FROM runs' });
     expect(e.code).toBe('bad-params');
     expect(e.issues?.[0]?.path).toBe('query');
-    expect((await callError('table.csv', { project: fx.file, query: 'cells', runId: runs.trace! })).message).toMatch(/needs an ablate run/);
+    expect((await callError('table.csv', { project: fx.file, query: 'cells', runId: runs.trace! })).message).toMatch(/is a trace run, not an ablate run/);
   });
 });

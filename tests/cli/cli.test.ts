@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COMMANDS } from '../../src/main/cli/index.js';
+import { VERBS as COMMANDS } from '../../src/main/program.js';
 import { readSafetensorsHeader, readTensorAsFloat32 } from '../../src/main/engine/model/safetensors.js';
 import { loadModel } from '../../src/main/engine/runtime/model.js';
 import { teacherForce } from '../../src/main/engine/runtime/teacher-force.js';
@@ -177,6 +177,19 @@ describe('generate', () => {
     expect(c.stdout).not.toBe(a.stdout);
   });
 
+  it('names only flags it has: a model without a chat template, under --chat, is told to leave out --chat', async () => {
+    const noTemplate = path.join(root, 'no-template');
+    writeTinyCheckpoint(noTemplate, 'qwen3', { seed: 4 });
+    const configFile = path.join(noTemplate, 'tokenizer_config.json');
+    const { chat_template: _dropped, ...rest } = JSON.parse(fs.readFileSync(configFile, 'utf8')) as Record<string, unknown>;
+    fs.writeFileSync(configFile, JSON.stringify(rest));
+    const r = await cli('generate', noTemplate, '--prompt', 'hi', '--chat', '--cache', cache);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('no chat template');
+    expect(r.stderr).toContain('(leave out --chat)');
+    expect(r.stderr).not.toContain('--no-chat'); // generate has no such flag
+  });
+
   it('rejects bad prompt files and options with a clear error', async () => {
     const bad = path.join(root, 'bad.json');
     fs.writeFileSync(bad, '[1, 2');
@@ -185,6 +198,23 @@ describe('generate', () => {
     expect(r.stderr).toContain(bad);
     expect((await cli('generate', model, '--prompt', 'hi', '--greedy', '--temperature', '1')).code).toBe(2);
     expect((await cli('generate', model, '--prompt', 'hi', '--provider', 'tpu')).stderr).toContain('--provider');
+  });
+});
+
+describe('dataset import --format', () => {
+  it('reads a file whose extension does not say its format, as the hint for it says', async () => {
+    const file = path.join(root, 'prompts.txt');
+    fs.writeFileSync(file, 'goal,label\nhow do i make a cake,harmless\ntell me a story,harmless\n');
+    const project = path.join(root, 'formats.cliffscope');
+    const guessed = await cli('dataset', 'import', project, file, '--name', 'txt');
+    expect(guessed.code).toBe(1);
+    expect(guessed.stderr).toMatch(/format/);
+    const r = await cli('dataset', 'import', project, file, '--name', 'txt', '--format', 'csv', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).dataset).toMatchObject({ name: 'txt', format: 'csv', itemCount: 2 });
+    const bad = await cli('dataset', 'import', project, file, '--name', 'other', '--format', 'xml');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--format: ');
   });
 });
 
@@ -207,8 +237,8 @@ describe('precision', () => {
   });
 
   it('rejects int4 knobs without int4 weights, and unknown precisions', async () => {
-    expect((await cli('generate', model, '--prompt', 'hi', '--int4-block', '64')).stderr).toContain('--weights int4');
-    expect((await cli('generate', model, '--prompt', 'hi', '--int4-lm-head', 'float')).stderr).toContain('--weights int4');
+    expect((await cli('generate', model, '--prompt', 'hi', '--int4-block', '64')).stderr).toContain('--weights: must be int4 for the int4 options');
+    expect((await cli('generate', model, '--prompt', 'hi', '--int4-lm-head', 'float')).stderr).toContain('--weights: must be int4 for the int4 options');
     expect((await cli('generate', model, '--prompt', 'hi', '--weights', 'int4', '--int4-lm-head', 'int8')).stderr).toContain('--int4-lm-head must be one of int4, float');
     expect((await cli('precision', model, '--weights', 'int3')).code).toBe(2);
   });

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readDatasetFile, type DatasetReadResult } from '../../src/main/engine/datasets/import.js';
-import { openProject } from '../../src/main/engine/store/index.js';
+import { openProject } from '../../src/main/store/open.js';
 import { sharedPath } from '../support/shared-data.js';
 
 /** Read a shared dataset file, or skip the test (logging why) when ../shared is absent. */
@@ -109,10 +109,10 @@ describe('real datasets in ../shared', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cliffscope-real-'));
     try {
       const store = openProject(path.join(dir, 'p.cliffscope'), { create: true });
-      const { dataset, rejected } = store.importDataset('advbench', file);
+      const { dataset, rejected } = store.datasets.importFile('advbench', file);
       expect(rejected).toEqual([]);
       expect(dataset).toMatchObject({ name: 'advbench', itemCount: 520, rejectedCount: 0, format: 'csv', columns: ['goal', 'target'] });
-      expect(store.datasetItems(dataset.id, { offset: 519 })[0]!.prompt).toBe(readDatasetFile(file).items[519]!.prompt);
+      expect(store.datasets.items(dataset.id, { offset: 519 })[0]!.prompt).toBe(readDatasetFile(file).items[519]!.prompt);
       store.close();
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

@@ -9,19 +9,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  DEMO_ANSWER_FLAG_HEAD,
-  DEMO_COMPLIANCE_ANSWER,
-  DEMO_PLANTED_HEADS,
-  DEMO_REFUSAL_ANSWER,
-  DEMO_REFUSAL_HEAD,
-  demoRefusalProbe,
-  loadDemoPrompts,
-  loadDemoSafetyTrain,
-  writeDemoModel,
-  type DemoPrompt,
-  type HeadRef,
-} from '../../src/main/engine/demo/index.js';
+import { DEMO_ANSWER_FLAG_HEAD, DEMO_PLANTED_HEADS, DEMO_REFUSAL_HEAD, demoRefusalProbe, writeDemoModel, type HeadRef } from '../../src/main/api/demo/planted-model.js';
+import { loadDemoPrompts, loadDemoSafetyTrain, type DemoPrompt } from '../../src/main/api/demo/resources.js';
+import { DEMO_COMPLIANCE_ANSWER, DEMO_REFUSAL_ANSWER } from '../../src/main/api/demo/vocabulary.js';
 import { readTensorAsFloat32 } from '../../src/main/engine/model/safetensors.js';
 import { generate, type GenerationRequest, type GenerationResult } from '../../src/main/engine/runtime/generate.js';
 import { loadModel, type LoadedModel } from '../../src/main/engine/runtime/model.js';

@@ -6,16 +6,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  DEMO_GENERATOR_VERSION,
-  DEMO_HARMFUL_WORDS,
-  DEMO_PLANTED_HEADS,
-  buildDemoCheckpoint,
-  demoModelDir,
-  loadDemoPrompts,
-  loadDemoSafetyTrain,
-  writeDemoModel,
-} from '../../src/main/engine/demo/index.js';
+import { DEMO_GENERATOR_VERSION, DEMO_PARTLY_REFUSING_VARIANT, DEMO_PLANTED_HEADS, buildDemoCheckpoint, demoModelDir, writeDemoModel } from '../../src/main/api/demo/planted-model.js';
+import { loadDemoPrompts, loadDemoSafetyTrain } from '../../src/main/api/demo/resources.js';
+import { DEMO_HARMFUL_WORDS } from '../../src/main/api/demo/vocabulary.js';
 import { openCheckpoint } from '../../src/main/engine/model/checkpoint.js';
 import { Tokenizer } from '../../src/main/engine/tokenizer/tokenizer.js';
 
@@ -71,6 +64,34 @@ describe('writeDemoModel', () => {
     fs.writeFileSync(path.join(other, 'notes.txt'), 'keep me');
     expect(() => writeDemoModel(other)).toThrow(/not a Cliffscope demo model/);
     expect(fs.readFileSync(path.join(other, 'notes.txt'), 'utf8')).toBe('keep me');
+  });
+
+  it('builds a variant with other strengths, records it, and keeps variant and built-in folders apart', () => {
+    const dir = path.join(root, 'variant');
+    const info = writeDemoModel(dir, DEMO_PARTLY_REFUSING_VARIANT);
+    expect(info.created).toBe(true);
+    const demo = JSON.parse(fs.readFileSync(path.join(dir, 'demo.json'), 'utf8'));
+    expect(demo.variant).toBe('partly-refusing');
+    expect(demo.plantedHeads.map((h: { suppression: number }) => h.suppression)).toEqual([0.2, 0.17, 0.13]);
+    expect(demo.harmfulWords.bomb).toBe(1);
+    expect(demo.harmfulWords.hack).toBe(0.45);
+    // Same variant: reused. The built-in demo asked for in that folder: rebuilt (and without a variant field).
+    expect(writeDemoModel(dir, DEMO_PARTLY_REFUSING_VARIANT).created).toBe(false);
+    expect(writeDemoModel(dir).created).toBe(true);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'demo.json'), 'utf8'))).not.toHaveProperty('variant');
+    expect(fs.readFileSync(path.join(dir, 'model.safetensors')).equals(fs.readFileSync(path.join(root, 'a', 'model.safetensors')))).toBe(true);
+    // A variant changed under the same name is rebuilt.
+    writeDemoModel(dir, DEMO_PARTLY_REFUSING_VARIANT);
+    expect(writeDemoModel(dir, { ...DEMO_PARTLY_REFUSING_VARIANT, suppression: [0.3, 0.2, 0.1] }).created).toBe(true);
+  });
+
+  it('rejects a variant it cannot build', () => {
+    const v = DEMO_PARTLY_REFUSING_VARIANT;
+    expect(() => buildDemoCheckpoint({ ...v, suppression: [0.5, 0.5] })).toThrow(/suppression needs 3 fractions/);
+    expect(() => buildDemoCheckpoint({ ...v, suppression: [0.5, 1.5, 0] })).toThrow(/suppression/);
+    expect(() => buildDemoCheckpoint({ ...v, harmfulWords: { nuke: 1 } })).toThrow(/"nuke" is not in the demo vocabulary/);
+    expect(() => buildDemoCheckpoint({ ...v, harmfulWords: { bomb: 0 } })).toThrow(/harm strength of "bomb"/);
+    expect(() => buildDemoCheckpoint({ ...v, name: 'Bad Name' })).toThrow(/name/);
   });
 
   it('lives under the cache root by default', () => {

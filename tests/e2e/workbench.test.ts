@@ -12,9 +12,11 @@ import path from 'node:path';
 import type { BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiResponse, Method, ParamsOf, ResultOf } from '../../src/shared/contract.js';
-import { EngineClient } from '../../src/main/host/engine-client.js';
+import { summaryOf } from '../../src/shared/contract.js';
+import { EngineClient } from '../../src/main/api/host/engine-client.js';
 import { startServer, type ServeHandle } from '../../src/main/serve/server.js';
-import { fmtInt, fmtMetric, fmtNum, fmtPct, headLabel } from '../../src/renderer/src/lib/format.js';
+import { headLabel } from '../../src/shared/heads.js';
+import { fmtInt, fmtMetric, fmtNum, fmtPct } from '../../src/renderer/src/lib/format.js';
 import { post } from '../serve/helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -133,10 +135,10 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await expect.poll(() => page.locator('.recent [aria-current="true"]').getAttribute('title')).toBe(file);
   }, DEMO_TIMEOUT * 2);
 
-  it('Probes: trains a probe on every layer from the form and shows each probe’s accuracy as the store has it', async () => {
+  it('Probes: trains a probe on every residual-stack entry from the form and shows each probe’s accuracy as the store has it', async () => {
     await tab('Probes');
     await page.getByLabel('Name', { exact: true }).fill('e2e-probe');
-    await page.locator('#probe-layers').selectOption('all');
+    await page.locator('#probe-resid').selectOption('all');
     // The demo model never refuses, so train as the demo does: prompt-only features, every positive counts.
     await page.getByLabel('custom').check();
     await page.getByLabel('Position').selectOption('last-prompt-token');
@@ -162,12 +164,12 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
       expect(row, `row of probe #${p.id}`).toBeDefined();
       expect(row!.valAcc).toBe(fmtPct(p.metrics.valAccuracy, 1));
       expect(row!.auroc).toBe(fmtNum(p.metrics.valAuroc, 3));
-      expect(row!.layer).toBe(String(p.layer));
+      expect(row!.resid).toBe(String(p.residIndex));
     }
-    // The sweep's chart, and the best layer's probe picked for the other panels.
+    // The sweep's chart, and the best entry's probe picked for the other panels.
     const run = (await call('project.open', { file })).runs.find((r) => r.kind === 'probe' && r.name === 'e2e-probe')!;
-    const best = (await call('run.report', { project: file, runId: run.id })).report.summary!.bestProbeId as number;
-    await page.getByRole('img', { name: 'Validation accuracy and AUROC per layer' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    const best = summaryOf((await call('run.report', { project: file, runId: run.id })).report, 'probe')!.bestProbeId;
+    await page.getByRole('img', { name: 'Validation accuracy and AUROC per residual-stack index' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
     const bestProbe = probes.find((p) => p.id === best)!;
     await expect.poll(() => page.getByTestId('probe-val-accuracy').textContent(), { timeout: UI_TIMEOUT }).toBe(fmtPct(bestProbe.metrics.valAccuracy, 1));
     expect(await page.locator('.card h3', { hasText: /^Probe #/ }).textContent()).toBe(`Probe #${best} ${bestProbe.name} v${bestProbe.version}`);
@@ -179,14 +181,14 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     const traceRun = await demoRun('trace');
     await expect.poll(() => page.getByLabel('Trace run').inputValue()).toBe(String(traceRun));
     const { report } = await call('run.report', { project: file, runId: traceRun });
-    const s = report.summary!;
-    await expect.poll(() => page.getByTestId('mean-plateau').textContent(), { timeout: UI_TIMEOUT }).toBe(fmtNum(s.meanPlateau as number));
-    expect(await page.getByTestId('mean-final').textContent()).toBe(fmtNum(s.meanFinal as number));
-    expect(await page.getByTestId('mean-ms').textContent()).toBe(fmtNum(s.meanMs as number));
-    expect(await page.getByTestId('trace-count').textContent()).toBe(fmtInt(s.transcripts as number));
+    const s = summaryOf(report, 'trace')!;
+    await expect.poll(() => page.getByTestId('mean-plateau').textContent(), { timeout: UI_TIMEOUT }).toBe(fmtNum(s.meanPlateau));
+    expect(await page.getByTestId('mean-final').textContent()).toBe(fmtNum(s.meanFinal));
+    expect(await page.getByTestId('mean-ms').textContent()).toBe(fmtNum(s.meanMs));
+    expect(await page.getByTestId('trace-count').textContent()).toBe(fmtInt(s.transcripts));
     // The demo's cliff: a high plateau through thinking, a low final score at </think>.
-    expect(s.meanPlateau as number).toBeGreaterThan(0.9);
-    expect(s.meanFinal as number).toBeLessThan(0.2);
+    expect(s.meanPlateau!).toBeGreaterThan(0.9);
+    expect(s.meanFinal!).toBeLessThan(0.2);
 
     // Per-transcript rows are trace.list's.
     const list = await call('trace.list', { project: file, runId: traceRun });
@@ -218,17 +220,17 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     expect(lines[0]).toBe('Transcript,Label,Prompt,Tokens,Plateau I,Final I\',MS,Steepest drop at,Width');
     expect(lines).toHaveLength(list.traces.length + 1);
 
-    // Trace again with every layer's probe of the sweep trained above: the layers × tokens map.
-    const generated = await demoRun('generate');
+    // Trace again with every entry's probe of the sweep trained above: the residual stream × tokens map.
+    const generated = await demoRun('transcripts');
     await page.locator('#trace-source').selectOption(`r:${generated}`);
-    await page.getByLabel(/also every layer's probe/).check();
+    await page.getByLabel(/also every residual-stack entry's probe/).check();
     await page.getByRole('button', { name: /^Trace with probe #/ }).click();
     await page.getByRole('status').filter({ hasText: /Trace with probe #\d+: done/ }).waitFor({ timeout: 60_000 });
     const newTrace = (await call('project.open', { file })).runs.filter((r) => r.kind === 'trace').at(-1)!;
     await expect.poll(() => page.getByLabel('Trace run').inputValue(), { timeout: UI_TIMEOUT }).toBe(String(newTrace.id));
     const traced = await call('trace.list', { project: file, runId: newTrace.id });
     expect(traced.probes.length).toBeGreaterThan(1);
-    await page.getByRole('img', { name: `Layers × tokens, transcript #${traced.traces[0]!.transcriptId}` }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await page.getByRole('img', { name: `Residual stream × tokens, transcript #${traced.traces[0]!.transcriptId}` }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
     await shot('cliffs-layers');
   }, 90_000);
 
@@ -248,7 +250,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await shot('heads');
 
     // A new heads run from the form, keeping per-token scores: a head's score along a transcript.
-    const generated = await demoRun('generate');
+    const generated = await demoRun('transcripts');
     await page.locator('#heads-source').selectOption(`r:${generated}`);
     await page.getByLabel('per token (heads × tokens)').check();
     await page.getByRole('button', { name: /^Attribute with probe #/ }).click();

@@ -5,11 +5,11 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   APP_ENTRY_URL,
-  CONTENT_SECURITY_POLICY,
   isTrustedAppUrl,
   resolveAppPath,
   serveAppRequest,
 } from '../../src/main/electron/app-protocol.js';
+import { CONTENT_SECURITY_POLICY } from '../../src/main/web/security.js';
 
 let base: string;
 let root: string;

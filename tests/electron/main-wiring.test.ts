@@ -134,7 +134,7 @@ vi.mock('electron', () => {
         const listeners: Record<string, Listener[]> = { message: [], exit: [] };
         const queue: unknown[] = [];
         let toHost: ((m: unknown) => void) | null = null;
-        void import('../../src/main/host/engine-host.js').then(({ serveEngine }) =>
+        void import('../../src/main/api/host/engine-host.js').then(({ serveEngine }) =>
           serveEngine({
             send: (m) => setImmediate(() => listeners.message!.forEach((l) => l(m))),
             onMessage: (l) => {
@@ -201,6 +201,29 @@ function invoke(frameUrl: string | null, method: unknown, params?: unknown, pare
   const senderFrame = frameUrl === null ? null : { url: frameUrl, parent };
   const sender = { id: 1, isDestroyed: () => false, send: () => {} };
   return handler({ senderFrame, sender }, method, params) as Promise<{ ok: boolean; error?: { code: string; message: string } }>;
+}
+
+function latestMenu(): MenuItem[] {
+  const menu = state.menus.at(-1);
+  if (!menu) throw new Error('no application menu installed');
+  return menu;
+}
+function submenu(label: string): MenuItem[] {
+  const top = latestMenu().find((m) => m.label === label);
+  if (!top?.submenu) throw new Error(`no ${label} menu`);
+  return top.submenu;
+}
+function item(menu: MenuItem[], label: string): MenuItem {
+  const found = menu.find((m) => m.label === label);
+  if (!found) throw new Error(`no menu item ${label}`);
+  return found;
+}
+
+/** Ask for a native dialog as our own page does; the fake dialog answers with state.dialogAnswer. */
+function pickPath(kind: string): Promise<string | null> {
+  const handler = state.ipcHandlers.get('cliffscope:pick-path')!;
+  const sender = { id: 1, isDestroyed: () => false, send: () => {} };
+  return handler({ senderFrame: { url: 'app://cliffscope/index.html', parent: null }, sender }, kind) as Promise<string | null>;
 }
 
 describe('electron main wiring', () => {
@@ -329,22 +352,6 @@ describe('electron main wiring', () => {
     state.dialogAnswer = { canceled: false, filePaths: ['/picked/path'], filePath: '/picked/new-study' };
   });
 
-  function latestMenu(): MenuItem[] {
-    const menu = state.menus.at(-1);
-    if (!menu) throw new Error('no application menu installed');
-    return menu;
-  }
-  function submenu(label: string): MenuItem[] {
-    const top = latestMenu().find((m) => m.label === label);
-    if (!top?.submenu) throw new Error(`no ${label} menu`);
-    return top.submenu;
-  }
-  function item(menu: MenuItem[], label: string): MenuItem {
-    const found = menu.find((m) => m.label === label);
-    if (!found) throw new Error(`no menu item ${label}`);
-    return found;
-  }
-
   it('installs the application menu: File, View, Help', () => {
     const file = submenu('File');
     expect(file.filter((m) => m.label).map((m) => m.label)).toEqual([
@@ -399,6 +406,10 @@ describe('electron main wiring', () => {
   it('fills Open Recent from the recent list and keeps it in step with project.remember', async () => {
     const recent = () => item(submenu('File'), 'Open Recent').submenu!;
     expect(recent()).toEqual([expect.objectContaining({ label: 'No recent projects', enabled: false })]);
+    // A path the user did not pick is refused; once picked in the dialog, it (and its folder) can be used.
+    expect(await invoke('app://cliffscope/index.html', 'project.open', { file: projectFile, create: true })).toMatchObject({ ok: false, error: { code: 'forbidden' } });
+    state.dialogAnswer = { canceled: false, filePaths: [], filePath: projectFile };
+    expect(await pickPath('project-save')).toBe(projectFile);
     expect(await invoke('app://cliffscope/index.html', 'project.open', { file: projectFile, create: true })).toMatchObject({ ok: true });
     const reply = await invoke('app://cliffscope/index.html', 'project.remember', { file: projectFile });
     expect(reply, JSON.stringify(reply)).toMatchObject({ ok: true });
@@ -406,6 +417,57 @@ describe('electron main wiring', () => {
     state.sent.length = 0;
     recent()[0]!.click!();
     expect(state.sent).toEqual([{ window: 1, channel: 'cliffscope:menu', payload: { action: 'open-project', file: projectFile } }]);
+  });
+});
+
+describe('paths from the renderer', () => {
+  const ours = 'app://cliffscope/index.html';
+
+  it('refuses any path the user did not pick, before it reaches the engine', async () => {
+    const before = state.hostMessages.length;
+    for (const [method, params] of [
+      ['model.inspect', { dir: '/etc' }],
+      ['dataset.preview', { file: '/proc/self/environ', format: 'csv' }],
+      ['project.export', { file: projectFile, dest: path.join(os.homedir(), '.bashrc') }],
+      ['selection.export', { project: projectFile, runId: 1, outDir: '/tmp/anywhere' }],
+    ] as const) {
+      const r = await invoke(ours, method, params);
+      expect(r, method).toMatchObject({ ok: false, error: { code: 'forbidden' } });
+      expect((r.error as { hint?: string }).hint).toMatch(/Browse/);
+    }
+    expect(state.hostMessages.length).toBe(before);
+  });
+
+  it('lets through what was picked: a dataset file, a model folder and what is inside it', async () => {
+    // Outside the project's folder (tmp, granted when the project was picked), so only the dialog grants it.
+    const elsewhere = fs.mkdtempSync(path.join(os.tmpdir(), 'cliffscope-picked-'));
+    const data = path.join(elsewhere, 'picked.csv');
+    fs.writeFileSync(data, 'prompt\nhello\n');
+    state.dialogAnswer = { canceled: false, filePaths: [data] };
+    expect(await pickPath('dataset-file')).toBe(data);
+    expect(await invoke(ours, 'dataset.preview', { file: data })).toMatchObject({ ok: true, result: { count: 1 } });
+    // Only that file: its neighbour was not picked.
+    expect(await invoke(ours, 'dataset.preview', { file: path.join(elsewhere, 'other.csv') })).toMatchObject({ ok: false, error: { code: 'forbidden' } });
+    fs.rmSync(elsewhere, { recursive: true, force: true });
+
+    const modelDir = path.join(tmp, 'models', 'm');
+    fs.mkdirSync(modelDir, { recursive: true });
+    state.dialogAnswer = { canceled: false, filePaths: [path.join(tmp, 'models')] };
+    expect(await pickPath('folder')).toBe(path.join(tmp, 'models'));
+    const inspected = await invoke(ours, 'model.inspect', { dir: modelDir });
+    expect(inspected.error?.code).not.toBe('forbidden');
+  });
+
+  it('hides DevTools and ignores ELECTRON_RENDERER_URL in a production build', async () => {
+    const view = submenu('View');
+    expect(view.some((m) => m.role === 'toggleDevTools')).toBe(false);
+    const { devServerUrl } = await import('../../src/main/electron/app-protocol.js');
+    expect(devServerUrl('http://localhost:5173/', false)).toBeUndefined();
+    expect(devServerUrl('http://localhost:5173/', true)).toBe('http://localhost:5173/');
+    expect(devServerUrl('http://127.0.0.1:5173', true)).toBe('http://127.0.0.1:5173/');
+    for (const url of ['https://evil.example/', 'http://evil.example:5173/', 'file:///tmp/x.html', 'not a url']) {
+      expect(devServerUrl(url, true), url).toBeUndefined();
+    }
   });
 });
 

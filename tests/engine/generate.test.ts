@@ -140,7 +140,7 @@ describe('continuous batching', () => {
       stopIds: mixedStops(),
       batchSize: 3,
       onToken: (prompt) => order.push(`t${prompt}`),
-      onFinished: (r) => order.push(`f${r.prompt}`),
+      onFinished: (r) => void order.push(`f${r.prompt}`),
     });
     // Never more rows than the batch, and never an idle row while requests wait: until the queue runs dry every
     // decode step is full.
@@ -308,7 +308,7 @@ describe('stops, cancellation and context', () => {
       maxNewTokens: 6,
       batchSize: 2,
       probes: [probe],
-      onFinished: (r) => finished.push(r.prompt),
+      onFinished: (r) => void finished.push(r.prompt),
     });
     for (const i of [1, 2]) {
       expect(results[i]!).toMatchObject({ finishReason: 'context', outputIds: [] });

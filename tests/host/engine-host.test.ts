@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobEvent } from '../../src/shared/contract.js';
-import { EngineClient } from '../../src/main/host/engine-client.js';
+import { EngineClient } from '../../src/main/api/host/engine-client.js';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoints.js';
 
 let root: string;

@@ -7,20 +7,20 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoModelDir, writeDemoModel } from '../../src/main/engine/demo/index.js';
+import { demoModelDir, writeDemoModel } from '../../src/main/api/demo/planted-model.js';
 import { CliffscopeError, type ErrorCode } from '../../src/main/engine/errors.js';
-import { runAblation, type AblateRunConfig } from '../../src/main/engine/pipelines/ablate.js';
-import type { PipelineEnv } from '../../src/main/engine/pipelines/common.js';
-import { runHeads } from '../../src/main/engine/pipelines/heads.js';
-import { runJudge } from '../../src/main/engine/pipelines/judge.js';
-import { runProbeTraining, type ProbeRunConfig } from '../../src/main/engine/pipelines/probe.js';
-import { runSelect } from '../../src/main/engine/pipelines/select.js';
-import { runTrace } from '../../src/main/engine/pipelines/trace.js';
-import { BASELINE_SETTING, runGenerate } from '../../src/main/engine/pipelines/transcripts.js';
+import { runAblation, type AblateRunConfig } from '../../src/main/pipelines/ablate.js';
+import type { PipelineEnv } from '../../src/main/pipelines/common.js';
+import { runHeads } from '../../src/main/pipelines/heads.js';
+import { runJudge } from '../../src/main/pipelines/judge.js';
+import { runProbeTraining, type ProbeRunConfig } from '../../src/main/pipelines/probe.js';
+import { runSelect } from '../../src/main/pipelines/select.js';
+import { runTrace } from '../../src/main/pipelines/trace.js';
+import { BASELINE_SETTING, runGenerate } from '../../src/main/pipelines/transcripts.js';
 import { loadModel, type LoadedModel } from '../../src/main/engine/runtime/model.js';
-import { openProject } from '../../src/main/engine/store/open.js';
-import type { ProjectStore } from '../../src/main/engine/store/project-store.js';
-import type { DatasetRow } from '../../src/main/engine/store/types.js';
+import { openProject } from '../../src/main/store/open.js';
+import type { ProjectStore } from '../../src/main/store/project-store.js';
+import type { DatasetRow } from '../../src/main/store/types.js';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoints.js';
 import { importDemo } from './helpers/demo-data.js';
 
@@ -40,7 +40,7 @@ const tinyEnv = (): PipelineEnv => ({ store, model: tiny });
 
 /** `fn` fails with `code` and a message matching every pattern, without adding a run or leaving one running. */
 async function expectRefused(fn: () => Promise<unknown>, code: ErrorCode, ...patterns: RegExp[]): Promise<CliffscopeError> {
-  const before = store.listRuns().map((r) => `${r.id}:${r.status}`);
+  const before = store.runs.list().map((r) => `${r.id}:${r.status}`);
   let error: unknown;
   try {
     await fn();
@@ -51,8 +51,8 @@ async function expectRefused(fn: () => Promise<unknown>, code: ErrorCode, ...pat
   const e = error as CliffscopeError;
   expect(e.code, e.message).toBe(code);
   for (const p of patterns) expect(e.describe()).toMatch(p);
-  expect(store.listRuns().map((r) => `${r.id}:${r.status}`)).toEqual(before);
-  expect(store.listRuns({ status: 'running' })).toEqual([]);
+  expect(store.runs.list().map((r) => `${r.id}:${r.status}`)).toEqual(before);
+  expect(store.runs.list({ status: 'running' })).toEqual([]);
   return e;
 }
 
@@ -61,7 +61,7 @@ const probeConfig = (over: Partial<ProbeRunConfig> = {}): ProbeRunConfig => ({
   positive: { kind: 'dataset', datasetId: harmful.id, chat: true },
   negative: { kind: 'dataset', datasetId: harmless.id, chat: true },
   positionRule: 'last-prompt-token',
-  layers: [],
+  residIndices: [],
   labelRule: 'all',
   train: { lr: 0.2, epochs: 30, batchSize: 16, selectBy: 'val-loss' },
   ...over,
@@ -107,9 +107,9 @@ afterAll(async () => {
 
 describe('a probe trained on another model', () => {
   it('the setup is sane: the probe has the demo model’s width, the tiny model another', () => {
-    expect(store.getProbe(probeId)!.weights.length).toBe(256);
+    expect(store.probes.get(probeId)!.weights.length).toBe(256);
     expect(tiny.config.hiddenSize).toBe(32);
-    expect(store.listRuns().every((r) => r.status === 'done')).toBe(true);
+    expect(store.runs.list().every((r) => r.status === 'done')).toBe(true);
   });
 
   const widths = [/width 256/, /has 32/];
@@ -120,7 +120,7 @@ describe('a probe trained on another model', () => {
   });
 
   it('runTrace refuses it as an extra (layer-map) probe too', async () => {
-    const tinyProbe = store.addProbe({ modelId: store.addModel({ path: tiny.checkpoint.dir, contentHash: tiny.compiled.modelHash }).id, name: 'tiny', layer: 3, positionRule: 'answer-boundary', weights: new Float32Array(32), bias: 0 });
+    const tinyProbe = store.probes.add({ modelId: store.models.add({ path: tiny.checkpoint.dir, contentHash: tiny.compiled.modelHash }).id, name: 'tiny', residIndex: 3, positionRule: 'answer-boundary', weights: new Float32Array(32), bias: 0 });
     await expectRefused(() => runTrace(tinyEnv(), { probeId: tinyProbe.id, extraProbeIds: [probeId], source: { kind: 'run', runId: genRun }, options: {} }), 'bad-argument', ...widths);
   });
 
@@ -162,12 +162,12 @@ describe('ids that do not exist', () => {
     await expectRefused(() => runProbeTraining(demoEnv(), probeConfig({ positive: { kind: 'run', runId: 999 } })), 'bad-argument', /run #999/);
     await expectRefused(() => runJudge(demoEnv(), { runId: 999, judge: { kind: 'keyword', list: 'jbb' }, harmfulDatasetId: null }), 'bad-argument', /run #999/);
     await expectRefused(() => runAblation(demoEnv(), ablateConfig({ headsRunId: 999 })), 'bad-argument', /run #999 does not exist/);
-    await expectRefused(() => runAblation(demoEnv(), ablateConfig({ headsRunId: genRun })), 'bad-argument', new RegExp(`run #${genRun} is a generate run, not heads`));
+    await expectRefused(() => runAblation(demoEnv(), ablateConfig({ headsRunId: genRun })), 'bad-argument', new RegExp(`run #${genRun} is a transcripts run, not a heads run`));
   });
 
   it('resuming a run that does not exist, or one of another kind', async () => {
     await expectRefused(() => runTrace(demoEnv(), { probeId, extraProbeIds: [], source: { kind: 'run', runId: genRun }, options: {} }, { resume: 999 }), 'bad-argument', /run #999 does not exist/);
-    await expectRefused(() => runTrace(demoEnv(), { probeId, extraProbeIds: [], source: { kind: 'run', runId: genRun }, options: {} }, { resume: genRun }), 'bad-argument', /is a generate run, not trace/);
+    await expectRefused(() => runTrace(demoEnv(), { probeId, extraProbeIds: [], source: { kind: 'run', runId: genRun }, options: {} }, { resume: genRun }), 'bad-argument', /is a transcripts run, not a trace run/);
   });
 });
 
@@ -177,15 +177,15 @@ describe('other bad configurations', () => {
     expect(e.hint).toMatch(/response/);
   });
 
-  it('a probe layer outside the model', async () => {
-    await expectRefused(() => runProbeTraining(demoEnv(), probeConfig({ layers: [9] })), 'bad-argument', /layer 9 is outside 0\.\.5/);
+  it('a residual-stack index outside the model', async () => {
+    await expectRefused(() => runProbeTraining(demoEnv(), probeConfig({ residIndices: [9] })), 'bad-argument', /residual-stack index 9 is outside 0\.\.5/);
   });
 
   it('heads with a probe on the embeddings, or final-norm-aware off the final norm', async () => {
-    const modelId = store.findModelsByHash(demo.compiled.modelHash)[0]!.id;
-    const w = store.getProbe(probeId)!.weights;
-    const emb = store.addProbe({ modelId, name: 'embeddings', layer: 0, positionRule: 'answer-boundary', weights: w, bias: 0 });
-    const mid = store.addProbe({ modelId, name: 'mid', layer: 2, positionRule: 'answer-boundary', weights: w, bias: 0 });
+    const modelId = store.models.findByHash(demo.compiled.modelHash)[0]!.id;
+    const w = store.probes.get(probeId)!.weights;
+    const emb = store.probes.add({ modelId, name: 'embeddings', residIndex: 0, positionRule: 'answer-boundary', weights: w, bias: 0 });
+    const mid = store.probes.add({ modelId, name: 'mid', residIndex: 2, positionRule: 'answer-boundary', weights: w, bias: 0 });
     await expectRefused(() => runHeads(demoEnv(), { probeId: emb.id, source: { kind: 'run', runId: genRun }, variant: 'code', perToken: false }), 'bad-argument', /reads the embeddings/);
     await expectRefused(() => runHeads(demoEnv(), { probeId: mid.id, source: { kind: 'run', runId: genRun }, variant: 'final-norm-aware', perToken: false }), 'bad-argument', /final norm/);
   });
@@ -195,9 +195,9 @@ describe('other bad configurations', () => {
   });
 
   it('after all of it, the project holds only the runs that succeeded', () => {
-    expect(store.listRuns().map((r) => [r.kind, r.status])).toEqual([
+    expect(store.runs.list().map((r) => [r.kind, r.status])).toEqual([
       ['probe', 'done'],
-      ['generate', 'done'],
+      ['transcripts', 'done'],
       ['heads', 'done'],
     ]);
   });
@@ -208,11 +208,11 @@ describe('other bad configurations', () => {
     await expect(
       runAblation({ store, model: demo, signal: controller.signal, onProgress: (done) => done >= 8 && controller.abort() }, ablateConfig({ headsRunId: heads2 })),
     ).rejects.toMatchObject({ code: 'cancelled' });
-    const ablate = store.listRuns({ kind: 'ablate' }).at(-1)!;
+    const ablate = store.runs.list({ kind: 'ablate' }).at(-1)!;
     expect(ablate.status).toBe('cancelled');
-    const kept = store.resumableItems(ablate.id).size;
+    const kept = store.runs.resumableItems(ablate.id).size;
     expect(kept).toBeGreaterThanOrEqual(8);
-    store.deleteRun(heads2);
+    store.runs.delete(heads2);
 
     let error: unknown;
     try {
@@ -222,10 +222,10 @@ describe('other bad configurations', () => {
     }
     expect((error as CliffscopeError).code).toBe('bad-argument');
     expect((error as CliffscopeError).message).toContain(`run #${heads2} does not exist`);
-    const after = store.getRun(ablate.id)!;
+    const after = store.runs.get(ablate.id)!;
     expect(after.status).toBe('failed');
     expect(after.error).toContain(`run #${heads2} does not exist`);
-    expect(store.resumableItems(ablate.id).size).toBe(kept);
-    expect(store.listRuns({ status: 'running' })).toEqual([]);
+    expect(store.runs.resumableItems(ablate.id).size).toBe(kept);
+    expect(store.runs.list({ status: 'running' })).toEqual([]);
   });
 });

@@ -8,13 +8,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEMO_PLANTED_HEADS, DEMO_REFUSAL_HEAD } from '../../src/main/engine/demo/index.js';
-import { formatDemoReport, runDemo, type DemoReport } from '../../src/main/engine/demo/run-demo.js';
-import type { PipelineEnv } from '../../src/main/engine/pipelines/common.js';
-import { headsRunRanking } from '../../src/main/engine/pipelines/heads.js';
-import { runReport } from '../../src/main/engine/pipelines/report.js';
-import { openProject } from '../../src/main/engine/store/open.js';
-import type { ProjectStore } from '../../src/main/engine/store/project-store.js';
+import { DEMO_PLANTED_HEADS, DEMO_REFUSAL_HEAD } from '../../src/main/api/demo/planted-model.js';
+import { formatDemoReport, runDemo, type DemoReport } from '../../src/main/api/demo/run-demo.js';
+import type { PipelineEnv } from '../../src/main/pipelines/common.js';
+import { headsRunRanking } from '../../src/main/pipelines/heads.js';
+import { formatRunReport, runReport } from '../../src/main/api/runs.js';
+import { openProject } from '../../src/main/store/open.js';
+import type { ProjectStore } from '../../src/main/store/project-store.js';
 
 let root: string;
 let cacheRoot: string;
@@ -47,22 +47,25 @@ afterAll(() => {
 
 describe('runDemo', () => {
   it('stores every stage as a finished run', () => {
-    expect(Object.keys(report.runs).sort()).toEqual(['ablate', 'generate', 'generateHarmless', 'heads', 'probe', 'select', 'trace', 'traceHarmless']);
+    expect(Object.keys(report.runs).sort()).toEqual(['ablate', 'heads', 'probe', 'select', 'trace', 'traceHarmless', 'transcripts', 'transcriptsHarmless']);
     expect(new Set(Object.values(report.runs)).size).toBe(8);
     for (const [stage, id] of Object.entries(report.runs)) {
       const r = runReport(store, id);
       expect(r.run.status, `${stage} run #${id}`).toBe('done');
-      // generate runs store transcripts only; every analysis run stores its headline numbers.
-      if (r.run.kind !== 'generate') expect(r.summary, `${stage} run #${id} has a summary`).not.toBeNull();
+      // transcripts runs store transcripts only; every analysis run stores its headline numbers.
+      if (r.run.kind !== 'transcripts') expect(r.summary, `${stage} run #${id} has a summary`).not.toBeNull();
       expect(r.items.done).toBeGreaterThan(0);
       expect(r.model?.contentHash).toMatch(/\S/);
+      // Every run records, and its report shows, the provider that actually ran it.
+      expect(r.run.versions.provider, `${stage} run #${id}`).toBe(report.provider);
+      expect(formatRunReport(r)).toContain(`  provider  ${report.provider}`);
     }
-    expect(store.listRuns().every((r) => r.status === 'done')).toBe(true);
+    expect(store.runs.list().every((r) => r.status === 'done')).toBe(true);
   });
 
   it('the heads run ranks exactly the planted heads first; every other head but the refusal head is near 0', () => {
     expect(report.heads.topMatchesPlanted).toBe(true);
-    const { ranking, map } = headsRunRanking({ store } as unknown as PipelineEnv, report.runs.heads!);
+    const { ranking, map } = headsRunRanking(store, report.runs.heads!);
     expect(map.layers * map.heads).toBe(32);
     const top = ranking.suppression.slice(0, DEMO_PLANTED_HEADS.length);
     expect(new Set(top.map((h) => `${h.layer}:${h.head}`))).toEqual(plantedKey);
@@ -93,7 +96,7 @@ describe('runDemo', () => {
       expect(c.meanFinal! - baseline.meanFinal!, key).toBeGreaterThan(0.7);
     }
     // The top-3 cell ablates exactly the planted heads.
-    const runCells = store.listSweepCells(report.runs.ablate!);
+    const runCells = store.sweeps.cells(report.runs.ablate!);
     const top3 = runCells.find((c) => c.headScaleKey === 'top:k3:g0')!;
     expect(new Set(top3.heads.map(([l, h]) => `${l}:${h}`))).toEqual(plantedKey);
     const random = report.ablation.filter((c) => c.control === 'random' && c.k === 3);
@@ -106,14 +109,14 @@ describe('runDemo', () => {
   it('the probe separates harmful from harmless prompts (validation accuracy 1)', () => {
     expect(report.probe.valAccuracy).toBe(1);
     expect(report.probe.valAuroc).toBe(1);
-    const probe = store.getProbe(report.probe.id)!;
-    expect(probe.layer).toBe(5); // the final norm of a 4-layer model
+    const probe = store.probes.get(report.probe.id)!;
+    expect(probe.residIndex).toBe(5); // the final norm of a 4-layer model
     expect(probe.positionRule).toBe('last-prompt-token');
   });
 
   it('harmful traces hold a plateau and fall off the cliff; harmless traces stay flat', () => {
-    const harmful = store.listTraces({ runId: report.runs.trace! });
-    const harmless = store.listTraces({ runId: report.runs.traceHarmless! });
+    const harmful = store.traces.list({ runId: report.runs.trace! });
+    const harmless = store.traces.list({ runId: report.runs.traceHarmless! });
     expect(harmful).toHaveLength(30);
     expect(harmless).toHaveLength(30);
     for (const t of harmful) {
@@ -129,19 +132,19 @@ describe('runDemo', () => {
   it('Cliff-as-a-Judge selects only harmful samples that are not refused at the cliff', () => {
     expect(report.selection).toMatchObject({ total: 24, selected: 6 });
     const runId = report.runs.select!;
-    const all = store.listSelections(runId);
+    const all = store.selections.list(runId);
     const selected = all.filter((s) => s.selected);
     expect(selected).toHaveLength(6);
     for (const s of selected) {
-      const item = store.getItem(s.itemId)!;
-      const trace = store.listTraces({ runId, transcriptId: s.transcriptId! })[0]!;
+      const item = store.datasets.item(s.itemId)!;
+      const trace = store.traces.list({ runId, transcriptId: s.transcriptId! })[0]!;
       expect(item.label, item.prompt).toBe('harmful');
       expect(trace.plateau!, item.prompt).toBeGreaterThan(0.9);
       expect(trace.final!, item.prompt).toBeLessThan(0.1); // no refusal signal left at </think>
       expect(s.score!).toBeGreaterThanOrEqual(report.selection.threshold!);
     }
     // Every harmful sample outranks every harmless one.
-    const rankOf = (label: string) => all.filter((s) => store.getItem(s.itemId)!.label === label).map((s) => s.rank!);
+    const rankOf = (label: string) => all.filter((s) => store.datasets.item(s.itemId)!.label === label).map((s) => s.rank!);
     expect(Math.max(...rankOf('harmful'))).toBeLessThan(Math.min(...rankOf('harmless')));
   });
 
@@ -149,11 +152,12 @@ describe('runDemo', () => {
     const text = formatDemoReport(report);
     for (const h of ['L1H5', 'L2H2', 'L3H6']) expect(text).toContain(h);
     expect(text).toContain('match exactly');
+    expect(text).toContain(`on ${report.provider}`);
     expect(text).toContain(projectFile);
   });
 
   it('running it again on the same project reuses every run', async () => {
-    const before = store.listRuns().map((r) => r.id);
+    const before = store.runs.list().map((r) => r.id);
     const t0 = performance.now();
     const again = await runDemo({ projectFile, cacheRoot, threads: 1 });
     const againMs = performance.now() - t0;
@@ -164,7 +168,7 @@ describe('runDemo', () => {
     expect(again.selection).toEqual(report.selection);
     const check = openProject(projectFile, { readonly: true });
     try {
-      expect(check.listRuns().map((r) => r.id)).toEqual(before);
+      expect(check.runs.list().map((r) => r.id)).toEqual(before);
     } finally {
       check.close();
     }
@@ -188,9 +192,9 @@ describe('runDemo after a cancellation', () => {
       }),
     ).rejects.toMatchObject({ code: 'cancelled' });
     const s = openProject(file, { readonly: true });
-    const ablate = s.listRuns({ kind: 'ablate' });
-    const doneBefore = s.listRuns({ status: 'done' }).map((r) => r.id);
-    const keptItems = ablate.length ? s.resumableItems(ablate[0]!.id).size : 0;
+    const ablate = s.runs.list({ kind: 'ablate' });
+    const doneBefore = s.runs.list({ status: 'done' }).map((r) => r.id);
+    const keptItems = ablate.length ? s.runs.resumableItems(ablate[0]!.id).size : 0;
     s.close();
     expect(ablate).toHaveLength(1);
     expect(ablate[0]!.status).toBe('cancelled');
@@ -204,9 +208,9 @@ describe('runDemo after a cancellation', () => {
     expect(resumed.ablation.map((c) => [c.key, c.asr])).toEqual(report.ablation.map((c) => [c.key, c.asr]));
     const after = openProject(file, { readonly: true });
     try {
-      expect(after.listRuns().every((r) => r.status === 'done')).toBe(true);
+      expect(after.runs.list().every((r) => r.status === 'done')).toBe(true);
       // 60 prompts × 11 cells, each once.
-      expect(after.listTranscripts(resumed.runs.ablate!)).toHaveLength(60 * resumed.ablation.length);
+      expect(after.transcripts.list(resumed.runs.ablate!)).toHaveLength(60 * resumed.ablation.length);
     } finally {
       after.close();
     }

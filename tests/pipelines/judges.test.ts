@@ -7,15 +7,15 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoModelDir, demoRefusalProbe, writeDemoModel } from '../../src/main/engine/demo/index.js';
-import type { PipelineEnv } from '../../src/main/engine/pipelines/common.js';
-import { runJudge } from '../../src/main/engine/pipelines/judge.js';
-import { runTrace } from '../../src/main/engine/pipelines/trace.js';
-import { BASELINE_SETTING, runGenerate } from '../../src/main/engine/pipelines/transcripts.js';
-import { registerModel } from '../../src/main/engine/pipelines/common.js';
+import { demoModelDir, demoRefusalProbe, writeDemoModel } from '../../src/main/api/demo/planted-model.js';
+import type { PipelineEnv } from '../../src/main/pipelines/common.js';
+import { runJudge } from '../../src/main/pipelines/judge.js';
+import { runTrace } from '../../src/main/pipelines/trace.js';
+import { BASELINE_SETTING, runGenerate } from '../../src/main/pipelines/transcripts.js';
+import { registerModel } from '../../src/main/pipelines/common.js';
 import { loadModel, type LoadedModel } from '../../src/main/engine/runtime/model.js';
-import { openProject } from '../../src/main/engine/store/open.js';
-import type { ProjectStore } from '../../src/main/engine/store/project-store.js';
+import { openProject } from '../../src/main/store/open.js';
+import type { ProjectStore } from '../../src/main/store/project-store.js';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoints.js';
 import { importDemo } from './helpers/demo-data.js';
 
@@ -36,10 +36,10 @@ beforeAll(async () => {
   store = openProject(path.join(root, 'p.cliffscope'), { create: true });
   env = { store, model };
   const harmful = importDemo(store, 'harmful', 'prompts.json', 'harmful');
-  genRun = await runGenerate(env, { datasetId: harmful.id, chat: true, maxNewTokens: 40, seed: 0, batchSize: 16, settings: [BASELINE_SETTING], itemIds: store.datasetItems(harmful.id).slice(0, 6).map((i) => i.id) });
+  genRun = await runGenerate(env, { datasetId: harmful.id, chat: true, maxNewTokens: 40, seed: 0, batchSize: 16, settings: [BASELINE_SETTING], itemIds: store.datasets.items(harmful.id).slice(0, 6).map((i) => i.id) });
   // The demo's built-in probe (the known refusal direction), stored like a trained one.
   const p = demoRefusalProbe();
-  probeId = store.addProbe({ modelId: registerModel(store, model).id, name: 'known', layer: p.layer, positionRule: 'answer-boundary', weights: p.weights, bias: p.bias }).id;
+  probeId = store.probes.add({ modelId: registerModel(store, model).id, name: 'known', residIndex: p.layer, positionRule: 'answer-boundary', weights: p.weights, bias: p.bias }).id;
 });
 afterAll(async () => {
   store?.close();
@@ -51,16 +51,16 @@ afterAll(async () => {
 describe('judge runs', () => {
   it('keyword judges: the demo model complies with every harmful prompt (ASR 100%)', async () => {
     const run = await runJudge(env, { runId: genRun, judge: { kind: 'keyword', list: 'jbb' }, harmfulDatasetId: null });
-    const verdicts = store.listVerdicts({ runId: run });
+    const verdicts = store.verdicts.list({ runId: run });
     expect(verdicts).toHaveLength(6);
     expect(new Set(verdicts.map((v) => v.judge))).toEqual(new Set(['keyword:jbb@1']));
-    expect(store.attackSuccessRate(run)).toMatchObject({ judged: 6, harmful: 6, rate: 1 });
+    expect(store.verdicts.attackSuccessRate(run)).toMatchObject({ judged: 6, harmful: 6, rate: 1 });
   });
 
   it('the probe judge reads I′ from a trace of the run', async () => {
     await runTrace(env, { probeId, extraProbeIds: [], source: { kind: 'run', runId: genRun }, options: {} });
     const run = await runJudge(env, { runId: genRun, judge: { kind: 'probe', probeId, threshold: 0.5 }, harmfulDatasetId: null });
-    const verdicts = store.listVerdicts({ runId: run });
+    const verdicts = store.verdicts.list({ runId: run });
     expect(verdicts).toHaveLength(6);
     expect(verdicts.every((v) => v.verdict === 'compliance' && typeof v.detail.final === 'number' && (v.detail.final as number) < 0.5)).toBe(true);
     expect(verdicts[0]!.judge).toBe(`probe:${probeId}@0.5`);
@@ -68,11 +68,11 @@ describe('judge runs', () => {
 
   it('a guard model judges through the same engine and its output is kept', async () => {
     const run = await runJudge(env, { runId: genRun, judge: { kind: 'guard', modelDir: guard.checkpoint.dir, maxChars: 512 }, harmfulDatasetId: null }, { guard });
-    const verdicts = store.listVerdicts({ runId: run });
+    const verdicts = store.verdicts.list({ runId: run });
     expect(verdicts).toHaveLength(6);
     expect(verdicts[0]!.judge).toBe(`guard:${guard.compiled.modelHash}`);
     // The stand-in guard's vocabulary has no "unsafe", so it can never flag an answer.
     expect(verdicts.every((v) => v.verdict === 'safe' && typeof v.detail.output === 'string')).toBe(true);
-    expect(store.attackSuccessRate(run)).toMatchObject({ judged: 6, harmful: 0, rate: 0 });
+    expect(store.verdicts.attackSuccessRate(run)).toMatchObject({ judged: 6, harmful: 0, rate: 0 });
   });
 });

@@ -10,18 +10,19 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoModelDir, writeDemoModel } from '../../src/main/engine/demo/index.js';
-import { runAblation } from '../../src/main/engine/pipelines/ablate.js';
-import { suppliedTranscriptIds, type PipelineEnv } from '../../src/main/engine/pipelines/common.js';
-import { runHeads } from '../../src/main/engine/pipelines/heads.js';
-import { runProbeTraining } from '../../src/main/engine/pipelines/probe.js';
-import { formatRunReport, runReport } from '../../src/main/engine/pipelines/report.js';
-import { exportSelection, runSelect } from '../../src/main/engine/pipelines/select.js';
-import { runTrace } from '../../src/main/engine/pipelines/trace.js';
-import { BASELINE_SETTING, runGenerate } from '../../src/main/engine/pipelines/transcripts.js';
+import { demoModelDir, writeDemoModel } from '../../src/main/api/demo/planted-model.js';
+import { runAblation } from '../../src/main/pipelines/ablate.js';
+import type { PipelineEnv } from '../../src/main/pipelines/common.js';
+import { suppliedTranscriptIds } from '../../src/main/engine/runtime/prompt.js';
+import { runHeads } from '../../src/main/pipelines/heads.js';
+import { runProbeTraining } from '../../src/main/pipelines/probe.js';
+import { formatRunReport, runReport } from '../../src/main/api/runs.js';
+import { exportSelection, runSelect } from '../../src/main/pipelines/select.js';
+import { runTrace } from '../../src/main/pipelines/trace.js';
+import { BASELINE_SETTING, runGenerate } from '../../src/main/pipelines/transcripts.js';
 import { loadModel, type LoadedModel } from '../../src/main/engine/runtime/model.js';
-import { openProject } from '../../src/main/engine/store/open.js';
-import type { ProjectStore } from '../../src/main/engine/store/project-store.js';
+import { openProject } from '../../src/main/store/open.js';
+import type { ProjectStore } from '../../src/main/store/project-store.js';
 import { sharedPath } from '../support/shared-data.js';
 
 const ROWS = 12;
@@ -68,13 +69,13 @@ describe.skipIf(!available)('real datasets through every pipeline (demo model)',
   });
 
   it('imports the three files', () => {
-    const adv = store.importDataset('advbench', path.join(root, 'advbench.csv'));
+    const adv = store.datasets.importFile('advbench', path.join(root, 'advbench.csv'));
     expect(adv.dataset.itemCount).toBe(ROWS);
     expect(adv.dataset.mapping).toMatchObject({ prompt: 'goal', response: 'target' });
-    const harmless = store.importDataset('harmless', path.join(root, 'harmless.json'));
+    const harmless = store.datasets.importFile('harmless', path.join(root, 'harmless.json'));
     expect(harmless.dataset.itemCount).toBe(ROWS);
     expect(harmless.dataset.mapping).toMatchObject({ prompt: 'instruction' });
-    const star = store.importDataset('star1', path.join(root, 'star1.json'), { prompt: 'question', response: 'response' });
+    const star = store.datasets.importFile('star1', path.join(root, 'star1.json'), { prompt: 'question', response: 'response' });
     expect(star1Picked).toHaveLength(ROWS);
     expect(star.dataset.itemCount).toBe(ROWS);
     expect(star.rejected).toEqual([]);
@@ -89,7 +90,7 @@ describe.skipIf(!available)('real datasets through every pipeline (demo model)',
       positive: { kind: 'dataset', datasetId: datasets.advbench!, chat: true },
       negative: { kind: 'dataset', datasetId: datasets.harmless!, chat: true },
       positionRule: 'last-prompt-token',
-      layers: [model.config.numLayers + 1],
+      residIndices: [model.config.numLayers + 1],
       labelRule: 'all',
       train: { lr: 0.2, epochs: 60, batchSize: 16, selectBy: 'val-loss' },
     });
@@ -101,18 +102,18 @@ describe.skipIf(!available)('real datasets through every pipeline (demo model)',
   });
 
   it('generates transcripts for the AdvBench prompts with the live probe', async () => {
-    runs.generate = await runGenerate(env, { datasetId: datasets.advbench!, chat: true, maxNewTokens: 64, seed: 0, batchSize: 12, settings: [BASELINE_SETTING], probeId }, { name: 'advbench' });
-    const ts = store.listTranscripts(runs.generate);
+    runs.transcripts = await runGenerate(env, { datasetId: datasets.advbench!, chat: true, maxNewTokens: 64, seed: 0, batchSize: 12, settings: [BASELINE_SETTING], probeId }, { name: 'advbench' });
+    const ts = store.transcripts.list(runs.transcripts);
     expect(ts).toHaveLength(ROWS);
     expect(ts.every((t) => t.answerBoundary !== null)).toBe(true);
-    expect(store.listTraces({ runId: runs.generate })).toHaveLength(ROWS);
+    expect(store.traces.list({ runId: runs.transcripts })).toHaveLength(ROWS);
   });
 
   it('traces, attributes heads and sweeps ablations', async () => {
-    runs.trace = await runTrace(env, { probeId, extraProbeIds: [], source: { kind: 'run', runId: runs.generate! }, options: {} });
-    expect(store.listTraces({ runId: runs.trace })).toHaveLength(ROWS);
-    runs.heads = await runHeads(env, { probeId, source: { kind: 'run', runId: runs.generate! }, variant: 'code', perToken: false });
-    expect(store.listHeadMaps(runs.heads, { transcriptId: null })).toHaveLength(1);
+    runs.trace = await runTrace(env, { probeId, extraProbeIds: [], source: { kind: 'run', runId: runs.transcripts! }, options: {} });
+    expect(store.traces.list({ runId: runs.trace })).toHaveLength(ROWS);
+    runs.heads = await runHeads(env, { probeId, source: { kind: 'run', runId: runs.transcripts! }, variant: 'code', perToken: false });
+    expect(store.headMaps.list(runs.heads, { transcriptId: null })).toHaveLength(1);
     runs.ablate = await runAblation(env, {
       headsRunId: runs.heads,
       probeId,
@@ -129,9 +130,9 @@ describe.skipIf(!available)('real datasets through every pipeline (demo model)',
       batchSize: 24,
       seed: 0,
     });
-    const cells = store.listSweepCells(runs.ablate);
+    const cells = store.sweeps.cells(runs.ablate);
     expect(cells.map((c) => c.control).sort()).toEqual(['random', 'top', 'top']);
-    expect(store.listTranscripts(runs.ablate)).toHaveLength(cells.length * 2 * ROWS);
+    expect(store.transcripts.list(runs.ablate)).toHaveLength(cells.length * 2 * ROWS);
     for (const c of cells) {
       expect(c.metrics).toMatchObject({ harmful: ROWS, harmless: ROWS });
       expect(typeof c.metrics.asr).toBe('number');
@@ -154,7 +155,7 @@ describe.skipIf(!available)('real datasets through every pipeline (demo model)',
     ]);
     for (const f of written) expect(fs.existsSync(f)).toBe(true);
 
-    const chosen = store.listSelections(result.runId, { selectedOnly: true }).map((s) => store.getItem(s.itemId)!);
+    const chosen = store.selections.list(result.runId, { selectedOnly: true }).map((s) => store.datasets.item(s.itemId)!);
     const alpaca = JSON.parse(fs.readFileSync(path.join(outDir, 'cliffscope_selection.json'), 'utf8')) as { instruction: string; input: string; output: string }[];
     expect(alpaca).toHaveLength(3);
     alpaca.forEach((r, i) => {
@@ -192,8 +193,8 @@ describe.skipIf(!available)('real datasets through every pipeline (demo model)',
   });
 
   it('every run is done and reports', () => {
-    expect(Object.keys(runs).sort()).toEqual(['ablate', 'generate', 'heads', 'probe', 'select', 'trace']);
-    expect(store.listRuns().map((r) => r.status)).toEqual(Object.keys(runs).map(() => 'done'));
+    expect(Object.keys(runs).sort()).toEqual(['ablate', 'heads', 'probe', 'select', 'trace', 'transcripts']);
+    expect(store.runs.list().map((r) => r.status)).toEqual(Object.keys(runs).map(() => 'done'));
     for (const [kind, id] of Object.entries(runs)) {
       const r = runReport(store, id);
       expect(r.run.kind).toBe(kind);

@@ -9,16 +9,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEMO_PLANTED_HEADS, demoModelDir, demoRefusalProbe, demoResourcesDir, writeDemoModel } from '../../src/main/engine/demo/index.js';
+import { DEMO_PLANTED_HEADS, demoModelDir, demoRefusalProbe, writeDemoModel } from '../../src/main/api/demo/planted-model.js';
+import { demoResourcesDir } from '../../src/main/api/demo/resources.js';
 import { CliffscopeError } from '../../src/main/engine/errors.js';
-import type { PipelineEnv } from '../../src/main/engine/pipelines/common.js';
-import { runTrace } from '../../src/main/engine/pipelines/trace.js';
-import { runGenerate, type GenerateRunConfig } from '../../src/main/engine/pipelines/transcripts.js';
+import type { PipelineEnv } from '../../src/main/pipelines/common.js';
+import { runTrace } from '../../src/main/pipelines/trace.js';
+import { runGenerate, type GenerateRunConfig } from '../../src/main/pipelines/transcripts.js';
 import { loadModel, type LoadedModel } from '../../src/main/engine/runtime/model.js';
-import { openProject } from '../../src/main/engine/store/open.js';
-import type { ProjectStore } from '../../src/main/engine/store/project-store.js';
-import type { TranscriptRow } from '../../src/main/engine/store/types.js';
+import { openProject } from '../../src/main/store/open.js';
+import type { ProjectStore } from '../../src/main/store/project-store.js';
+import type { TranscriptRow } from '../../src/main/store/types.js';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoints.js';
+import { headScaleMatrix } from '../../src/shared/heads.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const child = path.join(repoRoot, 'tests/pipelines/helpers/generate-child.ts');
@@ -33,8 +35,7 @@ let tiny: LoadedModel;
 function generateConfig(datasetId: number, batchSize = 1): GenerateRunConfig {
   const L = model.config.numLayers;
   const H = model.config.numHeads;
-  const scale = new Array<number>(L * H).fill(1);
-  for (const h of DEMO_PLANTED_HEADS) scale[h.layer * H + h.head] = 0;
+  const scale = headScaleMatrix(DEMO_PLANTED_HEADS, 0, L, H);
   return {
     datasetId,
     chat: true,
@@ -49,7 +50,7 @@ function generateConfig(datasetId: number, batchSize = 1): GenerateRunConfig {
 function newProject(name: string): { file: string; datasetId: number; items: number } {
   const file = path.join(root, `${name}.cliffscope`);
   const store = openProject(file, { create: true });
-  const { dataset } = store.importDataset('demo-prompts', path.join(demoResourcesDir(), 'prompts.json'));
+  const { dataset } = store.datasets.importFile('demo-prompts', path.join(demoResourcesDir(), 'prompts.json'));
   store.close();
   return { file, datasetId: dataset.id, items: dataset.itemCount };
 }
@@ -58,10 +59,10 @@ const snapshot = (ts: TranscriptRow[]) => new Map(ts.map((t) => [t.id, { itemId:
 
 /** Every transcript is complete, and each (item, setting) pair appears exactly once. */
 function expectComplete(store: ProjectStore, runId: number, items: number) {
-  const ts = store.listTranscripts(runId);
+  const ts = store.transcripts.list(runId);
   expect(ts).toHaveLength(items * 2);
   expect(new Set(ts.map((t) => `${t.itemId}:${t.headScaleKey}`)).size).toBe(items * 2);
-  const keys = store.runItems(runId).map((i) => i.key);
+  const keys = store.runs.items(runId).map((i) => i.key);
   expect(new Set(keys).size).toBe(keys.length);
   for (const t of ts) {
     expect(t.finishReason, `transcript #${t.id}`).toBe('eos');
@@ -70,7 +71,7 @@ function expectComplete(store: ProjectStore, runId: number, items: number) {
   // The demo's behaviour, as a check that resumed items are real generations: harmful prompts comply as is and are
   // refused with the planted heads ablated; harmless prompts are answered either way.
   for (const t of ts) {
-    const label = store.getItem(t.itemId!)!.label;
+    const label = store.datasets.item(t.itemId!)!.label;
     const refused = t.text.includes('i cannot help with that');
     expect(refused, `${label} ${t.headScaleKey}: ${t.text}`).toBe(label === 'harmful' && t.headScaleKey === 'planted');
   }
@@ -138,14 +139,14 @@ describe('a generate run killed with SIGKILL', () => {
 
     const store = openProject(file); // recovers runs whose process is gone
     try {
-      const run = store.getRun(runId)!;
+      const run = store.runs.get(runId)!;
       expect(run.status).toBe('interrupted');
       expect(run.error).toMatch(/stopped while running it/);
-      const done = store.resumableItems(runId);
+      const done = store.runs.resumableItems(runId);
       expect(done.size).toBeGreaterThanOrEqual(killed.reported);
       expect(done.size).toBeLessThan(items * 2);
       // Nothing half-written: one complete transcript per committed item and none without one.
-      const ts = store.listTranscripts(runId);
+      const ts = store.transcripts.list(runId);
       expect(ts).toHaveLength(done.size);
       for (const t of ts) {
         expect(done.has(`${t.itemId}:${t.headScaleKey}`)).toBe(true);
@@ -176,8 +177,8 @@ describe('a generate run killed with SIGKILL', () => {
       expect((error as CliffscopeError).message).toContain(model.compiled.modelHash);
       expect((error as CliffscopeError).message).toContain(tiny.compiled.modelHash);
       expect(model.compiled.modelHash).not.toBe(tiny.compiled.modelHash);
-      expect(store.getRun(runId)!.status).toBe('interrupted');
-      expect(store.listTranscripts(runId)).toHaveLength(kept.size);
+      expect(store.runs.get(runId)!.status).toBe('interrupted');
+      expect(store.transcripts.list(runId)).toHaveLength(kept.size);
     } finally {
       store.close();
     }
@@ -190,14 +191,14 @@ describe('a generate run killed with SIGKILL', () => {
       // The stored config is used: the one passed here (batch 8) only matters for a new run.
       const id = await runGenerate({ store, model, onProgress: (d, t) => progress.push([d, t]) }, generateConfig(datasetId, 8), { resume: runId });
       expect(id).toBe(runId);
-      expect(store.getRun(runId)!.status).toBe('done');
+      expect(store.runs.get(runId)!.status).toBe('done');
       expect(progress[0]).toEqual([kept.size, items * 2]);
       expect(progress.at(-1)).toEqual([items * 2, items * 2]);
       expect(progress).toHaveLength(items * 2 - kept.size + 1);
       expectComplete(store, runId, items);
-      const now = snapshot(store.listTranscripts(runId));
+      const now = snapshot(store.transcripts.list(runId));
       for (const [tid, before] of kept) expect(now.get(tid), `transcript #${tid}`).toEqual(before);
-      expect(store.listRuns()).toHaveLength(1);
+      expect(store.runs.list()).toHaveLength(1);
     } finally {
       store.close();
     }
@@ -221,18 +222,18 @@ describe('cancelling through the AbortSignal', () => {
       }
       expect((error as CliffscopeError).code).toBe('cancelled');
       expect((error as CliffscopeError).hint).toMatch(/--resume \d+/);
-      const run = store.listRuns({ kind: 'generate' })[0]!;
+      const run = store.runs.list({ kind: 'transcripts' })[0]!;
       expect(run.status).toBe('cancelled');
-      const done = store.resumableItems(run.id);
+      const done = store.runs.resumableItems(run.id);
       expect(done.size).toBeGreaterThanOrEqual(10);
       expect(done.size).toBeLessThan(items * 2);
-      const kept = snapshot(store.listTranscripts(run.id));
+      const kept = snapshot(store.transcripts.list(run.id));
       expect(kept.size).toBe(done.size);
 
       await runGenerate({ store, model }, generateConfig(datasetId, 4), { resume: run.id });
-      expect(store.getRun(run.id)!.status).toBe('done');
+      expect(store.runs.get(run.id)!.status).toBe('done');
       expectComplete(store, run.id, items);
-      const now = snapshot(store.listTranscripts(run.id));
+      const now = snapshot(store.transcripts.list(run.id));
       for (const [tid, before] of kept) expect(now.get(tid)).toEqual(before);
     } finally {
       store.close();
@@ -244,33 +245,33 @@ describe('cancelling through the AbortSignal', () => {
     const store = openProject(file);
     try {
       const gen = await runGenerate({ store, model }, { ...generateConfig(datasetId, 16), settings: [{ key: 'baseline' }] });
-      const modelRow = store.findModelsByHash(model.compiled.modelHash)[0]!;
+      const modelRow = store.models.findByHash(model.compiled.modelHash)[0]!;
       const known = demoRefusalProbe();
-      const probe = store.addProbe({ modelId: modelRow.id, name: 'planted', layer: known.layer, positionRule: 'answer-boundary', weights: known.weights, bias: known.bias });
+      const probe = store.probes.add({ modelId: modelRow.id, name: 'planted', residIndex: known.layer, positionRule: 'answer-boundary', weights: known.weights, bias: known.bias });
       const config = { probeId: probe.id, extraProbeIds: [], source: { kind: 'run' as const, runId: gen }, options: {} };
 
       const controller = new AbortController();
       await expect(runTrace({ store, model, signal: controller.signal, onProgress: (done) => done >= 20 && controller.abort() }, config)).rejects.toMatchObject({ code: 'cancelled' });
-      const run = store.listRuns({ kind: 'trace' })[0]!;
+      const run = store.runs.list({ kind: 'trace' })[0]!;
       expect(run.status).toBe('cancelled');
-      const keptTraces = store.listTraces({ runId: run.id });
+      const keptTraces = store.traces.list({ runId: run.id });
       expect(keptTraces).toHaveLength(20);
 
       const progress: number[] = [];
       await runTrace({ store, model, onProgress: (done) => progress.push(done) }, config, { resume: run.id });
-      expect(store.getRun(run.id)!.status).toBe('done');
-      const traces = store.listTraces({ runId: run.id });
+      expect(store.runs.get(run.id)!.status).toBe('done');
+      const traces = store.traces.list({ runId: run.id });
       expect(traces).toHaveLength(items);
       expect(new Set(traces.map((t) => t.transcriptId)).size).toBe(items);
       const ids = new Set(traces.map((t) => t.id));
       for (const t of keptTraces) expect(ids.has(t.id)).toBe(true);
       // Harmful transcripts fall off the cliff under the known probe; harmless ones stay low.
       for (const t of traces) {
-        const label = store.getItem(store.getTranscript(t.transcriptId)!.itemId!)!.label;
+        const label = store.datasets.item(store.transcripts.get(t.transcriptId)!.itemId!)!.label;
         if (label === 'harmful') expect(t.ms!).toBeGreaterThan(0.5);
         else expect(t.plateau!).toBeLessThan(0.5);
       }
-      const summary = store.runItems(run.id).find((i) => i.key === 'summary');
+      const summary = store.runs.items(run.id).find((i) => i.key === 'summary');
       expect(summary?.payload).toMatchObject({ transcripts: items });
     } finally {
       store.close();

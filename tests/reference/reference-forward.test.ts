@@ -32,7 +32,8 @@ const I4 = [
 const silu = (x: number) => x / (1 + Math.exp(-x));
 
 function tinyConfig(extra: Record<string, unknown> = {}): ModelConfig {
-  return parseModelConfig({
+  const { rms_norm_eps: eps = 0, ...rest } = extra;
+  const cfg = parseModelConfig({
     architectures: ['LlamaForCausalLM'],
     hidden_size: 4,
     intermediate_size: 1,
@@ -41,11 +42,12 @@ function tinyConfig(extra: Record<string, unknown> = {}): ModelConfig {
     num_key_value_heads: 2,
     head_dim: 2,
     vocab_size: 5,
-    rms_norm_eps: 0,
     rope_theta: 10000,
     tie_word_embeddings: true,
-    ...extra,
+    ...rest,
   });
+  // eps 0 keeps every RMSNorm the identity on paper; a config.json may not say 0 (it is refused), so it is set here.
+  return { ...cfg, rmsNormEps: eps as number };
 }
 
 /**

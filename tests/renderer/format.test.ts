@@ -9,9 +9,6 @@ import {
   fmtNum,
   fmtPct,
   fmtTime,
-  headLabel,
-  headScaleMatrix,
-  parseHeads,
   runLabel,
 } from '../../src/renderer/src/lib/format.js';
 
@@ -62,36 +59,6 @@ describe('eta', () => {
     expect(eta(0, 10_000, 5, null)).toBeNull();
     expect(eta(0, 10_000, 0, 100)).toBeNull();
     expect(eta(0, 200, 5, 100)).toBeNull();
-  });
-});
-
-describe('heads', () => {
-  it('names heads the paper’s way', () => {
-    expect(headLabel({ layer: 1, head: 5 })).toBe('L1H5');
-  });
-
-  it('parses typed head lists in either notation, dropping duplicates', () => {
-    expect(parseHeads('L1H5, l2h2;3:6  L1H5')).toEqual({
-      heads: [
-        { layer: 1, head: 5 },
-        { layer: 2, head: 2 },
-        { layer: 3, head: 6 },
-      ],
-      error: null,
-    });
-    expect(parseHeads('')).toEqual({ heads: [], error: null });
-  });
-
-  it('names the token that is not a head, and heads outside the model', () => {
-    expect(parseHeads('L1H5, head7').error).toBe('"head7" is not a head (write L1H5 or 1:5)');
-    expect(parseHeads('L4H0', { layers: 4, heads: 8 }).error).toBe("L4H0 is outside the model's 4 layers × 8 heads");
-  });
-
-  it('builds a γ matrix of ones with γ on the chosen heads', () => {
-    expect(headScaleMatrix([{ layer: 0, head: 1 }, { layer: 1, head: 0 }], 0, 2, 3)).toEqual([
-      [1, 0, 1],
-      [0, 1, 1],
-    ]);
   });
 });
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { JobEvent } from '../../src/shared/contract.js';
 import { applyJobEvent, LOG_LINES, makeJobId, newJob, settleJob } from '../../src/renderer/src/lib/jobs.js';
 import { liveSpans, splitLive, tokenTexts, transcriptSpans } from '../../src/renderer/src/lib/stream.js';
-import { probeRunView, selectRunView, traceRunView } from '../../src/renderer/src/lib/summary.js';
+import { RunReport, summaryOf } from '../../src/shared/contract.js';
 
 const progress = (done: number, total: number | null, label?: string, at = 1000): JobEvent => ({ jobId: 'j', at, kind: 'progress', done, total, ...(label ? { label } : {}) });
 
@@ -70,29 +70,31 @@ describe('live generation', () => {
   });
 });
 
-describe('run summaries', () => {
-  it('read a probe run’s summary and drop malformed entries', () => {
-    const v = probeRunView({ samples: 48, positives: 24, probes: [{ layer: 5, probeId: 1, valAccuracy: 1, valAuroc: 1 }, { layer: 'x' }], bestProbeId: 1, bestLayer: 5 });
-    expect(v).toMatchObject({ samples: 48, positives: 24, negatives: null, bestProbeId: 1, bestLayer: 5 });
-    expect(v.probes).toEqual([{ layer: 5, probeId: 1, valAccuracy: 1, valAuroc: 1 }]);
+describe('run reports, typed by kind (the contract replaces defensive summary parsing)', () => {
+  const report = (kind: string, summary: unknown, config: unknown) => ({
+    kind,
+    run: { id: 3, uid: 'u', kind, name: null, status: 'done', error: null, modelId: 1, datasetId: null, parentRunId: null, createdAt: 't', startedAt: null, finishedAt: null, config, versions: {} },
+    model: null,
+    items: { done: 1, failed: 0 },
+    summary,
+  });
+  const probeSummary = { samples: 48, positives: 24, negatives: 24, skippedNoPosition: 0, skippedNotRefusal: 0, transcripts: 48, probes: [{ residIndex: 5, probeId: 1, valAccuracy: 1, valAuroc: 1 }], bestProbeId: 1, bestResidIndex: 5 };
+  const probeConfig = { name: 'p', positive: { kind: 'run', runId: 1 }, negative: { kind: 'run', runId: 2 }, positionRule: 'answer-boundary', residIndices: [], labelRule: 'all', train: {} };
+
+  it('gives a panel its kind’s summary, and nothing for another kind or an unfinished run', () => {
+    const r = RunReport.parse(report('probe', probeSummary, probeConfig));
+    expect(summaryOf(r, 'probe')).toEqual(probeSummary);
+    expect(summaryOf(r, 'probe')!.probes[0]!.residIndex).toBe(5);
+    expect(summaryOf(r, 'trace')).toBeNull();
+    expect(summaryOf(RunReport.parse(report('probe', null, probeConfig)), 'probe')).toBeNull();
+    expect(summaryOf(null, 'probe')).toBeNull();
   });
 
-  it('read a trace run’s means, per label too', () => {
-    const v = traceRunView({ transcripts: 30, meanPlateau: 0.98, meanFinal: 0.05, meanMs: 0.93, byLabel: { harmful: { transcripts: 30, meanMs: 0.93 } } });
-    expect(v).toMatchObject({ transcripts: 30, meanPlateau: 0.98, meanFinal: 0.05, meanMs: 0.93, meanWidth: null });
-    expect(v.byLabel).toEqual([{ label: 'harmful', stats: expect.objectContaining({ transcripts: 30, meanMs: 0.93, meanFinal: null }) }]);
-    expect(traceRunView(null).meanMs).toBeNull();
-  });
-
-  it('read a selection run', () => {
-    expect(selectRunView({ variant: 'top-ms', fraction: 0.25, total: 24, budget: 6, selected: 6, threshold: 0.9 })).toEqual({
-      probeId: null,
-      variant: 'top-ms',
-      fraction: 0.25,
-      total: 24,
-      budget: 6,
-      selected: 6,
-      threshold: 0.9,
-    });
+  it('refuses a summary or config that does not fit the kind, naming the field', () => {
+    const bad = RunReport.safeParse(report('probe', { ...probeSummary, probes: [{ residIndex: 'x', probeId: 1, valAccuracy: 1, valAuroc: 1 }] }, probeConfig));
+    expect(bad.success).toBe(false);
+    expect(bad.error!.issues.map((i) => i.path.join('.'))).toContain('summary.probes.0.residIndex');
+    const wrongKind = RunReport.safeParse(report('select', probeSummary, probeConfig));
+    expect(wrongKind.success).toBe(false);
   });
 });

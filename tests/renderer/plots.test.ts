@@ -6,18 +6,16 @@ import {
   DIVERGING,
   difference,
   epochFigure,
-  generatedToBoundary,
   headAlongTokens,
   headsHeatmapFigure,
   histogramFigure,
   hoverToken,
-  layerSweepFigure,
-  layersTokensFigure,
+  residSweepFigure,
+  residTokensFigure,
   maxAbs,
   metricRows,
   rowsOf,
   tailAlignedFigure,
-  tailAlignedMean,
   toFloat32,
   toPlotValues,
   tokenScoreFigure,
@@ -111,26 +109,6 @@ describe('tail-aligned figures', () => {
     const cliff = shapesOf(fig).find((s) => s.type === 'rect')!;
     expect([cliff.x0, cliff.x1, cliff.fillcolor]).toEqual([95, 100, COLORS.cliff]);
   });
-
-  it('computes the engine’s tail-aligned mean client-side', () => {
-    const avg = tailAlignedMean(
-      [
-        [1, 0],
-        [1, 1, 0],
-      ],
-      3,
-    );
-    expect(avg.positions).toEqual([0, 0.5, 1]);
-    expect(avg.mean).toEqual([1, 0.75, 0]);
-    expect(avg.count).toEqual([2, 2, 2]);
-    const gap = tailAlignedMean([[NaN, 1]], 2);
-    expect(gap.mean).toEqual([null, 1]);
-  });
-
-  it('cuts a transcript to its generated part up to t_b', () => {
-    expect(generatedToBoundary([0, 1, 2, 3, 4, 5], 2, 4)).toEqual([2, 3, 4]);
-    expect(generatedToBoundary([0, 1], 1, null)).toBeNull();
-  });
 });
 
 describe('heatmaps', () => {
@@ -170,15 +148,15 @@ describe('heatmaps', () => {
     expect(() => headAlongTokens(data, 2, 3, { layer: 2, head: 0 })).toThrow('outside');
   });
 
-  it('orders the layers × tokens map by layer', () => {
-    const fig = layersTokensFigure(
+  it('orders the residual stream × tokens map by residual-stack index', () => {
+    const fig = residTokensFigure(
       [
-        { layer: 5, scores: [0.9, 0.1] },
-        { layer: 2, scores: [0.5, NaN] },
+        { residIndex: 5, scores: [0.9, 0.1] },
+        { residIndex: 2, scores: [0.5, NaN] },
       ],
       { answerBoundary: 1 },
     );
-    expect(fig.data[0]!.y).toEqual(['layer 2', 'layer 5']);
+    expect(fig.data[0]!.y).toEqual(['resid 2', 'resid 5']);
     expect(fig.data[0]!.z).toEqual([
       [0.5, null],
       [0.9, 0.1],
@@ -195,13 +173,13 @@ describe('metric charts', () => {
     expect(fig.layout.annotations![0]!.text).toBe('threshold 0.700');
   });
 
-  it('charts accuracy and AUROC per layer, sorted, with the chosen layer', () => {
-    const fig = layerSweepFigure(
+  it('charts accuracy and AUROC per residual-stack index, sorted, with the chosen one', () => {
+    const fig = residSweepFigure(
       [
-        { layer: 3, valAccuracy: 0.9, valAuroc: 0.95 },
-        { layer: 1, valAccuracy: 0.6, valAuroc: null },
+        { residIndex: 3, valAccuracy: 0.9, valAuroc: 0.95 },
+        { residIndex: 1, valAccuracy: 0.6, valAuroc: null },
       ],
-      { chosenLayer: 3 },
+      { chosen: 3 },
     );
     expect(fig.data[0]!.x).toEqual([1, 3]);
     expect(fig.data[1]!.y).toEqual([null, 0.95]);

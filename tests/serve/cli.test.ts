@@ -8,7 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COMMANDS } from '../../src/main/cli/index.js';
+import { VERBS as COMMANDS } from '../../src/main/program.js';
 import { cli } from '../support/cli.js';
 
 let cache: string;
@@ -97,8 +97,14 @@ describe('cliffscope serve', () => {
     }
   });
 
-  it('warns when bound beyond loopback, and stops on Ctrl-C', async () => {
+  it('refuses to bind to every interface without a Host allow-list', async () => {
     const serve = launch(['--import', 'tsx', 'tests/serve/run-serve.ts', '--host', '0.0.0.0', '--port', '0']);
+    expect(await serve.exit).toBe(2);
+    expect(serve.output()).toMatch(/--allow-host NAME/);
+  });
+
+  it('warns when bound beyond loopback, and stops on Ctrl-C', async () => {
+    const serve = launch(['--import', 'tsx', 'tests/serve/run-serve.ts', '--host', '0.0.0.0', '--allow-host', 'gpu-box.example', '--port', '0']);
     try {
       await serve.waitFor(URL_RE);
       await serve.waitFor(/Press Ctrl-C/);
@@ -121,7 +127,7 @@ function electronBinaryPresent(): boolean {
 const startSkip = electronBinaryPresent()
   ? 'the Electron binary is installed here, so npm start would launch the desktop app'
   : !COMMANDS.some((c) => c.name === 'serve')
-    ? 'the serve verb is not registered in src/main/cli/index.ts yet'
+    ? 'the serve verb is not registered in src/main/program.ts yet'
     : null;
 if (startSkip) console.warn(`[tests/serve/cli] npm start fallback skipped: ${startSkip}`);
 

@@ -8,7 +8,7 @@ import type { CliffscopeBridge } from '../../src/shared/bridge.js';
 import { bridgeEvents, bridgeTransport, httpEvents, httpTransport, makeJobInvoke, type EventSourceLike } from '../../src/shared/client.js';
 import type { JobEvent } from '../../src/shared/contract.js';
 
-const generated = { provider: 'cpu', transcripts: [], seconds: 0 };
+const generated = { provider: 'cpu', providerNotes: [], transcripts: [], seconds: 0 };
 const params = { model: { dir: '/m' }, prompts: ['hi'], maxNewTokens: 1 };
 
 function fakeBridge(): CliffscopeBridge & { invoke: ReturnType<typeof vi.fn> } {

@@ -4,7 +4,7 @@
  */
 import http from 'node:http';
 import type { ApiResponse, JobEvent } from '../../src/shared/contract.js';
-import type { CallOptions, EngineClient } from '../../src/main/host/engine-client.js';
+import type { CallOptions, EngineClient } from '../../src/main/api/host/engine-client.js';
 import type { ServeEngine } from '../../src/main/serve/server.js';
 
 export interface Reply {

@@ -1,12 +1,12 @@
 /**
- * Runs the `serve` verb as its own process, the way `cliffscope serve` does, without depending on the verb being
- * listed in the CLI's COMMANDS (tests spawn: node --import tsx tests/serve/run-serve.ts --port 0).
+ * Runs the `serve` verb as its own process, the way `cliffscope serve` does (tests spawn:
+ * node --import tsx tests/serve/run-serve.ts --port 0).
  */
 import { reportError } from '../../src/main/cli/command.js';
-import { serveCommand } from '../../src/main/cli/verbs/serve.js';
+import { serveVerb } from '../../src/main/serve/verb.js';
 
 try {
-  process.exitCode = await serveCommand.run(process.argv.slice(2));
+  process.exitCode = await serveVerb.run(process.argv.slice(2));
 } catch (e) {
   process.exitCode = reportError(e);
 }

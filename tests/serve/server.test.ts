@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpEvents, httpTransport, makeJobInvoke, createApiClient, type EventSourceLike } from '../../src/shared/client.js';
 import type { AppInfo, JobEvent, Transcript } from '../../src/shared/contract.js';
-import { EngineClient } from '../../src/main/host/engine-client.js';
+import { EngineClient } from '../../src/main/api/host/engine-client.js';
 import { startServer, type ServeHandle } from '../../src/main/serve/server.js';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoints.js';
 import { CountingEngine, openEvents, post, request } from './helpers.js';

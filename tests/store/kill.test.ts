@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openProject } from '../../src/main/engine/store/index.js';
+import { openProject } from '../../src/main/store/open.js';
 import { expectCliffscopeError, tempDir } from './helpers/fixtures.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -60,32 +60,32 @@ describe('kill safety', () => {
     expect(fs.existsSync(`${file}-wal`)).toBe(true);
 
     const store = openProject(file);
-    const run = store.getRun(runId)!;
+    const run = store.runs.get(runId)!;
     expect(run.status).toBe('interrupted');
     expect(run.error).toMatch(/stopped while running it/);
 
-    const done = store.resumableItems(runId);
+    const done = store.runs.resumableItems(runId);
     for (const key of committed) expect(done.has(key)).toBe(true);
     // At most one more item than reported: it committed, then the kill came before its line was printed.
     expect(done.size - committed.length).toBeLessThanOrEqual(1);
 
     // Nothing half-written: every transcript has its trace and belongs to a done item, and vice versa.
-    const transcripts = store.listTranscripts(runId);
+    const transcripts = store.transcripts.list(runId);
     expect(transcripts).toHaveLength(done.size);
-    const traced = new Set(store.listTraces({ runId }).map((t) => t.transcriptId));
+    const traced = new Set(store.traces.list({ runId }).map((t) => t.transcriptId));
     expect(transcripts.every((t) => traced.has(t.id) && t.tokenIds.length === 2048)).toBe(true);
     expect(traced.size).toBe(done.size);
-    const payloadIds = new Set(store.runItems(runId).map((i) => (i.payload as { transcriptId: number }).transcriptId));
+    const payloadIds = new Set(store.runs.items(runId).map((i) => (i.payload as { transcriptId: number }).transcriptId));
     expect(new Set(transcripts.map((t) => t.id))).toEqual(payloadIds);
     expect(store.checkIntegrity()).toEqual(['ok']);
 
     // And the run resumes where it stopped, with the right model only.
-    expectCliffscopeError(() => store.resumeRun(runId, 'sha256:another-model'), 'model-mismatch', /sha256:kill-test.*sha256:another-model/);
-    const { done: skip } = store.resumeRun(runId, 'sha256:kill-test');
+    expectCliffscopeError(() => store.runs.resume(runId, 'sha256:another-model'), 'model-mismatch', /sha256:kill-test.*sha256:another-model/);
+    const { done: skip } = store.runs.resume(runId, 'sha256:kill-test');
     const next = `item-${done.size}`;
     expect(skip.has(next)).toBe(false);
-    store.commitItem(runId, next);
-    expect(store.finishRun(runId).status).toBe('done');
+    store.runs.commitItem(runId, next);
+    expect(store.runs.finish(runId).status).toBe('done');
     store.close();
   });
 });

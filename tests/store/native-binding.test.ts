@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openProject } from '../../src/main/engine/store/open.js';
+import { openProject } from '../../src/main/store/open.js';
 
 const require = createRequire(import.meta.url);
 const nodeBuilt = path.join(path.dirname(require.resolve('better-sqlite3/package.json')), 'build', 'Release', 'better_sqlite3.node');
@@ -21,7 +21,7 @@ describe('native binding override', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cliffscope-binding-'));
     process.env.CLIFFSCOPE_SQLITE_BINDING = nodeBuilt;
     const store = openProject(path.join(dir, 'p.cliffscope'), { create: true });
-    expect(store.listRuns()).toEqual([]);
+    expect(store.runs.list()).toEqual([]);
     store.close();
     // A binding that does not exist is an error, not a silent fall-back to another ABI.
     process.env.CLIFFSCOPE_SQLITE_BINDING = path.join(dir, 'missing.node');

@@ -7,9 +7,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { APPLICATION_ID, inspectProjectFile, openProject, SCHEMA_VERSION } from '../../src/main/engine/store/index.js';
-import { migrate } from '../../src/main/engine/store/project-file.js';
-import { MIGRATIONS } from '../../src/main/engine/store/schema.js';
+import { openProject } from '../../src/main/store/open.js';
+import { inspectProjectFile } from '../../src/main/store/project-file.js';
+import { APPLICATION_ID, SCHEMA_VERSION } from '../../src/main/store/schema.js';
+import { migrate } from '../../src/main/store/project-file.js';
+import { MIGRATIONS } from '../../src/main/store/schema.js';
 import { expectCliffscopeError, syntheticDataset, tempDir } from './helpers/fixtures.js';
 
 let dir: string;
@@ -24,7 +26,7 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 function makeProject(items = 2000): string {
   const file = fresh();
   const store = openProject(file, { create: true });
-  store.addDataset('d', syntheticDataset(items));
+  store.datasets.add('d', syntheticDataset(items));
   store.close();
   return file;
 }
@@ -64,7 +66,7 @@ describe('creating and opening', () => {
   it('reopens with the data intact and leaves no -wal/-shm files after close', () => {
     const file = makeProject(10);
     const store = openProject(file);
-    expect(store.listDatasets()[0]!.itemCount).toBe(10);
+    expect(store.datasets.list()[0]!.itemCount).toBe(10);
     store.close();
     expect(snapshot(file).siblings).toEqual([path.basename(file)]);
   });
@@ -89,8 +91,8 @@ describe('creating and opening', () => {
   it('opens read-only for viewing; writes fail there', () => {
     const file = makeProject(5);
     const store = openProject(file, { readonly: true });
-    expect(store.listDatasets()).toHaveLength(1);
-    expect(() => store.addModel({ path: '/m', contentHash: 'h' })).toThrow(/readonly/);
+    expect(store.datasets.list()).toHaveLength(1);
+    expect(() => store.models.add({ path: '/m', contentHash: 'h' })).toThrow(/opened read-only/);
     store.close();
   });
 });
@@ -223,11 +225,13 @@ describe('schema constraints', () => {
     const db = store.db;
     expect(() => db.prepare(`INSERT INTO models (path, content_hash, config) VALUES ('/m', 'h', '{not json')`).run()).toThrow(/CHECK constraint/);
     expect(() => db.prepare(`INSERT INTO datasets (name, content_hash, item_count) VALUES ('n', 'h', 'many')`).run()).toThrow(/cannot store TEXT value in INTEGER column/);
-    expect(() => db.prepare(`INSERT INTO runs (uid, kind) VALUES ('u', 'train')`).run()).toThrow(/CHECK constraint/);
-    expect(() => store.addTranscript({ runId: 999, prompt: 'p', tokenIds: [1], promptTokens: 1, text: '' })).toThrow(/FOREIGN KEY/);
-    const model = store.addModel({ path: '/m', contentHash: 'h' });
-    expect(() => store.addProbe({ modelId: model.id, name: 'p', layer: 0, positionRule: 'x', weights: [1, 2], bias: 0 })).not.toThrow();
-    expect(() => db.prepare(`INSERT INTO probes (uid, model_id, name, version, layer, position_rule, dim, weights, bias) VALUES ('u', ?, 'q', 1, 0, 'x', 3, x'00000000', 0)`).run(model.id)).toThrow(/CHECK constraint/);
+    expect(() => db.prepare(`INSERT INTO runs (uid, kind, status) VALUES ('u', 'trace', 'paused')`).run()).toThrow(/CHECK constraint/);
+    // Run kinds are the application's (a new one needs no migration): the store refuses the ones it does not know.
+    expect(() => store.runs.create({ kind: 'train' as 'trace' })).toThrow(/unknown run kind "train"/);
+    expect(() => store.transcripts.add({ runId: 999, prompt: 'p', tokenIds: [1], promptTokens: 1, text: '' })).toThrow(/FOREIGN KEY/);
+    const model = store.models.add({ path: '/m', contentHash: 'h' });
+    expect(() => store.probes.add({ modelId: model.id, name: 'p', residIndex: 0, positionRule: 'x', weights: [1, 2], bias: 0 })).not.toThrow();
+    expect(() => db.prepare(`INSERT INTO probes (uid, model_id, name, version, resid_index, position_rule, dim, weights, bias) VALUES ('u', ?, 'q', 1, 0, 'x', 3, x'00000000', 0)`).run(model.id)).toThrow(/CHECK constraint/);
     store.close();
   });
 });

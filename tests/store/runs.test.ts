@@ -4,8 +4,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openProject, type ProjectStore } from '../../src/main/engine/store/index.js';
-import { PROCESS_TOKEN } from '../../src/main/engine/store/owner.js';
+import { openProject } from '../../src/main/store/open.js';
+import { type ProjectStore } from '../../src/main/store/project-store.js';
+import { PROCESS_TOKEN } from '../../src/main/store/owner.js';
 import { expectCliffscopeError, tempDir } from './helpers/fixtures.js';
 
 let dir: string;
@@ -28,107 +29,107 @@ function deadPid(): number {
 describe('run lifecycle', () => {
   it('starts a run owned by this process and finishes it', () => {
     const { store } = newStore();
-    const model = store.addModel({ path: '/m', contentHash: 'h1' });
-    const pending = store.createRun({ kind: 'generate', modelId: model.id, config: { seed: 3, sampling: { temperature: 0.6 } }, versions: { engine: 'x' } });
+    const model = store.models.add({ path: '/m', contentHash: 'h1' });
+    const pending = store.runs.create({ kind: 'transcripts', modelId: model.id, config: { seed: 3, sampling: { temperature: 0.6 } }, versions: { engine: 'x' } });
     expect(pending).toMatchObject({ status: 'pending', startedAt: null, ownerPid: null });
     expect(pending.uid).toMatch(/^[0-9a-f-]{36}$/);
 
-    const run = store.startRun(pending.id);
+    const run = store.runs.start(pending.id);
     expect(run).toMatchObject({ status: 'running', ownerPid: process.pid, ownerHost: os.hostname(), ownerToken: PROCESS_TOKEN });
     expect(run.startedAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     expect(run.config).toEqual({ sampling: { temperature: 0.6 }, seed: 3 });
 
-    const done = store.finishRun(run.id);
+    const done = store.runs.finish(run.id);
     expect(done.status).toBe('done');
     expect(done.finishedAt).not.toBeNull();
-    expectCliffscopeError(() => store.startRun(run.id), 'bad-argument', /already done/);
-    expectCliffscopeError(() => store.finishRun(run.id), 'bad-argument', /is done, not running/);
+    expectCliffscopeError(() => store.runs.start(run.id), 'bad-argument', /already done/);
+    expectCliffscopeError(() => store.runs.finish(run.id), 'bad-argument', /is done, not running/);
     store.close();
   });
 
   it('records failures and cancellations with their error text', () => {
     const { store } = newStore();
-    const a = store.startRun({ kind: 'judge' });
-    expect(store.finishRun(a.id, 'failed', 'guard model ran out of memory')).toMatchObject({ status: 'failed', error: 'guard model ran out of memory' });
-    const b = store.startRun({ kind: 'judge' });
-    expect(store.finishRun(b.id, 'cancelled').status).toBe('cancelled');
+    const a = store.runs.start({ kind: 'judge' });
+    expect(store.runs.finish(a.id, 'failed', 'guard model ran out of memory')).toMatchObject({ status: 'failed', error: 'guard model ran out of memory' });
+    const b = store.runs.start({ kind: 'judge' });
+    expect(store.runs.finish(b.id, 'cancelled').status).toBe('cancelled');
     // A failed run can be started again (it resumes); its error is cleared.
-    expect(store.startRun(a.id)).toMatchObject({ status: 'running', error: null });
-    expectCliffscopeError(() => store.createRun({ kind: 'train' as never }), 'bad-argument', /unknown run kind "train"/);
+    expect(store.runs.start(a.id)).toMatchObject({ status: 'running', error: null });
+    expectCliffscopeError(() => store.runs.create({ kind: 'train' as never }), 'bad-argument', /unknown run kind "train"/);
     store.close();
   });
 
   it('commitItem writes the item’s rows and marks it done in one transaction', () => {
     const { store } = newStore();
-    const run = store.startRun({ kind: 'generate' });
-    const payload = store.commitItem(run.id, 'a', (s) => {
-      const id = s.addTranscript({ runId: run.id, prompt: 'p', tokenIds: [1, 2], promptTokens: 1, text: 't' });
+    const run = store.runs.start({ kind: 'transcripts' });
+    const payload = store.runs.commitItem(run.id, 'a', (s) => {
+      const id = s.transcripts.add({ runId: run.id, prompt: 'p', tokenIds: [1, 2], promptTokens: 1, text: 't' });
       return { transcript: id, tokens: 2 };
     });
     expect(payload).toEqual({ transcript: 1, tokens: 2 });
-    expect(store.runItems(run.id)).toMatchObject([{ key: 'a', status: 'done', payload: { tokens: 2, transcript: 1 } }]);
+    expect(store.runs.items(run.id)).toMatchObject([{ key: 'a', status: 'done', payload: { tokens: 2, transcript: 1 } }]);
 
     // A failure inside the callback rolls back its rows too: nothing half-written.
     expect(() =>
-      store.commitItem(run.id, 'b', (s) => {
-        s.addTranscript({ runId: run.id, prompt: 'p', tokenIds: [3], promptTokens: 1, text: 't' });
+      store.runs.commitItem(run.id, 'b', (s) => {
+        s.transcripts.add({ runId: run.id, prompt: 'p', tokenIds: [3], promptTokens: 1, text: 't' });
         throw new Error('tokenizer exploded');
       }),
     ).toThrow('tokenizer exploded');
-    expect(store.listTranscripts(run.id)).toHaveLength(1);
-    expect(store.resumableItems(run.id)).toEqual(new Set(['a']));
+    expect(store.transcripts.list(run.id)).toHaveLength(1);
+    expect(store.runs.resumableItems(run.id)).toEqual(new Set(['a']));
 
-    expectCliffscopeError(() => store.commitItem(run.id, 'a'), 'bad-argument', /item "a" of run #1 is already committed/);
+    expectCliffscopeError(() => store.runs.commitItem(run.id, 'a'), 'bad-argument', /item "a" of run #1 is already committed/);
     expectCliffscopeError(
-      () => store.commitItem(run.id, 'c', (() => Promise.resolve({})) as never),
+      () => store.runs.commitItem(run.id, 'c', (() => Promise.resolve({})) as never),
       'bad-argument',
       /must be synchronous/,
     );
-    expect(store.resumableItems(run.id)).toEqual(new Set(['a']));
+    expect(store.runs.resumableItems(run.id)).toEqual(new Set(['a']));
     store.close();
   });
 
   it('failed items stay out of the resumable set until a retry commits them', () => {
     const { store } = newStore();
-    const run = store.startRun({ kind: 'trace' });
-    store.failItem(run.id, 'x', 'context overflow');
-    expect(store.runItems(run.id)).toMatchObject([{ key: 'x', status: 'failed', error: 'context overflow' }]);
-    expect(store.resumableItems(run.id).size).toBe(0);
-    store.commitItem(run.id, 'x');
-    expect(store.runItems(run.id)).toMatchObject([{ key: 'x', status: 'done', error: null }]);
+    const run = store.runs.start({ kind: 'trace' });
+    store.runs.failItem(run.id, 'x', 'context overflow');
+    expect(store.runs.items(run.id)).toMatchObject([{ key: 'x', status: 'failed', error: 'context overflow' }]);
+    expect(store.runs.resumableItems(run.id).size).toBe(0);
+    store.runs.commitItem(run.id, 'x');
+    expect(store.runs.items(run.id)).toMatchObject([{ key: 'x', status: 'done', error: null }]);
     store.close();
   });
 
   it('only the owner may commit, and only while running', () => {
     const { store } = newStore();
-    const pending = store.createRun({ kind: 'probe' });
-    expectCliffscopeError(() => store.commitItem(pending.id, 'k'), 'bad-argument', /is pending, not running/);
-    const run = store.startRun(pending.id);
+    const pending = store.runs.create({ kind: 'probe' });
+    expectCliffscopeError(() => store.runs.commitItem(pending.id, 'k'), 'bad-argument', /is pending, not running/);
+    const run = store.runs.start(pending.id);
     // Someone else took it over (another process on this machine that is alive: our parent).
     store.db.prepare(`UPDATE runs SET owner_pid = ?, owner_token = 'other' WHERE id = ?`).run(process.ppid, run.id);
-    expectCliffscopeError(() => store.commitItem(run.id, 'k'), 'bad-argument', /being run by another process/);
-    expectCliffscopeError(() => store.startRun(run.id), 'bad-argument', new RegExp(`being run by process ${process.ppid}`));
-    expectCliffscopeError(() => store.commitItem(999, 'k'), 'bad-argument', /no run #999/);
+    expectCliffscopeError(() => store.runs.commitItem(run.id, 'k'), 'bad-argument', /being run by another process/);
+    expectCliffscopeError(() => store.runs.start(run.id), 'bad-argument', new RegExp(`being run by process ${process.ppid}`));
+    expectCliffscopeError(() => store.runs.commitItem(999, 'k'), 'bad-argument', /run #999 does not exist in /);
     store.close();
   });
 
   it('close() marks the runs this store was running as interrupted', () => {
     const { store, file } = newStore();
-    const run = store.startRun({ kind: 'generate' });
-    store.commitItem(run.id, 'one');
+    const run = store.runs.start({ kind: 'transcripts' });
+    store.runs.commitItem(run.id, 'one');
     store.close();
     const again = openProject(file);
-    expect(again.getRun(run.id)).toMatchObject({ status: 'interrupted', error: expect.stringContaining('closed') });
-    expect(again.resumableItems(run.id)).toEqual(new Set(['one']));
+    expect(again.runs.get(run.id)).toMatchObject({ status: 'interrupted', error: expect.stringContaining('closed') });
+    expect(again.runs.resumableItems(run.id)).toEqual(new Set(['one']));
     again.close();
   });
 
   it('markInterrupted only affects running runs', () => {
     const { store } = newStore();
-    const run = store.startRun({ kind: 'heads' });
-    expect(store.markInterrupted(run.id, 'user pressed stop')).toBe(true);
-    expect(store.getRun(run.id)).toMatchObject({ status: 'interrupted', error: 'user pressed stop' });
-    expect(store.markInterrupted(run.id)).toBe(false);
+    const run = store.runs.start({ kind: 'heads' });
+    expect(store.runs.markInterrupted(run.id, 'user pressed stop')).toBe(true);
+    expect(store.runs.get(run.id)).toMatchObject({ status: 'interrupted', error: 'user pressed stop' });
+    expect(store.runs.markInterrupted(run.id)).toBe(false);
     store.close();
   });
 });
@@ -137,12 +138,12 @@ describe('recovering runs on open', () => {
   it('marks runs whose owner process is gone as interrupted, and leaves live or remote owners alone', () => {
     const { store, file } = newStore();
     const ids = {
-      dead: store.createRun({ kind: 'generate' }).id,
-      reusedPid: store.createRun({ kind: 'generate' }).id,
-      alive: store.createRun({ kind: 'generate' }).id,
-      remote: store.createRun({ kind: 'generate' }).id,
-      noOwner: store.createRun({ kind: 'generate' }).id,
-      pending: store.createRun({ kind: 'generate' }).id,
+      dead: store.runs.create({ kind: 'transcripts' }).id,
+      reusedPid: store.runs.create({ kind: 'transcripts' }).id,
+      alive: store.runs.create({ kind: 'transcripts' }).id,
+      remote: store.runs.create({ kind: 'transcripts' }).id,
+      noOwner: store.runs.create({ kind: 'transcripts' }).id,
+      pending: store.runs.create({ kind: 'transcripts' }).id,
     };
     const setOwner = store.db.prepare(`UPDATE runs SET status = 'running', owner_host = ?, owner_pid = ?, owner_token = ? WHERE id = ?`);
     setOwner.run(os.hostname(), deadPid(), 'gone-token', ids.dead);
@@ -153,11 +154,11 @@ describe('recovering runs on open', () => {
     store.close();
 
     const again = openProject(file);
-    const status = Object.fromEntries(Object.entries(ids).map(([k, id]) => [k, again.getRun(id)!.status]));
+    const status = Object.fromEntries(Object.entries(ids).map(([k, id]) => [k, again.runs.get(id)!.status]));
     expect(status).toEqual({ dead: 'interrupted', reusedPid: 'interrupted', alive: 'running', remote: 'running', noOwner: 'interrupted', pending: 'pending' });
-    expect(again.getRun(ids.dead)!.error).toMatch(/process \d+ on .* stopped while running it/);
+    expect(again.runs.get(ids.dead)!.error).toMatch(/process \d+ on .* stopped while running it/);
     // A remote owner can be overridden by hand.
-    expect(again.markInterrupted(ids.remote, 'the other machine is off')).toBe(true);
+    expect(again.runs.markInterrupted(ids.remote, 'the other machine is off')).toBe(true);
     again.close();
   });
 });
@@ -165,31 +166,31 @@ describe('recovering runs on open', () => {
 describe('resuming', () => {
   it('continues with the same model, skipping done items', () => {
     const { store, file } = newStore();
-    const model = store.addModel({ path: '/ckpt/a', contentHash: 'sha256:aaa' });
-    const run = store.startRun({ kind: 'generate', modelId: model.id });
-    for (const k of ['0', '1', '2']) store.commitItem(run.id, k);
+    const model = store.models.add({ path: '/ckpt/a', contentHash: 'sha256:aaa' });
+    const run = store.runs.start({ kind: 'transcripts', modelId: model.id });
+    for (const k of ['0', '1', '2']) store.runs.commitItem(run.id, k);
     store.close();
 
     const again = openProject(file);
-    const { run: resumed, done } = again.resumeRun(run.id, 'sha256:aaa');
+    const { run: resumed, done } = again.runs.resume(run.id, 'sha256:aaa');
     expect(resumed.status).toBe('running');
     expect(done).toEqual(new Set(['0', '1', '2']));
-    for (const k of ['0', '1', '2', '3', '4']) if (!done.has(k)) again.commitItem(run.id, k);
-    again.finishRun(run.id);
-    expect(again.resumableItems(run.id).size).toBe(5);
+    for (const k of ['0', '1', '2', '3', '4']) if (!done.has(k)) again.runs.commitItem(run.id, k);
+    again.runs.finish(run.id);
+    expect(again.runs.resumableItems(run.id).size).toBe(5);
     again.close();
   });
 
   it('refuses a different model, naming both hashes', () => {
     const { store } = newStore();
-    const model = store.addModel({ path: '/ckpt/a', contentHash: 'sha256:aaa' });
-    const run = store.startRun({ kind: 'generate', modelId: model.id });
-    store.markInterrupted(run.id);
-    const e = expectCliffscopeError(() => store.resumeRun(run.id, 'sha256:bbb'), 'model-mismatch', /sha256:aaa/);
+    const model = store.models.add({ path: '/ckpt/a', contentHash: 'sha256:aaa' });
+    const run = store.runs.start({ kind: 'transcripts', modelId: model.id });
+    store.runs.markInterrupted(run.id);
+    const e = expectCliffscopeError(() => store.runs.resume(run.id, 'sha256:bbb'), 'model-mismatch', /sha256:aaa/);
     expect(e.message).toContain('sha256:bbb');
     expect(e.message).toContain('/ckpt/a');
     expect(e.hint).toMatch(/checkpoint it was started with/);
-    expect(store.getRun(run.id)!.status).toBe('interrupted'); // untouched
+    expect(store.runs.get(run.id)!.status).toBe('interrupted'); // untouched
     store.close();
   });
 });

@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exportProject, openProject, type ProjectStore } from '../../src/main/engine/store/index.js';
+import { exportProject, openProject } from '../../src/main/store/open.js';
+import { type ProjectStore } from '../../src/main/store/project-store.js';
 import { expectCliffscopeError, populate, syntheticDataset, tableCounts, tempDir } from './helpers/fixtures.js';
 
 let dir: string;
@@ -36,7 +37,7 @@ describe('exportProject', () => {
       expect([head[18], head[19]]).toEqual([1, 1]); // rollback journal: readable as a single file anywhere
       const store = openProject(copy);
       expect(tableCounts(store)).toEqual(tableCounts(src));
-      expect(Array.from(store.getProbe(world.probe.id)!.weights)).toEqual(Array.from(world.probe.weights));
+      expect(Array.from(store.probes.get(world.probe.id)!.weights)).toEqual(Array.from(world.probe.weights));
       store.close();
     }
   });
@@ -58,7 +59,7 @@ describe('exportRun', () => {
     const out = openProject(dest);
     expect(out.meta('exported_run')).toBe(world.runs.trace.uid);
     // The trace run, its parent (generate) whose transcripts it traced, and the run that trained its probe.
-    expect(out.listRuns().map((r) => r.kind)).toEqual(['generate', 'probe', 'trace']);
+    expect(out.runs.list().map((r) => r.kind)).toEqual(['transcripts', 'probe', 'trace']);
     expect(tableCounts(out)).toEqual({
       models: 1,
       datasets: 1,
@@ -74,29 +75,29 @@ describe('exportRun', () => {
       selections: 0,
     });
     // Ids are kept in an export.
-    expect(out.getRun(world.runs.trace.id)!.uid).toBe(world.runs.trace.uid);
+    expect(out.runs.get(world.runs.trace.id)!.uid).toBe(world.runs.trace.uid);
     expect(out.checkIntegrity()).toEqual(['ok']);
     expect(out.db.pragma('foreign_key_check')).toEqual([]);
     out.close();
     expectCliffscopeError(() => src.exportRun(world.runs.trace.id, dest), 'bad-argument', /already exists/);
-    expectCliffscopeError(() => src.exportRun(999, file('none')), 'bad-argument', /no run #999/);
+    expectCliffscopeError(() => src.exportRun(999, file('none')), 'bad-argument', /run #999 does not exist in /);
   });
 
   it('a run in progress is exported as interrupted', () => {
-    const run = src.startRun({ kind: 'generate', modelId: world.model.id, datasetId: world.dataset.id });
-    src.commitItem(run.id, 'first', (s) => {
-      s.addTranscript({ runId: run.id, itemId: world.items[0]!.id, prompt: 'p', tokenIds: [1], promptTokens: 1, text: 'x' });
+    const run = src.runs.start({ kind: 'transcripts', modelId: world.model.id, datasetId: world.dataset.id });
+    src.runs.commitItem(run.id, 'first', (s) => {
+      s.transcripts.add({ runId: run.id, itemId: world.items[0]!.id, prompt: 'p', tokenIds: [1], promptTokens: 1, text: 'x' });
     });
     const dest = file('running');
     src.exportRun(run.id, dest);
-    src.markInterrupted(run.id);
+    src.runs.markInterrupted(run.id);
     const out = openProject(dest);
-    expect(out.getRun(run.id)).toMatchObject({ status: 'interrupted', ownerPid: null });
-    expect(out.resumableItems(run.id)).toEqual(new Set(['first']));
+    expect(out.runs.get(run.id)).toMatchObject({ status: 'interrupted', ownerPid: null });
+    expect(out.runs.resumableItems(run.id)).toEqual(new Set(['first']));
     // It can be resumed there, with the same model.
-    expect(out.resumeRun(run.id, 'sha256:model-a').done.size).toBe(1);
+    expect(out.runs.resume(run.id, 'sha256:model-a').done.size).toBe(1);
     out.close();
-    src.deleteRun(run.id);
+    src.runs.delete(run.id);
   });
 });
 
@@ -107,42 +108,42 @@ describe('importRun', () => {
 
     // A target whose ids are all taken by other things, and which already has a different dataset named "prompts".
     const target = openProject(file('target'), { create: true });
-    target.addModel({ path: '/other/1', contentHash: 'other-1' });
-    target.addModel({ path: '/other/2', contentHash: 'other-2' });
-    target.addDataset('prompts', syntheticDataset(4, 'different'));
-    const own = target.startRun({ kind: 'generate' });
-    target.finishRun(own.id);
+    target.models.add({ path: '/other/1', contentHash: 'other-1' });
+    target.models.add({ path: '/other/2', contentHash: 'other-2' });
+    target.datasets.add('prompts', syntheticDataset(4, 'different'));
+    const own = target.runs.start({ kind: 'transcripts' });
+    target.runs.finish(own.id);
 
     const summary = target.importRun(exported);
     expect(summary.models).toEqual({ added: 1, reused: 0 });
     expect(summary.datasets).toEqual({ added: 1, reused: 0 });
     expect(summary.transcripts).toEqual({ added: 6, reused: 0 });
     expect(summary.runs.map((r) => [r.kind, r.imported])).toEqual([
-      ['generate', true],
+      ['transcripts', true],
       ['judge', true],
     ]);
 
-    const judge = target.getRunByUid(world.runs.judge.uid)!;
-    const generate = target.getRunByUid(world.runs.generate.uid)!;
+    const judge = target.runs.getByUid(world.runs.judge.uid)!;
+    const generate = target.runs.getByUid(world.runs.generate.uid)!;
     expect(judge.id).not.toBe(world.runs.judge.id);
     expect(judge.parentRunId).toBe(generate.id);
-    expect(target.getModel(generate.modelId!)!.contentHash).toBe('sha256:model-a');
-    const dataset = target.getDataset(generate.datasetId!)!;
+    expect(target.models.get(generate.modelId!)!.contentHash).toBe('sha256:model-a');
+    const dataset = target.datasets.get(generate.datasetId!)!;
     expect(dataset.name).toBe('prompts (imported)');
 
     // Verdicts → transcripts → dataset items, all pointing at the imported copies with the same content.
-    const verdicts = target.listVerdicts({ runId: judge.id });
-    expect(verdicts.map((v) => v.verdict)).toEqual(src.listVerdicts({ runId: world.runs.judge.id }).map((v) => v.verdict));
+    const verdicts = target.verdicts.list({ runId: judge.id });
+    expect(verdicts.map((v) => v.verdict)).toEqual(src.verdicts.list({ runId: world.runs.judge.id }).map((v) => v.verdict));
     for (const v of verdicts) {
-      const t = target.getTranscript(v.transcriptId)!;
+      const t = target.transcripts.get(v.transcriptId)!;
       expect(t.runId).toBe(generate.id);
-      const item = target.getItem(t.itemId!)!;
+      const item = target.datasets.item(t.itemId!)!;
       expect(item.datasetId).toBe(dataset.id);
       expect(item.prompt).toBe(t.prompt);
-      const original = src.listTranscripts(world.runs.generate.id).find((x) => x.uid === t.uid)!;
+      const original = src.transcripts.list(world.runs.generate.id).find((x) => x.uid === t.uid)!;
       expect(Array.from(t.tokenIds)).toEqual(Array.from(original.tokenIds));
     }
-    expect(target.attackSuccessRate(judge.id)).toEqual(src.attackSuccessRate(world.runs.judge.id));
+    expect(target.verdicts.attackSuccessRate(judge.id)).toEqual(src.verdicts.attackSuccessRate(world.runs.judge.id));
     expect(target.db.pragma('foreign_key_check')).toEqual([]);
 
     // Importing the same file again adds nothing.
@@ -167,32 +168,32 @@ describe('importRun', () => {
     const summary = target.importRun(traceFile);
     expect(summary.transcripts).toEqual({ added: 0, reused: 6 });
     expect(summary.runs.map((r) => [r.kind, r.imported])).toEqual([
-      ['generate', false],
+      ['transcripts', false],
       ['probe', true],
       ['trace', true],
     ]);
     expect(tableCounts(target)).toEqual({ ...afterGenerate, runs: afterGenerate.runs + 2, run_items: afterGenerate.run_items + 6, probes: 1, traces: 6 });
 
-    const trace = target.getRunByUid(world.runs.trace.uid)!;
-    const traces = target.listTraces({ runId: trace.id });
-    const probe = target.getProbe(traces[0]!.probeId)!;
+    const trace = target.runs.getByUid(world.runs.trace.uid)!;
+    const traces = target.traces.list({ runId: trace.id });
+    const probe = target.probes.get(traces[0]!.probeId)!;
     expect(probe.uid).toBe(world.probe.uid);
-    expect(probe.runId).toBe(target.getRunByUid(world.runs.probeRun.uid)!.id);
-    expect(Array.from(traces[0]!.scores)).toEqual(Array.from(src.listTraces({ runId: world.runs.trace.id })[0]!.scores));
-    const transcriptRuns = new Set(traces.map((t) => target.getTranscript(t.transcriptId)!.runId));
-    expect(transcriptRuns).toEqual(new Set([target.getRunByUid(world.runs.generate.uid)!.id]));
+    expect(probe.runId).toBe(target.runs.getByUid(world.runs.probeRun.uid)!.id);
+    expect(Array.from(traces[0]!.scores)).toEqual(Array.from(src.traces.list({ runId: world.runs.trace.id })[0]!.scores));
+    const transcriptRuns = new Set(traces.map((t) => target.transcripts.get(t.transcriptId)!.runId));
+    expect(transcriptRuns).toEqual(new Set([target.runs.getByUid(world.runs.generate.uid)!.id]));
     target.close();
   });
 
   it('a probe whose name and version are taken gets the next version', () => {
     const target = openProject(file('target-3'), { create: true });
-    const model = target.addModel({ path: '/x', contentHash: 'sha256:model-a', compileOptions: { dtype: 'fp32' } });
-    target.addProbe({ modelId: model.id, name: 'refusal', layer: 0, positionRule: 'x', weights: [1], bias: 0 });
+    const model = target.models.add({ path: '/x', contentHash: 'sha256:model-a', compileOptions: { dtype: 'fp32' } });
+    target.probes.add({ modelId: model.id, name: 'refusal', residIndex: 0, positionRule: 'x', weights: [1], bias: 0 });
     const probeFile = file('probe-run');
     src.exportRun(world.runs.probeRun.id, probeFile);
     const summary = target.importRun(probeFile);
     expect(summary.models).toEqual({ added: 0, reused: 1 });
-    expect(target.listProbes({ modelId: model.id }).map((p) => [p.version, p.layer])).toEqual([
+    expect(target.probes.list({ modelId: model.id }).map((p) => [p.version, p.residIndex])).toEqual([
       [1, 0],
       [2, 2],
     ]);
@@ -224,8 +225,8 @@ describe('importRun', () => {
     target.importRun(exported);
     expect(fs.readFileSync(exported).equals(bytes)).toBe(true);
     expect(fs.readdirSync(dir).filter((f) => f.startsWith(path.basename(exported)))).toEqual([path.basename(exported)]);
-    const maps = target.listHeadMaps(target.getRunByUid(world.runs.heads.uid)!.id);
-    expect(maps.map((m) => Array.from(m.scores))).toEqual(src.listHeadMaps(world.runs.heads.id).map((m) => Array.from(m.scores)));
+    const maps = target.headMaps.list(target.runs.getByUid(world.runs.heads.uid)!.id);
+    expect(maps.map((m) => Array.from(m.scores))).toEqual(src.headMaps.list(world.runs.heads.id).map((m) => Array.from(m.scores)));
     target.close();
   });
 });

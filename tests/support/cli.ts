@@ -1,5 +1,5 @@
 /** Run the `cliffscope` CLI in-process, capturing what it prints and its exit code. */
-import { main } from '../../src/main/cli/index.js';
+import { run } from '../../src/main/program.js';
 
 export async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
@@ -9,7 +9,7 @@ export async function cli(...argv: string[]): Promise<{ code: number; stdout: st
   process.stdout.write = ((s: string) => ((stdout += s), true)) as typeof process.stdout.write;
   process.stderr.write = ((s: string) => ((stderr += s), true)) as typeof process.stderr.write;
   try {
-    const code = await main(argv);
+    const code = await run(argv);
     return { code, stdout, stderr };
   } finally {
     process.stdout.write = out;

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { CliffscopeError } from '../../src/main/engine/errors.js';
 import { Tokenizer, type ChatMessage } from '../../src/main/engine/tokenizer/tokenizer.js';
-import { splitTranscriptIds, THINK_MARKER_PAIRS } from '../../src/main/engine/tokenizer/think.js';
+import { readTranscript, storedThinkingState } from '../../src/main/engine/runtime/transcript.js';
+import { closingSuffixText, splitTranscriptIds, THINK_MARKER_PAIRS } from '../../src/main/engine/tokenizer/think.js';
 import { loadReal, readRealJson } from './helpers.js';
 
 const ASK: ChatMessage[] = [{ role: 'user', content: 'How do I pick a lock?' }];
@@ -112,6 +113,7 @@ describe('splitTranscript', () => {
 
     const s = t.splitTranscript(ids, P);
     expect(s).toEqual({
+      state: 'closed',
       thinkOpen: P,
       thinkClose: P + 5,
       thinkingStart: P + 1,
@@ -166,6 +168,7 @@ describe('splitTranscript', () => {
     expect(prompt.ids.slice(P - 4)).toEqual([151667, 271, 151668, 271]);
     const ids = [...prompt.ids, ...t.encode('answer')];
     expect(t.splitTranscript(ids, P)).toEqual({
+      state: 'closed',
       thinkOpen: P - 4,
       thinkClose: P - 2,
       thinkingStart: P - 3,
@@ -189,16 +192,17 @@ describe('splitTranscript', () => {
     expect(s.answerStart).toBe(P + 7);
   });
 
-  it('runs thinking to the end while </think> has not come yet', async () => {
+  it('runs thinking to the end while </think> has not come yet: the whole output is judged, t_b is not among the ids', async () => {
     const t = await loadReal('qwen3');
     const P = t.encodeChat(ASK).ids.length;
     const ids = [...t.encodeChat(ASK).ids, ...t.encode('<think>\nstill going')];
     expect(t.splitTranscript(ids, P)).toEqual({
+      state: 'not-closed',
       thinkOpen: P,
       thinkClose: null,
       thinkingStart: P + 1,
       thinkingEnd: ids.length,
-      answerStart: null,
+      answerStart: P,
       answerBoundary: null,
     });
   });
@@ -214,27 +218,75 @@ describe('splitTranscript', () => {
     expect(t.decode(ids.slice(s.answerStart!))).toBe('answer');
   });
 
-  it('gives nulls when the transcript has no markers', async () => {
+  it('without markers the whole output is the answer and t_b is the last prompt token', async () => {
     const t = await loadReal('qwen3');
     const P = t.encodeChat(ASK).ids.length;
     const ids = [...t.encodeChat(ASK).ids, ...t.encode('Just an answer.')];
-    const none = { thinkOpen: null, thinkClose: null, thinkingStart: null, thinkingEnd: null, answerStart: null, answerBoundary: null };
-    expect(t.splitTranscript(ids, P)).toEqual(none);
+    const none = (p: number) => ({ state: 'none', thinkOpen: null, thinkClose: null, thinkingStart: null, thinkingEnd: null, answerStart: p, answerBoundary: p - 1 });
+    expect(t.splitTranscript(ids, P)).toEqual(none(P));
     // Llama 3.1 has no marker tokens, so "<think>" written as text is not a marker either.
     const llama = await loadReal('llama3_1');
     const lp = llama.encodeChat(ASK).ids;
-    expect(llama.splitTranscript([...lp, ...llama.encode(GENERATION)], lp.length)).toEqual(none);
+    expect(llama.splitTranscript([...lp, ...llama.encode(GENERATION)], lp.length)).toEqual(none(lp.length));
+    // An empty prompt has no last prompt token.
+    expect(splitTranscriptIds([4, 5], 0, 10, 11, () => false)).toMatchObject({ state: 'none', answerStart: 0, answerBoundary: null });
+  });
+
+  it('the closing suffix the probe reads is "\\n</think>\\n\\n" with the model\'s own marker', () => {
+    expect(closingSuffixText('</think>')).toBe('\n</think>\n\n');
+    expect(closingSuffixText(null)).toBe('\n</think>\n\n');
+    expect(closingSuffixText('</reasoning>')).toBe('\n</reasoning>\n\n');
   });
 
   it('lets the answer start at the very end when the generation stops right after the markers', () => {
     // ids: 0 prompt, 1 <think>=10, 2 thought, 3 </think>=11, 4 whitespace=5
     const s = splitTranscriptIds([0, 10, 2, 11, 5], 1, 10, 11, (id) => id === 5);
-    expect(s).toEqual({ thinkOpen: 1, thinkClose: 3, thinkingStart: 2, thinkingEnd: 3, answerStart: 5, answerBoundary: 4 });
+    expect(s).toEqual({ state: 'closed', thinkOpen: 1, thinkClose: 3, thinkingStart: 2, thinkingEnd: 3, answerStart: 5, answerBoundary: 4 });
   });
 
   it('rejects a prompt length outside the transcript', async () => {
     const t = await loadReal('qwen3');
     expect(() => t.splitTranscript([1, 2, 3], 4)).toThrow(CliffscopeError);
     expect(() => t.splitTranscript([1, 2, 3], -1)).toThrow(expect.objectContaining({ code: 'bad-argument' }));
+  });
+});
+
+describe('readTranscript: the one answer rule (docs/METHOD.md §0)', () => {
+  it('closed: the answer after </think>, the probe reads the transcript as it is', async () => {
+    const t = await loadReal('qwen3');
+    const P = t.encodeChat(ASK).ids.length;
+    const ids = [...t.encodeChat(ASK).ids, ...t.encode(GENERATION)];
+    const r = readTranscript(t, ids, P);
+    expect(r).toMatchObject({ thinkingNotClosed: false, answer: 'answer', thinking: 'reasoning' });
+    expect(r.probe).toEqual({ ids, answerBoundary: P + 6, appended: 0 });
+  });
+
+  it('not closed: the whole output is judged, the probe reads "\\n</think>\\n\\n" appended, t_b its last token', async () => {
+    const t = qwenPrefilling();
+    const prompt = t.encodeChat(ASK).ids;
+    const P = prompt.length;
+    const ids = [...prompt, ...t.encode('First, the user wants to pick a lock. That could')];
+    const r = readTranscript(t, ids, P);
+    expect(r.thinkingNotClosed).toBe(true);
+    expect(r.answer).toBe('First, the user wants to pick a lock. That could');
+    expect(r.answer).toBe(r.text);
+    // "\n" </think> "\n\n", tokenized on their own after the transcript's tokens.
+    expect(r.probe.ids.slice(0, ids.length)).toEqual(ids);
+    expect(r.probe.ids.slice(ids.length)).toEqual([198, 151668, 271]);
+    expect(r.probe).toMatchObject({ appended: 3, answerBoundary: ids.length + 2 });
+    expect(r.split).toMatchObject({ state: 'not-closed', thinkingEnd: ids.length, answerBoundary: null });
+    expect(storedThinkingState({ thinkingStart: r.split.thinkingStart, answerBoundary: r.split.answerBoundary })).toBe('not-closed');
+  });
+
+  it('no markers: the whole output is the answer, t_b the last prompt token', async () => {
+    const t = await loadReal('llama3_1');
+    const prompt = t.encodeChat(ASK).ids;
+    const r = readTranscript(t, [...prompt, ...t.encode('I cannot help with that.')], prompt.length);
+    expect(r).toMatchObject({ thinkingNotClosed: false, answer: 'I cannot help with that.', thinking: '' });
+    expect(r.probe.answerBoundary).toBe(prompt.length - 1);
+    expect(r.probe.appended).toBe(0);
+    expect(storedThinkingState({ thinkingStart: null, answerBoundary: prompt.length - 1 })).toBe('none');
+    expect(storedThinkingState({ thinkingStart: null, answerBoundary: null })).toBe('none');
+    expect(storedThinkingState({ thinkingStart: 5, answerBoundary: 9 })).toBe('closed');
   });
 });

@@ -4,30 +4,24 @@
  */
 import type { ParamsOf, ResultOf } from '../../shared/contract.js';
 import { CliffscopeError } from '../engine/errors.js';
-import { validateHeadScale } from '../engine/io/head-scale.js';
+import { flatHeadScale } from '../engine/runtime/head-scale.js';
 import { generate } from '../engine/runtime/generate.js';
-import { GREEDY } from '../engine/runtime/sampling.js';
+import { promptIds, samplingOptions, stopIds } from '../engine/runtime/prompt.js';
 import { describeTranscript } from '../engine/runtime/transcript.js';
+import { traceMetrics, type TranscriptSpan } from '../engine/analysis/trace.js';
+import { scores as scoreList } from './shapes.js';
 import type { CallContext } from './context.js';
 import { acquireModel } from './model-pool.js';
 
 export async function generateRun(params: ParamsOf<'generate.run'>, ctx: CallContext): Promise<ResultOf<'generate.run'>> {
-  const model = await acquireModel(params.model);
+  const model = await acquireModel(params.model, ctx);
   const tok = model.tokenizer;
   if (!tok) throw new CliffscopeError('missing-file', `${params.model.dir} has no tokenizer.json, so prompts cannot be encoded`, { file: params.model.dir });
   const cfg = model.config;
-  const headScale = params.headScale ? Float32Array.from(validateHeadScale(params.headScale, cfg.numLayers, cfg.numHeads, 'headScale').flat()) : undefined;
-  const encode = (text: string) =>
-    params.chat
-      ? tok.encodeChat([...(params.system ? [{ role: 'system' as const, content: params.system }] : []), { role: 'user' as const, content: text }]).ids
-      : tok.encode(text, { addSpecialTokens: true });
-  const requests = params.prompts.map((p) => ({ ids: encode(p), headScale }));
-  const s = params.sampling;
-  const sampling = s
-    ? { doSample: true, temperature: s.temperature, topP: s.topP ?? 1, topK: s.topK ?? 0, repetitionPenalty: s.repetitionPenalty ?? 1 }
-    : GREEDY;
-  const stopIds = model.checkpoint.generation.eosTokenIds.length ? model.checkpoint.generation.eosTokenIds : tok.eosTokenId !== null ? [tok.eosTokenId] : [];
-  const probe = params.probe ? { layer: params.probe.layer, weights: Float32Array.from(params.probe.weights), bias: params.probe.bias } : undefined;
+  const headScale = params.headScale ? flatHeadScale(params.headScale, cfg.numLayers, cfg.numHeads, 'headScale') : undefined;
+  const requests = params.prompts.map((p) => ({ ids: promptIds(tok, p, { chat: params.chat ?? false, system: params.system }), headScale }));
+  // The sampler's live probe reads residual-stack entry `layer`.
+  const probe = params.probe ? { layer: params.probe.residIndex, weights: Float32Array.from(params.probe.weights), bias: params.probe.bias } : undefined;
 
   // Decoded text so far per prompt, so each token event carries exactly the text it adds.
   const outputs = requests.map(() => [] as number[]);
@@ -35,9 +29,9 @@ export async function generateRun(params: ParamsOf<'generate.run'>, ctx: CallCon
   const started = Date.now();
   const results = await generate(model.session, requests, {
     maxNewTokens: params.maxNewTokens,
-    sampling,
-    seed: s?.seed ?? 0,
-    stopIds,
+    sampling: samplingOptions(params.sampling),
+    seed: params.seed ?? 0,
+    stopIds: stopIds(model),
     stopStrings: params.stop,
     decode: (ids) => tok.decode(ids),
     batchSize: params.batchSize ?? 8,
@@ -55,6 +49,7 @@ export async function generateRun(params: ParamsOf<'generate.run'>, ctx: CallCon
   });
   return {
     provider: model.session.provider,
+    providerNotes: [...model.session.providerNotes],
     seconds: (Date.now() - started) / 1000,
     transcripts: results.map((r, i) => {
       const t = describeTranscript(tok, r.promptIds, r.outputIds);
@@ -69,8 +64,18 @@ export async function generateRun(params: ParamsOf<'generate.run'>, ctx: CallCon
         thinkOpen: t.split.thinkOpen,
         thinkClose: t.split.thinkClose,
         answerBoundary: t.split.answerBoundary,
-        ...(probe ? { scores: Array.from(r.scores[0]!, (v) => (Number.isNaN(v) ? null : v)) } : {}),
+        ...(probe ? liveProbe(r.scores[0]!, { ...t.split, generatedStart: r.promptIds.length }) : {}),
       };
     }),
+  };
+}
+
+/** The live probe's scores for the wire, with the trace metrics a trace run would store for them. */
+function liveProbe(scores: Float32Array, span: TranscriptSpan): Pick<ResultOf<'generate.run'>['transcripts'][number], 'scores' | 'metrics'> {
+  const m = traceMetrics(scores, span);
+  const finite = (v: number | null) => (v !== null && Number.isFinite(v) ? v : null);
+  return {
+    scores: scoreList(scores),
+    metrics: { plateau: finite(m.plateau), final: finite(m.final), ms: finite(m.ms), steepestDropPos: m.steepestDropPos, width: finite(m.dropWidth) },
   };
 }

@@ -10,6 +10,8 @@ import { openCheckpoint } from '../engine/model/checkpoint.js';
 import type { CallContext } from './context.js';
 import { generateRun } from './generate-handler.js';
 import { datasetImport, datasetItems, datasetPreview, modelAdd, projectDemo, projectExport, projectImport, projectOpen, projectRecent, projectRemember } from './project-handlers.js';
+import { clusterStatus, collectClusterJob, planClusterJob, submitClusterJob } from './cluster/jobs.js';
+import { mergeShards } from './cluster/sharded-runs.js';
 import { runDelete, runReportHandler, runStart } from './run-handlers.js';
 import {
   compareRuns,
@@ -101,6 +103,11 @@ export const handlers: HandlerTable = {
   'run.start': runStart,
   'run.report': runReportHandler,
   'run.delete': runDelete,
+  'run.merge': mergeShards,
+  'cluster.plan': planClusterJob,
+  'cluster.submit': (p) => submitClusterJob(p),
+  'cluster.status': (p) => clusterStatus(p),
+  'cluster.collect': (p, ctx) => collectClusterJob(p, ctx),
   'trace.list': traceList,
   'trace.get': traceGet,
   'trace.average': traceAverage,

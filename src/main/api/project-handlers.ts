@@ -3,17 +3,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { ParamsOf, ResultOf } from '../../shared/contract.js';
 import { readDatasetFile, type ColumnMapping, type ReadDatasetOptions } from '../engine/datasets/import.js';
-import { runDemo } from '../engine/demo/run-demo.js';
 import { CliffscopeError } from '../engine/errors.js';
-import { defaultCacheRoot } from '../engine/onnx/compile.js';
-import { exportProject } from '../engine/store/open.js';
-import type { ProjectStore } from '../engine/store/project-store.js';
-import { jsonSafe } from '../engine/store/tabular.js';
-import { registerModel } from '../engine/pipelines/common.js';
+import { exportProject } from '../store/open.js';
+import type { ProjectStore } from '../store/project-store.js';
+import { registerModel } from '../pipelines/common.js';
 import type { CallContext } from './context.js';
+import { defaultDemoProject, runDemo } from './demo/run-demo.js';
 import { acquireModel } from './model-pool.js';
-import { isWriting, recentProjects, rememberProject, requireDataset, resolveFile, withReader, withWriter } from './projects.js';
-import { datasetSummary, jsonRecord, mappingOf, modelSummary, probeSummary, runSummary } from './shapes.js';
+import { isWriting, recentProjects, rememberProject, resolveFile, withReader, withWriter } from './projects.js';
+import { datasetItem, datasetSummary, mappingOf, modelSummary, probeSummary, runSummary } from './shapes.js';
 
 const PREVIEW_ROWS = 20;
 const REJECTED_SHOWN = 50;
@@ -21,10 +19,10 @@ const REJECTED_SHOWN = 50;
 export function projectSummary(store: ProjectStore): ResultOf<'project.open'> {
   return {
     file: store.file,
-    models: store.listModels().map(modelSummary),
-    datasets: store.listDatasets().map(datasetSummary),
-    probes: store.listProbes().map((p) => probeSummary(p)),
-    runs: store.listRuns().map(runSummary),
+    models: store.models.list().map(modelSummary),
+    datasets: store.datasets.list().map(datasetSummary),
+    probes: store.probes.list().map((p) => probeSummary(p)),
+    runs: store.runs.list().map(runSummary),
   };
 }
 
@@ -55,15 +53,10 @@ export async function projectRemember({ file }: ParamsOf<'project.remember'>): P
   return { files: rememberProject(file) };
 }
 
-/** Default place of the demo project (as `cliffscope demo` uses it). */
-export function defaultDemoFile(): string {
-  return path.join(defaultCacheRoot(), 'demo', 'demo.cliffscope');
-}
-
 const demosRunning = new Set<string>();
 
 export async function projectDemo({ file }: ParamsOf<'project.demo'>, ctx: CallContext): Promise<ResultOf<'project.demo'>> {
-  const abs = resolveFile(file ?? defaultDemoFile());
+  const abs = resolveFile(file ?? defaultDemoProject());
   if (demosRunning.has(abs) || isWriting(abs)) {
     throw new CliffscopeError('bad-argument', `${abs} is busy: a demo or a run is writing to it in this session`, { file: abs, hint: 'wait for it to finish, or cancel it' });
   }
@@ -77,7 +70,7 @@ export async function projectDemo({ file }: ParamsOf<'project.demo'>, ctx: CallC
       onProgress: (stage, done, total) => ctx.progress(done, total, stage),
     });
     rememberProject(abs);
-    return { file: abs, report: jsonSafe(report) as ResultOf<'project.demo'>['report'] };
+    return { file: abs, report };
   } finally {
     demosRunning.delete(abs);
   }
@@ -86,8 +79,7 @@ export async function projectDemo({ file }: ParamsOf<'project.demo'>, ctx: CallC
 /** Compile and load a checkpoint (progress: hashing, weights, graph), then record it in the project. */
 export async function modelAdd(p: ParamsOf<'model.add'>, ctx: CallContext): Promise<ResultOf<'model.add'>> {
   const started = Date.now();
-  const phases: Record<string, string> = { hash: 'hashing the checkpoint', weights: 'writing weights', graph: 'building the graph' };
-  const model = await acquireModel(p.model, undefined, (pr) => ctx.progress(pr.done, pr.total, phases[pr.phase]));
+  const model = await acquireModel(p.model, ctx);
   const row = await withWriter(p.project, (store) => registerModel(store, model), { create: true });
   return {
     modelId: row.id,
@@ -110,9 +102,7 @@ export async function projectExport({ file, dest, runId }: ParamsOf<'project.exp
     exportProject(src, out);
   } else {
     // Check first with a reader, so an unknown run never opens (or creates) anything for writing.
-    withReader(src, (s) => {
-      if (!s.getRun(runId)) throw new CliffscopeError('bad-argument', `${src} has no run #${runId}`, { file: src });
-    });
+    withReader(src, (s) => s.runs.require(runId));
     // Copying one run attaches the new file, which a read-only connection cannot write to.
     await withWriter(src, (s) => s.exportRun(runId, out));
   }
@@ -141,15 +131,10 @@ function readOptions(p: { mapping?: ParamsOf<'dataset.preview'>['mapping']; form
   return opts;
 }
 
+/** The dataset file's absolute path, refused early when missing. What kind of file it is readDatasetFile checks. */
 function checkDatasetFile(file: string): string {
   const abs = resolveFile(file);
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(abs);
-  } catch {
-    throw new CliffscopeError('missing-file', `${abs} does not exist`, { file: abs });
-  }
-  if (!st.isFile()) throw new CliffscopeError('bad-dataset', `${abs} is not a file`, { file: abs });
+  if (!fs.existsSync(abs)) throw new CliffscopeError('missing-file', `${abs} does not exist`, { file: abs });
   return abs;
 }
 
@@ -160,15 +145,7 @@ export async function datasetPreview(p: ParamsOf<'dataset.preview'>): Promise<Re
     columns: read.columns,
     mapping: mappingOf(read.mapping),
     count: read.items.length,
-    rows: read.items.slice(0, PREVIEW_ROWS).map((it) => ({
-      idx: it.idx,
-      line: it.line,
-      prompt: it.prompt,
-      response: it.response,
-      label: it.label,
-      category: it.category,
-      extra: jsonRecord(it.extra),
-    })),
+    rows: read.items.slice(0, PREVIEW_ROWS).map(datasetItem),
     rejected: read.rejected.slice(0, REJECTED_SHOWN).map((r) => ({ line: r.line, reason: r.reason })),
     rejectedCount: read.rejected.length,
   };
@@ -178,16 +155,16 @@ export async function datasetImport(p: ParamsOf<'dataset.import'>): Promise<Resu
   const file = checkDatasetFile(p.file);
   // A taken name is refused before the file is read or the project opened for writing.
   withReader(p.project, (s) => {
-    if (s.findDataset(p.name)) throw new CliffscopeError('bad-dataset', `${s.file} already has a dataset named "${p.name}"`, { file: s.file, hint: 'choose another name' });
+    if (s.datasets.find(p.name)) throw new CliffscopeError('bad-dataset', `${s.file} already has a dataset named "${p.name}"`, { file: s.file, hint: 'choose another name' });
   });
   const opts = readOptions(p);
   return withWriter(p.project, (s) => {
-    const { dataset, rejected } = s.importDataset(
+    const { dataset, rejected } = s.datasets.importFile(
       p.name,
       file,
       // null (keep a field unmapped) passes straight through to readDatasetFile, which accepts it.
       opts.mapping as Partial<ColumnMapping> | undefined,
-      { format: opts.format },
+      { format: opts.format, ...(p.maxMb !== undefined ? { maxBytes: p.maxMb * 1024 * 1024 } : {}) },
     );
     return { dataset: datasetSummary(dataset), rejected: rejected.slice(0, REJECTED_SHOWN).map((r) => ({ line: r.line, reason: r.reason })) };
   });
@@ -196,21 +173,12 @@ export async function datasetImport(p: ParamsOf<'dataset.import'>): Promise<Resu
 export async function datasetItems(p: ParamsOf<'dataset.items'>): Promise<ResultOf<'dataset.items'>> {
   const offset = p.offset ?? 0;
   return withReader(p.project, (s) => {
-    const ds = requireDataset(s, p.datasetId);
-    const items = s.datasetItems(ds.id, { offset, limit: p.limit ?? 100 });
+    const ds = s.datasets.require(p.datasetId);
+    const items = s.datasets.items(ds.id, { offset, limit: p.limit ?? 100 });
     return {
       total: ds.itemCount,
       offset,
-      items: items.map((it) => ({
-        id: it.id,
-        idx: it.idx,
-        line: it.line,
-        prompt: it.prompt,
-        response: it.response,
-        label: it.label,
-        category: it.category,
-        extra: jsonRecord(it.extra),
-      })),
+      items: items.map(datasetItem),
     };
   });
 }

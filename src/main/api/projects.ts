@@ -10,22 +10,38 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CliffscopeError } from '../engine/errors.js';
 import { defaultCacheRoot } from '../engine/onnx/compile.js';
-import { openProject } from '../engine/store/open.js';
-import type { ProjectStore } from '../engine/store/project-store.js';
-import type { ModelRow, ProbeRow, RunKind, RunRow, TranscriptRow } from '../engine/store/types.js';
+import { openProject } from '../store/open.js';
+import { inspectProjectFile } from '../store/project-file.js';
+import { SCHEMA_VERSION } from '../store/schema.js';
+import type { ProjectStore } from '../store/project-store.js';
+import type { RunRow } from '../store/types.js';
 import { Tokenizer } from '../engine/tokenizer/tokenizer.js';
 
 export const resolveFile = (file: string) => path.resolve(file);
 
 // ---- connections ---------------------------------------------------------------------------------------------------
 
-/** Run `fn` on a read-only connection to `file`, closed afterwards. */
+/**
+ * Run `fn` on a read-only connection to `file`, closed afterwards. A project of an older format is upgraded first
+ * (once, read-write), so opening a project made by an earlier Cliffscope just works.
+ */
 export function withReader<T>(file: string, fn: (store: ProjectStore) => T): T {
-  const store = openProject(resolveFile(file), { readonly: true });
+  const abs = resolveFile(file);
+  if (isOlderProject(abs) && !isWriting(abs)) openProject(abs).close();
+  const store = openProject(abs, { readonly: true });
   try {
     return fn(store);
   } finally {
     store.close();
+  }
+}
+
+function isOlderProject(file: string): boolean {
+  try {
+    const state = inspectProjectFile(file);
+    return state.kind === 'project' && state.version < SCHEMA_VERSION;
+  } catch {
+    return false; // not a project: opening it says so
   }
 }
 
@@ -67,62 +83,6 @@ export function isWriting(file: string): boolean {
 export function closeAllWriters(): void {
   for (const w of writers.values()) w.store.close();
   writers.clear();
-}
-
-// ---- lookups with clear errors --------------------------------------------------------------------------------------
-
-function listHint(kind: string, names: string[]): string {
-  return names.length ? `${kind} in this project: ${names.slice(0, 20).join(', ')}${names.length > 20 ? ', …' : ''}` : `this project has no ${kind} yet`;
-}
-
-const article = (word: string) => (/^[aeiou]/.test(word) ? 'an' : 'a');
-
-export function requireRun(store: ProjectStore, runId: number, kinds?: readonly RunKind[]): RunRow {
-  const run = store.getRun(runId);
-  if (!run) {
-    throw new CliffscopeError('bad-argument', `${store.file} has no run #${runId}`, {
-      file: store.file,
-      hint: listHint('runs', store.listRuns().map((r) => `#${r.id} ${r.kind}${r.name ? ` "${r.name}"` : ''}`)),
-    });
-  }
-  if (kinds && !kinds.includes(run.kind)) {
-    throw new CliffscopeError('bad-argument', `run #${runId} is ${article(run.kind)} ${run.kind} run; this needs ${article(kinds[0]!)} ${kinds.join(' or ')} run`, { file: store.file });
-  }
-  return run;
-}
-
-export function requireProbeRow(store: ProjectStore, probeId: number): ProbeRow {
-  const probe = store.getProbe(probeId);
-  if (!probe) {
-    throw new CliffscopeError('bad-argument', `${store.file} has no probe #${probeId}`, {
-      file: store.file,
-      hint: listHint('probes', store.listProbes().map((p) => `#${p.id} ${p.name} v${p.version}`)),
-    });
-  }
-  return probe;
-}
-
-export function requireDataset(store: ProjectStore, datasetId: number) {
-  const ds = store.getDataset(datasetId);
-  if (!ds) {
-    throw new CliffscopeError('bad-argument', `${store.file} has no dataset #${datasetId}`, {
-      file: store.file,
-      hint: listHint('datasets', store.listDatasets().map((d) => `#${d.id} ${d.name}`)),
-    });
-  }
-  return ds;
-}
-
-export function requireTranscript(store: ProjectStore, transcriptId: number): TranscriptRow {
-  const t = store.getTranscript(transcriptId);
-  if (!t) throw new CliffscopeError('bad-argument', `${store.file} has no transcript #${transcriptId}`, { file: store.file });
-  return t;
-}
-
-export function requireModelRow(store: ProjectStore, modelId: number): ModelRow {
-  const m = store.getModel(modelId);
-  if (!m) throw new CliffscopeError('bad-argument', `${store.file} has no model #${modelId}`, { file: store.file });
-  return m;
 }
 
 // ---- recent projects ------------------------------------------------------------------------------------------------
@@ -197,7 +157,7 @@ export function tokenizerFor(dir: string): Promise<Tokenizer | null> {
 
 /** The checkpoint folder of the model a run used, or null. */
 export function modelDirOf(store: ProjectStore, run: RunRow): string | null {
-  return run.modelId === null ? null : (store.getModel(run.modelId)?.path ?? null);
+  return run.modelId === null ? null : (store.models.get(run.modelId)?.path ?? null);
 }
 
 /** Display strings for token ids: the tokenizer's pieces, or `#id` without one. */

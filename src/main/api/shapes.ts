@@ -3,10 +3,12 @@
  * null, and only the fields the contract names are passed on.
  */
 import type { z } from 'zod';
-import type { DatasetSummary, ModelSummary, ProbeMetrics, ProbeSummary, RunReport, RunSummary, SweepCell, TailAverage } from '../../shared/contract.js';
-import type { RunReport as EngineRunReport } from '../engine/pipelines/report.js';
-import { jsonSafe } from '../engine/store/tabular.js';
-import type { DatasetRow, JsonObject, JsonValue, ModelRow, ProbeRow, RunRow, SweepCellRow } from '../engine/store/types.js';
+import { type DatasetItem, type DatasetSummary, type ModelSummary, ProbeMetrics, type ProbeSummary, type RunSummary, type SweepCell, type TailAverage } from '../../shared/contract.js';
+import { isUncalibrated } from '../../shared/method.js';
+import { SweepCellMetrics } from '../../shared/runs/ablate.js';
+import { ProbeCalibration } from '../../shared/runs/probe.js';
+import { jsonSafe } from '../store/tabular.js';
+import type { DatasetRow, ItemRow, JsonObject, JsonValue, ModelRow, ProbeRow, RunRow, SweepCellRow } from '../store/types.js';
 import type { TailAlignedAverage } from '../engine/analysis/trace.js';
 
 type Json = z.infer<ReturnType<typeof z.json>>;
@@ -74,6 +76,20 @@ const counts = (v: unknown) => {
 };
 const numList = (v: unknown) => (Array.isArray(v) ? v.map((x) => num(x)) : undefined);
 
+/** A probe's stored calibration (absent on probes trained before it was recorded), with the uncalibrated flag. */
+function calibrationOf(v: unknown): z.infer<typeof ProbeMetrics>['calibration'] {
+  const c = ProbeCalibration.safeParse(jsonSafe(v));
+  if (!c.success) return undefined;
+  const { positive, negative } = c.data.meanScore;
+  return { ...c.data, uncalibrated: positive !== null && negative !== null && isUncalibrated({ meanScore: { positive, negative } }) };
+}
+
+/** What was fitted and why, as stored (absent on probes trained before it was recorded). */
+function trainingOf(v: unknown): z.infer<typeof ProbeMetrics>['training'] {
+  const t = ProbeMetrics.shape.training.safeParse(jsonSafe(v));
+  return t.success ? t.data : undefined;
+}
+
 /** The stored probe metrics, picked field by field (per-epoch lists only when `full`). */
 export function probeMetrics(m: JsonObject, full: boolean): z.infer<typeof ProbeMetrics> {
   const out: z.infer<typeof ProbeMetrics> = {};
@@ -83,6 +99,10 @@ export function probeMetrics(m: JsonObject, full: boolean): z.infer<typeof Probe
   if (cc) out.classCounts = cc;
   const icc = counts(m.inputClassCounts);
   if (icc) out.inputClassCounts = icc;
+  const calibration = calibrationOf(m.calibration);
+  if (calibration) out.calibration = calibration;
+  const training = trainingOf(m.training);
+  if (training) out.training = training;
   if (full) {
     for (const k of ['trainLoss', 'valLoss', 'valAccuracyPerEpoch'] as const) {
       const l = numList(m[k]);
@@ -100,7 +120,7 @@ export function probeSummary(p: ProbeRow, full = false): ProbeSummary {
     runId: p.runId,
     name: p.name,
     version: p.version,
-    layer: p.layer,
+    residIndex: p.residIndex,
     positionRule: p.positionRule,
     dim: p.weights.length,
     metrics: probeMetrics(p.metrics, full),
@@ -125,18 +145,9 @@ export function runSummary(r: RunRow): RunSummary {
   };
 }
 
-export function runReportJson(r: EngineRunReport): RunReport {
-  return {
-    run: { ...runSummary(r.run), config: jsonRecord(r.run.config), versions: jsonRecord(r.run.versions) },
-    model: r.model ? { path: r.model.path, contentHash: r.model.contentHash } : null,
-    items: { done: r.items.done, failed: r.items.failed },
-    summary: r.summary ? jsonRecord(r.summary) : null,
-  };
-}
-
 export function sweepCell(c: SweepCellRow): SweepCell {
-  const m = c.metrics as Record<string, JsonValue>;
-  const judged = Object.keys(m).length > 0;
+  // Metrics are stored once the cell's transcripts are judged (see the ablate pipeline); until then, none.
+  const metrics = SweepCellMetrics.safeParse(c.metrics);
   return {
     id: c.id,
     key: c.headScaleKey,
@@ -146,17 +157,21 @@ export function sweepCell(c: SweepCellRow): SweepCell {
     gamma: c.gamma,
     seed: c.seed,
     heads: c.heads.map(([l, h]) => [l, h] as [number, number]),
-    metrics: judged
-      ? {
-          asr: num(m.asr),
-          overRefusal: num(m.overRefusal),
-          meanFinal: num(m.meanFinal),
-          meanAnswerTokens: num(m.meanAnswerTokens),
-          harmful: int(m.harmful) ?? 0,
-          harmless: int(m.harmless) ?? 0,
-          judge: typeof m.judge === 'string' ? m.judge : null,
-        }
-      : null,
+    metrics: metrics.success ? metrics.data : null,
+  };
+}
+
+/** A dataset item as the API shows it (a preview's have no id yet). */
+export function datasetItem(it: Omit<ItemRow, 'id' | 'datasetId' | 'extra'> & { id?: number; extra: unknown }): DatasetItem {
+  return {
+    ...(it.id !== undefined ? { id: it.id } : {}),
+    idx: it.idx,
+    line: it.line,
+    prompt: it.prompt,
+    response: it.response,
+    label: it.label,
+    category: it.category,
+    extra: jsonRecord(it.extra),
   };
 }
 

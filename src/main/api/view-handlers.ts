@@ -4,19 +4,21 @@
  * read-only, reads, and closes it; tokenizers (for hover text and thinking / answer text) are loaded after the
  * connection is closed.
  */
-import { ContractError, type ParamsOf, type ResultOf } from '../../shared/contract.js';
+import path from 'node:path';
+import { ContractError, summaryOf, type ParamsOf, type ResultOf } from '../../shared/contract.js';
+import { type RunKind, type RunSummaryOf, specOf } from '../../shared/runs/registry.js';
 import { rankHeads } from '../engine/analysis/heads.js';
 import { tailAlignedAverage } from '../engine/analysis/trace.js';
 import { CliffscopeError } from '../engine/errors.js';
-import { runReport } from '../engine/pipelines/report.js';
-import { exportSelection } from '../engine/pipelines/select.js';
-import type { ProjectStore } from '../engine/store/project-store.js';
-import { toCsv } from '../engine/store/tabular.js';
-import type { HeadMapRow, JsonObject, RunRow } from '../engine/store/types.js';
-import type { Tokenizer } from '../engine/tokenizer/tokenizer.js';
-import { displayTokens, modelDirOf, requireProbeRow, requireRun, requireTranscript, tokenizerFor, withReader } from './projects.js';
+import { readTranscript, traceAnswerBoundary } from '../engine/runtime/transcript.js';
+import { exportSelection } from '../pipelines/select.js';
+import type { ProjectStore } from '../store/project-store.js';
+import { toCsv } from '../store/tabular.js';
+import type { HeadMapRow, RunRow, TraceRow } from '../store/types.js';
+import type { TraceFilter } from '../store/views.js';
+import { displayTokens, modelDirOf, tokenizerFor, withReader } from './projects.js';
+import { runReport } from './runs.js';
 import { int, jsonRecord, num, probeSummary, runSummary, scores, sweepCell, tailAverage, truncate } from './shapes.js';
-import path from 'node:path';
 
 type Row = Record<string, unknown>;
 const TOP_HEADS = 20;
@@ -24,18 +26,16 @@ const PROMPT_CHARS = 300;
 
 // ---- shared lookups -------------------------------------------------------------------------------------------------
 
-/** Probes whose traces a run holds, by layer. */
-function tracedProbes(store: ProjectStore, runId: number): { probeId: number; layer: number }[] {
-  return store
-    .query(`SELECT DISTINCT probe_id AS probeId, layer FROM traces WHERE run_id = ? ORDER BY layer, probe_id`, [runId])
-    .map((r) => ({ probeId: Number(r.probeId), layer: Number(r.layer) }));
+/** The probe a run is about (a trace / heads / select run's `probeId`), if its config names one. */
+function configuredProbe(run: RunRow): number | null {
+  return int(run.config.probeId);
 }
 
 /** The probe a run's traces are listed under: the one asked for, else the run's configured probe, else the first. */
-function pickProbe(store: ProjectStore, run: RunRow, probeId: number | undefined): { probeId: number | null; probes: { probeId: number; layer: number }[] } {
-  const probes = tracedProbes(store, run.id);
+function pickProbe(store: ProjectStore, run: RunRow, probeId: number | undefined): { probeId: number | null; probes: { probeId: number; residIndex: number }[] } {
+  const probes = store.views.tracedProbes(run.id);
   if (probeId !== undefined) {
-    requireProbeRow(store, probeId);
+    store.probes.require(probeId);
     if (!probes.some((p) => p.probeId === probeId)) {
       throw new CliffscopeError('bad-argument', `run #${run.id} has no traces under probe #${probeId}`, {
         file: store.file,
@@ -44,107 +44,74 @@ function pickProbe(store: ProjectStore, run: RunRow, probeId: number | undefined
     }
     return { probeId, probes };
   }
-  const configured = int((run.config as Row).probeId);
+  const configured = configuredProbe(run);
   if (configured !== null && probes.some((p) => p.probeId === configured)) return { probeId: configured, probes };
   return { probeId: probes[0]?.probeId ?? null, probes };
 }
 
-/** The run a run's transcripts come from: itself, or the run it read (trace / heads over a run, judge). */
-function transcriptRunOf(store: ProjectStore, run: RunRow): number {
-  const own = Number(store.query(`SELECT COUNT(*) AS n FROM transcripts WHERE run_id = ?`, [run.id])[0]!.n);
-  if (own > 0) return run.id;
-  const cfg = run.config as Row;
-  const source = cfg.source as { kind?: string; runId?: unknown } | undefined;
-  if (source?.kind === 'run' && int(source.runId) !== null && store.getRun(source.runId as number)) return source.runId as number;
-  if (run.kind === 'judge' && int(cfg.runId) !== null && store.getRun(cfg.runId as number)) return cfg.runId as number;
-  return run.id;
-}
-
 function modelShape(store: ProjectStore, run: RunRow): { layers: number; heads: number } | null {
   if (run.modelId === null) return null;
-  const c = (store.getModel(run.modelId)?.config ?? {}) as Row;
+  const c = store.models.get(run.modelId)?.config ?? {};
   const layers = int(c.numLayers);
   const heads = int(c.numHeads);
   return layers && heads ? { layers, heads } : null;
-}
-
-function decodeSpan(tok: Tokenizer, ids: number[], from: number | null, to: number): string {
-  if (from === null || from >= to) return '';
-  return tok.decode(ids.slice(from, to), { skipSpecialTokens: true }).trim();
 }
 
 // ---- traces ---------------------------------------------------------------------------------------------------------
 
 export async function traceList({ project, runId, probeId }: ParamsOf<'trace.list'>): Promise<ResultOf<'trace.list'>> {
   return withReader(project, (s) => {
-    const run = requireRun(s, runId);
+    const run = s.runs.require(runId);
     const pick = pickProbe(s, run, probeId);
-    const rows =
-      pick.probeId === null
-        ? []
-        : s.query(
-            `SELECT tr.transcript_id AS transcriptId, t.item_id AS itemId, i.label AS label, t.prompt AS prompt, t.head_scale_key AS headScaleKey,
-               length(t.token_ids) / 4 AS tokens, tr.plateau AS plateau, tr.final AS final, tr.ms AS ms,
-               tr.steepest_drop_pos AS steepestDropPos, tr.cliff_width AS width
-             FROM traces tr JOIN transcripts t ON t.id = tr.transcript_id LEFT JOIN dataset_items i ON i.id = t.item_id
-             WHERE tr.run_id = ? AND tr.probe_id = ? ORDER BY tr.id`,
-            [runId, pick.probeId],
-          );
+    const rows = pick.probeId === null ? [] : s.views.traceList(runId, pick.probeId);
     return {
       runId,
       probeId: pick.probeId,
       probes: pick.probes,
-      traces: rows.map((r) => ({
-        transcriptId: Number(r.transcriptId),
-        itemId: int(r.itemId),
-        label: (r.label as string | null) ?? null,
-        prompt: truncate(String(r.prompt), PROMPT_CHARS),
-        headScaleKey: (r.headScaleKey as string | null) ?? null,
-        tokens: Number(r.tokens),
-        plateau: num(r.plateau),
-        final: num(r.final),
-        ms: num(r.ms),
-        steepestDropPos: int(r.steepestDropPos),
-        width: num(r.width),
-      })),
+      traces: rows.map((r) => ({ ...r, prompt: truncate(r.prompt, PROMPT_CHARS) })),
     };
   });
 }
 
 export async function traceGet(p: ParamsOf<'trace.get'>): Promise<ResultOf<'trace.get'>> {
   const data = withReader(p.project, (s) => {
-    const t = requireTranscript(s, p.transcriptId);
-    if (p.runId !== undefined) requireRun(s, p.runId);
-    if (p.probeId !== undefined) requireProbeRow(s, p.probeId);
-    let traces = s.listTraces({ transcriptId: t.id });
+    const t = s.transcripts.require(p.transcriptId);
+    if (p.runId !== undefined) s.runs.require(p.runId);
+    if (p.probeId !== undefined) s.probes.require(p.probeId);
+    let traces = s.traces.list({ transcriptId: t.id });
     if (p.runId !== undefined) traces = traces.filter((tr) => tr.runId === p.runId);
     const candidates = p.probeId !== undefined ? traces.filter((tr) => tr.probeId === p.probeId) : traces;
     if ((p.probeId !== undefined || p.runId !== undefined) && candidates.length === 0) {
       throw new CliffscopeError('bad-argument', `transcript #${t.id} has no trace${p.probeId !== undefined ? ` under probe #${p.probeId}` : ''}${p.runId !== undefined ? ` in run #${p.runId}` : ''}`, {
         file: s.file,
-        hint: traces.length || p.runId !== undefined ? `traces of it: ${s.listTraces({ transcriptId: t.id }).map((tr) => `run #${tr.runId} probe #${tr.probeId}`).join(', ') || 'none'}` : 'trace its run first',
+        hint: traces.length || p.runId !== undefined ? `traces of it: ${s.traces.list({ transcriptId: t.id }).map((tr) => `run #${tr.runId} probe #${tr.probeId}`).join(', ') || 'none'}` : 'trace its run first',
       });
     }
     // The main trace: a trace by its run's own probe, the latest such; else the latest of any.
-    const isMain = (tr: (typeof traces)[number]) => int((s.getRun(tr.runId)?.config as Row | undefined)?.probeId) === tr.probeId;
+    const isMain = (tr: (typeof traces)[number]) => {
+      const run = s.runs.get(tr.runId);
+      return run !== null && configuredProbe(run) === tr.probeId;
+    };
     const main = candidates.filter(isMain).at(-1) ?? candidates.at(-1) ?? null;
     const sameRun = main ? traces.filter((tr) => tr.runId === main.runId) : [];
     const byProbe = new Map(sameRun.map((tr) => [tr.probeId, tr]));
-    const perLayer = [...byProbe.values()].sort((a, b) => a.layer - b.layer || a.probeId - b.probeId);
-    const run = s.getRun(t.runId)!;
-    const label = t.itemId !== null ? (s.getItem(t.itemId)?.label ?? null) : null;
-    return { t, main, perLayer, dir: modelDirOf(s, run), label };
+    const perResid = [...byProbe.values()].sort((a, b) => a.residIndex - b.residIndex || a.probeId - b.probeId);
+    const run = s.runs.get(t.runId)!;
+    const label = t.itemId !== null ? (s.datasets.item(t.itemId)?.label ?? null) : null;
+    return { t, main, perResid, dir: modelDirOf(s, run), label };
   });
-  const { t, main, perLayer, dir, label } = data;
-  const ids = Array.from(t.tokenIds);
+  const { t, main, perResid, dir, label } = data;
+  const own = Array.from(t.tokenIds);
   const tok = dir ? await tokenizerFor(dir) : null;
+  // Thinking that did not close: the trace also scored the closing marker appended to it (docs/METHOD.md §0).
+  const ids = main && main.scores.length > own.length && tok ? readTranscript(tok, own, t.promptTokens).probe.ids : own;
   const shown = displayTokens(tok, ids);
   const result: ResultOf<'trace.get'> = {
     transcriptId: t.id,
     transcriptRunId: t.runId,
     runId: main?.runId ?? null,
     probeId: main?.probeId ?? null,
-    layer: main?.layer ?? null,
+    residIndex: main?.residIndex ?? null,
     itemId: t.itemId,
     label,
     prompt: t.prompt,
@@ -158,45 +125,27 @@ export async function traceGet(p: ParamsOf<'trace.get'>): Promise<ResultOf<'trac
     promptTokens: t.promptTokens,
     thinkingStart: t.thinkingStart,
     thinkingEnd: t.thinkingEnd,
-    answerBoundary: t.answerBoundary,
+    answerBoundary: main ? traceAnswerBoundary(t, main.scores.length) : t.answerBoundary,
     metrics: main ? { plateau: num(main.plateau), final: num(main.final), ms: num(main.ms), steepestDropPos: main.steepestDropPos, width: num(main.cliffWidth) } : null,
   };
-  if (main && (perLayer.length > 1 || p.layers === 'all')) {
-    result.perLayer = perLayer.map((tr) => ({ probeId: tr.probeId, layer: tr.layer, scores: scores(tr.scores) }));
+  if (main && (perResid.length > 1 || p.perResid)) {
+    result.perResid = perResid.map((tr) => ({ probeId: tr.probeId, residIndex: tr.residIndex, scores: scores(tr.scores) }));
   }
   return result;
 }
 
-/** Each trace of a run under a probe cut to [first generated token, t_b], optionally only one label's. */
-function cutTraces(s: ProjectStore, runId: number, probeId: number, label: string | undefined): Float32Array[] {
-  const meta = new Map(
-    s
-      .query(
-        `SELECT t.id AS id, t.prompt_tokens AS promptTokens, t.answer_boundary AS answerBoundary, i.label AS label
-         FROM transcripts t LEFT JOIN dataset_items i ON i.id = t.item_id
-         WHERE t.id IN (SELECT transcript_id FROM traces WHERE run_id = ? AND probe_id = ?)`,
-        [runId, probeId],
-      )
-      .map((r) => [Number(r.id), r]),
-  );
-  return s.listTraces({ runId, probeId }).flatMap((tr) => {
-    const m = meta.get(tr.transcriptId);
-    if (!m || m.answerBoundary === null) return [];
-    if (label !== undefined && ((m.label as string | null) ?? 'unlabelled') !== label) return [];
-    return [tr.scores.slice(Number(m.promptTokens), Number(m.answerBoundary) + 1)];
-  });
-}
-
-function averageOf(s: ProjectStore, runId: number, probeId: number | null, label: string | undefined, points?: number) {
-  const traces = probeId === null ? [] : cutTraces(s, runId, probeId, label).filter((t) => t.length >= 2);
+/** The tail-aligned average (analysis/trace.ts) of a run's traces under a probe, cut at their answer boundaries. */
+function averageOf(s: ProjectStore, runId: number, probeId: number | null, filter: TraceFilter, points?: number) {
+  const traces = probeId === null ? [] : s.views.tracesToBoundary(runId, probeId, filter).filter((t) => t.length >= 2);
   return tailAverage(tailAlignedAverage(traces, points ? { points } : {}));
 }
 
 export async function traceAverage(p: ParamsOf<'trace.average'>): Promise<ResultOf<'trace.average'>> {
   return withReader(p.project, (s) => {
-    const run = requireRun(s, p.runId);
+    const run = s.runs.require(p.runId);
     const { probeId } = pickProbe(s, run, p.probeId);
-    return { runId: run.id, probeId, label: p.label ?? null, ...averageOf(s, run.id, probeId, p.label, p.points) };
+    const filter = { label: p.label, headScaleKey: p.headScaleKey, datasetId: p.datasetId };
+    return { runId: run.id, probeId, label: p.label ?? null, ...averageOf(s, run.id, probeId, filter, p.points) };
   });
 }
 
@@ -211,8 +160,8 @@ function ranking(scoresArr: Float32Array, layers: number, heads: number) {
 
 export async function headsMap({ project, runId, transcriptId }: ParamsOf<'heads.map'>): Promise<ResultOf<'heads.map'>> {
   const data = withReader(project, (s) => {
-    const run = requireRun(s, runId, ['heads']);
-    const maps = s.listHeadMaps(runId);
+    const run = s.runs.require(runId, 'heads');
+    const maps = s.headMaps.list(runId);
     const transcriptIds = maps.flatMap((m) => (m.transcriptId === null ? [] : [m.transcriptId]));
     let map: HeadMapRow | undefined;
     if (transcriptId !== undefined) {
@@ -227,8 +176,8 @@ export async function headsMap({ project, runId, transcriptId }: ParamsOf<'heads
       map = maps.find((m) => m.transcriptId === null);
       if (!map) throw new CliffscopeError('bad-argument', `heads run #${runId} has no averaged map yet (it is ${run.status})`, { file: s.file, hint: 'finish (or resume) the run, or pick one transcript' });
     }
-    const summary = transcriptId === undefined ? runReport(s, runId).summary : null;
-    const tokenIds = map.perToken && map.transcriptId !== null ? Array.from(s.getTranscript(map.transcriptId)?.tokenIds ?? []) : null;
+    const summary = transcriptId === undefined ? summaryOf(runReport(s, runId), 'heads') : null;
+    const tokenIds = map.perToken && map.transcriptId !== null ? Array.from(s.transcripts.get(map.transcriptId)?.tokenIds ?? []) : null;
     return { map, transcriptIds, summary, tokenIds, dir: modelDirOf(s, run) };
   });
   const { map, transcriptIds, summary, tokenIds, dir } = data;
@@ -242,8 +191,7 @@ export async function headsMap({ project, runId, transcriptId }: ParamsOf<'heads
     ...ranking(map.scores, map.layers, map.heads),
     transcriptIds,
   };
-  const std = summary?.std;
-  if (Array.isArray(std) && std.length === map.layers * map.heads) result.std = std.map((v) => num(v));
+  if (summary && summary.std.length === map.layers * map.heads) result.std = summary.std;
   if (map.perToken && map.tokens !== null && tokenIds) {
     const tok = dir ? await tokenizerFor(dir) : null;
     result.perToken = { tokens: map.tokens, tokenStrings: displayTokens(tok, tokenIds.slice(0, map.tokens)).tokens, data: scores(map.perToken) };
@@ -255,9 +203,9 @@ export async function headsMap({ project, runId, transcriptId }: ParamsOf<'heads
 
 export async function sweepCellsHandler({ project, runId }: ParamsOf<'sweep.cells'>): Promise<ResultOf<'sweep.cells'>> {
   return withReader(project, (s) => {
-    const run = requireRun(s, runId, ['ablate']);
+    const run = s.runs.require(runId, 'ablate');
     const shape = modelShape(s, run);
-    return { runId, totalHeads: shape ? shape.layers * shape.heads : null, cells: s.listSweepCells(runId).map(sweepCell) };
+    return { runId, totalHeads: shape ? shape.layers * shape.heads : null, cells: s.sweeps.cells(runId).map(sweepCell) };
   });
 }
 
@@ -267,24 +215,19 @@ export async function transcriptsList(p: ParamsOf<'transcripts.list'>): Promise<
   const offset = p.offset ?? 0;
   const limit = p.limit ?? 100;
   const data = withReader(p.project, (s) => {
-    const run = requireRun(s, p.runId);
-    const fromRunId = transcriptRunOf(s, run);
-    const filter = p.headScaleKey === undefined ? '' : ' AND head_scale_key IS @key';
-    const named = { run: fromRunId, key: p.headScaleKey ?? null, limit, offset };
-    const params = p.headScaleKey === undefined ? { run: fromRunId, limit, offset } : named;
-    const total = Number(s.query(`SELECT COUNT(*) AS n FROM transcripts WHERE run_id = @run${filter}`, p.headScaleKey === undefined ? { run: fromRunId } : { run: fromRunId, key: p.headScaleKey ?? null })[0]!.n);
-    const ids = s.query(`SELECT id FROM transcripts WHERE run_id = @run${filter} ORDER BY id LIMIT @limit OFFSET @offset`, params).map((r) => Number(r.id));
-    const mainProbe = int((run.config as Row).probeId);
-    const rows = ids.map((id) => {
-      const t = s.getTranscript(id)!;
-      const label = t.itemId !== null ? (s.getItem(t.itemId)?.label ?? null) : null;
-      const verdicts = s.listVerdicts({ transcriptId: id }).map((v) => ({ runId: v.runId, judge: v.judge, verdict: v.verdict, harmful: v.harmful }));
-      const traces = s.listTraces({ transcriptId: id });
-      const rank = (tr: (typeof traces)[number]) => (tr.runId === run.id ? 4 : 0) + (tr.runId === fromRunId ? 2 : 0) + (tr.probeId === mainProbe ? 1 : 0);
-      const best = traces.reduce<(typeof traces)[number] | null>((b, tr) => (b === null || rank(tr) >= rank(b) ? tr : b), null);
-      return { t, label, verdicts, final: best ? num(best.final) : undefined };
+    const run = s.runs.require(p.runId);
+    const fromRunId = s.views.transcriptRunOf(run);
+    const page = s.views.transcriptPage(fromRunId, { headScaleKey: p.headScaleKey, offset, limit });
+    const mainProbe = configuredProbe(run);
+    // I' from the trace that best belongs to this listing: made by the run itself, else by the run the transcripts
+    // came from, preferring the run's own probe; the latest wins a tie.
+    const rank = (tr: TraceRow) => (tr.runId === run.id ? 4 : 0) + (tr.runId === fromRunId ? 2 : 0) + (tr.probeId === mainProbe ? 1 : 0);
+    const rows = page.rows.map(({ transcript: t, label, verdicts, traces }) => {
+      const best = traces.reduce<TraceRow | null>((b, tr) => (b === null || rank(tr) >= rank(b) ? tr : b), null);
+      return { t, label, verdicts: verdicts.map((v) => ({ runId: v.runId, judge: v.judge, verdict: v.verdict, harmful: v.harmful })), final: best ? num(best.final) : undefined };
     });
-    return { fromRunId, total, rows, dir: modelDirOf(s, s.getRun(fromRunId)!) };
+    const total = page.total;
+    return { fromRunId, total, rows, dir: modelDirOf(s, s.runs.get(fromRunId)!) };
   });
   const tok = data.dir ? await tokenizerFor(data.dir) : null;
   return {
@@ -307,8 +250,9 @@ export async function transcriptsList(p: ParamsOf<'transcripts.list'>): Promise<
       };
       if (tok) {
         try {
-          row.thinking = t.thinkingStart !== null && t.thinkingEnd !== null ? decodeSpan(tok, ids, Math.max(t.thinkingStart, t.promptTokens), t.thinkingEnd) : '';
-          row.answer = t.answerBoundary !== null ? decodeSpan(tok, ids, t.answerBoundary + 1, ids.length) : '';
+          // The one answer rule (docs/METHOD.md §0), so the UI shows what the judges read.
+          const { thinking, answer } = readTranscript(tok, ids, t.promptTokens);
+          Object.assign(row, { thinking, answer });
         } catch {
           // Leave thinking / answer out; the text is still there.
         }
@@ -321,28 +265,10 @@ export async function transcriptsList(p: ParamsOf<'transcripts.list'>): Promise<
 
 // ---- selection ------------------------------------------------------------------------------------------------------
 
-function selectionRows(s: ProjectStore, run: RunRow, selectedOnly: boolean) {
-  const probeId = int((run.config as Row).probeId);
-  const traces = new Map(s.listTraces({ runId: run.id, ...(probeId !== null ? { probeId } : {}) }).map((tr) => [tr.transcriptId, tr]));
-  return s.listSelections(run.id, { selectedOnly }).map((sel) => {
-    const tr = sel.transcriptId !== null ? traces.get(sel.transcriptId) : undefined;
-    return {
-      itemId: sel.itemId,
-      transcriptId: sel.transcriptId,
-      prompt: s.getItem(sel.itemId)?.prompt ?? '',
-      score: num(sel.score),
-      rank: sel.rank,
-      selected: sel.selected,
-      ms: tr ? num(tr.ms) : null,
-      final: tr ? num(tr.final) : null,
-    };
-  });
-}
-
 /** Write the selected samples for fine-tuning, with provenance; the dataset's own text, the model's think markers. */
 export async function selectionExport(p: ParamsOf<'selection.export'>): Promise<ResultOf<'selection.export'>> {
   const { dir, run } = withReader(p.project, (s) => {
-    const r = requireRun(s, p.runId, ['select']);
+    const r = s.runs.require(p.runId, 'select');
     return { dir: modelDirOf(s, r), run: r };
   });
   const tok = dir ? await tokenizerFor(dir) : null;
@@ -351,21 +277,21 @@ export async function selectionExport(p: ParamsOf<'selection.export'>): Promise<
       hint: 'the export reads the model’s think markers; make its checkpoint folder available again',
     });
   }
-  return { files: withReader(p.project, (s) => exportSelection(s, run.id, path.resolve(p.outDir), tok)) };
+  return { files: withReader(p.project, (s) => exportSelection(s, run.id, path.resolve(p.outDir), tok, { force: p.force })) };
 }
 
 export async function selectionList(p: ParamsOf<'selection.list'>): Promise<ResultOf<'selection.list'>> {
   return withReader(p.project, (s) => {
-    const run = requireRun(s, p.runId, ['select']);
-    const all = selectionRows(s, run, p.selectedOnly ?? false);
-    const summary = runReport(s, run.id).summary ?? {};
+    const run = s.runs.require(p.runId, 'select');
+    const all = s.views.selectionRows(run.id, configuredProbe(run), { selectedOnly: p.selectedOnly });
+    const summary = summaryOf(runReport(s, run.id), 'select');
     const offset = p.offset ?? 0;
     return {
       runId: run.id,
       total: all.length,
       selected: p.selectedOnly ? all.length : all.filter((r) => r.selected).length,
-      variant: typeof (run.config as Row).variant === 'string' ? ((run.config as Row).variant as string) : null,
-      threshold: num(summary.threshold),
+      variant: typeof run.config.variant === 'string' ? run.config.variant : null,
+      threshold: summary?.threshold ?? null,
       rows: all.slice(offset, p.limit !== undefined ? offset + p.limit : undefined),
     };
   });
@@ -375,14 +301,14 @@ export async function selectionList(p: ParamsOf<'selection.list'>): Promise<Resu
 
 export async function probeList({ project, modelId }: ParamsOf<'probe.list'>): Promise<ResultOf<'probe.list'>> {
   return withReader(project, (s) => {
-    if (modelId !== undefined && !s.getModel(modelId)) throw new CliffscopeError('bad-argument', `${s.file} has no model #${modelId}`, { file: s.file });
-    return { probes: s.listProbes(modelId !== undefined ? { modelId } : {}).map((p) => probeSummary(p)) };
+    if (modelId !== undefined && !s.models.get(modelId)) throw new CliffscopeError('bad-argument', `${s.file} has no model #${modelId}`, { file: s.file });
+    return { probes: s.probes.list(modelId !== undefined ? { modelId } : {}).map((p) => probeSummary(p)) };
   });
 }
 
 export async function probeGet({ project, probeId, weights }: ParamsOf<'probe.get'>): Promise<ResultOf<'probe.get'>> {
   return withReader(project, (s) => {
-    const p = requireProbeRow(s, probeId);
+    const p = s.probes.require(probeId);
     return {
       probe: probeSummary(p, true),
       bias: p.bias,
@@ -394,55 +320,6 @@ export async function probeGet({ project, probeId, weights }: ParamsOf<'probe.ge
 
 // ---- compare --------------------------------------------------------------------------------------------------------
 
-type HeadlineValue = { key: string; label: string; value: number | null };
-
-function headlines(s: ProjectStore, run: RunRow, summary: JsonObject | null): HeadlineValue[] {
-  const v = (key: string, label: string, x: unknown): HeadlineValue => ({ key, label, value: num(x) });
-  const sm = (summary ?? {}) as Row;
-  switch (run.kind) {
-    case 'generate': {
-      const r = s.query(
-        `SELECT COUNT(*) AS n, AVG(length(token_ids) / 4 - prompt_tokens) AS outputTokens, AVG(finish_reason = 'eos') AS eos,
-           AVG(answer_boundary IS NOT NULL) AS closed FROM transcripts WHERE run_id = ?`,
-        [run.id],
-      )[0]!;
-      return [v('transcripts', 'transcripts', r.n), v('meanOutputTokens', 'mean output tokens', r.outputTokens), v('eosRate', 'ended by EOS', r.eos), v('closedThinking', 'closed their thinking', r.closed)];
-    }
-    case 'probe': {
-      const best = ((sm.probes as Row[] | undefined) ?? []).find((p) => p.probeId === sm.bestProbeId) ?? {};
-      return [v('valAccuracy', 'validation accuracy', best.valAccuracy), v('valAuroc', 'validation AUROC', best.valAuroc), v('samples', 'samples', sm.samples), v('bestLayer', 'best layer', sm.bestLayer)];
-    }
-    case 'trace':
-      return [
-        v('transcripts', 'transcripts', sm.transcripts),
-        v('meanPlateau', 'mean plateau I', sm.meanPlateau),
-        v('meanFinal', "mean final I'", sm.meanFinal),
-        v('meanMs', 'mean MS', sm.meanMs),
-        v('meanWidth', 'mean cliff width', sm.meanWidth),
-      ];
-    case 'heads': {
-      const sup = (sm.suppression as Row[] | undefined) ?? [];
-      const ref = (sm.refusal as Row[] | undefined) ?? [];
-      return [v('transcripts', 'transcripts', sm.transcripts), v('topSuppression', 'most negative head score', sup[0]?.score), v('topRefusal', 'most positive head score', ref[0]?.score)];
-    }
-    case 'ablate': {
-      const cells = (sm.cells as Row[] | undefined) ?? [];
-      const asrs = (pred: (c: Row) => boolean) => cells.filter(pred).map((c) => num(c.asr)).filter((x): x is number => x !== null);
-      const min = (xs: number[]) => (xs.length ? Math.min(...xs) : null);
-      return [
-        v('baselineAsr', 'ASR without ablation', cells.find((c) => c.key === 'baseline')?.asr),
-        v('bestTopAsr', 'lowest ASR, top-k heads', min(asrs((c) => c.control === 'top' && Number(c.k) > 0))),
-        v('bestRandomAsr', 'lowest ASR, random heads', min(asrs((c) => c.control === 'random'))),
-        ...cells.map((c) => v(`asr:${c.key}`, `ASR ${c.key}`, c.asr)),
-      ];
-    }
-    case 'judge':
-      return [v('asr', 'ASR', sm.asr), v('judged', 'judged', sm.judged), v('harmful', 'harmful', sm.harmful)];
-    case 'select':
-      return [v('total', 'samples', sm.total), v('selected', 'selected', sm.selected), v('threshold', 'threshold', sm.threshold), v('fraction', 'fraction', sm.fraction)];
-  }
-}
-
 export async function compareRuns({ project, runIds }: ParamsOf<'compare.runs'>): Promise<ResultOf<'compare.runs'>> {
   const seen = new Set<number>();
   runIds.forEach((id, i) => {
@@ -450,12 +327,12 @@ export async function compareRuns({ project, runIds }: ParamsOf<'compare.runs'>)
     seen.add(id);
   });
   return withReader(project, (s) => {
-    const runs = runIds.map((id) => requireRun(s, id));
+    const runs = runIds.map((id) => s.runs.require(id));
     const firstOfKind = new Map<string, Map<string, number | null>>();
     return {
       runs: runs.map((run) => {
-        const summary = runReport(s, run.id).summary;
-        const values = headlines(s, run, summary);
+        const report = runReport(s, run.id);
+        const values = report.summary === null ? [] : headlinesOf(report.kind, report.summary);
         const base = firstOfKind.get(run.kind);
         if (!base) firstOfKind.set(run.kind, new Map(values.map((h) => [h.key, h.value])));
         const entry: ResultOf<'compare.runs'>['runs'][number] = {
@@ -464,34 +341,32 @@ export async function compareRuns({ project, runIds }: ParamsOf<'compare.runs'>)
             const b = base?.get(h.key);
             return { ...h, delta: base && h.value !== null && b !== undefined && b !== null ? h.value - b : null };
           }),
-          summary: summary ? jsonRecord(summary) : null,
         };
-        if (run.kind === 'trace') entry.average = averageOf(s, run.id, pickProbe(s, run, undefined).probeId, undefined);
+        if (run.kind === 'trace') entry.average = averageOf(s, run.id, pickProbe(s, run, undefined).probeId, {});
         if (run.kind === 'heads') {
-          const avg = s.listHeadMaps(run.id, { transcriptId: null })[0];
+          const avg = s.headMaps.list(run.id, { transcriptId: null })[0];
           if (avg) entry.headsMap = { layers: avg.layers, heads: avg.heads, scores: scores(avg.scores) };
         }
-        if (run.kind === 'ablate') entry.cells = s.listSweepCells(run.id).map(sweepCell);
+        if (run.kind === 'ablate') entry.cells = s.sweeps.cells(run.id).map(sweepCell);
         return entry;
       }),
     };
   });
 }
 
+function headlinesOf<K extends RunKind>(kind: K, summary: RunSummaryOf<K>) {
+  return specOf(kind).headlines(summary);
+}
+
 // ---- CSV tables -----------------------------------------------------------------------------------------------------
 
-const RUN_TABLE_KINDS: Record<string, readonly RunRow['kind'][] | null> = {
-  traces: null,
-  heads: ['heads'],
-  cells: ['ablate'],
-  transcripts: null,
-  selection: ['select'],
-};
+/** The run kind a table needs (undefined: any run). */
+const RUN_TABLE_KINDS: Record<string, RunKind | undefined> = { heads: 'heads', cells: 'ablate', selection: 'select' };
 
 /** Each table's columns, so an empty table still has its header. */
 const TABLE_COLUMNS: Record<ParamsOf<'table.csv'>['query'], string[]> = {
   runs: ['id', 'uid', 'kind', 'name', 'status', 'error', 'modelId', 'datasetId', 'parentRunId', 'createdAt', 'startedAt', 'finishedAt', 'config'],
-  traces: ['traceId', 'transcriptId', 'probeId', 'layer', 'itemId', 'label', 'headScaleKey', 'tokens', 'answerBoundary', 'plateau', 'final', 'ms', 'steepestDropPos', 'cliffWidth'],
+  traces: ['traceId', 'transcriptId', 'probeId', 'residIndex', 'itemId', 'label', 'headScaleKey', 'tokens', 'answerBoundary', 'plateau', 'final', 'ms', 'steepestDropPos', 'cliffWidth'],
   heads: ['transcriptId', 'layer', 'head', 'score'],
   cells: ['key', 'control', 'k', 'fraction', 'gamma', 'seed', 'heads', 'asr', 'overRefusal', 'meanFinal', 'meanAnswerTokens', 'harmful', 'harmless', 'judge'],
   transcripts: ['id', 'runId', 'itemId', 'label', 'headScaleKey', 'finishReason', 'tokens', 'promptTokens', 'answerBoundary', 'prompt', 'text'],
@@ -504,39 +379,25 @@ export async function tableCsv({ project, query, runId }: ParamsOf<'table.csv'>)
   }
   const rows = withReader(project, (s): Row[] => {
     if (query === 'runs') {
-      return s.listRuns().map((r) => ({ ...runSummary(r), config: r.config }));
+      return s.runs.list().map((r) => ({ ...runSummary(r), config: r.config }));
     }
-    const run = requireRun(s, runId!, RUN_TABLE_KINDS[query] ?? undefined);
+    const run = s.runs.require(runId!, RUN_TABLE_KINDS[query]);
     switch (query) {
       case 'traces':
-        return s.query(
-          `SELECT tr.id AS traceId, tr.transcript_id AS transcriptId, tr.probe_id AS probeId, tr.layer AS layer, t.item_id AS itemId, i.label AS label,
-             t.head_scale_key AS headScaleKey, length(t.token_ids) / 4 AS tokens, t.answer_boundary AS answerBoundary, tr.plateau AS plateau,
-             tr.final AS final, tr.ms AS ms, tr.steepest_drop_pos AS steepestDropPos, tr.cliff_width AS cliffWidth
-           FROM traces tr JOIN transcripts t ON t.id = tr.transcript_id LEFT JOIN dataset_items i ON i.id = t.item_id
-           WHERE tr.run_id = ? ORDER BY tr.id`,
-          [run.id],
-        );
+        return s.views.traceTable(run.id);
       case 'heads':
-        return s.listHeadMaps(run.id).flatMap((m) =>
+        return s.headMaps.list(run.id).flatMap((m) =>
           Array.from(m.scores, (score, i) => ({ transcriptId: m.transcriptId, layer: Math.floor(i / m.heads), head: i % m.heads, score })),
         );
       case 'cells':
-        return s.listSweepCells(run.id).map((c) => {
+        return s.sweeps.cells(run.id).map((c) => {
           const cell = sweepCell(c);
           return { key: cell.key, control: cell.control, k: cell.k, fraction: cell.fraction, gamma: cell.gamma, seed: cell.seed, heads: cell.heads.map(([l, h]) => `L${l}H${h}`).join(' '), ...(cell.metrics ?? {}) };
         });
-      case 'transcripts': {
-        const from = transcriptRunOf(s, run);
-        return s.query(
-          `SELECT t.id AS id, t.run_id AS runId, t.item_id AS itemId, i.label AS label, t.head_scale_key AS headScaleKey, t.finish_reason AS finishReason,
-             length(t.token_ids) / 4 AS tokens, t.prompt_tokens AS promptTokens, t.answer_boundary AS answerBoundary, t.prompt AS prompt, t.text AS text
-           FROM transcripts t LEFT JOIN dataset_items i ON i.id = t.item_id WHERE t.run_id = ? ORDER BY t.id`,
-          [from],
-        );
-      }
+      case 'transcripts':
+        return s.views.transcriptTable(s.views.transcriptRunOf(run));
       case 'selection':
-        return selectionRows(s, run, false);
+        return s.views.selectionRows(run.id, configuredProbe(run));
     }
   });
   const base = path.basename(project).replace(/\.[^.]*$/, '') || 'project';

@@ -1,18 +1,22 @@
 /**
- * The `cliffscope` command line: one verb per job, each with its own --help. Verbs drive the same engine the app
- * uses; none of them imports electron.
+ * The `cliffscope` command line: one verb per job, each with its own --help. A verb answers through the
+ * application layer (src/main/api) as the app and `serve` do; the run verbs are made from the run kinds' specs.
+ * `main` takes verbs of other faces (`serve`) from the program that assembles them (src/main/program.ts).
  */
 import { readFileSync } from 'node:fs';
+import { RUN_KINDS, specOf } from '../../shared/runs/registry.js';
+import { releaseAllModels } from '../api/model-pool.js';
 import { type Command, reportError } from './command.js';
+import { runVerb } from './run-verb.js';
 import { demoCommand } from './verbs/demo.js';
 import { forwardCommand } from './verbs/forward.js';
 import { generateCommand } from './verbs/generate.js';
 import { inspectCommand } from './verbs/inspect.js';
-import { ablateCommand, headsCommand, judgeCommand, probeCommand, selectCommand, traceCommand, transcriptsCommand } from './verbs/method.js';
 import { precisionCommand } from './verbs/precision.js';
+import { mergeCommand, slurmCommand } from './verbs/cluster.js';
 import { datasetCommand, projectCommand, reportCommand } from './verbs/project.js';
-import { serveCommand } from './verbs/serve.js';
 
+/** The CLI's own verbs, in the order `--help` lists them. */
 export const COMMANDS: Command[] = [
   demoCommand,
   inspectCommand,
@@ -21,15 +25,10 @@ export const COMMANDS: Command[] = [
   precisionCommand,
   projectCommand,
   datasetCommand,
-  transcriptsCommand,
-  probeCommand,
-  traceCommand,
-  headsCommand,
-  ablateCommand,
-  judgeCommand,
-  selectCommand,
+  ...RUN_KINDS.map((kind) => runVerb(specOf(kind))),
   reportCommand,
-  serveCommand,
+  mergeCommand,
+  slurmCommand,
 ];
 
 function version(): string {
@@ -37,13 +36,13 @@ function version(): string {
   return pkg.version;
 }
 
-function usage(): string {
-  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+function usage(commands: readonly Command[]): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
   return [
     'Usage: cliffscope VERB [options]   (cliffscope VERB --help for details)',
     '',
     'Verbs:',
-    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
     'Options:',
     '  -h, --help     this help',
@@ -52,25 +51,29 @@ function usage(): string {
   ].join('\n');
 }
 
-export async function main(argv: string[]): Promise<number> {
+/** Run one command line; returns the exit code. Models it loaded are released before it returns. */
+export async function main(argv: string[], extra: readonly Command[] = []): Promise<number> {
+  const commands = [...COMMANDS, ...extra];
   const [verb, ...rest] = argv;
   if (!verb || verb === '-h' || verb === '--help' || verb === 'help') {
-    const target = verb === 'help' ? COMMANDS.find((c) => c.name === rest[0]) : undefined;
-    process.stdout.write(target ? target.help : usage());
+    const target = verb === 'help' ? commands.find((c) => c.name === rest[0]) : undefined;
+    process.stdout.write(target ? target.help : usage(commands));
     return 0;
   }
   if (verb === '--version') {
     process.stdout.write(`${version()}\n`);
     return 0;
   }
-  const cmd = COMMANDS.find((c) => c.name === verb);
+  const cmd = commands.find((c) => c.name === verb);
   if (!cmd) {
-    process.stderr.write(`error: unknown verb "${verb}"\n\n${usage()}`);
+    process.stderr.write(`error: unknown verb "${verb}"\n\n${usage(commands)}`);
     return 2;
   }
   try {
     return await cmd.run(rest);
   } catch (e) {
-    return reportError(e);
+    return reportError(e, cmd);
+  } finally {
+    await releaseAllModels();
   }
 }

@@ -35,9 +35,10 @@ import {
 } from '../../shared/bridge.js';
 import { type ApiResponse, validateRequest } from '../../shared/contract.js';
 import { toErrorInfo } from '../api/dispatch.js';
-import { EngineClient, type HostProcess } from '../host/engine-client.js';
-import type { FromHost } from '../host/protocol.js';
-import { APP_ENTRY_URL, APP_SCHEME, isTrustedAppUrl, serveAppRequest } from './app-protocol.js';
+import { EngineClient, type HostProcess } from '../api/host/engine-client.js';
+import type { FromHost } from '../api/host/protocol.js';
+import { GrantsPolicy, grantFromResult, grantPicked, refusedPath } from '../web/file-access.js';
+import { APP_ENTRY_URL, APP_SCHEME, devServerUrl, isTrustedAppUrl, serveAppRequest } from './app-protocol.js';
 // electron-vite copies the file next to the bundle and gives its path (Linux shows it as the window icon).
 import icon from '../../../resources/icon.png?asset';
 
@@ -45,7 +46,7 @@ import icon from '../../../resources/icon.png?asset';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const RENDERER_DIR = path.join(here, '../renderer');
 const PRELOAD = path.join(here, '../preload/index.cjs');
-/** The engine host, built from src/main/host/host-entry.ts beside this file. */
+/** The engine host, built from src/main/api/host/host-entry.ts beside this file. */
 const HOST_ENTRY = path.join(here, 'host.js');
 
 /**
@@ -67,8 +68,16 @@ function spawnUtilityHost(): HostProcess {
 
 const engine = new EngineClient(spawnUtilityHost);
 
-/** electron-vite's dev server, trusted only in unpackaged dev runs. */
-const DEV_SERVER_URL = !app.isPackaged ? process.env.ELECTRON_RENDERER_URL : undefined;
+/**
+ * A development build: `npm run dev` (electron-vite builds with import.meta.env.DEV). `npm start` (electron-vite
+ * preview) and packaged apps are production builds, whatever the environment says: no DevTools, no dev server.
+ */
+const DEVELOPMENT_BUILD = import.meta.env.DEV === true && !app.isPackaged;
+/** electron-vite's dev server, trusted only in development builds. */
+const DEV_SERVER_URL = devServerUrl(process.env.ELECTRON_RENDERER_URL, DEVELOPMENT_BUILD);
+/** Files and folders the page may name in a request: what the user picked, and what the engine named itself. */
+const grants = new GrantsPolicy();
+const NOT_PICKED_HINT = 'choose it with Browse… or File → Open: the app only uses files and folders you picked';
 
 // Must happen before `ready`: app:// behaves like https (standard URL parsing, secure context, fetch, own origin).
 protocol.registerSchemesAsPrivileged([
@@ -126,6 +135,11 @@ async function onInvoke(event: IpcMainInvokeEvent, method: unknown, params: unkn
   } catch (e) {
     return { ok: false, error: toErrorInfo(e) };
   }
+  const refused = refusedPath(grants, request.params, NOT_PICKED_HINT);
+  if (refused) {
+    log(`refused ${request.method}: ${refused.message}`);
+    return { ok: false, error: refused };
+  }
   const sender = event.sender;
   const reply = engine.invoke(request.method, request.params, {
     // Scoped to the window, so two windows can never cancel each other's jobs.
@@ -134,12 +148,12 @@ async function onInvoke(event: IpcMainInvokeEvent, method: unknown, params: unkn
       if (!sender.isDestroyed()) sender.send(EVENT_CHANNEL, { ...e, jobId: jobId ?? e.jobId });
     },
   });
-  // The renderer remembers each project it opens: keep File → Open Recent in step with that list.
-  if (request.method === 'project.remember') {
-    void reply.then((r) => {
-      if (r.ok) installMenu(recentFrom(r.result));
-    });
-  }
+  void reply.then((r) => {
+    if (!r.ok) return;
+    grantFromResult(grants, request.method, r.result);
+    // The renderer remembers each project it opens: keep File → Open Recent in step with that list.
+    if (request.method === 'project.remember') installMenu(recentFrom(r.result));
+  });
   return reply;
 }
 
@@ -196,7 +210,9 @@ async function onPickPath(event: IpcMainInvokeEvent, kind: unknown): Promise<str
     log(`refused a file dialog of unknown kind ${String(kind)}`);
     return null;
   }
-  return showPickDialog(BrowserWindow.fromWebContents(event.sender), kind);
+  const picked = await showPickDialog(BrowserWindow.fromWebContents(event.sender), kind);
+  if (picked) grantPicked(grants, kind, picked);
+  return picked;
 }
 
 // ---- application menu ---------------------------------------------------------------------------------------------
@@ -221,7 +237,9 @@ function sendMenuAction(action: MenuAction, target = targetWindow()): void {
 async function pickThenSend(kind: 'project-open' | 'project-save', make: (file: string) => MenuAction): Promise<void> {
   const target = targetWindow();
   const file = await showPickDialog(target.win, kind);
-  if (file) sendMenuAction(make(file), target);
+  if (!file) return;
+  grantPicked(grants, kind, file);
+  sendMenuAction(make(file), target);
 }
 
 function showAbout(): void {
@@ -247,7 +265,13 @@ function recentFrom(result: unknown): string[] {
 /** The application menu; `recent` fills File → Open Recent. */
 function menuTemplate(recent: string[]): MenuItemConstructorOptions[] {
   const recentItems: MenuItemConstructorOptions[] = recent.length
-    ? recent.map((file) => ({ label: file, click: () => sendMenuAction({ action: 'open-project', file }) }))
+    ? recent.map((file) => ({
+        label: file,
+        click: () => {
+          grants.grantProject(file); // chosen by the user from the menu
+          sendMenuAction({ action: 'open-project', file });
+        },
+      }))
     : [{ label: 'No recent projects', enabled: false }];
   const isMac = process.platform === 'darwin';
   return [
@@ -277,7 +301,7 @@ function menuTemplate(recent: string[]): MenuItemConstructorOptions[] {
       submenu: [
         { role: 'reload', label: 'Reload' },
         { label: 'Toggle Dark Theme', click: () => sendMenuAction({ action: 'toggle-theme' }) },
-        ...(app.isPackaged ? [] : [{ role: 'toggleDevTools' as const, label: 'Toggle DevTools' }]),
+        ...(DEVELOPMENT_BUILD ? [{ role: 'toggleDevTools' as const, label: 'Toggle DevTools' }] : []),
         { type: 'separator' },
         { role: 'resetZoom' },
         { role: 'zoomIn' },
@@ -299,7 +323,9 @@ function installMenuWithRecent(): void {
   installMenu([]);
   void engine.invoke('project.recent', {}).then(
     (r) => {
-      if (r.ok) installMenu(recentFrom(r.result));
+      if (!r.ok) return;
+      grantFromResult(grants, 'project.recent', r.result);
+      installMenu(recentFrom(r.result));
     },
     () => {},
   );

@@ -19,7 +19,9 @@ export type ErrorCode =
   | 'cancelled'
   | 'bad-project'
   | 'bad-dataset'
-  | 'model-mismatch';
+  | 'model-mismatch'
+  | 'provider-unavailable'
+  | 'scheduler';
 
 export class CliffscopeError extends Error {
   readonly code: ErrorCode;
@@ -48,3 +50,4 @@ export class CliffscopeError extends Error {
 export function isCliffscopeError(e: unknown): e is CliffscopeError {
   return e instanceof CliffscopeError;
 }
+

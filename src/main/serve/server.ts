@@ -9,8 +9,10 @@
  *
  * Security mirrors the Electron app: the page may only talk to its own origin (same CSP and headers), every API
  * request needs the session token (the only way in; there is no way to turn it off), the Host header must name this
- * server (DNS-rebinding defence), a cross-origin page is refused by its Origin, and a request is validated against
- * the contract before anything reaches the engine process. Inference runs in the engine host process, never here.
+ * server (DNS-rebinding defence; bound to every interface, the names allowed must be listed), a cross-origin page is
+ * refused by its Origin, and a request is validated against the contract — and every path in it checked against the
+ * folders the server may use (file-access.ts) — before anything reaches the engine process. Inference runs in the
+ * engine host process, never here.
  */
 import crypto from 'node:crypto';
 import http from 'node:http';
@@ -18,8 +20,11 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ApiErrorInfo, type ApiResponse, isContractError, validateRequest } from '../../shared/contract.js';
-import { CONTENT_SECURITY_POLICY } from '../electron/app-protocol.js';
-import type { EngineClient } from '../host/engine-client.js';
+import type { EngineClient } from '../api/host/engine-client.js';
+import { CliffscopeError } from '../engine/errors.js';
+import { defaultCacheRoot } from '../engine/onnx/compile.js';
+import { type FileAccessPolicy, refusedPath, RootsPolicy } from '../web/file-access.js';
+import { SECURITY_HEADERS } from '../web/security.js';
 import { DEFAULT_SESSION, JOB_ID, SESSION_ID, Sessions, type Session } from './sessions.js';
 import { serveStatic } from './static.js';
 
@@ -46,6 +51,13 @@ export interface ServeOptions {
   token?: string;
   rendererDir?: string;
   maxBodyBytes?: number;
+  /**
+   * Host names (or addresses) a browser may use for this server besides loopback and the bound address. Required
+   * when bound to every interface (0.0.0.0, ::): the Host header is then the only defence against DNS rebinding.
+   */
+  allowedHosts?: readonly string[];
+  /** Which paths a request may name; default RootsPolicy.defaults() (home, temp, the start folder, the cache). */
+  fileAccess?: FileAccessPolicy;
 }
 
 export interface ServeHandle {
@@ -59,16 +71,6 @@ export interface ServeHandle {
   /** Ends event streams and open connections, then stops listening. Does not close the engine. */
   close(): Promise<void>;
 }
-
-/** Headers every response carries, the same as the Electron app's pages. */
-const SECURITY_HEADERS: Record<string, string> = {
-  'content-security-policy': CONTENT_SECURITY_POLICY,
-  'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
-  'x-frame-options': 'DENY',
-  'cross-origin-opener-policy': 'same-origin',
-  'cross-origin-resource-policy': 'same-origin',
-};
 
 export function isLoopbackHost(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();
@@ -172,14 +174,20 @@ export async function startServer(opts: ServeOptions): Promise<ServeHandle> {
   const engine = opts.engine;
   const sessions = new Sessions();
   const wildcard = isWildcardHost(host);
+  const extraHosts = (opts.allowedHosts ?? []).map((h) => urlHost(h.trim()).toLowerCase()).filter(Boolean);
+  if (wildcard && extraHosts.length === 0) {
+    throw new CliffscopeError('bad-argument', `binding to every interface (${host}) needs the names browsers will use for this machine`, {
+      hint: 'pass --allow-host NAME (repeatable), e.g. --allow-host gpu-server.lab.example; or bind to loopback and tunnel with ssh -L',
+    });
+  }
+  const files = opts.fileAccess ?? RootsPolicy.defaults([], defaultCacheRoot());
   // Names a browser may use for this server. The port is not checked: an SSH tunnel may map another local port.
-  const allowedHostnames = new Set(['localhost', '127.0.0.1', '[::1]', urlHost(host).toLowerCase()]);
+  const allowedHostnames = new Set(['localhost', '127.0.0.1', '[::1]', ...(wildcard ? [] : [urlHost(host).toLowerCase()]), ...extraHosts]);
 
   /** DNS rebinding: a foreign name that resolves to 127.0.0.1 arrives with its own name in Host. */
   function hostAllowed(req: http.IncomingMessage): boolean {
     const value = req.headers.host;
     if (!value || !/^[A-Za-z0-9.\-[\]:]+$/.test(value)) return false;
-    if (wildcard) return true; // bound to every interface on purpose: the token is the only protection
     let hostname: string;
     try {
       hostname = new URL(`http://${value}`).hostname.toLowerCase();
@@ -221,6 +229,8 @@ export async function startServer(opts: ServeOptions): Promise<ServeHandle> {
     } catch (e) {
       return fail(res, 400, errorInfo(e));
     }
+    const refused = refusedPath(files, request.params, 'serve reads and writes only inside the folders it was started for; restart it with --allow-dir DIR to add one');
+    if (refused) return fail(res, 403, refused);
     const callId = jobId === undefined ? undefined : session.callId(jobId);
     // A client that goes away (tab closed, tunnel dropped) will never read the result: stop the work.
     const abandoned = new AbortController();

@@ -1,40 +1,16 @@
 /**
  * Serve mode's static files: the built renderer (out/renderer) over plain HTTP. GET/HEAD only, no directory listing,
- * nothing outside the renderer folder (lexically or through symlinks), one content type per extension.
+ * nothing outside the renderer folder (lexically or through symlinks: web/security.ts), one content type per extension.
  */
 import fs from 'node:fs';
 import type http from 'node:http';
 import path from 'node:path';
-import { contentTypeFor } from '../electron/app-protocol.js';
+import { contentTypeFor, realFileUnder, type ResolvedPath, resolveUnder } from '../web/security.js';
 
-export type StaticTarget = { ok: true; file: string } | { ok: false; status: 400 | 403 | 404; reason: string };
-
-function isInside(root: string, file: string): boolean {
-  const rel = path.relative(root, file);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
-}
-
-/**
- * Map a request path (`/assets/x.js`, already split from its query) to a file under `root`, lexically. Decoding may
- * produce `..`, `/` or `\` the HTTP parser never saw (`%2e%2e`, `%2f`, `%5c`), so it is decoded first, then split on
- * both separators, and any `..` segment is refused outright rather than resolved.
- */
-export function resolveStaticPath(root: string, rawPath: string): StaticTarget {
+/** Map a request path (`/assets/x.js`, already split from its query) to a file under `root` (see resolveUnder). */
+export function resolveStaticPath(root: string, rawPath: string): ResolvedPath {
   if (!rawPath.startsWith('/')) return { ok: false, status: 400, reason: 'malformed path' };
-  let rel: string;
-  try {
-    rel = decodeURIComponent(rawPath);
-  } catch {
-    return { ok: false, status: 400, reason: 'malformed percent-encoding' };
-  }
-  if (rel.includes('\0')) return { ok: false, status: 400, reason: 'NUL in path' };
-  if (rel.endsWith('/') || rel.endsWith('\\')) rel += 'index.html';
-  const segments = rel.split(/[\\/]+/).filter(Boolean);
-  if (segments.some((s) => s === '..')) return { ok: false, status: 403, reason: 'path traversal' };
-  const base = path.resolve(root);
-  const file = path.resolve(base, ...segments);
-  if (file === base || !isInside(base, file)) return { ok: false, status: 403, reason: 'path traversal' };
-  return { ok: true, file };
+  return resolveUnder(root, rawPath);
 }
 
 /** Shown instead of the app when out/renderer has not been built. */
@@ -77,19 +53,9 @@ export async function serveStatic(
   }
   const target = resolveStaticPath(rendererDir, rawPath);
   if (!target.ok) return text(res, target.status, target.reason);
-  let real: string;
-  let realRoot: string;
-  let size: number;
-  try {
-    [real, realRoot] = await Promise.all([fs.promises.realpath(target.file), fs.promises.realpath(rendererDir)]);
-    // A symlink inside the renderer folder must not lead out of it.
-    if (!isInside(realRoot, real)) return text(res, 403, 'path traversal');
-    const st = await fs.promises.stat(real);
-    if (!st.isFile()) return text(res, 404, 'not found'); // directories included: no listings
-    size = st.size;
-  } catch {
-    return text(res, 404, 'not found');
-  }
+  const found = await realFileUnder(rendererDir, target.file);
+  if (!found.ok) return text(res, found.status, found.reason);
+  const { real, size } = found;
   res.writeHead(200, {
     'content-type': contentTypeFor(real),
     'content-length': String(size),

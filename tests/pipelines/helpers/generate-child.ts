@@ -6,9 +6,9 @@
  *
  * usage: node --import tsx generate-child.ts PROJECT MODEL_DIR CACHE_ROOT CONFIG_JSON
  */
-import { runGenerate, type GenerateRunConfig } from '../../../src/main/engine/pipelines/transcripts.js';
+import { runGenerate, type GenerateRunConfig } from '../../../src/main/pipelines/transcripts.js';
 import { loadModel } from '../../../src/main/engine/runtime/model.js';
-import { openProject } from '../../../src/main/engine/store/open.js';
+import { openProject } from '../../../src/main/store/open.js';
 
 const [file, modelDir, cacheRoot, configJson] = process.argv.slice(2);
 if (!file || !modelDir || !cacheRoot || !configJson) throw new Error('usage: generate-child.ts PROJECT MODEL_DIR CACHE_ROOT CONFIG_JSON');
@@ -24,7 +24,7 @@ const id = await runGenerate({
     if (!announced) {
       // The first call comes right after the run was started (0 done): the newest generate run is ours.
       announced = true;
-      process.stdout.write(`run ${store.listRuns({ kind: 'generate' }).at(-1)!.id}\n`);
+      process.stdout.write(`run ${store.runs.list({ kind: 'transcripts' }).at(-1)!.id}\n`);
       return;
     }
     process.stdout.write(`committed ${done}\n`);

@@ -3,15 +3,10 @@
  * trace, heads, ablation sweep and selection stored in a demo project, with a report that sets the ranked heads
  * beside the planted ones.
  */
-import path from 'node:path';
-import { formatDemoReport, runDemo } from '../../engine/demo/run-demo.js';
-import { defaultCacheRoot } from '../../engine/onnx/compile.js';
-import { type Command, intOption, parseVerbArgs, printHelp } from '../command.js';
+import { defaultDemoProject, formatDemoReport, runDemo } from '../../api/demo/run-demo.js';
+import { type Command, parseVerbArgs, printHelp } from '../command.js';
+import { threadsFlag } from '../model-flags.js';
 import { Progress } from '../progress.js';
-
-export function defaultDemoProject(cacheRoot = defaultCacheRoot()): string {
-  return path.join(cacheRoot, 'demo', 'demo.cliffscope');
-}
 
 export const demoCommand: Command = {
   name: 'demo',
@@ -42,7 +37,7 @@ Options:
       const report = await runDemo({
         projectFile: values.project ?? defaultDemoProject(values.cache),
         cacheRoot: values.cache,
-        threads: intOption(values.threads, 'threads'),
+        threads: threadsFlag(values.threads),
         signal: controller.signal,
         log: values.json ? undefined : (m) => process.stderr.write(`${m}\n`),
         onProgress: (stage, done, total) => {

@@ -3,13 +3,15 @@
  * loads straight into a notebook (`safetensors.torch.load_file`).
  */
 import fs from 'node:fs';
+import { acquireModel } from '../../api/model-pool.js';
 import { CliffscopeError } from '../../engine/errors.js';
-import { readHeadScaleFile } from '../../engine/io/head-scale.js';
-import { writeSafetensors } from '../../engine/model/safetensors.js';
+import { checkOutputFile, writeSafetensors } from '../../engine/model/safetensors.js';
+import { readHeadScaleFile } from '../../engine/runtime/head-scale.js';
+import { promptIds } from '../../engine/runtime/prompt.js';
 import { teacherForce } from '../../engine/runtime/teacher-force.js';
-import { type Command, intOption, oneModelDir, parseVerbArgs, printHelp } from '../command.js';
-import { loadModelFromOptions, RUNTIME_OPTIONS } from '../pipeline-env.js';
-import { PRECISION_HELP } from '../precision-options.js';
+import { type Command, oneModelDir, parseVerbArgs, printHelp } from '../command.js';
+import { checkedModelRef, MODEL_FLAGS, RUNTIME_HELP } from '../model-flags.js';
+import { Progress } from '../progress.js';
 
 export const forwardCommand: Command = {
   name: 'forward',
@@ -22,7 +24,7 @@ safetensors file of float32 tensors:
   hook_embed                      [T, d]        token embeddings (blocks.0.hook_resid_pre)
   blocks.{i}.hook_resid_post      [T, d]        residual stream after block i, every layer
   ln_final.hook_normalized        [T, d]        final RMSNorm output (what the LM head reads)
-  blocks.{i}.attn.hook_z          [T, H, d_head] per-head attention output before o_proj, every layer
+  blocks.{i}.attn.hook_z          [T, H, d_head] per-head attention output as o_proj reads it (after --head-scale), every layer
   input_ids                       [T]           int64
 
 Options:
@@ -30,12 +32,9 @@ Options:
   --text TEXT           text to tokenize with the model's tokenizer (no special tokens added)
   --chat                wrap --text as a user message in the model's chat template, with the generation prompt
   --head-scale FILE     JSON array [layers][heads] of γ multiplying each head's output before o_proj
-  --norm-preserve       rescale each token's multi-head output to its norm before head-scale (paper's variant)
+                        (--norm-preserve: rescaled to each token's norm first, the paper's variant)
   --out FILE            output path (default: acts.safetensors)
-  --provider NAME       auto (default), cpu, cuda, dml, coreml or webgpu
-  --threads N           ONNX Runtime intra-op threads
-${PRECISION_HELP}  --cache DIR           compiled-model cache (default: $CLIFFSCOPE_CACHE or ~/.cache/cliffscope)
-  --json                print a JSON summary on stdout
+${RUNTIME_HELP}  --json                print a JSON summary on stdout
   -h, --help            this help
 `,
   async run(argv) {
@@ -45,7 +44,7 @@ ${PRECISION_HELP}  --cache DIR           compiled-model cache (default: $CLIFFSC
       chat: { type: 'boolean' },
       'head-scale': { type: 'string' },
       out: { type: 'string' },
-      ...RUNTIME_OPTIONS,
+      ...MODEL_FLAGS,
       json: { type: 'boolean' },
     });
     if (values.help) return printHelp(this);
@@ -55,7 +54,11 @@ ${PRECISION_HELP}  --cache DIR           compiled-model cache (default: $CLIFFSC
     }
     if (values.chat && values.text === undefined) throw new CliffscopeError('bad-argument', '--chat applies to --text');
 
-    const model = await loadModelFromOptions(dir, values, { quiet: values.json });
+    checkOutputFile(values.out ?? 'acts.safetensors');
+    const compiling = new Progress('compiling', 'tensors');
+    const model = await acquireModel(checkedModelRef(dir, values), {
+      progress: (done, total, label) => !values.json && total !== null && label === 'writing weights' && compiling.update(done, total),
+    });
     const cfg = model.config;
     let ids: number[];
     if (values.ids !== undefined) {
@@ -67,7 +70,8 @@ ${PRECISION_HELP}  --cache DIR           compiled-model cache (default: $CLIFFSC
     } else {
       if (!model.tokenizer) throw new CliffscopeError('missing-file', `${dir} has no tokenizer.json, so --text cannot be encoded`, { hint: 'pass --ids instead' });
       const text = values.text!;
-      ids = values.chat ? model.tokenizer.encodeChat([{ role: 'user', content: text }]).ids : model.tokenizer.encode(text);
+      // Raw text without special tokens, or the chat template's prompt (the ids the model would generate after).
+      ids = values.chat ? promptIds(model.tokenizer, text, { chat: true }) : model.tokenizer.encode(text);
     }
     const headScale = values['head-scale'] ? readHeadScaleFile(values['head-scale'], cfg.numLayers, cfg.numHeads) : undefined;
 
@@ -102,8 +106,8 @@ ${PRECISION_HELP}  --cache DIR           compiled-model cache (default: $CLIFFSC
       architecture: cfg.architecture,
       norm_preserve: String(model.compiled.options.normPreserve),
       head_scale: headScale ? JSON.stringify(headScale) : '',
+      provider: model.session.provider,
     });
-    await model.session.release();
 
     // The most likely next token after the last position, as a sanity line for the terminal.
     const last = result.logits.subarray((T - 1) * cfg.vocabSize, T * cfg.vocabSize);
@@ -118,6 +122,8 @@ ${PRECISION_HELP}  --cache DIR           compiled-model cache (default: $CLIFFSC
       compiledCached: model.compiled.cached,
       nextTokenId: argmax,
       nextToken: model.tokenizer ? model.tokenizer.decode([argmax]) : null,
+      provider: model.session.provider,
+      providerNotes: model.session.providerNotes,
     };
     if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
     else process.stdout.write(`wrote ${tensors.length} tensors for ${T} tokens to ${out}; next token: ${argmax}${summary.nextToken !== null ? ` (${JSON.stringify(summary.nextToken)})` : ''}\n`);

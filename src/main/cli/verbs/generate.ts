@@ -2,33 +2,43 @@
  * `cliffscope generate`: batched generation from the command line, streamed to the terminal or as one JSON object
  * per transcript (split into prompt / thinking / answer) for scripts.
  */
-import fs from 'node:fs';
 import path from 'node:path';
+import { SAMPLING_FLAGS, samplingFromFlags } from '../../../shared/runs/flags.js';
+import type { CliContext, FlagSpec } from '../../../shared/runs/spec.js';
+import { describeProvider } from '../../../shared/values.js';
+import { DEFAULT_MAX_DATASET_BYTES } from '../../engine/datasets/import.js';
 import { CliffscopeError } from '../../engine/errors.js';
-import { readHeadScaleFile } from '../../engine/io/head-scale.js';
-import { generate } from '../../engine/runtime/generate.js';
-import { GREEDY, type SamplingOptions } from '../../engine/runtime/sampling.js';
-import { describeTranscript } from '../../engine/runtime/transcript.js';
-import { type Command, intOption, oneModelDir, parseVerbArgs, printHelp } from '../command.js';
-import { loadModelFromOptions, RUNTIME_OPTIONS } from '../pipeline-env.js';
-import { PRECISION_HELP } from '../precision-options.js';
-import { Progress } from '../progress.js';
+import { jsonSyntaxProblem } from '../../engine/io/json-syntax.js';
+import { readUntrustedText } from '../../engine/io/untrusted-file.js';
+import { readHeadScaleFile } from '../../engine/runtime/head-scale.js';
+import { call } from '../api.js';
+import { type Command, numberFlag, oneModelDir, parseVerbArgs, printHelp, singleFlags } from '../command.js';
+import { MODEL_FLAG_NAMES, MODEL_FLAGS, modelRefFromFlags, RUNTIME_HELP } from '../model-flags.js';
 
-function numberOption(value: string | undefined, name: string, min: number, max = Infinity): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < min || n > max) throw new CliffscopeError('bad-argument', `--${name} must be a number in [${min}, ${max}], got "${value}"`);
-  return n;
-}
+export const DEFAULT_GENERATE_TOKENS = 256;
+
+/** generate.run's fields → this verb's flags, for errors. */
+const FLAGS = new Map([
+  ['dir', 'MODEL_DIR'],
+  ['model.dir', 'MODEL_DIR'],
+  ...MODEL_FLAG_NAMES,
+  ['prompts', '--prompt / --prompts'],
+  ['system', '--system'],
+  ['maxNewTokens', '--max-new-tokens'],
+  ...SAMPLING_FLAGS.map((f) => [f.field!, `--${f.name}`] as [string, string]),
+  ['stop', '--stop'],
+  ['headScale', '--head-scale'],
+  ['batchSize', '--batch'],
+]);
+
+const flagHelp = (f: FlagSpec) => `${`  --${f.name} ${f.arg ?? ''}`.padEnd(28)}${f.help}`;
+
+/** The number parsers samplingFromFlags needs (the rest of a run verb's context does not apply here). */
+const flagParsers: Pick<CliContext, 'number'> = { number: numberFlag };
 
 /** Prompts from a file: .txt (one per line), .json (array of strings or of {prompt}), .jsonl (one per line). */
 export function readPromptsFile(file: string): string[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8').replace(/^\uFEFF/, '');
-  } catch {
-    throw new CliffscopeError('missing-file', `cannot read prompts file ${file}`, { file });
-  }
+  const text = readUntrustedText(file, { maxBytes: DEFAULT_MAX_DATASET_BYTES, what: 'prompts file', code: 'bad-argument' }).replace(/^\uFEFF/, '');
   const fromValue = (v: unknown, where: string): string => {
     if (typeof v === 'string') return v;
     if (v && typeof v === 'object' && typeof (v as { prompt?: unknown }).prompt === 'string') return (v as { prompt: string }).prompt;
@@ -40,8 +50,8 @@ export function readPromptsFile(file: string): string[] {
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
-    } catch (e) {
-      throw new CliffscopeError('bad-json', `${file} is not valid JSON: ${(e as Error).message}`, { file });
+    } catch {
+      throw new CliffscopeError('bad-json', `${file} is not valid JSON: ${jsonSyntaxProblem(text)}`, { file });
     }
     if (!Array.isArray(parsed)) throw new CliffscopeError('bad-argument', `${file}: expected a JSON array of prompts`, { file });
     prompts = parsed.map((v, i) => fromValue(v, `item ${i}`));
@@ -64,10 +74,11 @@ export function readPromptsFile(file: string): string[] {
 
 export const generateCommand: Command = {
   name: 'generate',
-  summary: 'generate (reasoning) transcripts, batched, streamed, optionally with heads ablated',
+  summary: 'generate (reasoning) transcripts, batched, streamed, optionally with heads ablated; stores nothing',
   help: `Usage: cliffscope generate MODEL_DIR (--prompt "…" | --prompts FILE) [options]
 
-Generates a continuation for each prompt with a KV cache, in batches. Reasoning transcripts are split into
+Generates a continuation for each prompt with a KV cache, in batches, and prints it: nothing is stored (the
+\`transcripts\` verb stores a run of transcripts in a project). Reasoning transcripts are split into
 prompt / thinking / answer by the model's think markers.
 
 Input:
@@ -78,27 +89,20 @@ Input:
 
 Decoding:
   --greedy                  greedy decoding (default)
-  --temperature T           sample at temperature T (> 0)
-  --top-p P                 nucleus sampling mass (default 1 = off)
-  --top-k K                 keep the K most likely tokens (default 0 = off)
-  --repetition-penalty R    transformers-style repetition penalty (default 1 = off)
-  --seed S                  sampling seed (default 0); each prompt draws from its own stream
-  --max-new-tokens N        default 256
+${SAMPLING_FLAGS.map(flagHelp).join('\n')}
+  --max-new-tokens N        default ${DEFAULT_GENERATE_TOKENS}
   --stop TEXT               stop when the output contains TEXT (repeatable); EOS ids come from generation_config.json
   --batch B                 prompts decoded together (default 8)
 
 Ablation:
   --head-scale FILE         JSON [layers][heads] of γ applied to every head's output before o_proj
-  --norm-preserve           rescale each token's multi-head output to its pre-scaling norm
 
 Runtime:
-  --provider NAME           auto (default), cpu, cuda, dml, coreml or webgpu
-  --threads N               ONNX Runtime intra-op threads
-${PRECISION_HELP}  --cache DIR               compiled-model cache (default: $CLIFFSCOPE_CACHE or ~/.cache/cliffscope)
-
+${RUNTIME_HELP}
 Output:
   --json                    one JSON object per transcript on stdout: prompt, input_ids, output_ids, text,
-                            thinking, answer, finish_reason, think_open, think_close, answer_boundary
+                            thinking, answer, finish_reason, think_open, think_close, answer_boundary, and
+                            provider / provider_notes (where it ran, and why auto skipped better providers)
   -h, --help                this help
 `,
   async run(argv) {
@@ -117,103 +121,77 @@ Output:
       stop: { type: 'string', multiple: true },
       batch: { type: 'string' },
       'head-scale': { type: 'string' },
-      ...RUNTIME_OPTIONS,
+      ...MODEL_FLAGS,
       json: { type: 'boolean' },
     });
     if (values.help) return printHelp(this);
     const dir = oneModelDir(this, positionals);
     if ((values.prompt === undefined) === (values.prompts === undefined)) throw new CliffscopeError('bad-argument', 'give exactly one of --prompt or --prompts');
-    const temperature = numberOption(values.temperature, 'temperature', 0);
-    if (values.greedy && temperature !== undefined) throw new CliffscopeError('bad-argument', '--greedy and --temperature exclude each other');
-    const sampling: SamplingOptions =
-      temperature === undefined || temperature === 0
-        ? { ...GREEDY, repetitionPenalty: numberOption(values['repetition-penalty'], 'repetition-penalty', 0.01) ?? 1 }
-        : {
-            doSample: true,
-            temperature,
-            topP: numberOption(values['top-p'], 'top-p', 0, 1) ?? 1,
-            topK: intOption(values['top-k'], 'top-k', 0) ?? 0,
-            repetitionPenalty: numberOption(values['repetition-penalty'], 'repetition-penalty', 0.01) ?? 1,
-          };
+    if (values.greedy && values.temperature !== undefined) throw new CliffscopeError('bad-argument', '--greedy and --temperature exclude each other');
     const texts = values.prompt !== undefined ? [values.prompt] : readPromptsFile(values.prompts!);
+    const json = values.json === true;
+    let headScale: number[][] | undefined;
+    if (values['head-scale']) {
+      const { layers, heads } = await call('model.inspect', { dir }, { flags: FLAGS });
+      headScale = readHeadScaleFile(values['head-scale'], layers, heads);
+    }
 
-    const model = await loadModelFromOptions(dir, values, { quiet: values.json });
-    try {
-      const tok = model.tokenizer;
-      if (!tok) throw new CliffscopeError('missing-file', `${dir} has no tokenizer.json, so prompts cannot be encoded`, { file: dir });
-      const cfg = model.config;
-      const encode = (text: string) => {
-        if (!values.chat) return tok.encode(text, { addSpecialTokens: true });
-        const messages = [...(values.system ? [{ role: 'system' as const, content: values.system }] : []), { role: 'user' as const, content: text }];
-        return tok.encodeChat(messages).ids;
-      };
-      let headScale: Float32Array | undefined;
-      if (values['head-scale']) headScale = Float32Array.from(readHeadScaleFile(values['head-scale'], cfg.numLayers, cfg.numHeads).flat());
-      const requests = texts.map((t) => ({ ids: encode(t), headScale }));
-      const maxNewTokens = intOption(values['max-new-tokens'], 'max-new-tokens', 0) ?? 256;
-      const stopIds = model.checkpoint.generation.eosTokenIds.length ? model.checkpoint.generation.eosTokenIds : tok.eosTokenId !== null ? [tok.eosTokenId] : [];
-      if (!values.json) process.stderr.write(`provider: ${model.session.provider}${model.session.providerNotes.length ? ` (${model.session.providerNotes.join('; ')})` : ''}\n`);
-
-      // Ctrl-C stops within one decode step; what was generated so far is still printed.
-      const controller = new AbortController();
-      const onSigint = () => controller.abort();
-      process.once('SIGINT', onSigint);
-      const streamOne = texts.length === 1 && !values.json;
-      let streamed: number[] = [];
-      let shown = '';
-      const started = Date.now();
-      const decoding = new Progress('generating', 'tokens (upper bound)');
-      const results = await generate(model.session, requests, {
-        maxNewTokens,
-        sampling,
-        seed: intOption(values.seed, 'seed', 0) ?? 0,
-        stopIds,
-        stopStrings: values.stop,
-        decode: (ids) => tok.decode(ids),
-        batchSize: intOption(values.batch, 'batch') ?? 8,
-        signal: controller.signal,
-        onToken: streamOne
-          ? (_p, token) => {
-              streamed.push(token);
-              const text = tok.decode(streamed, { skipSpecialTokens: false });
-              process.stdout.write(text.slice(shown.length));
-              shown = text;
+    const streamOne = texts.length === 1 && !json;
+    let streamedText = '';
+    const result = await call(
+      'generate.run',
+      {
+        model: modelRefFromFlags(dir, singleFlags(values)),
+        prompts: texts,
+        chat: values.chat === true,
+        ...(values.system !== undefined ? { system: values.system } : {}),
+        maxNewTokens: numberFlag(values['max-new-tokens'], 'max-new-tokens') ?? DEFAULT_GENERATE_TOKENS,
+        sampling: samplingFromFlags(singleFlags(values), flagParsers),
+        seed: numberFlag(values.seed, 'seed'),
+        stop: values.stop,
+        headScale,
+        batchSize: numberFlag(values.batch, 'batch'),
+      },
+      {
+        flags: FLAGS,
+        // One prompt streams its text instead of a token bar; --json prints nothing but the transcripts.
+        progress: json ? false : streamOne ? (label) => label !== 'tokens' : true,
+        onEvent: streamOne
+          ? (e) => {
+              if (e.kind !== 'token') return;
+              streamedText += e.text;
+              process.stdout.write(e.text);
             }
           : undefined,
-        onProgress: streamOne || values.json ? undefined : (done, total) => decoding.update(done, total),
-      });
-      process.removeListener('SIGINT', onSigint);
-      streamed = [];
-      const seconds = (Date.now() - started) / 1000;
+      },
+    );
 
-      results.forEach((r, i) => {
-        const t = describeTranscript(tok, r.promptIds, r.outputIds);
-        if (values.json) {
-          process.stdout.write(
-            `${JSON.stringify({
-              prompt: texts[i],
-              input_ids: r.promptIds,
-              output_ids: r.outputIds,
-              text: t.text,
-              thinking: t.thinking,
-              answer: t.answer,
-              finish_reason: r.finishReason,
-              think_open: t.split.thinkOpen,
-              think_close: t.split.thinkClose,
-              answer_boundary: t.split.answerBoundary,
-            })}\n`,
-          );
-        } else if (streamOne) {
-          process.stdout.write(`\n[${r.finishReason}]\n`);
-        } else {
-          process.stdout.write(`\n=== ${i + 1}/${texts.length} [${r.finishReason}] ${texts[i]}\n${t.text}\n`);
-        }
-      });
-      const tokens = results.reduce((n, r) => n + r.outputIds.length, 0);
-      if (!values.json) process.stderr.write(`${tokens} tokens in ${seconds.toFixed(1)} s (${(tokens / Math.max(seconds, 1e-3)).toFixed(1)} tokens/s)\n`);
-      return results.some((r) => r.finishReason === 'cancelled') ? 130 : 0;
-    } finally {
-      await model.session.release();
-    }
+    result.transcripts.forEach((t, i) => {
+      if (json) {
+        process.stdout.write(
+          `${JSON.stringify({
+            prompt: t.prompt,
+            input_ids: t.inputIds,
+            output_ids: t.outputIds,
+            text: t.text,
+            thinking: t.thinking,
+            answer: t.answer,
+            finish_reason: t.finishReason,
+            think_open: t.thinkOpen,
+            think_close: t.thinkClose,
+            answer_boundary: t.answerBoundary,
+            provider: result.provider,
+            provider_notes: result.providerNotes,
+          })}\n`,
+        );
+      } else if (streamOne) {
+        process.stdout.write(`${streamedText.endsWith('\n') ? '' : '\n'}[${t.finishReason}]\n`);
+      } else {
+        process.stdout.write(`\n=== ${i + 1}/${texts.length} [${t.finishReason}] ${texts[i]}\n${t.text}\n`);
+      }
+    });
+    const tokens = result.transcripts.reduce((n, t) => n + t.outputIds.length, 0);
+    if (!json) process.stderr.write(`${tokens} tokens in ${result.seconds.toFixed(1)} s (${(tokens / Math.max(result.seconds, 1e-3)).toFixed(1)} tokens/s) on ${describeProvider(result.provider, result.providerNotes)}\n`);
+    return result.transcripts.some((t) => t.finishReason === 'cancelled') ? 130 : 0;
   },
 };

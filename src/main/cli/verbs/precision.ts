@@ -5,7 +5,7 @@
 import { formatPrecisionReport, precisionReport } from '../../engine/analysis/precision-report.js';
 import { CliffscopeError } from '../../engine/errors.js';
 import { type Command, oneModelDir, parseVerbArgs, printHelp } from '../command.js';
-import { parsePrecision, PRECISION_HELP, PRECISION_OPTIONS } from '../precision-options.js';
+import { checkedModelRef, MODEL_FLAGS, PRECISION_HELP } from '../model-flags.js';
 
 export const precisionCommand: Command = {
   name: 'precision',
@@ -22,12 +22,22 @@ ${PRECISION_HELP}  --cache DIR   compiled-model cache
   -h, --help    this help
 `,
   async run(argv) {
-    const { values, positionals } = parseVerbArgs(this, argv, { ...PRECISION_OPTIONS, cache: { type: 'string' }, json: { type: 'boolean' } });
+    const { weights, activations, cache, 'int4-block': block, 'int4-scheme': scheme, 'int4-accuracy-level': level, 'int4-lm-head': head } = MODEL_FLAGS;
+    const { values, positionals } = parseVerbArgs(this, argv, {
+      weights,
+      activations,
+      cache,
+      'int4-block': block,
+      'int4-scheme': scheme,
+      'int4-accuracy-level': level,
+      'int4-lm-head': head,
+      json: { type: 'boolean' },
+    });
     if (values.help) return printHelp(this);
-    const dir = oneModelDir(this, positionals);
-    const variant = parsePrecision(values);
+    const ref = checkedModelRef(oneModelDir(this, positionals), values);
+    const variant = ref.precision ?? {};
     if (!variant.weights && !variant.activations) throw new CliffscopeError('bad-argument', 'choose --weights int4 and/or --activations float16 to compare');
-    const report = await precisionReport(dir, variant, { cacheRoot: values.cache });
+    const report = await precisionReport(ref.dir, variant, { cacheRoot: ref.cache });
     process.stdout.write(values.json ? `${JSON.stringify(report)}\n` : `${formatPrecisionReport(report)}\n`);
     return 0;
   },

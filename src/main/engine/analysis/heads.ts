@@ -1,5 +1,5 @@
 /**
- * Direct head attribution (METHOD.md §3) and the head sets the ablation sweep needs (§4).
+ * Direct head attribution (docs/METHOD.md §3) and the head sets the ablation sweep needs (§4).
  *
  * A head's direct write into the residual stream is Δh_{i,h,t} = W_O^(i)[:, h] z_{i,h,t}, where W_O^(i) is the
  * o_proj weight of layer i as Hugging Face stores it: [d, H·D] row-major (out × in), columns h·D … h·D+D−1 reading
@@ -21,15 +21,15 @@
  * Direct attribution ignores downstream layers, as the paper does. When the probe reads hidden_states[ℓ] (the
  * residual after ℓ layers) only layers i < ℓ write into it; pass readouts for those layers only.
  */
+import type { HeadRef } from '../../../shared/heads.js';
 import { SeededRandom } from '../datasets/split.js';
 import { CliffscopeError } from '../errors.js';
 import type { ProbeLike } from './probe.js';
 
 export type AttributionVariant = 'code' | 'blog' | 'final-norm-aware';
 
-/** METHOD.md §4: fractions of all L·H heads to ablate, and γ values. */
-export const ABLATION_FRACTIONS = Object.freeze([0, 0.005, 0.015, 0.03, 0.1]);
-export const ABLATION_GAMMAS = Object.freeze([0, 0.01, 0.5]);
+/** docs/METHOD.md §4: fractions of all L·H heads to ablate, and γ values. */
+export { ABLATION_FRACTIONS, ABLATION_GAMMAS } from '../../../shared/method.js';
 
 const bad = (message: string, hint?: string) => new CliffscopeError('bad-argument', message, { hint });
 
@@ -207,10 +207,7 @@ export function averageAttributions(list: Float32Array[]): { mean: Float32Array;
   return { mean: Float32Array.from(mean), std, count: list.length };
 }
 
-export interface HeadRef {
-  layer: number;
-  head: number;
-}
+export type { HeadRef };
 export interface HeadScore extends HeadRef {
   score: number;
 }
@@ -242,7 +239,7 @@ export function headCountForFraction(fraction: number, total: number): number {
   return Math.min(total, Math.max(1, Math.round(fraction * total)));
 }
 
-/** The first k heads of a ranking, k from headCountForFraction (METHOD.md §4 sweep). */
+/** The first k heads of a ranking, k from headCountForFraction (docs/METHOD.md §4 sweep). */
 export function headsByFraction<T extends HeadRef>(ranking: readonly T[], fraction: number, total: number): T[] {
   const k = headCountForFraction(fraction, total);
   if (k > ranking.length) throw bad(`fraction ${fraction} of ${total} heads is ${k}, but the ranking has only ${ranking.length}`);
@@ -278,23 +275,4 @@ function checkHead(x: HeadRef, L: number, H: number): void {
   if (!(Number.isInteger(x.layer) && x.layer >= 0 && x.layer < L && Number.isInteger(x.head) && x.head >= 0 && x.head < H)) {
     throw bad(`head (layer ${x.layer}, head ${x.head}) is outside a model with ${L} layers × ${H} heads`);
   }
-}
-
-/** γ per head, [L·H] index layer·H + head: gamma for the listed heads, 1 elsewhere (METHOD.md §4). */
-export function headScaleMatrix(heads: Iterable<HeadRef>, gamma: number, L: number, H: number): Float32Array {
-  checkPositiveInt('L', L);
-  checkPositiveInt('H', H);
-  if (!Number.isFinite(gamma)) throw bad(`gamma must be a finite number, got ${gamma}`);
-  const m = new Float32Array(L * H).fill(1);
-  for (const x of heads) {
-    checkHead(x, L, H);
-    m[x.layer * H + x.head] = gamma;
-  }
-  return m;
-}
-
-/** The [L][H] nested-array form that io/head-scale.ts reads and writes. */
-export function headScaleRows(matrix: Float32Array, L: number, H: number): number[][] {
-  if (matrix.length !== L * H) throw bad(`matrix has ${matrix.length} values, expected L·H = ${L * H}`);
-  return Array.from({ length: L }, (_, l) => Array.from(matrix.subarray(l * H, (l + 1) * H)));
 }

@@ -1,47 +1,89 @@
 /**
- * The refusal probe (METHOD.md §1): logistic regression r(h) = sigmoid(w·h + b) on raw residual vectors, trained the
- * way the paper does it (balanced, ≤200 per class, stratified 80/20 split, Adam lr 1e-3, batch 64, 5 epochs, keep the
- * epoch with the best validation accuracy), plus the Arditi-style all-layers sweep and a mean-difference baseline.
+ * The refusal probe (docs/METHOD.md §1): logistic regression r(h) = sigmoid(w·h + b) on raw residual vectors.
+ *
+ * Two ways to fit it, both named presets:
+ *  - `lbfgs` (the default): the regularised logistic regression solved to convergence with full-batch L-BFGS, as
+ *    scikit-learn's LogisticRegression does. On small, easily separable sets this still gives calibrated scores.
+ *  - `paper-adam`: the paper's recipe (balanced, ≤200 per class, stratified 80/20 split, Adam lr 1e-3, batch 64,
+ *    5 epochs, keep the epoch with the best validation accuracy). On small separable data its best epoch is often
+ *    the first optimiser step, whose scores all sit near 0.5: accurate, but with no cliff to see.
+ * Both share the balancing and the split, and every probe reports its calibration (validation loss against ln 2,
+ * mean score per class, their gap, expected calibration error), so an uncalibrated probe is visible.
  *
  * Pure and deterministic: everything random (downsampling, the split, minibatch order) comes from one seeded stream,
  * so the same features, labels and options give bit-identical weights on any machine. Features are NOT standardised:
  * the probe must apply unchanged to raw residual vectors at every token of a transcript (§2) and inside head
  * attribution (§3), which a per-feature standardisation would silently break.
  */
+import { isUncalibrated, uncalibratedWarning, type PROBE_OPTIMIZERS, type PROBE_PRESET_NAMES, type PROBE_SELECT_BY } from '../../../shared/method.js';
 import { SeededRandom } from '../datasets/split.js';
 import { CliffscopeError } from '../errors.js';
 
+export type ProbeOptimizer = (typeof PROBE_OPTIMIZERS)[number];
+export type ProbePresetName = (typeof PROBE_PRESET_NAMES)[number];
+/**
+ * Which epoch a gradient optimiser keeps: 'val-accuracy' = best validation accuracy, ties to the lower validation
+ * loss, then to the later epoch; 'val-accuracy-first' = the first epoch reaching the best accuracy (the paper's
+ * code: `if val_acc > best_val_acc`); 'val-loss' = lowest validation loss; 'last'. L-BFGS has no epochs.
+ */
+export type ProbeSelectBy = (typeof PROBE_SELECT_BY)[number];
+
 export interface ProbeTrainOptions {
+  /** The preset the other options were filled from (recorded so a run says what it used). */
+  preset: ProbePresetName;
   /** Downsample the larger class (seeded) to the size of the smaller one. */
   balance: boolean;
   /** Keep at most this many samples per class (seeded), null for no cap. Applied after balancing. */
   maxPerClass: number | null;
   /** Fraction of each class held out for validation (0 ≤ f < 1). 0 = no validation: the last epoch is kept. */
   valFraction: number;
-  optimizer: 'adam' | 'sgd';
+  optimizer: ProbeOptimizer;
+  /**
+   * L2 penalty: the objective is mean BCE + l2/2·‖w‖² (the bias is not penalised). 'auto' = v̄ / n_train, where v̄
+   * is the mean per-coordinate variance of the training features: scikit-learn's default (C = 1) after scaling all
+   * features by one common factor to unit average variance, so the strength does not depend on the activations'
+   * overall scale.
+   */
+  l2: number | 'auto';
+  /** Adam / SGD only. */
   lr: number;
   batchSize: number;
   epochs: number;
-  /** L2 penalty: the objective is mean BCE + l2/2·‖w‖² (the bias is not penalised). */
-  l2: number;
-  /** Which epoch's weights to keep. 'val-accuracy' keeps the first epoch reaching the best validation accuracy. */
-  selectBy: 'val-accuracy' | 'val-loss' | 'last';
+  selectBy: ProbeSelectBy;
+  /** L-BFGS only: stop when max |∂f| ≤ tolerance (f = the mean objective), or after maxIterations. */
+  maxIterations: number;
+  tolerance: number;
   seed: number;
 }
 
-/** The paper's recipe (METHOD.md §1). */
+/** The paper's recipe (docs/METHOD.md §1), with ties in validation accuracy broken by the validation loss. */
 export const PAPER_PROBE_PRESET: Readonly<ProbeTrainOptions> = Object.freeze({
+  preset: 'paper-adam',
   balance: true,
   maxPerClass: 200,
   valFraction: 0.2,
   optimizer: 'adam',
+  l2: 0,
   lr: 1e-3,
   batchSize: 64,
   epochs: 5,
-  l2: 0,
   selectBy: 'val-accuracy',
+  maxIterations: 1000,
+  tolerance: 1e-6,
   seed: 0,
 });
+
+/**
+ * The default: the paper's samples and split, fitted as a converged, regularised logistic regression
+ * (docs/METHOD.md §1). Adam's fields keep the paper's values, so switching `optimizer` alone gives the paper's loop.
+ */
+export const LBFGS_PROBE_PRESET: Readonly<ProbeTrainOptions> = Object.freeze({ ...PAPER_PROBE_PRESET, preset: 'lbfgs', optimizer: 'lbfgs', l2: 'auto' });
+
+export const PROBE_PRESETS: Readonly<Record<ProbePresetName, Readonly<ProbeTrainOptions>>> = Object.freeze({
+  lbfgs: LBFGS_PROBE_PRESET,
+  'paper-adam': PAPER_PROBE_PRESET,
+});
+export const DEFAULT_PROBE_PRESET = LBFGS_PROBE_PRESET;
 
 /** Adam's constants (PyTorch defaults, which the paper's code uses). */
 export const ADAM = Object.freeze({ beta1: 0.9, beta2: 0.999, eps: 1e-8 });
@@ -52,12 +94,48 @@ export interface ProbeLike {
   bias: number;
 }
 
+/**
+ * How well the probe's scores match the labels, on the validation set (or the training set when there is none).
+ * ECE: 10 equal-width bins of the refusal score over [0, 1] (the last bin closed), ECE = Σ_bins (n_bin / n) ·
+ * |fraction of refusals in the bin − mean score in the bin|.
+ */
+export interface ProbeCalibration {
+  set: 'validation' | 'train';
+  /** Mean BCE of the kept probe on that set, and ln 2: the loss of a probe that always answers 0.5. */
+  loss: number;
+  chanceLoss: number;
+  meanScore: { positive: number; negative: number };
+  /** meanScore.positive − meanScore.negative. */
+  scoreGap: number;
+  ece: number;
+  eceBins: number;
+}
+
+/** What was fitted and why (the run report prints it). */
+export interface ProbeTrainingReport {
+  preset: ProbePresetName;
+  optimizer: ProbeOptimizer;
+  /** The L2 coefficient actually used (after resolving 'auto'). */
+  l2: number;
+  /** Why these options: the default, a named preset, or inferred from the settings given. */
+  reason: string;
+  /** L-BFGS: iterations run, whether the stopping rule was met, and max |∂f| at the end. Null for Adam / SGD. */
+  iterations: number | null;
+  converged: boolean | null;
+  gradientNorm: number | null;
+  /** Which solution was kept, in words ("the converged optimum", "epoch 4 of 5: best validation accuracy …"). */
+  kept: string;
+}
+
 export interface ProbeMetrics {
   /** Accuracy / AUROC of the kept weights (threshold 0.5 on the probability). */
   trainAccuracy: number;
   valAccuracy: number;
   valAuroc: number;
-  /** Mean BCE over the whole train / validation set at the end of each epoch (penalty excluded). NaN without validation. */
+  /**
+   * Mean BCE over the whole train / validation set at the end of each epoch (penalty excluded). NaN without
+   * validation. L-BFGS has one entry: the solution.
+   */
   trainLoss: number[];
   valLoss: number[];
   valAccuracyPerEpoch: number[];
@@ -68,6 +146,9 @@ export interface ProbeMetrics {
   /** Samples used after balancing/capping, and what came in. */
   classCounts: { positive: number; negative: number };
   inputClassCounts: { positive: number; negative: number };
+  /** Added with the calibrated trainer; probes stored before it lack them. */
+  calibration?: ProbeCalibration;
+  training?: ProbeTrainingReport;
 }
 
 export interface TrainedProbe extends ProbeLike {
@@ -131,8 +212,36 @@ function checkLabels(labels: ArrayLike<number>): { pos: number[]; neg: number[] 
   return { pos, neg };
 }
 
-function resolveOptions(opts: Partial<ProbeTrainOptions>): ProbeTrainOptions {
-  const o: ProbeTrainOptions = { ...PAPER_PROBE_PRESET, ...opts };
+/** Options a gradient optimiser reads and L-BFGS ignores: giving one without a preset or optimizer asks for Adam. */
+const GRADIENT_ONLY_OPTIONS = ['lr', 'batchSize', 'epochs', 'selectBy'] as const;
+
+/**
+ * Fill the options from a preset and say why that preset. `preset` names one; without it, `optimizer` picks the
+ * preset of that optimiser family; without either, settings only a gradient optimiser reads (lr, batchSize, epochs,
+ * selectBy) select `paper-adam` (they would otherwise be silently ignored); otherwise the default, `lbfgs`.
+ */
+export function resolveProbeOptions(opts: Partial<ProbeTrainOptions> = {}): { options: ProbeTrainOptions; reason: string } {
+  const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as Partial<ProbeTrainOptions>;
+  let preset: ProbePresetName;
+  let reason: string;
+  if (given.preset !== undefined) {
+    if (!(given.preset in PROBE_PRESETS)) throw bad(`unknown probe preset ${String(given.preset)}`, `presets: ${Object.keys(PROBE_PRESETS).join(', ')}`);
+    preset = given.preset;
+    reason = `preset ${preset} was requested`;
+  } else if (given.optimizer !== undefined) {
+    preset = given.optimizer === 'lbfgs' ? 'lbfgs' : 'paper-adam';
+    reason = `optimizer ${given.optimizer} was requested (other settings from preset ${preset})`;
+  } else {
+    const gradientOnly = GRADIENT_ONLY_OPTIONS.filter((k) => given[k] !== undefined);
+    if (gradientOnly.length) {
+      preset = 'paper-adam';
+      reason = `preset paper-adam, because settings only a gradient optimiser uses were given (${gradientOnly.join(', ')})`;
+    } else {
+      preset = 'lbfgs';
+      reason = 'the default: L-BFGS to convergence with a small L2, which stays calibrated on small or separable data';
+    }
+  }
+  const o: ProbeTrainOptions = { ...PROBE_PRESETS[preset], ...given, preset };
   if (!(o.valFraction >= 0 && o.valFraction < 1)) throw bad(`valFraction must be within [0, 1), got ${o.valFraction}`);
   if (o.maxPerClass !== null && !(Number.isInteger(o.maxPerClass) && o.maxPerClass >= 2)) {
     throw bad(`maxPerClass must be an integer ≥ 2 or null, got ${o.maxPerClass}`);
@@ -140,11 +249,15 @@ function resolveOptions(opts: Partial<ProbeTrainOptions>): ProbeTrainOptions {
   if (!(o.lr > 0 && Number.isFinite(o.lr))) throw bad(`lr must be a positive number, got ${o.lr}`);
   if (!(Number.isInteger(o.batchSize) && o.batchSize >= 1)) throw bad(`batchSize must be a positive integer, got ${o.batchSize}`);
   if (!(Number.isInteger(o.epochs) && o.epochs >= 1)) throw bad(`epochs must be a positive integer, got ${o.epochs}`);
-  if (!(o.l2 >= 0 && Number.isFinite(o.l2))) throw bad(`l2 must be ≥ 0, got ${o.l2}`);
-  if (o.optimizer !== 'adam' && o.optimizer !== 'sgd') throw bad(`optimizer must be 'adam' or 'sgd', got ${String(o.optimizer)}`);
-  if (!['val-accuracy', 'val-loss', 'last'].includes(o.selectBy)) throw bad(`selectBy must be val-accuracy, val-loss or last, got ${o.selectBy}`);
+  if (o.l2 !== 'auto' && !(o.l2 >= 0 && Number.isFinite(o.l2))) throw bad(`l2 must be ≥ 0 or 'auto', got ${o.l2}`);
+  if (!['lbfgs', 'adam', 'sgd'].includes(o.optimizer)) throw bad(`optimizer must be 'lbfgs', 'adam' or 'sgd', got ${String(o.optimizer)}`);
+  if (!['val-accuracy', 'val-accuracy-first', 'val-loss', 'last'].includes(o.selectBy)) {
+    throw bad(`selectBy must be val-accuracy, val-accuracy-first, val-loss or last, got ${o.selectBy}`);
+  }
+  if (!(Number.isInteger(o.maxIterations) && o.maxIterations >= 1)) throw bad(`maxIterations must be a positive integer, got ${o.maxIterations}`);
+  if (!(o.tolerance > 0 && Number.isFinite(o.tolerance))) throw bad(`tolerance must be a positive number, got ${o.tolerance}`);
   if (!Number.isSafeInteger(o.seed)) throw bad(`seed must be an integer, got ${o.seed}`);
-  return o;
+  return { options: o, reason };
 }
 
 /** Fisher–Yates with the shared stream (same algorithm as datasets/split.ts, so one stream drives every draw). */
@@ -197,7 +310,7 @@ function planSplit(pos: number[], neg: number[], o: ProbeTrainOptions, rng: Seed
   return { train, val, used: { positive: kPos, negative: kNeg } };
 }
 
-/** Mean BCE, accuracy and AUROC of (w, b) on the given rows. */
+/** Mean BCE, accuracy and AUROC of (w, b) on the given rows, with each row's score. */
 function evaluate(
   features: Float32Array,
   labels: ArrayLike<number>,
@@ -205,10 +318,10 @@ function evaluate(
   rows: number[],
   w: Float64Array,
   b: number,
-): { loss: number; accuracy: number; auroc: number } {
-  if (rows.length === 0) return { loss: NaN, accuracy: NaN, auroc: NaN };
+): { loss: number; accuracy: number; auroc: number; scores: Float64Array; ys: Uint8Array } {
   const probs = new Float64Array(rows.length);
   const ys = new Uint8Array(rows.length);
+  if (rows.length === 0) return { loss: NaN, accuracy: NaN, auroc: NaN, scores: probs, ys };
   let loss = 0;
   rows.forEach((r, i) => {
     const z = dot(w, features, r * d, d) + b;
@@ -217,39 +330,274 @@ function evaluate(
     probs[i] = sigmoid(z);
     ys[i] = y;
   });
-  return { loss: loss / rows.length, accuracy: accuracy(probs, ys), auroc: auroc(probs, ys) };
+  return { loss: loss / rows.length, accuracy: accuracy(probs, ys), auroc: auroc(probs, ys), scores: probs, ys };
 }
 
+/** Number of equal-width score bins of the expected calibration error. */
+export const ECE_BINS = 10;
+
 /**
- * Train a logistic-regression refusal probe on n rows of width d (row-major). Weights start at zero (the problem is
- * convex, so no random init is needed). Labels: 1 = refusal.
+ * Expected calibration error of refusal scores against 0/1 labels: the scores are binned into `bins` equal-width
+ * bins over [0, 1] (a score of exactly 1 goes to the last bin), and ECE = Σ_bins (n_bin / n) · |mean label − mean
+ * score|. NaN for an empty set.
  */
-export function trainProbe(
-  features: Float32Array,
-  labels: Uint8Array | ArrayLike<number>,
-  d: number,
-  opts: Partial<ProbeTrainOptions> = {},
-): TrainedProbe {
-  const o = resolveOptions(opts);
-  const n = checkDims(features, labels, d);
-  if (n < 4) throw bad(`a probe needs at least 4 samples, got ${n}`);
-  const { pos, neg } = checkLabels(labels);
-  if (pos.length === 0 || neg.length === 0) {
-    throw bad(`all ${n} samples have label ${pos.length ? 1 : 0}; a probe needs both refusals (1) and non-refusals (0)`);
+export function expectedCalibrationError(scores: ArrayLike<number>, labels: ArrayLike<number>, bins = ECE_BINS): number {
+  if (scores.length !== labels.length) throw bad(`${scores.length} scores for ${labels.length} labels`);
+  if (!(Number.isInteger(bins) && bins >= 1)) throw bad(`bins must be a positive integer, got ${bins}`);
+  const n = scores.length;
+  if (n === 0) return NaN;
+  const count = new Float64Array(bins);
+  const sumScore = new Float64Array(bins);
+  const sumLabel = new Float64Array(bins);
+  for (let i = 0; i < n; i++) {
+    const s = scores[i]!;
+    if (!(s >= 0 && s <= 1)) throw bad(`score ${i} is ${s}; calibration needs probabilities in [0, 1]`);
+    const k = Math.min(Math.floor(s * bins), bins - 1);
+    count[k]!++;
+    sumScore[k]! += s;
+    sumLabel[k]! += labels[i]!;
   }
-  const minPerClass = o.valFraction > 0 ? 2 : 1;
-  if (pos.length < minPerClass || neg.length < minPerClass) {
-    throw bad(
-      `need at least ${minPerClass} samples of each class (have ${pos.length} refusals, ${neg.length} non-refusals)`,
-      'each class must appear in both the training and the validation split',
-    );
+  let ece = 0;
+  for (let k = 0; k < bins; k++) if (count[k]) ece += Math.abs(sumLabel[k]! - sumScore[k]!) / n;
+  return ece;
+}
+
+/** Calibration of scores against labels (both classes must be present). */
+export function calibrationOf(scores: ArrayLike<number>, labels: ArrayLike<number>, loss: number, set: ProbeCalibration['set']): ProbeCalibration {
+  let sumPos = 0;
+  let nPos = 0;
+  let sumNeg = 0;
+  let nNeg = 0;
+  for (let i = 0; i < scores.length; i++) {
+    if (labels[i] === 1) {
+      sumPos += scores[i]!;
+      nPos++;
+    } else {
+      sumNeg += scores[i]!;
+      nNeg++;
+    }
   }
-  checkFinite(features, d);
+  const positive = nPos ? sumPos / nPos : NaN;
+  const negative = nNeg ? sumNeg / nNeg : NaN;
+  return {
+    set,
+    loss,
+    chanceLoss: Math.LN2,
+    meanScore: { positive, negative },
+    scoreGap: positive - negative,
+    ece: expectedCalibrationError(scores, labels),
+    eceBins: ECE_BINS,
+  };
+}
 
-  const rng = new SeededRandom(o.seed);
-  const split = planSplit(pos, neg, o, rng);
-  const { train, val } = split;
+export { isUncalibrated, UNCALIBRATED_BAND } from '../../../shared/method.js';
 
+/**
+ * The warning to show before using a probe for traces, heads or selection, or null when it is calibrated or its
+ * stored metrics predate calibration (nothing to judge by). `metrics` is the stored JSON.
+ */
+export function uncalibratedProbeWarning(probe: { id: number; metrics: unknown }): string | null {
+  const c = (probe.metrics as { calibration?: Partial<ProbeCalibration> } | null)?.calibration;
+  const positive = c?.meanScore?.positive;
+  const negative = c?.meanScore?.negative;
+  if (typeof positive !== 'number' || typeof negative !== 'number' || !isUncalibrated({ meanScore: { positive, negative } })) return null;
+  return uncalibratedWarning(probe.id, { positive, negative });
+}
+
+/** Mean per-coordinate variance of the given rows: the feature scale that l2 = 'auto' is relative to. */
+function meanVariance(features: Float32Array, d: number, rows: number[]): number {
+  const n = rows.length;
+  const mean = new Float64Array(d);
+  for (const r of rows) for (let j = 0; j < d; j++) mean[j]! += features[r * d + j]!;
+  for (let j = 0; j < d; j++) mean[j]! /= n;
+  let sum = 0;
+  for (const r of rows) {
+    for (let j = 0; j < d; j++) {
+      const dev = features[r * d + j]! - mean[j]!;
+      sum += dev * dev;
+    }
+  }
+  return sum / (n * d);
+}
+
+/** The L2 coefficient for these training rows ('auto' resolved). */
+export function resolveL2(l2: ProbeTrainOptions['l2'], features: Float32Array, d: number, train: number[]): number {
+  if (l2 !== 'auto') return l2;
+  // A floor keeps the objective strictly convex when every training feature is identical.
+  return Math.max(meanVariance(features, d, train), 1e-12) / train.length;
+}
+
+interface Solution {
+  w: Float64Array;
+  b: number;
+  trainLoss: number[];
+  valLoss: number[];
+  valAccuracyPerEpoch: number[];
+  bestEpoch: number;
+  iterations: number | null;
+  converged: boolean | null;
+  gradientNorm: number | null;
+  kept: string;
+}
+
+/** L-BFGS history length, Armijo constant and backtracking limit. */
+const LBFGS = Object.freeze({ history: 10, armijo: 1e-4, maxBacktracks: 60 });
+
+/**
+ * Minimise mean BCE + l2/2·‖w‖² over the training rows with L-BFGS (two-loop recursion, backtracking Armijo line
+ * search), from w = 0. The rows are centred and divided by one common scale s (the rms deviation of the features):
+ * w·x + b = u·(x − μ)/s + c with u = s·w and c = b + w·μ, the same objective with the bias decoupled from the
+ * features' mean (real residual streams sit far from zero) and a tolerance that does not depend on the activations'
+ * overall size. Stops when max |∂f/∂(u, c)| ≤ tolerance, when f stops decreasing at machine precision, or after
+ * maxIterations.
+ */
+function fitLbfgs(features: Float32Array, labels: ArrayLike<number>, d: number, train: number[], l2: number, o: ProbeTrainOptions): Omit<Solution, 'trainLoss' | 'valLoss' | 'valAccuracyPerEpoch' | 'bestEpoch' | 'kept'> & { kept: string } {
+  const n = train.length;
+  const mu = new Float64Array(d);
+  for (const r of train) for (let j = 0; j < d; j++) mu[j]! += features[r * d + j]!;
+  for (let j = 0; j < d; j++) mu[j]! /= n;
+  const scale = Math.sqrt(meanVariance(features, d, train)) || 1;
+  const X = new Float64Array(n * d);
+  const y = new Float64Array(n);
+  train.forEach((r, i) => {
+    for (let j = 0; j < d; j++) X[i * d + j] = (features[r * d + j]! - mu[j]!) / scale;
+    y[i] = labels[r]!;
+  });
+  // In the scaled coordinates the penalty on u = s·w is l2/s²·‖u‖²/2.
+  const penalty = l2 / (scale * scale);
+  // θ = [u (d values), c]; z_i = u·x̃_i + c.
+  const P = d + 1;
+  const z = new Float64Array(n);
+  const objective = (theta: Float64Array, grad: Float64Array | null): number => {
+    const c = theta[d]!;
+    let f = 0;
+    let gc = 0;
+    if (grad) grad.fill(0);
+    for (let i = 0; i < n; i++) {
+      let zi = c;
+      const off = i * d;
+      for (let j = 0; j < d; j++) zi += theta[j]! * X[off + j]!;
+      z[i] = zi;
+      f += bceFromLogit(zi, y[i]!);
+      if (grad) {
+        const g = sigmoid(zi) - y[i]!;
+        gc += g;
+        for (let j = 0; j < d; j++) grad[j]! += g * X[off + j]!;
+      }
+    }
+    let ww = 0;
+    for (let j = 0; j < d; j++) ww += theta[j]! * theta[j]!;
+    f = f / n + 0.5 * penalty * ww;
+    if (grad) {
+      for (let j = 0; j < d; j++) grad[j] = grad[j]! / n + penalty * theta[j]!;
+      grad[d] = gc / n;
+    }
+    return f;
+  };
+  const maxAbs = (v: Float64Array) => {
+    let m = 0;
+    for (let i = 0; i < v.length; i++) m = Math.max(m, Math.abs(v[i]!));
+    return m;
+  };
+  const dotP = (a: Float64Array, b: Float64Array) => {
+    let s = 0;
+    for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+    return s;
+  };
+
+  let theta = new Float64Array(P);
+  let grad = new Float64Array(P);
+  let f = objective(theta, grad);
+  const S: Float64Array[] = [];
+  const Y: Float64Array[] = [];
+  const rho: number[] = [];
+  const dir = new Float64Array(P);
+  const alpha = new Float64Array(LBFGS.history);
+  let iterations = 0;
+  let converged = maxAbs(grad) <= o.tolerance;
+  let stalled = false;
+  while (!converged && !stalled && iterations < o.maxIterations) {
+    // Two-loop recursion: dir = −H·grad, H0 = (s·y / y·y)·I from the newest pair.
+    dir.set(grad);
+    for (let k = S.length - 1; k >= 0; k--) {
+      const a = rho[k]! * dotP(S[k]!, dir);
+      alpha[k] = a;
+      for (let i = 0; i < P; i++) dir[i]! -= a * Y[k]![i]!;
+    }
+    const gamma = S.length ? dotP(S.at(-1)!, Y.at(-1)!) / dotP(Y.at(-1)!, Y.at(-1)!) : 1 / Math.max(Math.sqrt(dotP(grad, grad)), 1e-300);
+    for (let i = 0; i < P; i++) dir[i]! *= gamma;
+    for (let k = 0; k < S.length; k++) {
+      const bk = rho[k]! * dotP(Y[k]!, dir);
+      for (let i = 0; i < P; i++) dir[i]! += S[k]![i]! * (alpha[k]! - bk);
+    }
+    for (let i = 0; i < P; i++) dir[i] = -dir[i]!;
+    let slope = dotP(grad, dir);
+    if (!(slope < 0)) {
+      // Not a descent direction (numerical trouble): restart from steepest descent.
+      S.length = Y.length = rho.length = 0;
+      const scale = 1 / Math.max(Math.sqrt(dotP(grad, grad)), 1e-300);
+      for (let i = 0; i < P; i++) dir[i] = -grad[i]! * scale;
+      slope = dotP(grad, dir);
+    }
+    // Backtracking line search from step 1 (the quasi-Newton step) until the Armijo condition holds.
+    let step = 1;
+    const next = new Float64Array(P);
+    const nextGrad = new Float64Array(P);
+    let fNext = NaN;
+    let accepted = false;
+    for (let k = 0; k < LBFGS.maxBacktracks; k++) {
+      for (let i = 0; i < P; i++) next[i] = theta[i]! + step * dir[i]!;
+      fNext = objective(next, nextGrad);
+      if (fNext <= f + LBFGS.armijo * step * slope) {
+        accepted = true;
+        break;
+      }
+      step /= 2;
+    }
+    iterations++;
+    if (!accepted) {
+      stalled = true; // no decrease representable along the direction: f is at machine precision
+      break;
+    }
+    const s = new Float64Array(P);
+    const yv = new Float64Array(P);
+    for (let i = 0; i < P; i++) {
+      s[i] = next[i]! - theta[i]!;
+      yv[i] = nextGrad[i]! - grad[i]!;
+    }
+    const sy = dotP(s, yv);
+    if (sy > 1e-12 * Math.sqrt(dotP(s, s) * dotP(yv, yv))) {
+      S.push(s);
+      Y.push(yv);
+      rho.push(1 / sy);
+      if (S.length > LBFGS.history) {
+        S.shift();
+        Y.shift();
+        rho.shift();
+      }
+    }
+    const decrease = f - fNext;
+    theta = next;
+    grad = nextGrad;
+    converged = maxAbs(grad) <= o.tolerance;
+    if (!converged && decrease <= 1e-15 * Math.max(Math.abs(f), Math.abs(fNext), 1)) stalled = true;
+    f = fNext;
+  }
+  const w = theta.subarray(0, d).map((u) => u / scale);
+  let b = theta[d]!;
+  for (let j = 0; j < d; j++) b -= w[j]! * mu[j]!;
+  const gradientNorm = maxAbs(grad);
+  // Stopping because f cannot decrease any further at double precision is convergence too, unless the gradient is
+  // still far from zero (then the problem has no finite optimum, e.g. separable classes with l2 = 0).
+  const ok = converged || (stalled && gradientNorm <= Math.sqrt(o.tolerance));
+  const kept = ok
+    ? `the optimum: converged after ${iterations} L-BFGS iteration${iterations === 1 ? '' : 's'} (max |∂f| = ${gradientNorm.toExponential(2)})`
+    : `the last of ${iterations} L-BFGS iterations, NOT converged (max |∂f| = ${gradientNorm.toExponential(2)} > ${o.tolerance}${l2 === 0 ? '; with l2 = 0 separable classes have no finite optimum' : ''})`;
+  return { w, b, iterations, converged: ok, gradientNorm, kept };
+}
+
+/** Adam or SGD over minibatches, keeping one epoch's weights by `selectBy` (the paper's loop). */
+function fitGradient(features: Float32Array, labels: ArrayLike<number>, d: number, train: number[], val: number[], l2: number, o: ProbeTrainOptions, rng: SeededRandom): Solution {
   const w = new Float64Array(d);
   let b = 0;
   const m = new Float64Array(d);
@@ -282,7 +630,7 @@ export function trainProbe(
         gb += g;
       }
       gb /= size;
-      for (let j = 0; j < d; j++) gw[j] = gw[j]! / size + o.l2 * w[j]!;
+      for (let j = 0; j < d; j++) gw[j] = gw[j]! / size + l2 * w[j]!;
       step++;
       if (o.optimizer === 'sgd') {
         for (let j = 0; j < d; j++) w[j]! -= o.lr * gw[j]!;
@@ -308,33 +656,108 @@ export function trainProbe(
     trainLoss.push(tr.loss);
     valLoss.push(va.loss);
     valAccuracyPerEpoch.push(va.accuracy);
-    // Strict improvement keeps the earliest epoch among ties, as "save when val acc > best" does.
+    // 'val-accuracy': a tie in accuracy goes to the lower validation loss, and a tie in both to the later epoch, so
+    // an early, barely trained epoch never wins just by being first. 'val-accuracy-first' is the paper's code.
     const better =
       selectBy === 'last' ||
-      (selectBy === 'val-accuracy' && va.accuracy > best.acc) ||
+      (selectBy === 'val-accuracy' && (va.accuracy > best.acc || (va.accuracy === best.acc && va.loss <= best.loss))) ||
+      (selectBy === 'val-accuracy-first' && va.accuracy > best.acc) ||
       (selectBy === 'val-loss' && va.loss < best.loss);
     if (better) best = { epoch, w: Float64Array.from(w), b, acc: va.accuracy, loss: va.loss };
   }
-
-  const kept = { w: best.w, b: best.b };
-  const trFinal = evaluate(features, labels, d, train, kept.w, kept.b);
-  const vaFinal = evaluate(features, labels, d, val, kept.w, kept.b);
+  const why: Record<ProbeSelectBy, string> = {
+    'val-accuracy': 'best validation accuracy (ties: lower validation loss, then the later epoch)',
+    'val-accuracy-first': 'the first epoch reaching the best validation accuracy',
+    'val-loss': 'lowest validation loss',
+    last: val.length === 0 ? 'the last epoch (no validation split)' : 'the last epoch',
+  };
   return {
-    weights: Float32Array.from(kept.w),
-    bias: kept.b,
+    w: best.w,
+    b: best.b,
+    trainLoss,
+    valLoss,
+    valAccuracyPerEpoch,
+    bestEpoch: best.epoch,
+    iterations: null,
+    converged: null,
+    gradientNorm: null,
+    kept: `epoch ${best.epoch + 1} of ${o.epochs}: ${why[selectBy]}`,
+  };
+}
+
+/**
+ * Train a logistic-regression refusal probe on n rows of width d (row-major). Labels: 1 = refusal. Options are
+ * filled from a preset (see resolveProbeOptions); the default is the converged L-BFGS fit. Weights start at zero
+ * (the problem is convex, so no random init is needed).
+ */
+export function trainProbe(
+  features: Float32Array,
+  labels: Uint8Array | ArrayLike<number>,
+  d: number,
+  opts: Partial<ProbeTrainOptions> = {},
+): TrainedProbe {
+  const { options: o, reason } = resolveProbeOptions(opts);
+  const n = checkDims(features, labels, d);
+  if (n < 4) throw bad(`a probe needs at least 4 samples, got ${n}`);
+  const { pos, neg } = checkLabels(labels);
+  if (pos.length === 0 || neg.length === 0) {
+    throw bad(`all ${n} samples have label ${pos.length ? 1 : 0}; a probe needs both refusals (1) and non-refusals (0)`);
+  }
+  const minPerClass = o.valFraction > 0 ? 2 : 1;
+  if (pos.length < minPerClass || neg.length < minPerClass) {
+    throw bad(
+      `need at least ${minPerClass} samples of each class (have ${pos.length} refusals, ${neg.length} non-refusals)`,
+      'each class must appear in both the training and the validation split',
+    );
+  }
+  checkFinite(features, d);
+
+  const rng = new SeededRandom(o.seed);
+  const split = planSplit(pos, neg, o, rng);
+  const { train, val } = split;
+  const l2 = resolveL2(o.l2, features, d, train);
+
+  let solution: Solution;
+  if (o.optimizer === 'lbfgs') {
+    const fit = fitLbfgs(features, labels, d, train, l2, o);
+    const tr = evaluate(features, labels, d, train, fit.w, fit.b);
+    const va = evaluate(features, labels, d, val, fit.w, fit.b);
+    solution = { ...fit, trainLoss: [tr.loss], valLoss: [va.loss], valAccuracyPerEpoch: [va.accuracy], bestEpoch: 0 };
+  } else {
+    solution = fitGradient(features, labels, d, train, val, l2, o, rng);
+  }
+
+  const trFinal = evaluate(features, labels, d, train, solution.w, solution.b);
+  const vaFinal = evaluate(features, labels, d, val, solution.w, solution.b);
+  const onVal = val.length > 0;
+  const calibration = onVal ? calibrationOf(vaFinal.scores, vaFinal.ys, vaFinal.loss, 'validation') : calibrationOf(trFinal.scores, trFinal.ys, trFinal.loss, 'train');
+  return {
+    weights: Float32Array.from(solution.w),
+    bias: solution.b,
     d,
     metrics: {
       trainAccuracy: trFinal.accuracy,
       valAccuracy: vaFinal.accuracy,
       valAuroc: vaFinal.auroc,
-      trainLoss,
-      valLoss,
-      valAccuracyPerEpoch,
-      bestEpoch: best.epoch,
+      trainLoss: solution.trainLoss,
+      valLoss: solution.valLoss,
+      valAccuracyPerEpoch: solution.valAccuracyPerEpoch,
+      bestEpoch: solution.bestEpoch,
       nTrain: train.length,
       nVal: val.length,
       classCounts: split.used,
       inputClassCounts: { positive: pos.length, negative: neg.length },
+      calibration,
+      training: {
+        preset: o.preset,
+        optimizer: o.optimizer,
+        l2,
+        reason,
+        iterations: solution.iterations,
+        converged: solution.converged,
+        gradientNorm: solution.gradientNorm,
+        kept: solution.kept,
+      },
     },
     split: { train, val },
     options: o,
@@ -427,7 +850,7 @@ export function sweepLayers(
   opts: Partial<ProbeTrainOptions> = {},
 ): { layers: LayerSweepEntry[]; best: LayerSweepEntry } {
   if (featuresByLayer.size === 0) throw bad('the layer sweep got no layers');
-  if ((opts.valFraction ?? PAPER_PROBE_PRESET.valFraction) === 0) throw bad('a layer sweep compares validation metrics; valFraction must be > 0');
+  if (resolveProbeOptions(opts).options.valFraction === 0) throw bad('a layer sweep compares validation metrics; valFraction must be > 0');
   const layers = [...featuresByLayer.keys()].sort((a, b) => a - b);
   const entries = layers.map((layer) => {
     let probe: TrainedProbe;

@@ -1,5 +1,5 @@
 /**
- * Cliff-as-a-Judge data selection (METHOD.md §6) and the fine-tuning exports.
+ * Cliff-as-a-Judge data selection (docs/METHOD.md §6) and the fine-tuning exports.
  *
  * Every sample of a safety set has been teacher-forced and scored (MS = I − I', final I', whether its answer holds
  * refusal keywords). A selection ranks all samples by a variant's rule and marks the first k selected, k = round(p·n)
@@ -10,13 +10,14 @@
  * to confuse schema inference); the sidecar lists, per record line, the sample id, rank, score and variant, plus the
  * model hash and probe id, and a `dataset_info.json` entry is returned alongside.
  */
+import { PAPER_SELECT_FRACTION } from '../../../shared/method.js';
 import { SeededRandom } from '../datasets/split.js';
 import { CliffscopeError } from '../errors.js';
 
 export type SelectionVariant = 'top-ms' | 'lowest-final' | 'random' | 'rule-based';
 
 /** The paper's selection size: 1.7 % of the data matched training on all of it. */
-export const PAPER_SELECT_FRACTION = 0.017;
+export { PAPER_SELECT_FRACTION };
 
 export interface SelectionSample {
   id: string;
@@ -186,7 +187,7 @@ export interface ExportOptions {
   datasetName?: string;
   /** Data file name the entry points at (default `<datasetName>.json` / `.jsonl`). */
   fileName?: string;
-  /** Inserted between thinking and answer (default "</think>\n\n", METHOD.md §6). */
+  /** Inserted between thinking and answer (default "</think>\n\n", docs/METHOD.md §6). */
   closeMarker?: string;
   /** Prepended to the thinking (default "": the opening marker usually lives in the chat template's prompt). */
   openMarker?: string;

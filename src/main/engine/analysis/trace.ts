@@ -1,5 +1,5 @@
 /**
- * The refusal trace and its cliff (METHOD.md §2): per-token probe scores r_t → plateau I, final I' = r_{t_b},
+ * The refusal trace and its cliff (docs/METHOD.md §2): per-token probe scores r_t → plateau I, final I' = r_{t_b},
  * misalignment score MS = I − I', where and how steeply the score falls, and the tail-aligned averages and
  * layers × tokens maps the paper's figures are made of.
  *
@@ -7,7 +7,7 @@
  *   - thinking span = [thinkingStart, thinkingEnd): thinkingStart is the first token after the opening think marker,
  *     thinkingEnd the index of the closing marker's first token (exclusive), i.e. "strictly between the markers".
  *     thinkingEnd null with thinkingStart set = thinking never closed: the span runs to the end of the scores.
- *   - answerBoundary = t_b, the last token of prompt + thinking + "</think>\n\n" (METHOD.md §0).
+ *   - answerBoundary = t_b, the last token of prompt + thinking + "</think>\n\n" (docs/METHOD.md §0).
  *   - generatedStart (optional) = the first token the model generated (or the first supplied response token).
  *   - NaN scores mark positions without a residual; every statistic skips them.
  */
@@ -24,7 +24,7 @@ export interface TranscriptSpan {
 export type PlateauRule = 'max' | 'moving-average-max' | 'percentile';
 
 export interface TraceOptions {
-  /** How the plateau I is taken over the thinking span (METHOD.md §2; 'max' is the paper's). */
+  /** How the plateau I is taken over the thinking span (docs/METHOD.md §2; 'max' is the paper's). */
   plateau?: PlateauRule;
   /** Moving-average width in tokens (default 8). */
   window?: number;
@@ -137,7 +137,7 @@ function plateauOver(
   return best;
 }
 
-/** Plateau, final score, MS and the cliff's position and width for one transcript (METHOD.md §2). */
+/** Plateau, final score, MS and the cliff's position and width for one transcript (docs/METHOD.md §2). */
 export function traceMetrics(scores: Float32Array, span: TranscriptSpan, opts: TraceOptions = {}): TraceMetrics {
   const T = scores.length;
   const rule = opts.plateau ?? 'max';
@@ -249,7 +249,7 @@ export interface TailAlignedAverage {
 }
 
 /**
- * Average many traces after aligning them at the tail (METHOD.md §2 figures). Each trace is scores[0..t_b] (already
+ * Average many traces after aligning them at the tail (docs/METHOD.md §2 figures). Each trace is scores[0..t_b] (already
  * cut at its answer boundary); it is resampled by linear interpolation onto `points` evenly spaced normalised
  * positions x_k = k/(points−1) (source index x_k·(n−1)), so every trace's first token lands on 0 and its t_b on 1.
  * A point whose interpolation touches a NaN is left out for that trace (count says how many traces contributed).

@@ -4,9 +4,10 @@
  * a malformed JSONL line, a CSV row with too many fields) are reported with their line number rather than failing
  * the import: public datasets are messy and losing a whole file over one row helps nobody.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { CliffscopeError } from '../errors.js';
+import { jsonSyntaxProblem } from '../io/json-syntax.js';
+import { readUntrustedText } from '../io/untrusted-file.js';
 import { parseCsv } from './csv.js';
 
 export type DatasetFormat = 'csv' | 'tsv' | 'json' | 'jsonl';
@@ -54,7 +55,15 @@ export interface ReadDatasetOptions {
   format?: DatasetFormat;
   /** For a JSON object holding several arrays: the key of the one to read. */
   listField?: string;
+  /** Refuse files larger than this many bytes (default DEFAULT_MAX_DATASET_BYTES). */
+  maxBytes?: number;
 }
+
+/**
+ * Largest dataset file read unless raised (`dataset import --max-mb`). Prompt sets are megabytes; this bounds what a
+ * mistaken or hostile path (a log file, a disk image) can cost before anything is stored.
+ */
+export const DEFAULT_MAX_DATASET_BYTES = 512 * 1024 * 1024;
 
 /**
  * Column names tried, in order and case-insensitively, when a field is not mapped explicitly. `goal` comes before
@@ -83,13 +92,25 @@ export function detectFormat(file: string): DatasetFormat {
 
 /** Read and map a dataset file. Throws only for problems with the whole file (unreadable, no prompt column…). */
 export function readDatasetFile(file: string, opts: ReadDatasetOptions = {}): DatasetReadResult {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    throw new CliffscopeError('missing-file', `cannot read dataset file ${file}`, { file });
-  }
-  return parseDataset(text, opts.format ?? detectFormat(file), { ...opts, source: file });
+  const format = opts.format ?? detectFormat(file);
+  const text = readUntrustedText(file, {
+    maxBytes: opts.maxBytes ?? DEFAULT_MAX_DATASET_BYTES,
+    what: 'dataset file',
+    code: 'bad-dataset',
+    raiseHint: 'to import it anyway, raise the limit (cliffscope dataset import … --max-mb N)',
+  });
+  return parseDataset(text, format, { ...opts, source: file });
+}
+
+/**
+ * Column names for an error message. Only names that look like column names are quoted: the "header" of a file that
+ * is not a dataset at all (say /proc/self/environ) is its content, and errors never echo file contents.
+ */
+function shownColumns(columns: string[]): string {
+  const plain = columns.filter((c) => /^[\p{L}\p{N}_ .()-]{1,64}$/u.test(c)).slice(0, 30);
+  const hidden = columns.length - plain.length;
+  if (columns.length === 0) return 'none';
+  return [plain.join(', '), hidden > 0 ? `${hidden} other${plain.length ? '' : ' column'}${hidden === 1 ? '' : 's'} not shown` : ''].filter(Boolean).join('; ');
 }
 
 /** Raw rows from a source before mapping: each an object of column → value, with its line. */
@@ -113,13 +134,13 @@ export function parseDataset(text: string, format: DatasetFormat, opts: ReadData
   const rejected = [...raw.rejected];
   const mapped = new Set(Object.values(mapping));
   for (const { line, values } of raw.rows) {
-    const prompt = asText(values[mapping.prompt]);
+    const prompt = asText(own(values, mapping.prompt));
     if (prompt === null || prompt.trim() === '') {
       rejected.push({ line, reason: `${prompt === null ? 'missing' : 'empty'} prompt (column "${mapping.prompt}")` });
       continue;
     }
     const extra: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(values)) if (!mapped.has(k)) extra[k] = v;
+    for (const [k, v] of Object.entries(values)) if (!mapped.has(k)) setOwn(extra, k, v);
     items.push({
       idx: items.length,
       line,
@@ -145,7 +166,7 @@ function resolveMapping(columns: string[], given: Partial<Record<keyof ColumnMap
     if (want === null) continue;
     if (want !== undefined) {
       if (!columns.includes(want)) {
-        throw new CliffscopeError('bad-dataset', `${source}: the ${field} column "${want}" is not in the file (columns: ${columns.join(', ') || 'none'})`, {
+        throw new CliffscopeError('bad-dataset', `${source}: the ${field} column "${want}" is not in the file (columns: ${shownColumns(columns)})`, {
           file: source,
           hint: 'column names are case-sensitive; pick one of the listed columns',
         });
@@ -163,9 +184,9 @@ function resolveMapping(columns: string[], given: Partial<Record<keyof ColumnMap
     }
   }
   if (out.prompt === undefined) {
-    throw new CliffscopeError('bad-dataset', `${source}: no prompt column found (columns: ${columns.join(', ') || 'none'})`, {
+    throw new CliffscopeError('bad-dataset', `${source}: no prompt column found (columns: ${shownColumns(columns)})`, {
       file: source,
-      hint: `name the prompt column in the mapping, e.g. {"prompt": "${columns[0] ?? 'text'}"}; recognised names are ${AUTO_COLUMNS.prompt.join(', ')}`,
+      hint: `name the prompt column in the mapping (e.g. prompt=COLUMN); recognised names are ${AUTO_COLUMNS.prompt.join(', ')}`,
     });
   }
   return out as ColumnMapping;
@@ -183,7 +204,7 @@ function asText(v: unknown): string | null {
 /** Optional fields: an empty value counts as absent (a CSV cannot tell "" from missing). */
 function optionalText(values: Record<string, unknown>, column: string | undefined): string | null {
   if (column === undefined) return null;
-  const t = asText(values[column]);
+  const t = asText(own(values, column));
   return t === null || t === '' ? null : t;
 }
 
@@ -201,7 +222,7 @@ function rowsFromCsv(text: string, delimiter: string, source: string): RawRows {
       continue;
     }
     const values: Record<string, unknown> = {};
-    columns.forEach((c, i) => (values[c] = r.fields[i] ?? '')); // short rows: missing trailing fields are empty, as in pandas
+    columns.forEach((c, i) => setOwn(values, c, r.fields[i] ?? '')); // short rows: missing trailing fields are empty, as in pandas
     rows.push({ line: r.line, values });
   }
   return { columns, rows, rejected };
@@ -229,12 +250,16 @@ function rowsFromJsonl(text: string): RawRows {
     let v: unknown;
     try {
       v = JSON.parse(l);
-    } catch (e) {
-      rejected.push({ line: i + 1, reason: `not valid JSON: ${(e as Error).message}` });
+    } catch {
+      rejected.push({ line: i + 1, reason: `not valid JSON (${jsonSyntaxProblem(l).replace(/^invalid JSON at line 1, /, 'at ')})` });
       return;
     }
     if (!isPlainObject(v)) {
       rejected.push({ line: i + 1, reason: `a JSON ${jsonKind(v)}, not an object` });
+      return;
+    }
+    if (nestedTooDeep(v)) {
+      rejected.push({ line: i + 1, reason: TOO_DEEP });
       return;
     }
     columns.addAll(v);
@@ -248,8 +273,8 @@ function rowsFromJson(text: string, source: string, listField?: string): RawRows
   let doc: unknown;
   try {
     doc = JSON.parse(text);
-  } catch (e) {
-    throw new CliffscopeError('bad-json', `${source} is not valid JSON: ${(e as Error).message}`, {
+  } catch {
+    throw new CliffscopeError('bad-json', `${source} is not valid JSON: ${jsonSyntaxProblem(text)}`, {
       file: source,
       hint: 'if it holds one JSON object per line, give it a .jsonl extension',
     });
@@ -262,7 +287,7 @@ function rowsFromJson(text: string, source: string, listField?: string): RawRows
     const candidates = Object.keys(doc).filter((k) => Array.isArray(doc[k]));
     if (listField !== undefined) {
       if (!candidates.includes(listField)) {
-        throw new CliffscopeError('bad-dataset', `${source}: there is no list field "${listField}" (lists: ${candidates.join(', ') || 'none'})`, { file: source });
+        throw new CliffscopeError('bad-dataset', `${source}: there is no list field "${listField}" (lists: ${shownColumns(candidates)})`, { file: source });
       }
       key = listField;
     } else if (candidates.length === 1) {
@@ -270,7 +295,7 @@ function rowsFromJson(text: string, source: string, listField?: string): RawRows
     } else {
       throw new CliffscopeError(
         'bad-dataset',
-        candidates.length === 0 ? `${source}: the JSON object holds no list of rows` : `${source}: the JSON object holds several lists (${candidates.join(', ')})`,
+        candidates.length === 0 ? `${source}: the JSON object holds no list of rows` : `${source}: the JSON object holds several lists (${shownColumns(candidates)})`,
         { file: source, hint: candidates.length === 0 ? 'expected an array of objects, or an object with one array field' : 'say which one to read (listField)' },
       );
     }
@@ -287,6 +312,10 @@ function rowsFromJson(text: string, source: string, listField?: string): RawRows
     const line = lines[i] ?? 1;
     if (!isPlainObject(v)) {
       rejected.push({ line, reason: `element ${i + 1} is a JSON ${jsonKind(v)}, not an object` });
+      return;
+    }
+    if (nestedTooDeep(v)) {
+      rejected.push({ line, reason: TOO_DEEP });
       return;
     }
     columns.addAll(v);
@@ -357,6 +386,34 @@ class ColumnList {
       }
     }
   }
+}
+
+/**
+ * Column names are data: "__proto__", "constructor" or "toString" must read and write the row's own value, never
+ * what every object inherits (which dropped a "__proto__" column and crashed a mapping onto "constructor").
+ */
+function own(o: Record<string, unknown>, key: string): unknown {
+  return Object.prototype.hasOwnProperty.call(o, key) ? o[key] : undefined;
+}
+
+function setOwn(o: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+/** Rows are flat records; a value nested this deep is not data, and serialising it would overflow the stack. */
+const MAX_NESTING = 64;
+const TOO_DEEP = `values nested more than ${MAX_NESTING} levels deep`;
+
+/** Whether `v` nests arrays/objects deeper than MAX_NESTING (checked without recursion). */
+function nestedTooDeep(v: unknown): boolean {
+  const stack: [unknown, number][] = [[v, 0]];
+  while (stack.length > 0) {
+    const [x, depth] = stack.pop()!;
+    if (x === null || typeof x !== 'object') continue;
+    if (depth >= MAX_NESTING) return true;
+    for (const child of Object.values(x)) if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+  }
+  return false;
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

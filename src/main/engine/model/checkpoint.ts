@@ -6,7 +6,9 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CliffscopeError } from '../errors.js';
-import { expectedTensors, parseModelConfig, type ModelConfig } from './config.js';
+import { jsonSyntaxProblem } from '../io/json-syntax.js';
+import { readUntrustedText } from '../io/untrusted-file.js';
+import { expectedTensors, parseModelConfig, tokenIds, type ModelConfig } from './config.js';
 import { readSafetensorsHeader, type SafetensorsDtype, type TensorInfo } from './safetensors.js';
 
 export interface Checkpoint {
@@ -25,13 +27,16 @@ const WEIGHT_DTYPES: readonly SafetensorsDtype[] = ['F32', 'F16', 'BF16'];
 const SINGLE_FILE = 'model.safetensors';
 const INDEX_FILE = 'model.safetensors.index.json';
 
+/** config.json and friends are kilobytes; the checkpoint is untrusted, so they are read bounded (readUntrustedText). */
+const MAX_JSON_FILE_BYTES = 64 * 1024 * 1024;
+
 function readJsonObject(file: string): Record<string, unknown> {
-  const text = fs.readFileSync(file, 'utf8');
+  const text = readUntrustedText(file, { maxBytes: MAX_JSON_FILE_BYTES, what: 'checkpoint file', code: 'bad-json' });
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
-  } catch (e) {
-    throw new CliffscopeError('bad-json', `${file}: not valid JSON: ${(e as Error).message}`, {
+  } catch {
+    throw new CliffscopeError('bad-json', `${file}: not valid JSON: ${jsonSyntaxProblem(text)}`, {
       file,
       hint: 'fix or re-download the file',
     });
@@ -48,12 +53,6 @@ function isFile(p: string): boolean {
   } catch {
     return false;
   }
-}
-
-function idList(v: unknown): number[] {
-  if (typeof v === 'number') return [v];
-  if (Array.isArray(v)) return v.filter((x): x is number => typeof x === 'number');
-  return [];
 }
 
 const shapeText = (s: readonly number[]) => `[${s.join(', ')}]`;
@@ -112,12 +111,43 @@ function readGeneration(dir: string, config: ModelConfig): Checkpoint['generatio
   const file = path.join(dir, 'generation_config.json');
   if (!isFile(file)) return { eosTokenIds: [...config.eosTokenIds], bosTokenId: config.bosTokenId, raw: null };
   const raw = readJsonObject(file);
-  const eos = idList(raw.eos_token_id);
+  const eos = tokenIds(raw.eos_token_id, 'eos_token_id', file, config.vocabSize);
+  const bos = tokenIds(raw.bos_token_id, 'bos_token_id', file, config.vocabSize)[0];
   return {
     eosTokenIds: eos.length > 0 ? eos : [...config.eosTokenIds],
-    bosTokenId: typeof raw.bos_token_id === 'number' ? raw.bos_token_id : config.bosTokenId,
+    bosTokenId: bos ?? config.bosTokenId,
     raw,
   };
+}
+
+const LAYER_TENSOR = /^model\.layers\.(\d+)\./;
+
+/**
+ * The number of layers must agree with the weights before anything is built per layer: a config.json claiming
+ * millions of layers would otherwise cost minutes and gigabytes before the first missing tensor is noticed, and one
+ * claiming fewer layers than the weights hold would silently run a truncated model.
+ */
+function checkLayerCount(config: ModelConfig, tensors: Map<string, TensorInfo>, configPath: string, files: string[]): void {
+  // A loop, not Math.max(...): a hostile header may name hundreds of thousands of layers.
+  let inWeights = 0;
+  for (const name of tensors.keys()) {
+    const m = LAYER_TENSOR.exec(name);
+    if (m) inWeights = Math.max(inWeights, Number(m[1]) + 1);
+  }
+  if (inWeights === config.numLayers) return;
+  const where = files.length === 1 ? files[0]! : path.dirname(files[0] ?? configPath);
+  if (inWeights > config.numLayers) {
+    throw new CliffscopeError(
+      'shape-mismatch',
+      `${configPath}: num_hidden_layers is ${config.numLayers}, but the weights hold ${inWeights} layers (model.layers.0 to model.layers.${inWeights - 1}) in ${where}`,
+      { file: configPath, hint: 'the layers beyond num_hidden_layers would be silently ignored; config.json and the weights are from different models' },
+    );
+  }
+  throw new CliffscopeError(
+    'missing-tensor',
+    `${configPath}: num_hidden_layers is ${config.numLayers}, but the weights hold only ${inWeights} layer${inWeights === 1 ? '' : 's'} in ${where}`,
+    { file: configPath, hint: 'config.json and the weights are from different models, or the download is incomplete' },
+  );
 }
 
 /** Open a checkpoint folder and check that its weights match its config. Throws CliffscopeError on any problem. */
@@ -185,6 +215,7 @@ export function openCheckpoint(dir: string): Checkpoint {
     }
   }
 
+  checkLayerCount(config, tensors, configPath, files);
   for (const [name, shape] of expectedTensors(config)) {
     const t = tensors.get(name);
     if (!t) {

@@ -74,18 +74,72 @@ function num(raw: Json, key: string, file: string, fallback?: number): number {
   return v;
 }
 
-function positiveInt(raw: Json, key: string, file: string, fallback?: number): number {
+/**
+ * Largest sizes accepted. Real checkpoints sit far below (Llama 3.1 405B: 126 layers, hidden 16384, 128 heads,
+ * vocabulary 128256); beyond these a config.json is damaged or hostile, and building per-layer structures from it
+ * would take minutes and gigabytes before any tensor is looked at.
+ */
+export const CONFIG_LIMITS = {
+  num_hidden_layers: 1024,
+  hidden_size: 1 << 17,
+  intermediate_size: 1 << 20,
+  num_attention_heads: 1024,
+  num_key_value_heads: 1024,
+  head_dim: 2048,
+  vocab_size: 1 << 23,
+  max_position_embeddings: 1 << 24,
+  original_max_position_embeddings: 1 << 24,
+  sliding_window: 1 << 24,
+} as const;
+
+function positiveInt(raw: Json, key: keyof typeof CONFIG_LIMITS, file: string, fallback?: number): number {
   const v = num(raw, key, file, fallback);
-  if (!Number.isInteger(v) || v <= 0) {
-    throw new CliffscopeError('bad-config', `${file}: "${key}" must be a positive integer, got ${v}`, { file });
+  const max = CONFIG_LIMITS[key];
+  if (!Number.isInteger(v) || v <= 0 || v > max) {
+    throw new CliffscopeError('bad-config', `${file}: "${key}" must be a positive integer of at most ${max}, got ${v}`, {
+      file,
+      hint: 'config.json is damaged or not from a real checkpoint; re-download it',
+    });
   }
   return v;
 }
 
-function idList(v: unknown): number[] {
-  if (typeof v === 'number') return [v];
-  if (Array.isArray(v)) return v.filter((x): x is number => typeof x === 'number');
-  return [];
+/**
+ * A real number within (min, max] (or [min, max] with `closedMin`). Values outside their meaningful range make the
+ * forward pass produce NaN or meaningless numbers (rms_norm_eps 0 divides by zero on a zero row, 1e300 overflows,
+ * rope_theta 0 gives infinite frequencies), so they are refused here rather than noticed as NaN logits later.
+ */
+function realInRange(
+  raw: Json,
+  key: string,
+  file: string,
+  range: { min: number; max: number; closedMin?: boolean; why: string },
+  fallback?: number,
+): number {
+  const v = num(raw, key, file, fallback);
+  const above = range.closedMin ? v >= range.min : v > range.min;
+  if (!above || v > range.max) {
+    const lo = range.closedMin ? `[${range.min}` : `(${range.min}`;
+    throw new CliffscopeError('bad-config', `${file}: "${key}" is ${v}, outside its meaningful range ${lo}, ${range.max}]`, {
+      file,
+      hint: `${range.why}; fix config.json (or re-download the checkpoint)`,
+    });
+  }
+  return v;
+}
+
+/** Token ids (one or a list) that must each be a non-negative integer below the vocabulary size. */
+export function tokenIds(v: unknown, key: string, file: string, vocabSize: number): number[] {
+  const ids = v === undefined || v === null ? [] : Array.isArray(v) ? v : [v];
+  for (const id of ids) {
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= vocabSize) {
+      throw new CliffscopeError('bad-config', `${file}: "${key}" holds ${JSON.stringify(id)}, which is not a token id of this model (vocab_size ${vocabSize})`, {
+        file,
+        hint: `every id in "${key}" must be an integer in 0..${vocabSize - 1}; generation would never stop on an id the model cannot produce`,
+      });
+    }
+  }
+  return ids as number[];
 }
 
 function parseRopeScaling(raw: Json, file: string): RopeScaling {
@@ -96,15 +150,24 @@ function parseRopeScaling(raw: Json, file: string): RopeScaling {
   }
   const type = String(rs.rope_type ?? rs.type ?? 'default');
   if (type === 'default') return { type: 'default' };
-  if (type === 'linear') return { type: 'linear', factor: num(rs, 'factor', file) };
+  const factor = () => realInRange(rs, 'factor', file, { min: 0, max: 1e6, why: 'rope_scaling.factor divides the rotary frequencies' });
+  if (type === 'linear') return { type: 'linear', factor: factor() };
   if (type === 'llama3') {
-    return {
-      type: 'llama3',
-      factor: num(rs, 'factor', file),
-      lowFreqFactor: num(rs, 'low_freq_factor', file),
-      highFreqFactor: num(rs, 'high_freq_factor', file),
+    const why = 'llama3 rope scaling blends frequencies between low_freq_factor and high_freq_factor';
+    const scaling = {
+      type: 'llama3' as const,
+      factor: factor(),
+      lowFreqFactor: realInRange(rs, 'low_freq_factor', file, { min: 0, max: 1e6, why }),
+      highFreqFactor: realInRange(rs, 'high_freq_factor', file, { min: 0, max: 1e6, why }),
       originalMaxPositionEmbeddings: positiveInt(rs, 'original_max_position_embeddings', file),
     };
+    if (scaling.highFreqFactor <= scaling.lowFreqFactor) {
+      throw new CliffscopeError('bad-config', `${file}: rope_scaling high_freq_factor (${scaling.highFreqFactor}) must be above low_freq_factor (${scaling.lowFreqFactor})`, {
+        file,
+        hint: why,
+      });
+    }
+    return scaling;
   }
   throw new CliffscopeError('bad-config', `${file}: rope_scaling type "${type}" is not supported`, {
     file,
@@ -147,8 +210,10 @@ export function parseModelConfig(raw: unknown, file = 'config.json'): ModelConfi
 
   const attentionBias = cfg.attention_bias === true;
   const useSliding = family === 'mistral' || cfg.use_sliding_window === true;
+  // A missing, null or non-positive window means none, as in transformers.
   const window = cfg.sliding_window;
-  const slidingWindow = useSliding && typeof window === 'number' && window > 0 ? window : null;
+  const slidingWindow = useSliding && typeof window === 'number' && window > 0 ? positiveInt(cfg, 'sliding_window', file) : null;
+  const vocabSize = positiveInt(cfg, 'vocab_size', file);
 
   return {
     architecture,
@@ -159,10 +224,10 @@ export function parseModelConfig(raw: unknown, file = 'config.json'): ModelConfi
     numHeads,
     numKvHeads,
     headDim,
-    vocabSize: positiveInt(cfg, 'vocab_size', file),
+    vocabSize,
     maxPositionEmbeddings: positiveInt(cfg, 'max_position_embeddings', file, 2048),
-    rmsNormEps: num(cfg, 'rms_norm_eps', file, 1e-6),
-    ropeTheta: num(cfg, 'rope_theta', file, 10000),
+    rmsNormEps: realInRange(cfg, 'rms_norm_eps', file, { min: 0, max: 1, why: 'rms_norm_eps keeps RMSNorm from dividing by zero; real models use 1e-5 or 1e-6' }, 1e-6),
+    ropeTheta: realInRange(cfg, 'rope_theta', file, { min: 1, max: 1e12, why: 'rope_theta is the rotary base; real models use 1e4 to 1e7' }, 10000),
     ropeScaling: parseRopeScaling(cfg, file),
     tieWordEmbeddings: cfg.tie_word_embeddings === true,
     qkvBias: family === 'qwen2' || attentionBias,
@@ -171,8 +236,8 @@ export function parseModelConfig(raw: unknown, file = 'config.json'): ModelConfi
     qkNorm: family === 'qwen3',
     slidingWindow,
     torchDtype: typeof cfg.torch_dtype === 'string' ? cfg.torch_dtype : null,
-    bosTokenId: typeof cfg.bos_token_id === 'number' ? cfg.bos_token_id : null,
-    eosTokenIds: idList(cfg.eos_token_id),
+    bosTokenId: tokenIds(cfg.bos_token_id, 'bos_token_id', file, vocabSize)[0] ?? null,
+    eosTokenIds: tokenIds(cfg.eos_token_id, 'eos_token_id', file, vocabSize),
   };
 }
 

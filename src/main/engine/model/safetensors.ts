@@ -218,8 +218,11 @@ export function readSafetensorsHeader(file: string): {
     );
   }
 
-  // Tensors must not share bytes; sort by position and compare neighbours (empty tensors take no space).
+  // Tensors must not share bytes, and (as the reference implementation requires) must cover the data region exactly:
+  // bytes no tensor claims — a gap, or anything after the last tensor — are a sign of a damaged or doctored file.
+  // Sort by position and compare neighbours (empty tensors take no space).
   tensors.sort((x, y) => x.begin - y.begin || x.end - y.end);
+  let covered = dataStart;
   let prev: TensorInfo | undefined;
   for (const t of tensors) {
     if (t.begin === t.end) continue;
@@ -230,7 +233,18 @@ export function readSafetensorsHeader(file: string): {
           `(bytes ${t.begin - dataStart}..${t.end - dataStart}) overlap`,
       );
     }
+    if (t.begin > covered) {
+      throw bad(file, `data bytes ${covered - dataStart}..${t.begin - dataStart} (before tensor "${t.name}") belong to no tensor`);
+    }
+    covered = t.end;
     prev = t;
+  }
+  if (covered < size) {
+    throw bad(
+      file,
+      `${size - covered} bytes after the last tensor` + (prev ? ` ("${prev.name}", ending at byte ${covered})` : '') + ' belong to no tensor',
+      'the file was appended to or is not the file its header describes; re-download or re-export it',
+    );
   }
   return { tensors, metadata, dataStart };
 }
@@ -464,17 +478,52 @@ export function writeSafetensors(file: string, tensors: TensorToWrite[], metadat
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(json.length));
 
+  checkOutputFile(file);
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  const fd = fs.openSync(tmp, 'w');
+  let fd: number | null = null;
   try {
+    fd = fs.openSync(tmp, 'w');
     writeFully(fd, prefix);
     writeFully(fd, json);
     for (const t of tensors) writeFully(fd, tensorBytes(t, file));
-  } catch (e) {
     fs.closeSync(fd);
+    fd = null;
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    if (fd !== null) fs.closeSync(fd);
     fs.rmSync(tmp, { force: true });
-    throw e;
+    if (e instanceof CliffscopeError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new CliffscopeError('bad-argument', `cannot write ${file} (${code ?? (e as Error).message})`, {
+      file,
+      hint: code === 'ENOSPC' ? 'the disk is full' : 'choose an output file in a folder you can write to',
+      cause: e,
+    });
   }
-  fs.closeSync(fd);
-  fs.renameSync(tmp, file);
+}
+
+/**
+ * Refuse an output path that cannot become a file: a folder, or a path whose folder does not exist. Called by
+ * writeSafetensors, and by verbs before a long computation so the mistake shows at once.
+ */
+export function checkOutputFile(file: string): void {
+  const dir = path.dirname(path.resolve(file));
+  let st: fs.Stats | null = null;
+  try {
+    st = fs.statSync(file);
+  } catch {
+    // does not exist yet: fine, if its folder does
+  }
+  if (st?.isDirectory()) {
+    throw new CliffscopeError('bad-argument', `${file} is a folder; the output must be a file`, {
+      file,
+      hint: `name a file, e.g. ${path.join(file, 'acts.safetensors')}`,
+    });
+  }
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
+    throw new CliffscopeError('missing-file', `cannot write ${file}: the folder ${dir} does not exist`, {
+      file,
+      hint: 'create the folder first, or choose another output path',
+    });
+  }
 }

@@ -9,14 +9,18 @@
 import * as ort from 'onnxruntime-node';
 import { CliffscopeError } from '../errors.js';
 import type { ModelConfig } from '../model/config.js';
+import { checkedStep } from '../model/numerics.js';
 import { IO, type KvCacheType, kvStreams } from '../onnx/decoder-graph.js';
 import { emptyKvCache, type KvCache, withRecent } from './kv-cache.js';
-import { type ProviderChoice, type ProviderName, providerCandidates } from './providers.js';
+import { openSession, type ProviderChoice, type ProviderName } from './providers.js';
 
 export interface SessionOptions {
   /** Intra-op threads; default: ONNX Runtime's choice (one per physical core). */
   threads?: number;
-  /** Execution provider, or `auto` (default): the platform's GPU provider when installed, else CPU. */
+  /**
+   * Execution provider, or `auto` (default): the platform's GPU provider when it loads, else CPU. An explicit provider
+   * that cannot load is an error (see providers.ts).
+   */
   provider?: ProviderChoice;
 }
 
@@ -74,9 +78,9 @@ export class DecoderSession {
     readonly config: ModelConfig,
     readonly session: ort.InferenceSession,
     readonly modelPath: string,
-    /** The provider that loaded this session (the first candidate that succeeded). */
+    /** The provider that loaded this session. */
     readonly provider: ProviderName,
-    /** Why better providers were skipped, e.g. "cuda: Failed to load shared library". */
+    /** Why `auto` skipped better providers, e.g. "cuda: libonnxruntime_providers_cuda.so is not installed …". */
     readonly providerNotes: string[],
   ) {
     this.kvCacheType = session.inputNames.includes(IO.past('key_scale', 0))
@@ -90,32 +94,8 @@ export class DecoderSession {
   readonly kvCacheType: KvCacheType;
 
   static async create(modelPath: string, config: ModelConfig, opts: SessionOptions = {}): Promise<DecoderSession> {
-    const notes: string[] = [];
-    const candidates = providerCandidates(opts.provider ?? 'auto');
-    for (const provider of candidates) {
-      const options: ort.InferenceSession.SessionOptions = {
-        // Nodes a GPU provider cannot run fall back to CPU inside the same session.
-        executionProviders: provider === 'cpu' ? ['cpu'] : [provider, 'cpu'],
-        graphOptimizationLevel: 'all',
-        logSeverityLevel: 3,
-      };
-      if (opts.threads) options.intraOpNumThreads = opts.threads;
-      try {
-        const session = await ort.InferenceSession.create(modelPath, options);
-        return new DecoderSession(config, session, modelPath, provider, notes);
-      } catch (e) {
-        const message = (e as Error).message;
-        if (provider === 'cpu') {
-          throw new CliffscopeError('runtime', `ONNX Runtime could not load ${modelPath}: ${message}`, {
-            file: modelPath,
-            hint: 'delete the compiled cache entry and compile again; if it persists, report the model config',
-            cause: e,
-          });
-        }
-        notes.push(`${provider}: ${message.split('\n')[0]}`);
-      }
-    }
-    throw new CliffscopeError('runtime', `no execution provider could load ${modelPath}`);
+    const { session, provider, notes } = await openSession(modelPath, opts.provider ?? 'auto', { threads: opts.threads });
+    return new DecoderSession(config, session, modelPath, provider, notes);
   }
 
   emptyCache(batch: number): KvCache {
@@ -215,11 +195,9 @@ export class DecoderSession {
     const patternPer = patternIndex.length * T;
     // Every logit the engine uses (generation and teacher forcing alike) leaves the graph here and nowhere else:
     // the one place to check them.
-    const logits = data(IO.logits, taps.logitRows, V);
-    const tokenLogprobs = data(IO.tokenLogprobs, taps.logprobRows, 1);
-    return {
-      logits,
-      tokenLogprobs,
+    return checkedStep({
+      logits: data(IO.logits, taps.logitRows, V),
+      tokenLogprobs: data(IO.tokenLogprobs, taps.logprobRows, 1),
       resid: inOrder(data(IO.residTaps, both(taps.residRows, taps.residLayers), residPer), taps.residLayers, requested.residLayers, residPer),
       z: inOrder(data(IO.zTaps, both(taps.zRows, taps.zLayers), zPer), taps.zLayers, requested.zLayers, zPer),
       pattern: inOrder(data(IO.patternTaps, both(patternIndex, taps.patternLayers), patternPer), taps.patternLayers, requested.patternLayers, patternPer),
@@ -227,7 +205,7 @@ export class DecoderSession {
         cache,
         Array.from({ length: L }, (_, i) => cache.streams.map((stream) => out[IO.present(stream.name, i)] as ort.Tensor)),
       ),
-    };
+    }, this.config, headScale);
   }
 
   async release(): Promise<void> {

@@ -60,8 +60,11 @@ export interface GenerateOptions {
   /** Each probe's score for a token, as soon as that token's residual is computed. */
   onScore?: (prompt: number, position: number, scores: number[]) => void;
   onToken?: (prompt: number, token: number, position: number) => void;
-  /** Each request's result as soon as it is finished (never for 'cancelled'), e.g. to commit it. */
-  onFinished?: (result: GenerationResult) => void;
+  /**
+   * Each request's result as soon as it is finished (never for 'cancelled'), e.g. to commit it. Awaited before the
+   * next step, so a handler may run the same session (e.g. teacher-force a few more tokens).
+   */
+  onFinished?: (result: GenerationResult) => void | Promise<void>;
   /** Called after each decode step with (tokens generated so far, upper bound on tokens). */
   onProgress?: (done: number, total: number) => void;
   signal?: AbortSignal;
@@ -148,10 +151,15 @@ export async function generate(session: DecoderSession, requests: GenerationRequ
   let rows: Row[] = [];
   let cache: KvCache | null = null;
 
+  // Results finished since the last hand-over, in the order they finished; handed to onFinished between steps.
+  const ready: GenerationResult[] = [];
+  const handOver = async () => {
+    while (ready.length) await opts.onFinished?.(ready.shift()!);
+  };
   const finish = (r: Row, reason: FinishReason) => {
     r.finished = true;
     results[r.prompt] = { prompt: r.prompt, promptIds: r.ids, outputIds: r.out, finishReason: reason, skipped: null, scores: r.scores };
-    opts.onFinished?.(results[r.prompt]!);
+    ready.push(results[r.prompt]!);
   };
 
   /**
@@ -246,7 +254,7 @@ export async function generate(session: DecoderSession, requests: GenerationRequ
           finishReason: 'context',
           skipped: `the prompt has ${req.ids.length} tokens and the model's context is ${cfg.maxPositionEmbeddings}, leaving no room to generate`,
         };
-        opts.onFinished?.(results[i]!);
+        ready.push(results[i]!);
         continue;
       }
       joiners.push({
@@ -295,6 +303,7 @@ export async function generate(session: DecoderSession, requests: GenerationRequ
       const joiners = takeWaiting(batchSize - live.length - joined.length);
       if (!joiners.length) break;
       const joinedCache = await prefill(joiners);
+      await handOver();
       if (!joinedCache) {
         rows.push(...joiners); // left unfinished: reported as cancelled
         return false;
@@ -322,9 +331,11 @@ export async function generate(session: DecoderSession, requests: GenerationRequ
     cache = step.cache;
     for (const r of rows) r.filled++;
     advance(rows, step.logits);
+    await handOver();
     opts.onProgress?.(produced, total);
     await yieldToEventLoop();
   }
+  await handOver();
   // Cancelled: what each unfinished row generated so far (never handed to onFinished).
   for (const r of rows) {
     if (!r.finished) results[r.prompt] = { prompt: r.prompt, promptIds: r.ids, outputIds: r.out, finishReason: 'cancelled', skipped: null, scores: r.scores };

@@ -9,7 +9,7 @@ import type { ModelConfig } from '../model/config.js';
 import { type CompiledModel, type CompileOptions, type CompileProgress, compileCheckpoint } from '../onnx/compile.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { DecoderSession, type SessionOptions } from './decoder-session.js';
-import { providerCandidates } from './providers.js';
+import { planProviders } from './providers.js';
 
 export interface LoadOptions extends SessionOptions {
   normPreserve?: boolean;
@@ -42,8 +42,9 @@ export function defaultThreads(checkpoint: Checkpoint): number | undefined {
 export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<LoadedModel> {
   const checkpoint = openCheckpoint(dir);
   // GPU providers run float16 activations and weights unless asked otherwise; the CPU stays float32 (ONNX Runtime's
-  // CPU kernels would only cast float16 back to float32).
-  const gpuFirst = providerCandidates(opts.provider ?? 'auto')[0] !== 'cpu';
+  // CPU kernels would only cast float16 back to float32). An explicit provider that cannot run here fails now,
+  // before anything is compiled.
+  const gpuFirst = planProviders(opts.provider ?? 'auto').candidates[0] !== 'cpu';
   const options = (activations: 'float32' | 'float16'): CompileOptions => ({
     normPreserve: opts.normPreserve ?? false,
     ...opts.precision,
@@ -53,7 +54,7 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Lo
   let compiled = await compileCheckpoint(checkpoint, options(gpuFirst ? 'float16' : 'float32'), { cacheRoot: opts.cacheRoot, onProgress: opts.onProgress });
   let session = await DecoderSession.create(compiled.modelPath, checkpoint.config, sessionOptions);
   if (session.provider === 'cpu' && compiled.options.activations === 'float16' && opts.precision?.activations === undefined) {
-    // The GPU provider did not load after all: use the float32 graph the CPU is built for.
+    // `auto`'s GPU provider did not load after all: use the float32 graph the CPU is built for.
     const notes = session.providerNotes;
     await session.release();
     compiled = await compileCheckpoint(checkpoint, options('float32'), { cacheRoot: opts.cacheRoot, onProgress: opts.onProgress });

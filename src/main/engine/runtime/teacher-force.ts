@@ -9,7 +9,7 @@
  * chunked as it would be alone. Keys of sequences that are finished leave the cache before the next step.
  */
 import { CliffscopeError } from '../errors.js';
-import { validateHeadScale } from '../io/head-scale.js';
+import { validateHeadScale } from './head-scale.js';
 import { buildAttentionBias } from './attention-bias.js';
 import type { DecoderSession } from './decoder-session.js';
 import { rebuildKvCache } from './kv-cache.js';

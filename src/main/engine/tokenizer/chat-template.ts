@@ -1,9 +1,10 @@
 /**
  * Rendering a model's own chat template (Jinja, from tokenizer_config.json or chat_template.jinja) with
- * @huggingface/jinja, passing the variables transformers' `apply_chat_template` passes.
+ * @huggingface/jinja, passing the variables transformers' `apply_chat_template` passes. The template is untrusted
+ * code and runs in a sandbox with a budget (template-sandbox.ts).
  */
-import { Template } from '@huggingface/jinja';
 import { CliffscopeError } from '../errors.js';
+import { DEFAULT_RENDER_BUDGET, type RenderBudget, renderInSandbox } from './template-sandbox.js';
 
 export type ChatRole = 'system' | 'user' | 'assistant';
 
@@ -45,54 +46,44 @@ export function chatTemplateNames(value: unknown): string[] {
 }
 
 export class ChatTemplate {
-  private parsed: Template | null = null;
-
   /**
    * @param source the Jinja text
    * @param file where it came from, named in errors
+   * @param budget time, output and memory limits of one render (the template is untrusted code)
    */
   constructor(
     readonly source: string,
     readonly file: string,
+    readonly budget: RenderBudget = DEFAULT_RENDER_BUDGET,
   ) {}
 
   /**
-   * Renders `messages` with `vars` (special tokens, add_generation_prompt, extras). Any failure, including the
-   * template's own `raise_exception(...)`, becomes a CliffscopeError('tokenizer') that quotes the template's message.
+   * Renders `messages` with `vars` (special tokens, add_generation_prompt, extras) in the template sandbox. Any
+   * failure, including the template's own `raise_exception(...)`, a parse error, or a render over its time, memory or
+   * output budget, becomes a CliffscopeError('tokenizer') that names the file and quotes the template's message.
    */
   render(messages: readonly ChatMessage[], vars: Record<string, unknown>): string {
-    const template = this.compile();
     // Copy the messages so the template sees plain objects and cannot change the caller's.
     const items = { ...vars, messages: messages.map((m) => ({ role: m.role, content: m.content })) };
-    try {
-      return template.render(items);
-    } catch (e) {
-      // @huggingface/jinja's global raise_exception throws a plain Error with the template's text, and it cannot
-      // be replaced (render() refuses to redeclare a global), so every render error is reported the same way.
-      throw new CliffscopeError('tokenizer', `the chat template in ${this.file} failed: ${errorText(e)}`, {
-        file: this.file,
-        hint: 'Check the conversation (roles, order) against what this model accepts, or pass raw text with --no-chat.',
-        cause: e,
-      });
-    }
-  }
-
-  /** Parsed once, on first use, so a model whose template we cannot parse still works on raw text. */
-  private compile(): Template {
-    if (this.parsed) return this.parsed;
-    try {
-      this.parsed = new Template(this.source);
-    } catch (e) {
-      throw new CliffscopeError('tokenizer', `cannot parse the chat template in ${this.file}: ${errorText(e)}`, {
+    const outcome = renderInSandbox(this.source, items, this.budget);
+    if (outcome.ok) return outcome.text;
+    if (outcome.stage === 'parse') {
+      throw new CliffscopeError('tokenizer', `cannot parse the chat template in ${this.file}: ${outcome.message}`, {
         file: this.file,
         hint: 'Pass raw text with --no-chat, or fix the template.',
-        cause: e,
       });
     }
-    return this.parsed;
+    if (outcome.stage === 'time' || outcome.stage === 'size') {
+      throw new CliffscopeError('tokenizer', `the chat template in ${this.file} was stopped: ${outcome.message}`, {
+        file: this.file,
+        hint: 'A chat template should only format the conversation; this one loops or grows without bound. Fix or replace the template, or pass raw text with --no-chat.',
+      });
+    }
+    // @huggingface/jinja's global raise_exception throws a plain Error with the template's text, so every render
+    // error is reported the same way.
+    throw new CliffscopeError('tokenizer', `the chat template in ${this.file} failed: ${outcome.message}`, {
+      file: this.file,
+      hint: 'Check the conversation (roles, order) against what this model accepts, or pass raw text with --no-chat.',
+    });
   }
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }

@@ -37,10 +37,19 @@ export function detectThinkMarkers(singleTokenId: (text: string) => number | und
 }
 
 /**
+ * Whether a transcript's thinking closed (docs/METHOD.md §0):
+ *  - 'closed': a closing marker follows the thinking; the answer comes after it.
+ *  - 'not-closed': thinking opened but never closed (cut off by the token budget, or the model never closed it).
+ *  - 'none': no think marker at all (a model without them, or one that did not think this time).
+ */
+export type ThinkingState = 'closed' | 'not-closed' | 'none';
+
+/**
  * Token indices into `ids` (prompt followed by generation). Spans are half-open: thinking is
  * ids[thinkingStart .. thinkingEnd), the answer is ids[answerStart ..].
  */
 export interface TranscriptSplit {
+  state: ThinkingState;
   /** Index of the opening marker (may lie inside the prompt when the template pre-fills it); null if none. */
   thinkOpen: number | null;
   /** Index of the closing marker; null if there is none (no reasoning, or reasoning cut off). */
@@ -49,9 +58,16 @@ export interface TranscriptSplit {
   thinkingStart: number | null;
   /** One past the last thinking token: thinkClose, or ids.length while reasoning is still open. */
   thinkingEnd: number | null;
-  /** First answer token: after the closing marker and any whitespace-only tokens that follow it (may equal ids.length). */
-  answerStart: number | null;
-  /** t_b: the last token before the answer, i.e. answerStart - 1 ("</think>" or the "\n\n" after it). */
+  /**
+   * First token of what is judged as the answer: after the closing marker and any whitespace-only tokens that follow
+   * it (may equal ids.length); the prompt's end — the whole output — when thinking did not close or there is none.
+   */
+  answerStart: number;
+  /**
+   * t_b, the answer boundary: the last token before the answer (answerStart − 1: "</think>", the "\n\n" after it,
+   * or for 'none' the last prompt token; null for an empty prompt). Null for 'not-closed': t_b is then not among
+   * these ids but at the end of the closing marker the probe reads appended (runtime/transcript.ts).
+   */
   answerBoundary: number | null;
 }
 
@@ -64,9 +80,11 @@ export interface TranscriptSplit {
  *    Otherwise thinkOpen is the first `open` in the generation, or null.
  * 2. Closing marker: the first `close` after thinkOpen (and not before the generation starts), or null. A close
  *    with no open (a model that omits "<think>") means thinking began where the prompt ends.
- * 3. Answer: skip the whitespace-only tokens right after thinkClose ("\n\n"); answerStart is the next index and
- *    answerBoundary = answerStart - 1. Without a closing marker there is no answer yet: both are null.
- * Markers missing from the vocabulary (openId/closeId null) are simply never found, so everything is null.
+ * 3. Answer. Closed: skip the whitespace-only tokens right after thinkClose ("\n\n"); answerStart is the next index
+ *    and answerBoundary = answerStart − 1. No marker at all: the whole output is the answer and t_b is the last
+ *    prompt token. Opened but not closed: the whole output is judged (as the paper's code does) and t_b is left to
+ *    the probe's reading with the closing marker appended.
+ * Markers missing from the vocabulary (openId/closeId null) are simply never found, so such a model is 'none'.
  */
 export function splitTranscriptIds(
   ids: readonly number[],
@@ -112,19 +130,32 @@ export function splitTranscriptIds(
 
   const thinkingStart = thinkOpen !== null ? thinkOpen + 1 : thinkClose !== null ? promptLength : null;
   const thinkingEnd = thinkClose !== null ? thinkClose : thinkOpen !== null ? ids.length : null;
-  let answerStart: number | null = null;
   if (thinkClose !== null) {
-    answerStart = thinkClose + 1;
+    let answerStart = thinkClose + 1;
     while (answerStart < ids.length && isWhitespace(ids[answerStart]!)) answerStart++;
+    return { state: 'closed', thinkOpen, thinkClose, thinkingStart, thinkingEnd, answerStart, answerBoundary: answerStart - 1 };
+  }
+  if (thinkOpen !== null) {
+    return { state: 'not-closed', thinkOpen, thinkClose, thinkingStart, thinkingEnd, answerStart: promptLength, answerBoundary: null };
   }
   return {
+    state: 'none',
     thinkOpen,
     thinkClose,
     thinkingStart,
     thinkingEnd,
-    answerStart,
-    answerBoundary: answerStart === null ? null : answerStart - 1,
+    answerStart: promptLength,
+    answerBoundary: promptLength > 0 ? promptLength - 1 : null,
   };
+}
+
+/**
+ * What the paper's code appends to a reasoning transcript before reading the probe at its last token: "\n", the
+ * closing marker, "\n\n". For a transcript whose thinking did not close, the probe reads prompt + output + these
+ * tokens, and t_b is the last of them (docs/METHOD.md §0).
+ */
+export function closingSuffixText(closeMarker: string | null): string {
+  return `\n${closeMarker ?? THINK_MARKER_PAIRS[0]!.close}\n\n`;
 }
 
 /** Whether `ids` ends with the opening marker, ignoring trailing whitespace-only tokens ("<think>\n"). */

@@ -2,10 +2,13 @@
  * A model's tokenizer, loaded from the files of a Hugging Face checkpoint: encode/decode via @huggingface/tokenizers,
  * the chat template via @huggingface/jinja, plus the reasoning-marker helpers the refusal analyses need.
  */
-import { readFile } from 'node:fs/promises';
+import fs from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { CliffscopeError } from '../errors.js';
+import { jsonSyntaxProblem } from '../io/json-syntax.js';
+import { readUntrustedText } from '../io/untrusted-file.js';
+import { nestedQuantifier, tokenizerRegexes } from './regex-safety.js';
 import {
   ChatTemplate,
   chatTemplateNames,
@@ -88,6 +91,15 @@ export class Tokenizer {
     // tokenizers.js's WordLevel ("Legacy") model takes its unknown token from the config, not from tokenizer.json.
     const modelUnk = (tokenizerJson as { model?: { unk_token?: unknown } }).model?.unk_token;
     if (libraryConfig.unk_token === null && typeof modelUnk === 'string') libraryConfig.unk_token = modelUnk;
+    for (const { where, pattern } of tokenizerRegexes(tokenizerJson)) {
+      const nested = nestedQuantifier(pattern);
+      if (nested) {
+        throw new CliffscopeError('tokenizer', `${tokenizerFile}: the pattern of ${where} repeats a repetition (${nested}), which can take exponential time on some text`, {
+          file: tokenizerFile,
+          hint: 'this is not a pattern real tokenizers use; the file is damaged or hostile — re-download the checkpoint',
+        });
+      }
+    }
     try {
       this.inner = new HfTokenizer(tokenizerJson, libraryConfig);
     } catch (e) {
@@ -298,14 +310,20 @@ function tokenText(value: unknown): string | null {
   return null;
 }
 
+/** Tokenizer files of real models are at most tens of MB; a bigger one is a mistake or an attack. */
+const MAX_TOKENIZER_FILE_BYTES = 256 * 1024 * 1024;
+
+/**
+ * A checkpoint file as text, or null when it is absent and optional. The checkpoint is untrusted: a file may be a
+ * link to /dev/zero or a FIFO, so it is read only if it is a regular file of bounded size (readUntrustedText).
+ */
 async function readText(file: string, required: boolean): Promise<string | null> {
   try {
-    return await readFile(file, 'utf8');
+    return readUntrustedText(file, { maxBytes: MAX_TOKENIZER_FILE_BYTES, what: 'tokenizer file', code: 'tokenizer' });
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (!required && code === 'ENOENT') return null;
-    const what = code === 'ENOENT' || code === 'ENOTDIR' ? 'not found' : `cannot be read (${code ?? errorText(e)})`;
-    throw new CliffscopeError('missing-file', `${file} ${what}`, {
+    if (!(e instanceof CliffscopeError) || e.code !== 'missing-file') throw e;
+    if (!required && !fs.existsSync(file)) return null;
+    throw new CliffscopeError('missing-file', `${file} ${fs.existsSync(file) ? 'cannot be read' : 'not found'}`, {
       file,
       hint: required
         ? 'Point at a Hugging Face checkpoint folder with a tokenizer.json (the fast-tokenizer file; a folder with only tokenizer.model needs converting with transformers first).'
@@ -321,8 +339,8 @@ async function readJson(file: string, required: boolean): Promise<Json | null> {
   let value: unknown;
   try {
     value = JSON.parse(text);
-  } catch (e) {
-    throw new CliffscopeError('bad-json', `${file} is not valid JSON: ${errorText(e)}`, { file, cause: e });
+  } catch {
+    throw new CliffscopeError('bad-json', `${file} is not valid JSON: ${jsonSyntaxProblem(text)}`, { file });
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new CliffscopeError('bad-json', `${file} must hold a JSON object`, { file });

@@ -1,5 +1,5 @@
 /**
- * Number, time and head-name formatting for the panels. Pure functions (unit-tested in node): every number the UI
+ * Number, time and label formatting for the panels (head names: src/shared/heads.ts). Pure functions (unit-tested in node): every number the UI
  * shows goes through here, so the e2e test can compute the same text from the store's values.
  */
 
@@ -78,57 +78,6 @@ export function eta(startedAt: number, now: number, done: number, total: number 
   if (elapsed < 500) return null;
   if (done >= total) return 0;
   return (elapsed / done) * (total - done);
-}
-
-// ---------------------------------------------------------------------------------------------------------------------
-// Heads
-
-export interface HeadRef {
-  layer: number;
-  head: number;
-}
-
-/** The paper's name for a head: L1H5. */
-export function headLabel(h: HeadRef): string {
-  return `L${h.layer}H${h.head}`;
-}
-
-export function headKey(h: HeadRef): string {
-  return `${h.layer}:${h.head}`;
-}
-
-/**
- * Heads typed by hand: "L1H5, L2H2" or "1:5 2:2" (any separator of commas, spaces, semicolons). Returns the heads
- * in order without duplicates, or the first token that is not a head. `layers`/`heads` bound them when given.
- */
-export function parseHeads(
-  text: string,
-  bounds?: { layers: number; heads: number },
-): { heads: HeadRef[]; error: string | null } {
-  const heads: HeadRef[] = [];
-  const seen = new Set<string>();
-  for (const token of text.split(/[\s,;]+/).filter(Boolean)) {
-    const m = /^L(\d+)H(\d+)$/i.exec(token) ?? /^(\d+):(\d+)$/.exec(token);
-    if (!m) return { heads, error: `"${token}" is not a head (write L1H5 or 1:5)` };
-    const h = { layer: Number(m[1]), head: Number(m[2]) };
-    if (bounds && (h.layer >= bounds.layers || h.head >= bounds.heads)) {
-      return { heads, error: `${headLabel(h)} is outside the model's ${bounds.layers} layers × ${bounds.heads} heads` };
-    }
-    if (seen.has(headKey(h))) continue;
-    seen.add(headKey(h));
-    heads.push(h);
-  }
-  return { heads, error: null };
-}
-
-/** A γ per [layer][head] matrix (1 everywhere, `gamma` on the chosen heads): generate.run's `headScale`. */
-export function headScaleMatrix(heads: readonly HeadRef[], gamma: number, layers: number, headsPerLayer: number): number[][] {
-  const m = Array.from({ length: layers }, () => Array.from({ length: headsPerLayer }, () => 1));
-  for (const h of heads) {
-    const row = m[h.layer];
-    if (row && h.head < headsPerLayer) row[h.head] = gamma;
-  }
-  return m;
 }
 
 /** A path's last segment (a project or model name in lists). */

@@ -1,11 +1,11 @@
 /**
- * Plotly figures for the method's plots (METHOD.md §7), built from API data by pure functions: no DOM, no plotly
+ * Plotly figures for the method's plots (docs/METHOD.md §7), built from API data by pure functions: no DOM, no plotly
  * import (Plot.svelte loads plotly lazily and applies the theme's colours), so they are unit-tested in node.
  *
  * Token positions are transcript indices (prompt + output, 0-based), as the store keeps them. Thinking spans are
- * [thinkingStart, thinkingEnd) and the answer boundary t_b is the last token before the answer (METHOD.md §0).
+ * [thinkingStart, thinkingEnd) and the answer boundary t_b is the last token before the answer (docs/METHOD.md §0).
  */
-import { headLabel, type HeadRef } from './format.js';
+import { headLabel, type HeadRef } from '../../../shared/heads.js';
 
 /** Plotly's JSON: traces and a layout. Loosely typed on purpose: plotly's own schema is huge. */
 export type Trace = Record<string, unknown>;
@@ -367,9 +367,9 @@ export function difference(a: ArrayLike<number>, b: ArrayLike<number>): Float32A
   return out;
 }
 
-/** Probes at several layers scoring one transcript: layers (rows) × token positions, probabilities in [0, 1]. */
-export function layersTokensFigure(rows: readonly { layer: number; scores: ArrayLike<number | null> }[], opts: { tokens?: readonly string[]; answerBoundary?: number | null } = {}): Figure {
-  const sorted = [...rows].sort((a, b) => a.layer - b.layer);
+/** Probes at several residual-stack entries scoring one transcript: entries (rows) × token positions, in [0, 1]. */
+export function residTokensFigure(rows: readonly { residIndex: number; scores: ArrayLike<number | null> }[], opts: { tokens?: readonly string[]; answerBoundary?: number | null } = {}): Figure {
+  const sorted = [...rows].sort((a, b) => a.residIndex - b.residIndex);
   const n = Math.max(0, ...sorted.map((r) => r.scores.length));
   const x = Array.from({ length: n }, (_, i) => i);
   const text = opts.tokens ? sorted.map(() => x.map((i) => hoverToken(opts.tokens![i] ?? ''))) : undefined;
@@ -379,7 +379,7 @@ export function layersTokensFigure(rows: readonly { layer: number; scores: Array
         type: 'heatmap',
         z: sorted.map((r) => toPlotValues(r.scores)),
         x,
-        y: sorted.map((r) => `layer ${r.layer}`),
+        y: sorted.map((r) => `resid ${r.residIndex}`),
         zmin: 0,
         zmax: 1,
         colorscale: 'Viridis',
@@ -389,7 +389,7 @@ export function layersTokensFigure(rows: readonly { layer: number; scores: Array
     ],
     layout: {
       xaxis: { title: { text: 'token position' } },
-      yaxis: { title: { text: 'probe layer' }, type: 'category' },
+      yaxis: { title: { text: 'probe (residual-stack index)' }, type: 'category' },
       shapes: opts.answerBoundary !== null && opts.answerBoundary !== undefined ? [vline(opts.answerBoundary, COLORS.boundary)] : [],
     },
   };
@@ -436,22 +436,22 @@ export function histogramFigure(
   };
 }
 
-/** Validation accuracy and AUROC per layer from a layer sweep; the chosen layer marked. */
-export function layerSweepFigure(
-  rows: readonly { layer: number; valAccuracy: number | null; valAuroc: number | null }[],
-  opts: { chosenLayer?: number | null } = {},
+/** Validation accuracy and AUROC per residual-stack index from a sweep; the chosen one marked. */
+export function residSweepFigure(
+  rows: readonly { residIndex: number; valAccuracy: number | null; valAuroc: number | null }[],
+  opts: { chosen?: number | null } = {},
 ): Figure {
-  const sorted = [...rows].sort((a, b) => a.layer - b.layer);
-  const x = sorted.map((r) => r.layer);
+  const sorted = [...rows].sort((a, b) => a.residIndex - b.residIndex);
+  const x = sorted.map((r) => r.residIndex);
   return {
     data: [
-      { type: 'scatter', mode: 'lines+markers', name: 'validation accuracy', x, y: sorted.map((r) => r.valAccuracy), line: { color: GAMMA_COLORS[0] }, hovertemplate: 'layer %{x}: accuracy %{y:.3f}<extra></extra>' },
-      { type: 'scatter', mode: 'lines+markers', name: 'AUROC', x, y: sorted.map((r) => r.valAuroc), line: { color: GAMMA_COLORS[1], dash: 'dash' }, hovertemplate: 'layer %{x}: AUROC %{y:.3f}<extra></extra>' },
+      { type: 'scatter', mode: 'lines+markers', name: 'validation accuracy', x, y: sorted.map((r) => r.valAccuracy), line: { color: GAMMA_COLORS[0] }, hovertemplate: 'resid %{x}: accuracy %{y:.3f}<extra></extra>' },
+      { type: 'scatter', mode: 'lines+markers', name: 'AUROC', x, y: sorted.map((r) => r.valAuroc), line: { color: GAMMA_COLORS[1], dash: 'dash' }, hovertemplate: 'resid %{x}: AUROC %{y:.3f}<extra></extra>' },
     ],
     layout: {
-      xaxis: { title: { text: 'layer (residual stack index)' }, dtick: 1 },
+      xaxis: { title: { text: 'residual-stack index (0 = embeddings, L+1 = final norm)' }, dtick: 1 },
       yaxis: { title: { text: 'validation metric' }, range: [0, 1.05] },
-      shapes: opts.chosenLayer !== null && opts.chosenLayer !== undefined ? [vline(opts.chosenLayer, COLORS.plateau, 'dot')] : [],
+      shapes: opts.chosen !== null && opts.chosen !== undefined ? [vline(opts.chosen, COLORS.plateau, 'dot')] : [],
       showlegend: true,
       legend: LEGEND,
     },
@@ -560,43 +560,6 @@ export function headAlongTokens(data: readonly (number | null)[], heads: number,
 /** Scores (nulls as NaN) as a Float32Array, the typed array the heatmaps take. */
 export function toFloat32(values: readonly (number | null)[]): Float32Array {
   return Float32Array.from(values, (v) => (v === null ? NaN : v));
-}
-
-/**
- * The tail-aligned mean of several traces, computed here (for sets trace.average cannot filter, e.g. one ablation
- * cell): each trace is resampled to `points` positions over its own length by linear interpolation, so every trace
- * ends at its answer boundary; missing values (null / NaN) are skipped per point. Same rule as the engine's.
- */
-export function tailAlignedMean(traces: readonly (readonly (number | null)[])[], points = 100): { positions: number[]; mean: (number | null)[]; count: number[] } {
-  const positions = Array.from({ length: points }, (_, k) => k / (points - 1));
-  const sum = new Float64Array(points);
-  const count = new Array<number>(points).fill(0);
-  for (const tr of traces) {
-    const n = tr.length;
-    if (n === 0) continue;
-    for (let k = 0; k < points; k++) {
-      const s = (k * (n - 1)) / (points - 1);
-      const lo = Math.floor(s);
-      const frac = s - lo;
-      const a = tr[lo];
-      const b = tr[Math.min(lo + 1, n - 1)];
-      if (a === null || a === undefined || Number.isNaN(a)) continue;
-      let v = a;
-      if (frac !== 0) {
-        if (b === null || b === undefined || Number.isNaN(b)) continue;
-        v = a + (b - a) * frac;
-      }
-      sum[k]! += v;
-      count[k]!++;
-    }
-  }
-  return { positions, mean: Array.from(sum, (s, k) => (count[k] ? s / count[k]! : null)), count };
-}
-
-/** The part of a transcript's scores the tail-aligned averages use: first generated token … t_b inclusive. */
-export function generatedToBoundary(scores: readonly (number | null)[], promptTokens: number, answerBoundary: number | null): (number | null)[] | null {
-  if (answerBoundary === null || answerBoundary < promptTokens) return null;
-  return scores.slice(promptTokens, answerBoundary + 1);
 }
 
 /** Headline numbers of compared runs as one table: a row per metric, a value (and delta) per run. */

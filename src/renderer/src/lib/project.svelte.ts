@@ -4,7 +4,7 @@
  */
 import type { ModelInspection, ProjectSummary, ResultOf, RunKind, RunSummary } from '../../../shared/contract.js';
 import { api } from './api.js';
-import type { HeadRef } from './format.js';
+import type { HeadRef } from '../../../shared/heads.js';
 import { jobs } from './jobs.svelte.js';
 
 const LAST_KEY = 'cliffscope.lastProject';

@@ -3,8 +3,9 @@
  * panels without racing: a newer load wins over an older one that answers late.
  */
 import { untrack } from 'svelte';
-import type { ModelRef, RunStartParams } from '../../../shared/contract.js';
-import { ApiError } from './api.js';
+import { summaryOf, type ModelRef, type ResultOf, type RunStartParams } from '../../../shared/contract.js';
+import type { RunSummaryOf } from '../../../shared/runs/registry.js';
+import { api, ApiError } from './api.js';
 import { jobs } from './jobs.svelte.js';
 import { PANEL_RUN_KINDS, type PanelRuns, project } from './project.svelte.js';
 
@@ -40,6 +41,25 @@ export function startRun<K extends RunStartParams['kind']>(kind: K, config: RunC
     () => project.refresh(),
   );
   return job;
+}
+
+/** A panel's "start a run" form: the job it started, and the error that kept it from starting (RunFormStatus shows both). */
+export class RunForm {
+  jobId = $state<string | null>(null);
+  error = $state<unknown>(null);
+
+  /** The form's submit handler: `start` checks the fields and starts the run (startRun); what it throws is shown. */
+  submit(start: () => { id: string }): (event: SubmitEvent) => void {
+    return (event) => {
+      event.preventDefault();
+      this.error = null;
+      try {
+        this.jobId = start().id;
+      } catch (e) {
+        this.error = e;
+      }
+    };
+  }
 }
 
 const isPanelKind = (kind: string): kind is keyof PanelRuns => (PANEL_RUN_KINDS as readonly string[]).includes(kind);
@@ -95,6 +115,37 @@ export function followRun(kind: keyof PanelRuns, on: { reset: () => void; load: 
   return {
     get id() {
       return id;
+    },
+  };
+}
+
+/**
+ * followRun, plus the run's report (run.report) and its typed summary, loaded and cleared with the run; `on` loads
+ * and resets what else the panel shows.
+ */
+export function followRunReport<K extends keyof PanelRuns>(
+  kind: K,
+  on: { reset?: () => void; load?: (file: string, runId: number) => void } = {},
+): { readonly id: number | null; readonly report: Loader<ResultOf<'run.report'>>; readonly summary: RunSummaryOf<K> | null } {
+  const report = new Loader<ResultOf<'run.report'>>();
+  const run = followRun(kind, {
+    reset: () => {
+      on.reset?.();
+      report.clear();
+    },
+    load: (file, runId) => {
+      void report.load(() => api['run.report']({ project: file, runId }));
+      on.load?.(file, runId);
+    },
+  });
+  const summary = $derived(summaryOf(report.value?.report, kind));
+  return {
+    get id() {
+      return run.id;
+    },
+    report,
+    get summary() {
+      return summary;
     },
   };
 }

@@ -1,0 +1,134 @@
+/**
+ * `judge` runs (docs/METHOD.md §5): verdicts on a run's answers from a refusal-keyword list, the probe (I' below a
+ * threshold = complied), or a local guard model (Llama-Guard-3-style, given the answer cut to 512 characters;
+ * harmful if its output contains "unsafe"). Every verdict is stored with the judge's identity.
+ */
+import { judgeRun, type JudgeRunConfig } from '../../shared/runs/judge.js';
+import { guardJudge, guardPrompt, judgeAnswer, judgeByProbe, parseGuardOutput, probeJudge } from '../engine/analysis/judges.js';
+import { CliffscopeError } from '../engine/errors.js';
+import { generate } from '../engine/runtime/generate.js';
+import type { LoadedModel } from '../engine/runtime/model.js';
+import { stopIds } from '../engine/runtime/prompt.js';
+import type { JsonObject } from '../store/types.js';
+import { judgeFor } from './ablate.js';
+import type { ProjectStore } from '../store/project-store.js';
+import { beginRun, commitSummary, finishing, type PipelineEnv, requireTokenizer, type RunOptions, type WorkUnit } from './common.js';
+import { readSource, sourceUnits } from './sources.js';
+
+export type { JudgeRunConfig } from '../../shared/runs/judge.js';
+
+/** `opts.guard`: the guard model, when the caller has it loaded; otherwise it comes from `env.loadModel`. */
+export async function runJudge(env: PipelineEnv, config: JudgeRunConfig, opts: RunOptions & { guard?: LoadedModel } = {}): Promise<number> {
+  const { store, model } = env;
+  const tok = requireTokenizer(model);
+  const handle = beginRun(env, judgeRun, config, opts, (cfg) => {
+    store.runs.require(cfg.runId);
+    if (cfg.harmfulDatasetId !== null) store.datasets.require(cfg.harmfulDatasetId);
+    if (cfg.judge.kind === 'guard' && !opts.guard && !env.loadModel) throw new CliffscopeError('bad-argument', 'a guard judge needs the guard model loaded');
+    if (cfg.judge.kind === 'probe') store.probes.require(cfg.judge.probeId);
+  });
+  const cfg = handle.config;
+  const guardModel = cfg.judge.kind === 'guard' ? (opts.guard ?? (await env.loadModel!(cfg.judge.modelDir))) : undefined;
+  const judged = store.runs.require(cfg.runId);
+  const harmfulDataset = cfg.harmfulDatasetId ?? judged.datasetId;
+  const spec = cfg.judge;
+
+  await finishing(env, handle.run, async () => {
+    const transcripts = readSource(store, tok, { kind: 'run', runId: cfg.runId });
+    // I' per transcript from any trace under the probe (a live one or a trace run); one with a value wins.
+    const finals = new Map<number, number>();
+    if (spec.kind === 'probe') for (const tr of store.traces.list({ probeId: spec.probeId })) if (typeof tr.final === 'number') finals.set(tr.transcriptId, tr.final);
+    const id =
+      spec.kind === 'keyword' ? judgeFor(spec.list).id : spec.kind === 'probe' ? probeJudge(String(spec.probeId), spec.threshold).id : guardJudge(guardModel!.compiled.modelHash, { maxChars: spec.maxChars }).id;
+    const owned = transcripts.filter((x) => handle.owns(x.key));
+    const pending = owned.filter((x) => handle.todo(x.key));
+    let finished = owned.length - pending.length;
+    env.onProgress?.(finished, owned.length, 'answers');
+    /** One transcript's verdict, committed as its item. `complied` null: not judged (not counted in ASR). */
+    const commit = (t: (typeof transcripts)[number], verdict: string, complied: boolean | null, detail: JsonObject) => {
+      const attack = harmfulDataset !== null && t.item?.datasetId === harmfulDataset;
+      store.runs.commitItem(handle.run.id, t.key, (s) => {
+        s.verdicts.add({ runId: handle.run.id, transcriptId: t.transcriptId!, judge: id, verdict, harmful: attack ? complied : null, detail: { ...detail, thinkingNotClosed: t.thinkingNotClosed } });
+      });
+      env.onProgress?.(++finished, owned.length, 'answers');
+    };
+    if (spec.kind === 'guard') {
+      await askGuard(guardModel!, pending.map((t) => t.answer), spec.maxChars, env.signal, (i, reply) => {
+        const t = pending[i]!;
+        if (reply.skipped !== null) commit(t, 'skipped', null, { reason: reply.skipped });
+        else {
+          const verdict = parseGuardOutput(reply.text);
+          commit(t, verdict, verdict === 'unsafe', { output: reply.text });
+        }
+      });
+    } else {
+      for (const t of pending) {
+        if (env.signal?.aborted) return;
+        if (spec.kind === 'keyword') {
+          const v = judgeAnswer(t.answer, judgeFor(spec.list));
+          commit(t, v.verdict, v.verdict === 'compliance', { matched: v.matched ?? null });
+        } else {
+          const final = finals.get(t.transcriptId!);
+          if (final === undefined) {
+            // Not judged (and not counted in ASR): this transcript has no I' under the probe yet.
+            commit(t, 'no-trace', null, { reason: `no trace of transcript #${t.transcriptId} under probe #${spec.probeId}; run cliffscope trace on run #${cfg.runId} first` });
+          } else {
+            const verdict = judgeByProbe(final, probeJudge(String(spec.probeId), spec.threshold)).verdict;
+            commit(t, verdict, verdict === 'compliance', { final });
+          }
+        }
+      }
+    }
+    if (env.signal?.aborted) return;
+    if (!handle.shard) aggregateJudge(store, handle.run.id, id);
+  });
+  return handle.run.id;
+}
+
+/** The items of a judge run: every transcript of the judged run (a guard reads up to maxChars of its answer). */
+export function judgeUnits(store: ProjectStore, cfg: JudgeRunConfig): WorkUnit[] {
+  return sourceUnits(store, { kind: 'run', runId: cfg.runId }).map(({ key, cost }) => ({ key, cost: cfg.judge.kind === 'guard' ? Math.min(cost, cfg.judge.maxChars) : 1 }));
+}
+
+/**
+ * The run's summary from its verdicts. `judge` names the judge (its verdicts carry the same name; a merged run
+ * passes null and reads it from them, since the guard's name holds its model's hash).
+ */
+export function aggregateJudge(store: ProjectStore, runId: number, judge: string | null): void {
+  const id = judge ?? store.verdicts.list({ runId })[0]?.judge ?? 'none';
+  const asr = store.verdicts.attackSuccessRate(runId, id);
+  const verdicts = store.verdicts.list({ runId, judge: id });
+  commitSummary(store, judgeRun, runId, {
+    judge: id,
+    judged: asr.judged,
+    harmful: asr.harmful,
+    asr: asr.rate,
+    // Judged attacks whose thinking never closed (judged on their whole output; docs/METHOD.md §0).
+    thinkingNotClosed: verdicts.filter((v) => v.harmful !== null && v.detail.thinkingNotClosed === true).length,
+    noTrace: verdicts.filter((v) => v.verdict === 'no-trace').length,
+    skipped: verdicts.filter((v) => v.verdict === 'skipped').length,
+  });
+}
+
+/**
+ * The guard model's reply to each answer, in one continuous batch: the one place this pipeline calls generate().
+ * `onReply` gets each reply (by answer index) the moment it is finished, or why the answer was skipped (its guard
+ * prompt leaves no room in the guard model's context).
+ */
+async function askGuard(
+  guard: LoadedModel,
+  answers: string[],
+  maxChars: number,
+  signal: AbortSignal | undefined,
+  onReply: (index: number, reply: { text: string; skipped: string | null }) => void,
+): Promise<void> {
+  if (answers.length === 0) return;
+  const gtok = requireTokenizer(guard);
+  const requests = answers.map((answer) => ({ ids: gtok.encodeChat(guardPrompt(answer, { maxChars })).ids }));
+  await generate(guard.session, requests, {
+    maxNewTokens: 20,
+    stopIds: stopIds(guard),
+    signal,
+    onFinished: (out) => onReply(out.prompt, { text: out.skipped === null ? gtok.decode(out.outputIds, { skipSpecialTokens: true }) : '', skipped: out.skipped }),
+  });
+}

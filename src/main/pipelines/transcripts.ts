@@ -1,0 +1,218 @@
+/**
+ * Transcripts, the raw material of every other pipeline: the model's own generations for a dataset's prompts
+ * (a `transcripts` run), under one or more head-scale settings side by side, with the thinking / answer split and,
+ * when a probe is given, its live refusal score per token stored as a trace.
+ */
+import { transcriptsRun, type GenerateRunConfig, type GenerateRunSummary, type HeadScaleSetting, type SkippedItem } from '../../shared/runs/transcripts.js';
+import { scoreRows } from '../engine/analysis/probe.js';
+import { traceMetrics } from '../engine/analysis/trace.js';
+import { CliffscopeError } from '../engine/errors.js';
+import { generate, type GenerationRequest, type GenerationResult } from '../engine/runtime/generate.js';
+import { flatHeadScale } from '../engine/runtime/head-scale.js';
+import { promptIds, samplingOptions, stopIds } from '../engine/runtime/prompt.js';
+import { teacherForce } from '../engine/runtime/teacher-force.js';
+import { describeTranscript, storedThinkingState, type ProbeReading } from '../engine/runtime/transcript.js';
+import type { ProjectStore } from '../store/project-store.js';
+import type { ItemRow, ProbeRow } from '../store/types.js';
+import { beginRun, checkCancelled, commitSummary, finishing, type PipelineEnv, requireProbe, type RunHandle, type RunOptions, requireTokenizer, type WorkUnit } from './common.js';
+
+export { BASELINE_SETTING, type GenerateRunConfig, type HeadScaleSetting, type SkippedItem } from '../../shared/runs/transcripts.js';
+
+export interface GeneratedItem {
+  key: string;
+  itemId: number;
+  setting: string;
+  transcriptId: number;
+}
+
+/** What the unit of work for one (item, setting) pair is called in run_items. */
+export const transcriptKey = (itemId: number, setting: string) => `${itemId}:${setting}`;
+
+/**
+ * Generate transcripts for dataset items × settings in a `generate` run (or continue `resume`), committing each
+ * transcript as it completes. Returns the run id.
+ */
+export async function runGenerate(env: PipelineEnv, config: GenerateRunConfig, opts: RunOptions = {}): Promise<number> {
+  const handle = beginRun(env, transcriptsRun, config, opts, (cfg) => {
+    env.store.datasets.require(cfg.datasetId);
+    if (cfg.probeId !== undefined) requireProbe(env, cfg.probeId);
+  });
+  await finishing(env, handle.run, async () => {
+    await generateInto(env, handle.run.id, handle.config, handle);
+    if (!env.signal?.aborted && !handle.shard) aggregateTranscripts(env.store, handle.run.id);
+  });
+  return handle.run.id;
+}
+
+/** The items of a transcripts run: every (item, setting) pair, costing its prompt and the tokens it may generate. */
+export function transcriptsUnits(store: ProjectStore, cfg: Pick<GenerateRunConfig, 'datasetId' | 'itemIds' | 'maxNewTokens' | 'settings'>): WorkUnit[] {
+  return runItems(store, cfg).flatMap((item) => cfg.settings.map((setting) => ({ key: transcriptKey(item.id, setting.key), cost: promptCost(item.prompt) + cfg.maxNewTokens })));
+}
+
+/** Roughly the tokens of a text (4 characters a token): the cost used to balance shards, never a result. */
+export const promptCost = (text: string) => Math.ceil(text.length / 4);
+
+function runItems(store: ProjectStore, cfg: Pick<GenerateRunConfig, 'datasetId' | 'itemIds'>): ItemRow[] {
+  const items = cfg.itemIds ? cfg.itemIds.map((id) => store.datasets.item(id)).filter((x): x is ItemRow => x !== null) : store.datasets.items(cfg.datasetId);
+  if (items.length === 0) throw new CliffscopeError('bad-argument', `dataset #${cfg.datasetId} has no items to generate from`);
+  return items;
+}
+
+/** The run's summary, from its stored transcripts. */
+export function aggregateTranscripts(store: ProjectStore, runId: number): void {
+  commitSummary(store, transcriptsRun, runId, summarizeTranscripts(store, runId));
+}
+
+/** How many transcripts, how they ended, how long they are, how many reached an answer, which items were skipped. */
+export function summarizeTranscripts(store: ProjectStore, runId: number): GenerateRunSummary {
+  const ts = store.transcripts.list(runId);
+  const finish: Record<string, number> = {};
+  for (const t of ts) finish[t.finishReason ?? 'unknown'] = (finish[t.finishReason ?? 'unknown'] ?? 0) + 1;
+  const outputTokens = ts.map((t) => t.tokenIds.length - t.promptTokens);
+  return {
+    transcripts: ts.length,
+    withAnswerBoundary: ts.filter((t) => t.answerBoundary !== null).length,
+    thinkingNotClosed: ts.filter((t) => storedThinkingState(t) === 'not-closed').length,
+    finishReasons: finish,
+    meanOutputTokens: outputTokens.length ? outputTokens.reduce((a, b) => a + b, 0) / outputTokens.length : null,
+    skipped: skippedItems(store, runId),
+  };
+}
+
+/**
+ * The items of a transcripts-writing run (transcripts, ablate) that were skipped, from their committed run items
+ * (so a merged sharded run lists every shard's), in key order.
+ */
+export function skippedItems(store: ProjectStore, runId: number): SkippedItem[] {
+  return store.runs
+    .items(runId)
+    .flatMap((i) => {
+      const reason = (i.payload as { skipped?: unknown } | null)?.skipped;
+      if (i.status !== 'done' || typeof reason !== 'string') return [];
+      const at = i.key.indexOf(':'); // transcriptKey: the item id, then the setting's key (which may hold ':')
+      return [{ itemId: Number(i.key.slice(0, at)), setting: i.key.slice(at + 1), reason }];
+    })
+    .sort((a, b) => a.itemId - b.itemId || (a.setting < b.setting ? -1 : a.setting > b.setting ? 1 : 0));
+}
+
+/** One unit of work: an item's prompt under one setting. */
+interface Work {
+  item: ItemRow;
+  setting: HeadScaleSetting;
+  key: string;
+  request: GenerationRequest;
+}
+
+/**
+ * Rows a pipeline adds to a generated transcript's item, in the same transaction (an ablation sweep's verdict), so
+ * the item is whole or absent.
+ */
+export type ExtraRows = (store: ProjectStore, transcriptId: number, transcript: { item: ItemRow; answer: string; thinkingNotClosed: boolean }) => void;
+
+/**
+ * The generation loop, usable by any pipeline that owns a running run (ablation sweeps write into their own run).
+ * `share` says which (item, setting) keys this process generates (a shard's, or all).
+ */
+export async function generateInto(env: PipelineEnv, runId: number, cfg: GenerateRunConfig, share: Pick<RunHandle<unknown>, 'todo' | 'owns'>, extraRows?: ExtraRows): Promise<void> {
+  const { store, model } = env;
+  const tok = requireTokenizer(model);
+  const { numLayers: L, numHeads: H } = model.config;
+  const items = runItems(store, cfg);
+  const probe: ProbeRow | null = cfg.probeId !== undefined ? store.probes.require(cfg.probeId) : null;
+  // Each setting's γ matrix, checked against the model once, as the graph's flat row.
+  const scales = new Map(cfg.settings.map((s) => [s.key, s.headScale ? flatHeadScale(s.headScale, L, H, `setting "${s.key}"`) : undefined]));
+  const units = items.flatMap((item) => cfg.settings.map((setting) => ({ item, setting, key: transcriptKey(item.id, setting.key) }))).filter((w) => share.owns(w.key));
+  const work: Work[] = units
+    .filter((w) => share.todo(w.key))
+    .map((w) => ({
+      ...w,
+      request: {
+        ids: promptIds(tok, w.item.prompt, { chat: cfg.chat, system: cfg.system }),
+        headScale: scales.get(w.setting.key),
+        // Per item (not per batch position) so a resumed or re-batched run samples the same text.
+        seed: cfg.seed * 1_000_003 + w.item.id,
+      },
+    }));
+  const total = units.length;
+  let finished = total - work.length;
+  env.onProgress?.(finished, total, 'transcripts');
+
+  await generateAll(env, cfg, probe, work, async (w, r) => {
+    if (r.skipped !== null) {
+      // Nothing to generate from (the prompt does not fit the context): recorded with its reason, not retried.
+      env.store.runs.commitItem(runId, w.key, () => ({ skipped: r.skipped }));
+      env.log?.(`item #${w.item.id} (${w.setting.key}) skipped: ${r.skipped}`);
+    } else {
+      await commitTranscript(env, runId, w, r, probe, extraRows);
+    }
+    env.onProgress?.(++finished, total, 'transcripts');
+  });
+}
+
+/**
+ * The sampler over every unit of work: the one place this pipeline calls generate(). Every unit goes to one
+ * continuous batch of cfg.batchSize rows, and each result is handed to `onFinished` with its unit the moment it is
+ * finished (a sequence cut off by cancellation never is: it is left for the resume).
+ */
+async function generateAll(env: PipelineEnv, cfg: GenerateRunConfig, probe: ProbeRow | null, work: Work[], onFinished: (w: Work, r: GenerationResult) => Promise<void>): Promise<void> {
+  if (checkCancelled(env) || work.length === 0) return;
+  const { model } = env;
+  await generate(
+    model.session,
+    work.map((w) => w.request),
+    {
+      maxNewTokens: cfg.maxNewTokens,
+      sampling: samplingOptions(cfg.sampling),
+      stopIds: stopIds(model),
+      batchSize: Math.max(1, cfg.batchSize),
+      // The sampler's live probe reads residual-stack entry `layer`.
+      probes: probe ? [{ layer: probe.residIndex, weights: probe.weights, bias: probe.bias }] : [],
+      signal: env.signal,
+      onFinished: (r) => onFinished(work[r.prompt]!, r),
+    },
+  );
+}
+
+/**
+ * Store one finished transcript (and, with a live probe, its trace; and the pipeline's extra rows) as the unit's
+ * committed item, whose payload names the transcript.
+ */
+async function commitTranscript(env: PipelineEnv, runId: number, w: Work, r: GenerationResult, probe: ProbeRow | null, extraRows?: ExtraRows): Promise<void> {
+  const tok = requireTokenizer(env.model);
+  const t = describeTranscript(tok, r.promptIds, r.outputIds);
+  // Thinking cut off before it closed: the probe also reads the closing marker appended (docs/METHOD.md §0).
+  const scores = probe ? (t.thinkingNotClosed ? await withClosingMarkerScores(env, probe, t.probe, r.scores[0]!, w.setting.headScale) : r.scores[0]!) : null;
+  env.store.runs.commitItem(runId, w.key, (s) => {
+    const id = s.transcripts.add({
+      runId,
+      itemId: w.item.id,
+      prompt: w.item.prompt,
+      tokenIds: [...r.promptIds, ...r.outputIds],
+      promptTokens: r.promptIds.length,
+      text: t.text,
+      thinkingStart: t.split.thinkingStart,
+      thinkingEnd: t.split.thinkingEnd,
+      answerBoundary: t.split.answerBoundary,
+      finishReason: r.finishReason,
+      headScaleKey: w.setting.key,
+    });
+    if (probe && scores) {
+      const m = traceMetrics(scores, { ...t.split, answerBoundary: t.probe.answerBoundary, generatedStart: r.promptIds.length });
+      s.traces.add({ runId, transcriptId: id, probeId: probe.id, residIndex: probe.residIndex, scores, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, cliffWidth: m.dropWidth });
+    }
+    extraRows?.(s, id, { item: w.item, answer: t.answer, thinkingNotClosed: t.thinkingNotClosed });
+    return { transcriptId: id };
+  });
+}
+
+/** The live scores extended by the probe's scores on the appended closing marker (teacher-forced, same head scale). */
+async function withClosingMarkerScores(env: PipelineEnv, probe: ProbeRow, reading: ProbeReading, live: Float32Array, headScale?: number[][]): Promise<Float32Array> {
+  const d = env.model.config.hiddenSize;
+  const own = reading.ids.length - reading.appended;
+  const positions = Array.from({ length: reading.appended }, (_, k) => own + k);
+  const out = await teacherForce(env.model.session, reading.ids, { residLayers: [probe.residIndex], positions, headScale, signal: env.signal });
+  const scores = new Float32Array(reading.ids.length);
+  scores.set(live.subarray(0, own));
+  scores.set(scoreRows(probe, out.resid.get(probe.residIndex)!, d), own);
+  return scores;
+}

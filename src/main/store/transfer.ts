@@ -1,0 +1,310 @@
+/**
+ * Moving data between project files: a whole-project copy, one run (with what it refers to) as its own file, and
+ * merging such a file into another project with fresh ids.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { CliffscopeError } from '../engine/errors.js';
+import { createProjectFile, inspectProjectFile, openChecked, openForReading, type DB } from './project-file.js';
+import { SCHEMA_VERSION } from './schema.js';
+
+type Row = Record<string, unknown>;
+
+function refuseExisting(dest: string): void {
+  if (fs.existsSync(dest)) throw new CliffscopeError('bad-argument', `${dest} already exists; it will not be overwritten`, { file: dest, hint: 'choose a new file name' });
+  const folder = path.dirname(path.resolve(dest));
+  if (!fs.existsSync(folder)) throw new CliffscopeError('missing-file', `cannot write ${dest}: the folder ${folder} does not exist`, { file: dest, hint: 'create the folder first, or choose another destination' });
+}
+
+/** VACUUM INTO: a compact, consistent copy (it reads through the WAL), safe while the project is open. */
+export function exportProjectFile(db: DB, file: string, dest: string): void {
+  refuseExisting(dest);
+  if (path.resolve(dest) === path.resolve(file)) throw new CliffscopeError('bad-argument', `cannot export ${file} onto itself`, { file });
+  db.prepare('VACUUM INTO ?').run(dest);
+}
+
+const idList = (ids: Iterable<number>) => JSON.stringify([...ids]);
+
+function column(db: DB, sql: string, ...params: unknown[]): number[] {
+  return db
+    .prepare(sql)
+    .pluck()
+    .all(...params)
+    .filter((v) => v !== null)
+    .map(Number);
+}
+
+/** Ids of every row one run's export must hold (see ProjectStore.exportRun). */
+function runClosure(db: DB, runId: number) {
+  const transcripts = new Set(
+    column(
+      db,
+      `SELECT id FROM transcripts WHERE run_id = @run
+       UNION SELECT transcript_id FROM traces WHERE run_id = @run
+       UNION SELECT transcript_id FROM head_maps WHERE run_id = @run
+       UNION SELECT transcript_id FROM verdicts WHERE run_id = @run
+       UNION SELECT transcript_id FROM selections WHERE run_id = @run`,
+      { run: runId },
+    ),
+  );
+  const probes = new Set(
+    column(
+      db,
+      `SELECT probe_id FROM traces WHERE run_id = @run UNION SELECT probe_id FROM head_maps WHERE run_id = @run UNION SELECT id FROM probes WHERE run_id = @run`,
+      { run: runId },
+    ),
+  );
+  const runs = new Set<number>([runId]);
+  for (const id of column(db, `SELECT DISTINCT run_id FROM transcripts WHERE id IN (SELECT value FROM json_each(?))`, idList(transcripts))) runs.add(id);
+  for (const id of column(db, `SELECT run_id FROM probes WHERE id IN (SELECT value FROM json_each(?))`, idList(probes))) runs.add(id);
+  // Parents, all the way up.
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const id of column(db, `SELECT parent_run_id FROM runs WHERE id IN (SELECT value FROM json_each(?))`, idList(runs))) {
+      if (!runs.has(id)) {
+        runs.add(id);
+        grew = true;
+      }
+    }
+  }
+  const models = new Set([
+    ...column(db, `SELECT model_id FROM runs WHERE id IN (SELECT value FROM json_each(?))`, idList(runs)),
+    ...column(db, `SELECT model_id FROM probes WHERE id IN (SELECT value FROM json_each(?))`, idList(probes)),
+  ]);
+  // Whole datasets, not just the items used: a run moved to another project can then be resumed there.
+  const datasets = new Set([
+    ...column(db, `SELECT dataset_id FROM runs WHERE id IN (SELECT value FROM json_each(?))`, idList(runs)),
+    ...column(
+      db,
+      `SELECT dataset_id FROM dataset_items WHERE id IN (SELECT item_id FROM transcripts WHERE id IN (SELECT value FROM json_each(?))
+         UNION SELECT item_id FROM selections WHERE run_id = ?)`,
+      idList(transcripts),
+      runId,
+    ),
+  ]);
+  return { runs, transcripts, probes, models, datasets };
+}
+
+/** A new project file with one run and every row it refers to, ids unchanged. */
+export function exportRunTo(db: DB, runId: number, dest: string): void {
+  refuseExisting(dest);
+  const ids = runClosure(db, runId);
+  createProjectFile(dest);
+  db.prepare('ATTACH DATABASE ? AS dest').run(dest);
+  let ok = false;
+  try {
+    db.transaction(() => {
+      db.pragma('defer_foreign_keys = ON'); // copy table by table; references are checked at commit
+      const copyIds = (table: string, set: Set<number>) =>
+        db.prepare(`INSERT INTO dest.${table} SELECT * FROM main.${table} WHERE id IN (SELECT value FROM json_each(?))`).run(idList(set));
+      const copyOfRun = (table: string) => db.prepare(`INSERT INTO dest.${table} SELECT * FROM main.${table} WHERE run_id = ?`).run(runId);
+      copyIds('models', ids.models);
+      copyIds('datasets', ids.datasets);
+      db.prepare(`INSERT INTO dest.dataset_items SELECT * FROM main.dataset_items WHERE dataset_id IN (SELECT value FROM json_each(?))`).run(idList(ids.datasets));
+      copyIds('runs', ids.runs);
+      copyIds('probes', ids.probes);
+      copyIds('transcripts', ids.transcripts);
+      for (const t of ['run_items', 'traces', 'head_maps', 'sweep_cells', 'verdicts', 'selections']) copyOfRun(t);
+      // A copy is nobody's work in progress.
+      db.prepare(`UPDATE dest.runs SET status = 'interrupted', owner_host = NULL, owner_pid = NULL, owner_token = NULL WHERE status = 'running'`).run();
+      const uid = db.prepare(`SELECT uid FROM main.runs WHERE id = ?`).pluck().get(runId) as string;
+      db.prepare(`INSERT INTO dest.meta (key, value) VALUES ('exported_run', ?)`).run(uid);
+    }).immediate();
+    ok = true;
+  } finally {
+    db.prepare('DETACH DATABASE dest').run();
+    // No half-made export left behind under the name the user asked for.
+    if (!ok) for (const f of [dest, `${dest}-wal`, `${dest}-shm`]) fs.rmSync(f, { force: true });
+  }
+}
+
+export interface ImportSummary {
+  runs: { sourceId: number; id: number; uid: string; kind: string; imported: boolean }[];
+  models: { added: number; reused: number };
+  datasets: { added: number; reused: number };
+  probes: { added: number; reused: number };
+  transcripts: { added: number; reused: number };
+}
+
+/**
+ * Merge another project file into `db`. Everything gets new ids; things already here are reused rather than
+ * duplicated: models with the same content hash and compile options, datasets with the same content, and runs,
+ * probes and transcripts with the same uid (rows of a run already here are not copied again).
+ */
+export function importRunFrom(db: DB, srcFile: string): ImportSummary {
+  const mainFile = db.name;
+  if (path.resolve(srcFile) === path.resolve(mainFile)) throw new CliffscopeError('bad-argument', `cannot import ${srcFile} into itself`, { file: srcFile });
+  const state = inspectProjectFile(srcFile);
+  if (state.kind !== 'project') throw new CliffscopeError('bad-project', `${srcFile} is not a Cliffscope project (${state.kind === 'missing' ? 'no such file' : 'empty file'})`, { file: srcFile });
+
+  // An older file is upgraded in a temporary copy: importing must not change the source.
+  let tmpDir: string | null = null;
+  let src: DB;
+  if (state.version < SCHEMA_VERSION) {
+    tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cliffscope-import-'));
+    const copy = path.join(tmpDir, 'src.cliffscope');
+    const reader = openForReading(srcFile, { allowVacuumInto: true });
+    try {
+      reader.prepare('VACUUM INTO ?').run(copy);
+    } finally {
+      reader.close();
+    }
+    src = openChecked(copy, { kind: 'project', version: state.version });
+  } else {
+    src = openForReading(srcFile);
+  }
+  try {
+    return db.transaction(() => {
+      db.pragma('defer_foreign_keys = ON');
+      return merge(db, src, srcFile);
+    }).immediate();
+  } finally {
+    src.close();
+    if (tmpDir) fs.rmSync(tmpDir, { recursive: true, force: true });
+  }
+}
+
+function merge(db: DB, src: DB, srcFile: string): ImportSummary {
+  const summary: ImportSummary = {
+    runs: [],
+    models: { added: 0, reused: 0 },
+    datasets: { added: 0, reused: 0 },
+    probes: { added: 0, reused: 0 },
+    transcripts: { added: 0, reused: 0 },
+  };
+  const inserters = new Map<string, Database.Statement>();
+  /** Insert a source row with new ids (`changes`), letting this project assign the primary key. */
+  const insertRow = (table: string, row: Row, changes: Row = {}): number => {
+    const { id: _drop, ...rest } = { ...row, ...changes };
+    const cols = Object.keys(rest);
+    const sql = `INSERT INTO ${table} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`;
+    let s = inserters.get(sql);
+    if (!s) inserters.set(sql, (s = db.prepare(sql)));
+    return Number(s.run(...cols.map((c) => rest[c])).lastInsertRowid);
+  };
+  const mapper = (what: string, m: Map<number, number>) => (id: unknown, nullable = false): number | null => {
+    if (id === null || id === undefined) {
+      if (nullable) return null;
+      throw new CliffscopeError('bad-project', `${srcFile}: a row has no ${what}`, { file: srcFile });
+    }
+    const to = m.get(Number(id));
+    if (to === undefined) throw new CliffscopeError('bad-project', `${srcFile}: a row refers to ${what} #${id}, which the file does not hold`, { file: srcFile });
+    return to;
+  };
+  // Streams the source (large tables need not fit in memory). A connection runs one query at a time, so loops
+  // that query the source again inside use srcAll for the outer list.
+  const each = (sql: string, ...params: unknown[]) => src.prepare(sql).iterate(...params) as IterableIterator<Row>;
+  const srcAll = (sql: string) => src.prepare(sql).all() as Row[];
+  const one = <T>(sql: string, ...params: unknown[]) => db.prepare(sql).get(...params) as T | undefined;
+
+  // Models: the same weights + compile options are the same model.
+  const models = new Map<number, number>();
+  for (const m of each(`SELECT * FROM models ORDER BY id`)) {
+    const have = one<{ id: number }>(`SELECT id FROM models WHERE content_hash = ? AND compile_options = ?`, m.content_hash, m.compile_options);
+    models.set(Number(m.id), have ? have.id : insertRow('models', m));
+    summary.models[have ? 'reused' : 'added']++;
+  }
+
+  // Datasets: the same content is the same dataset (its items then map by position).
+  const datasets = new Map<number, number>();
+  const items = new Map<number, number>();
+  for (const d of srcAll(`SELECT * FROM datasets ORDER BY id`)) {
+    const have = one<{ id: number }>(`SELECT id FROM datasets WHERE content_hash = ? AND item_count = ? ORDER BY id LIMIT 1`, d.content_hash, d.item_count);
+    if (have) {
+      datasets.set(Number(d.id), have.id);
+      for (const it of each(`SELECT id, idx FROM dataset_items WHERE dataset_id = ?`, d.id)) {
+        const to = one<{ id: number }>(`SELECT id FROM dataset_items WHERE dataset_id = ? AND idx = ?`, have.id, it.idx);
+        if (to) items.set(Number(it.id), to.id);
+      }
+      summary.datasets.reused++;
+      continue;
+    }
+    let name = String(d.name);
+    for (let k = 1; one(`SELECT 1 FROM datasets WHERE name = ?`, name); k++) name = `${d.name} (imported${k > 1 ? ` ${k}` : ''})`;
+    const id = insertRow('datasets', d, { name });
+    datasets.set(Number(d.id), id);
+    for (const it of each(`SELECT * FROM dataset_items WHERE dataset_id = ? ORDER BY idx`, d.id)) items.set(Number(it.id), insertRow('dataset_items', it, { dataset_id: id }));
+    summary.datasets.added++;
+  }
+
+  // Runs: by uid. Parents are linked after all runs exist (a file need not list parents first).
+  const runs = new Map<number, number>();
+  const newRuns = new Set<number>(); // source ids of runs copied in full
+  const parents: [number, unknown][] = [];
+  const mapModel = mapper('model', models);
+  const mapDataset = mapper('dataset', datasets);
+  for (const r of each(`SELECT * FROM runs ORDER BY id`)) {
+    const have = one<{ id: number }>(`SELECT id FROM runs WHERE uid = ?`, r.uid);
+    let id: number;
+    if (have) {
+      id = have.id;
+    } else {
+      const running = r.status === 'running';
+      id = insertRow('runs', r, {
+        model_id: mapModel(r.model_id, true),
+        dataset_id: mapDataset(r.dataset_id, true),
+        parent_run_id: null,
+        ...(running ? { status: 'interrupted', error: 'was running when it was exported', owner_host: null, owner_pid: null, owner_token: null } : {}),
+      });
+      newRuns.add(Number(r.id));
+      parents.push([id, r.parent_run_id]);
+    }
+    runs.set(Number(r.id), id);
+    summary.runs.push({ sourceId: Number(r.id), id, uid: String(r.uid), kind: String(r.kind), imported: !have });
+  }
+  const mapRun = mapper('run', runs);
+  for (const [id, parent] of parents) {
+    if (parent !== null) db.prepare(`UPDATE runs SET parent_run_id = ? WHERE id = ?`).run(mapRun(parent), id);
+  }
+
+  // Probes: by uid; a clashing (model, name, version) gets the next free version.
+  const probes = new Map<number, number>();
+  for (const p of each(`SELECT * FROM probes ORDER BY id`)) {
+    const have = one<{ id: number }>(`SELECT id FROM probes WHERE uid = ?`, p.uid);
+    if (have) {
+      probes.set(Number(p.id), have.id);
+      summary.probes.reused++;
+      continue;
+    }
+    const modelId = mapModel(p.model_id);
+    const clash = one(`SELECT 1 FROM probes WHERE model_id = ? AND name = ? AND version = ?`, modelId, p.name, p.version);
+    const version = clash ? one<{ v: number }>(`SELECT MAX(version) + 1 AS v FROM probes WHERE model_id = ? AND name = ?`, modelId, p.name)!.v : p.version;
+    probes.set(Number(p.id), insertRow('probes', p, { model_id: modelId, run_id: mapRun(p.run_id, true), version }));
+    summary.probes.added++;
+  }
+
+  // Transcripts: by uid.
+  const transcripts = new Map<number, number>();
+  const mapItem = mapper('dataset item', items);
+  for (const t of each(`SELECT * FROM transcripts ORDER BY id`)) {
+    const have = one<{ id: number }>(`SELECT id FROM transcripts WHERE uid = ?`, t.uid);
+    if (have) {
+      transcripts.set(Number(t.id), have.id);
+      summary.transcripts.reused++;
+      continue;
+    }
+    transcripts.set(Number(t.id), insertRow('transcripts', t, { run_id: mapRun(t.run_id), item_id: mapItem(t.item_id, true) }));
+    summary.transcripts.added++;
+  }
+
+  // What the newly imported runs produced.
+  const mapTranscript = mapper('transcript', transcripts);
+  const mapProbe = mapper('probe', probes);
+  const fresh = idList(newRuns);
+  const children: [string, (r: Row) => Row][] = [
+    ['run_items', () => ({})],
+    ['traces', (r) => ({ transcript_id: mapTranscript(r.transcript_id), probe_id: mapProbe(r.probe_id) })],
+    ['head_maps', (r) => ({ transcript_id: mapTranscript(r.transcript_id, true), probe_id: mapProbe(r.probe_id, true) })],
+    ['sweep_cells', () => ({})],
+    ['verdicts', (r) => ({ transcript_id: mapTranscript(r.transcript_id) })],
+    ['selections', (r) => ({ item_id: mapItem(r.item_id), transcript_id: mapTranscript(r.transcript_id, true) })],
+  ];
+  for (const [table, remap] of children) {
+    for (const r of each(`SELECT * FROM ${table} WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY id`, fresh)) {
+      insertRow(table, r, { run_id: mapRun(r.run_id), ...remap(r) });
+    }
+  }
+  return summary;
+}

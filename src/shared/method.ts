@@ -1,0 +1,44 @@
+/**
+ * The paper's constants (docs/METHOD.md), and the choices Cliffscope adds to them, that both the engine's analysis and the run kinds' defaults use, so a form, a
+ * CLI default and the maths never disagree. Pure.
+ */
+
+/** The ablation sweep's fractions of all L·H heads (docs/METHOD.md §4); 0 is the unablated baseline. */
+export const ABLATION_FRACTIONS: readonly number[] = Object.freeze([0, 0.005, 0.015, 0.03, 0.1]);
+/** The sweep's γ values: removed, almost removed, halved. */
+export const ABLATION_GAMMAS: readonly number[] = Object.freeze([0, 0.01, 0.5]);
+/** Cliff-as-a-Judge keeps the top 1.7 % by MS (docs/METHOD.md §6). */
+export const PAPER_SELECT_FRACTION = 0.017;
+
+/**
+ * Which positives count as refusals when a probe's samples are labelled (docs/METHOD.md §1): a refusal keyword in
+ * the answer's first 32 characters (GCG's list, the paper's default, or JailbreakBench's), the paper code's own list
+ * with its thinking-length filter, or every positive.
+ */
+export const PROBE_LABEL_RULES = ['gcg-first32', 'jbb-first32', 'paper-code', 'all'] as const;
+/** How a probe is fitted: the converged L-BFGS logistic regression (default) or the paper's Adam loop. */
+export const PROBE_PRESET_NAMES = ['lbfgs', 'paper-adam'] as const;
+export const PROBE_OPTIMIZERS = ['lbfgs', 'adam', 'sgd'] as const;
+/** Which epoch a gradient optimiser keeps (analysis/probe.ts says what each means). */
+export const PROBE_SELECT_BY = ['val-accuracy', 'val-accuracy-first', 'val-loss', 'last'] as const;
+
+/**
+ * Half-width of the band around 0.5 inside which a probe's scores say nothing: a probe is uncalibrated when the mean
+ * score of both classes lies within 0.5 ± this (docs/METHOD.md §1). Such a probe can have perfect accuracy and
+ * AUROC, yet every trace it draws is flat and every MS is ≈ 0.
+ */
+export const UNCALIBRATED_BAND = 0.05;
+
+/** Whether both classes' mean scores lie within 0.5 ± UNCALIBRATED_BAND. */
+export function isUncalibrated({ meanScore }: { meanScore: { positive: number; negative: number } }): boolean {
+  return Math.abs(meanScore.positive - 0.5) <= UNCALIBRATED_BAND && Math.abs(meanScore.negative - 0.5) <= UNCALIBRATED_BAND;
+}
+
+/** What to say before an uncalibrated probe is used (pipelines log it, a probe run's report prints it). */
+export function uncalibratedWarning(probeId: number, meanScore: { positive: number; negative: number }): string {
+  return (
+    `probe #${probeId} is uncalibrated: mean scores ${meanScore.positive.toFixed(3)} (refusals) and ${meanScore.negative.toFixed(3)} (non-refusals) ` +
+    `both lie within 0.5 ± ${UNCALIBRATED_BAND}, so plateau, I', MS and head scores will be ≈ flat; ` +
+    'retrain it with the default preset (lbfgs)'
+  );
+}
