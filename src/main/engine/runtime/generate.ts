@@ -154,7 +154,7 @@ export async function generate(session: DecoderSession, requests: GenerationRequ
   // Results finished since the last hand-over, in the order they finished; handed to onFinished between steps.
   const ready: GenerationResult[] = [];
   const handOver = async () => {
-    while (ready.length) await opts.onFinished?.(ready.shift()!);
+    for (let next = ready.shift(); next; next = ready.shift()) await opts.onFinished?.(next);
   };
   const finish = (r: Row, reason: FinishReason) => {
     r.finished = true;
