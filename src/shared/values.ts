@@ -27,6 +27,10 @@ export function describeProvider(provider: string, notes: readonly string[]): st
   return notes.length ? `${provider} (${notes.join('; ')})` : provider;
 }
 
+/** How the compiled graph stores its KV cache between steps (the compile option `kvCache`). */
+export const KV_CACHE_TYPES = ['float32', 'float16', 'int8'] as const;
+export type KvCacheType = (typeof KV_CACHE_TYPES)[number];
+
 /** Weight / activation precision of the compiled graph (see `cliffscope precision`); default float32. */
 export const Precision = z
   .strictObject({
@@ -36,6 +40,8 @@ export const Precision = z
     int4Scheme: z.enum(['asymmetric', 'symmetric']).optional(),
     int4AccuracyLevel: z.union([z.literal(0), z.literal(1), z.literal(2), z.literal(3), z.literal(4)]).optional(),
     quantizeLmHead: z.boolean().optional(),
+    /** KV cache storage; default the compute type (float32, or float16 with float16 activations). Lossy below it. */
+    kvCache: z.enum(KV_CACHE_TYPES).optional(),
   })
   .refine((p) => p.weights === 'int4' || (p.int4BlockSize ?? p.int4Scheme ?? p.int4AccuracyLevel ?? p.quantizeLmHead) === undefined, {
     message: 'must be int4 for the int4 options (block size, scheme, accuracy level, LM head)',

@@ -21,6 +21,7 @@ export const MODEL_FLAGS = {
   'int4-scheme': { type: 'string' },
   'int4-accuracy-level': { type: 'string' },
   'int4-lm-head': { type: 'string' },
+  'kv-cache': { type: 'string' },
 } as const;
 
 /** ModelRef field → flag, for errors. */
@@ -35,12 +36,15 @@ export const MODEL_FLAG_NAMES: ReadonlyArray<[string, string]> = [
   ['model.precision.int4Scheme', '--int4-scheme'],
   ['model.precision.int4AccuracyLevel', '--int4-accuracy-level'],
   ['model.precision.quantizeLmHead', '--int4-lm-head'],
+  ['model.precision.kvCache', '--kv-cache'],
 ];
 
 export const PRECISION_HELP = `  --weights float32|int4    linear-layer weights; int4 uses MatMulNBits (see \`cliffscope precision\` for its cost)
   --activations float32|float16   compute type; float16 is for GPU providers
   --int4-block 16|32|64|128 (default 32) --int4-scheme asymmetric|symmetric (default asymmetric)
   --int4-accuracy-level 0..4 (default 4: int8 compute) --int4-lm-head int4|float (default int4)
+  --kv-cache float32|float16|int8   KV cache storage (default: the compute type); float16 halves its memory, int8
+                            stores ~1/4 of it (one scale per vector); both lossy (README: How a checkpoint runs)
 `;
 
 export const RUNTIME_HELP = `  --provider NAME           auto (default), cpu, cuda, dml, coreml or webgpu
@@ -66,6 +70,7 @@ export function precisionFromFlags(values: Values): Loose<NonNullable<ModelRef['
     if (head !== 'int4' && head !== 'float') throw new CliffscopeError('bad-argument', `--int4-lm-head must be one of int4, float, got "${head}"`);
     p.quantizeLmHead = head === 'int4';
   }
+  if (typeof values['kv-cache'] === 'string') p.kvCache = values['kv-cache'];
   return Object.keys(p).length ? p : undefined;
 }
 

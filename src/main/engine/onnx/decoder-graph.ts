@@ -47,10 +47,9 @@ import type { ModelConfig } from '../model/config.js';
 import { ropeInverseFrequencies } from '../model/config.js';
 import { DataType, type DataTypeId } from './proto.js';
 import { GraphBuilder } from './graph.js';
+import { KV_CACHE_TYPES, type KvCacheType } from '../../../shared/values.js';
 
-/** How the KV cache is stored between steps. */
-export type KvCacheType = 'float32' | 'float16' | 'int8';
-export const KV_CACHE_TYPES: readonly KvCacheType[] = ['float32', 'float16', 'int8'];
+export { KV_CACHE_TYPES, type KvCacheType };
 
 export interface DecoderGraphOptions {
   /**
