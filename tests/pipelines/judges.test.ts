@@ -12,10 +12,11 @@ import type { PipelineEnv } from '../../src/main/pipelines/common.js';
 import { runJudge } from '../../src/main/pipelines/judge.js';
 import { runTrace } from '../../src/main/pipelines/trace.js';
 import { BASELINE_SETTING, runGenerate } from '../../src/main/pipelines/transcripts.js';
-import { registerModel } from '../../src/main/pipelines/common.js';
+import { readSummary, registerModel } from '../../src/main/pipelines/common.js';
 import { loadModel, type LoadedModel } from '../../src/main/engine/runtime/model.js';
 import { openProject } from '../../src/main/store/open.js';
 import type { ProjectStore } from '../../src/main/store/project-store.js';
+import { judgeRun } from '../../src/shared/runs/judge.js';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoints.js';
 import { importDemo } from './helpers/demo-data.js';
 
@@ -74,5 +75,24 @@ describe('judge runs', () => {
     // The stand-in guard's vocabulary has no "unsafe", so it can never flag an answer.
     expect(verdicts.every((v) => v.verdict === 'safe' && typeof v.detail.output === 'string')).toBe(true);
     expect(store.verdicts.attackSuccessRate(run)).toMatchObject({ judged: 6, harmful: 0, rate: 0 });
+  });
+
+  it("an answer whose guard prompt does not fit the guard model's context is a 'skipped' verdict, not counted", async () => {
+    // The same stand-in guard with a 16-token context: no guard prompt fits.
+    const dir = path.join(root, 'short-guard');
+    writeTinyCheckpoint(dir, 'llama', { seed: 3 });
+    const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...config, max_position_embeddings: 16 }));
+    const short = await loadModel(dir, { cacheRoot: path.join(root, 'cache'), threads: 1 });
+    try {
+      const run = await runJudge(env, { runId: genRun, judge: { kind: 'guard', modelDir: dir, maxChars: 512 }, harmfulDatasetId: null }, { guard: short });
+      expect(store.runs.get(run)!.status).toBe('done');
+      const verdicts = store.verdicts.list({ runId: run });
+      expect(verdicts).toHaveLength(6);
+      expect(verdicts.every((v) => v.verdict === 'skipped' && v.harmful === null && /the model's context is 16/.test(String(v.detail.reason)))).toBe(true);
+      expect(readSummary(store, judgeRun, run)).toMatchObject({ judged: 0, asr: null, skipped: 6 });
+    } finally {
+      await short.session.release();
+    }
   });
 });
