@@ -92,7 +92,7 @@ describe.skipIf(!available)('real datasets through every pipeline (demo model)',
       positionRule: 'last-prompt-token',
       residIndices: [model.config.numLayers + 1],
       labelRule: 'all',
-      train: { lr: 0.2, epochs: 60, batchSize: 16, selectBy: 'val-loss' },
+      train: { preset: 'paper-adam', lr: 0.2, epochs: 60, batchSize: 16, selectBy: 'val-loss' },
     });
     runs.probe = result.runId;
     probeId = result.bestProbeId;
