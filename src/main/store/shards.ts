@@ -1,8 +1,8 @@
 /**
  * Shard files: one process's share of a run, in a project file of its own, and merging them back into the project.
  *
- * A shard file starts as a copy of the input project (so every id the run's config names means the same row), and
- * records in its `meta` table which run it belongs to (uid, kind, config, model hash) and which items each shard
+ * A shard file starts as a copy of the input project (so every id the run's config names means the same row) without
+ * what other runs keep only for themselves (their items, per-token head maps), and records in its `meta` table which run it belongs to (uid, kind, config, model hash) and which items each shard
  * of the run takes. Only its own process writes it: never several writers on one SQLite file, which network file
  * systems do not support.
  *
@@ -92,6 +92,11 @@ export function prepareShardFile(input: DB, inputFile: string, dest: string, met
     const db = openChecked(tmp, inspectProjectFile(tmp));
     try {
       db.prepare(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`).run(SHARD_META_KEY, canonicalJson(meta));
+      // Keep the file small: what other runs keep for themselves (their items — a probe run's features — and
+      // per-token head maps) is read by no other run. Their transcripts, traces and averaged maps stay: inputs.
+      db.prepare(`DELETE FROM run_items`).run();
+      db.prepare(`UPDATE head_maps SET per_token = NULL, tokens = NULL WHERE per_token IS NOT NULL`).run();
+      db.exec('VACUUM');
     } finally {
       db.close();
     }
