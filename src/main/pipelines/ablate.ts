@@ -5,7 +5,7 @@
  * and judged, and each cell reports ASR, over-refusal, mean I' and answer length.
  */
 import type { HeadRef } from '../../shared/heads.js';
-import { ablateRun, type AblateRunConfig, type RandomSpread, type SweepCellMetrics } from '../../shared/runs/ablate.js';
+import { ablateRun, type AblateRunConfig, type AblateRunSummary, type RandomSpread, type SweepCellMetrics } from '../../shared/runs/ablate.js';
 import { answerJudgeName, type AnswerJudge } from '../../shared/runs/judge.js';
 import type { HeadScaleSetting } from '../../shared/runs/transcripts.js';
 import { headCountForFraction, headsByFraction, randomHeads } from '../engine/analysis/heads.js';
@@ -141,11 +141,14 @@ export function ablateUnits(store: ProjectStore, cfg: AblateRunConfig, shape: { 
     .flatMap((datasetId) => transcriptsUnits(store, { datasetId, maxNewTokens: cfg.maxNewTokens, settings: cells.map((c) => c.setting) }));
 }
 
+/** A judge run's verdicts as one judge of a sweep: `run #7 guard:ab12…`. */
+export const judgeRunKey = (runId: number, judge: string) => `run #${runId} ${judge}`;
+
 /**
  * The verdict ids of the run's judges, in the config's order. A keyword or probe judge's id follows from its spec; a
  * guard's holds its model's hash, so it is read from the stored verdicts (a merged run has no model loaded).
  */
-export function sweepJudgeIds(store: ProjectStore, runId: number, cfg: AblateRunConfig): string[] {
+export function sweepJudgeIds(store: Pick<ProjectStore, 'verdicts'>, runId: number, cfg: AblateRunConfig): string[] {
   const known = (j: AnswerJudge) => (j.kind === 'keyword' ? judgeFor(j.list).id : j.kind === 'probe' ? probeJudge(String(cfg.probeId), j.threshold).id : null);
   const fixed = new Set(cfg.judges.map(known).filter((id): id is string => id !== null));
   const guards = [...new Set(store.verdicts.list({ runId }).map((v) => v.judge))].filter((id) => id.startsWith('guard:') && !fixed.has(id));
@@ -155,13 +158,32 @@ export function sweepJudgeIds(store: ProjectStore, runId: number, cfg: AblateRun
 
 /** Every cell's metrics and the run's summary, from the stored transcripts, verdicts and traces. */
 export function aggregateAblation(store: ProjectStore, runId: number, cfg: AblateRunConfig): void {
-  const judgeIds = sweepJudgeIds(store, runId, cfg);
-  const headline = judgeIds[0]!;
+  const { cells, summary } = sweepMetrics(store, runId, cfg);
+  for (const c of cells) store.sweeps.setMetrics(c.cellId, c.metrics);
+  commitSummary(store, ablateRun, runId, summary);
+}
+
+/**
+ * Every cell's metrics and the run's summary, computed from what is stored and written nowhere: the aggregate of a
+ * finished run, and the numbers of an interrupted or cancelled sweep's finished answers so far (the Ablations tab).
+ */
+export function sweepMetrics(
+  store: Pick<ProjectStore, 'verdicts' | 'traces' | 'sweeps' | 'transcripts' | 'datasets'>,
+  runId: number,
+  cfg: AblateRunConfig,
+  opts: { judgeRuns?: readonly { runId: number; judge: string }[] } = {},
+): { cells: { cellId: number; key: string; metrics: SweepCellMetrics }[]; summary: AblateRunSummary } {
+  const own = sweepJudgeIds(store, runId, cfg);
+  // Judge runs over the sweep (judge --run) join as judges of their own, named after their run.
+  const judgeIds = [...own, ...(opts.judgeRuns ?? []).map((r) => judgeRunKey(r.runId, r.judge))];
+  const headline = own[0]!;
   const verdicts = new Map<number, Map<string, JudgedVerdict>>();
-  for (const v of store.verdicts.list({ runId })) {
-    if (!verdicts.has(v.transcriptId)) verdicts.set(v.transcriptId, new Map());
-    verdicts.get(v.transcriptId)!.set(v.judge, { verdict: v.verdict, harmful: v.harmful });
-  }
+  const note = (transcriptId: number, judge: string, v: JudgedVerdict) => {
+    if (!verdicts.has(transcriptId)) verdicts.set(transcriptId, new Map());
+    verdicts.get(transcriptId)!.set(judge, { verdict: v.verdict, harmful: v.harmful });
+  };
+  for (const v of store.verdicts.list({ runId })) note(v.transcriptId, v.judge, v);
+  for (const r of opts.judgeRuns ?? []) for (const v of store.verdicts.list({ runId: r.runId, judge: r.judge })) note(v.transcriptId, judgeRunKey(r.runId, r.judge), v);
   const finals = new Map(cfg.probeId === null ? [] : store.traces.list({ runId, probeId: cfg.probeId }).map((tr) => [tr.transcriptId, tr.final]));
   const stored = store.sweeps.cells(runId);
   const metricsByKey = new Map<string, SweepCellMetrics>();
@@ -197,16 +219,18 @@ export function aggregateAblation(store: ProjectStore, runId: number, cfg: Ablat
           }
         : {}),
     };
-    store.sweeps.setMetrics(cell.id, metrics);
     metricsByKey.set(cell.headScaleKey, metrics);
   }
   const summaryCells = stored.map((c) => ({ key: c.headScaleKey, control: c.control, k: c.k, fraction: c.fraction, gamma: c.gamma, seed: c.seed, ...metricsByKey.get(c.headScaleKey)! }));
-  commitSummary(store, ablateRun, runId, {
-    judge: headline,
-    ...(judgeIds.length > 1 ? { judges: judgeIds } : {}),
-    cells: summaryCells.map(({ seed: _seed, ...c }) => c),
-    ...(cfg.randomSeeds > 1 ? { randomSpread: randomSpread(summaryCells, judgeIds) } : {}),
-  });
+  return {
+    cells: stored.map((c) => ({ cellId: c.id, key: c.headScaleKey, metrics: metricsByKey.get(c.headScaleKey)! })),
+    summary: {
+      judge: headline,
+      ...(judgeIds.length > 1 ? { judges: judgeIds } : {}),
+      cells: summaryCells.map(({ seed: _seed, ...c }) => c),
+      ...(cfg.randomSeeds > 1 ? { randomSpread: randomSpread(summaryCells, judgeIds) } : {}),
+    },
+  };
 }
 
 /** The random-head controls of each k and γ over their seeds: every judge's ASR and mean I' as mean ± spread. */
