@@ -23,6 +23,7 @@ import { openProject } from '../../src/main/store/open.js';
 import type { ProjectStore } from '../../src/main/store/project-store.js';
 import { ablateRun } from '../../src/shared/runs/ablate.js';
 import { judgeRun } from '../../src/shared/runs/judge.js';
+import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoints.js';
 import { importDemo } from './helpers/demo-data.js';
 
 let root: string;
@@ -150,6 +151,30 @@ describe('a sweep with three judges and three random seeds', () => {
     for (const c of view.cells) {
       expect(c.metrics!.byJudge![key]).toEqual(c.metrics!.byJudge![GCG_JUDGE.id]);
       expect(c.metrics!.agreement!.find((a) => a.a === GCG_JUDGE.id && a.b === key)!.agreement).toBe(1);
+    }
+  });
+});
+
+describe('a sweep judged by a guard model', () => {
+  it('asks the guard about every answer in its item; a guard headline has ASR but no over-refusal', async () => {
+    // A tiny Llama stands in for Llama Guard: its vocabulary has no "unsafe", so it never flags an answer.
+    const dir = path.join(root, 'guard');
+    writeTinyCheckpoint(dir, 'llama', { seed: 3 });
+    const guard = await loadModel(dir, { cacheRoot: path.join(root, 'cache'), threads: 1 });
+    try {
+      const guarded = { ...env, loadModel: async (d: string) => (d === dir ? guard : Promise.reject(new Error(`unexpected model ${d}`))) };
+      const runId = await runAblation(guarded, { ...base, fractions: [0], randomControl: false, judges: [{ kind: 'guard', modelDir: dir, maxChars: 512 }, { kind: 'keyword', list: 'jbb' }], randomSeeds: 1 });
+      const id = `guard:${guard.compiled.modelHash}`;
+      const verdicts = store.verdicts.list({ runId, judge: id });
+      expect(verdicts).toHaveLength(store.transcripts.list(runId).length);
+      expect(verdicts.every((v) => v.verdict === 'safe' && typeof v.detail.output === 'string')).toBe(true);
+      const summary = readSummary(store, ablateRun, runId)!;
+      expect(summary.judges).toEqual([id, JBB_JUDGE.id]);
+      const baseline = store.sweeps.cells(runId)[0]!.metrics as { asr: number; overRefusal: number | null; judge: string; byJudge: Record<string, { asr: number }> };
+      expect(baseline).toMatchObject({ judge: id, asr: 0, overRefusal: null });
+      expect(baseline.byJudge[JBB_JUDGE.id]!.asr).toBe(1);
+    } finally {
+      await guard.session.release();
     }
   });
 });
