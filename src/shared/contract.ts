@@ -923,8 +923,9 @@ export const CompareRunsResult = z.strictObject({
       average: TailAverage.optional(),
       /** Heads runs: the averaged map. */
       headsMap: z.strictObject({ layers: positive, heads: positive, scores: scoreList }).optional(),
-      /** Ablate runs: the sweep's cells. */
+      /** Ablate runs: the sweep's cells, and the model's L·H (the plots' x is k / (L·H)). */
       cells: z.array(SweepCell).optional(),
+      totalHeads: positive.nullable().optional(),
     }),
   ),
 });

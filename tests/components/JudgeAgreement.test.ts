@@ -12,7 +12,7 @@ describe('JudgeAgreement', () => {
     const headers = within(table).getAllByRole('columnheader').map((h) => h.textContent);
     expect(headers).toEqual(['Cell', 'probe #1 (I′ < 0.5)', 'judge run #9: GCG keywords']);
     const row = within(table).getByRole('rowheader', { name: 'top:k2:g0' }).closest('tr')!;
-    expect([...row.querySelectorAll('td')].map((td) => td.textContent)).toEqual(['80% · κ 0.60 · n 10', '100% · κ 1.00 · n 10']);
+    expect(Array.from(row.querySelectorAll('td'), (td) => td.textContent)).toEqual(['80% · κ 0.60 · n 10', '100% · κ 1.00 · n 10']);
     // κ undefined (both judges gave every answer one verdict) reads as a dash, not 0.
     const baseline = within(table).getByRole('rowheader', { name: 'baseline' }).closest('tr')!;
     expect(baseline.querySelector('td')!.textContent).toBe('80% · κ — · n 10');

@@ -412,4 +412,27 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await shot('heads-dark');
     expect(errors).toEqual([]);
   }, 60_000);
+
+  it('Ablations: a judge run over the sweep joins its judges; the tab switches to it and shows the judges’ κ', async () => {
+    const ablateRun = await demoRun('ablate');
+    const { models } = await call('project.open', { file });
+    const judged = await call('run.start', { project: file, model: { dir: models[0]!.path }, kind: 'judge', config: { runId: ablateRun, judge: { kind: 'keyword', list: 'gcg' } } });
+    const perCell = summaryOf((await call('run.report', { project: file, runId: judged.runId })).report, 'judge')!.cells!;
+    // The app reads the project when it opens it: open it again (last of these tests: a reload forgets the jobs list).
+    await page.reload();
+    await page.getByRole('heading', { name: 'demo.cliffscope', level: 2 }).waitFor({ timeout: DEMO_TIMEOUT });
+    await tab('Ablations');
+    const shown = page.getByLabel('Judge shown');
+    await shown.waitFor({ timeout: UI_TIMEOUT });
+    await shown.selectOption({ label: `judge run #${judged.runId}: GCG keywords` });
+    const table = page.getByRole('table', { name: 'Sweep cells' });
+    await expect
+      .poll(async () => (await readTable(table)).map((r) => [r.key, r.asr]).sort(), { timeout: UI_TIMEOUT })
+      .toEqual(perCell.map((c) => [c.key, fmtPct(c.asr, 1)]).sort());
+    const agreement = page.getByRole('table', { name: /^Agreement of judge run #\d+: GCG keywords/ });
+    await agreement.waitFor({ timeout: UI_TIMEOUT });
+    expect(await agreement.getByRole('columnheader').allTextContents()).toEqual(['Cell', 'JailbreakBench keywords']);
+    await page.getByRole('img', { name: /^ASR vs heads ablated, k \/ \(L·H\) — judge run #\d+: GCG keywords$/ }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await shot('ablations-judges');
+  }, 90_000);
 });

@@ -13,7 +13,7 @@ import { sweepCellsHandler } from '../../src/main/api/view-handlers.js';
 import { GCG_JUDGE, JBB_JUDGE, judgeAnswer } from '../../src/main/engine/analysis/judges.js';
 import { agreementOf, spreadOf } from '../../src/main/engine/analysis/sweep.js';
 import { type AblateRunConfig, judgeRunKey, runAblation } from '../../src/main/pipelines/ablate.js';
-import { readSummary, registerModel, type PipelineEnv } from '../../src/main/pipelines/common.js';
+import { readSummary, registerModel, storedConfig, type PipelineEnv } from '../../src/main/pipelines/common.js';
 import { runHeads } from '../../src/main/pipelines/heads.js';
 import { runJudge } from '../../src/main/pipelines/judge.js';
 import { BASELINE_SETTING, runGenerate } from '../../src/main/pipelines/transcripts.js';
@@ -176,6 +176,19 @@ describe('a sweep judged by a guard model', () => {
     } finally {
       await guard.session.release();
     }
+  });
+});
+
+describe('a sweep stored before sweeps had several judges and seeds', () => {
+  it('reads its one keyword list as its one judge and its control as one seed (read, not migrated)', async () => {
+    const oldConfig = { ...base, judge: 'gcg' };
+    const old = store.runs.create({ kind: 'ablate', name: 'old', modelId: registerModel(store, model).id, config: oldConfig });
+    const config = storedConfig(store, ablateRun, store.runs.require(old.id));
+    expect(config).toMatchObject({ judges: [{ kind: 'keyword', list: 'gcg' }], randomSeeds: 1 });
+    expect('judge' in config).toBe(false);
+    const view = await sweepCellsHandler({ project: file, runId: old.id });
+    expect(view.judges).toEqual([{ id: GCG_JUDGE.id, runId: null }]);
+    expect(store.runs.require(old.id).config).toEqual(oldConfig);
   });
 });
 

@@ -371,7 +371,11 @@ export async function compareRuns({ project, runIds }: ParamsOf<'compare.runs'>)
           const avg = s.headMaps.list(run.id, { transcriptId: null })[0];
           if (avg) entry.headsMap = { layers: avg.layers, heads: avg.heads, scores: scores(avg.scores) };
         }
-        if (run.kind === 'ablate') entry.cells = s.sweeps.cells(run.id).map(sweepCell);
+        if (run.kind === 'ablate') {
+          entry.cells = s.sweeps.cells(run.id).map(sweepCell);
+          const shape = modelShape(s, run);
+          entry.totalHeads = shape ? shape.layers * shape.heads : null;
+        }
         return entry;
       }),
     };
