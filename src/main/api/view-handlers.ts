@@ -215,16 +215,18 @@ export async function sweepCellsHandler({ project, runId }: ParamsOf<'sweep.cell
       const judge = r.status === 'done' ? readSummary(s, judgeRun, r.id)?.judge : undefined;
       return judge ? [{ runId: r.id, judge }] : [];
     });
-    // Computed from what is stored, so a cancelled or interrupted sweep shows the answers it finished.
-    const computed = sweepMetrics(s, runId, cfg, { judgeRuns });
-    const live = new Map(computed.cells.map((c) => [c.cellId, c.metrics]));
-    const summary = computed.summary;
+    // A finished sweep judged only by itself has its aggregate stored; anything else is computed from the stored
+    // answers and verdicts, so a cancelled or interrupted sweep shows the answers it finished.
+    const stored = run.status === 'done' && judgeRuns.length === 0 ? readSummary(s, ablateRun, runId) : null;
+    const computed = stored ? null : sweepMetrics(s, runId, cfg, { judgeRuns });
+    const live = computed ? new Map(computed.cells.map((c) => [c.cellId, c.metrics])) : null;
+    const summary = stored ?? computed!.summary;
     const own = summary.judges ?? [summary.judge];
     const perCell = [cfg.harmfulDatasetId, cfg.harmlessDatasetId].reduce<number>((n, id) => n + (id === null ? 0 : (s.datasets.get(id)?.itemCount ?? 0)), 0);
     return {
       runId,
       totalHeads: shape ? shape.layers * shape.heads : null,
-      cells: s.sweeps.cells(runId).map((c) => ({ ...sweepCell(c), metrics: live.get(c.id) ?? null })),
+      cells: s.sweeps.cells(runId).map((c) => (live ? { ...sweepCell(c), metrics: live.get(c.id) ?? null } : sweepCell(c))),
       status: run.status,
       answersPerCell: perCell,
       judges: own.map((id) => ({ id, runId: judgeRuns.find((r) => judgeRunKey(r.runId, r.judge) === id)?.runId ?? null })),
