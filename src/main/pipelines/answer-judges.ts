@@ -1,8 +1,8 @@
 /**
- * Judging the answers a run generates itself (ablate, truncate; docs/METHOD.md §5), in the item that generated each
+ * Judging the answers a run generates itself (an ablation sweep; docs/METHOD.md §5) in the item that generated each
  * answer: a refusal keyword list, a local guard model (awaited before the item commits, so its verdict is part of
- * the item), or the run's live probe (I' below the threshold = complied). Also the guard's one call into the engine,
- * which the judge and select pipelines use too.
+ * the item), or the run's live probe (I' below the threshold = complied). Also the guard's one call into the engine
+ * and the keyword lists by name, which the judge pipeline uses too.
  */
 import type { AnswerJudge } from '../../shared/runs/judge.js';
 import { GCG_JUDGE, guardJudge, guardPrompt, JBB_JUDGE, judgeAnswer, judgeByProbe, type KeywordJudge, parseGuardCategories, parseGuardOutput, type ProbeJudge, probeJudge } from '../engine/analysis/judges.js';

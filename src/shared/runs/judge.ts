@@ -21,7 +21,7 @@ const GuardStored = z.strictObject({ kind: z.literal('guard'), modelDir: filePat
 export const JudgeSpec = z.discriminatedUnion('kind', [KeywordJudgeSpec, z.strictObject({ kind: z.literal('probe'), probeId: rowId, threshold: fraction01 }), GuardInput]);
 
 /**
- * A judge of the answers a run generates itself (ablate, truncate), each verdict stored in the item that generated
+ * A judge of the answers a run generates itself (an ablation sweep), each verdict stored in the item that generated
  * the answer: a keyword list, a guard model, or the run's live probe (I' below the threshold = complied).
  */
 export const AnswerJudgeInput = z.discriminatedUnion('kind', [KeywordJudgeSpec, GuardInput, z.strictObject({ kind: z.literal('probe'), threshold: fraction01.optional() })]);
