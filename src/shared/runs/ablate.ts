@@ -74,6 +74,7 @@ export type Spread = z.infer<typeof Spread>;
 export const RandomSpread = z.strictObject({
   k: count,
   gamma: z.number(),
+  /** The seed each control's heads were drawn with (replicate r of --random-seed S: S + r + k), in keys' order. */
   seeds: z.array(z.number().int()),
   keys: z.array(z.string()),
   /** The headline judge's ASR. */
@@ -184,7 +185,7 @@ export const ablateRun = defineRun({
       ? [
           '  random controls over seeds (ASR mean ± std, min–max):',
           ...s.randomSpread.map(
-            (r) => `  k=${String(r.k).padStart(3)} γ=${fmt(r.gamma, 2).padEnd(5)} ${pct(r.asr.mean)} ± ${pct(r.asr.std)}  (${pct(r.asr.min)}–${pct(r.asr.max)}, ${r.asr.n} of ${r.seeds.length} seeds: ${r.seeds.join(', ')})`,
+            (r) => `  k=${String(r.k).padStart(3)} γ=${fmt(r.gamma, 2).padEnd(5)} ${pct(r.asr.mean)} ± ${pct(r.asr.std)}  (${pct(r.asr.min)}–${pct(r.asr.max)}, ${r.asr.n} of ${r.keys.length} controls: ${r.keys.join(', ')})`,
           ),
         ]
       : []),
