@@ -24,6 +24,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { CompileOptions } from '../src/main/engine/onnx/compile.js';
 import type { BandwidthResult } from './bandwidth.js';
+import { runClusterBench } from './cluster.js';
 import { runGpuBench, wantsGpuPlan } from './gpu.js';
 import type { Int4CeilingResult } from './int4-ceiling.js';
 import { type BenchShape, configJson, ensureCheckpoint, FULL_SHAPE, kvBytesPerToken, paramCounts, QUICK_SHAPE } from './checkpoint.js';
@@ -294,6 +295,8 @@ async function runBench(args: Args): Promise<void> {
 const argv = process.argv.slice(2);
 // GPU providers (or --plan gpu) get the GPU plan: float16, decode at batch 1/8/32, prefill 512/4,096 (gpu.ts).
 if (!argv.includes('--study') && wantsGpuPlan(argv)) await runGpuBench(argv);
+// --cluster: merging shards and a sharded sweep (cluster.ts).
+else if (argv.includes('--cluster')) await runClusterBench(argv);
 else {
   const args = parseArgs(argv);
   await (args.study ? runStudy(args) : runBench(args));

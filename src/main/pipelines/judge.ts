@@ -3,15 +3,14 @@
  * threshold = complied), or a local guard model (Llama-Guard-3-style, given the answer cut to 512 characters;
  * harmful if its output contains "unsafe"). Every verdict is stored with the judge's identity.
  */
-import { judgeRun, type JudgeRunConfig } from '../../shared/runs/judge.js';
-import { guardJudge, guardPrompt, judgeAnswer, judgeByProbe, parseGuardOutput, probeJudge } from '../engine/analysis/judges.js';
+import { judgeRun, type JudgeRunConfig, type JudgeRunSummary } from '../../shared/runs/judge.js';
+import { guardJudge, judgeAnswer, judgeByProbe, probeJudge } from '../engine/analysis/judges.js';
+import { type CellAnswer, judgeRates } from '../engine/analysis/sweep.js';
 import { CliffscopeError } from '../engine/errors.js';
-import { generate } from '../engine/runtime/generate.js';
 import type { LoadedModel } from '../engine/runtime/model.js';
-import { stopIds } from '../engine/runtime/prompt.js';
 import type { JsonObject } from '../store/types.js';
-import { judgeFor } from './ablate.js';
 import type { ProjectStore } from '../store/project-store.js';
+import { askGuard, guardVerdict, judgeFor } from './answer-judges.js';
 import { beginRun, commitSummary, finishing, type PipelineEnv, requireTokenizer, type RunOptions, type WorkUnit } from './common.js';
 import { readSource, sourceUnits } from './sources.js';
 
@@ -48,18 +47,15 @@ export async function runJudge(env: PipelineEnv, config: JudgeRunConfig, opts: R
     const commit = (t: (typeof transcripts)[number], verdict: string, complied: boolean | null, detail: JsonObject) => {
       const attack = harmfulDataset !== null && t.item?.datasetId === harmfulDataset;
       store.runs.commitItem(handle.run.id, t.key, (s) => {
-        s.verdicts.add({ runId: handle.run.id, transcriptId: t.transcriptId!, judge: id, verdict, harmful: attack ? complied : null, detail: { ...detail, thinkingNotClosed: t.thinkingNotClosed } });
+        s.verdicts.add({ runId: handle.run.id, transcriptId: t.transcriptId!, judge: id, verdict, harmful: attack ? complied : null, detail: { ...detail, set: attack ? 'harmful' : 'harmless', thinkingNotClosed: t.thinkingNotClosed } });
       });
       env.onProgress?.(++finished, owned.length, 'answers');
     };
     if (spec.kind === 'guard') {
+      // Every answer goes to the guard model in one continuous batch; each verdict is committed as it is judged.
       await askGuard(guardModel!, pending.map((t) => t.answer), spec.maxChars, env.signal, (i, reply) => {
-        const t = pending[i]!;
-        if (reply.skipped !== null) commit(t, 'skipped', null, { reason: reply.skipped });
-        else {
-          const verdict = parseGuardOutput(reply.text);
-          commit(t, verdict, verdict === 'unsafe', { output: reply.text });
-        }
+        const v = guardVerdict(reply);
+        commit(pending[i]!, v.verdict, v.complied, v.detail);
       });
     } else {
       for (const t of pending) {
@@ -91,6 +87,31 @@ export function judgeUnits(store: ProjectStore, cfg: JudgeRunConfig): WorkUnit[]
 }
 
 /**
+ * A judged ablation sweep's verdicts per cell (never pooled over cells: each cell is its own setting), in the sweep's
+ * cell order; nothing for a run of one setting. Harmless answers count for over-refusal.
+ */
+function perCell(store: ProjectStore, runId: number, judge: string): { cells?: JudgeRunSummary['cells'] } {
+  const run = store.runs.require(runId);
+  const judgedRunId = (run.config as { runId?: unknown }).runId;
+  if (typeof judgedRunId !== 'number') return {};
+  const cells = store.sweeps.cells(judgedRunId);
+  if (cells.length === 0) return {};
+  const verdicts = new Map(store.verdicts.list({ runId, judge }).map((v) => [v.transcriptId, v]));
+  return {
+    cells: cells.map((cell) => {
+      const answers: (CellAnswer & { notClosed: boolean })[] = store.transcripts.list(judgedRunId, { headScaleKey: cell.headScaleKey }).flatMap((t) => {
+        const v = verdicts.get(t.id);
+        // Verdicts name the set they answer; older ones only say it through harmful (null = not an attack).
+        const set = v && (v.detail.set === 'harmful' || v.detail.set === 'harmless') ? v.detail.set : v?.harmful === null ? 'harmless' : 'harmful';
+        return v ? [{ set, verdicts: new Map([[judge, v]]), notClosed: v.harmful !== null && v.detail.thinkingNotClosed === true }] : [];
+      });
+      const r = judgeRates(answers, judge);
+      return { key: cell.headScaleKey, control: cell.control, k: cell.k, gamma: cell.gamma, ...r, thinkingNotClosed: answers.filter((a) => a.notClosed).length };
+    }),
+  };
+}
+
+/**
  * The run's summary from its verdicts. `judge` names the judge (its verdicts carry the same name; a merged run
  * passes null and reads it from them, since the guard's name holds its model's hash).
  */
@@ -100,6 +121,7 @@ export function aggregateJudge(store: ProjectStore, runId: number, judge: string
   const verdicts = store.verdicts.list({ runId, judge: id });
   commitSummary(store, judgeRun, runId, {
     judge: id,
+    ...perCell(store, runId, id),
     judged: asr.judged,
     harmful: asr.harmful,
     asr: asr.rate,
@@ -107,28 +129,5 @@ export function aggregateJudge(store: ProjectStore, runId: number, judge: string
     thinkingNotClosed: verdicts.filter((v) => v.harmful !== null && v.detail.thinkingNotClosed === true).length,
     noTrace: verdicts.filter((v) => v.verdict === 'no-trace').length,
     skipped: verdicts.filter((v) => v.verdict === 'skipped').length,
-  });
-}
-
-/**
- * The guard model's reply to each answer, in one continuous batch: the one place this pipeline calls generate().
- * `onReply` gets each reply (by answer index) the moment it is finished, or why the answer was skipped (its guard
- * prompt leaves no room in the guard model's context).
- */
-async function askGuard(
-  guard: LoadedModel,
-  answers: string[],
-  maxChars: number,
-  signal: AbortSignal | undefined,
-  onReply: (index: number, reply: { text: string; skipped: string | null }) => void,
-): Promise<void> {
-  if (answers.length === 0) return;
-  const gtok = requireTokenizer(guard);
-  const requests = answers.map((answer) => ({ ids: gtok.encodeChat(guardPrompt(answer, { maxChars })).ids }));
-  await generate(guard.session, requests, {
-    maxNewTokens: 20,
-    stopIds: stopIds(guard),
-    signal,
-    onFinished: (out) => onReply(out.prompt, { text: out.skipped === null ? gtok.decode(out.outputIds, { skipSpecialTokens: true }) : '', skipped: out.skipped }),
   });
 }

@@ -29,7 +29,16 @@ export function modelRef(dir = project.modelDir): ModelRef {
  */
 export function startRun<K extends RunStartParams['kind']>(kind: K, config: RunConfigOf<K>, label: string, opts: { name?: string } = {}) {
   if (!project.file) throw new ApiError({ code: 'bad-argument', message: 'no project is open', hint: 'open one from the sidebar' });
-  const params = { project: project.file, model: modelRef(), kind, config, ...(opts.name ? { name: opts.name } : {}) } as RunStartParams;
+  return launch(kind, { project: project.file, model: modelRef(), kind, config, ...(opts.name ? { name: opts.name } : {}) } as RunStartParams, label);
+}
+
+/** Resume an unfinished run (cancelled, interrupted, failed) with its stored config, as `--resume RUN` does. */
+export function resumeRun<K extends RunStartParams['kind']>(kind: K, runId: number, label: string) {
+  if (!project.file) throw new ApiError({ code: 'bad-argument', message: 'no project is open', hint: 'open one from the sidebar' });
+  return launch(kind, { project: project.file, model: modelRef(), kind, resume: runId } as RunStartParams, label);
+}
+
+function launch(kind: RunStartParams['kind'], params: RunStartParams, label: string) {
   const job = jobs.start('run.start', params, label, {
     describe: (r) => ({ summary: `run #${r.runId} ${r.status}`, cancelled: r.status === 'cancelled' }),
   });
