@@ -227,10 +227,3 @@ export function requireTokenizer(model: LoadedModel): Tokenizer {
   }
   return model.tokenizer;
 }
-
-/** Batches of `size` from a list. */
-export function chunks<T>(items: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
