@@ -467,6 +467,7 @@ export const RunStartParams = z.discriminatedUnion('kind', [
   startParamsOf('ablate'),
   startParamsOf('judge'),
   startParamsOf('select'),
+  startParamsOf('truncate'),
 ]);
 export type RunStartParams = z.infer<typeof RunStartParams>;
 
@@ -494,6 +495,7 @@ export const RunReport = z.discriminatedUnion('kind', [
   reportOf('ablate'),
   reportOf('judge'),
   reportOf('select'),
+  reportOf('truncate'),
 ]);
 export type RunReport = z.infer<typeof RunReport>;
 export type RunReportOf<K extends RunKind> = Extract<RunReport, { kind: K }>;

@@ -16,6 +16,7 @@ import { runProbeTraining } from '../pipelines/probe.js';
 import { aggregateSelect, runSelect, selectUnits } from '../pipelines/select.js';
 import { aggregateTrace, runTrace, traceUnits } from '../pipelines/trace.js';
 import { aggregateTranscripts, runGenerate, transcriptsUnits } from '../pipelines/transcripts.js';
+import { aggregateTruncate, runTruncate, truncateUnits } from '../pipelines/truncate.js';
 import type { ProjectStore } from '../store/project-store.js';
 import { jsonSafe } from '../store/tabular.js';
 import type { RunRow } from '../store/types.js';
@@ -42,6 +43,7 @@ const PIPELINES: { [K in RunKind]: Pipeline<K> } = {
   ablate: runAblation,
   judge: runJudge,
   select: async (env, config, opts) => (await runSelect(env, config, opts)).runId,
+  truncate: runTruncate,
 };
 
 /** The kinds whose items can be split over processes (`--shard`); a probe run trains on all its samples at once. */
@@ -52,6 +54,7 @@ const SHARDING: { [K in RunKind]?: Sharding<K> } = {
   ablate: { units: ablateUnits, aggregate: aggregateAblation },
   judge: { units: judgeUnits, aggregate: (store, runId) => aggregateJudge(store, runId, null) },
   select: { units: selectUnits, aggregate: (store, runId, config) => void aggregateSelect(store, runId, config) },
+  truncate: { units: (store, config) => truncateUnits(store, config), aggregate: aggregateTruncate },
 };
 
 /** Run `kind`'s pipeline with a resolved (or stored) config. */
