@@ -234,6 +234,24 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await shot('cliffs-layers');
   }, 90_000);
 
+  it('Cliffs: a thinking truncation started from the form draws ASR and I′ per fraction kept, as run.report has them', async () => {
+    await tab('Cliffs');
+    const generated = await demoRun('transcripts');
+    await page.getByLabel('Transcripts to truncate').selectOption(String(generated));
+    await page.getByLabel('Fractions kept').fill('1, 0.5, 0');
+    await page.locator('#truncation-max').fill('30');
+    await page.getByRole('button', { name: 'Truncate and answer' }).click();
+    await page.getByRole('status').filter({ hasText: /Thinking truncation of run #\d+: done/ }).waitFor({ timeout: 60_000 });
+    const truncation = (await call('project.open', { file })).runs.filter((r) => r.kind === 'truncate').at(-1)!;
+    await expect.poll(() => page.getByLabel('Truncation run').inputValue(), { timeout: UI_TIMEOUT }).toBe(String(truncation.id));
+    const s = summaryOf((await call('run.report', { project: file, runId: truncation.id })).report, 'truncate')!;
+    expect(s.points.map((p) => p.fraction)).toEqual([1, 0.5, 0]);
+    const rows = await readTable(page.getByRole('table', { name: 'Per fraction of thinking kept' }));
+    expect(rows.map((r) => [r.fraction, r.asr, r.final])).toEqual(s.points.map((p) => [fmtPct(p.fraction, 0), fmtPct(p.asr), fmtNum(p.meanFinal)]));
+    await page.getByRole('img', { name: 'ASR and I′ against the thinking kept' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await shot('cliffs-truncation');
+  }, 90_000);
+
   it('Heads: the top-ranked suppression heads are the planted L1H5, L2H2, L3H6', async () => {
     await tab('Heads');
     const headsRun = await demoRun('heads');
