@@ -1,5 +1,5 @@
 /**
- * Thinking truncation (`truncate`, docs/METHOD.md §7) on the demo's planted model: each answer keeps ⌊f·n⌋ of the
+ * Thinking truncation (`truncate`, docs/METHOD.md §8) on the demo's planted model: each answer keeps ⌊f·n⌋ of the
  * model's own thinking tokens followed by the closing marker, is judged and read by the probe at t_b, and the summary
  * sets ASR and I' against the fraction kept; a setting's head scale is applied to the answers as to its transcripts.
  */

@@ -1,5 +1,5 @@
 /**
- * `truncate` runs (docs/METHOD.md §7): the paper's thinking-truncation experiment. For each transcript of a
+ * `truncate` runs (docs/METHOD.md §8): the paper's thinking-truncation experiment. For each transcript of a
  * transcripts run and each fraction f, the first ⌊f·n⌋ of its n own thinking tokens are kept, "\n</think>\n\n" closes
  * the thinking, and the model answers (under the source setting's head scale, if any). Each answer is one item: its transcript (stored under the setting `keep:f`,
  * with the source's dataset item), its keyword verdict and, with a probe, its trace (I' = the score at t_b).

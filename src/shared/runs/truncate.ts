@@ -1,5 +1,5 @@
 /**
- * `truncate` runs (docs/METHOD.md §7, the paper's thinking-truncation figure): for every transcript of a transcripts
+ * `truncate` runs (docs/METHOD.md §8, the paper's thinking-truncation figure): for every transcript of a transcripts
  * run, keep the first 100 / 80 / 60 / 40 / 20 / 0 % of the model's own thinking, close it with "\n</think>\n\n" and let
  * the model answer. Each answer is judged (a refusal keyword list) and, with a probe, I' — the refusal score at the
  * answer boundary — is read; the summary sets ASR and mean I' against the fraction kept.

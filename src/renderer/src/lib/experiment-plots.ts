@@ -1,5 +1,5 @@
 /**
- * Figures of the paper's further experiments (docs/METHOD.md §3b, §7): ASR and I′ against the fraction of thinking
+ * Figures of the paper's further experiments (docs/METHOD.md §8, §9): ASR and I′ against the fraction of thinking
  * kept (the truncation figure), and causal against direct head scores. Pure, as plots.ts: unit-tested in node.
  */
 import { COLORS, type Figure, GAMMA_COLORS } from './plots.js';
