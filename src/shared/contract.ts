@@ -468,6 +468,7 @@ export const RunStartParams = z.discriminatedUnion('kind', [
   startParamsOf('judge'),
   startParamsOf('select'),
   startParamsOf('truncate'),
+  startParamsOf('causal'),
 ]);
 export type RunStartParams = z.infer<typeof RunStartParams>;
 
@@ -496,6 +497,7 @@ export const RunReport = z.discriminatedUnion('kind', [
   reportOf('judge'),
   reportOf('select'),
   reportOf('truncate'),
+  reportOf('causal'),
 ]);
 export type RunReport = z.infer<typeof RunReport>;
 export type RunReportOf<K extends RunKind> = Extract<RunReport, { kind: K }>;

@@ -109,6 +109,12 @@ describe('a verb split with --shard and merged', () => {
     expectSameRun(single, merged);
   });
 
+  it("a causal head ranking: every transcript's scaled I′ and the ranking", async () => {
+    const { single, merged } = await singleAndMerged(['causal', '--model', model, '--heads-run', String(runs.heads), '--top', '6']);
+    expect(single.items.filter((i) => i.key !== 'summary')).toHaveLength(30);
+    expectSameRun(single, merged);
+  });
+
   it('select, trace, heads and judge: the same items and aggregates', async () => {
     const verbs = [
       ['select', '--model', model, '--probe', '1', '--dataset', 'demo-safety-train', '--fraction', '0.25'],

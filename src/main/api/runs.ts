@@ -9,6 +9,7 @@ import type { ProjectLookup } from '../../shared/runs/spec.js';
 import { describeProvider } from '../../shared/values.js';
 import { CliffscopeError, isCliffscopeError } from '../engine/errors.js';
 import { ablateUnits, aggregateAblation, runAblation } from '../pipelines/ablate.js';
+import { aggregateCausal, causalUnits, runCausal } from '../pipelines/causal.js';
 import { type PipelineEnv, type RunOptions, storedConfig, type WorkUnit } from '../pipelines/common.js';
 import { aggregateHeads, headsUnits, runHeads } from '../pipelines/heads.js';
 import { aggregateJudge, judgeUnits, runJudge } from '../pipelines/judge.js';
@@ -44,6 +45,7 @@ const PIPELINES: { [K in RunKind]: Pipeline<K> } = {
   judge: runJudge,
   select: async (env, config, opts) => (await runSelect(env, config, opts)).runId,
   truncate: runTruncate,
+  causal: runCausal,
 };
 
 /** The kinds whose items can be split over processes (`--shard`); a probe run trains on all its samples at once. */
@@ -55,6 +57,7 @@ const SHARDING: { [K in RunKind]?: Sharding<K> } = {
   judge: { units: judgeUnits, aggregate: (store, runId) => aggregateJudge(store, runId, null) },
   select: { units: selectUnits, aggregate: (store, runId, config) => void aggregateSelect(store, runId, config) },
   truncate: { units: (store, config) => truncateUnits(store, config), aggregate: aggregateTruncate },
+  causal: { units: (store, config) => causalUnits(store, config), aggregate: aggregateCausal },
 };
 
 /** Run `kind`'s pipeline with a resolved (or stored) config. */
