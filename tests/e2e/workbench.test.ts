@@ -283,6 +283,24 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await shot('heads-per-token');
   }, 90_000);
 
+  it('Heads: a causal ranking started from the form puts the planted heads on top, its ρ and rows as run.report has them', async () => {
+    await tab('Heads');
+    // Over the heads run the tab shows (the test above may have made a new one).
+    await page.locator('#causal-top').fill('8');
+    await page.getByRole('button', { name: 'Rank heads causally' }).click();
+    await page.getByRole('status').filter({ hasText: /Causal ranking of heads run #\d+: done/ }).waitFor({ timeout: 60_000 });
+    const causalRun = (await call('project.open', { file })).runs.filter((r) => r.kind === 'causal').at(-1)!;
+    await expect.poll(() => page.getByLabel('Causal run').inputValue(), { timeout: UI_TIMEOUT }).toBe(String(causalRun.id));
+    const s = summaryOf((await call('run.report', { project: file, runId: causalRun.id })).report, 'causal')!;
+    expect(s.headsRunId).toBe(Number(await page.getByLabel('Heads run').inputValue()));
+    await expect.poll(() => page.getByTestId('causal-spearman').textContent(), { timeout: UI_TIMEOUT }).toBe(fmtNum(s.spearman));
+    const rows = await readTable(page.getByRole('table', { name: 'Heads by causal score' }));
+    expect(rows.map((r) => [r.head, r.causal, r.direct])).toEqual(s.heads.map((h) => [headLabel(h), fmtNum(h.causal, 4), fmtNum(h.direct, 4)]));
+    expect(new Set(rows.slice(0, 3).map((r) => r.head))).toEqual(new Set(['L1H5', 'L2H2', 'L3H6']));
+    await page.getByRole('img', { name: 'Causal vs direct head scores' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await shot('heads-causal');
+  }, 90_000);
+
   it('Ablations: the ASR of every cell is sweep.cells’, and a cell’s transcripts open in a dialog that Escape closes', async () => {
     await tab('Ablations');
     const ablateRun = await demoRun('ablate');

@@ -2,7 +2,7 @@
  * Figures of the paper's further experiments (docs/METHOD.md §8, §9): ASR and I′ against the fraction of thinking
  * kept (the truncation figure), and causal against direct head scores. Pure, as plots.ts: unit-tested in node.
  */
-import { COLORS, type Figure, GAMMA_COLORS } from './plots.js';
+import { COLORS, type Figure, GAMMA_COLORS, headLabel } from './plots.js';
 
 export interface TruncationPointIn {
   fraction: number;
@@ -48,6 +48,47 @@ export function truncationFigure(points: readonly TruncationPointIn[], opts: { t
       xaxis: { title: { text: '% of thinking kept' }, autorange: 'reversed' },
       yaxis: { title: { text: 'attack success rate (%)' }, range: [-2, 102] },
       yaxis2: { title: { text: 'mean I′ (refusal score at t_b)' }, overlaying: 'y', side: 'right', range: [-0.02, 1.02] },
+      showlegend: true,
+      legend: { x: 0.01, y: 1.15, orientation: 'h' },
+      hovermode: 'closest',
+    },
+  };
+}
+
+export interface CausalPointIn {
+  layer: number;
+  head: number;
+  causal: number;
+  direct: number;
+}
+
+/**
+ * Causal against direct head scores, one marker per head (hover: its label and both scores), the `highlight` heads
+ * (the top of the causal ranking) labelled; the title carries Spearman's ρ. Both axes: negative = refusal suppression.
+ */
+export function causalScatterFigure(heads: readonly CausalPointIn[], opts: { spearman?: number | null; highlight?: number } = {}): Figure {
+  const n = opts.highlight ?? 3;
+  const ranked = [...heads].sort((a, b) => a.causal - b.causal);
+  const top = new Set(ranked.slice(0, n).map((h) => `${h.layer}:${h.head}`));
+  const isTop = (h: CausalPointIn) => top.has(`${h.layer}:${h.head}`);
+  const trace = (pts: CausalPointIn[], name: string, color: string, labelled: boolean) => ({
+    type: 'scatter',
+    mode: labelled ? 'text+markers' : 'markers',
+    name,
+    x: pts.map((h) => h.direct),
+    y: pts.map((h) => h.causal),
+    text: pts.map((h) => headLabel(h)),
+    textposition: 'middle right',
+    marker: { color, size: labelled ? 10 : 7 },
+    hovertemplate: '%{text}<br>direct %{x:.4f}<br>causal %{y:.4f}<extra></extra>',
+  });
+  const rho = opts.spearman === null || opts.spearman === undefined ? '' : ` (Spearman ρ = ${opts.spearman.toFixed(3)})`;
+  return {
+    data: [trace(heads.filter((h) => !isTop(h)), 'heads', COLORS.random, false), trace(ranked.slice(0, n), `top ${n} causal`, COLORS.boundary, true)],
+    layout: {
+      title: { text: `Causal vs direct head scores${rho}`, font: { size: 13 } },
+      xaxis: { title: { text: 'direct attribution at t_b' }, zeroline: true },
+      yaxis: { title: { text: "causal: I′ − I′(head × γ)" }, zeroline: true },
       showlegend: true,
       legend: { x: 0.01, y: 1.15, orientation: 'h' },
       hovermode: 'closest',
