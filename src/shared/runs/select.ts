@@ -10,6 +10,7 @@ import { defineRun, flag, fmt } from './spec.js';
 
 export const SelectionVariant = z.enum(['top-ms', 'lowest-final', 'random', 'rule-based']);
 const fraction = z.number().gt(0, 'must be more than 0').max(1);
+const columnName = z.string().min(1).max(200);
 
 const input = z.strictObject({
   datasetId: rowId,
@@ -21,9 +22,31 @@ const input = z.strictObject({
   /** Default 0.017 (the paper's 1.7 %). */
   fraction: fraction.optional(),
   seed: seed.optional(),
+  /**
+   * Score the model's own transcripts of the dataset's prompts (a transcripts run over it) instead of the dataset's
+   * responses: the export then trains on the model's own thinking. Null or omitted = the dataset's responses.
+   */
+  transcriptsRunId: rowId.nullable().optional(),
+  /**
+   * The dataset column (kept with each item on import) holding a safe answer: the export writes the thinking followed
+   * by this answer, as the paper trains on it, and only items with one are scored. Null or omitted = the answer of
+   * the scored response itself.
+   */
+  safeResponse: columnName.nullable().optional(),
 });
 
-const config = z.strictObject({ datasetId: rowId, probeId: rowId, chat: z.boolean(), variant: SelectionVariant, fraction, seed });
+const config = z.strictObject({
+  datasetId: rowId,
+  probeId: rowId,
+  chat: z.boolean(),
+  variant: SelectionVariant,
+  fraction,
+  seed,
+  /** Absent on runs stored before it existed: the dataset's responses. */
+  transcriptsRunId: rowId.nullable().optional(),
+  /** Absent on runs stored before it existed: no safe-answer column. */
+  safeResponse: columnName.nullable().optional(),
+});
 export type SelectRunConfig = z.infer<typeof config>;
 
 const summary = z.strictObject({
@@ -46,7 +69,20 @@ export const selectRun = defineRun({
   resolve(c, project) {
     project.dataset('config.datasetId', c.datasetId);
     project.probe('config.probeId', c.probeId);
-    return { datasetId: c.datasetId, probeId: c.probeId, chat: c.chat ?? true, variant: c.variant ?? 'top-ms', fraction: c.fraction ?? PAPER_SELECT_FRACTION, seed: c.seed ?? 0 };
+    if (c.transcriptsRunId !== undefined && c.transcriptsRunId !== null) {
+      const source = project.run('config.transcriptsRunId', c.transcriptsRunId, 'transcripts');
+      if (source.datasetId !== c.datasetId) project.fail('config.transcriptsRunId', `transcripts run #${source.id} is of dataset #${source.datasetId}, not #${c.datasetId}`, "generate the model's transcripts of this dataset's prompts first");
+    }
+    return {
+      datasetId: c.datasetId,
+      probeId: c.probeId,
+      chat: c.chat ?? true,
+      variant: c.variant ?? 'top-ms',
+      fraction: c.fraction ?? PAPER_SELECT_FRACTION,
+      seed: c.seed ?? 0,
+      transcriptsRunId: c.transcriptsRunId ?? null,
+      safeResponse: c.safeResponse ?? null,
+    };
   },
   links: (c) => ({ datasetId: c.datasetId }),
   report: (s) => [`  ${s.variant}: selected ${fmt(s.selected)} of ${fmt(s.total)} (budget ${fmt(s.budget)}, threshold ${fmt(s.threshold)})`],
@@ -70,6 +106,8 @@ JSONL with provenance sidecars, merged into DIR's dataset_info.json (every other
       flag('variant', 'how samples are ranked (default top-ms)', { arg: 'top-ms|lowest-final|random|rule-based', field: 'variant' }),
       flag('seed', 'for random / rule-based', { arg: 'S', field: 'seed' }),
       flag('no-chat', 'raw prompts (no chat template)', { field: 'chat' }),
+      flag('transcripts-run', "score the model's own transcripts of the dataset's prompts (a transcripts run) instead of its responses", { arg: 'RUN', field: 'transcriptsRunId' }),
+      flag('safe-response', 'the dataset column with a safe answer: export the thinking followed by it (as the paper trains)', { arg: 'COLUMN', field: 'safeResponse' }),
     ],
     outFlag: flag('out', 'write the selection files here (a LLaMA-Factory data folder)', { arg: 'DIR' }),
     forceFlag: flag('force', 'replace the files and dataset_info.json entries of an earlier export in DIR'),
@@ -80,6 +118,8 @@ JSONL with provenance sidecars, merged into DIR's dataset_info.json (every other
       ...(typeof f.variant === 'string' ? { variant: f.variant } : {}),
       fraction: cli.number(f.fraction, 'fraction'),
       seed: cli.number(f.seed, 'seed'),
+      transcriptsRunId: f['transcripts-run'] === undefined ? null : cli.id(f['transcripts-run'], 'transcripts-run'),
+      safeResponse: typeof f['safe-response'] === 'string' ? f['safe-response'] : null,
     }),
   },
 });
