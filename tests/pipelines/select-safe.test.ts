@@ -11,11 +11,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDemo } from '../../src/main/api/demo/run-demo.js';
 import { loadDemoSafetyTrain } from '../../src/main/api/demo/resources.js';
 import { cli } from '../support/cli.js';
+import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoints.js';
 
 let root: string;
 let project: string;
 let model: string;
 let probeId: number;
+let transcriptsRun: number;
 const SAFE = 'i cannot help with that . please ask for something safe .';
 
 beforeAll(async () => {
@@ -40,7 +42,7 @@ describe('select with the model’s own thinking and a safe answer', () => {
   it('exports thinking + "</think>\\n\\n" + the safe answer for every selected sample, merged into dataset_info.json', async () => {
     const gen = await cli('transcripts', project, ...m(), '--dataset', 'safe', '--max-new-tokens', '40', '--json');
     expect(gen.code, gen.stderr).toBe(0);
-    const transcriptsRun = json<{ run: { id: number } }>(gen.stdout).run.id;
+    transcriptsRun = json<{ run: { id: number } }>(gen.stdout).run.id;
     const out = path.join(root, 'lf');
     fs.mkdirSync(out);
     fs.writeFileSync(path.join(out, 'dataset_info.json'), JSON.stringify({ theirs: { file_name: 'theirs.json' } }));
@@ -84,6 +86,35 @@ describe('select with the model’s own thinking and a safe answer', () => {
       const i = items.findIndex((it) => it.prompt === rec.instruction);
       expect(rec.output).toBe(`${items[i]!.response.split('</think>')[0]!.trim()}</think>\n\n${SAFE} (${i})`);
     }
+  }, 120_000);
+
+  it('llm-judge: the LLM-as-a-judge baseline selects among the answers a judge run called harmful (guard model or keywords)', async () => {
+    const select = (judgeRun: number) =>
+      cli('select', project, ...m(), '--probe', String(probeId), '--dataset', 'safe', '--transcripts-run', String(transcriptsRun), '--variant', 'llm-judge', '--judge-run', String(judgeRun), '--fraction', '0.25', '--json');
+    // Through the guard-model path: a local guard judges the model's own answers (this stand-in never says "unsafe").
+    const guardDir = path.join(root, 'guard');
+    writeTinyCheckpoint(guardDir, 'llama', { seed: 3 });
+    const guardJudge = await cli('judge', project, ...m(), '--run', String(transcriptsRun), '--guard', guardDir, '--json');
+    expect(guardJudge.code, guardJudge.stderr).toBe(0);
+    const byGuard = await select(json<{ run: { id: number } }>(guardJudge.stdout).run.id);
+    expect(byGuard.code, byGuard.stderr).toBe(0);
+    expect(json<{ summary: { variant: string; selected: number } }>(byGuard.stdout).summary).toMatchObject({ variant: 'llm-judge', selected: 0 });
+    // A keyword judge calls every answer of the demo model compliant: all are eligible, the budget is selected.
+    const keywordJudge = await cli('judge', project, ...m(), '--run', String(transcriptsRun), '--keywords', 'jbb', '--json');
+    expect(keywordJudge.code, keywordJudge.stderr).toBe(0);
+    const byKeywords = await select(json<{ run: { id: number } }>(keywordJudge.stdout).run.id);
+    expect(byKeywords.code, byKeywords.stderr).toBe(0);
+    const s = json<{ summary: { selected: number; total: number; threshold: number | null } }>(byKeywords.stdout).summary;
+    expect(s.selected).toBe(Math.round(0.25 * s.total));
+    expect(s.threshold).toBeNull();
+    // Without a judge run, or with one of another run, it is refused before any work.
+    const missing = await cli('select', project, ...m(), '--probe', String(probeId), '--dataset', 'safe', '--transcripts-run', String(transcriptsRun), '--variant', 'llm-judge');
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/--judge-run/);
+    const otherJudge = await cli('judge', project, ...m(), '--run', '2', '--keywords', 'jbb', '--json');
+    const wrong = await select(json<{ run: { id: number } }>(otherJudge.stdout).run.id);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toMatch(/judged run #2, not the transcripts run/);
   }, 120_000);
 
   it('refuses a column no item has, and a transcripts run of another dataset, before any work', async () => {

@@ -16,6 +16,7 @@ import type { Tokenizer } from '../engine/tokenizer/tokenizer.js';
 import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireTokenizer, type RunOptions, storedConfig, type WorkUnit } from './common.js';
 import { ensureTranscriptRow, readSource, sourceUnits } from './sources.js';
 import { transcriptsRun } from '../../shared/runs/transcripts.js';
+import { judgeRun } from '../../shared/runs/judge.js';
 import type { TranscriptSource } from '../../shared/values.js';
 import type { ItemRow } from '../store/types.js';
 
@@ -55,6 +56,12 @@ function checkSelectSource(store: ProjectStore, cfg: SelectRunConfig): void {
     if (settings.length !== 1) throw new CliffscopeError('bad-argument', `transcripts run #${cfg.transcriptsRunId} has ${settings.length} settings; selection scores one transcript per prompt`, { hint: 'generate the transcripts under one setting' });
   } else if (!items.some((i) => i.response !== null)) {
     throw new CliffscopeError('bad-dataset', `dataset #${cfg.datasetId} has no responses to score`, { hint: "map a response column when importing (e.g. --map response=response), or score the model's own transcripts (--transcripts-run)" });
+  }
+  if (cfg.judgeRunId) {
+    const judged = storedConfig(store, judgeRun, store.runs.require(cfg.judgeRunId, 'judge')).runId;
+    if (judged !== cfg.transcriptsRunId) {
+      throw new CliffscopeError('bad-argument', `judge run #${cfg.judgeRunId} judged run #${judged}, not the transcripts run #${cfg.transcriptsRunId} being scored`, { hint: `judge it: cliffscope judge --run ${cfg.transcriptsRunId} --guard DIR` });
+    }
   }
   if (cfg.safeResponse && !items.some((i) => eligible(cfg, i))) {
     const columns = [...new Set(items.flatMap((i) => Object.keys(i.extra)))];
@@ -123,8 +130,10 @@ export function aggregateSelect(store: ProjectStore, runId: number, cfg: SelectR
   if (scored.length === 0) {
     throw new CliffscopeError('bad-dataset', `dataset #${cfg.datasetId} has no responses to score`, { hint: 'map a response column when importing (e.g. --map response=response)' });
   }
+  // The LLM-as-a-judge baseline: the judge run's verdict on each (model's own) transcript; a harmful one is eligible.
+  const verdicts = cfg.judgeRunId ? new Map(store.verdicts.list({ runId: cfg.judgeRunId }).map((v) => [v.transcriptId, v.verdict === 'unsafe' || v.verdict === 'compliance'])) : null;
   const result = selectSamples(
-    scored.map((s) => ({ id: String(s.itemId), ms: s.ms, final: s.final, answerHasRefusal: s.answerHasRefusal })),
+    scored.map((s) => ({ id: String(s.itemId), ms: s.ms, final: s.final, answerHasRefusal: s.answerHasRefusal, ...(verdicts ? { judgedHarmful: verdicts.get(s.transcriptId) } : {}) })),
     { variant: cfg.variant, fraction: cfg.fraction, seed: cfg.seed },
   );
   if (!store.runs.resumableItems(runId).has('selection')) {
