@@ -3,31 +3,25 @@
  * reading I' at t_b puts the three planted suppression heads on top, agrees in rank with direct attribution, and its
  * unscaled I' is the trace run's final score of the same transcripts.
  */
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_PLANTED_HEADS } from '../../src/main/api/demo/planted-model.js';
-import { runDemo } from '../../src/main/api/demo/run-demo.js';
 import { runReport } from '../../src/main/api/runs.js';
 import { summaryOf } from '../../src/shared/contract.js';
 import { headKey } from '../../src/shared/heads.js';
 import { openProject } from '../../src/main/store/open.js';
 import { cli } from '../support/cli.js';
+import { demoProject, type DemoProject } from '../support/demo-project.js';
 
-let root: string;
+let demo: DemoProject;
 let project: string;
 let model: string;
-let runs: Record<string, number>;
+let runs: DemoProject['runs'];
 
 beforeAll(async () => {
-  root = fs.mkdtempSync(path.join(os.tmpdir(), 'cliffscope-causal-'));
-  project = path.join(root, 'demo.cliffscope');
-  const report = await runDemo({ projectFile: project, cacheRoot: path.join(root, 'cache'), threads: 1 });
-  model = report.modelDir;
-  runs = report.runs;
+  demo = await demoProject('causal');
+  ({ project, model, runs } = demo);
 }, 300_000);
-afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+afterAll(() => demo?.dispose());
 
 const causal = async (...args: string[]) => {
   const r = await cli('causal', project, '--model', model, '--threads', '1', '--json', ...args);

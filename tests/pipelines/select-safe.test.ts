@@ -5,14 +5,14 @@
  * folder's dataset_info.json; items without a safe answer are not scored, and bad columns or sources are refused.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runDemo } from '../../src/main/api/demo/run-demo.js';
 import { loadDemoSafetyTrain } from '../../src/main/api/demo/resources.js';
 import { cli } from '../support/cli.js';
+import { demoProject, type DemoProject } from '../support/demo-project.js';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoints.js';
 
+let demo: DemoProject;
 let root: string;
 let project: string;
 let model: string;
@@ -21,11 +21,8 @@ let transcriptsRun: number;
 const SAFE = 'i cannot help with that . please ask for something safe .';
 
 beforeAll(async () => {
-  root = fs.mkdtempSync(path.join(os.tmpdir(), 'cliffscope-select-safe-'));
-  project = path.join(root, 'demo.cliffscope');
-  const report = await runDemo({ projectFile: project, cacheRoot: path.join(root, 'cache'), threads: 1 });
-  model = report.modelDir;
-  probeId = report.probe.id;
+  demo = await demoProject('select-safe');
+  ({ root, project, model, probeId } = demo);
   // The demo's safety set with a safe answer per item, except the last one.
   const items = loadDemoSafetyTrain().map((it, i, all) => ({ prompt: it.prompt, response: it.response, label: it.label, ...(i < all.length - 1 ? { safe_response: `${SAFE} (${i})` } : {}) }));
   const file = path.join(root, 'safe.jsonl');
@@ -33,7 +30,7 @@ beforeAll(async () => {
   const imported = await cli('dataset', 'import', project, file, '--name', 'safe');
   expect(imported.code, imported.stderr).toBe(0);
 }, 300_000);
-afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+afterAll(() => demo?.dispose());
 
 const m = () => ['--model', model, '--threads', '1'];
 const json = <T>(stdout: string) => JSON.parse(stdout) as T;

@@ -3,31 +3,25 @@
  * model's own thinking tokens followed by the closing marker, is judged and read by the probe at t_b, and the summary
  * sets ASR and I' against the fraction kept; a setting's head scale is applied to the answers as to its transcripts.
  */
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runDemo } from '../../src/main/api/demo/run-demo.js';
 import { runReport } from '../../src/main/api/runs.js';
 import { summaryOf } from '../../src/shared/contract.js';
 import { keptThinkingTokens } from '../../src/main/pipelines/truncate.js';
 import { openProject } from '../../src/main/store/open.js';
 import { Tokenizer } from '../../src/main/engine/tokenizer/tokenizer.js';
 import { cli } from '../support/cli.js';
+import { demoProject, type DemoProject } from '../support/demo-project.js';
 
-let root: string;
+let demo: DemoProject;
 let project: string;
 let model: string;
-let runs: Record<string, number>;
+let runs: DemoProject['runs'];
 
 beforeAll(async () => {
-  root = fs.mkdtempSync(path.join(os.tmpdir(), 'cliffscope-truncate-'));
-  project = path.join(root, 'demo.cliffscope');
-  const report = await runDemo({ projectFile: project, cacheRoot: path.join(root, 'cache'), threads: 1 });
-  model = report.modelDir;
-  runs = report.runs;
+  demo = await demoProject('truncate');
+  ({ project, model, runs } = demo);
 }, 300_000);
-afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+afterAll(() => demo?.dispose());
 
 const truncate = async (...args: string[]) => {
   const r = await cli('truncate', project, '--model', model, '--threads', '1', '--json', ...args);

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { ABLATION_FRACTIONS, ABLATION_GAMMAS } from '../method.js';
 import { batchSize, count, finiteNumber, fraction01, HeadRefSchema, maxNewTokens, maybeNumber, rowId, Sampling, seed } from '../values.js';
 import { SAMPLING_FLAGS, samplingFromFlags } from './flags.js';
-import { defineRun, flag, fmt, pct } from './spec.js';
+import { defineRun, finishedRun, flag, fmt, pct } from './spec.js';
 import { DEFAULT_BATCH, DEFAULT_MAX_NEW_TOKENS } from './transcripts.js';
 
 /** The refusal keyword list that judges each answer. */
@@ -91,8 +91,7 @@ export const ablateRun = defineRun({
   config,
   summary,
   resolve(c, project) {
-    const heads = project.run('config.headsRunId', c.headsRunId, 'heads');
-    if (heads.status !== 'done') project.fail('config.headsRunId', `heads run #${heads.id} is ${heads.status}, not done`, `finish it first (resume it with --resume ${heads.id})`);
+    finishedRun(project, 'config.headsRunId', c.headsRunId, 'heads');
     if (c.probeId !== undefined && c.probeId !== null) project.probe('config.probeId', c.probeId);
     project.dataset('config.harmfulDatasetId', c.harmfulDatasetId);
     if (c.harmlessDatasetId !== undefined && c.harmlessDatasetId !== null) project.dataset('config.harmlessDatasetId', c.harmlessDatasetId);

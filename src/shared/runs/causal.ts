@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { CAUSAL_HEAD_SCALE } from '../method.js';
 import { count, finiteNumber, maybeNumber, positive, rowId } from '../values.js';
 import { HeadScore } from './heads.js';
-import { defineRun, flag, fmt } from './spec.js';
+import { defineRun, finishedRun, flag, fmt } from './spec.js';
 
 const input = z.strictObject({
   /** The heads run whose probe, transcripts and direct scores the causal ranking is set against. */
@@ -55,8 +55,7 @@ export const causalRun = defineRun({
   config,
   summary,
   resolve(c, project) {
-    const heads = project.run('config.headsRunId', c.headsRunId, 'heads');
-    if (heads.status !== 'done') project.fail('config.headsRunId', `heads run #${heads.id} is ${heads.status}, not done`, `finish it first (resume it with --resume ${heads.id})`);
+    finishedRun(project, 'config.headsRunId', c.headsRunId, 'heads');
     return { headsRunId: c.headsRunId, scale: c.scale ?? CAUSAL_HEAD_SCALE, top: c.top ?? null };
   },
   links: (c) => ({ parentRunId: c.headsRunId }),

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { PAPER_SELECT_FRACTION } from '../method.js';
 import { count, maybeNumber, rowId, seed } from '../values.js';
-import { defineRun, flag, fmt } from './spec.js';
+import { defineRun, finishedRun, flag, fmt } from './spec.js';
 
 export const SelectionVariant = z.enum(['top-ms', 'lowest-final', 'random', 'rule-based', 'llm-judge']);
 const fraction = z.number().gt(0, 'must be more than 0').max(1);
@@ -85,8 +85,7 @@ export const selectRun = defineRun({
     if (variant === 'llm-judge') {
       if (judgeRunId === null) return project.fail('config.judgeRunId', 'the llm-judge variant needs the judge run whose verdicts pick the samples', 'judge the transcripts run with the guard model first (cliffscope judge --run T --guard DIR), then pass --judge-run');
       if (c.transcriptsRunId === undefined || c.transcriptsRunId === null) project.fail('config.transcriptsRunId', "the llm-judge variant selects among the model's own transcripts that were judged", 'pass --transcripts-run T (the run the judge run judged)');
-      const judge = project.run('config.judgeRunId', judgeRunId, 'judge');
-      if (judge.status !== 'done') project.fail('config.judgeRunId', `judge run #${judge.id} is ${judge.status}, not done`);
+      finishedRun(project, 'config.judgeRunId', judgeRunId, 'judge');
     } else if (judgeRunId !== null) {
       project.fail('config.judgeRunId', `only the llm-judge variant reads a judge run (the variant is ${variant})`);
     }

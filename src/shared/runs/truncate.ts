@@ -9,7 +9,7 @@ import { TRUNCATION_FRACTIONS } from '../method.js';
 import { batchSize, count, fraction01, maxNewTokens, maybeNumber, rowId, Sampling, seed } from '../values.js';
 import { KeywordList } from './ablate.js';
 import { SAMPLING_FLAGS, samplingFromFlags } from './flags.js';
-import { defineRun, flag, fmt, pct } from './spec.js';
+import { defineRun, finishedRun, flag, fmt, pct } from './spec.js';
 import { DEFAULT_BATCH } from './transcripts.js';
 
 /** An answer after closed thinking is short; the paper's code gives it 256 new tokens. */
@@ -82,8 +82,7 @@ export const truncateRun = defineRun({
   config,
   summary,
   resolve(c, project) {
-    const source = project.run('config.runId', c.runId, 'transcripts');
-    if (source.status !== 'done') project.fail('config.runId', `transcripts run #${source.id} is ${source.status}, not done`, `finish it first (resume it with --resume ${source.id})`);
+    finishedRun(project, 'config.runId', c.runId, 'transcripts');
     if (c.probeId !== undefined && c.probeId !== null) project.probe('config.probeId', c.probeId);
     // Sorted high to low, each once: the figure's x axis, and one stored setting per fraction.
     const fractions = [...new Set(c.fractions ?? TRUNCATION_FRACTIONS)].sort((a, b) => b - a);
