@@ -336,7 +336,23 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     const rows = await readTable(page.getByRole('table', { name: 'Ranked samples' }));
     expect(rows.filter((r) => r.selected === '✓')).toHaveLength(sel.selected);
     await shot('selection');
-  }, 60_000);
+
+    // A selection whose export puts a safe answer from a dataset column after the thinking (here the set's "id" column).
+    await page.locator('#sel-safe').fill('id');
+    await page.locator('#sel-fraction').fill('0.25');
+    await page.getByRole('button', { name: /^Select with probe #/ }).click();
+    await page.getByRole('status').filter({ hasText: /Cliff-as-a-Judge on dataset #\d+: done/ }).waitFor({ timeout: 60_000 });
+    const safeRun = (await call('project.open', { file })).runs.filter((r) => r.kind === 'select').at(-1)!;
+    await expect.poll(() => page.getByLabel('Selection run').inputValue(), { timeout: UI_TIMEOUT }).toBe(String(safeRun.id));
+    const out = path.join(root, 'safe-export');
+    await page.locator('#sel-out').fill(out);
+    await page.getByRole('button', { name: 'Write fine-tuning files' }).click();
+    await page.getByRole('status').filter({ hasText: 'cliffscope_selection.json' }).waitFor({ timeout: UI_TIMEOUT });
+    const items = new Map((await call('selection.list', { project: file, runId: safeRun.id, selectedOnly: true })).rows.map((x) => [x.prompt, x]));
+    const alpaca = JSON.parse(fs.readFileSync(path.join(out, 'cliffscope_selection.json'), 'utf8')) as { instruction: string; output: string }[];
+    expect(alpaca).toHaveLength(items.size);
+    for (const rec of alpaca) expect(rec.output).toMatch(/<\/think>\n\ntrain-\d\d$/);
+  }, 90_000);
 
   it('Compare: two trace runs side by side with compare.runs’ numbers', async () => {
     await tab('Compare');
