@@ -115,6 +115,12 @@ describe('a verb split with --shard and merged', () => {
     expectSameRun(single, merged);
   });
 
+  it("select over the model's own transcripts: the same scores and selection", async () => {
+    const { single, merged } = await singleAndMerged(['select', '--model', model, '--probe', '1', '--dataset', 'demo-harmful', '--transcripts-run', String(runs.transcripts), '--fraction', '0.25']);
+    expect(single.selections.length).toBe(30);
+    expectSameRun(single, merged);
+  });
+
   it('select, trace, heads and judge: the same items and aggregates', async () => {
     const verbs = [
       ['select', '--model', model, '--probe', '1', '--dataset', 'demo-safety-train', '--fraction', '0.25'],
