@@ -1,9 +1,14 @@
 /**
  * `select` runs — Cliff-as-a-Judge (docs/METHOD.md §6): teacher-force every (prompt, reasoning response) of a safety
- * training set through the model, score it by its misalignment MS = I − I' under the probe, select the top p %
- * (or the lowest I', random, or rule-based), and export the selection for fine-tuning with its provenance.
+ * training set through the model (or the model's own transcripts of its prompts), score it by its misalignment
+ * MS = I − I' under the probe, select the top p % (or the lowest I', random, rule-based, or the LLM-as-a-judge
+ * baseline), and export the selection for fine-tuning with its provenance — the thinking followed by the scored
+ * answer, or by the dataset's safe answer.
  */
+import { judgeRun } from '../../shared/runs/judge.js';
 import { selectRun, type SelectRunConfig } from '../../shared/runs/select.js';
+import { transcriptsRun } from '../../shared/runs/transcripts.js';
+import type { TranscriptSource } from '../../shared/values.js';
 import { GCG_JUDGE, judgeAnswer } from '../engine/analysis/judges.js';
 import { scoreRows } from '../engine/analysis/probe.js';
 import { selectSamples, toAlpacaJson, toMessagesJsonl } from '../engine/analysis/select.js';
@@ -14,11 +19,8 @@ import { teacherForce } from '../engine/runtime/teacher-force.js';
 import type { ProjectStore } from '../store/project-store.js';
 import type { Tokenizer } from '../engine/tokenizer/tokenizer.js';
 import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireTokenizer, type RunOptions, storedConfig, type WorkUnit } from './common.js';
-import { ensureTranscriptRow, readSource, sourceUnits } from './sources.js';
-import { transcriptsRun } from '../../shared/runs/transcripts.js';
-import { judgeRun } from '../../shared/runs/judge.js';
-import type { TranscriptSource } from '../../shared/values.js';
 import type { ItemRow } from '../store/types.js';
+import { ensureTranscriptRow, readSource, sourceUnits } from './sources.js';
 
 export type { SelectRunConfig } from '../../shared/runs/select.js';
 

@@ -1,16 +1,17 @@
 /**
  * `truncate` runs (docs/METHOD.md §8): the paper's thinking-truncation experiment. For each transcript of a
  * transcripts run and each fraction f, the first ⌊f·n⌋ of its n own thinking tokens are kept, "\n</think>\n\n" closes
- * the thinking, and the model answers (under the source setting's head scale, if any). Each answer is one item: its transcript (stored under the setting `keep:f`,
- * with the source's dataset item), its keyword verdict and, with a probe, its trace (I' = the score at t_b).
+ * the thinking, and the model answers (under the source setting's head scale, if any). Each answer is one item: its
+ * transcript (stored under the setting `keep:f`, with the source's dataset item), its keyword verdict and, with a
+ * probe, its trace (I' = the score at t_b).
  */
 import { BASELINE_SETTING, type HeadScaleSetting, transcriptsRun } from '../../shared/runs/transcripts.js';
-import { flatHeadScale } from '../engine/runtime/head-scale.js';
 import { type TruncateRunConfig, truncateRun, type TruncationPoint, truncationKey } from '../../shared/runs/truncate.js';
 import { judgeAnswer } from '../engine/analysis/judges.js';
 import { traceMetrics } from '../engine/analysis/trace.js';
 import { CliffscopeError } from '../engine/errors.js';
 import type { GenerationRequest } from '../engine/runtime/generate.js';
+import { flatHeadScale } from '../engine/runtime/head-scale.js';
 import { describeTranscript } from '../engine/runtime/transcript.js';
 import { closingSuffixText } from '../engine/tokenizer/think.js';
 import type { Tokenizer } from '../engine/tokenizer/tokenizer.js';
