@@ -185,6 +185,8 @@ export const ColumnMapping = z.strictObject({
   response: z.string().optional(),
   label: z.string().optional(),
   category: z.string().optional(),
+  /** A safe answer column, kept in each item's extra fields as `safe_response` (select --safe-response safe_response). */
+  safe_response: z.string().optional(),
 });
 /** A mapping given by the user: a field left out is auto-detected, null keeps it unmapped. */
 export const ColumnMappingInput = z.strictObject({
@@ -192,6 +194,7 @@ export const ColumnMappingInput = z.strictObject({
   response: z.string().min(1).nullable().optional(),
   label: z.string().min(1).nullable().optional(),
   category: z.string().min(1).nullable().optional(),
+  safe_response: z.string().min(1).nullable().optional(),
 });
 export const DatasetFormat = z.enum(['csv', 'tsv', 'json', 'jsonl']);
 

@@ -23,12 +23,13 @@ const SAFE = 'i cannot help with that . please ask for something safe .';
 beforeAll(async () => {
   demo = await demoProject('select-safe');
   ({ root, project, model, probeId } = demo);
-  // The demo's safety set with a safe answer per item, except the last one.
-  const items = loadDemoSafetyTrain().map((it, i, all) => ({ prompt: it.prompt, response: it.response, label: it.label, ...(i < all.length - 1 ? { safe_response: `${SAFE} (${i})` } : {}) }));
+  // The demo's safety set with a safe answer per item (its column "safe", mapped on import), except the last one.
+  const items = loadDemoSafetyTrain().map((it, i, all) => ({ prompt: it.prompt, response: it.response, label: it.label, ...(i < all.length - 1 ? { safe: `${SAFE} (${i})` } : {}) }));
   const file = path.join(root, 'safe.jsonl');
   fs.writeFileSync(file, items.map((x) => JSON.stringify(x)).join('\n') + '\n');
-  const imported = await cli('dataset', 'import', project, file, '--name', 'safe');
+  const imported = await cli('dataset', 'import', project, file, '--name', 'safe', '--map', 'safe_response=safe', '--json');
   expect(imported.code, imported.stderr).toBe(0);
+  expect(JSON.parse(imported.stdout)).toMatchObject({ dataset: { mapping: { safe_response: 'safe' } } });
 }, 300_000);
 afterAll(() => demo?.dispose());
 
