@@ -160,11 +160,18 @@ export async function generateInto(env: PipelineEnv, runId: number, cfg: Generat
 }
 
 /**
- * The sampler over every unit of work: the one place this pipeline calls generate(). Every unit goes to one
- * continuous batch of cfg.batchSize rows, and each result is handed to `onFinished` with its unit the moment it is
- * finished (a sequence cut off by cancellation never is: it is left for the resume).
+ * The sampler over every unit of work: the one place the pipelines call the model's generate() (transcripts, sweeps,
+ * truncation). Every unit goes to one continuous batch of cfg.batchSize rows, and each result is handed to
+ * `onFinished` with its unit the moment it is finished: a sequence cut off by cancellation never is (it is left for
+ * the resume); a prompt with no room in the context is, at once, with `skipped` saying why.
  */
-async function generateAll(env: PipelineEnv, cfg: GenerateRunConfig, probe: ProbeRow | null, work: Work[], onFinished: (w: Work, r: GenerationResult) => Promise<void>): Promise<void> {
+export async function generateAll<W extends { request: GenerationRequest }>(
+  env: PipelineEnv,
+  cfg: Pick<GenerateRunConfig, 'maxNewTokens' | 'sampling' | 'batchSize'>,
+  probe: ProbeRow | null,
+  work: W[],
+  onFinished: (w: W, r: GenerationResult) => Promise<void>,
+): Promise<void> {
   if (checkCancelled(env) || work.length === 0) return;
   const { model } = env;
   await generate(

@@ -18,7 +18,12 @@ export interface ColumnMapping {
   response?: string;
   label?: string;
   category?: string;
+  /** A safe answer (Cliff-as-a-Judge exports it after the thinking): kept in the item's extra fields as `safe_response`. */
+  safe_response?: string;
 }
+
+/** The extra field an item's mapped safe answer is kept under (select --safe-response reads it by this name). */
+export const SAFE_RESPONSE_FIELD = 'safe_response';
 
 export interface DatasetItem {
   /** 0-based position among the accepted items. */
@@ -74,9 +79,10 @@ export const AUTO_COLUMNS: Readonly<Record<keyof ColumnMapping, readonly string[
   response: ['target', 'response', 'output'],
   label: ['label'],
   category: ['category'],
+  safe_response: ['safe_response'],
 };
 
-const FIELDS = ['prompt', 'response', 'label', 'category'] as const;
+const FIELDS = ['prompt', 'response', 'label', 'category', 'safe_response'] as const;
 
 export function detectFormat(file: string): DatasetFormat {
   const ext = path.extname(file).toLowerCase();
@@ -141,6 +147,9 @@ export function parseDataset(text: string, format: DatasetFormat, opts: ReadData
     }
     const extra: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(values)) if (!mapped.has(k)) setOwn(extra, k, v);
+    // No column of its own in the project: the safe answer travels with the item's extra fields, under one name.
+    const safe = optionalText(values, mapping.safe_response);
+    if (safe !== null) setOwn(extra, SAFE_RESPONSE_FIELD, safe);
     items.push({
       idx: items.length,
       line,
