@@ -228,7 +228,7 @@ export async function measureDecode(
   const { vocabSize: V, hiddenSize: d } = session.config;
   const promptsFor = (batch: number) => Array.from({ length: batch }, (_, b) => randomIds(opts.promptTokens, V, opts.seed + 1000 + b));
   const probeWeights = Float32Array.from(randomIds(d, 2001, opts.seed + 7), (v) => (v - 1000) / 1e5);
-  const probe: LiveProbe = { layer: opts.probeLayer, weights: probeWeights, bias: 0.1 };
+  const probe: LiveProbe = { residIndex: opts.probeLayer, weights: probeWeights, bias: 0.1 };
 
   // Warm-up at every batch size (the first runs grow ONNX Runtime's arena for the bigger shapes).
   for (const batch of opts.batches) {

@@ -277,10 +277,10 @@ export async function packedTeacherForcing(session: DecoderSession, opts: { leng
   return { transcripts: seqs.length, tokens, packedTokensPerSecond: packed, oneByOneTokensPerSecond: oneByOne };
 }
 
-/** A random probe on stack entry `layer`, as the live probe of the transcripts runs. */
-export function benchProbe(session: DecoderSession, layer: number, seed: number): LiveProbe {
+/** A random probe on residual-stack entry `residIndex`, as the live probe of the transcripts runs. */
+export function benchProbe(session: DecoderSession, residIndex: number, seed: number): LiveProbe {
   const d = session.config.hiddenSize;
-  return { layer, weights: Float32Array.from(randomIds(d, 2001, seed + 7), (v) => (v - 1000) / 1e5), bias: 0.1 };
+  return { residIndex, weights: Float32Array.from(randomIds(d, 2001, seed + 7), (v) => (v - 1000) / 1e5), bias: 0.1 };
 }
 
 /** head_scale [L * H] with `k` seeded random heads at γ. */

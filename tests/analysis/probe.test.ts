@@ -21,7 +21,7 @@ import {
   scoreProbe,
   scoreRows,
   sigmoid,
-  sweepLayers,
+  sweepResidIndices,
   trainProbe,
 } from '../../src/main/engine/analysis/probe.js';
 import { expectBadArgument } from '../support/assertions.js';
@@ -435,8 +435,8 @@ describe('calibration', () => {
   });
 });
 
-describe('layer sweep and mean difference', () => {
-  it('finds the informative layer and validates every layer on the same samples', () => {
+describe('residual-stack sweep and mean difference', () => {
+  it('finds the informative residual-stack entry and validates every entry on the same samples', () => {
     const d = 8;
     const informative = clusters(50, 50, d, 1, 10);
     const noise = Float32Array.from(gaussians(100 * d, 11));
@@ -444,16 +444,16 @@ describe('layer sweep and mean difference', () => {
       [3, informative.features],
       [0, noise],
     ]);
-    const { layers, best } = sweepLayers(byLayer, informative.labels, d);
-    expect(layers.map((e) => e.layer)).toEqual([0, 3]);
-    expect(best.layer).toBe(3);
-    expect(layers[1]!.valAccuracy).toBeGreaterThan(layers[0]!.valAccuracy);
-    expect(layers[0]!.probe.split).toEqual(layers[1]!.probe.split);
+    const { entries, best } = sweepResidIndices(byLayer, informative.labels, d);
+    expect(entries.map((e) => e.residIndex)).toEqual([0, 3]);
+    expect(best.residIndex).toBe(3);
+    expect(entries[1]!.valAccuracy).toBeGreaterThan(entries[0]!.valAccuracy);
+    expect(entries[0]!.probe.split).toEqual(entries[1]!.probe.split);
   });
 
   it('breaks a tie in accuracy and AUROC towards the deeper layer, and needs validation', () => {
     const { features, labels } = clusters(30, 30, 4, 2, 12);
-    const { best } = sweepLayers(
+    const { best } = sweepResidIndices(
       new Map([
         [1, features],
         [5, features],
@@ -461,9 +461,9 @@ describe('layer sweep and mean difference', () => {
       labels,
       4,
     );
-    expect(best.layer).toBe(5);
-    expectBadArgument(() => sweepLayers(new Map([[0, features]]), labels, 4, { valFraction: 0 }), /valFraction/);
-    expectBadArgument(() => sweepLayers(new Map([[2, features.subarray(0, 8)]]), labels, 4), /layer 2: .*labels/);
+    expect(best.residIndex).toBe(5);
+    expectBadArgument(() => sweepResidIndices(new Map([[0, features]]), labels, 4, { valFraction: 0 }), /valFraction/);
+    expectBadArgument(() => sweepResidIndices(new Map([[2, features.subarray(0, 8)]]), labels, 4), /residual-stack index 2: .*labels/);
   });
 
   it('mean difference = mean(refusal rows) − mean(other rows)', () => {

@@ -288,8 +288,8 @@ describe('Cliff-as-a-Judge on the demo training set', () => {
       const prompt = tok.encodeChat([{ role: 'user', content: item.prompt }]).ids;
       const ids = [...prompt, ...tok.encode(item.response)];
       const s = tok.splitTranscript(ids, prompt.length);
-      const tf = await teacherForce(model.session, ids, { residLayers: [probe.layer] });
-      const resid = tf.resid.get(probe.layer)!;
+      const tf = await teacherForce(model.session, ids, { residLayers: [probe.residIndex] });
+      const resid = tf.resid.get(probe.residIndex)!;
       const score = (t: number) => sigmoid(dot(probe.weights, resid, t * d) + probe.bias);
       let plateau = -Infinity;
       for (let t = s.thinkingStart!; t < s.thinkingEnd!; t++) plateau = Math.max(plateau, score(t));

@@ -212,7 +212,7 @@ describe('live probe taps', () => {
     const model = await tiny('qwen3');
     const { hiddenSize: d, numLayers: L } = model.config;
     const weights = Float32Array.from({ length: d }, (_, j) => Math.sin(j + 1) / 4);
-    const probe = { layer: L, weights, bias: 0.1 };
+    const probe = { residIndex: L, weights, bias: 0.1 };
     const seen: number[] = [];
     const live = new Map<string, number>();
     const results = await generate(model.session, prompts.slice(0, 3).map((ids) => ({ ids })), {
@@ -249,7 +249,7 @@ describe('live probe taps', () => {
   it('rejects a probe whose width does not match the model', async () => {
     const model = await tiny('llama');
     await expect(
-      generate(model.session, [{ ids: [1, 2] }], { maxNewTokens: 2, probes: [{ layer: 1, weights: new Float32Array(3), bias: 0 }] }),
+      generate(model.session, [{ ids: [1, 2] }], { maxNewTokens: 2, probes: [{ residIndex: 1, weights: new Float32Array(3), bias: 0 }] }),
     ).rejects.toThrow(/width 3/);
     await model.session.release();
   });
@@ -303,7 +303,7 @@ describe('stops, cancellation and context', () => {
     const long = Array.from({ length: ctx + 5 }, (_, i) => 10 + (i % 50));
     const full = Array.from({ length: ctx }, (_, i) => 10 + (i % 50)); // no room for one new token either
     const finished: number[] = [];
-    const probe = { layer: 1, weights: new Float32Array(model.config.hiddenSize).fill(0.01), bias: 0 };
+    const probe = { residIndex: 1, weights: new Float32Array(model.config.hiddenSize).fill(0.01), bias: 0 };
     const results = await generate(model.session, [{ ids: prompts[0]! }, { ids: long }, { ids: full }, { ids: prompts[1]! }], {
       maxNewTokens: 6,
       batchSize: 2,

@@ -92,12 +92,12 @@ async function sweepAndJudge(env: PipelineEnv, opts: { datasetId: number; probeI
 }
 
 /** I' computed here, independently: the probe at t_b of the transcript's probe reading, under the cell's head scale. */
-async function independentFinal(env: PipelineEnv, transcriptId: number, probe: { layer: number; weights: Float32Array; bias: number }, headScale?: number[][]) {
+async function independentFinal(env: PipelineEnv, transcriptId: number, probe: { residIndex: number; weights: Float32Array; bias: number }, headScale?: number[][]) {
   const t = env.store.transcripts.get(transcriptId)!;
   const reading = readTranscript(env.model.tokenizer!, Array.from(t.tokenIds), t.promptTokens);
   const tb = reading.probe.answerBoundary!;
-  const out = await teacherForce(env.model.session, reading.probe.ids, { residLayers: [probe.layer], positions: [tb], headScale });
-  return { reading, final: scoreProbe(probe, out.resid.get(probe.layer)!) };
+  const out = await teacherForce(env.model.session, reading.probe.ids, { residLayers: [probe.residIndex], positions: [tb], headScale });
+  return { reading, final: scoreProbe(probe, out.resid.get(probe.residIndex)!) };
 }
 
 describe('a model without think markers', () => {
@@ -116,8 +116,8 @@ describe('a model without think markers', () => {
     // A seeded random direction on the final norm, stored as a probe.
     const { hiddenSize: d, numLayers: L } = model.config;
     const rand = mulberry32(11);
-    const probe = { layer: L + 1, weights: Float32Array.from({ length: d }, () => rand() * 2 - 1), bias: 0 };
-    const probeId = store.probes.add({ modelId: registerModel(store, model).id, name: 'random', residIndex: probe.layer, positionRule: 'answer-boundary', weights: probe.weights, bias: probe.bias }).id;
+    const probe = { residIndex: L + 1, weights: Float32Array.from({ length: d }, () => rand() * 2 - 1), bias: 0 };
+    const probeId = store.probes.add({ modelId: registerModel(store, model).id, name: 'random', residIndex: probe.residIndex, positionRule: 'answer-boundary', weights: probe.weights, bias: probe.bias }).id;
     const gen = await runGenerate(env, { datasetId: dataset.id, chat: true, maxNewTokens: 8, seed: 0, batchSize: 8, settings: [BASELINE_SETTING] });
     // Every transcript has a t_b (the last prompt token), so head attribution runs on all of them.
     const headsRunId = await runHeads(env, { probeId, source: { kind: 'run', runId: gen }, variant: 'code', perToken: false });
@@ -159,7 +159,7 @@ describe('reasoning cut off before </think>', () => {
     const harmful = importDemo(store, 'harmful', 'prompts.json', 'harmful');
     const itemIds = store.datasets.items(harmful.id).slice(0, 6).map((i) => i.id);
     const probe = demoRefusalProbe();
-    const probeId = store.probes.add({ modelId: registerModel(store, model).id, name: 'known', residIndex: probe.layer, positionRule: 'answer-boundary', weights: probe.weights, bias: probe.bias }).id;
+    const probeId = store.probes.add({ modelId: registerModel(store, model).id, name: 'known', residIndex: probe.residIndex, positionRule: 'answer-boundary', weights: probe.weights, bias: probe.bias }).id;
     // Six new tokens: "okay so they ask about something" — the thinking never reaches </think>.
     const gen = await runGenerate(env, { datasetId: harmful.id, itemIds, chat: true, maxNewTokens: 6, seed: 0, batchSize: 8, settings: [BASELINE_SETTING] });
     expect(readSummary(store, transcriptsRun, gen)).toMatchObject({ transcripts: 6, thinkingNotClosed: 6 });
@@ -244,7 +244,7 @@ describe('reasoning cut off before </think>', () => {
     const harmful = store.datasets.find('harmful')!;
     const gen = await runGenerate(env, { datasetId: harmful.id, itemIds: store.datasets.items(harmful.id).slice(0, 2).map((i) => i.id), chat: true, maxNewTokens: 40, seed: 0, batchSize: 8, settings: [BASELINE_SETTING] });
     const p = demoRefusalProbe();
-    const fresh = store.probes.add({ modelId: registerModel(store, model).id, name: 'untraced', residIndex: p.layer, positionRule: 'answer-boundary', weights: p.weights, bias: p.bias }).id;
+    const fresh = store.probes.add({ modelId: registerModel(store, model).id, name: 'untraced', residIndex: p.residIndex, positionRule: 'answer-boundary', weights: p.weights, bias: p.bias }).id;
     const run = await runJudge(env, { runId: gen, judge: { kind: 'probe', probeId: fresh, threshold: 0.5 }, harmfulDatasetId: null });
     expect(store.runs.get(run)!.status).toBe('done');
     const verdicts = store.verdicts.list({ runId: run });

@@ -40,7 +40,7 @@ beforeAll(async () => {
   genRun = await runGenerate(env, { datasetId: harmful.id, chat: true, maxNewTokens: 40, seed: 0, batchSize: 16, settings: [BASELINE_SETTING], itemIds: store.datasets.items(harmful.id).slice(0, 6).map((i) => i.id) });
   // The demo's built-in probe (the known refusal direction), stored like a trained one.
   const p = demoRefusalProbe();
-  probeId = store.probes.add({ modelId: registerModel(store, model).id, name: 'known', residIndex: p.layer, positionRule: 'answer-boundary', weights: p.weights, bias: p.bias }).id;
+  probeId = store.probes.add({ modelId: registerModel(store, model).id, name: 'known', residIndex: p.residIndex, positionRule: 'answer-boundary', weights: p.weights, bias: p.bias }).id;
 });
 afterAll(async () => {
   store?.close();

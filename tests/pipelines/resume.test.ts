@@ -250,7 +250,7 @@ describe('cancelling through the AbortSignal', () => {
       const gen = await runGenerate({ store, model }, { ...generateConfig(datasetId, 16), settings: [{ key: 'baseline' }] });
       const modelRow = store.models.findByHash(model.compiled.modelHash)[0]!;
       const known = demoRefusalProbe();
-      const probe = store.probes.add({ modelId: modelRow.id, name: 'planted', residIndex: known.layer, positionRule: 'answer-boundary', weights: known.weights, bias: known.bias });
+      const probe = store.probes.add({ modelId: modelRow.id, name: 'planted', residIndex: known.residIndex, positionRule: 'answer-boundary', weights: known.weights, bias: known.bias });
       const config = { probeId: probe.id, extraProbeIds: [], source: { kind: 'run' as const, runId: gen }, options: {} };
 
       const controller = new AbortController();

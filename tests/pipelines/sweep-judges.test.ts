@@ -43,7 +43,7 @@ beforeAll(async () => {
   const harmful = importDemo(store, 'harmful', 'prompts.json', 'harmful');
   const harmless = importDemo(store, 'harmless', 'prompts.json', 'harmless');
   const p = demoRefusalProbe();
-  probeId = store.probes.add({ modelId: registerModel(store, model).id, name: 'known', residIndex: p.layer, positionRule: 'answer-boundary', weights: p.weights, bias: p.bias }).id;
+  probeId = store.probes.add({ modelId: registerModel(store, model).id, name: 'known', residIndex: p.residIndex, positionRule: 'answer-boundary', weights: p.weights, bias: p.bias }).id;
   const itemIds = store.datasets.items(harmful.id).slice(0, 8).map((i) => i.id);
   const gen = await runGenerate(env, { datasetId: harmful.id, itemIds, chat: true, maxNewTokens: 40, seed: 0, batchSize: 8, settings: [BASELINE_SETTING] });
   const headsRunId = await runHeads(env, { probeId, source: { kind: 'run', runId: gen }, variant: 'code', perToken: false });

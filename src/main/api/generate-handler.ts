@@ -21,7 +21,7 @@ export async function generateRun(params: ParamsOf<'generate.run'>, ctx: CallCon
   const headScale = params.headScale ? flatHeadScale(params.headScale, cfg.numLayers, cfg.numHeads, 'headScale') : undefined;
   const requests = params.prompts.map((p) => ({ ids: promptIds(tok, p, { chat: params.chat ?? false, system: params.system }), headScale }));
   // The sampler's live probe reads residual-stack entry `layer`.
-  const probe = params.probe ? { layer: params.probe.residIndex, weights: Float32Array.from(params.probe.weights), bias: params.probe.bias } : undefined;
+  const probe = params.probe ? { residIndex: params.probe.residIndex, weights: Float32Array.from(params.probe.weights), bias: params.probe.bias } : undefined;
 
   // Decoded text so far per prompt, so each token event carries exactly the text it adds.
   const outputs = requests.map(() => [] as number[]);

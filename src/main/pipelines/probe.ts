@@ -9,7 +9,7 @@
 import { probeRun, type ProbeRunConfig } from '../../shared/runs/probe.js';
 import type { TranscriptSource } from '../../shared/values.js';
 import { probeSampleCheck } from '../engine/analysis/judges.js';
-import { sweepLayers, trainProbe, type ProbeCalibration, type TrainedProbe } from '../engine/analysis/probe.js';
+import { sweepResidIndices, trainProbe, type ProbeCalibration, type TrainedProbe } from '../engine/analysis/probe.js';
 import { CliffscopeError } from '../engine/errors.js';
 import { teacherForce } from '../engine/runtime/teacher-force.js';
 import { beginRun, commitSummary, finishing, type PipelineEnv, requireSource, requireTokenizer, type RunOptions } from './common.js';
@@ -99,16 +99,16 @@ function trainFromFeatures(
   const d = model.config.hiddenSize;
   const items = store.runs.items(runId).filter((i) => i.status === 'done' && i.key !== 'summary');
   const labels = Uint8Array.from(items.map((i) => (i.payload as { label: number }).label));
-  const featuresByLayer = new Map<number, Float32Array>();
+  const featuresByResid = new Map<number, Float32Array>();
   for (const l of residIndices) {
     const m = new Float32Array(items.length * d);
     items.forEach((item, r) => m.set(decodeFloats((item.payload as { features: Record<string, string> }).features[String(l)]!), r * d));
-    featuresByLayer.set(l, m);
+    featuresByResid.set(l, m);
   }
   const trained: { residIndex: number; probe: TrainedProbe }[] =
     residIndices.length === 1
-      ? [{ residIndex: residIndices[0]!, probe: trainProbe(featuresByLayer.get(residIndices[0]!)!, labels, d, cfg.train) }]
-      : sweepLayers(featuresByLayer, labels, d, cfg.train).layers.map((e) => ({ residIndex: e.layer, probe: e.probe }));
+      ? [{ residIndex: residIndices[0]!, probe: trainProbe(featuresByResid.get(residIndices[0]!)!, labels, d, cfg.train) }]
+      : sweepResidIndices(featuresByResid, labels, d, cfg.train).entries.map((e) => ({ residIndex: e.residIndex, probe: e.probe }));
   const modelRow = store.models.findByHash(model.compiled.modelHash)[0]!;
   const probes = trained.map(({ residIndex, probe }) => {
     const row = store.probes.add({
@@ -135,7 +135,7 @@ function trainFromFeatures(
   // What was fitted and why (the same for every entry; convergence per entry is in each probe's metrics).
   const training = trained[0]!.probe.metrics.training!;
   const unconverged = trained.filter((t) => t.probe.metrics.training?.converged === false).map((t) => t.residIndex);
-  // Best: validation accuracy, then AUROC, then the deeper entry (as sweepLayers ranks them).
+  // Best: validation accuracy, then AUROC, then the deeper entry (as sweepResidIndices ranks them).
   const best = [...probes].sort((a, b) => b.valAccuracy - a.valAccuracy || b.valAuroc - a.valAuroc || b.residIndex - a.residIndex)[0]!;
   commitSummary(env.store, probeRun, runId, {
     samples: items.length,

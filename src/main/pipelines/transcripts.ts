@@ -183,7 +183,7 @@ export async function generateAll<W extends { request: GenerationRequest }>(
       stopIds: stopIds(model),
       batchSize: Math.max(1, cfg.batchSize),
       // The sampler's live probe reads residual-stack entry `layer`.
-      probes: probe ? [{ layer: probe.residIndex, weights: probe.weights, bias: probe.bias }] : [],
+      probes: probe ? [{ residIndex: probe.residIndex, weights: probe.weights, bias: probe.bias }] : [],
       signal: env.signal,
       onFinished: (r) => onFinished(work[r.prompt]!, r),
     },

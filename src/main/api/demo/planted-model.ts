@@ -135,7 +135,7 @@ const GATE_GAIN = 30;
 /** Ready-made linear probe on the final-norm residual stream: sigmoid(w·h + b) > 0.5 ⇔ the model would refuse. */
 export interface DemoProbe {
   /** Residual-stack index: numLayers + 1 = after the final RMSNorm (the paper's default). */
-  layer: number;
+  residIndex: number;
   weights: Float32Array;
   bias: number;
 }
@@ -476,7 +476,7 @@ export function buildDemoCheckpoint(variant: DemoVariant | null = null): DemoChe
     complianceAnswer: DEMO_COMPLIANCE_ANSWER,
     thinking: DEMO_THINKING,
     harmfulWords,
-    probe: { layer: probe.layer, bias: probe.bias, weights: Array.from(probe.weights) },
+    probe: { residIndex: probe.residIndex, bias: probe.bias, weights: Array.from(probe.weights) },
   };
 
   return {
@@ -498,7 +498,7 @@ export function demoRefusalProbe(): DemoProbe {
   const gain = 10;
   const e = new Mat(1, D_MODEL);
   e.add(0, REFUSAL, gain);
-  return { layer: N_LAYERS + 1, weights: e.timesHadamard().toFloat32(), bias: -gain * DEMO_REFUSAL_THRESHOLD };
+  return { residIndex: N_LAYERS + 1, weights: e.timesHadamard().toFloat32(), bias: -gain * DEMO_REFUSAL_THRESHOLD };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

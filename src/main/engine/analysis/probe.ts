@@ -813,43 +813,45 @@ export function auroc(scores: ArrayLike<number>, labels: ArrayLike<number>): num
   return (rankSumPos - (nPos * (nPos + 1)) / 2) / (nPos * nNeg);
 }
 
-export interface LayerSweepEntry {
-  layer: number;
+export interface ResidSweepEntry {
+  /** Residual-stack index (0..L+1), not a block index. */
+  residIndex: number;
   valAccuracy: number;
   valAuroc: number;
   probe: TrainedProbe;
 }
 
 /**
- * Train one probe per layer (Arditi et al.'s all-layers sweep). The split depends only on the labels and the seed,
- * so every layer is trained and validated on exactly the same samples and the numbers are comparable. Best layer:
- * highest validation accuracy, then highest AUROC, then the deeper layer (the refusal signal sharpens with depth).
+ * Train one probe per residual-stack entry (Arditi et al.'s all-layers sweep). The split depends only on the labels
+ * and the seed, so every entry is trained and validated on exactly the same samples and the numbers are comparable.
+ * Best entry: highest validation accuracy, then highest AUROC, then the deeper entry (the refusal signal sharpens
+ * with depth).
  */
-export function sweepLayers(
-  featuresByLayer: Map<number, Float32Array>,
+export function sweepResidIndices(
+  featuresByResid: Map<number, Float32Array>,
   labels: Uint8Array | ArrayLike<number>,
   d: number,
   opts: Partial<ProbeTrainOptions> = {},
-): { layers: LayerSweepEntry[]; best: LayerSweepEntry } {
-  if (featuresByLayer.size === 0) throw bad('the layer sweep got no layers');
-  if (resolveProbeOptions(opts).options.valFraction === 0) throw bad('a layer sweep compares validation metrics; valFraction must be > 0');
-  const layers = [...featuresByLayer.keys()].sort((a, b) => a - b);
-  const entries = layers.map((layer) => {
+): { entries: ResidSweepEntry[]; best: ResidSweepEntry } {
+  if (featuresByResid.size === 0) throw bad('the residual-stack sweep got no entries');
+  if (resolveProbeOptions(opts).options.valFraction === 0) throw bad('a residual-stack sweep compares validation metrics; valFraction must be > 0');
+  const indices = [...featuresByResid.keys()].sort((a, b) => a - b);
+  const entries = indices.map((residIndex) => {
     let probe: TrainedProbe;
     try {
-      probe = trainProbe(featuresByLayer.get(layer)!, labels, d, opts);
+      probe = trainProbe(featuresByResid.get(residIndex)!, labels, d, opts);
     } catch (e) {
-      if (e instanceof CliffscopeError) throw new CliffscopeError(e.code, `layer ${layer}: ${e.message}`, { hint: e.hint, cause: e });
+      if (e instanceof CliffscopeError) throw new CliffscopeError(e.code, `residual-stack index ${residIndex}: ${e.message}`, { hint: e.hint, cause: e });
       throw e;
     }
-    return { layer, valAccuracy: probe.metrics.valAccuracy, valAuroc: probe.metrics.valAuroc, probe };
+    return { residIndex, valAccuracy: probe.metrics.valAccuracy, valAuroc: probe.metrics.valAuroc, probe };
   });
   let best = entries[0]!;
   for (const e of entries.slice(1)) {
     const auc = (x: number) => (Number.isNaN(x) ? -Infinity : x);
     if (e.valAccuracy > best.valAccuracy || (e.valAccuracy === best.valAccuracy && auc(e.valAuroc) >= auc(best.valAuroc))) best = e;
   }
-  return { layers: entries, best };
+  return { entries, best };
 }
 
 /**

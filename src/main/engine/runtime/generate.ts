@@ -18,9 +18,9 @@ import { chooseToken, GREEDY, Rng, type SamplingOptions } from './sampling.js';
 
 export type FinishReason = 'eos' | 'stop-string' | 'length' | 'context' | 'cancelled';
 
-/** A linear probe applied live: score = sigmoid(w · h + b) on residual-stack entry `layer`. */
+/** A linear probe applied live: score = sigmoid(w · h + b) on residual-stack entry `residIndex` (0..L+1). */
 export interface LiveProbe {
-  layer: number;
+  residIndex: number;
   weights: Float32Array;
   bias: number;
 }
@@ -55,7 +55,7 @@ export interface GenerateOptions {
   prefillChunk?: number;
   probes?: LiveProbe[];
   /** Raw residual vectors of every processed token at these stack entries: [layers.length * d]. */
-  tapLayers?: number[];
+  tapResidIndices?: number[];
   onTap?: (prompt: number, position: number, residual: Float32Array) => void;
   /** Each probe's score for a token, as soon as that token's residual is computed. */
   onScore?: (prompt: number, position: number, scores: number[]) => void;
@@ -118,9 +118,9 @@ export async function generate(session: DecoderSession, requests: GenerationRequ
       throw new CliffscopeError('bad-argument', `probe has width ${p.weights.length}, the model's residual stream has ${d}`);
     }
   }
-  const tapLayers = [...new Set([...probes.map((p) => p.layer), ...(opts.tapLayers ?? [])])];
-  for (const l of tapLayers) {
-    if (!Number.isInteger(l) || l < 0 || l > L + 1) throw new CliffscopeError('bad-argument', `tap layer ${l} is outside 0..${L + 1}`);
+  const tapResidIndices = [...new Set([...probes.map((p) => p.residIndex), ...(opts.tapResidIndices ?? [])])];
+  for (const l of tapResidIndices) {
+    if (!Number.isInteger(l) || l < 0 || l > L + 1) throw new CliffscopeError('bad-argument', `residual-stack index ${l} is outside 0..${L + 1}`);
   }
   requests.forEach((r, i) => {
     if (r.ids.length === 0) throw new CliffscopeError('bad-argument', `prompt ${i} is empty`);
@@ -191,7 +191,7 @@ export async function generate(session: DecoderSession, requests: GenerationRequ
         const slot = fromSlot + s;
         ids.push(slot >= pad ? tokenAt(r, slot - pad) : 0);
         positions.push(Math.max(0, slot - pad));
-        if (tapLayers.length && slot >= pad) {
+        if (tapResidIndices.length && slot >= pad) {
           tapRows.push(b * S + s);
           tapWhere.push([r, slot - pad]);
         }
@@ -207,16 +207,16 @@ export async function generate(session: DecoderSession, requests: GenerationRequ
       cache: stepCache,
       taps: {
         residRows: tapRows,
-        residLayers: tapRows.length ? tapLayers : [],
+        residLayers: tapRows.length ? tapResidIndices : [],
         logitRows: wantLogits ? batch.map((_, b) => b * S + S - 1) : [],
       },
     });
     // Resid taps come as [layers, rows, d]; hand each token its [layers * d] vector.
     tapWhere.forEach(([r, position], k) => {
-      const vec = new Float32Array(tapLayers.length * d);
-      tapLayers.forEach((_, li) => vec.set(out.resid.subarray((li * tapRows.length + k) * d, (li * tapRows.length + k + 1) * d), li * d));
+      const vec = new Float32Array(tapResidIndices.length * d);
+      tapResidIndices.forEach((_, li) => vec.set(out.resid.subarray((li * tapRows.length + k) * d, (li * tapRows.length + k + 1) * d), li * d));
       probes.forEach((p, pi) => {
-        const li = tapLayers.indexOf(p.layer);
+        const li = tapResidIndices.indexOf(p.residIndex);
         let dot = p.bias;
         for (let j = 0; j < d; j++) dot += p.weights[j]! * vec[li * d + j]!;
         r.scores[pi]![position] = sigmoid(dot);
