@@ -4,9 +4,9 @@
  * sets ASR and I' against the fraction kept; a setting's head scale is applied to the answers as to its transcripts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runReport } from '../../src/main/api/runs.js';
+import { formatRunReport, runReport } from '../../src/main/api/runs.js';
 import { summaryOf } from '../../src/shared/contract.js';
-import { keptThinkingTokens } from '../../src/main/pipelines/truncate.js';
+import { keptThinkingTokens, ownThinking } from '../../src/main/pipelines/truncate.js';
 import { openProject } from '../../src/main/store/open.js';
 import { Tokenizer } from '../../src/main/engine/tokenizer/tokenizer.js';
 import { cli } from '../support/cli.js';
@@ -96,6 +96,44 @@ describe('truncate', () => {
       expect(summary.points.every((p) => p.meanFinal === null)).toBe(true);
     } finally {
       store.close();
+    }
+  }, 120_000);
+
+  it('records a truncation that leaves no room in the context as skipped, answers the others, and reports it', async () => {
+    // A transcripts run of one transcript whose thinking is the demo's repeated past the model's 512-position context.
+    const tok = await Tokenizer.fromDir(model);
+    const store = openProject(project);
+    let source: number;
+    let transcriptId: number;
+    try {
+      const from = store.runs.get(runs.transcripts!)!;
+      const t = store.transcripts.list(from.id).find((x) => ownThinking(tok, x) !== null)!;
+      const own = ownThinking(tok, t)!;
+      const ids = Array.from(t.tokenIds);
+      const body = ids.slice(own.start, own.end);
+      const longBody = Array.from({ length: Math.ceil(600 / body.length) }, () => body).flat();
+      const tokenIds = Int32Array.from([...ids.slice(0, own.start), ...longBody, ...ids.slice(own.end)]);
+      const grow = longBody.length - body.length;
+      const run = store.runs.start({ kind: 'transcripts', modelId: from.modelId, datasetId: from.datasetId, config: from.config });
+      transcriptId = store.transcripts.add({ ...t, runId: run.id, tokenIds, thinkingEnd: t.thinkingEnd === null ? null : t.thinkingEnd + grow, answerBoundary: t.answerBoundary === null ? null : t.answerBoundary + grow });
+      store.runs.finish(run.id);
+      source = run.id;
+    } finally {
+      store.close();
+    }
+    const r = await truncate('--run', String(source), '--fractions', '1,0', '--max-new-tokens', '10');
+    expect(r.code, r.stderr).toBe(0);
+    const read = openProject(project, { readonly: true });
+    try {
+      const report = runReport(read, r.runId!);
+      expect(report.run.status).toBe('done');
+      const summary = summaryOf(report, 'truncate')!;
+      expect(summary.points.map((p) => p.answers)).toEqual([0, 1]);
+      expect(summary.points[0]!.asr).toBeNull();
+      expect(summary.skipped).toEqual([{ transcriptId, fraction: 1, reason: expect.stringMatching(/context is 512/) }]);
+      expect(formatRunReport(report)).toContain(`skipped     transcript #${transcriptId} at 100.0% kept: the prompt has`);
+    } finally {
+      read.close();
     }
   }, 120_000);
 

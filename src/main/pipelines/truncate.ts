@@ -56,6 +56,11 @@ function sourceTranscripts(store: ProjectStore, cfg: TruncateRunConfig): Transcr
 
 /** What one item is: a source transcript truncated at one fraction. */
 const itemKey = (sourceId: number, fraction: number) => `${sourceId}:${truncationKey(fraction)}`;
+/** The source transcript and fraction of an item key (`itemKey`'s inverse). */
+function parseItemKey(key: string): { sourceId: number; fraction: number } {
+  const [source, , fraction] = key.split(':');
+  return { sourceId: Number(source), fraction: Number(fraction) };
+}
 
 /**
  * The items of a truncation run: every source transcript with thinking × every fraction, costing the tokens kept and
@@ -160,10 +165,17 @@ export function aggregateTruncate(store: ProjectStore, runId: number, cfg: Trunc
   const verdicts = new Map(store.verdicts.list({ runId, judge: judge.id }).map((v) => [v.transcriptId, v.verdict]));
   const finals = new Map(cfg.probeId === null ? [] : store.traces.list({ runId, probeId: cfg.probeId }).map((tr) => [tr.transcriptId, tr.final]));
   const kept = new Map<number, number>();
+  const skipped: { transcriptId: number; fraction: number; reason: string }[] = [];
   for (const item of store.runs.items(runId)) {
-    const p = item.payload as { transcriptId?: unknown; keptTokens?: unknown } | null;
-    if (item.status === 'done' && typeof p?.transcriptId === 'number' && typeof p.keptTokens === 'number') kept.set(p.transcriptId, p.keptTokens);
+    const p = item.payload as { transcriptId?: unknown; keptTokens?: unknown; skipped?: unknown } | null;
+    if (item.status !== 'done') continue;
+    if (typeof p?.transcriptId === 'number' && typeof p.keptTokens === 'number') kept.set(p.transcriptId, p.keptTokens);
+    if (typeof p?.skipped === 'string') {
+      const { sourceId, fraction } = parseItemKey(item.key);
+      skipped.push({ transcriptId: sourceId, fraction, reason: p.skipped });
+    }
   }
+  skipped.sort((a, b) => a.transcriptId - b.transcriptId || b.fraction - a.fraction);
   const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
   const points: TruncationPoint[] = cfg.fractions.map((fraction) => {
     const ts = store.transcripts.list(runId, { headScaleKey: truncationKey(fraction) });
@@ -178,5 +190,5 @@ export function aggregateTruncate(store: ProjectStore, runId: number, cfg: Trunc
   });
   const sources = sourceTranscripts(store, cfg);
   const withThinking = sources.filter((t) => t.thinkingStart !== null).length;
-  commitSummary(store, truncateRun, runId, { judge: judge.id, transcripts: withThinking, withoutThinking: sources.length - withThinking, points });
+  commitSummary(store, truncateRun, runId, { judge: judge.id, transcripts: withThinking, withoutThinking: sources.length - withThinking, points, ...(skipped.length ? { skipped } : {}) });
 }

@@ -72,6 +72,8 @@ const summary = z.strictObject({
   /** Source transcripts left out because they have no thinking to truncate. */
   withoutThinking: count,
   points: z.array(TruncationPoint),
+  /** Truncations not answered: the kept thinking and the closing marker leave no room in the model's context. */
+  skipped: z.array(z.strictObject({ transcriptId: rowId, fraction: z.number(), reason: z.string() })).optional(),
 });
 export type TruncateRunSummary = z.infer<typeof summary>;
 
@@ -105,6 +107,7 @@ export const truncateRun = defineRun({
     ...s.points.map(
       (p) => `  ${pct(p.fraction).padStart(13)}   ${String(p.answers).padStart(7)}   ${pct(p.asr).padStart(6)}   ${fmt(p.meanFinal).padStart(7)}   ${fmt(p.meanKeptTokens, 1).padStart(16)}`,
     ),
+    ...(s.skipped ?? []).map((x) => `  skipped     transcript #${x.transcriptId} at ${pct(x.fraction)} kept: ${x.reason}`),
   ],
   headlines: (s) => [
     ...s.points.map((p) => ({ key: `asr:keep${p.fraction}`, label: `ASR, ${pct(p.fraction)} of thinking kept`, value: p.asr })),
