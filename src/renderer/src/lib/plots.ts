@@ -585,3 +585,126 @@ export function metricRows(runs: readonly { run: { id: number; kind: string }; h
   }
   return [...rows.values()];
 }
+
+// ---------------------------------------------------------------------------------------------------------------------
+// A figure's numbers as a table (its text alternative, and what the table view and its CSV show)
+
+export interface FigureTableRow {
+  /** Index of the row (stable key). */
+  i: number;
+  series: string;
+  x: string | number | null;
+  y: string | number | null;
+  /** z (heatmaps), ± error (error bars), or the hover label of the point. */
+  value: number | null;
+  error: number | null;
+  label: string | null;
+  /** Which trace and point the row is (for a click handler given the same point as a plot click). */
+  curveNumber: number;
+  pointIndex: number;
+}
+
+export interface FigureTable {
+  /** Header text of the x, y and value columns (the axes' titles, HTML stripped). */
+  xLabel: string;
+  yLabel: string;
+  valueLabel: string | null;
+  hasError: boolean;
+  hasLabel: boolean;
+  rows: FigureTableRow[];
+}
+
+/** Plotly's rich text (`r<sub>t</sub>`, `<b>…</b>`, `&lt;`) as plain text. */
+export function plainText(s: unknown): string {
+  if (typeof s !== 'string') return '';
+  return s
+    .replace(/<br\s*\/?>/gi, ' ')
+    .replace(/<[^>]*>/g, '')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&')
+    .trim();
+}
+
+const titleOf = (axis: unknown): string => plainText((axis as { title?: { text?: unknown } } | undefined)?.title?.text);
+const cellValue = (v: unknown): string | number | null => (typeof v === 'number' ? (Number.isFinite(v) ? v : null) : typeof v === 'string' ? v : null);
+const at = (list: unknown, i: number): unknown => (list && typeof list === 'object' && 'length' in (list as object) ? (list as ArrayLike<unknown>)[i] : undefined);
+
+/**
+ * Every number a figure draws, one row per point: scatter points (series, x, y, ± error, hover label), histogram
+ * bins (series, bin range, count, counted as plotly bins them: [start + k·size, start + (k+1)·size)), heatmap cells
+ * (row, column, value). Bands and other decorations (traces that neither hover nor show in the legend) are left out.
+ */
+export function figureTable(fig: Figure): FigureTable {
+  const rows: FigureTableRow[] = [];
+  let valueLabel: string | null = null;
+  let hasError = false;
+  let hasLabel = false;
+  const push = (r: Omit<FigureTableRow, 'i'>) => rows.push({ i: rows.length, ...r });
+  fig.data.forEach((t, curveNumber) => {
+    const type = (t.type as string | undefined) ?? 'scatter';
+    if (t.hoverinfo === 'skip' && t.showlegend === false) return;
+    const series = plainText(t.name) || `series ${curveNumber + 1}`;
+    if (type === 'heatmap') {
+      const z = (t.z ?? []) as ArrayLike<ArrayLike<number | null>>;
+      valueLabel = plainText((t.colorbar as { title?: { text?: unknown } } | undefined)?.title?.text) || 'value';
+      for (let r = 0; r < z.length; r++) {
+        const row = z[r]!;
+        for (let c = 0; c < row.length; c++) {
+          push({ series: String(cellValue(at(t.y, r)) ?? r), x: cellValue(at(t.x, c)) ?? c, y: cellValue(at(t.y, r)) ?? r, value: cellValue(row[c]) as number | null, error: null, label: null, curveNumber, pointIndex: r * row.length + c });
+        }
+      }
+      return;
+    }
+    if (type === 'histogram') {
+      const xs = ((t.x ?? []) as (number | null)[]).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+      const bins = t.xbins as { start?: number; size?: number } | undefined;
+      const size = bins?.size ?? 0;
+      if (!xs.length || !(size > 0)) return;
+      const start = bins?.start ?? Math.min(...xs);
+      const counts = new Map<number, number>();
+      for (const v of xs) {
+        const k = Math.floor((v - start) / size);
+        counts.set(k, (counts.get(k) ?? 0) + 1);
+      }
+      for (const k of [...counts.keys()].sort((a, b) => a - b)) {
+        const lo = start + k * size;
+        push({ series, x: `${fmtEdge(lo)} – ${fmtEdge(lo + size)}`, y: counts.get(k)!, value: null, error: null, label: null, curveNumber, pointIndex: k });
+      }
+      return;
+    }
+    const xs = (t.x ?? []) as ArrayLike<unknown>;
+    const ys = (t.y ?? []) as ArrayLike<unknown>;
+    const errs = (t.error_y as { array?: ArrayLike<number | null> } | undefined)?.array;
+    const labels = t.text;
+    for (let i = 0; i < Math.max(xs.length, ys.length); i++) {
+      const error = errs ? (cellValue(errs[i]) as number | null) : null;
+      const label = typeof labels === 'string' ? plainText(labels) : plainText(at(labels, i)) || null;
+      if (error !== null) hasError = true;
+      if (label) hasLabel = true;
+      push({ series, x: cellValue(xs[i]), y: cellValue(ys[i]), value: null, error, label: label || null, curveNumber, pointIndex: i });
+    }
+  });
+  const layout = fig.layout as { xaxis?: unknown; yaxis?: unknown };
+  const histogram = fig.data.some((t) => t.type === 'histogram');
+  return {
+    xLabel: titleOf(layout.xaxis) || 'x',
+    yLabel: histogram ? 'count' : titleOf(layout.yaxis) || 'y',
+    valueLabel,
+    hasError,
+    hasLabel,
+    rows,
+  };
+}
+
+/** A bin edge as the table shows it: enough digits to tell neighbouring bins apart. */
+function fmtEdge(v: number): string {
+  return Number(v.toPrecision(4)).toString();
+}
+
+/** One line saying what a figure holds, for screen readers (the table has the numbers). */
+export function figureSummary(fig: Figure, table: FigureTable = figureTable(fig)): string {
+  const series = new Set(table.rows.map((r) => r.series));
+  const what = table.valueLabel ? `${table.rows.length} cells` : `${series.size} series, ${table.rows.length} points`;
+  return `${what}; x: ${table.xLabel}, ${table.valueLabel ? `y: ${table.yLabel}, value: ${table.valueLabel}` : `y: ${table.yLabel}`}.`;
+}
