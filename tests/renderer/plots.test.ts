@@ -4,6 +4,9 @@ import {
   asrFigure,
   COLORS,
   DIVERGING,
+  figureTable,
+  histogramBins,
+  robustLimit,
   difference,
   epochFigure,
   headAlongTokens,
@@ -124,16 +127,32 @@ describe('heatmaps', () => {
     expect(() => rowsOf(scores, 3, 3)).toThrow('expected 3×3 values');
   });
 
-  it('uses a diverging scale centred at 0 with a symmetric range, and outlines the ablation set', () => {
+  it('uses a diverging scale, white at 0, with robust symmetric limits, and outlines the ablation set', () => {
     const fig = headsHeatmapFigure(scores, 2, 3, { highlight: [{ layer: 0, head: 1 }] });
     const h = fig.data[0]!;
     expect(h.type).toBe('heatmap');
     expect(h.colorscale).toBe(DIVERGING);
-    expect([h.zmid, h.zmin, h.zmax]).toEqual([0, -2, 2]);
+    expect(DIVERGING.find(([at]) => at === 0.5)![1]).toBe('#ffffff');
+    expect(h.zmid).toBe(0);
+    expect(h.zmin).toBe(-(h.zmax as number));
+    expect(h.zmax).toBeCloseTo(robustLimit(scores), 6);
     expect((h.z as Float32Array[])[0]).toBeInstanceOf(Float32Array);
     expect(shapesOf(fig)).toEqual([expect.objectContaining({ x0: 0.5, x1: 1.5, y0: -0.5, y1: 0.5 })]);
     expect(maxAbs([0, 0])).toBe(1e-9);
     expect(maxAbs([NaN, -3])).toBe(3);
+  });
+
+  it('sets the colour limit at a high quantile of |s|, so one very large head does not wash the suppression heads out', () => {
+    // 32 heads: three suppression heads at −1, one huge positive head at +10, the rest small.
+    const map = Array.from({ length: 32 }, (_, i) => (i < 3 ? -1 : i === 3 ? 10 : 0.01 * (i % 5)));
+    const limit = robustLimit(map);
+    expect(limit).toBeLessThan(2); // not 10: the −1 heads show at (nearly) full red
+    expect(limit).toBeGreaterThanOrEqual(1 - 1e-9);
+    const fig = headsHeatmapFigure(map, 4, 8);
+    expect(fig.data[0]!.zmax).toBeCloseTo(limit, 6);
+    expect(String((fig.data[0]!.colorbar as { title: { text: string } }).title.text)).toContain('q95');
+    expect(robustLimit([0, 0, NaN])).toBe(1e-9);
+    expect(robustLimit([2, -2])).toBe(2);
   });
 
   it('subtracts two maps of the same shape', () => {
@@ -171,6 +190,25 @@ describe('metric charts', () => {
     expect(fig.data[0]!.x).toEqual([0.1, 0.9, 0.5]);
     expect(shapesOf(fig)[0]).toMatchObject({ x0: 0.7, x1: 0.7 });
     expect(fig.layout.annotations![0]!.text).toBe('threshold 0.700');
+  });
+
+  it('bins finely enough to see the threshold, with a bin edge on it', () => {
+    const values = Array.from({ length: 400 }, (_, i) => i / 400);
+    const bins = histogramBins(values, { threshold: 0.6543 });
+    expect((1 - 1 / 400) / bins.size).toBeGreaterThanOrEqual(39); // 2·√400 = 40 bins over the range
+    const k = (0.6543 - bins.start) / bins.size;
+    expect(Math.abs(k - Math.round(k))).toBeLessThan(1e-6);
+    expect(bins.start).toBeLessThanOrEqual(0);
+    expect(histogramBins([0.1, 0.2]).size).toBeCloseTo(0.1 / 20, 9); // at least 20 bins
+  });
+
+  it('lists every number a figure draws as a table: points, bins, cells', () => {
+    const hist = figureTable(histogramFigure([{ name: 'MS', values: [0.1, 0.15, 0.9] }], { xTitle: 'MS', bins: 4 }));
+    expect(hist.yLabel).toBe('count');
+    expect(hist.rows.reduce((n, r) => n + Number(r.y), 0)).toBe(3);
+    const heat = figureTable(headsHeatmapFigure([1, -2, 3, 4], 2, 2, { colorbarTitle: 'w·Δh' }));
+    expect(heat.valueLabel).toBe('w·Δh');
+    expect(heat.rows.map((r) => [r.y, r.x, r.value])).toEqual([[0, 0, 1], [0, 1, -2], [1, 0, 3], [1, 1, 4]]);
   });
 
   it('charts accuracy and AUROC per residual-stack index, sorted, with the chosen one', () => {

@@ -38,15 +38,21 @@ const LEGEND = { x: 1.02, y: 1, xanchor: 'left', yanchor: 'top' } as const;
 export const GAMMA_COLORS = ['#3b6fd4', '#d64541', '#2e9d5b', '#9c5bd4', '#e08a00', '#1b9aaa'];
 
 /**
- * Diverging scale centred at 0 (with zmid 0): red = negative (suppresses refusal), blue = positive (writes it).
- * The middle is a neutral grey that reads on light and dark backgrounds.
+ * Diverging scale for signed maps (ColorBrewer RdBu), white at 0 (with zmid 0): red = negative (suppresses refusal),
+ * blue = positive (writes it). Symmetric limits make equal |s| equally strong on both sides.
  */
 export const DIVERGING: [number, string][] = [
-  [0, '#b2182b'],
-  [0.25, '#ef8a62'],
-  [0.5, '#b8b8b8'],
-  [0.75, '#67a9cf'],
-  [1, '#2166ac'],
+  [0, '#67001f'],
+  [0.1, '#b2182b'],
+  [0.2, '#d6604d'],
+  [0.3, '#f4a582'],
+  [0.4, '#fddbc7'],
+  [0.5, '#ffffff'],
+  [0.6, '#d1e5f0'],
+  [0.7, '#92c5de'],
+  [0.8, '#4393c3'],
+  [0.9, '#2166ac'],
+  [1, '#053061'],
 ];
 
 /** NaN (a position without a residual) → null, which plotly draws as a gap. */
@@ -311,9 +317,33 @@ export function maxAbs(values: ArrayLike<number>): number {
   return m || 1e-9;
 }
 
+/** Which quantile of |s| sets a heatmap's colour limits (ROBUST_QUANTILE): cells beyond it show at full colour. */
+export const ROBUST_QUANTILE = 0.95;
+
 /**
- * Layers × heads attribution (row-major scores[layer * heads + head]) as a heatmap with a diverging scale centred at
- * 0 and a symmetric range; `highlight` heads get an outline (the ablation set).
+ * A robust symmetric colour limit: the `q` quantile of the finite |v| (linear interpolation between order
+ * statistics), so one very large head does not wash every other cell out to white; at least a small positive number.
+ * With few cells the largest one or two lie beyond it.
+ */
+export function robustLimit(values: ArrayLike<number>, q = ROBUST_QUANTILE): number {
+  const abs: number[] = [];
+  for (let i = 0; i < values.length; i++) {
+    const v = Math.abs(values[i]!);
+    if (Number.isFinite(v)) abs.push(v);
+  }
+  if (!abs.length) return 1e-9;
+  abs.sort((a, b) => a - b);
+  const rank = q * (abs.length - 1);
+  const lo = Math.floor(rank);
+  const hi = Math.min(lo + 1, abs.length - 1);
+  const limit = abs[lo]! + (abs[hi]! - abs[lo]!) * (rank - lo);
+  return limit > 0 ? limit : abs[abs.length - 1]! || 1e-9;
+}
+
+/**
+ * Layers × heads attribution (row-major scores[layer * heads + head]) as a heatmap: diverging colours, white at 0,
+ * symmetric limits at the robust limit of |s| (cells beyond it at full colour; hover shows every true value);
+ * `highlight` heads get an outline (the ablation set).
  */
 export function headsHeatmapFigure(
   scores: ArrayLike<number>,
@@ -322,7 +352,8 @@ export function headsHeatmapFigure(
   opts: { title?: string; highlight?: readonly HeadRef[]; colorbarTitle?: string } = {},
 ): Figure {
   const z = rowsOf(scores, layers, heads);
-  const m = maxAbs(scores);
+  const m = robustLimit(scores);
+  const clipped = maxAbs(scores) > m;
   const shapes: Shape[] = (opts.highlight ?? []).map((h) => ({
     type: 'rect',
     xref: 'x',
@@ -333,6 +364,7 @@ export function headsHeatmapFigure(
     y1: h.layer + 0.5,
     line: { color: '#f0b400', width: 2.5 },
   }));
+  const title = opts.colorbarTitle ?? 'score';
   return {
     data: [
       {
@@ -346,7 +378,7 @@ export function headsHeatmapFigure(
         zmax: m,
         xgap: 1,
         ygap: 1,
-        colorbar: { title: { text: opts.colorbarTitle ?? 'score' } },
+        colorbar: { title: { text: clipped ? `${title}<br><sup>±${m.toPrecision(2)} = q${Math.round(ROBUST_QUANTILE * 100)} of |s|</sup>` : title } },
         hovertemplate: 'L%{y}H%{x}: %{z:.4f}<extra></extra>',
       },
     ],
@@ -398,21 +430,32 @@ export function residTokensFigure(rows: readonly { residIndex: number; scores: A
 // ---------------------------------------------------------------------------------------------------------------------
 // Histograms and metric charts
 
-/** A histogram of a metric (MS, plateau, final), with an optional threshold line (the selection cut). */
+/**
+ * Histogram bins for `values`: about 2·√n of them (at least 20, at most 100), with a bin edge on `threshold` when
+ * there is one, so a bar never straddles the selection cut.
+ */
+export function histogramBins(values: readonly number[], opts: { bins?: number; threshold?: number | null } = {}): { start: number; end: number; size: number } {
+  const lo = values.length ? Math.min(...values) : 0;
+  const hi = values.length ? Math.max(...values) : 1;
+  const n = opts.bins ?? Math.min(100, Math.max(20, Math.round(2 * Math.sqrt(values.length))));
+  const size = hi > lo ? (hi - lo) / n : 0.05;
+  const t = opts.threshold;
+  const start = t !== null && t !== undefined && Number.isFinite(t) ? t - Math.ceil((t - lo) / size + 1e-9) * size : lo - size / 2;
+  return { start, end: hi + size, size };
+}
+
+/** A histogram of a metric (MS, plateau, final), with an optional threshold line (the selection cut) on a bin edge. */
 export function histogramFigure(
   series: readonly { name: string; values: readonly (number | null)[] }[],
   opts: { xTitle: string; threshold?: number | null; thresholdLabel?: string; bins?: number } = { xTitle: 'value' },
 ): Figure {
   const all = series.flatMap((s) => s.values.filter((v): v is number => v !== null && Number.isFinite(v)));
-  const lo = all.length ? Math.min(...all) : 0;
-  const hi = all.length ? Math.max(...all) : 1;
-  const bins = opts.bins ?? 30;
-  const size = hi > lo ? (hi - lo) / bins : 0.05;
+  const xbins = histogramBins(all, { bins: opts.bins, threshold: opts.threshold });
   const data: Trace[] = series.map((s, i) => ({
     type: 'histogram',
     name: s.name,
     x: s.values.filter((v): v is number => v !== null && Number.isFinite(v)),
-    xbins: { start: lo - size / 2, end: hi + size, size },
+    xbins,
     marker: { color: GAMMA_COLORS[i % GAMMA_COLORS.length] },
     opacity: series.length > 1 ? 0.6 : 0.85,
   }));
@@ -647,7 +690,9 @@ export function figureTable(fig: Figure): FigureTable {
     const series = plainText(t.name) || `series ${curveNumber + 1}`;
     if (type === 'heatmap') {
       const z = (t.z ?? []) as ArrayLike<ArrayLike<number | null>>;
-      valueLabel = plainText((t.colorbar as { title?: { text?: unknown } } | undefined)?.title?.text) || 'value';
+      // The colour bar's title up to its first line break (what follows is a note on the limits).
+      const barTitle = (t.colorbar as { title?: { text?: unknown } } | undefined)?.title?.text;
+      valueLabel = plainText(typeof barTitle === 'string' ? barTitle.split(/<br\s*\/?>/i)[0] : '') || 'value';
       for (let r = 0; r < z.length; r++) {
         const row = z[r]!;
         for (let c = 0; c < row.length; c++) {
