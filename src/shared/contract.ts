@@ -185,7 +185,11 @@ export const ColumnMapping = z.strictObject({
   response: z.string().optional(),
   label: z.string().optional(),
   category: z.string().optional(),
+  /** The label every item was given on import (`dataset.import`'s `label`), in place of a label column. */
+  fileLabel: z.string().optional(),
 });
+/** One label for every item of a file, given on import (`--label`). */
+const fileLabel = z.string().trim().min(1, 'a label cannot be empty').max(200);
 /** A mapping given by the user: a field left out is auto-detected, null keeps it unmapped. */
 export const ColumnMappingInput = z.strictObject({
   prompt: z.string().min(1).nullable().optional(),
@@ -375,6 +379,8 @@ export const DatasetPreviewParams = z.strictObject({
   file: filePath,
   mapping: ColumnMappingInput.optional(),
   format: DatasetFormat.optional(),
+  /** One label for every item (a label column is then left unmapped). */
+  label: fileLabel.optional(),
 });
 export const DatasetPreviewResult = z.strictObject({
   format: DatasetFormat,
@@ -396,6 +402,8 @@ export const DatasetImportParams = z.strictObject({
   file: filePath,
   mapping: ColumnMappingInput.optional(),
   format: DatasetFormat.optional(),
+  /** One label for every item (a label column is then left unmapped). */
+  label: fileLabel.optional(),
   /** Refuse files larger than this many MB (default 512: a bound on what a mistaken path can cost). */
   maxMb: z.number().int().min(1, 'must be at least 1 (MB)').max(1_000_000).optional(),
 });
@@ -412,7 +420,10 @@ export const DatasetItemsParams = z.strictObject({
   offset: count.optional(),
   /** Default 100, at most 500. */
   limit: z.number().int().min(1).max(500, 'at most 500 items per page').optional(),
+  /** Only items whose prompt, response, label or category contains this text (case-insensitive). */
+  search: z.string().max(1000).optional(),
 });
+/** `total`: the items there are (with `search`, those that match). */
 export const DatasetItemsResult = z.strictObject({ total: count, offset: count, items: z.array(DatasetItem) });
 
 // ---- run.* ----------------------------------------------------------------------------------------------------------

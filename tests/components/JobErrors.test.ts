@@ -1,3 +1,4 @@
+/// <reference path="../../src/renderer/src/global.d.ts" />
 // @vitest-environment jsdom
 /**
  * A failed job shows its error — message, file, what to do, the fields at fault — where it was started (JobInline)

@@ -82,7 +82,7 @@ const DATASET_FIELDS = ['prompt', 'response', 'label', 'category'] as const;
 export const datasetCommand: Command = {
   name: 'dataset',
   summary: 'import a CSV / JSON / JSONL prompt set into a project, or list datasets',
-  help: `Usage: cliffscope dataset import PROJECT FILE --name NAME [--map prompt=COL,response=COL,label=COL,category=COL] [--format F] [--max-mb N] [--json]
+  help: `Usage: cliffscope dataset import PROJECT FILE --name NAME [--map prompt=COL,response=COL,label=COL,category=COL] [--label L] [--format F] [--max-mb N] [--json]
        cliffscope dataset list PROJECT [--json]
        cliffscope dataset rejected PROJECT NAME
 
@@ -95,13 +95,14 @@ The project is created when it does not exist yet. Only regular files are read (
 Options:
   --name NAME   the dataset's name in the project (required for import)
   --map LIST    explicit column mapping, e.g. prompt=goal,response=target
+  --label L     give every item of the file the label L (e.g. harmful) instead of reading a label column
   --format F    csv, tsv, json or jsonl (default: from the file's extension)
   --max-mb N    refuse files larger than N MB (default ${DEFAULT_MAX_DATASET_BYTES / 1024 / 1024})
   --json        machine-readable output
   -h, --help    this help
 `,
   async run(argv) {
-    const { values, positionals } = parseVerbArgs(this, argv, { name: { type: 'string' }, map: { type: 'string' }, format: { type: 'string' }, 'max-mb': { type: 'string' }, json: { type: 'boolean' } });
+    const { values, positionals } = parseVerbArgs(this, argv, { name: { type: 'string' }, map: { type: 'string' }, label: { type: 'string' }, format: { type: 'string' }, 'max-mb': { type: 'string' }, json: { type: 'boolean' } });
     if (values.help) return printHelp(this);
     const [action, project, file] = positionals;
     if (!action || !project) throw new CliffscopeError('bad-argument', 'usage: cliffscope dataset import|list|rejected PROJECT …', { hint: 'see: cliffscope dataset --help' });
@@ -120,6 +121,7 @@ Options:
         ['name', '--name'],
         ['mapping', '--map'],
         ['format', '--format'],
+        ['label', '--label'],
         ['maxMb', '--max-mb'],
       ]);
       const maxMb = numberFlag(values['max-mb'], 'max-mb');
@@ -129,6 +131,7 @@ Options:
         name: values.name,
         mapping,
         ...(values.format !== undefined ? { format: values.format } : {}),
+        ...(values.label !== undefined ? { label: values.label } : {}),
         ...(maxMb !== undefined ? { maxMb } : {}),
       };
       const { dataset, rejected } = await call('dataset.import', params, { flags });
