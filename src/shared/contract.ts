@@ -797,6 +797,42 @@ export const ModelAddResult = z.strictObject({
   seconds: z.number().nonnegative(),
 });
 
+// ---- files -----------------------------------------------------------------------------------------------------------
+
+/**
+ * `files.list`: a folder's entries, for the browser's file chooser in serve mode (the desktop app uses native
+ * dialogs). Like every path, `dir` is checked by the face first: serve lists only the folders it may use.
+ */
+export const FilesListParams = z.strictObject({
+  dir: filePath,
+  /** Include names starting with a dot. */
+  hidden: z.boolean().optional(),
+});
+export const FileEntry = z.strictObject({
+  name: z.string(),
+  /** Absolute path. */
+  path: z.string(),
+  kind: z.enum(['folder', 'file']),
+  /** What it looks like: a project file (.cliffscope), a checkpoint folder (has config.json), a dataset file (.csv, .tsv, .json, .jsonl). */
+  looksLike: z.enum(['project', 'model', 'dataset', 'other']),
+  /** Bytes (files only). */
+  size: count.nullable(),
+  modified: z.string().nullable(),
+});
+export type FileEntry = z.infer<typeof FileEntry>;
+export const FilesListResult = z.strictObject({
+  /** The folder listed (absolute, links resolved). */
+  dir: z.string(),
+  /** Its parent; null at the file system's root. */
+  parent: z.string().nullable(),
+  /** The user's home folder, for a "Home" button. */
+  home: z.string(),
+  /** Folders first, then files, each by name. */
+  entries: z.array(FileEntry),
+  /** More entries than listed (at most 5,000 are). */
+  truncated: z.boolean(),
+});
+
 /** Every method the engine answers. Add new ones here; the handler table and the clients follow the types. */
 export const api = {
   'app.info': { params: AppInfoParams, result: AppInfoResult },
@@ -827,6 +863,7 @@ export const api = {
   'probe.get': { params: ProbeGetParams, result: ProbeGetResult },
   'compare.runs': { params: CompareRunsParams, result: CompareRunsResult },
   'table.csv': { params: TableCsvParams, result: TableCsvResult },
+  'files.list': { params: FilesListParams, result: FilesListResult },
 } as const satisfies Record<string, { params: z.ZodType; result: z.ZodType }>;
 
 export type Api = typeof api;

@@ -89,6 +89,7 @@ describe('workbench payloads', () => {
       'probe.get',
       'compare.runs',
       'table.csv',
+      'files.list',
     ]);
     expect([...JOB_METHODS]).toEqual(['generate.run', 'model.add', 'project.demo', 'run.start']);
   });

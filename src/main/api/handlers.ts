@@ -8,6 +8,7 @@ import pkg from '../../../package.json' with { type: 'json' };
 import type { Method, ParamsOf, ResultOf } from '../../shared/contract.js';
 import { openCheckpoint } from '../engine/model/checkpoint.js';
 import type { CallContext } from './context.js';
+import { filesList } from './files-handler.js';
 import { generateRun } from './generate-handler.js';
 import { datasetImport, datasetItems, datasetPreview, modelAdd, projectDemo, projectExport, projectImport, projectOpen, projectRecent, projectRemember } from './project-handlers.js';
 import { runDelete, runReportHandler, runStart } from './run-handlers.js';
@@ -113,4 +114,5 @@ export const handlers: HandlerTable = {
   'probe.get': probeGet,
   'compare.runs': compareRuns,
   'table.csv': tableCsv,
+  'files.list': filesList,
 };
