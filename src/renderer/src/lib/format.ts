@@ -80,6 +80,11 @@ export function eta(startedAt: number, now: number, done: number, total: number 
   return (elapsed / done) * (total - done);
 }
 
+/** An item's number as people count (1, 2, …): the store keeps 0-based positions (`idx`). */
+export function itemNumber(idx: number): number {
+  return idx + 1;
+}
+
 /** A path's last segment (a project or model name in lists). */
 export function baseName(p: string): string {
   const parts = p.split(/[\\/]+/).filter(Boolean);
