@@ -122,7 +122,10 @@ export const TraceMetricsSummary = z.strictObject({
   final: maybeNumber,
   ms: maybeNumber,
   steepestDropPos: z.number().int().nullable(),
+  /** The 10–90 % width of the fall; meaningful only where the trace has a cliff. */
   width: maybeNumber,
+  /** The trace has a refusal cliff by the rule of docs/METHOD.md §2 (analysis/trace.ts `hasCliff`). */
+  hasCliff: z.boolean(),
 });
 
 export const Transcript = z.strictObject({
@@ -518,6 +521,8 @@ export const TraceListResult = z.strictObject({
   probeId: rowId.nullable(),
   /** Every probe that traced this run's transcripts (several for a residual-stack × tokens run). */
   probes: z.array(z.strictObject({ probeId: rowId, residIndex })),
+  /** How many of the traces listed have a cliff (docs/METHOD.md §2), and the mean width of those cliffs. */
+  cliffs: z.strictObject({ traces: count, withCliff: count, meanWidth: maybeNumber }),
   traces: z.array(
     TraceMetricsSummary.extend({
       transcriptId: rowId,
@@ -600,6 +605,8 @@ export const TailAverage = z.strictObject({
   /** The shaded cliff region starts here (normalised position) and at this index. */
   cliffFrom: z.number(),
   cliffFirstIndex: count,
+  /** The averaged curve itself has a cliff (docs/METHOD.md §2): only then is the region shaded. */
+  hasCliff: z.boolean(),
 });
 export type TailAverage = z.infer<typeof TailAverage>;
 export const TraceAverageResult = TailAverage.extend({

@@ -4,7 +4,7 @@
  * selections, probes, comparisons and CSV tables; unknown ids give clear errors.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tailAlignedAverage, traceMetrics } from '../../src/main/engine/analysis/trace.js';
+import { hasCliff, tailAlignedAverage, traceMetrics } from '../../src/main/engine/analysis/trace.js';
 import { DEMO_PLANTED_HEADS } from '../../src/main/api/demo/planted-model.js';
 import { readSummary } from '../../src/main/pipelines/common.js';
 import { summaryOf } from '../../src/shared/contract.js';
@@ -65,7 +65,23 @@ describe('trace.list', () => {
 
   it('gives an empty list for a run without traces', async () => {
     const r = await call('trace.list', { project: fx.file, runId: runs.transcripts! });
-    expect(r).toMatchObject({ probeId: null, probes: [], traces: [] });
+    expect(r).toMatchObject({ probeId: null, probes: [], traces: [], cliffs: { traces: 0, withCliff: 0, meanWidth: null } });
+  });
+
+  it('says which traces have a cliff by the engine’s one rule: the harmful prompts’ do, the harmless ones’ do not', async () => {
+    const harmful = await call('trace.list', { project: fx.file, runId: runs.trace! });
+    for (const t of harmful.traces) expect(t.hasCliff, `transcript #${t.transcriptId}`).toBe(hasCliff(t));
+    expect(harmful.cliffs.withCliff).toBe(harmful.traces.filter((t) => t.hasCliff).length);
+    expect(harmful.cliffs.withCliff).toBeGreaterThan(harmful.traces.length / 2);
+    const widths = harmful.traces.filter((t) => t.hasCliff).map((t) => t.width!);
+    expect(harmful.cliffs.meanWidth).toBeCloseTo(widths.reduce((a, b) => a + b, 0) / widths.length, 9);
+    const harmless = await call('trace.list', { project: fx.file, runId: runs.traceHarmless! });
+    expect(harmless.cliffs).toMatchObject({ traces: harmless.traces.length, withCliff: 0, meanWidth: null });
+    const one = await call('trace.get', { project: fx.file, transcriptId: harmful.traces[0]!.transcriptId, runId: runs.trace! });
+    expect(one.metrics!.hasCliff).toBe(harmful.traces[0]!.hasCliff);
+    // The averaged curves: a cliff region for the harmful set, none for the harmless one.
+    expect((await call('trace.average', { project: fx.file, runId: runs.trace! })).hasCliff).toBe(true);
+    expect((await call('trace.average', { project: fx.file, runId: runs.traceHarmless! })).hasCliff).toBe(false);
   });
 });
 
@@ -181,7 +197,7 @@ describe('generate.run with a live probe', () => {
       answerBoundary: t.answerBoundary,
       generatedStart: t.inputIds.length,
     });
-    expect(t.metrics).toEqual({ plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, width: m.dropWidth });
+    expect(t.metrics).toEqual({ plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, width: m.dropWidth, hasCliff: true });
     // The demo's cliff, live: refusing through the thinking, complying at </think>.
     expect(t.metrics!.plateau!).toBeGreaterThan(0.9);
     expect(t.metrics!.final!).toBeLessThan(0.2);

@@ -189,6 +189,10 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     // The demo's cliff: a high plateau through thinking, a low final score at </think>.
     expect(s.meanPlateau!).toBeGreaterThan(0.9);
     expect(s.meanFinal!).toBeLessThan(0.2);
+    // How many traces have a cliff, by the engine's rule (trace.list), and the width of those cliffs only.
+    const cliffs = (await call('trace.list', { project: file, runId: traceRun })).cliffs;
+    expect(await page.getByTestId('cliff-count').textContent()).toBe(`${fmtInt(cliffs.withCliff)} / ${fmtInt(cliffs.traces)}`);
+    expect(await page.getByTestId('cliff-width').textContent()).toBe(`${fmtNum(cliffs.meanWidth, 1)} tok`);
 
     // Per-transcript rows are trace.list's.
     const list = await call('trace.list', { project: file, runId: traceRun });
@@ -217,7 +221,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     expect(svg.bytes.toString()).toContain('<svg');
     const csv = await save(page.locator('.datatable', { has: page.getByRole('table', { name: 'Traced transcripts' }) }).getByRole('button', { name: 'CSV', exact: true }));
     const lines = csv.bytes.toString().trimEnd().split('\r\n');
-    expect(lines[0]).toBe('Transcript,Label,Prompt,Tokens,Plateau I,Final I\',MS,Steepest drop at,Width');
+    expect(lines[0]).toBe('Transcript,Label,Prompt,Tokens,Plateau I,Final I\',MS,Cliff,Steepest drop at,Cliff width');
     expect(lines).toHaveLength(list.traces.length + 1);
 
     // Trace again with every entry's probe of the sweep trained above: the residual stream × tokens map.

@@ -112,6 +112,12 @@ describe('tail-aligned figures', () => {
     const cliff = shapesOf(fig).find((s) => s.type === 'rect')!;
     expect([cliff.x0, cliff.x1, cliff.fillcolor]).toEqual([95, 100, COLORS.cliff]);
   });
+
+  it('draws no cliff region for curves without a cliff (a harmless set)', () => {
+    const fig = tailAlignedFigure([{ name: 'harmless', positions: [0, 1], mean: [0.02, 0.01] }], { cliff: false });
+    expect(shapesOf(fig)).toEqual([]);
+    expect(fig.layout.annotations).toEqual([]);
+  });
 });
 
 describe('heatmaps', () => {

@@ -8,7 +8,7 @@ import { flatHeadScale } from '../engine/runtime/head-scale.js';
 import { generate } from '../engine/runtime/generate.js';
 import { promptIds, samplingOptions, stopIds } from '../engine/runtime/prompt.js';
 import { describeTranscript } from '../engine/runtime/transcript.js';
-import { traceMetrics, type TranscriptSpan } from '../engine/analysis/trace.js';
+import { hasCliff, traceMetrics, type TranscriptSpan } from '../engine/analysis/trace.js';
 import { scores as scoreList } from './shapes.js';
 import type { CallContext } from './context.js';
 import { acquireModel } from './model-pool.js';
@@ -76,6 +76,6 @@ function liveProbe(scores: Float32Array, span: TranscriptSpan): Pick<ResultOf<'g
   const finite = (v: number | null) => (v !== null && Number.isFinite(v) ? v : null);
   return {
     scores: scoreList(scores),
-    metrics: { plateau: finite(m.plateau), final: finite(m.final), ms: finite(m.ms), steepestDropPos: m.steepestDropPos, width: finite(m.dropWidth) },
+    metrics: { plateau: finite(m.plateau), final: finite(m.final), ms: finite(m.ms), steepestDropPos: m.steepestDropPos, width: finite(m.dropWidth), hasCliff: hasCliff({ plateau: finite(m.plateau), final: finite(m.final) }) },
   };
 }

@@ -9,7 +9,7 @@ import { SweepCellMetrics } from '../../shared/runs/ablate.js';
 import { ProbeCalibration } from '../../shared/runs/probe.js';
 import { jsonSafe } from '../store/tabular.js';
 import type { DatasetRow, ItemRow, JsonObject, JsonValue, ModelRow, ProbeRow, RunRow, SweepCellRow } from '../store/types.js';
-import type { TailAlignedAverage } from '../engine/analysis/trace.js';
+import { averageHasCliff, type TailAlignedAverage } from '../engine/analysis/trace.js';
 
 type Json = z.infer<ReturnType<typeof z.json>>;
 type JsonRecord = Record<string, Json>;
@@ -184,6 +184,7 @@ export function tailAverage(a: TailAlignedAverage): TailAverage {
     traces: a.traces,
     cliffFrom: a.cliffRegion.from,
     cliffFirstIndex: a.cliffRegion.firstIndex,
+    hasCliff: averageHasCliff(a),
   };
 }
 

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { ContractError, summaryOf, type ParamsOf, type ResultOf } from '../../shared/contract.js';
 import { type RunKind, type RunSummaryOf, specOf } from '../../shared/runs/registry.js';
 import { rankHeads } from '../engine/analysis/heads.js';
-import { tailAlignedAverage } from '../engine/analysis/trace.js';
+import { cliffStats, hasCliff, tailAlignedAverage } from '../engine/analysis/trace.js';
 import { CliffscopeError } from '../engine/errors.js';
 import { readTranscript, traceAnswerBoundary } from '../engine/runtime/transcript.js';
 import { exportSelection } from '../pipelines/select.js';
@@ -68,7 +68,8 @@ export async function traceList({ project, runId, probeId }: ParamsOf<'trace.lis
       runId,
       probeId: pick.probeId,
       probes: pick.probes,
-      traces: rows.map((r) => ({ ...r, prompt: truncate(r.prompt, PROMPT_CHARS) })),
+      cliffs: cliffStats(rows),
+      traces: rows.map((r) => ({ ...r, prompt: truncate(r.prompt, PROMPT_CHARS), hasCliff: hasCliff(r) })),
     };
   });
 }
@@ -126,7 +127,7 @@ export async function traceGet(p: ParamsOf<'trace.get'>): Promise<ResultOf<'trac
     thinkingStart: t.thinkingStart,
     thinkingEnd: t.thinkingEnd,
     answerBoundary: main ? traceAnswerBoundary(t, main.scores.length) : t.answerBoundary,
-    metrics: main ? { plateau: num(main.plateau), final: num(main.final), ms: num(main.ms), steepestDropPos: main.steepestDropPos, width: num(main.cliffWidth) } : null,
+    metrics: main ? { plateau: num(main.plateau), final: num(main.final), ms: num(main.ms), steepestDropPos: main.steepestDropPos, width: num(main.cliffWidth), hasCliff: hasCliff({ plateau: num(main.plateau), final: num(main.final) }) } : null,
   };
   if (main && (perResid.length > 1 || p.perResid)) {
     result.perResid = perResid.map((tr) => ({ probeId: tr.probeId, residIndex: tr.residIndex, scores: scores(tr.scores) }));

@@ -232,10 +232,12 @@ export interface AlignedCurve {
 
 /**
  * Tail-aligned average curves (the paper's figures): x in % of the way to t_b, a ±1 std band per curve, and the last
- * `tailFraction` (5 %) shaded as the cliff region.
+ * `tailFraction` (5 %) shaded as the cliff region when `cliff` (the curves have one).
  */
-export function tailAlignedFigure(curves: readonly AlignedCurve[], opts: { tailFraction?: number; title?: string } = {}): Figure {
+export function tailAlignedFigure(curves: readonly AlignedCurve[], opts: { tailFraction?: number; title?: string; cliff?: boolean } = {}): Figure {
   const tail = opts.tailFraction ?? 0.05;
+  // The region is shaded only where there is a cliff (the API's hasCliff, docs/METHOD.md §2); default: shaded.
+  const cliff = opts.cliff ?? true;
   const data: Trace[] = [];
   curves.forEach((c, i) => {
     const color = GAMMA_COLORS[i % GAMMA_COLORS.length]!;
@@ -277,8 +279,8 @@ export function tailAlignedFigure(curves: readonly AlignedCurve[], opts: { tailF
       ...(opts.title ? { title: { text: opts.title, font: { size: 13 } } } : {}),
       xaxis: { title: { text: 'position, tail-aligned (% of the way to t<sub>b</sub>)' }, range: [0, 100] },
       yaxis: { title: { text: 'mean refusal score' }, range: [-0.02, 1.05] },
-      shapes: [band(100 * (1 - tail), 100, COLORS.cliff)],
-      annotations: [label(100 * (1 - tail / 2), 'cliff', { font: { size: 11, color: COLORS.boundary } })],
+      shapes: cliff ? [band(100 * (1 - tail), 100, COLORS.cliff)] : [],
+      annotations: cliff ? [label(100 * (1 - tail / 2), 'cliff', { font: { size: 11, color: COLORS.boundary } })] : [],
       showlegend: true,
       legend: LEGEND,
       hovermode: 'closest',
