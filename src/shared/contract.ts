@@ -724,6 +724,11 @@ export const SelectionListResult = z.strictObject({
   selected: count,
   variant: z.string().nullable(),
   threshold: maybeNumber,
+  /**
+   * Samples whose score equals the threshold, and how many of them were selected: when not all were, the tie was
+   * broken by the variant's rule (top-ms: lower I′, then input order; lowest-final: higher MS, then input order).
+   */
+  ties: z.strictObject({ atThreshold: count, selected: count }),
   rows: z.array(
     z.strictObject({
       itemId: rowId,

@@ -315,6 +315,10 @@ describe('selection.list', () => {
       // top-ms ranks by MS: the score is the MS.
       close(row.score, row.ms);
     });
+    // Ties at the threshold, counted from the rows: the last selected sample is always one of them.
+    const tied = r.rows.filter((row) => row.score === r.threshold);
+    expect(r.ties).toEqual({ atThreshold: tied.length, selected: tied.filter((row) => row.selected).length });
+    expect(r.ties.selected).toBeGreaterThanOrEqual(1);
     const only = await call('selection.list', { project: fx.file, runId: runs.select!, selectedOnly: true });
     expect(only.rows.every((row) => row.selected)).toBe(true);
     expect(only.rows).toHaveLength(r.selected);

@@ -287,12 +287,15 @@ export async function selectionList(p: ParamsOf<'selection.list'>): Promise<Resu
     const all = s.views.selectionRows(run.id, configuredProbe(run), { selectedOnly: p.selectedOnly });
     const summary = summaryOf(runReport(s, run.id), 'select');
     const offset = p.offset ?? 0;
+    const threshold = summary?.threshold ?? null;
+    const atThreshold = threshold === null ? [] : all.filter((r) => r.score === threshold);
     return {
       runId: run.id,
       total: all.length,
       selected: p.selectedOnly ? all.length : all.filter((r) => r.selected).length,
       variant: typeof run.config.variant === 'string' ? run.config.variant : null,
-      threshold: summary?.threshold ?? null,
+      threshold,
+      ties: { atThreshold: atThreshold.length, selected: atThreshold.filter((r) => r.selected).length },
       rows: all.slice(offset, p.limit !== undefined ? offset + p.limit : undefined),
     };
   });
