@@ -28,6 +28,8 @@ import {
   fraction01,
   HeadRefSchema,
   PositionRule,
+  runName,
+  RunTags,
   TranscriptSource,
 } from './values.js';
 import { SWEEP_CONTROLS, SweepCellMetrics } from './runs/ablate.js';
@@ -270,6 +272,8 @@ export const RunSummary = z.strictObject({
   uid: z.string(),
   kind: RunKind,
   name: z.string().nullable(),
+  /** Labels for filtering and grouping runs; set with run.start or run.update. */
+  tags: z.array(z.string()),
   status: RunStatus,
   error: z.string().nullable(),
   modelId: rowId.nullable(),
@@ -436,7 +440,9 @@ const runStartCommon = {
   project: filePath,
   model: ModelRef,
   /** The run's stored name. For probe runs it is also the probe's name. */
-  name: z.string().trim().min(1).max(200).optional(),
+  name: runName.optional(),
+  /** Labels for filtering and grouping runs (Compare); each once, no commas. */
+  tags: RunTags.optional(),
   /** Continue this unfinished run (same kind, same model) instead of starting a new one; its stored config is used. */
   resume: rowId.optional(),
 };
@@ -505,6 +511,15 @@ export const RunStartResult = z.strictObject({
 /** `run.report`: the report as data and as the CLI's text. */
 export const RunReportParams = z.strictObject({ project: filePath, runId: rowId });
 export const RunReportResult = z.strictObject({ report: RunReport, text: z.string() });
+
+/**
+ * `run.update`: rename a run (null: no name) or replace its tags. Allowed in any state. A probe run's probes keep
+ * the name they were trained under (their name is part of their identity: name + version).
+ */
+export const RunUpdateParams = z
+  .strictObject({ project: filePath, runId: rowId, name: runName.nullable().optional(), tags: RunTags.optional() })
+  .refine((p) => p.name !== undefined || p.tags !== undefined, { message: 'give a new name or new tags', path: ['name'] });
+export const RunUpdateResult = z.strictObject({ run: RunSummary });
 
 /** `run.delete`: delete a run that is not running, with everything it produced. */
 export const RunDeleteParams = z.strictObject({ project: filePath, runId: rowId });
@@ -862,6 +877,7 @@ export const api = {
   'dataset.items': { params: DatasetItemsParams, result: DatasetItemsResult },
   'run.start': { params: RunStartParams, result: RunStartResult },
   'run.report': { params: RunReportParams, result: RunReportResult },
+  'run.update': { params: RunUpdateParams, result: RunUpdateResult },
   'run.delete': { params: RunDeleteParams, result: RunDeleteResult },
   'trace.list': { params: TraceListParams, result: TraceListResult },
   'trace.get': { params: TraceGetParams, result: TraceGetResult },

@@ -11,7 +11,7 @@ import type { CallContext } from './context.js';
 import { filesList } from './files-handler.js';
 import { generateRun } from './generate-handler.js';
 import { datasetImport, datasetItems, datasetPreview, modelAdd, projectDemo, projectExport, projectImport, projectOpen, projectRecent, projectRemember } from './project-handlers.js';
-import { runDelete, runReportHandler, runStart } from './run-handlers.js';
+import { runDelete, runReportHandler, runStart, runUpdate } from './run-handlers.js';
 import {
   compareRuns,
   headsMap,
@@ -101,6 +101,7 @@ export const handlers: HandlerTable = {
   'dataset.items': datasetItems,
   'run.start': runStart,
   'run.report': runReportHandler,
+  'run.update': runUpdate,
   'run.delete': runDelete,
   'trace.list': traceList,
   'trace.get': traceGet,

@@ -127,7 +127,7 @@ export function runReport(store: ProjectStore, runId: number): RunReport {
 export function formatRunReport(r: RunReport): string {
   const { run } = r;
   const lines = [
-    `run #${run.id} ${run.kind}${run.name ? ` "${run.name}"` : ''} — ${run.status}${run.error ? ` (${run.error.split('\n')[0]})` : ''}`,
+    `run #${run.id} ${run.kind}${run.name ? ` "${run.name}"` : ''}${run.tags.length ? ` [${run.tags.join(', ')}]` : ''} — ${run.status}${run.error ? ` (${run.error.split('\n')[0]})` : ''}`,
     `  model     ${r.model ? `${r.model.path} (${r.model.contentHash.slice(0, 12)})` : '—'}`,
     `  items     ${r.items.done} done${r.items.failed ? `, ${r.items.failed} failed` : ''}`,
     `  started   ${run.startedAt ?? '—'}   finished ${run.finishedAt ?? '—'}`,

@@ -134,6 +134,7 @@ export function runSummary(r: RunRow): RunSummary {
     uid: r.uid,
     kind: r.kind,
     name: r.name,
+    tags: r.tags,
     status: r.status,
     error: r.error,
     modelId: r.modelId,

@@ -13,11 +13,13 @@ import { checkSelectionTarget } from '../pipelines/select.js';
 import { call, type FlagNames } from './api.js';
 import { type Command, idFlag, numberFlag, numbersFlag, type Options, parseVerbArgs, printHelp, singleFlags } from './command.js';
 import { MODEL_FLAG_NAMES, MODEL_FLAGS, modelRefFromFlags, RUNTIME_HELP } from './model-flags.js';
+import { parseTags } from '../../shared/values.js';
 
 const RUN_FLAGS = {
   model: { type: 'string' },
   resume: { type: 'string' },
   name: { type: 'string' },
+  tags: { type: 'string' },
   json: { type: 'boolean' },
   ...MODEL_FLAGS,
 } as const;
@@ -26,6 +28,7 @@ const RUN_HELP = `Model and run:
   --model DIR               the checkpoint folder (required; with --resume, default the run's own)
   --resume RUN              continue an interrupted run with its stored settings (finished items are kept)
   --name NAME               a name for the run
+  --tags A,B                tags for the run (filter and group runs by them in the workbench's Compare tab)
 ${RUNTIME_HELP}  --json                    print the run's report as JSON
   -h, --help                this help
 `;
@@ -51,6 +54,7 @@ export function runVerb<K extends RunKind>(spec: SpecOf<K>): Command {
     ['model.dir', '--model'],
     ['resume', '--resume'],
     ['name', '--name'],
+    ['tags', '--tags'],
     ...MODEL_FLAG_NAMES,
     // Several flags may set one field (--run / --dataset): the first listed names it.
     ...own.filter((f) => f.field).map((f) => [`config.${f.field}`, `--${f.name}`] as [string, string]).reverse(),
@@ -80,7 +84,7 @@ export function runVerb<K extends RunKind>(spec: SpecOf<K>): Command {
       let start: Loose<ParamsOf<'run.start'>>;
       if (values.resume !== undefined) {
         const resume = idFlag(values.resume, 'resume', 'RUN');
-        const given = [...own.filter((f) => values[f.name] !== undefined), ...(values.name !== undefined ? [{ name: 'name' }] : [])];
+        const given = [...own.filter((f) => values[f.name] !== undefined), ...(['name', 'tags'] as const).filter((k) => values[k] !== undefined).map((k) => ({ name: k }))];
         if (given.length) {
           throw bad(`--resume ${resume} continues run #${resume} with its stored settings; leave out ${given.map((f) => `--${f.name}`).join(', ')}`, 'to change settings, start a new run');
         }
@@ -89,7 +93,7 @@ export function runVerb<K extends RunKind>(spec: SpecOf<K>): Command {
       } else {
         if (typeof values.model !== 'string') throw bad('--model DIR is required', `see: cliffscope ${name} --help`);
         const input = await spec.cli.input(values, await cliContext(project, values.model));
-        const named = typeof values.name === 'string' ? { name: values.name } : {};
+        const named = { ...(typeof values.name === 'string' ? { name: values.name } : {}), ...(typeof values.tags === 'string' ? { tags: parseTags(values.tags) } : {}) };
         start = { project, model: modelRefFromFlags(values.model, values), kind: spec.kind, config: input, ...named } as Loose<ParamsOf<'run.start'>>;
       }
       const out = outFlag ? values[outFlag.name] : undefined;

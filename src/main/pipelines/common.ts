@@ -30,10 +30,11 @@ export interface PipelineEnv {
   loadModel?: (dir: string) => Promise<LoadedModel>;
 }
 
-/** A resume or a name for the run. */
+/** A resume, or a name and tags for the run. */
 export interface RunOptions {
   resume?: number;
   name?: string;
+  tags?: readonly string[];
 }
 
 /** What the lifecycle needs of a run kind's spec (src/shared/runs/): its kind, its stored-config schema, its links. */
@@ -111,7 +112,7 @@ export function beginRun<Cfg extends object>(env: PipelineEnv, kind: StoredKind<
   }
   validate?.(config);
   const model = registerModel(env.store, env.model);
-  const run = env.store.runs.start({ kind: kind.kind, name: opts.name ?? null, ...kind.links(config), config: { ...config }, modelId: model.id, versions: runVersions(env.model) });
+  const run = env.store.runs.start({ kind: kind.kind, name: opts.name ?? null, tags: opts.tags ?? [], ...kind.links(config), config: { ...config }, modelId: model.id, versions: runVersions(env.model) });
   return { run, done: new Set(), config };
 }
 

@@ -64,6 +64,8 @@ export interface RunRow {
   uid: string;
   kind: RunKind;
   name: string | null;
+  /** Labels for filtering and grouping runs (project format 3). */
+  tags: string[];
   modelId: number | null;
   datasetId: number | null;
   parentRunId: number | null;
@@ -81,6 +83,7 @@ export interface RunRow {
 export interface NewRun {
   kind: RunKind;
   name?: string | null;
+  tags?: readonly string[];
   modelId?: number | null;
   datasetId?: number | null;
   parentRunId?: number | null;

@@ -181,8 +181,8 @@ Options:
     const [project, runRef] = positionals;
     if (!project) throw new CliffscopeError('bad-argument', 'report needs the project file', { hint: 'see: cliffscope report --help' });
     if (runRef === undefined) {
-      const runs = (await call('project.open', { file: project })).runs.map((r) => ({ id: r.id, kind: r.kind, name: r.name, status: r.status, created: r.createdAt }));
-      printJsonOr(values.json, runs, runs.map((r) => `#${r.id} ${r.kind.padEnd(8)} ${r.status.padEnd(11)} ${r.name ?? ''}`).join('\n') || 'no runs');
+      const runs = (await call('project.open', { file: project })).runs.map((r) => ({ id: r.id, kind: r.kind, name: r.name, tags: r.tags, status: r.status, created: r.createdAt }));
+      printJsonOr(values.json, runs, runs.map((r) => `#${r.id} ${r.kind.padEnd(8)} ${r.status.padEnd(11)} ${r.name ?? ''}${r.tags.length ? ` [${r.tags.join(', ')}]` : ''}`).join('\n') || 'no runs');
     } else {
       const runId = Number(runRef);
       if (!Number.isInteger(runId) || runId < 1) throw new CliffscopeError('bad-argument', `RUN must be a run id, got "${runRef}"`);
