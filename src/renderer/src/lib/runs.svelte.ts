@@ -5,6 +5,7 @@
 import { untrack } from 'svelte';
 import { summaryOf, type ModelRef, type ResultOf, type RunStartParams } from '../../../shared/contract.js';
 import type { RunSummaryOf } from '../../../shared/runs/registry.js';
+import { parseTags } from '../../../shared/values.js';
 import { api, ApiError } from './api.js';
 import { jobs } from './jobs.svelte.js';
 import { PANEL_RUN_KINDS, type PanelRuns, project } from './project.svelte.js';
@@ -27,9 +28,9 @@ export function modelRef(dir = project.modelDir): ModelRef {
  * Start a run of `kind` with `config` as a job. When it ends the project is re-read, and a run that ended (done or
  * cancelled, not failed) becomes the one its panel shows.
  */
-export function startRun<K extends RunStartParams['kind']>(kind: K, config: RunConfigOf<K>, label: string, opts: { name?: string } = {}) {
+export function startRun<K extends RunStartParams['kind']>(kind: K, config: RunConfigOf<K>, label: string, opts: RunMeta = {}) {
   if (!project.file) throw new ApiError({ code: 'bad-argument', message: 'no project is open', hint: 'open one from the sidebar' });
-  const params = { project: project.file, model: modelRef(), kind, config, ...(opts.name ? { name: opts.name } : {}) } as RunStartParams;
+  const params = { project: project.file, model: modelRef(), kind, config, ...(opts.name ? { name: opts.name } : {}), ...(opts.tags?.length ? { tags: opts.tags } : {}) } as RunStartParams;
   const job = jobs.start('run.start', params, label, {
     describe: (r) => ({ summary: `run #${r.runId} ${r.status}`, cancelled: r.status === 'cancelled' }),
   });
@@ -43,10 +44,28 @@ export function startRun<K extends RunStartParams['kind']>(kind: K, config: RunC
   return job;
 }
 
-/** A panel's "start a run" form: the job it started, and the error that kept it from starting (RunFormStatus shows both). */
+/** What a run is called: its name and tags, as every run form lets them be set (RunMetaFields). */
+export interface RunMeta {
+  name?: string;
+  tags?: string[];
+}
+
+/**
+ * A panel's "start a run" form: the run's name and tags as typed (RunMetaFields), the job it started, and the error
+ * that kept it from starting (RunFormStatus shows both).
+ */
 export class RunForm {
   jobId = $state<string | null>(null);
   error = $state<unknown>(null);
+  name = $state('');
+  /** Comma-separated, as typed. */
+  tags = $state('');
+
+  /** The name and tags to start the run with (what was left empty is left out). */
+  get meta(): RunMeta {
+    const tags = parseTags(this.tags);
+    return { ...(this.name.trim() ? { name: this.name.trim() } : {}), ...(tags.length ? { tags } : {}) };
+  }
 
   /** The form's submit handler: `start` checks the fields and starts the run (startRun); what it throws is shown. */
   submit(start: () => { id: string }): (event: SubmitEvent) => void {
