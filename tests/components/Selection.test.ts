@@ -41,7 +41,7 @@ describe('Selection', () => {
       models: [],
       probes: [],
       datasets: [],
-      runs: [{ id: 7, uid: 'u', kind: 'select', name: null, status: 'done', error: null, modelId: 1, datasetId: 1, parentRunId: null, createdAt: '', startedAt: null, finishedAt: null }],
+      runs: [{ id: 7, uid: 'u', kind: 'select', name: null, tags: [], status: 'done', error: null, modelId: 1, datasetId: 1, parentRunId: null, createdAt: '', startedAt: null, finishedAt: null }],
     } as never;
     render(Selection);
     const table = await screen.findByRole('table', { name: 'Ranked samples' });
