@@ -32,6 +32,7 @@ import {
   RunTags,
   TranscriptSource,
 } from './values.js';
+import { HEADLINE_UNITS_LIST } from './compare.js';
 import { SWEEP_CONTROLS, SweepCellMetrics } from './runs/ablate.js';
 import { ProbeCalibration, ProbeTraining } from './runs/probe.js';
 import { RUN_KINDS, type RunSummaryOf, specOf } from './runs/registry.js';
@@ -775,27 +776,40 @@ export const ProbeGetResult = z.strictObject({
 export const Headline = z.strictObject({
   key: z.string(),
   label: z.string(),
+  /** How to show it (src/shared/compare.ts): percent (a fraction as %), count, tokens, or number (a score). */
+  unit: z.enum(HEADLINE_UNITS_LIST),
   value: maybeNumber,
   /** value − the first compared run's value of the same kind and key; null for the first run or when unknown. */
   delta: maybeNumber,
 });
 
-/** `compare.runs`: 2–6 runs side by side: headline numbers (with deltas) and each kind's plot data. */
+/** Most runs one compare.runs call takes. */
+export const MAX_COMPARED_RUNS = 50;
+
+/**
+ * `compare.runs`: any number of runs (2 to MAX_COMPARED_RUNS) side by side: headline numbers (with deltas and units),
+ * the settings that differ, and each kind's plot data.
+ */
 export const CompareRunsParams = z.strictObject({
   project: filePath,
-  runIds: z.array(rowId).min(2, 'compare at least 2 runs').max(6, 'compare at most 6 runs'),
+  runIds: z.array(rowId).min(2, 'compare at least 2 runs').max(MAX_COMPARED_RUNS, `compare at most ${MAX_COMPARED_RUNS} runs`),
 });
 export const CompareRunsResult = z.strictObject({
+  /** Settings (dotted config paths) whose value is not the same in every run, each run's value in the order of `runs`. */
+  configDiff: z.array(z.strictObject({ key: z.string(), values: z.array(z.json()) })),
   runs: z.array(
     z.strictObject({
       run: RunSummary,
+      /** The model's checkpoint folder (its name is what the runs list shows); null when the run records none. */
+      modelPath: z.string().nullable(),
       headline: z.array(Headline),
       /** Trace runs: the tail-aligned average of the main probe's traces. */
       average: TailAverage.optional(),
       /** Heads runs: the averaged map. */
       headsMap: z.strictObject({ layers: positive, heads: positive, scores: scoreList }).optional(),
-      /** Ablate runs: the sweep's cells. */
+      /** Ablate runs: the sweep's cells, and the model's L·H (for "% of heads" axes: k / (L·H)). */
       cells: z.array(SweepCell).optional(),
+      totalHeads: positive.nullable().optional(),
     }),
   ),
 });

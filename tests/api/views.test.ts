@@ -388,11 +388,22 @@ describe('compare.runs', () => {
     expect(heads!.headsMap!.scores).toHaveLength(32);
     expect(ablate!.cells!.length).toBe(store.sweeps.cells(runs.ablate!).length);
     expect(h(ablate, 'baselineAsr').value).toBe(1);
+    // Units: a fraction is a percentage, a count a count, a width in tokens, a score a number.
+    expect([h(ablate, 'baselineAsr').unit, h(harm, 'transcripts').unit, h(harm, 'meanWidth').unit, h(harm, 'meanMs').unit]).toEqual(['percent', 'count', 'tokens', 'number']);
+    expect(ablate!.totalHeads).toBe(32);
+    expect(harm!.modelPath).toBe(fx.demo.report.modelDir);
+    // The settings that differ: the two trace runs read different transcripts runs; a heads run has a variant they lack.
+    const diff = new Map(r.configDiff.map((d) => [d.key, d.values]));
+    expect(diff.get('source.runId')!.slice(0, 2)).toEqual([store.runs.get(runs.trace!)!.config.source && (store.runs.get(runs.trace!)!.config.source as { runId: number }).runId, (store.runs.get(runs.traceHarmless!)!.config.source as { runId: number }).runId]);
+    expect(diff.get('variant')).toEqual([null, null, 'code', null]);
+    expect(diff.has('probeId')).toBe(r.runs.some((x) => (store.runs.get(x.run.id)!.config.probeId ?? null) !== (store.runs.get(runs.trace!)!.config.probeId ?? null)));
   });
 
-  it('rejects 1 or 7 runs, duplicates and unknown ids', async () => {
+  it('compares any number of runs up to 50, and rejects 1, 51, duplicates and unknown ids', async () => {
+    const all = store.runs.list().map((x) => x.id);
+    expect((await call('compare.runs', { project: fx.file, runIds: all })).runs).toHaveLength(all.length);
     expect((await callError('compare.runs', { project: fx.file, runIds: [1] })).issues?.[0]?.path).toBe('runIds');
-    expect((await callError('compare.runs', { project: fx.file, runIds: [1, 2, 3, 4, 5, 6, 7] })).issues?.[0]?.path).toBe('runIds');
+    expect((await callError('compare.runs', { project: fx.file, runIds: Array.from({ length: 51 }, (_, i) => i + 1) })).issues?.[0]?.path).toBe('runIds');
     expect((await callError('compare.runs', { project: fx.file, runIds: [1, 1] })).issues?.[0]?.path).toBe('runIds[1]');
     expect((await callError('compare.runs', { project: fx.file, runIds: [1, 999] })).message).toMatch(/run #999 does not exist in /);
   });

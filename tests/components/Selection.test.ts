@@ -17,7 +17,7 @@ const runReport = vi.fn(async () => ({
   text: '',
   report: {
     kind: 'select',
-    run: { id: 7, uid: 'u', kind: 'select', name: null, status: 'done', error: null, modelId: 1, datasetId: 1, parentRunId: null, createdAt: '', startedAt: null, finishedAt: null, config: {}, versions: {} },
+    run: { id: 7, uid: 'u', kind: 'select', name: null, tags: [], status: 'done', error: null, modelId: 1, datasetId: 1, parentRunId: null, createdAt: '', startedAt: null, finishedAt: null, config: {}, versions: {} },
     model: null,
     items: { done: 5, failed: 0 },
     summary: { probeId: 1, variant: 'top-ms', fraction: 0.4, total: 5, budget: 2, selected: 2, threshold: 0.7 },

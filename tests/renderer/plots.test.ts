@@ -2,6 +2,9 @@ import { describe, expect, it } from 'vitest';
 import {
   argmaxIn,
   asrFigure,
+  asrOverlayFigure,
+  pctOfHeads,
+  probeSweepOverlayFigure,
   COLORS,
   DIVERGING,
   figureTable,
@@ -256,15 +259,37 @@ describe('metric charts', () => {
     expect(fig.data[3]!.x).toEqual([(100 * 3) / 32]);
   });
 
-  it('pivots compared runs’ headline numbers into one row per metric', () => {
+  it('pivots compared runs’ headline numbers into one row per metric, with its unit', () => {
     const rows = metricRows([
-      { run: { id: 4, kind: 'trace' }, headline: [{ key: 'meanMs', label: 'mean MS', value: 0.9, delta: null }] },
-      { run: { id: 5, kind: 'trace' }, headline: [{ key: 'meanMs', label: 'mean MS', value: 0.2, delta: -0.7 }] },
-      { run: { id: 6, kind: 'heads' }, headline: [{ key: 'transcripts', label: 'transcripts', value: 30, delta: null }] },
+      { run: { id: 4, kind: 'trace' }, headline: [{ key: 'meanMs', label: 'mean MS', unit: 'number', value: 0.9, delta: null }] },
+      { run: { id: 5, kind: 'trace' }, headline: [{ key: 'meanMs', label: 'mean MS', unit: 'number', value: 0.2, delta: -0.7 }] },
+      { run: { id: 6, kind: 'heads' }, headline: [{ key: 'transcripts', label: 'transcripts', unit: 'count', value: 30, delta: null }] },
     ]);
     expect(rows).toEqual([
-      { key: 'trace:meanMs', label: 'mean MS', kind: 'trace', values: { 4: { value: 0.9, delta: null }, 5: { value: 0.2, delta: -0.7 } } },
-      { key: 'heads:transcripts', label: 'transcripts', kind: 'heads', values: { 6: { value: 30, delta: null } } },
+      { key: 'trace:meanMs', label: 'mean MS', kind: 'trace', unit: 'number', values: { 4: { value: 0.9, delta: null }, 5: { value: 0.2, delta: -0.7 } } },
+      { key: 'heads:transcripts', label: 'transcripts', kind: 'heads', unit: 'count', values: { 6: { value: 30, delta: null } } },
     ]);
+  });
+
+  it('overlays several ablation runs’ ASR curves against k / (L·H), so one head set sits at one x in every run', () => {
+    const cells = (fraction: number) => [
+      { key: 'baseline', control: 'none', k: 0, fraction: 0, gamma: 1, asr: 1 },
+      { key: 'top:k3:g0', control: 'top', k: 3, fraction, gamma: 0, asr: 0 },
+      { key: 'random:k3:g0', control: 'random', k: 3, fraction, gamma: 0, asr: 0.9 },
+    ];
+    // Two runs asked for different fractions that both gave k = 3 of 32 heads.
+    const fig = asrOverlayFigure([
+      { name: 'A', totalHeads: 32, cells: cells(0.03) },
+      { name: 'B', totalHeads: 32, cells: cells(0.1) },
+    ]);
+    expect(fig.data.map((t) => t.name)).toEqual(['A: top-k γ=0', 'A: random γ=0', 'B: top-k γ=0', 'B: random γ=0']);
+    for (const t of fig.data) expect((t.x as number[]).at(-1)).toBeCloseTo((100 * 3) / 32, 9);
+    expect(fig.data[0]!.y).toEqual([100, 0]);
+    expect(pctOfHeads({ k: 2, fraction: 0.05 }, null)).toBe(5);
+  });
+
+  it('overlays probe runs’ validation accuracy per residual-stack index', () => {
+    const fig = probeSweepOverlayFigure([{ name: '#3', probes: [{ residIndex: 2, valAccuracy: 0.5 }, { residIndex: 1, valAccuracy: 1 }] }]);
+    expect([fig.data[0]!.x, fig.data[0]!.y]).toEqual([[1, 2], [100, 50]]);
   });
 });

@@ -5,6 +5,7 @@
  * connection is closed.
  */
 import path from 'node:path';
+import { configDiff, headlineUnit } from '../../shared/compare.js';
 import { ContractError, summaryOf, type ParamsOf, type ResultOf } from '../../shared/contract.js';
 import { type RunKind, type RunSummaryOf, specOf } from '../../shared/runs/registry.js';
 import { rankHeads } from '../engine/analysis/heads.js';
@@ -334,6 +335,7 @@ export async function compareRuns({ project, runIds }: ParamsOf<'compare.runs'>)
     const runs = runIds.map((id) => s.runs.require(id));
     const firstOfKind = new Map<string, Map<string, number | null>>();
     return {
+      configDiff: configDiff(runs.map((r) => r.config)),
       runs: runs.map((run) => {
         const report = runReport(s, run.id);
         const values = report.summary === null ? [] : headlinesOf(report.kind, report.summary);
@@ -341,9 +343,10 @@ export async function compareRuns({ project, runIds }: ParamsOf<'compare.runs'>)
         if (!base) firstOfKind.set(run.kind, new Map(values.map((h) => [h.key, h.value])));
         const entry: ResultOf<'compare.runs'>['runs'][number] = {
           run: runSummary(run),
+          modelPath: run.modelId !== null ? (s.models.get(run.modelId)?.path ?? null) : null,
           headline: values.map((h) => {
             const b = base?.get(h.key);
-            return { ...h, delta: base && h.value !== null && b !== undefined && b !== null ? h.value - b : null };
+            return { ...h, unit: headlineUnit(run.kind, h.key), delta: base && h.value !== null && b !== undefined && b !== null ? h.value - b : null };
           }),
         };
         if (run.kind === 'trace') entry.average = averageOf(s, run.id, pickProbe(s, run, undefined).probeId, {});
@@ -351,7 +354,11 @@ export async function compareRuns({ project, runIds }: ParamsOf<'compare.runs'>)
           const avg = s.headMaps.list(run.id, { transcriptId: null })[0];
           if (avg) entry.headsMap = { layers: avg.layers, heads: avg.heads, scores: scores(avg.scores) };
         }
-        if (run.kind === 'ablate') entry.cells = s.sweeps.cells(run.id).map(sweepCell);
+        if (run.kind === 'ablate') {
+          entry.cells = s.sweeps.cells(run.id).map(sweepCell);
+          const shape = modelShape(s, run);
+          entry.totalHeads = shape ? shape.layers * shape.heads : null;
+        }
         return entry;
       }),
     };

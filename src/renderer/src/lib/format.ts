@@ -106,6 +106,25 @@ export function fmtMetric(v: number | null | undefined): string {
   return Number.isInteger(v) ? String(v) : v.toFixed(4);
 }
 
+/** A compared headline number in its unit (src/shared/compare.ts): 0.4 percent → "40.0%", a count → "1,024". */
+export function fmtHeadline(v: number | null | undefined, unit: 'percent' | 'count' | 'tokens' | 'number'): string {
+  if (missing(v)) return '—';
+  if (unit === 'percent') return fmtPct(v, 1);
+  if (unit === 'count') return fmtInt(v);
+  if (unit === 'tokens') return `${v.toFixed(1)} tok`;
+  return fmtMetric(v);
+}
+
+/** A difference in a headline's unit: percentage points for percentages ("−60.0 pp"), else as fmtDelta. */
+export function fmtHeadlineDelta(v: number | null | undefined, unit: 'percent' | 'count' | 'tokens' | 'number'): string {
+  if (missing(v)) return '';
+  const sign = v >= 0 ? '+' : '−';
+  if (unit === 'percent') return `${sign}${(Math.abs(v) * 100).toFixed(1)} pp`;
+  if (unit === 'count') return `${sign}${fmtInt(Math.abs(v))}`;
+  if (unit === 'tokens') return `${sign}${Math.abs(v).toFixed(1)} tok`;
+  return fmtDelta(v);
+}
+
 /** A signed difference for "Δ" columns: +0.1234 / −0.0500; empty when there is none. */
 export function fmtDelta(v: number | null | undefined): string {
   if (missing(v)) return '';

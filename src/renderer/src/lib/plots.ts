@@ -607,22 +607,25 @@ export function toFloat32(values: readonly (number | null)[]): Float32Array {
   return Float32Array.from(values, (v) => (v === null ? NaN : v));
 }
 
-/** Headline numbers of compared runs as one table: a row per metric, a value (and delta) per run. */
+/** Headline numbers of compared runs as one table: a row per metric, a value (and delta) per run, in the metric's unit. */
 export interface MetricRow {
   key: string;
   label: string;
   kind: string;
+  unit: 'percent' | 'count' | 'tokens' | 'number';
   values: Record<number, { value: number | null; delta: number | null }>;
 }
 
-export function metricRows(runs: readonly { run: { id: number; kind: string }; headline: readonly { key: string; label: string; value: number | null; delta: number | null }[] }[]): MetricRow[] {
+export function metricRows(
+  runs: readonly { run: { id: number; kind: string }; headline: readonly { key: string; label: string; unit: MetricRow['unit']; value: number | null; delta: number | null }[] }[],
+): MetricRow[] {
   const rows = new Map<string, MetricRow>();
   for (const r of runs) {
     for (const h of r.headline) {
       const id = `${r.run.kind}:${h.key}`;
       let row = rows.get(id);
       if (!row) {
-        row = { key: id, label: h.label, kind: r.run.kind, values: {} };
+        row = { key: id, label: h.label, kind: r.run.kind, unit: h.unit, values: {} };
         rows.set(id, row);
       }
       row.values[r.run.id] = { value: h.value, delta: h.delta };
@@ -754,4 +757,80 @@ export function figureSummary(fig: Figure, table: FigureTable = figureTable(fig)
   const series = new Set(table.rows.map((r) => r.series));
   const what = table.valueLabel ? `${table.rows.length} cells` : `${series.size} series, ${table.rows.length} points`;
   return `${what}; x: ${table.xLabel}, ${table.valueLabel ? `y: ${table.yLabel}, value: ${table.valueLabel}` : `y: ${table.yLabel}`}.`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Compare: curves of several runs on one plot
+
+/** % of a model's heads a cell ablates: k / (L·H) (the requested fraction only when L·H is unknown). */
+export function pctOfHeads(cell: { k: number; fraction: number | null }, totalHeads: number | null | undefined): number {
+  return totalHeads ? (100 * cell.k) / totalHeads : (cell.fraction ?? 0) * 100;
+}
+
+/**
+ * ASR against % of heads ablated (k / (L·H)) for several ablation runs on one plot: per run and γ, the top-k line
+ * (solid) and the random control (dotted), each from the run's unablated baseline; runs told apart by colour, γ by
+ * marker.
+ */
+export function asrOverlayFigure(runs: readonly { name: string; totalHeads: number | null | undefined; cells: readonly SweepCellPoint[] }[]): Figure {
+  const data: Trace[] = [];
+  const SYMBOLS = ['circle', 'square', 'diamond', 'triangle-up', 'cross', 'x'];
+  runs.forEach((run, r) => {
+    const color = GAMMA_COLORS[r % GAMMA_COLORS.length]!;
+    const baseline = run.cells.find((c) => c.k === 0);
+    const gammas = [...new Set(run.cells.filter((c) => c.k > 0).map((c) => c.gamma))].sort((a, b) => a - b);
+    gammas.forEach((gamma, g) => {
+      for (const control of ['top', 'random'] as const) {
+        const pts = run.cells.filter((c) => c.control === control && c.gamma === gamma && c.k > 0).sort((a, b) => a.k - b.k);
+        if (!pts.length) continue;
+        const line = baseline ? [baseline, ...pts] : pts;
+        data.push({
+          type: 'scatter',
+          mode: 'lines+markers',
+          name: `${run.name}: ${control === 'top' ? 'top-k' : 'random'} γ=${gamma}`,
+          legendgroup: run.name,
+          x: line.map((c) => pctOfHeads(c, run.totalHeads)),
+          y: line.map((c) => (c.asr === null ? null : c.asr * 100)),
+          text: line.map((c) => `${escapeHtml(run.name)} ${c.key} (k=${c.k})`),
+          line: { color: control === 'top' ? color : withAlpha(color, 0.55), dash: control === 'top' ? 'solid' : 'dot', width: 2 },
+          marker: { symbol: SYMBOLS[g % SYMBOLS.length], size: 7, color: control === 'top' ? color : withAlpha(color, 0.55) },
+          hovertemplate: '%{text}<br>%{x:.2f}% of heads: ASR %{y:.1f}%<extra></extra>',
+        });
+      }
+    });
+  });
+  return {
+    data,
+    layout: {
+      xaxis: { title: { text: '% of heads ablated (k / (L·H))' }, rangemode: 'tozero' },
+      yaxis: { title: { text: 'attack success rate (%)' }, range: [-2, 102] },
+      showlegend: true,
+      legend: LEGEND,
+      hovermode: 'closest',
+    },
+  };
+}
+
+/** Validation accuracy per residual-stack index of several probe runs (one line each) on one plot. */
+export function probeSweepOverlayFigure(runs: readonly { name: string; probes: readonly { residIndex: number; valAccuracy: number | null }[] }[]): Figure {
+  return {
+    data: runs.map((run, r) => {
+      const sorted = [...run.probes].sort((a, b) => a.residIndex - b.residIndex);
+      return {
+        type: 'scatter',
+        mode: 'lines+markers',
+        name: run.name,
+        x: sorted.map((p) => p.residIndex),
+        y: sorted.map((p) => (p.valAccuracy === null ? null : p.valAccuracy * 100)),
+        line: { color: GAMMA_COLORS[r % GAMMA_COLORS.length] },
+        hovertemplate: `${escapeHtml(run.name)}<br>resid %{x}: %{y:.1f}%<extra></extra>`,
+      };
+    }),
+    layout: {
+      xaxis: { title: { text: 'residual-stack index' }, dtick: 1 },
+      yaxis: { title: { text: 'validation accuracy (%)' }, range: [0, 102] },
+      showlegend: true,
+      legend: LEGEND,
+    },
+  };
 }
