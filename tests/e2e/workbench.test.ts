@@ -16,7 +16,7 @@ import { summaryOf } from '../../src/shared/contract.js';
 import { EngineClient } from '../../src/main/api/host/engine-client.js';
 import { startServer, type ServeHandle } from '../../src/main/serve/server.js';
 import { headLabel } from '../../src/shared/heads.js';
-import { fmtInt, fmtMetric, fmtNum, fmtPct } from '../../src/renderer/src/lib/format.js';
+import { fmtHeadline, fmtInt, fmtNum, fmtPct } from '../../src/renderer/src/lib/format.js';
 import { post } from '../serve/helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -311,8 +311,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     const harmful = await demoRun('trace');
     const harmless = await demoRun('trace', 'demo-harmless');
     // Pick exactly these two (the demo preselects them; uncheck and check again through the UI).
-    const checked = page.getByRole('group', { name: /^Pick 2–6 finished runs/ }).getByRole('checkbox', { checked: true });
-    while ((await checked.count()) > 0) await checked.first().uncheck();
+    await page.getByRole('button', { name: 'Clear the pick' }).click();
     await page.getByRole('checkbox', { name: `#${harmful} "demo"`, exact: true }).check();
     await page.getByRole('checkbox', { name: `#${harmless} "demo-harmless"`, exact: true }).check();
     const compared = await call('compare.runs', { project: file, runIds: [harmful, harmless] });
@@ -320,10 +319,32 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     for (const r of compared.runs) {
       for (const h of r.headline) {
         const row = rows.find((x) => x.kind === r.run.kind && x.metric === h.label);
-        expect(row?.[`v${r.run.id}`], `${h.label} of #${r.run.id}`).toBe(fmtMetric(h.value));
+        expect(row?.[`v${r.run.id}`], `${h.label} of #${r.run.id}`).toBe(fmtHeadline(h.value, h.unit));
       }
     }
+    // Only the settings that differ: the two traces read different transcripts runs.
+    const diff = await readTable(page.getByRole('table', { name: 'Settings that differ' }));
+    expect(diff.map((d) => d.key)).toEqual(compared.configDiff.map((d) => d.key));
     await page.getByRole('img', { name: 'Tail-aligned refusal curves' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+
+    // Tag a run where it is listed, then filter by the tag: the run list shows it alone.
+    await page.getByRole('button', { name: `Rename or tag run #${harmless}` }).first().click();
+    const dialog = page.getByRole('dialog', { name: `Run #${harmless}: name and tags` });
+    await dialog.getByLabel('Tags (comma-separated)').fill('harmless, baseline');
+    await dialog.getByRole('button', { name: 'Save' }).click();
+    await dialog.waitFor({ state: 'hidden', timeout: UI_TIMEOUT });
+    expect((await call('project.open', { file })).runs.find((r) => r.id === harmless)!.tags).toEqual(['harmless', 'baseline']);
+    await page.getByLabel('Tag', { exact: true }).selectOption('baseline');
+    await expect.poll(() => page.getByRole('checkbox', { name: /^#\d+ / }).count()).toBe(1);
+    await page.getByLabel('Tag', { exact: true }).selectOption('');
+
+    // Every ablation sweep and the heads runs too: ASR curves on one plot, a heads-map difference.
+    const ablates = (await call('project.open', { file })).runs.filter((r) => r.kind === 'ablate' && r.status === 'done');
+    for (const r of ablates) await page.getByRole('checkbox', { name: new RegExp(`^#${r.id}\\b`) }).check();
+    const heads = (await call('project.open', { file })).runs.filter((r) => r.kind === 'heads' && r.status === 'done');
+    for (const r of heads.slice(0, 2)) await page.getByRole('checkbox', { name: new RegExp(`^#${r.id}\\b`) }).check();
+    await page.getByRole('img', { name: 'ASR against % of heads ablated, every compared sweep' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    if (heads.length >= 2) await page.getByRole('img', { name: /^Head attribution difference/ }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
     await shot('compare');
   }, 60_000);
 
