@@ -334,9 +334,9 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await dialog.getByRole('button', { name: 'Save' }).click();
     await dialog.waitFor({ state: 'hidden', timeout: UI_TIMEOUT });
     expect((await call('project.open', { file })).runs.find((r) => r.id === harmless)!.tags).toEqual(['harmless', 'baseline']);
-    await page.getByLabel('Tag', { exact: true }).selectOption('baseline');
+    await page.locator('#cmp-tag').selectOption('baseline');
     await expect.poll(() => page.getByRole('checkbox', { name: /^#\d+ / }).count()).toBe(1);
-    await page.getByLabel('Tag', { exact: true }).selectOption('');
+    await page.locator('#cmp-tag').selectOption('');
 
     // Every ablation sweep and the heads runs too: ASR curves on one plot, a heads-map difference.
     const ablates = (await call('project.open', { file })).runs.filter((r) => r.kind === 'ablate' && r.status === 'done');
@@ -397,7 +397,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
 
   it('opens a new empty project by path, with empty states that say what to do, then the demo again from the recent list', async () => {
     const empty = path.join(root, 'empty.cliffscope');
-    await page.getByLabel('Project file').fill(empty);
+    await page.getByLabel('Project file', { exact: true }).fill(empty);
     await page.getByLabel('create it if it does not exist').check();
     await page.getByRole('button', { name: 'Open', exact: true }).click();
     await page.getByRole('heading', { name: 'empty.cliffscope', level: 2 }).waitFor({ timeout: UI_TIMEOUT });
