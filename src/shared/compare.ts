@@ -35,6 +35,8 @@ const UNITS: Readonly<Record<string, HeadlineUnit>> = {
 };
 
 export function headlineUnit(kind: RunKind, key: string): HeadlineUnit {
+  // An ablation run's per-cell ASRs are keyed `asr:<cell key>`.
+  if (kind === 'ablate' && key.startsWith('asr:')) return 'percent';
   return UNITS[`${kind}:${key}`] ?? 'number';
 }
 

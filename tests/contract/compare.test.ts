@@ -30,6 +30,7 @@ describe('config diff', () => {
 
   it('gives ASR and accuracies as percentages, counts as counts, scores as numbers', () => {
     expect(headlineUnit('ablate', 'baselineAsr')).toBe('percent');
+    expect(headlineUnit('ablate', 'asr:top:k3:g0')).toBe('percent');
     expect(headlineUnit('judge', 'asr')).toBe('percent');
     expect(headlineUnit('probe', 'valAccuracy')).toBe('percent');
     expect(headlineUnit('probe', 'valAuroc')).toBe('number');
