@@ -658,6 +658,57 @@ export const HeadsMapResult = z.strictObject({
     .optional(),
 });
 
+/** `heads.head`: one head of a heads run, for its page: its average, its rank, and its score in every transcript. */
+export const HeadsHeadParams = z.strictObject({ project: filePath, runId: rowId, layer: count, head: count });
+export const HeadsHeadResult = z.strictObject({
+  runId: rowId,
+  layer: count,
+  head: count,
+  /** Its score in the run's averaged map, and the standard deviation over transcripts. */
+  mean: maybeNumber,
+  std: maybeNumber,
+  /** 1 = the run's most negative head (its strongest refusal suppression head), of `of` = the heads scored. */
+  rank: positive.nullable(),
+  of: positive,
+  /** Its score in every transcript, most negative first: where it suppresses refusal most. */
+  transcripts: z.array(
+    z.strictObject({
+      transcriptId: rowId,
+      itemId: rowId.nullable(),
+      label: z.string().nullable(),
+      /** At most 300 characters. */
+      prompt: z.string(),
+      score: maybeNumber,
+      /** The run kept this transcript's scores at every token. */
+      perToken: z.boolean(),
+    }),
+  ),
+});
+
+/**
+ * `heads.inspect` (job): one head on one transcript of a heads run, teacher-forced again with the run's probe and
+ * attribution variant: its write along the probe at every token up to t_b (docs/METHOD.md §3), and, where the engine
+ * taps attention patterns, which tokens its query at t_b attends to. `model` must be the run's model (its hash is
+ * checked).
+ */
+export const HeadsInspectParams = z.strictObject({ project: filePath, model: ModelRef, runId: rowId, transcriptId: rowId, layer: count, head: count });
+export const HeadsInspectResult = z.strictObject({
+  transcriptId: rowId,
+  layer: count,
+  head: count,
+  variant: z.string(),
+  /** Display text of each token read (prompt through t_b). */
+  tokens: z.array(z.string()),
+  /** The head's score at each of those tokens (the heads run's formula; at t_b it is the transcript's map cell). */
+  scores: scoreList,
+  promptTokens: count,
+  thinkingStart: z.number().int().nullable(),
+  thinkingEnd: z.number().int().nullable(),
+  answerBoundary: count,
+  /** The head's attention at query t_b over keys 0..t_b (sums to 1); absent while the engine cannot tap patterns. */
+  attention: scoreList.optional(),
+});
+
 export const SweepCell = z.strictObject({
   id: rowId,
   key: z.string(),
@@ -897,6 +948,8 @@ export const api = {
   'trace.get': { params: TraceGetParams, result: TraceGetResult },
   'trace.average': { params: TraceAverageParams, result: TraceAverageResult },
   'heads.map': { params: HeadsMapParams, result: HeadsMapResult },
+  'heads.head': { params: HeadsHeadParams, result: HeadsHeadResult },
+  'heads.inspect': { params: HeadsInspectParams, result: HeadsInspectResult },
   'sweep.cells': { params: SweepCellsParams, result: SweepCellsResult },
   'transcripts.list': { params: TranscriptsListParams, result: TranscriptsListResult },
   'selection.list': { params: SelectionListParams, result: SelectionListResult },
@@ -911,7 +964,7 @@ export const api = {
 export type Api = typeof api;
 
 /** Methods that run long: call them with a job id to get progress / log (and token) events and to cancel them. */
-export const JOB_METHODS = Object.freeze(['generate.run', 'model.add', 'project.demo', 'run.start'] as const satisfies readonly (keyof typeof api)[]);
+export const JOB_METHODS = Object.freeze(['generate.run', 'model.add', 'project.demo', 'run.start', 'heads.inspect'] as const satisfies readonly (keyof typeof api)[]);
 export type Method = keyof Api;
 export type ParamsOf<M extends Method> = z.infer<Api[M]['params']>;
 export type ResultOf<M extends Method> = z.infer<Api[M]['result']>;

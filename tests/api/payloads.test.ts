@@ -44,6 +44,8 @@ const dangling: Partial<Record<Method, unknown>> = {
   'trace.get': { project: '', transcriptId: 9 },
   'trace.average': { project: '', runId: 9 },
   'heads.map': { project: '', runId: 9 },
+  'heads.head': { project: '', runId: 9, layer: 0, head: 0 },
+  'heads.inspect': { project: '', model, runId: 9, transcriptId: 9, layer: 0, head: 0 },
   'sweep.cells': { project: '', runId: 9 },
   'transcripts.list': { project: '', runId: 9 },
   'selection.list': { project: '', runId: 9 },
@@ -83,6 +85,8 @@ describe('workbench payloads', () => {
       'trace.get',
       'trace.average',
       'heads.map',
+      'heads.head',
+      'heads.inspect',
       'sweep.cells',
       'transcripts.list',
       'selection.list',
@@ -93,7 +97,7 @@ describe('workbench payloads', () => {
       'table.csv',
       'files.list',
     ]);
-    expect([...JOB_METHODS]).toEqual(['generate.run', 'model.add', 'project.demo', 'run.start']);
+    expect([...JOB_METHODS]).toEqual(['generate.run', 'model.add', 'project.demo', 'run.start', 'heads.inspect']);
   });
 
   it('rejects garbage for every method with a bad-params envelope, never an internal error', async () => {

@@ -204,6 +204,41 @@ describe('generate.run with a live probe', () => {
   });
 });
 
+describe('a head’s page', () => {
+  it('heads.head: the planted L1H5 ranks first, with its score in every transcript, most suppressing first', async () => {
+    const r = await call('heads.head', { project: fx.file, runId: runs.heads!, layer: 1, head: 5 });
+    const avg = store.headMaps.list(runs.heads!, { transcriptId: null })[0]!;
+    expect(r.rank).toBe(1);
+    expect(r.of).toBe(avg.layers * avg.heads);
+    close(r.mean, avg.scores[1 * avg.heads + 5]!);
+    const maps = store.headMaps.list(runs.heads!).filter((m) => m.transcriptId !== null);
+    expect(r.transcripts).toHaveLength(maps.length);
+    for (const t of r.transcripts) close(t.score, maps.find((m) => m.transcriptId === t.transcriptId)!.scores[1 * avg.heads + 5]!);
+    const values = r.transcripts.map((t) => t.score!);
+    expect(values).toEqual([...values].sort((a, b) => a - b));
+    expect(r.std).not.toBeNull();
+    expect((await callError('heads.head', { project: fx.file, runId: runs.heads!, layer: 9, head: 0 })).message).toMatch(/L9H0 is outside/);
+    expect((await callError('heads.head', { project: fx.file, runId: runs.trace!, layer: 1, head: 5 })).message).toMatch(/not a heads run/);
+  });
+
+  it('heads.inspect: the head’s write along the probe at every token, equal at t_b to the run’s own score for the transcript', async () => {
+    const head = await call('heads.head', { project: fx.file, runId: runs.heads!, layer: 1, head: 5 });
+    const most = head.transcripts[0]!;
+    const r = await call('heads.inspect', { project: fx.file, model: { dir: fx.demo.report.modelDir, threads: 1 }, runId: runs.heads!, transcriptId: most.transcriptId, layer: 1, head: 5 });
+    expect(r.tokens).toHaveLength(r.answerBoundary + 1);
+    expect(r.scores).toHaveLength(r.tokens.length);
+    expect(r.scores[r.answerBoundary]!).toBeCloseTo(most.score!, 4);
+    // The planted head writes against refusal at the boundary, not while the model thinks.
+    expect(r.scores[r.answerBoundary]!).toBeLessThan(-0.1);
+    expect(Math.abs(r.scores[r.thinkingStart! + 1]!)).toBeLessThan(Math.abs(r.scores[r.answerBoundary]!));
+    const other = (await call('heads.head', { project: fx.file, runId: runs.heads!, layer: 0, head: 0 })).transcripts.find((t) => t.transcriptId === most.transcriptId)!;
+    const r00 = await call('heads.inspect', { project: fx.file, model: { dir: fx.demo.report.modelDir, threads: 1 }, runId: runs.heads!, transcriptId: most.transcriptId, layer: 0, head: 0 });
+    expect(r00.scores[r00.answerBoundary]!).toBeCloseTo(other.score!, 4);
+    const notInRun = store.transcripts.list(runs.transcriptsHarmless!)[0]!.id;
+    expect((await callError('heads.inspect', { project: fx.file, model: { dir: fx.demo.report.modelDir }, runId: runs.heads!, transcriptId: notInRun, layer: 1, head: 5 })).message).toMatch(/did not attribute transcript/);
+  });
+});
+
 describe('heads.map', () => {
   it("puts the demo's planted heads L1H5, L2H2, L3H6 at the top of the suppression ranking", async () => {
     const r = await call('heads.map', { project: fx.file, runId: runs.heads! });

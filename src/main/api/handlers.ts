@@ -10,6 +10,7 @@ import { openCheckpoint } from '../engine/model/checkpoint.js';
 import type { CallContext } from './context.js';
 import { filesList } from './files-handler.js';
 import { generateRun } from './generate-handler.js';
+import { headsHead, headsInspect } from './head-handlers.js';
 import { datasetImport, datasetItems, datasetPreview, modelAdd, projectDemo, projectExport, projectImport, projectOpen, projectRecent, projectRemember } from './project-handlers.js';
 import { runDelete, runReportHandler, runStart, runUpdate } from './run-handlers.js';
 import {
@@ -107,6 +108,8 @@ export const handlers: HandlerTable = {
   'trace.get': traceGet,
   'trace.average': traceAverage,
   'heads.map': headsMap,
+  'heads.head': headsHead,
+  'heads.inspect': headsInspect,
   'sweep.cells': sweepCellsHandler,
   'transcripts.list': transcriptsList,
   'selection.list': selectionList,
