@@ -253,6 +253,19 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await expect.poll(() => chips.allTextContents()).toEqual(['L1H5 ×', 'L2H2 ×', 'L3H6 ×']);
     await shot('heads');
 
+    // A head's page, opened by keyboard: its rank and mean are heads.head's; where it suppresses most; its write
+    // along the probe computed with the model (this run kept no per-token scores).
+    await page.getByLabel('Head', { exact: true }).fill('L1H5');
+    await page.getByLabel('Head', { exact: true }).press('Enter');
+    const headPage = await call('heads.head', { project: file, runId: headsRun, layer: 1, head: 5 });
+    await expect.poll(() => page.getByTestId('head-rank').textContent(), { timeout: UI_TIMEOUT }).toBe(`${headPage.rank} of ${headPage.of}`);
+    expect(await page.getByTestId('head-mean').textContent()).toBe(fmtNum(headPage.mean, 4));
+    const worst = await readTable(page.getByRole('table', { name: "Transcripts by L1H5's score" }));
+    expect(worst[0]!.transcript).toBe(String(headPage.transcripts[0]!.transcriptId));
+    await page.getByRole('button', { name: 'Compute L1H5 along it with the model' }).click();
+    await page.getByRole('img', { name: `L1H5 along transcript #${headPage.transcripts[0]!.transcriptId}` }).locator('.main-svg').first().waitFor({ timeout: 60_000 });
+    await shot('head-page');
+
     // A new heads run from the form, keeping per-token scores: a head's score along a transcript.
     const generated = await demoRun('transcripts');
     await page.locator('#heads-source').selectOption(`r:${generated}`);
@@ -264,7 +277,8 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     const newMap = await call('heads.map', { project: file, runId: newRun.id });
     const top = newMap.suppression[0]!;
     await page.getByRole('table', { name: 'Refusal suppression heads' }).locator('td[data-col="head"]', { hasText: new RegExp(`^${headLabel(top)}$`) }).click();
-    const alongTitle = new RegExp(`^${headLabel(top)} along transcript #${newMap.transcriptIds[0]}$`);
+    const mostSuppressed = (await call('heads.head', { project: file, runId: newRun.id, layer: top.layer, head: top.head })).transcripts[0]!.transcriptId;
+    const alongTitle = new RegExp(`^${headLabel(top)} along transcript #${mostSuppressed}$`);
     await page.getByRole('img', { name: alongTitle }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
     await shot('heads-per-token');
   }, 90_000);
