@@ -74,6 +74,11 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     // From the top: sticky parts (sidebar, tab bar) would otherwise be drawn where the page was scrolled to.
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: path.join(RESULTS, `workbench-${name}.png`), fullPage: true });
+    // No table clips its last columns: each fits its box at this window width.
+    const clipped = await page.locator('.datatable .scroll').evaluateAll((boxes) =>
+      boxes.filter((b) => b.scrollWidth > b.clientWidth + 1).map((b) => `${b.querySelector('table')?.getAttribute('aria-label')}: ${b.scrollWidth} > ${b.clientWidth}`),
+    );
+    expect(clipped, `tables wider than their box on ${name}`).toEqual([]);
   }
 
   /** The project's run of a kind with a given stored name (the demo names its runs "demo" / "demo-harmless"). */
