@@ -142,7 +142,9 @@ export const Transcript = z.strictObject({
   thinkOpen: tokenIndex,
   thinkClose: tokenIndex,
   answerBoundary: tokenIndex,
-  /** The live probe's score per transcript position (prompt + output); null where none was computed. */
+  /** Display text of every token (prompt + output): hover text for the prompt's tokens too. */
+  tokens: z.array(z.string()).optional(),
+  /** The live probe's score per transcript position (prompt + output, one per token); null where none was computed. */
   scores: z.array(z.number().nullable()).optional(),
   /** The live probe's trace metrics, computed by the engine as a trace run computes them. */
   metrics: TraceMetricsSummary.optional(),

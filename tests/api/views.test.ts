@@ -198,6 +198,11 @@ describe('generate.run with a live probe', () => {
       generatedStart: t.inputIds.length,
     });
     expect(t.metrics).toEqual({ plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, width: m.dropWidth, hasCliff: true });
+    // One score and one hover text per token, the prompt's included: the plot ends where the transcript does.
+    expect(t.scores).toHaveLength(t.inputIds.length + t.outputIds.length);
+    expect(t.tokens).toHaveLength(t.scores!.length);
+    expect(t.tokens!.slice(t.inputIds.length).join('')).toContain('</think>');
+    expect(t.tokens!.slice(0, t.inputIds.length).join('').replace(/▁/g, ' ')).toContain(prompt.split(' ')[1]!);
     // The demo's cliff, live: refusing through the thinking, complying at </think>.
     expect(t.metrics!.plateau!).toBeGreaterThan(0.9);
     expect(t.metrics!.final!).toBeLessThan(0.2);

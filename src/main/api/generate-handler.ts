@@ -12,6 +12,7 @@ import { hasCliff, traceMetrics, type TranscriptSpan } from '../engine/analysis/
 import { scores as scoreList } from './shapes.js';
 import type { CallContext } from './context.js';
 import { acquireModel } from './model-pool.js';
+import { displayTokens } from './projects.js';
 
 export async function generateRun(params: ParamsOf<'generate.run'>, ctx: CallContext): Promise<ResultOf<'generate.run'>> {
   const model = await acquireModel(params.model, ctx);
@@ -64,7 +65,9 @@ export async function generateRun(params: ParamsOf<'generate.run'>, ctx: CallCon
         thinkOpen: t.split.thinkOpen,
         thinkClose: t.split.thinkClose,
         answerBoundary: t.split.answerBoundary,
-        ...(probe ? liveProbe(r.scores[0]!, { ...t.split, generatedStart: r.promptIds.length }) : {}),
+        tokens: displayTokens(tok, [...r.promptIds, ...r.outputIds]).tokens,
+        // The sampler keeps room for max-new-tokens scores; the plot ends where the transcript does.
+        ...(probe ? liveProbe(r.scores[0]!.subarray(0, r.promptIds.length + r.outputIds.length), { ...t.split, generatedStart: r.promptIds.length }) : {}),
       };
     }),
   };
