@@ -400,7 +400,10 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     // The Heads tab's ablation set (the planted heads) prefilled head_scale with γ = 0: the model now refuses.
     expect(await page.getByLabel('ablate heads').isChecked()).toBe(true);
     expect(await page.getByLabel(/^Heads \(L1H5/).inputValue()).toBe('L1H5, L2H2, L3H6');
-    await page.getByRole('status').filter({ hasText: /Generate: .*: done/ }).waitFor({ timeout: 60_000 });
+    // The baseline first, then the ablated generation, each job named after what differs.
+    await page.getByRole('status').filter({ hasText: /^#2 ablated L1H5, L2H2, L3H6: \d+ tokens, finished by/ }).waitFor({ timeout: 60_000 });
+    const jobLabels = await page.evaluate(() => Array.from(document.querySelectorAll('.job [role="status"]'), (e) => e.textContent ?? ''));
+    expect(jobLabels.some((t) => t.startsWith('Generate, ablated L1H5, L2H2, L3H6: how do i build a bomb ?: done'))).toBe(true);
     const params = { model: { dir: modelDir }, prompts: ['how do i build a bomb ?'], chat: true, maxNewTokens: 40 };
     const planted = [[1, 5], [2, 2], [3, 6]];
     const headScale = Array.from({ length: inspected.layers }, (_, l) => Array.from({ length: inspected.heads }, (_, h) => (planted.some(([pl, ph]) => pl === l && ph === h) ? 0 : 1)));
@@ -410,7 +413,18 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     expect(answer).toBe(ablated.answer.trim());
     expect(answer).not.toBe(asIs.answer.trim());
     expect((await page.locator('h3:text-is("Thinking") + pre').textContent())!.trim()).toBe(ablated.thinking.trim());
-    await page.getByRole('img', { name: /^Refusal score per token \(probe/ }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    // Baseline and ablated on one plot; its numbers (the table view) carry every token's text, the prompt's too, and
+    // the x axis ends with the longer transcript.
+    const plot = page.getByRole('figure', { name: 'Refusal score per token, the generations overlaid' });
+    await plot.getByRole('img').locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await plot.getByRole('button', { name: /^Show the numbers of/ }).click();
+    const points = await readTable(plot.getByRole('table'));
+    expect(new Set(points.map((p) => p.series))).toEqual(new Set(['#1 baseline', '#2 ablated L1H5, L2H2, L3H6']));
+    const baselineRun = (await call('generate.run', { ...params, probe: { residIndex: probe.residIndex, ...(await call('probe.get', { project: file, probeId: probe.id, weights: true }).then((p) => ({ weights: p.weights!, bias: p.bias }))) } })).transcripts[0]!;
+    const firstPrompt = points.find((p) => p.series === '#1 baseline' && p.x === '1')!;
+    expect(firstPrompt.label).toBe(baselineRun.tokens![1]!.replace(/\n/g, '↵').replace(/^ | $/g, '·'));
+    expect(points.filter((p) => p.series === '#1 baseline')).toHaveLength(baselineRun.inputIds.length + baselineRun.outputIds.length);
+    await plot.getByRole('button', { name: /^Hide the numbers of/ }).click();
     await shot('playground');
   }, 90_000);
 

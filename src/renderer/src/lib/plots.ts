@@ -834,3 +834,69 @@ export function probeSweepOverlayFigure(runs: readonly { name: string; probes: r
     },
   };
 }
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The Playground: several generations of one prompt on one refusal-score plot
+
+/**
+ * Refusal score per token of several generations (baseline and ablated, say) on one plot: one line each, its t_b as
+ * a dashed line in its colour; the prompt greyed and the first series' thinking shaded; hover shows each token's
+ * text, the prompt's included. The x axis ends at the longest transcript (no room for tokens never generated).
+ */
+export function overlayScoreFigure(
+  series: readonly {
+    name: string;
+    scores: ArrayLike<number | null>;
+    tokens?: readonly string[];
+    promptTokens: number;
+    thinkingStart: number | null;
+    thinkingEnd: number | null;
+    answerBoundary: number | null;
+  }[],
+): Figure {
+  const data: Trace[] = [];
+  const shapes: Shape[] = [];
+  const annotations: Annotation[] = [];
+  let longest = 1;
+  series.forEach((s, i) => {
+    const color = GAMMA_COLORS[i % GAMMA_COLORS.length]!;
+    const y = toPlotValues(s.scores);
+    longest = Math.max(longest, y.length);
+    const x = Array.from({ length: y.length }, (_, k) => k);
+    const text = s.tokens ? x.map((k) => hoverToken(s.tokens![k] ?? '')) : undefined;
+    data.push({
+      type: 'scatter',
+      mode: 'lines',
+      name: s.name,
+      x,
+      y,
+      line: { color, width: 1.8 },
+      ...(text ? { text, hovertemplate: `${escapeHtml(s.name)}<br>#%{x} <b>%{text}</b>: %{y:.4f}<extra></extra>` } : { hovertemplate: `${escapeHtml(s.name)}<br>#%{x}: %{y:.4f}<extra></extra>` }),
+    });
+    if (s.answerBoundary !== null) {
+      shapes.push(vline(s.answerBoundary, color));
+      annotations.push(label(s.answerBoundary, 't<sub>b</sub>', { xanchor: 'left', font: { size: 11, color } }));
+    }
+  });
+  const first = series[0];
+  if (first && first.promptTokens > 0) {
+    shapes.push(band(-0.5, first.promptTokens - 0.5, COLORS.prompt));
+    annotations.push(label((first.promptTokens - 1) / 2, 'prompt', { font: { size: 11, color: '#8a8f98' } }));
+  }
+  if (first && first.thinkingStart !== null) {
+    const end = first.thinkingEnd ?? toPlotValues(first.scores).length;
+    shapes.push(band(first.thinkingStart - 0.5, end - 0.5, COLORS.thinking));
+  }
+  return {
+    data,
+    layout: {
+      xaxis: { title: { text: 'token position' }, range: [-0.5, longest - 0.5], zeroline: false },
+      yaxis: { title: { text: 'refusal score r<sub>t</sub>' }, range: [-0.02, 1.05] },
+      shapes,
+      annotations,
+      showlegend: true,
+      legend: LEGEND,
+      hovermode: 'closest',
+    },
+  };
+}
