@@ -420,7 +420,8 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await plot.getByRole('button', { name: /^Show the numbers of/ }).click();
     const points = await readTable(plot.getByRole('table'));
     expect(new Set(points.map((p) => p.series))).toEqual(new Set(['#1 baseline', '#2 ablated L1H5, L2H2, L3H6']));
-    const baselineRun = (await call('generate.run', { ...params, probe: { residIndex: probe.residIndex, ...(await call('probe.get', { project: file, probeId: probe.id, weights: true }).then((p) => ({ weights: p.weights!, bias: p.bias }))) } })).transcripts[0]!;
+    const stored = await call('probe.get', { project: file, probeId: probe.id, weights: true });
+    const baselineRun = (await call('generate.run', { ...params, probe: { residIndex: probe.residIndex, weights: stored.weights!, bias: stored.bias } })).transcripts[0]!;
     const firstPrompt = points.find((p) => p.series === '#1 baseline' && p.x === '1')!;
     expect(firstPrompt.label).toBe(baselineRun.tokens![1]!.replace(/\n/g, '↵').replace(/^ | $/g, '·'));
     expect(points.filter((p) => p.series === '#1 baseline')).toHaveLength(baselineRun.inputIds.length + baselineRun.outputIds.length);
