@@ -77,9 +77,9 @@ describe('Compare', () => {
     expect(row.querySelector('td[data-col="d2"]')!.textContent).toBe('−60.0 pp');
     const diff = screen.getByRole('table', { name: 'Settings that differ' });
     expect(Array.from(diff.querySelectorAll('tbody td'), (td) => td.textContent)).toEqual(['gammas', '[0,0.5]', '[0]', '—', '—']);
-    expect(screen.getByRole('img', { name: 'ASR against % of heads ablated, every compared sweep' })).toBeDefined();
-    expect(screen.getByRole('img', { name: 'Head attribution difference: #3 − #4' })).toBeDefined();
+    expect(screen.getByRole('figure', { name: 'ASR against % of heads ablated, every compared sweep' })).toBeDefined();
+    expect(screen.getByRole('figure', { name: 'Head attribution difference: #3 − #4' })).toBeDefined();
     await fireEvent.change(screen.getByLabelText('Heads map A'), { target: { value: '4' } });
-    await waitFor(() => expect(screen.getByRole('img', { name: 'Head attribution difference: #4 − #3' })).toBeDefined());
+    await waitFor(() => expect(screen.getByRole('figure', { name: 'Head attribution difference: #4 − #3' })).toBeDefined());
   });
 });

@@ -68,8 +68,8 @@ describe('Plot', () => {
   it('shows its numbers as a table (bands left out, rich text as plain text), whose rows act like a click on the point', async () => {
     const onclick = vi.fn();
     render(Plot, { props: { figure, title: 'Refusal score per token', onclick } });
-    const img = screen.getByRole('img', { name: 'Refusal score per token' });
-    expect(document.getElementById(img.getAttribute('aria-describedby')!)?.textContent).toContain('1 series, 3 points');
+    const fig = screen.getByRole('figure', { name: 'Refusal score per token' });
+    expect(document.getElementById(fig.getAttribute('aria-describedby')!)?.textContent).toContain('1 series, 3 points');
     const toggle = screen.getByRole('button', { name: 'Show the numbers of "Refusal score per token" as a table' });
     expect(toggle.getAttribute('aria-expanded')).toBe('false');
     await fireEvent.click(toggle);

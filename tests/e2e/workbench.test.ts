@@ -7,6 +7,7 @@
  * Chromium is not installed.
  */
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import type { BrowserContext, Locator, Page } from 'playwright-core';
@@ -20,6 +21,7 @@ import { fmtHeadline, fmtInt, fmtNum, fmtPct } from '../../src/renderer/src/lib/
 import { post } from '../serve/helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const RESULTS = path.resolve('test-results');
 /** Generous: the first demo build compiles the demo model and runs the whole method. */
 const DEMO_TIMEOUT = 150_000;
@@ -79,6 +81,22 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
       boxes.filter((b) => b.scrollWidth > b.clientWidth + 1).map((b) => `${b.querySelector('table')?.getAttribute('aria-label')}: ${b.scrollWidth} > ${b.clientWidth}`),
     );
     expect(clipped, `tables wider than their box on ${name}`).toEqual([]);
+    await audit(name);
+  }
+
+  /**
+   * An automated accessibility audit of the page as shown (axe-core, WCAG 2.1 A and AA and best practices): every
+   * violation listed with the elements at fault fails the test.
+   */
+  async function audit(name: string): Promise<void> {
+    // Evaluated through the debugging protocol: the page's CSP (script-src 'self') rightly refuses injected tags.
+    if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(`${fs.readFileSync(AXE, 'utf8')}\n;0`);
+    const violations = await page.evaluate(async () => {
+      const axe = (window as unknown as { axe: { run: (ctx: unknown, opts: unknown) => Promise<{ violations: { id: string; help: string; nodes: { target: unknown[] }[] }[] }> } }).axe;
+      const r = await axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] } });
+      return r.violations.map((v) => `${v.id} (${v.help}): ${v.nodes.slice(0, 5).map((n) => JSON.stringify(n.target)).join(', ')}${v.nodes.length > 5 ? ` and ${v.nodes.length - 5} more` : ''}`);
+    });
+    expect(violations, `accessibility violations on ${name}`).toEqual([]);
   }
 
   /** The project's run of a kind with a given stored name (the demo names its runs "demo" / "demo-harmless"). */
@@ -174,7 +192,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     // The sweep's chart, and the best entry's probe picked for the other panels.
     const run = (await call('project.open', { file })).runs.find((r) => r.kind === 'probe' && r.name === 'e2e-probe')!;
     const best = summaryOf((await call('run.report', { project: file, runId: run.id })).report, 'probe')!.bestProbeId;
-    await page.getByRole('img', { name: 'Validation accuracy and AUROC per residual-stack index' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await page.getByRole('figure', { name: 'Validation accuracy and AUROC per residual-stack index' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
     const bestProbe = probes.find((p) => p.id === best)!;
     await expect.poll(() => page.getByTestId('probe-val-accuracy').textContent(), { timeout: UI_TIMEOUT }).toBe(fmtPct(bestProbe.metrics.valAccuracy, 1));
     expect(await page.locator('.card h3', { hasText: /^Probe #/ }).textContent()).toBe(`Probe #${best} ${bestProbe.name} v${bestProbe.version}`);
@@ -207,7 +225,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     const row = rows.find((r) => r.id === String(first.transcriptId))!;
     expect([row.plateau, row.final, row.ms]).toEqual([fmtNum(first.plateau), fmtNum(first.final), fmtNum(first.ms)]);
     for (const title of ['Tail-aligned average refusal score', `Refusal score per token, transcript #${first.transcriptId}`]) {
-      await page.getByRole('img', { name: title }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+      await page.getByRole('figure', { name: title }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
     }
     await shot('cliffs');
 
@@ -239,7 +257,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await expect.poll(() => page.getByLabel('Trace run').inputValue(), { timeout: UI_TIMEOUT }).toBe(String(newTrace.id));
     const traced = await call('trace.list', { project: file, runId: newTrace.id });
     expect(traced.probes.length).toBeGreaterThan(1);
-    await page.getByRole('img', { name: `Residual stream × tokens, transcript #${traced.traces[0]!.transcriptId}` }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await page.getByRole('figure', { name: `Residual stream × tokens, transcript #${traced.traces[0]!.transcriptId}` }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
     await shot('cliffs-layers');
   }, 90_000);
 
@@ -251,7 +269,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     expect(rows.slice(0, 3).map((r) => r.head)).toEqual(['L1H5', 'L2H2', 'L3H6']);
     expect(rows.slice(0, 3).map((r) => r.score)).toEqual(map.suppression.slice(0, 3).map((h) => fmtNum(h.score, 4)));
     expect(map.suppression.slice(0, 3).map(headLabel)).toEqual(['L1H5', 'L2H2', 'L3H6']);
-    await page.getByRole('img', { name: 'Head attribution at the cliff (layers × heads)' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await page.getByRole('figure', { name: 'Head attribution at the cliff (layers × heads)' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
     // Into the ablation set (it prefills the Ablations form and the Playground).
     await page.getByRole('button', { name: 'Top 3' }).click();
     const chips = page.getByRole('list', { name: 'Heads in the ablation set' }).locator('li');
@@ -268,7 +286,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     const worst = await readTable(page.getByRole('table', { name: "Transcripts by L1H5's score" }));
     expect(worst[0]!.transcript).toBe(String(headPage.transcripts[0]!.transcriptId));
     await page.getByRole('button', { name: 'Compute L1H5 along it with the model' }).click();
-    await page.getByRole('img', { name: `L1H5 along transcript #${headPage.transcripts[0]!.transcriptId}` }).locator('.main-svg').first().waitFor({ timeout: 60_000 });
+    await page.getByRole('figure', { name: `L1H5 along transcript #${headPage.transcripts[0]!.transcriptId}` }).locator('.main-svg').first().waitFor({ timeout: 60_000 });
     await shot('head-page');
 
     // A new heads run from the form, keeping per-token scores: a head's score along a transcript.
@@ -284,7 +302,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await page.getByRole('table', { name: 'Refusal suppression heads' }).locator('td[data-col="head"]', { hasText: new RegExp(`^${headLabel(top)}$`) }).click();
     const mostSuppressed = (await call('heads.head', { project: file, runId: newRun.id, layer: top.layer, head: top.head })).transcripts[0]!.transcriptId;
     const alongTitle = new RegExp(`^${headLabel(top)} along transcript #${mostSuppressed}$`);
-    await page.getByRole('img', { name: alongTitle }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await page.getByRole('figure', { name: alongTitle }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
     await shot('heads-per-token');
   }, 90_000);
 
@@ -308,7 +326,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await transcripts.locator('tbody tr').first().click();
     const dialog = page.getByRole('dialog');
     await dialog.waitFor({ timeout: UI_TIMEOUT });
-    await page.getByRole('img', { name: /^Refusal curve: top:k3:g0 vs baseline$/ }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await page.getByRole('figure', { name: /^Refusal curve: top:k3:g0 vs baseline$/ }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
     await page.screenshot({ path: path.join(RESULTS, 'workbench-ablations-transcript.png') });
     await page.keyboard.press('Escape');
     await dialog.waitFor({ state: 'hidden', timeout: UI_TIMEOUT });
@@ -344,7 +362,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     // Only the settings that differ: the two traces read different transcripts runs.
     const diff = await readTable(page.getByRole('table', { name: 'Settings that differ' }));
     expect(diff.map((d) => d.key)).toEqual(compared.configDiff.map((d) => d.key));
-    await page.getByRole('img', { name: 'Tail-aligned refusal curves' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await page.getByRole('figure', { name: 'Tail-aligned refusal curves' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
 
     // Tag a run where it is listed, then filter by the tag: the run list shows it alone.
     await page.getByRole('button', { name: `Rename or tag run #${harmless}` }).first().click();
@@ -362,8 +380,8 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     for (const r of ablates) await page.getByRole('checkbox', { name: new RegExp(`^#${r.id}\\b`) }).check();
     const heads = (await call('project.open', { file })).runs.filter((r) => r.kind === 'heads' && r.status === 'done');
     for (const r of heads.slice(0, 2)) await page.getByRole('checkbox', { name: new RegExp(`^#${r.id}\\b`) }).check();
-    await page.getByRole('img', { name: 'ASR against % of heads ablated, every compared sweep' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
-    if (heads.length >= 2) await page.getByRole('img', { name: /^Head attribution difference/ }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await page.getByRole('figure', { name: 'ASR against % of heads ablated, every compared sweep' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    if (heads.length >= 2) await page.getByRole('figure', { name: /^Head attribution difference/ }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
     await shot('compare');
   }, 60_000);
 
@@ -416,7 +434,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     // Baseline and ablated on one plot; its numbers (the table view) carry every token's text, the prompt's too, and
     // the x axis ends with the longer transcript.
     const plot = page.getByRole('figure', { name: 'Refusal score per token, the generations overlaid' });
-    await plot.getByRole('img').locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await plot.locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
     await plot.getByRole('button', { name: /^Show the numbers of/ }).click();
     const points = await readTable(plot.getByRole('table'));
     expect(new Set(points.map((p) => p.series))).toEqual(new Set(['#1 baseline', '#2 ablated L1H5, L2H2, L3H6']));
