@@ -439,6 +439,27 @@ export const DatasetItemsResult = z.strictObject({ total: count, offset: count, 
 // ---- run.* ----------------------------------------------------------------------------------------------------------
 // Each run kind's config and summary come from its spec (src/shared/runs/): one definition per kind.
 
+/** The most shards one run may be split into. */
+export const MAX_SHARDS = 10_000;
+/** A run's uid: what every shard of a sharded run carries, and what merging matches. */
+export const RunUid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a run uid (8-4-4-4-12 hex digits)');
+
+/**
+ * One process's share of a run split over a job array (README "Running on a cluster"): it runs only its items, into
+ * a project file of its own, and leaves the run's aggregates to `run.merge`.
+ */
+export const ShardParams = z
+  .strictObject({
+    /** 0-based. */
+    index: z.number().int().min(0),
+    count: z.number().int().min(1).max(MAX_SHARDS),
+    /** The shard's project file; default beside the project: `<project>.shards/<kind>-<uid prefix>-<index>of<count>.cliffscope`. */
+    out: filePath.optional(),
+    /** The run the shards belong to; default one derived from the kind, config, model and count (every task agrees). */
+    runUid: RunUid.optional(),
+  })
+  .refine((s) => s.index < s.count, { message: 'index must be below count (shards count from 0)', path: ['index'] });
+
 const runStartCommon = {
   project: filePath,
   model: ModelRef,
@@ -448,6 +469,8 @@ const runStartCommon = {
   tags: RunTags.optional(),
   /** Continue this unfinished run (same kind, same model) instead of starting a new one; its stored config is used. */
   resume: rowId.optional(),
+  /** Run only one shard's share, into its own file (not with `resume`: a shard file resumes itself). */
+  shard: ShardParams.optional(),
 };
 
 function startParamsOf<K extends RunKind>(kind: K) {
@@ -509,6 +532,136 @@ export const RunStartResult = z.strictObject({
   /** 'done', or 'cancelled' when the call was cancelled (finished items kept; resume with `resume: runId`). */
   status: RunStatus,
   report: RunReport,
+  /** A shard's run: `runId` and `report` are the shard file's; merge it with `run.merge`. */
+  shard: z
+    .strictObject({
+      file: z.string(),
+      index: count,
+      count: positive,
+      runUid: z.string(),
+      /** Items in this shard's share, and those done. */
+      items: count,
+      done: count,
+    })
+    .optional(),
+});
+
+/**
+ * `run.merge` (job): merge shard files (what `run.start` with `shard` writes) into the project's run: the run is
+ * created from the shards when the project does not have it; identical duplicate items are accepted once, a
+ * conflicting or foreign shard is refused whole with the reason; safe to repeat as more shards finish. When every
+ * item is in, the run's aggregates are computed from them and it is done; until then it is interrupted and the
+ * result lists what is missing.
+ */
+export const RunMergeParams = z.strictObject({ project: filePath, files: z.array(filePath).min(1).max(MAX_SHARDS) });
+export const ShardMergeSummary = z.strictObject({ file: z.string(), index: count, added: count, identical: count });
+export const RunMergeResult = z.strictObject({
+  runId: rowId,
+  runUid: z.string(),
+  kind: RunKind,
+  /** The project did not have the run before this merge. */
+  created: z.boolean(),
+  files: z.array(ShardMergeSummary),
+  items: z.strictObject({ expected: count, done: count, failed: count, missing: count }),
+  /** The first 50 items not done, with the shard they belong to. */
+  missing: z.array(z.strictObject({ key: z.string(), shard: count })),
+  complete: z.boolean(),
+  report: RunReport,
+});
+
+// ---- cluster.* (a run's shards as a Slurm job array) -----------------------------------------------------------------
+
+/** Resources and placement of every array task (each becomes an #SBATCH line when given). */
+export const SlurmResources = z.strictObject({
+  partition: z.string().min(1).max(200).optional(),
+  account: z.string().min(1).max(200).optional(),
+  gpusPerTask: z.number().int().min(0).max(64).optional(),
+  cpusPerTask: z.number().int().min(1).max(4096).optional(),
+  /** As sbatch takes it: `32G`, `16000M`. */
+  mem: z.string().regex(/^\d+[KMGT]?$/i, 'a size such as 32G or 16000M').optional(),
+  /** As sbatch takes it: minutes, `HH:MM:SS` or `D-HH:MM:SS`. */
+  time: z.string().regex(/^(\d+-)?\d+(:\d{2}){0,2}$/, 'minutes, HH:MM:SS or D-HH:MM:SS').optional(),
+  /** At most this many tasks at once (`--array=0-(N-1)%MAX`). */
+  maxParallel: z.number().int().min(1).max(MAX_SHARDS).optional(),
+});
+
+/**
+ * `cluster.plan`: write a self-contained Slurm job directory for one run split into `shards`: the array script, the
+ * command each task runs (the run's verb on its shard), a manifest, and a snapshot of the project as the tasks'
+ * input. Nothing is submitted and no model is loaded; the project is only read.
+ */
+export const ClusterPlanParams = z.strictObject({
+  /** The run, as run.start takes it (no resume, no shard). */
+  run: RunStartParams,
+  shards: z.number().int().min(1).max(MAX_SHARDS),
+  /** The job directory to write (must not hold a job already). */
+  jobDir: filePath,
+  resources: SlurmResources.optional(),
+  /** Shell lines sourced before each task (module loads, CUDA paths), from this file. */
+  setupFile: filePath.optional(),
+  /** How a node starts Node.js and Cliffscope; default `node` and this checkout's bin/cliffscope.js. */
+  node: z.string().min(1).max(4096).optional(),
+  cliffscope: z.string().min(1).max(4096).optional(),
+});
+export const ClusterCommands = z.strictObject({ submit: z.string(), status: z.string(), collect: z.string(), sbatch: z.string() });
+export const ClusterPlanResult = z.strictObject({
+  dir: z.string(),
+  runUid: z.string(),
+  kind: RunKind,
+  shards: positive,
+  /** Items per shard. */
+  items: z.array(count),
+  commands: ClusterCommands,
+});
+
+export const ShardState = z.enum(['done', 'running', 'pending', 'failed', 'cancelled', 'not-submitted', 'lost']);
+export const ClusterShard = z.strictObject({
+  index: count,
+  state: ShardState,
+  /** Items in its share, and those its shard file holds done. */
+  items: count,
+  done: count,
+  exitCode: z.number().int().nullable(),
+  /** What Slurm last said of the task (RUNNING, CANCELLED, …), when it knows it. */
+  slurm: z.string().nullable(),
+  file: z.string(),
+  log: z.string(),
+});
+
+/** `cluster.submit`: sbatch the job directory's array (every shard, or the ones named). */
+export const ClusterSubmitParams = z.strictObject({ jobDir: filePath, shards: z.array(count).min(1).max(MAX_SHARDS).optional() });
+export const ClusterSubmitResult = z.strictObject({ jobId: z.string(), array: z.string() });
+
+/** `cluster.status`: each shard's state from its exit file, squeue / sacct and its shard file. */
+export const ClusterStatusParams = z.strictObject({ jobDir: filePath });
+export const ClusterStatusResult = z.strictObject({
+  dir: z.string(),
+  project: z.string(),
+  runUid: z.string(),
+  kind: RunKind,
+  shards: z.array(ClusterShard),
+  submissions: z.array(z.strictObject({ jobId: z.string(), array: z.string(), at: z.string() })),
+  /** What could not be read (e.g. sacct without accounting), and why. */
+  notes: z.array(z.string()),
+  commands: ClusterCommands,
+});
+
+/**
+ * `cluster.collect` (job): merge every shard file there is into the project (run.merge), then resubmit only the
+ * shards that failed, were cancelled or were lost (they resume their own files), unless `resubmit` is false or
+ * sbatch is not here.
+ */
+export const ClusterCollectParams = z.strictObject({
+  jobDir: filePath,
+  /** Default the project the job was planned from. */
+  project: filePath.optional(),
+  /** Default true. */
+  resubmit: z.boolean().optional(),
+});
+export const ClusterCollectResult = z.strictObject({
+  merge: RunMergeResult.nullable(),
+  resubmitted: z.strictObject({ jobId: z.string(), array: z.string(), shards: z.array(count) }).nullable(),
+  status: ClusterStatusResult,
 });
 
 /** `run.report`: the report as data and as the CLI's text. */
@@ -946,6 +1099,11 @@ export const api = {
   'run.report': { params: RunReportParams, result: RunReportResult },
   'run.update': { params: RunUpdateParams, result: RunUpdateResult },
   'run.delete': { params: RunDeleteParams, result: RunDeleteResult },
+  'run.merge': { params: RunMergeParams, result: RunMergeResult },
+  'cluster.plan': { params: ClusterPlanParams, result: ClusterPlanResult },
+  'cluster.submit': { params: ClusterSubmitParams, result: ClusterSubmitResult },
+  'cluster.status': { params: ClusterStatusParams, result: ClusterStatusResult },
+  'cluster.collect': { params: ClusterCollectParams, result: ClusterCollectResult },
   'trace.list': { params: TraceListParams, result: TraceListResult },
   'trace.get': { params: TraceGetParams, result: TraceGetResult },
   'trace.average': { params: TraceAverageParams, result: TraceAverageResult },
@@ -966,7 +1124,7 @@ export const api = {
 export type Api = typeof api;
 
 /** Methods that run long: call them with a job id to get progress / log (and token) events and to cancel them. */
-export const JOB_METHODS = Object.freeze(['generate.run', 'model.add', 'project.demo', 'run.start', 'heads.inspect'] as const satisfies readonly (keyof typeof api)[]);
+export const JOB_METHODS = Object.freeze(['generate.run', 'model.add', 'project.demo', 'run.start', 'heads.inspect', 'run.merge', 'cluster.collect'] as const satisfies readonly (keyof typeof api)[]);
 export type Method = keyof Api;
 export type ParamsOf<M extends Method> = z.infer<Api[M]['params']>;
 export type ResultOf<M extends Method> = z.infer<Api[M]['result']>;

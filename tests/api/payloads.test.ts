@@ -81,6 +81,11 @@ describe('workbench payloads', () => {
       'run.report',
       'run.update',
       'run.delete',
+      'run.merge',
+      'cluster.plan',
+      'cluster.submit',
+      'cluster.status',
+      'cluster.collect',
       'trace.list',
       'trace.get',
       'trace.average',
@@ -97,7 +102,7 @@ describe('workbench payloads', () => {
       'table.csv',
       'files.list',
     ]);
-    expect([...JOB_METHODS]).toEqual(['generate.run', 'model.add', 'project.demo', 'run.start', 'heads.inspect']);
+    expect([...JOB_METHODS]).toEqual(['generate.run', 'model.add', 'project.demo', 'run.start', 'heads.inspect', 'run.merge', 'cluster.collect']);
   });
 
   it('rejects garbage for every method with a bad-params envelope, never an internal error', async () => {

@@ -28,7 +28,13 @@ function contractPathFields(): Set<string> {
     if (def.type === 'object') {
       for (const [key, value] of Object.entries(def.shape as Record<string, z.ZodType>)) {
         let inner: z.ZodType = value;
-        while (['optional', 'nullable', 'default'].includes(inner._zod.def.type)) inner = (inner._zod.def as unknown as { innerType: z.ZodType }).innerType;
+        // A path, or a list of paths (run.merge's files), however optional.
+        for (;;) {
+          const d = inner._zod.def as unknown as { type: string; innerType?: z.ZodType; element?: z.ZodType };
+          if (['optional', 'nullable', 'default'].includes(d.type)) inner = d.innerType!;
+          else if (d.type === 'array') inner = d.element!;
+          else break;
+        }
         if (paths.has(inner)) found.add(key);
         children.push(value);
       }
@@ -48,11 +54,16 @@ describe('GrantsPolicy', () => {
     expect([...fields].filter((f) => !PATH_FIELDS.has(f))).toEqual([]);
   });
 
-  it('finds every path field at any depth', () => {
+  it('finds every path field at any depth, lists of paths included', () => {
     expect(requestPaths({ project: '/p', model: { dir: '/m' }, judge: { kind: 'guard', modelDir: '/g' }, n: 3 })).toEqual([
       { field: 'project', path: '/p' },
       { field: 'dir', path: '/m' },
       { field: 'modelDir', path: '/g' },
+    ]);
+    expect(requestPaths({ project: '/p', files: ['/s0', '/s1'] })).toEqual([
+      { field: 'project', path: '/p' },
+      { field: 'files', path: '/s0' },
+      { field: 'files', path: '/s1' },
     ]);
   });
 

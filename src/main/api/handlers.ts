@@ -12,6 +12,8 @@ import { filesList } from './files-handler.js';
 import { generateRun } from './generate-handler.js';
 import { headsHead, headsInspect } from './head-handlers.js';
 import { datasetImport, datasetItems, datasetPreview, modelAdd, projectDemo, projectExport, projectImport, projectOpen, projectRecent, projectRemember } from './project-handlers.js';
+import { clusterStatus, collectClusterJob, planClusterJob, submitClusterJob } from './cluster/jobs.js';
+import { mergeShards } from './cluster/sharded-runs.js';
 import { runDelete, runReportHandler, runStart, runUpdate } from './run-handlers.js';
 import {
   compareRuns,
@@ -104,6 +106,11 @@ export const handlers: HandlerTable = {
   'run.report': runReportHandler,
   'run.update': runUpdate,
   'run.delete': runDelete,
+  'run.merge': mergeShards,
+  'cluster.plan': planClusterJob,
+  'cluster.submit': (p) => submitClusterJob(p),
+  'cluster.status': (p) => clusterStatus(p),
+  'cluster.collect': (p, ctx) => collectClusterJob(p, ctx),
   'trace.list': traceList,
   'trace.get': traceGet,
   'trace.average': traceAverage,

@@ -12,12 +12,14 @@ import type { ProjectStore } from '../store/project-store.js';
 import type { CallContext } from './context.js';
 import { acquireModel } from './model-pool.js';
 import { withReader, withWriter } from './projects.js';
+import { runShard } from './cluster/sharded-runs.js';
 import { executeRun, formatRunReport, planRun, projectLookup, runReport } from './runs.js';
 import { runSummary } from './shapes.js';
 
 const maxRunId = (store: ProjectStore) => store.runs.list().reduce((m, r) => Math.max(m, r.id), 0);
 
 export async function runStart(p: ParamsOf<'run.start'>, ctx: CallContext): Promise<ResultOf<'run.start'>> {
+  if (p.shard) return runShard({ ...p, shard: p.shard }, ctx);
   // Read-only first: a bad request opens nothing for writing and loads no model.
   const config = withReader(p.project, (s) => planRun(s, p));
   const model = await acquireModel(p.model, ctx);

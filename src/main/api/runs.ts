@@ -8,14 +8,14 @@ import { type RunConfig, type RunInput, type RunKind, type RunSummaryOf, specOf 
 import type { ProjectLookup } from '../../shared/runs/spec.js';
 import { describeProvider } from '../../shared/values.js';
 import { CliffscopeError, isCliffscopeError } from '../engine/errors.js';
-import { runAblation } from '../pipelines/ablate.js';
-import { type PipelineEnv, type RunOptions, storedConfig } from '../pipelines/common.js';
-import { runHeads } from '../pipelines/heads.js';
-import { runJudge } from '../pipelines/judge.js';
+import { ablateUnits, aggregateAblation, runAblation } from '../pipelines/ablate.js';
+import { type PipelineEnv, type RunOptions, storedConfig, type WorkUnit } from '../pipelines/common.js';
+import { aggregateHeads, headsUnits, runHeads } from '../pipelines/heads.js';
+import { aggregateJudge, judgeUnits, runJudge } from '../pipelines/judge.js';
 import { runProbeTraining } from '../pipelines/probe.js';
-import { runSelect } from '../pipelines/select.js';
-import { runTrace } from '../pipelines/trace.js';
-import { runGenerate } from '../pipelines/transcripts.js';
+import { aggregateSelect, runSelect, selectUnits } from '../pipelines/select.js';
+import { aggregateTrace, runTrace, traceUnits } from '../pipelines/trace.js';
+import { aggregateTranscripts, runGenerate, transcriptsUnits } from '../pipelines/transcripts.js';
 import type { ProjectStore } from '../store/project-store.js';
 import { jsonSafe } from '../store/tabular.js';
 import type { RunRow } from '../store/types.js';
@@ -23,7 +23,17 @@ import { runSummary } from './shapes.js';
 
 type Pipeline<K extends RunKind> = (env: PipelineEnv, config: RunConfig<K>, opts: RunOptions) => Promise<number>;
 
-/** The pipeline of every kind (a new kind's spec is not runnable until it is listed here). Each returns its run id. */
+/**
+ * How a run kind's items can be split over processes (src/main/api/cluster): its items with their costs, read from
+ * the project without the model (`shape` is the model's layers × heads), and the aggregates computed from all items
+ * once they are merged back (summary, averaged maps, sweep metrics, the selection), without the model.
+ */
+export interface Sharding<K extends RunKind> {
+  units(store: ProjectStore, config: RunConfig<K>, shape: { layers: number; heads: number }): WorkUnit[];
+  aggregate(store: ProjectStore, runId: number, config: RunConfig<K>): void;
+}
+
+/** Each kind's pipeline (a new kind's spec is not runnable until it is listed here; each returns its run id). */
 const PIPELINES: { [K in RunKind]: Pipeline<K> } = {
   transcripts: runGenerate,
   probe: async (env, config, opts) => (await runProbeTraining(env, config, opts)).runId,
@@ -34,10 +44,34 @@ const PIPELINES: { [K in RunKind]: Pipeline<K> } = {
   select: async (env, config, opts) => (await runSelect(env, config, opts)).runId,
 };
 
+/** The kinds whose items can be split over processes (`--shard`); a probe run trains on all its samples at once. */
+const SHARDING: { [K in RunKind]?: Sharding<K> } = {
+  transcripts: { units: (store, config) => transcriptsUnits(store, config), aggregate: (store, runId) => aggregateTranscripts(store, runId) },
+  trace: { units: traceUnits, aggregate: aggregateTrace },
+  heads: { units: headsUnits, aggregate: aggregateHeads },
+  ablate: { units: ablateUnits, aggregate: aggregateAblation },
+  judge: { units: judgeUnits, aggregate: (store, runId) => aggregateJudge(store, runId, null) },
+  select: { units: selectUnits, aggregate: (store, runId, config) => void aggregateSelect(store, runId, config) },
+};
+
 /** Run `kind`'s pipeline with a resolved (or stored) config. */
 export function executeRun<K extends RunKind>(env: PipelineEnv, kind: K, config: RunConfig<K>, opts: RunOptions): Promise<number> {
   const pipeline: Pipeline<K> = PIPELINES[kind];
   return pipeline(env, config, opts);
+}
+
+/** Whether `kind`'s runs can be split over processes. */
+export const isShardable = (kind: RunKind): boolean => SHARDING[kind] !== undefined;
+
+/** How `kind` splits over processes, or a clear error for a kind that does not. */
+export function shardingOf<K extends RunKind>(kind: K): Sharding<K> {
+  const sharding = SHARDING[kind] as Sharding<K> | undefined;
+  if (!sharding) {
+    throw new CliffscopeError('bad-argument', `${kind} runs cannot be split into shards (they work on all their items at once)`, {
+      hint: `shardable kinds: ${Object.keys(SHARDING).join(', ')}`,
+    });
+  }
+  return sharding;
 }
 
 /** The project as a run's `resolve` sees it: every lookup names the request field at fault. */

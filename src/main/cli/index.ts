@@ -13,6 +13,7 @@ import { forwardCommand } from './verbs/forward.js';
 import { generateCommand } from './verbs/generate.js';
 import { inspectCommand } from './verbs/inspect.js';
 import { precisionCommand } from './verbs/precision.js';
+import { mergeCommand, slurmCommand } from './verbs/cluster.js';
 import { datasetCommand, projectCommand, reportCommand } from './verbs/project.js';
 
 /** The CLI's own verbs, in the order `--help` lists them. */
@@ -26,6 +27,8 @@ export const COMMANDS: Command[] = [
   datasetCommand,
   ...RUN_KINDS.map((kind) => runVerb(specOf(kind))),
   reportCommand,
+  mergeCommand,
+  slurmCommand,
 ];
 
 function version(): string {

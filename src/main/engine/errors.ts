@@ -20,7 +20,8 @@ export type ErrorCode =
   | 'bad-project'
   | 'bad-dataset'
   | 'model-mismatch'
-  | 'provider-unavailable';
+  | 'provider-unavailable'
+  | 'scheduler';
 
 export class CliffscopeError extends Error {
   readonly code: ErrorCode;

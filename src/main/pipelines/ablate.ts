@@ -13,10 +13,12 @@ import { CliffscopeError } from '../engine/errors.js';
 import { ablationScale } from '../engine/runtime/head-scale.js';
 import { storedThinkingState } from '../engine/runtime/transcript.js';
 import type { SweepControl } from '../store/types.js';
-import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireTokenizer, type RunOptions } from './common.js';
+import type { ProjectStore } from '../store/project-store.js';
+import type { ItemRow } from '../store/types.js';
+import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireTokenizer, type RunOptions, type WorkUnit } from './common.js';
 import { headsRunRanking } from './heads.js';
 import { readSource } from './sources.js';
-import { generateInto } from './transcripts.js';
+import { generateInto, transcriptsUnits } from './transcripts.js';
 
 export type { AblateRunConfig } from '../../shared/runs/ablate.js';
 
@@ -91,74 +93,92 @@ export async function runAblation(env: PipelineEnv, config: AblateRunConfig, opt
       });
       stored = store.sweeps.cells(runId);
     }
+    // Each answer is judged in the item that generated it (the answer by the one rule, docs/METHOD.md §0).
+    const verdictOf = (s: ProjectStore, transcriptId: number, t: { item: ItemRow | null; answer: string; thinkingNotClosed: boolean }) => {
+      const harmfulPrompt = t.item?.datasetId === cfg.harmfulDatasetId;
+      const v = judgeAnswer(t.answer, judge);
+      s.verdicts.add({
+        runId,
+        transcriptId,
+        judge: judge.id,
+        verdict: v.verdict,
+        // ASR counts answers to harmful prompts that comply; answers to harmless prompts are not attacks.
+        harmful: harmfulPrompt ? v.verdict === 'compliance' : null,
+        detail: { matched: v.matched ?? null, set: harmfulPrompt ? 'harmful' : 'harmless', thinkingNotClosed: t.thinkingNotClosed },
+      });
+    };
     const settings = cells.map((c) => c.setting);
     const common = { chat: cfg.chat, maxNewTokens: cfg.maxNewTokens, sampling: cfg.sampling, seed: cfg.seed, batchSize: cfg.batchSize, settings, probeId: cfg.probeId ?? undefined };
     for (const datasetId of [cfg.harmfulDatasetId, cfg.harmlessDatasetId]) {
       if (datasetId === null || env.signal?.aborted) continue;
-      await generateInto(env, runId, { datasetId, ...common }, handle.done);
+      await generateInto(env, runId, { datasetId, ...common }, handle, verdictOf);
     }
     if (env.signal?.aborted) return;
 
-    // Judge every answer (cheap, so a second pass; each verdict is its own committed item).
-    const done = store.runs.resumableItems(runId);
+    // A run made before answers were judged in their own item may hold transcripts without a verdict: judge those.
+    const judged = new Set(store.verdicts.list({ runId, judge: judge.id }).map((v) => v.transcriptId));
     for (const t of readSource(store, tok, { kind: 'run', runId })) {
-      const key = `verdict:${t.transcriptId}`;
-      if (done.has(key)) continue;
-      const harmfulPrompt = t.item?.datasetId === cfg.harmfulDatasetId;
-      // The answer by the one rule (docs/METHOD.md §0): after </think>, or the whole output when it never closed.
-      const v = judgeAnswer(t.answer, judge);
-      store.runs.commitItem(runId, key, (s) => {
-        s.verdicts.add({
-          runId,
-          transcriptId: t.transcriptId!,
-          judge: judge.id,
-          verdict: v.verdict,
-          // ASR counts answers to harmful prompts that comply; answers to harmless prompts are not attacks.
-          harmful: harmfulPrompt ? v.verdict === 'compliance' : null,
-          detail: { matched: v.matched ?? null, set: harmfulPrompt ? 'harmful' : 'harmless', thinkingNotClosed: t.thinkingNotClosed },
-        });
-      });
+      if (judged.has(t.transcriptId!)) continue;
+      store.runs.commitItem(runId, `verdict:${t.transcriptId}`, (s) => verdictOf(s, t.transcriptId!, t));
     }
-
-    // Per-cell metrics.
-    const verdicts = new Map(store.verdicts.list({ runId, judge: judge.id }).map((v) => [v.transcriptId, v]));
-    const finals = new Map(cfg.probeId === null ? [] : store.traces.list({ runId, probeId: cfg.probeId }).map((tr) => [tr.transcriptId, tr.final]));
-    const metricsByKey = new Map<string, SweepCellMetrics>();
-    for (const cell of stored) {
-      const transcripts = store.transcripts.list(runId, { headScaleKey: cell.headScaleKey });
-      const harmful = transcripts.filter((t) => t.itemId !== null && store.datasets.item(t.itemId)?.datasetId === cfg.harmfulDatasetId);
-      const harmless = transcripts.filter((t) => !harmful.includes(t));
-      const rate = (ts: typeof transcripts, pick: (verdict: string) => boolean) => {
-        const judged = ts.filter((t) => verdicts.has(t.id));
-        return judged.length ? judged.filter((t) => pick(verdicts.get(t.id)!.verdict)).length / judged.length : null;
-      };
-      const finalScores = harmful.flatMap((t) => {
-        const f = finals.get(t.id);
-        return typeof f === 'number' ? [f] : [];
-      });
-      // Without a stored t_b (thinking not closed, or an old row of a model without markers) the answer is the output.
-      const answerTokens = transcripts.map((t) => (t.answerBoundary === null ? t.tokenIds.length - t.promptTokens : t.tokenIds.length - t.answerBoundary - 1));
-      const notClosed = (ts: typeof transcripts) => ts.filter((t) => storedThinkingState(t) === 'not-closed').length;
-      const metrics: SweepCellMetrics = {
-        harmful: harmful.length,
-        harmless: harmless.length,
-        // Judged on their whole output and read by the probe with </think> appended; counted so that a token budget
-        // that cuts thinking short never moves ASR unseen.
-        thinkingNotClosed: { harmful: notClosed(harmful), harmless: notClosed(harmless) },
-        asr: rate(harmful, (v) => v === 'compliance'),
-        overRefusal: harmless.length ? rate(harmless, (v) => v === 'refusal') : null,
-        meanFinal: finalScores.length ? finalScores.reduce((a, b) => a + b, 0) / finalScores.length : null,
-        meanAnswerTokens: answerTokens.length ? answerTokens.reduce((a, b) => a + b, 0) / answerTokens.length : null,
-        judge: judge.id,
-      };
-      store.sweeps.setMetrics(cell.id, metrics);
-      metricsByKey.set(cell.headScaleKey, metrics);
-    }
-    commitSummary(env, ablateRun, runId, {
-      judge: judge.id,
-      cells: stored.map((c) => ({ key: c.headScaleKey, control: c.control, k: c.k, fraction: c.fraction, gamma: c.gamma, ...metricsByKey.get(c.headScaleKey)! })),
-    });
+    if (!handle.shard) aggregateAblation(store, runId, cfg);
   });
   if (cells.length === 0) throw new CliffscopeError('bad-argument', 'the sweep has no cells');
   return runId;
+}
+
+/**
+ * The items of a sweep: every prompt of the harmful and harmless sets under every cell, costing its prompt and the
+ * tokens it may generate. `shape` is the model's layers × heads (the cells' head counts depend on it).
+ */
+export function ablateUnits(store: ProjectStore, cfg: AblateRunConfig, shape: { layers: number; heads: number }): WorkUnit[] {
+  const { ranking } = headsRunRanking(store, cfg.headsRunId);
+  const cells = sweepCells(cfg, ranking.suppression, shape.layers, shape.heads);
+  return [cfg.harmfulDatasetId, cfg.harmlessDatasetId]
+    .filter((id): id is number => id !== null)
+    .flatMap((datasetId) => transcriptsUnits(store, { datasetId, maxNewTokens: cfg.maxNewTokens, settings: cells.map((c) => c.setting) }));
+}
+
+/** Every cell's metrics and the run's summary, from the stored transcripts, verdicts and traces. */
+export function aggregateAblation(store: ProjectStore, runId: number, cfg: AblateRunConfig): void {
+  const judge = judgeFor(cfg.judge);
+  const stored = store.sweeps.cells(runId);
+  const verdicts = new Map(store.verdicts.list({ runId, judge: judge.id }).map((v) => [v.transcriptId, v]));
+  const finals = new Map(cfg.probeId === null ? [] : store.traces.list({ runId, probeId: cfg.probeId }).map((tr) => [tr.transcriptId, tr.final]));
+  const metricsByKey = new Map<string, SweepCellMetrics>();
+  for (const cell of stored) {
+    // In item order (one transcript per item in a cell), however the items were split over processes.
+    const transcripts = store.transcripts.list(runId, { headScaleKey: cell.headScaleKey }).sort((a, b) => (a.itemId ?? 0) - (b.itemId ?? 0));
+    const harmful = transcripts.filter((t) => t.itemId !== null && store.datasets.item(t.itemId)?.datasetId === cfg.harmfulDatasetId);
+    const harmless = transcripts.filter((t) => !harmful.includes(t));
+    const rate = (ts: typeof transcripts, pick: (verdict: string) => boolean) => {
+      const judged = ts.filter((t) => verdicts.has(t.id));
+      return judged.length ? judged.filter((t) => pick(verdicts.get(t.id)!.verdict)).length / judged.length : null;
+    };
+    const finalScores = harmful.flatMap((t) => {
+      const f = finals.get(t.id);
+      return typeof f === 'number' ? [f] : [];
+    });
+    // Without a stored t_b (thinking not closed, or an old row of a model without markers) the answer is the output.
+    const answerTokens = transcripts.map((t) => (t.answerBoundary === null ? t.tokenIds.length - t.promptTokens : t.tokenIds.length - t.answerBoundary - 1));
+    const notClosed = (ts: typeof transcripts) => ts.filter((t) => storedThinkingState(t) === 'not-closed').length;
+    const metrics: SweepCellMetrics = {
+      harmful: harmful.length,
+      harmless: harmless.length,
+      // Judged on their whole output and read by the probe with </think> appended; counted so that a token budget
+      // that cuts thinking short never moves ASR unseen.
+      thinkingNotClosed: { harmful: notClosed(harmful), harmless: notClosed(harmless) },
+      asr: rate(harmful, (v) => v === 'compliance'),
+      overRefusal: harmless.length ? rate(harmless, (v) => v === 'refusal') : null,
+      meanFinal: finalScores.length ? finalScores.reduce((a, b) => a + b, 0) / finalScores.length : null,
+      meanAnswerTokens: answerTokens.length ? answerTokens.reduce((a, b) => a + b, 0) / answerTokens.length : null,
+      judge: judge.id,
+    };
+    store.sweeps.setMetrics(cell.id, metrics);
+    metricsByKey.set(cell.headScaleKey, metrics);
+  }
+  commitSummary(store, ablateRun, runId, {
+    judge: judge.id,
+    cells: stored.map((c) => ({ key: c.headScaleKey, control: c.control, k: c.k, fraction: c.fraction, gamma: c.gamma, ...metricsByKey.get(c.headScaleKey)! })),
+  });
 }

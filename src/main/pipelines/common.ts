@@ -30,11 +30,19 @@ export interface PipelineEnv {
   loadModel?: (dir: string) => Promise<LoadedModel>;
 }
 
-/** A resume, or a name and tags for the run. */
+/** A resume, or a name and tags for the run; for one shard of a sharded run, its uid and its share of the items. */
 export interface RunOptions {
   resume?: number;
   name?: string;
   tags?: readonly string[];
+  /** The run's uid (every shard of a sharded run carries its run's); default a new random one. */
+  uid?: string;
+  /**
+   * The keys of this process's share of the items (a shard, docs/cluster): the others are left alone, and so are
+   * the run's aggregates (summary, averaged maps, sweep metrics, the selection), which the merge computes from all
+   * items. Absent: every item, then the aggregates.
+   */
+  shard?: ReadonlySet<string>;
 }
 
 /** What the lifecycle needs of a run kind's spec (src/shared/runs/): its kind, its stored-config schema, its links. */
@@ -69,12 +77,29 @@ export function registerModel(store: ProjectStore, model: LoadedModel): ModelRow
   });
 }
 
+/** One item of a run as a shard plan sees it: its key, and its relative cost for balancing shards (src/main/cluster). */
+export interface WorkUnit {
+  key: string;
+  cost: number;
+}
+
 export interface RunHandle<Cfg> {
   run: RunRow;
   /** Keys already committed (non-empty only when resuming). */
   done: Set<string>;
   /** The run's config: the stored one when resuming. */
   config: Cfg;
+  /** This process's share of the items, or null for all of them (see RunOptions.shard). */
+  shard: ReadonlySet<string> | null;
+  /** Whether this process does the item `key`: in its share and not committed yet. */
+  todo(key: string): boolean;
+  /** Whether `key` is in this process's share (committed or not): what progress counts. */
+  owns(key: string): boolean;
+}
+
+function handleOf<Cfg>(run: RunRow, done: Set<string>, config: Cfg, shard: ReadonlySet<string> | undefined): RunHandle<Cfg> {
+  const owns = (key: string) => !shard || shard.has(key);
+  return { run, done, config, shard: shard ?? null, owns, todo: (key) => owns(key) && !done.has(key) };
 }
 
 /** A run's stored config as its kind's typed config; a stored config that does not fit is a damaged project. */
@@ -108,12 +133,12 @@ export function beginRun<Cfg extends object>(env: PipelineEnv, kind: StoredKind<
       throw e;
     }
     env.log?.(`resuming run #${run.id}: ${done.size} item(s) already done`);
-    return { run, done, config: stored };
+    return handleOf(run, done, stored, opts.shard);
   }
   validate?.(config);
   const model = registerModel(env.store, env.model);
-  const run = env.store.runs.start({ kind: kind.kind, name: opts.name ?? null, tags: opts.tags ?? [], ...kind.links(config), config: { ...config }, modelId: model.id, versions: runVersions(env.model) });
-  return { run, done: new Set(), config };
+  const run = env.store.runs.start({ uid: opts.uid, kind: kind.kind, name: opts.name ?? null, tags: opts.tags ?? [], ...kind.links(config), config: { ...config }, modelId: model.id, versions: runVersions(env.model) });
+  return handleOf(run, new Set(), config, opts.shard);
 }
 
 const warnedProbes = new WeakMap<PipelineEnv, Set<number>>();
@@ -173,12 +198,12 @@ export function checkCancelled(env: PipelineEnv): boolean {
 }
 
 /** A run's headline numbers, checked against its kind's summary schema and stored as the item `summary`. */
-export function commitSummary<Sum>(env: PipelineEnv, kind: StoredKind<unknown, Sum>, runId: number, summary: Sum): void {
+export function commitSummary<Sum>(store: ProjectStore, kind: StoredKind<unknown, Sum>, runId: number, summary: Sum): void {
   // A run resumed after its summary was written (but before it was marked done) already has it.
-  if (env.store.runs.resumableItems(runId).has('summary')) return;
+  if (store.runs.resumableItems(runId).has('summary')) return;
   // NaN (a metric with nothing to average) is stored as null: check what will be read back.
   const checked = kind.summary.parse(jsonSafe(summary));
-  env.store.runs.commitItem(runId, 'summary', () => checked);
+  store.runs.commitItem(runId, 'summary', () => checked);
 }
 
 /** A run's stored headline numbers as its kind's typed summary; null before the run finishes. */

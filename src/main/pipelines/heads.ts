@@ -9,8 +9,8 @@ import { CliffscopeError } from '../engine/errors.js';
 import { readTensorAsFloat32 } from '../engine/model/safetensors.js';
 import { teacherForce } from '../engine/runtime/teacher-force.js';
 import type { ProjectStore } from '../store/project-store.js';
-import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireSource, requireTokenizer, type RunOptions } from './common.js';
-import { ensureTranscriptRow, readSource } from './sources.js';
+import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireSource, requireTokenizer, type RunOptions, type WorkUnit } from './common.js';
+import { ensureTranscriptRow, readSource, sourceUnits } from './sources.js';
 
 export type { HeadsRunConfig } from '../../shared/runs/heads.js';
 
@@ -49,12 +49,14 @@ export async function runHeads(env: PipelineEnv, config: HeadsRunConfig, opts: R
       variant: cfg.variant,
       finalNormWeight: cfg.variant === 'final-norm-aware' ? weight('model.norm.weight') : undefined,
     });
-    const transcripts = readSource(store, tok, cfg.source).filter((t) => t.answerBoundary !== null && (cfg.label === undefined || t.label === cfg.label));
-    if (transcripts.length === 0) throw new CliffscopeError('bad-argument', 'no transcripts with an answer boundary to attribute (did the model close its thinking?)');
+    const transcripts = readSource(store, tok, cfg.source).filter((t) => handle.owns(t.key) && labelled(cfg, t.label));
     let finished = 0;
     for (const t of transcripts) {
       if (env.signal?.aborted) return;
-      if (!handle.done.has(t.key)) {
+      if (handle.todo(t.key) && t.answerBoundary === null) {
+        // Every item gets a row, so a sharded run knows it is complete: this one has no t_b to attribute at.
+        store.runs.commitItem(handle.run.id, t.key, () => ({ skipped: 'no answer boundary (a prompt without a response)' }));
+      } else if (handle.todo(t.key)) {
         const tb = t.answerBoundary!;
         const positions = cfg.perToken ? Array.from({ length: tb + 1 }, (_, i) => i) : [tb];
         // The pre-norm residual (after the last block) gives rms(h) for the final-norm-aware variant.
@@ -72,26 +74,53 @@ export async function runHeads(env: PipelineEnv, config: HeadsRunConfig, opts: R
       }
       env.onProgress?.(++finished, transcripts.length, 'transcripts');
     }
-    const maps = store.headMaps.list(handle.run.id).filter((m) => m.transcriptId !== null);
-    const { mean, std, count } = averageAttributions(maps.map((m) => m.scores));
-    if (!store.runs.resumableItems(handle.run.id).has('average')) {
-      store.runs.commitItem(handle.run.id, 'average', (s) => {
-        s.headMaps.add({ runId: handle.run.id, transcriptId: null, probeId: probe.id, positionRule: 'answer-boundary', layers, heads: H, scores: mean });
-      });
-    }
-    const ranking = rankHeads(mean, layers, H);
-    commitSummary(env, headsRun, handle.run.id, {
-      probeId: probe.id,
-      variant: cfg.variant,
-      transcripts: count,
-      layers,
-      heads: H,
-      suppression: ranking.suppression.slice(0, TOP_HEADS),
-      refusal: ranking.refusal.slice(0, TOP_HEADS),
-      std: Array.from(std),
-    });
+    if (!handle.shard) aggregateHeads(store, handle.run.id, cfg);
   });
   return handle.run.id;
+}
+
+const labelled = (cfg: HeadsRunConfig, label: string | null) => cfg.label === undefined || label === cfg.label;
+
+/** The items of a heads run: every transcript of its source (with the run's label), costing its tokens. */
+export function headsUnits(store: ProjectStore, cfg: HeadsRunConfig): WorkUnit[] {
+  return sourceUnits(store, cfg.source)
+    .filter((u) => labelled(cfg, u.label))
+    .map(({ key, cost }) => ({ key, cost }));
+}
+
+/** The averaged map over the run's transcripts, its ranking and the run's summary, from the per-transcript maps. */
+export function aggregateHeads(store: ProjectStore, runId: number, cfg: HeadsRunConfig): void {
+  // In item order (not the order they were made in), so a merged sharded run averages as one process does.
+  const order = (id: number) => {
+    const t = store.transcripts.get(id)!;
+    return [t.itemId ?? 0, t.headScaleKey ?? '', t.id] as const;
+  };
+  const maps = store.headMaps
+    .list(runId)
+    .filter((m) => m.transcriptId !== null)
+    .map((m) => ({ m, o: order(m.transcriptId!) }))
+    .sort((a, b) => a.o[0] - b.o[0] || (a.o[1] < b.o[1] ? -1 : a.o[1] > b.o[1] ? 1 : 0) || a.o[2] - b.o[2])
+    .map(({ m }) => m);
+  const first = maps[0];
+  if (!first) throw new CliffscopeError('bad-argument', 'no transcripts with an answer boundary to attribute (did the model close its thinking?)');
+  const { layers, heads } = first;
+  const { mean, std, count } = averageAttributions(maps.map((m) => m.scores));
+  if (!store.runs.resumableItems(runId).has('average')) {
+    store.runs.commitItem(runId, 'average', (s) => {
+      s.headMaps.add({ runId, transcriptId: null, probeId: cfg.probeId, positionRule: 'answer-boundary', layers, heads, scores: mean });
+    });
+  }
+  const ranking = rankHeads(mean, layers, heads);
+  commitSummary(store, headsRun, runId, {
+    probeId: cfg.probeId,
+    variant: cfg.variant,
+    transcripts: count,
+    layers,
+    heads,
+    suppression: ranking.suppression.slice(0, TOP_HEADS),
+    refusal: ranking.refusal.slice(0, TOP_HEADS),
+    std: Array.from(std),
+  });
 }
 
 /** The averaged [layers × heads] map of a finished heads run, and its ranking. */

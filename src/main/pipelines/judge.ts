@@ -11,8 +11,9 @@ import type { LoadedModel } from '../engine/runtime/model.js';
 import { stopIds } from '../engine/runtime/prompt.js';
 import type { JsonObject } from '../store/types.js';
 import { judgeFor } from './ablate.js';
-import { beginRun, commitSummary, finishing, type PipelineEnv, requireTokenizer, type RunOptions } from './common.js';
-import { readSource } from './sources.js';
+import type { ProjectStore } from '../store/project-store.js';
+import { beginRun, commitSummary, finishing, type PipelineEnv, requireTokenizer, type RunOptions, type WorkUnit } from './common.js';
+import { readSource, sourceUnits } from './sources.js';
 
 export type { JudgeRunConfig } from '../../shared/runs/judge.js';
 
@@ -40,10 +41,10 @@ export async function runJudge(env: PipelineEnv, config: JudgeRunConfig, opts: R
     const id =
       spec.kind === 'keyword' ? judgeFor(spec.list).id : spec.kind === 'probe' ? probeJudge(String(spec.probeId), spec.threshold).id : guardJudge(guardModel!.compiled.modelHash, { maxChars: spec.maxChars }).id;
     let finished = 0;
-    for (const t of transcripts) {
+    for (const t of transcripts.filter((x) => handle.owns(x.key))) {
       if (env.signal?.aborted) return;
-      const key = `t${t.transcriptId}`;
-      if (!handle.done.has(key)) {
+      const key = t.key;
+      if (handle.todo(key)) {
         const attack = harmfulDataset !== null && t.item?.datasetId === harmfulDataset;
         let verdict: string;
         let complied: boolean | null;
@@ -77,19 +78,33 @@ export async function runJudge(env: PipelineEnv, config: JudgeRunConfig, opts: R
       }
       env.onProgress?.(++finished, transcripts.length, 'answers');
     }
-    const asr = store.verdicts.attackSuccessRate(handle.run.id, id);
-    const verdicts = store.verdicts.list({ runId: handle.run.id, judge: id });
-    commitSummary(env, judgeRun, handle.run.id, {
-      judge: id,
-      judged: asr.judged,
-      harmful: asr.harmful,
-      asr: asr.rate,
-      // Judged attacks whose thinking never closed (judged on their whole output; docs/METHOD.md §0).
-      thinkingNotClosed: verdicts.filter((v) => v.harmful !== null && v.detail.thinkingNotClosed === true).length,
-      noTrace: verdicts.filter((v) => v.verdict === 'no-trace').length,
-    });
+    if (!handle.shard) aggregateJudge(store, handle.run.id, id);
   });
   return handle.run.id;
+}
+
+/** The items of a judge run: every transcript of the judged run (a guard reads up to maxChars of its answer). */
+export function judgeUnits(store: ProjectStore, cfg: JudgeRunConfig): WorkUnit[] {
+  return sourceUnits(store, { kind: 'run', runId: cfg.runId }).map(({ key, cost }) => ({ key, cost: cfg.judge.kind === 'guard' ? Math.min(cost, cfg.judge.maxChars) : 1 }));
+}
+
+/**
+ * The run's summary from its verdicts. `judge` names the judge (its verdicts carry the same name; a merged run
+ * passes null and reads it from them, since the guard's name holds its model's hash).
+ */
+export function aggregateJudge(store: ProjectStore, runId: number, judge: string | null): void {
+  const id = judge ?? store.verdicts.list({ runId })[0]?.judge ?? 'none';
+  const asr = store.verdicts.attackSuccessRate(runId, id);
+  const verdicts = store.verdicts.list({ runId, judge: id });
+  commitSummary(store, judgeRun, runId, {
+    judge: id,
+    judged: asr.judged,
+    harmful: asr.harmful,
+    asr: asr.rate,
+    // Judged attacks whose thinking never closed (judged on their whole output; docs/METHOD.md §0).
+    thinkingNotClosed: verdicts.filter((v) => v.harmful !== null && v.detail.thinkingNotClosed === true).length,
+    noTrace: verdicts.filter((v) => v.verdict === 'no-trace').length,
+  });
 }
 
 /** The guard model's reply to one answer: the one place this pipeline calls generate(). */

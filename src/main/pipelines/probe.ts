@@ -137,7 +137,7 @@ function trainFromFeatures(
   const unconverged = trained.filter((t) => t.probe.metrics.training?.converged === false).map((t) => t.residIndex);
   // Best: validation accuracy, then AUROC, then the deeper entry (as sweepLayers ranks them).
   const best = [...probes].sort((a, b) => b.valAccuracy - a.valAccuracy || b.valAuroc - a.valAuroc || b.residIndex - a.residIndex)[0]!;
-  commitSummary(env, probeRun, runId, {
+  commitSummary(env.store, probeRun, runId, {
     samples: items.length,
     positives: labels.reduce((n, v) => n + v, 0),
     negatives: labels.length - labels.reduce((n, v) => n + v, 0),

@@ -13,8 +13,8 @@ import { CliffscopeError } from '../engine/errors.js';
 import { teacherForce } from '../engine/runtime/teacher-force.js';
 import type { ProjectStore } from '../store/project-store.js';
 import type { Tokenizer } from '../engine/tokenizer/tokenizer.js';
-import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireTokenizer, type RunOptions, storedConfig } from './common.js';
-import { ensureTranscriptRow, readSource } from './sources.js';
+import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireTokenizer, type RunOptions, storedConfig, type WorkUnit } from './common.js';
+import { ensureTranscriptRow, readSource, sourceUnits } from './sources.js';
 
 export type { SelectRunConfig } from '../../shared/runs/select.js';
 
@@ -41,14 +41,11 @@ export async function runSelect(env: PipelineEnv, config: SelectRunConfig, opts:
 
   return finishing(env, handle.run, async () => {
     const transcripts = readSource(store, tok, { kind: 'dataset', datasetId: cfg.datasetId, chat: cfg.chat });
-    const withResponse = transcripts.filter((t) => t.item?.response !== null);
-    if (withResponse.length === 0) {
-      throw new CliffscopeError('bad-dataset', `dataset #${cfg.datasetId} has no responses to score`, { hint: 'map a response column when importing (e.g. --map response=response)' });
-    }
+    const withResponse = transcripts.filter((t) => t.item?.response !== null && handle.owns(t.key));
     let finished = 0;
     for (const t of withResponse) {
       if (env.signal?.aborted) return { runId: handle.run.id, selected: 0, total: withResponse.length, threshold: null };
-      if (!handle.done.has(t.key)) {
+      if (handle.todo(t.key)) {
         const out = await teacherForce(model.session, t.ids, { residLayers: [probe.residIndex] });
         const scores = scoreRows(probe, out.resid.get(probe.residIndex)!, d);
         const m = traceMetrics(scores, { thinkingStart: t.thinkingStart, thinkingEnd: t.thinkingEnd, answerBoundary: t.answerBoundary, generatedStart: t.promptLength });
@@ -60,31 +57,50 @@ export async function runSelect(env: PipelineEnv, config: SelectRunConfig, opts:
       }
       env.onProgress?.(++finished, withResponse.length, 'samples');
     }
-
-    const scored = store.runs.items(handle.run.id).filter((i) => i.status === 'done' && i.key.startsWith('i')).map((i) => i.payload as { transcriptId: number; itemId: number; ms: number | null; final: number | null; answerHasRefusal: boolean });
-    const result = selectSamples(
-      scored.map((s) => ({ id: String(s.itemId), ms: s.ms, final: s.final, answerHasRefusal: s.answerHasRefusal })),
-      { variant: cfg.variant, fraction: cfg.fraction, seed: cfg.seed },
-    );
-    if (!store.runs.resumableItems(handle.run.id).has('selection')) {
-      store.runs.commitItem(handle.run.id, 'selection', (s) => {
-        for (const r of result.ranked) {
-          const sample = scored[r.index]!;
-          s.selections.add({ runId: handle.run.id, itemId: sample.itemId, transcriptId: sample.transcriptId, score: r.score, rank: r.rank, selected: r.selected });
-        }
-      });
-    }
-    commitSummary(env, selectRun, handle.run.id, {
-      probeId: probe.id,
-      variant: cfg.variant,
-      fraction: cfg.fraction,
-      total: result.n,
-      budget: result.k,
-      selected: result.selectedCount,
-      threshold: result.threshold,
-    });
-    return { runId: handle.run.id, selected: result.selectedCount, total: result.n, threshold: result.threshold };
+    if (handle.shard) return { runId: handle.run.id, selected: 0, total: withResponse.length, threshold: null };
+    return { runId: handle.run.id, ...aggregateSelect(store, handle.run.id, cfg) };
   });
+}
+
+/** The items of a select run: every sample of the dataset with a response, costing its prompt and response. */
+export function selectUnits(store: ProjectStore, cfg: SelectRunConfig): WorkUnit[] {
+  const units = sourceUnits(store, { kind: 'dataset', datasetId: cfg.datasetId, chat: cfg.chat });
+  const withResponse = new Set(store.datasets.items(cfg.datasetId).filter((i) => i.response !== null).map((i) => `i${i.id}`));
+  return units.filter((u) => withResponse.has(u.key)).map(({ key, cost }) => ({ key, cost }));
+}
+
+/** The selection over every scored sample (in dataset order, so it does not depend on how items were split) and the summary. */
+export function aggregateSelect(store: ProjectStore, runId: number, cfg: SelectRunConfig): Omit<SelectRunResult, 'runId'> {
+  const scored = store.runs
+    .items(runId)
+    .filter((i) => i.status === 'done' && i.key.startsWith('i'))
+    .map((i) => i.payload as { transcriptId: number; itemId: number; ms: number | null; final: number | null; answerHasRefusal: boolean })
+    .sort((a, b) => a.itemId - b.itemId);
+  if (scored.length === 0) {
+    throw new CliffscopeError('bad-dataset', `dataset #${cfg.datasetId} has no responses to score`, { hint: 'map a response column when importing (e.g. --map response=response)' });
+  }
+  const result = selectSamples(
+    scored.map((s) => ({ id: String(s.itemId), ms: s.ms, final: s.final, answerHasRefusal: s.answerHasRefusal })),
+    { variant: cfg.variant, fraction: cfg.fraction, seed: cfg.seed },
+  );
+  if (!store.runs.resumableItems(runId).has('selection')) {
+    store.runs.commitItem(runId, 'selection', (s) => {
+      for (const r of result.ranked) {
+        const sample = scored[r.index]!;
+        s.selections.add({ runId, itemId: sample.itemId, transcriptId: sample.transcriptId, score: r.score, rank: r.rank, selected: r.selected });
+      }
+    });
+  }
+  commitSummary(store, selectRun, runId, {
+    probeId: cfg.probeId,
+    variant: cfg.variant,
+    fraction: cfg.fraction,
+    total: result.n,
+    budget: result.k,
+    selected: result.selectedCount,
+    threshold: result.threshold,
+  });
+  return { selected: result.selectedCount, total: result.n, threshold: result.threshold };
 }
 
 /** The dataset names and files an export adds to a LLaMA-Factory data folder. */

@@ -8,6 +8,7 @@ import type { PositionRule, TranscriptSource } from '../../shared/values.js';
 import { readTranscript } from '../engine/runtime/transcript.js';
 import type { ProjectStore } from '../store/project-store.js';
 import type { ItemRow } from '../store/types.js';
+import type { WorkUnit } from './common.js';
 import type { Tokenizer } from '../engine/tokenizer/tokenizer.js';
 import { suppliedTranscriptIds } from '../engine/runtime/prompt.js';
 
@@ -77,6 +78,19 @@ export function readSource(store: ProjectStore, tok: Tokenizer, source: Transcri
     }
     return sourceTranscript(tok, ids, promptLength, rest);
   });
+}
+
+/**
+ * The keys `readSource` gives a source's transcripts, with their cost in tokens (a dataset's pairs estimated at 4
+ * characters a token), read without a tokenizer: what a shard plan splits.
+ */
+export function sourceUnits(store: ProjectStore, source: TranscriptSource): (WorkUnit & { label: string | null })[] {
+  if (source.kind === 'run') {
+    store.runs.require(source.runId);
+    return store.views.transcriptSizes(source.runId, source.headScaleKey).map((t) => ({ key: `t${t.id}`, cost: t.tokens, label: t.label }));
+  }
+  store.datasets.require(source.datasetId);
+  return store.datasets.items(source.datasetId).map((item) => ({ key: `i${item.id}`, cost: Math.ceil((item.prompt.length + (item.response?.length ?? 0)) / 4), label: item.label }));
 }
 
 /** The stored transcript for a source transcript (creating it in `runId` when it came from a dataset). */

@@ -8,8 +8,9 @@ import { scoreRows } from '../engine/analysis/probe.js';
 import { tailAlignedAverage, traceMetrics } from '../engine/analysis/trace.js';
 import { teacherForce } from '../engine/runtime/teacher-force.js';
 import type { ProbeRow } from '../store/types.js';
-import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireSource, requireTokenizer, type RunOptions } from './common.js';
-import { ensureTranscriptRow, readSource } from './sources.js';
+import type { ProjectStore } from '../store/project-store.js';
+import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireSource, requireTokenizer, type RunOptions, type WorkUnit } from './common.js';
+import { ensureTranscriptRow, readSource, sourceUnits } from './sources.js';
 
 export type { TraceRunConfig } from '../../shared/runs/trace.js';
 
@@ -41,11 +42,11 @@ export async function runTrace(env: PipelineEnv, config: TraceRunConfig, opts: R
   const d = model.config.hiddenSize;
 
   await finishing(env, handle.run, async () => {
-    const transcripts = readSource(store, tok, cfg.source);
+    const transcripts = readSource(store, tok, cfg.source).filter((t) => handle.owns(t.key));
     let finished = 0;
     for (const t of transcripts) {
       if (env.signal?.aborted) return;
-      if (!handle.done.has(t.key)) {
+      if (handle.todo(t.key)) {
         const out = await teacherForce(model.session, t.ids, { residLayers: residIndices });
         const span = { thinkingStart: t.thinkingStart, thinkingEnd: t.thinkingEnd, answerBoundary: t.answerBoundary, generatedStart: t.promptLength };
         store.runs.commitItem(handle.run.id, t.key, (s) => {
@@ -62,16 +63,28 @@ export async function runTrace(env: PipelineEnv, config: TraceRunConfig, opts: R
       }
       env.onProgress?.(++finished, transcripts.length, 'transcripts');
     }
-    commitSummary(env, traceRun, handle.run.id, summarizeTraces(env, handle.run.id, cfg.probeId));
+    if (!handle.shard) aggregateTrace(store, handle.run.id, cfg);
   });
   return handle.run.id;
 }
 
+/** The items of a trace run: every transcript of its source, costing its tokens. */
+export function traceUnits(store: ProjectStore, cfg: TraceRunConfig): WorkUnit[] {
+  return sourceUnits(store, cfg.source);
+}
+
+/** The run's summary, from its items. */
+export function aggregateTrace(store: ProjectStore, runId: number, cfg: TraceRunConfig): void {
+  commitSummary(store, traceRun, runId, summarizeTraces(store, runId, cfg.probeId));
+}
+
 /** Means of I, I', MS (overall and per dataset label) and the tail-aligned average curve of the main probe. */
-export function summarizeTraces(env: PipelineEnv, runId: number, probeId: number): TraceRunSummary {
-  const items = env.store
+export function summarizeTraces(store: ProjectStore, runId: number, probeId: number): TraceRunSummary {
+  // In source order (the number in the key), however the items were split over processes and merged.
+  const items = store
     .runs.items(runId)
     .filter((i) => i.status === 'done' && i.key !== 'summary')
+    .sort((a, b) => Number(a.key.slice(1)) - Number(b.key.slice(1)))
     .map((i) => i.payload as TracedItem);
   const byLabel = new Map<string, TracedItem[]>();
   for (const it of items) {
@@ -89,7 +102,7 @@ export function summarizeTraces(env: PipelineEnv, runId: number, probeId: number
     meanWidth: meanOf(rows, (r) => r.width),
   });
   // Tail-aligned average: each trace cut at its answer boundary (the same cut trace.average reads).
-  const traces = env.store.views.tracesToBoundary(runId, probeId);
+  const traces = store.views.tracesToBoundary(runId, probeId);
   const avg = traces.length ? tailAlignedAverage(traces.filter((t) => t.length >= 2)) : null;
   return {
     probeId,

@@ -12,8 +12,9 @@ import { flatHeadScale } from '../engine/runtime/head-scale.js';
 import { promptIds, samplingOptions, stopIds } from '../engine/runtime/prompt.js';
 import { teacherForce } from '../engine/runtime/teacher-force.js';
 import { describeTranscript, storedThinkingState, type ProbeReading } from '../engine/runtime/transcript.js';
+import type { ProjectStore } from '../store/project-store.js';
 import type { ItemRow, ProbeRow } from '../store/types.js';
-import { beginRun, checkCancelled, chunks, commitSummary, finishing, type PipelineEnv, requireProbe, type RunOptions, requireTokenizer } from './common.js';
+import { beginRun, checkCancelled, chunks, commitSummary, finishing, type PipelineEnv, requireProbe, type RunHandle, type RunOptions, requireTokenizer, type WorkUnit } from './common.js';
 
 export { BASELINE_SETTING, type GenerateRunConfig, type HeadScaleSetting } from '../../shared/runs/transcripts.js';
 
@@ -37,15 +38,34 @@ export async function runGenerate(env: PipelineEnv, config: GenerateRunConfig, o
     if (cfg.probeId !== undefined) requireProbe(env, cfg.probeId);
   });
   await finishing(env, handle.run, async () => {
-    await generateInto(env, handle.run.id, handle.config, handle.done);
-    if (!env.signal?.aborted) commitSummary(env, transcriptsRun, handle.run.id, summarizeTranscripts(env, handle.run.id));
+    await generateInto(env, handle.run.id, handle.config, handle);
+    if (!env.signal?.aborted && !handle.shard) aggregateTranscripts(env.store, handle.run.id);
   });
   return handle.run.id;
 }
 
+/** The items of a transcripts run: every (item, setting) pair, costing its prompt and the tokens it may generate. */
+export function transcriptsUnits(store: ProjectStore, cfg: Pick<GenerateRunConfig, 'datasetId' | 'itemIds' | 'maxNewTokens' | 'settings'>): WorkUnit[] {
+  return runItems(store, cfg).flatMap((item) => cfg.settings.map((setting) => ({ key: transcriptKey(item.id, setting.key), cost: promptCost(item.prompt) + cfg.maxNewTokens })));
+}
+
+/** Roughly the tokens of a text (4 characters a token): the cost used to balance shards, never a result. */
+export const promptCost = (text: string) => Math.ceil(text.length / 4);
+
+function runItems(store: ProjectStore, cfg: Pick<GenerateRunConfig, 'datasetId' | 'itemIds'>): ItemRow[] {
+  const items = cfg.itemIds ? cfg.itemIds.map((id) => store.datasets.item(id)).filter((x): x is ItemRow => x !== null) : store.datasets.items(cfg.datasetId);
+  if (items.length === 0) throw new CliffscopeError('bad-argument', `dataset #${cfg.datasetId} has no items to generate from`);
+  return items;
+}
+
+/** The run's summary, from its stored transcripts. */
+export function aggregateTranscripts(store: ProjectStore, runId: number): void {
+  commitSummary(store, transcriptsRun, runId, summarizeTranscripts(store, runId));
+}
+
 /** How many transcripts, how they ended, how long they are, how many reached an answer. */
-export function summarizeTranscripts(env: PipelineEnv, runId: number): GenerateRunSummary {
-  const ts = env.store.transcripts.list(runId);
+export function summarizeTranscripts(store: ProjectStore, runId: number): GenerateRunSummary {
+  const ts = store.transcripts.list(runId);
   const finish: Record<string, number> = {};
   for (const t of ts) finish[t.finishReason ?? 'unknown'] = (finish[t.finishReason ?? 'unknown'] ?? 0) + 1;
   const outputTokens = ts.map((t) => t.tokenIds.length - t.promptTokens);
@@ -66,25 +86,27 @@ interface Work {
   request: GenerationRequest;
 }
 
-/** The generation loop, usable by any pipeline that owns a running run (ablation sweeps write into their own run). */
-export async function generateInto(
-  env: PipelineEnv,
-  runId: number,
-  cfg: GenerateRunConfig,
-  done: Set<string>,
-  onItem?: (item: ItemRow, setting: HeadScaleSetting, transcriptId: number, final: number | null) => void,
-): Promise<void> {
+/**
+ * Rows a pipeline adds to a generated transcript's item, in the same transaction (an ablation sweep's verdict), so
+ * the item is whole or absent.
+ */
+export type ExtraRows = (store: ProjectStore, transcriptId: number, transcript: { item: ItemRow; answer: string; thinkingNotClosed: boolean }) => void;
+
+/**
+ * The generation loop, usable by any pipeline that owns a running run (ablation sweeps write into their own run).
+ * `share` says which (item, setting) keys this process generates (a shard's, or all).
+ */
+export async function generateInto(env: PipelineEnv, runId: number, cfg: GenerateRunConfig, share: Pick<RunHandle<unknown>, 'todo' | 'owns'>, extraRows?: ExtraRows): Promise<void> {
   const { store, model } = env;
   const tok = requireTokenizer(model);
   const { numLayers: L, numHeads: H } = model.config;
-  const items = cfg.itemIds ? cfg.itemIds.map((id) => store.datasets.item(id)).filter((x): x is ItemRow => x !== null) : store.datasets.items(cfg.datasetId);
-  if (items.length === 0) throw new CliffscopeError('bad-argument', `dataset #${cfg.datasetId} has no items to generate from`);
+  const items = runItems(store, cfg);
   const probe: ProbeRow | null = cfg.probeId !== undefined ? store.probes.require(cfg.probeId) : null;
   // Each setting's γ matrix, checked against the model once, as the graph's flat row.
   const scales = new Map(cfg.settings.map((s) => [s.key, s.headScale ? flatHeadScale(s.headScale, L, H, `setting "${s.key}"`) : undefined]));
-  const work: Work[] = items
-    .flatMap((item) => cfg.settings.map((setting) => ({ item, setting, key: transcriptKey(item.id, setting.key) })))
-    .filter((w) => !done.has(w.key))
+  const units = items.flatMap((item) => cfg.settings.map((setting) => ({ item, setting, key: transcriptKey(item.id, setting.key) }))).filter((w) => share.owns(w.key));
+  const work: Work[] = units
+    .filter((w) => share.todo(w.key))
     .map((w) => ({
       ...w,
       request: {
@@ -94,15 +116,14 @@ export async function generateInto(
         seed: cfg.seed * 1_000_003 + w.item.id,
       },
     }));
-  const total = items.length * cfg.settings.length;
+  const total = units.length;
   let finished = total - work.length;
   env.onProgress?.(finished, total, 'transcripts');
 
   await generateAll(env, cfg, probe, work, async (w, r) => {
     // A sequence cut off by cancellation is not a finished transcript: leave it for the resume.
     if (r.finishReason === 'cancelled') return;
-    const { transcriptId, final } = await commitTranscript(env, runId, w, r, probe);
-    onItem?.(w.item, w.setting, transcriptId, final);
+    await commitTranscript(env, runId, w, r, probe, extraRows);
     env.onProgress?.(++finished, total, 'transcripts');
   });
 }
@@ -128,14 +149,16 @@ async function generateAll(env: PipelineEnv, cfg: GenerateRunConfig, probe: Prob
   }
 }
 
-/** Store one finished transcript (and, with a live probe, its trace) as the unit's committed item. */
-async function commitTranscript(env: PipelineEnv, runId: number, w: Work, r: GenerationResult, probe: ProbeRow | null): Promise<{ transcriptId: number; final: number | null }> {
+/**
+ * Store one finished transcript (and, with a live probe, its trace; and the pipeline's extra rows) as the unit's
+ * committed item, whose payload names the transcript.
+ */
+async function commitTranscript(env: PipelineEnv, runId: number, w: Work, r: GenerationResult, probe: ProbeRow | null, extraRows?: ExtraRows): Promise<void> {
   const tok = requireTokenizer(env.model);
   const t = describeTranscript(tok, r.promptIds, r.outputIds);
   // Thinking cut off before it closed: the probe also reads the closing marker appended (docs/METHOD.md §0).
   const scores = probe ? (t.thinkingNotClosed ? await withClosingMarkerScores(env, probe, t.probe, r.scores[0]!, w.setting.headScale) : r.scores[0]!) : null;
-  let final: number | null = null;
-  const transcriptId = env.store.runs.commitItem(runId, w.key, (s) => {
+  env.store.runs.commitItem(runId, w.key, (s) => {
     const id = s.transcripts.add({
       runId,
       itemId: w.item.id,
@@ -151,12 +174,11 @@ async function commitTranscript(env: PipelineEnv, runId: number, w: Work, r: Gen
     });
     if (probe && scores) {
       const m = traceMetrics(scores, { ...t.split, answerBoundary: t.probe.answerBoundary, generatedStart: r.promptIds.length });
-      final = m.final;
       s.traces.add({ runId, transcriptId: id, probeId: probe.id, residIndex: probe.residIndex, scores, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, cliffWidth: m.dropWidth });
     }
-    return id;
+    extraRows?.(s, id, { item: w.item, answer: t.answer, thinkingNotClosed: t.thinkingNotClosed });
+    return { transcriptId: id };
   });
-  return { transcriptId, final };
 }
 
 /** The live scores extended by the probe's scores on the appended closing marker (teacher-forced, same head scale). */

@@ -54,7 +54,7 @@ export class RunsStore<S> {
     }
     const id = this.sql.insert(
       `INSERT INTO runs (uid, kind, name, tags, model_id, dataset_id, parent_run_id, config, versions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      randomUUID(),
+      spec.uid ?? randomUUID(),
       spec.kind,
       spec.name ?? null,
       JSON.stringify(spec.tags ?? []),
@@ -183,6 +183,14 @@ export class RunsStore<S> {
    * Mark a running run interrupted (its worker stopped, or its owner on another machine is known to be gone).
    * Returns false when the run was not running.
    */
+  /**
+   * A run merged from shards that still lacks items: interrupted (it can be resumed here, or more shards merged),
+   * with `reason`. Only a run nobody is running and that is not done.
+   */
+  markIncomplete(runId: number, reason: string): void {
+    this.sql.run(`UPDATE runs SET status = 'interrupted', error = ? WHERE id = ? AND status IN ('pending', 'interrupted', 'failed', 'cancelled')`, reason, runId);
+  }
+
   markInterrupted(runId: number, reason = 'interrupted'): boolean {
     this.claimed.delete(runId);
     return this.sql.run(`UPDATE runs SET status = 'interrupted', error = ? WHERE id = ? AND status = 'running'`, reason, runId).changes > 0;

@@ -82,6 +82,8 @@ export interface RunRow {
 }
 export interface NewRun {
   kind: RunKind;
+  /** Default a new random uid. Given when the run is one of a planned set (the shards of a sharded run share it). */
+  uid?: string;
   name?: string | null;
   tags?: readonly string[];
   modelId?: number | null;

@@ -73,6 +73,19 @@ export class ProjectViews {
   ) {}
 
   /** The probes whose traces a run holds, by residual-stack index. */
+  /** Each transcript of a run (of one ablation setting, when given) with its length in tokens and its item's label. */
+  transcriptSizes(runId: number, headScaleKey?: string): { id: number; tokens: number; label: string | null }[] {
+    const where = headScaleKey === undefined ? '' : ' AND t.head_scale_key IS ?';
+    return this.sql
+      .all<Row>(
+        `SELECT t.id AS id, ${TOKENS_SQL('t')} AS tokens, i.label AS label FROM transcripts t LEFT JOIN dataset_items i ON i.id = t.item_id
+         WHERE t.run_id = ?${where} ORDER BY t.id`,
+        runId,
+        ...(headScaleKey === undefined ? [] : [headScaleKey]),
+      )
+      .map((r) => ({ id: Number(r.id), tokens: Number(r.tokens), label: str(r.label) }));
+  }
+
   tracedProbes(runId: number): { probeId: number; residIndex: number }[] {
     return this.sql
       .all<Row>(`SELECT DISTINCT probe_id AS probeId, resid_index AS residIndex FROM traces WHERE run_id = ? ORDER BY resid_index, probe_id`, runId)
@@ -110,6 +123,7 @@ export class ProjectViews {
    * average reads (analysis/trace.ts). t_b by the one rule (runtime/transcript.ts): a transcript whose thinking did
    * not close ends at the closing marker its probe read appended; one without any t_b is left out.
    */
+  /** Ordered by item and setting, not by when they were made, so a merged sharded run reads them as one process would. */
   tracesToBoundary(runId: number, probeId: number, filter: TraceFilter = {}): Float32Array[] {
     return this.sql
       .all<Row>(
@@ -119,7 +133,7 @@ export class ProjectViews {
            AND (@label IS NULL OR COALESCE(i.label, 'unlabelled') = @label)
            AND (@key IS NULL OR t.head_scale_key = @key)
            AND (@dataset IS NULL OR i.dataset_id = @dataset)
-         ORDER BY tr.id`,
+         ORDER BY t.item_id, t.head_scale_key, t.id`,
         { run: runId, probe: probeId, label: filter.label ?? null, key: filter.headScaleKey ?? null, dataset: filter.datasetId ?? null },
       )
       .flatMap((r) => {

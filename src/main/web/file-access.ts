@@ -15,11 +15,12 @@ import path from 'node:path';
 import type { ApiErrorInfo } from '../../shared/contract.js';
 
 /**
- * Request fields that name a file or folder, wherever they appear in a request's params: every field the contract
- * types as a path (tests/electron/file-grants.test.ts holds the two in step). `cache` is the compiled-model cache a
- * model reference may name, which the engine writes into.
+ * Request fields that name a file or folder (or a list of them), wherever they appear in a request's params: every
+ * field the contract types as a path (tests/electron/file-grants.test.ts holds the two in step). `cache` is the
+ * compiled-model cache a model reference may name, which the engine writes into; `out` a shard's file, `files` the
+ * shard files a merge reads, `jobDir` a Slurm job directory.
  */
-export const PATH_FIELDS: ReadonlySet<string> = new Set(['dir', 'file', 'project', 'dest', 'src', 'outDir', 'modelDir', 'cache']);
+export const PATH_FIELDS: ReadonlySet<string> = new Set(['dir', 'file', 'project', 'dest', 'src', 'outDir', 'modelDir', 'cache', 'out', 'files', 'setupFile', 'jobDir']);
 
 /** Fields that name a checkpoint folder: read only (config.json, tokenizer and weights inside it). */
 const MODEL_FIELDS: ReadonlySet<string> = new Set(['dir', 'modelDir']);
@@ -37,6 +38,7 @@ export function requestPaths(params: unknown): RequestPath[] {
     if (Array.isArray(v)) return v.forEach((x) => walk(x, depth + 1));
     for (const [k, x] of Object.entries(v)) {
       if (PATH_FIELDS.has(k) && typeof x === 'string') found.push({ field: k, path: x });
+      else if (PATH_FIELDS.has(k) && Array.isArray(x) && x.every((e) => typeof e === 'string')) for (const e of x) found.push({ field: k, path: e });
       else walk(x, depth + 1);
     }
   };
