@@ -664,6 +664,27 @@ export const ClusterCollectResult = z.strictObject({
   status: ClusterStatusResult,
 });
 
+/**
+ * `cluster.list`: the Slurm job directories planned from the project (cluster.plan records each), oldest first, with
+ * the run the merge made of each (null until a first merge) and whether its directory is still there.
+ */
+export const ClusterListParams = z.strictObject({ project: filePath });
+export const ClusterListResult = z.strictObject({
+  jobs: z.array(
+    z.strictObject({
+      dir: z.string(),
+      runUid: z.string(),
+      kind: RunKind,
+      name: z.string().nullable(),
+      shards: positive,
+      plannedAt: z.string(),
+      runId: rowId.nullable(),
+      /** The directory still holds its manifest. */
+      exists: z.boolean(),
+    }),
+  ),
+});
+
 /** `run.report`: the report as data and as the CLI's text. */
 export const RunReportParams = z.strictObject({ project: filePath, runId: rowId });
 export const RunReportResult = z.strictObject({ report: RunReport, text: z.string() });
@@ -1104,6 +1125,7 @@ export const api = {
   'cluster.submit': { params: ClusterSubmitParams, result: ClusterSubmitResult },
   'cluster.status': { params: ClusterStatusParams, result: ClusterStatusResult },
   'cluster.collect': { params: ClusterCollectParams, result: ClusterCollectResult },
+  'cluster.list': { params: ClusterListParams, result: ClusterListResult },
   'trace.list': { params: TraceListParams, result: TraceListResult },
   'trace.get': { params: TraceGetParams, result: TraceGetResult },
   'trace.average': { params: TraceAverageParams, result: TraceAverageResult },

@@ -86,6 +86,7 @@ describe('workbench payloads', () => {
       'cluster.submit',
       'cluster.status',
       'cluster.collect',
+      'cluster.list',
       'trace.list',
       'trace.get',
       'trace.average',

@@ -12,7 +12,7 @@ import { filesList } from './files-handler.js';
 import { generateRun } from './generate-handler.js';
 import { headsHead, headsInspect } from './head-handlers.js';
 import { datasetImport, datasetItems, datasetPreview, modelAdd, projectDemo, projectExport, projectImport, projectOpen, projectRecent, projectRemember } from './project-handlers.js';
-import { clusterStatus, collectClusterJob, planClusterJob, submitClusterJob } from './cluster/jobs.js';
+import { clusterStatus, collectClusterJob, listClusterJobs, planClusterJob, submitClusterJob } from './cluster/jobs.js';
 import { mergeShards } from './cluster/sharded-runs.js';
 import { runDelete, runReportHandler, runStart, runUpdate } from './run-handlers.js';
 import {
@@ -111,6 +111,7 @@ export const handlers: HandlerTable = {
   'cluster.submit': (p) => submitClusterJob(p),
   'cluster.status': (p) => clusterStatus(p),
   'cluster.collect': (p, ctx) => collectClusterJob(p, ctx),
+  'cluster.list': listClusterJobs,
   'trace.list': traceList,
   'trace.get': traceGet,
   'trace.average': traceAverage,

@@ -2,21 +2,22 @@
  * A sharded run as a Slurm job array, from the project's side: `cluster.plan` writes the job directory (no model is
  * loaded, nothing is submitted), `cluster.status` reads each shard's state back, `cluster.collect` merges the shard
  * files there are and resubmits only the shards that failed or were killed. Slurm does the scheduling, retries and
- * accounting; this only writes the array job and reads its state.
+ * accounting; this only writes the array job and reads its state. The project records where each planned job
+ * directory is (`cluster.list` reads them back for the workbench's Jobs tab).
  */
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ParamsOf, ResultOf } from '../../../shared/contract.js';
-import { specOf } from '../../../shared/runs/registry.js';
+import { isRunKind, specOf } from '../../../shared/runs/registry.js';
 import { CliffscopeError } from '../../engine/errors.js';
 import { readUntrustedText } from '../../engine/io/untrusted-file.js';
 import { openCheckpoint } from '../../engine/model/checkpoint.js';
 import { inspectProjectFile, openForReading } from '../../store/project-file.js';
 import { readShardMeta } from '../../store/shards.js';
 import type { CallContext } from '../context.js';
-import { resolveFile, withReader } from '../projects.js';
+import { resolveFile, withReader, withWriter } from '../projects.js';
 import { planRun, shardingOf } from '../runs.js';
 import { mergeShards } from './sharded-runs.js';
 import { assignShards } from './shards.js';
@@ -97,7 +98,19 @@ export async function planClusterJob(p: ParamsOf<'cluster.plan'>): Promise<Resul
   } finally {
     input.close();
   }
+  // Recorded last, so a plan that failed half-way is not listed.
+  await withWriter(project, (s) => s.clusterJobs.add({ dir, runUid, kind: run.kind, name: run.name ?? null, shards: p.shards, plannedAt: manifest.createdAt }));
   return { dir, runUid, kind: run.kind, shards: p.shards, items: manifest.items.map((keys) => keys.length), commands: commandsOf(dir) };
+}
+
+/** `cluster.list`: the job directories planned from the project, with the run each one's merge made. */
+export async function listClusterJobs(p: ParamsOf<'cluster.list'>): Promise<ResultOf<'cluster.list'>> {
+  return withReader(p.project, (s) => ({
+    jobs: s.clusterJobs
+      .list()
+      .flatMap((j) => (isRunKind(j.kind) && j.shards >= 1 ? [{ ...j, kind: j.kind }] : []))
+      .map((j) => ({ ...j, runId: s.runs.getByUid(j.runUid)?.id ?? null, exists: fs.existsSync(jobPaths(j.dir).manifest) })),
+  }));
 }
 
 /** Whether a submission's array (`0-7%2`, `1,4`) includes shard `i`. */
