@@ -5,9 +5,9 @@
  * keeps its stored settings, so none of the kind's flags is demanded, and any given is an error.
  */
 import type { ParamsOf, ResultOf } from '../../shared/contract.js';
-import { type RunKind, type SpecOf } from '../../shared/runs/registry.js';
+import { isShardable, type RunKind, type SpecOf } from '../../shared/runs/registry.js';
 import type { CliContext, FlagSpec, Loose } from '../../shared/runs/spec.js';
-import { formatRunReport, isShardable } from '../api/runs.js';
+import { formatRunReport } from '../api/runs.js';
 import { CliffscopeError } from '../engine/errors.js';
 import { checkSelectionTarget } from '../pipelines/select.js';
 import { parseShard } from '../api/cluster/shards.js';

@@ -29,8 +29,7 @@ export function modelRef(dir = project.modelDir): ModelRef {
  * cancelled, not failed) becomes the one its panel shows.
  */
 export function startRun<K extends RunStartParams['kind']>(kind: K, config: RunConfigOf<K>, label: string, opts: RunMeta = {}) {
-  if (!project.file) throw new ApiError({ code: 'bad-argument', message: 'no project is open', hint: 'open one from the sidebar' });
-  const params = { project: project.file, model: modelRef(), kind, config, ...(opts.name ? { name: opts.name } : {}), ...(opts.tags?.length ? { tags: opts.tags } : {}) } as RunStartParams;
+  const params = runStartParams(kind, config, opts);
   const job = jobs.start('run.start', params, label, {
     describe: (r) => ({ summary: `run #${r.runId} ${r.status}`, cancelled: r.status === 'cancelled' }),
   });
@@ -43,6 +42,15 @@ export function startRun<K extends RunStartParams['kind']>(kind: K, config: RunC
   );
   return job;
 }
+
+/** The run.start request for a new run of `kind` on the open project with the chosen model. */
+export function runStartParams<K extends RunStartParams['kind']>(kind: K, config: RunConfigOf<K>, opts: RunMeta = {}): RunStartParams {
+  if (!project.file) throw new ApiError({ code: 'bad-argument', message: 'no project is open', hint: 'open one from the sidebar' });
+  return { project: project.file, model: modelRef(), kind, config, ...(opts.name ? { name: opts.name } : {}), ...(opts.tags?.length ? { tags: opts.tags } : {}) } as RunStartParams;
+}
+
+/** A run a form would start: its kind, its config and the label of its job. */
+export type RunRequest = { [K in RunStartParams['kind']]: { kind: K; config: RunConfigOf<K>; label: string } }[RunStartParams['kind']];
 
 /** What a run is called: its name and tags, as every run form lets them be set (RunMetaFields). */
 export interface RunMeta {
@@ -65,6 +73,28 @@ export class RunForm {
   get meta(): RunMeta {
     const tags = parseTags(this.tags);
     return { ...(this.name.trim() ? { name: this.name.trim() } : {}), ...(tags.length ? { tags } : {}) };
+  }
+
+  /** The run the form describes, when it was made with `starts` (RunFormStatus then offers "Run on a cluster…"). */
+  request: (() => RunRequest) | null = null;
+
+  /**
+   * The form's submit handler for the run `request` describes (it checks the fields, throwing what is wrong): starts
+   * it here with the form's name and tags. The same request can be planned on a cluster instead (clusterParams).
+   */
+  starts(request: () => RunRequest): (event: SubmitEvent) => void {
+    this.request = request;
+    return this.submit(() => {
+      const r = request();
+      return startRun(r.kind, r.config, r.label, this.meta);
+    });
+  }
+
+  /** The run.start request of the form's run with its name and tags (what cluster.plan splits); throws like submit. */
+  clusterParams(): RunStartParams {
+    if (!this.request) throw new Error('this form cannot run on a cluster');
+    const r = this.request();
+    return runStartParams(r.kind, r.config, this.meta);
   }
 
   /** The form's submit handler: `start` checks the fields and starts the run (startRun); what it throws is shown. */
