@@ -3,15 +3,18 @@
  * started in this process, serving a renderer built for this test): the page opens the demo project by itself
  * (what `npm start` shows), the "Open demo project" button opens it again, then every panel is checked against the
  * store — the numbers shown must be the ones the API returns (formatted by the same functions), not only "the page
- * loaded". A screenshot of every panel goes to test-results/. Skipped (with the reason logged) where Debian's
- * Chromium is not installed.
+ * loaded". A screenshot of every panel goes to test-results/, and the README's screenshots (light and dark) to
+ * docs/screenshots/. Skipped (with the reason logged) where Debian's Chromium is not installed.
  */
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import type { BrowserContext, Locator, Page } from 'playwright-core';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jobPaths } from '../../src/main/api/cluster/slurm.js';
 import type { ApiResponse, Method, ParamsOf, ResultOf } from '../../src/shared/contract.js';
 import { summaryOf } from '../../src/shared/contract.js';
 import { EngineClient } from '../../src/main/api/host/engine-client.js';
@@ -23,6 +26,8 @@ import { post } from '../serve/helpers.js';
 const CHROMIUM = '/usr/bin/chromium';
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const RESULTS = path.resolve('test-results');
+/** The README's screenshots: rewritten by every run, so they show the workbench as it is. */
+const SCREENSHOTS = path.resolve('docs/screenshots');
 /** Generous: the first demo build compiles the demo model and runs the whole method. */
 const DEMO_TIMEOUT = 150_000;
 const UI_TIMEOUT = 30_000;
@@ -84,6 +89,17 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await audit(name);
   }
 
+  /** A README screenshot, docs/screenshots/NAME.png: the window as shown from the top, or one part of the page. */
+  async function readmeShot(name: string, part?: Locator): Promise<void> {
+    await expect.poll(() => page.getByText('Drawing…').count(), { timeout: UI_TIMEOUT }).toBe(0);
+    const file = path.join(SCREENSHOTS, `${name}.png`);
+    if (part) await part.screenshot({ path: file });
+    else {
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await page.screenshot({ path: file });
+    }
+  }
+
   /**
    * An automated accessibility audit of the page as shown (axe-core, WCAG 2.1 A and AA and best practices): every
    * violation listed with the elements at fault fails the test.
@@ -109,6 +125,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
 
   beforeAll(async () => {
     fs.mkdirSync(RESULTS, { recursive: true });
+    fs.mkdirSync(SCREENSHOTS, { recursive: true });
     root = fs.mkdtempSync(path.join(os.tmpdir(), 'cliffscope-e2e-'));
     const rendererDir = path.join(root, 'renderer');
     await buildRenderer(rendererDir);
@@ -228,6 +245,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
       await page.getByRole('figure', { name: title }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
     }
     await shot('cliffs');
+    await readmeShot('cliffs-light');
 
     // Every plot saves as PNG / SVG, every table as CSV (of the rows shown).
     const save = async (button: Locator) => {
@@ -383,6 +401,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await page.getByRole('figure', { name: 'ASR against % of heads ablated, every compared sweep' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
     if (heads.length >= 2) await page.getByRole('figure', { name: /^Head attribution difference/ }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
     await shot('compare');
+    await readmeShot('compare-light');
   }, 60_000);
 
   it('Models, Datasets, Playground: inspect the demo model, preview a dataset, stream a generation with the probe', async () => {
@@ -445,6 +464,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     expect(points.filter((p) => p.series === '#1 baseline')).toHaveLength(baselineRun.inputIds.length + baselineRun.outputIds.length);
     await plot.getByRole('button', { name: /^Hide the numbers of/ }).click();
     await shot('playground');
+    await readmeShot('playground-light');
   }, 90_000);
 
   it('opens a new empty project by path, with empty states that say what to do, then the demo again from the recent list', async () => {
@@ -465,6 +485,38 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await page.locator('.recent button', { hasText: 'demo.cliffscope' }).click();
     await page.getByRole('heading', { name: 'demo.cliffscope', level: 2 }).waitFor({ timeout: UI_TIMEOUT });
   }, 60_000);
+
+  it('Run on a cluster: the Cliffs form plans its run as a Slurm job directory; Jobs shows its shards and merges them', async () => {
+    await tab('Cliffs');
+    const generated = await demoRun('transcripts');
+    await page.locator('#trace-source').selectOption(`r:${generated}`);
+    await page.getByRole('button', { name: 'Run on a cluster…' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Run on a cluster' });
+    const jobDir = path.join(root, 'cluster', 'trace');
+    await dialog.getByLabel('Job directory (new)').fill(jobDir);
+    await dialog.getByLabel('Shards').fill('2');
+    await dialog.getByRole('button', { name: 'Write the job directory' }).click();
+    await dialog.getByText(`cliffscope slurm submit ${jobDir}`, { exact: true }).waitFor({ timeout: UI_TIMEOUT });
+    await audit('cluster-plan');
+    const planned = (await call('cluster.list', { project: file })).jobs.find((j) => j.dir === jobDir);
+    expect(planned).toMatchObject({ kind: 'trace', shards: 2, runId: null, exists: true });
+    await dialog.getByRole('button', { name: 'Show it in Jobs' }).click();
+    await expect.poll(() => page.getByRole('tab', { name: 'Jobs', exact: true }).getAttribute('aria-selected')).toBe('true');
+    const card = page.getByRole('article', { name: `Cluster job ${jobDir}` });
+    const states = async () => (await readTable(card.getByRole('table', { name: `Shards of ${jobDir}` }))).map((r) => r.state);
+    await expect.poll(states, { timeout: UI_TIMEOUT }).toEqual(['not submitted', 'not submitted']);
+
+    // The two array tasks, run as a node runs them (task.sh I); then Refresh, and merge them into the project.
+    for (const i of [0, 1]) await promisify(execFile)('bash', [jobPaths(jobDir).task, String(i)], { env: process.env });
+    await card.getByRole('button', { name: 'Refresh' }).click();
+    await expect.poll(states, { timeout: UI_TIMEOUT }).toEqual(['done', 'done']);
+    await card.getByRole('button', { name: 'Merge finished shards' }).click();
+    await card.getByText(/merged into run #\d+/).waitFor({ timeout: 60_000 });
+    const merged = (await call('cluster.list', { project: file })).jobs.find((j) => j.dir === jobDir)!.runId!;
+    expect((await call('project.open', { file })).runs.find((r) => r.id === merged)).toMatchObject({ kind: 'trace', status: 'done' });
+    expect(await card.getByText(/merged into run #\d+/).textContent()).toContain(`merged into run #${merged}`);
+    await shot('jobs-cluster');
+  }, 90_000);
 
   it('Jobs, keyboard and theme: jobs list how they ended, arrow keys move between tabs, the theme toggles', async () => {
     await tab('Jobs');
@@ -487,6 +539,9 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     expect(await background()).toBe('rgb(21, 24, 29)'); // the dark palette took effect, not just the attribute
     await tab('Heads');
     await shot('heads-dark');
+    await readmeShot('heads-dark');
+    await tab('Jobs');
+    await readmeShot('jobs-cluster-dark', page.locator('section[aria-labelledby="cluster-jobs-h"]'));
     expect(errors).toEqual([]);
   }, 60_000);
 });
