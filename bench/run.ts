@@ -27,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { COMPILER_VERSION, type CompileOptions, defaultCacheRoot, type ResolvedCompileOptions } from '../src/main/engine/onnx/compile.js';
 import { PROVIDER_CHOICES, type ProviderChoice } from '../src/main/engine/runtime/providers.js';
 import type { BandwidthResult } from './bandwidth.js';
+import { runClusterBench } from './cluster.js';
 import { runGpuBench, wantsGpuPlan } from './gpu.js';
 import type { Int4CeilingJob, Int4CeilingResult } from './int4-ceiling.js';
 import { type BenchShape, configJson, ensureCheckpoint, FULL_SHAPE, kvBytesPerToken, paramCounts, QUICK_SHAPE } from './checkpoint.js';
@@ -228,6 +229,8 @@ function machineInfo(args: Args) {
 async function main(): Promise<void> {
   // GPU providers (or --plan gpu) get the GPU plan: float16, decode at batch 1/8/32, prefill 512/4,096 (gpu.ts).
   if (wantsGpuPlan(process.argv.slice(2))) return runGpuBench(process.argv.slice(2));
+  // --cluster: merging shards and a sharded sweep (cluster.ts).
+  if (process.argv.includes('--cluster')) return runClusterBench(process.argv.slice(2));
   const args = parseArgs(process.argv.slice(2));
   const startedAt = new Date();
   const t0 = performance.now();
