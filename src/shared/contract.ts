@@ -33,7 +33,7 @@ import {
   TranscriptSource,
 } from './values.js';
 import { HEADLINE_UNITS_LIST } from './compare.js';
-import { SWEEP_CONTROLS, SweepCellMetrics } from './runs/ablate.js';
+import { RandomSpread, SWEEP_CONTROLS, SweepCellMetrics } from './runs/ablate.js';
 import { ProbeCalibration, ProbeTraining } from './runs/probe.js';
 import { RUN_KINDS, type RunSummaryOf, specOf } from './runs/registry.js';
 
@@ -906,7 +906,21 @@ export const SweepCellsResult = z.strictObject({
   runId: rowId,
   /** Total heads of the model (L·H), for "% of heads" axes; null when unknown. */
   totalHeads: positive.nullable(),
+  /**
+   * Cells' metrics are computed from the answers stored so far: a sweep that is not done (cancelled, interrupted,
+   * running) shows its finished answers, and `status` says whether it can be resumed.
+   */
   cells: z.array(SweepCell),
+  status: RunStatus,
+  /** Answers each cell gets when the sweep is finished (its harmful and harmless prompts). */
+  answersPerCell: count,
+  /**
+   * Every judge of the cells' answers, the headline one first: the sweep's own (runId null) and each finished judge
+   * run over it (its verdicts named `run #N <judge>`). Cells' metrics.byJudge and agreement use these ids.
+   */
+  judges: z.array(z.strictObject({ id: z.string(), runId: rowId.nullable() })),
+  /** The random controls over their seeds, per k and γ (sweeps with --random-seeds > 1). */
+  randomSpread: z.array(RandomSpread),
 });
 
 /** `transcripts.list`: a page of a run's transcripts with their verdicts and final refusal score. */
@@ -1034,7 +1048,7 @@ export const CompareRunsResult = z.strictObject({
       average: TailAverage.optional(),
       /** Heads runs: the averaged map. */
       headsMap: z.strictObject({ layers: positive, heads: positive, scores: scoreList }).optional(),
-      /** Ablate runs: the sweep's cells, and the model's L·H (for "% of heads" axes: k / (L·H)). */
+      /** Ablate runs: the sweep's cells, and the model's L·H (the plots' x is k / (L·H)). */
       cells: z.array(SweepCell).optional(),
       totalHeads: positive.nullable().optional(),
     }),

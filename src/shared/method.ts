@@ -21,6 +21,32 @@ export const PROBE_PRESET_NAMES = ['lbfgs', 'paper-adam'] as const;
 export const PROBE_OPTIMIZERS = ['lbfgs', 'adam', 'sgd'] as const;
 /** Which epoch a gradient optimiser keeps (analysis/probe.ts says what each means). */
 export const PROBE_SELECT_BY = ['val-accuracy', 'val-accuracy-first', 'val-loss', 'last'] as const;
+export type ProbePresetName = (typeof PROBE_PRESET_NAMES)[number];
+
+/** Options a gradient optimiser reads and L-BFGS ignores: giving one without a preset or optimizer asks for Adam. */
+export const GRADIENT_ONLY_PROBE_OPTIONS = ['lr', 'batchSize', 'epochs', 'selectBy'] as const;
+
+/**
+ * Which preset fills a probe's training options, and why (docs/METHOD.md §1): `preset` when named; else the family
+ * of a named `optimizer`; else `paper-adam` when settings only a gradient optimiser reads are given (L-BFGS would
+ * silently ignore them); else `fallback` — `lbfgs` for a run configured now. A probe run's resolved config states
+ * the preset this picks; a stored config from before it did is read with the fallback of that time, `paper-adam`.
+ */
+export function pickProbePreset(
+  given: { preset?: ProbePresetName; optimizer?: (typeof PROBE_OPTIMIZERS)[number] } & Partial<Record<(typeof GRADIENT_ONLY_PROBE_OPTIONS)[number], unknown>>,
+  fallback: ProbePresetName = 'lbfgs',
+): { preset: ProbePresetName; reason: string } {
+  if (given.preset !== undefined) return { preset: given.preset, reason: `preset ${given.preset} was requested` };
+  if (given.optimizer !== undefined) {
+    const preset = given.optimizer === 'lbfgs' ? 'lbfgs' : 'paper-adam';
+    return { preset, reason: `optimizer ${given.optimizer} was requested (other settings from preset ${preset})` };
+  }
+  const gradientOnly = GRADIENT_ONLY_PROBE_OPTIONS.filter((k) => given[k] !== undefined);
+  if (gradientOnly.length) return { preset: 'paper-adam', reason: `preset paper-adam, because settings only a gradient optimiser uses were given (${gradientOnly.join(', ')})` };
+  return fallback === 'lbfgs'
+    ? { preset: 'lbfgs', reason: 'the default: L-BFGS to convergence with a small L2, which stays calibrated on small or separable data' }
+    : { preset: fallback, reason: `preset ${fallback}: the default when this run was configured` };
+}
 
 /**
  * Half-width of the band around 0.5 inside which a probe's scores say nothing: a probe is uncalibrated when the mean

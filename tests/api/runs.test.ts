@@ -236,7 +236,7 @@ describe('run.start for the other kinds', () => {
       config: { headsRunId: fx.demo.report.runs.heads!, probeId: fx.demo.report.probe.id, harmfulDatasetId: harmfulId, fractions: [0.1], gammas: [0], randomControl: false, maxNewTokens: 40, batchSize: 32 },
     });
     expect(r.status).toBe('done');
-    expect(r.report.run.config).toMatchObject({ judge: 'jbb', chat: true, harmlessDatasetId: null, headSets: [], seed: 0 });
+    expect(r.report.run.config).toMatchObject({ judges: [{ kind: 'keyword', list: 'jbb' }], randomSeeds: 1, chat: true, harmlessDatasetId: null, headSets: [], seed: 0 });
     const cells = await call('sweep.cells', { project: fx.file, runId: r.runId });
     expect(cells.cells.map((c) => c.key)).toEqual(['baseline', 'top:k3:g0']);
     expect(cells.cells.map((c) => c.metrics!.asr)).toEqual([1, 0]);

@@ -92,13 +92,16 @@ describe('a verb split with --shard and merged', () => {
     expect(merged.items.find((i) => i.key === 'summary')).toEqual(single.items.find((i) => i.key === 'summary'));
   });
 
-  it('an ablation sweep with random controls: every cell, verdict and ASR', async () => {
+  it('an ablation sweep with two judges and two random seeds: every cell, verdict, ASR, κ and spread', async () => {
     const { single, merged } = await singleAndMerged([
       'ablate', '--model', model, '--heads-run', String(runs.heads), '--harmful', 'demo-harmful', '--harmless', 'demo-harmless', '--probe', '1',
-      '--fractions', '0,0.03', '--gammas', '0', '--max-new-tokens', '40', '--batch', '1',
+      '--fractions', '0,0.03', '--gammas', '0', '--max-new-tokens', '40', '--batch', '1', '--judge', 'jbb,probe', '--random-seeds', '2',
     ]);
-    expect(single.cells.length).toBeGreaterThanOrEqual(3);
-    expect(single.verdicts.length).toBe(single.transcripts.length);
+    expect(single.cells.length).toBeGreaterThanOrEqual(4);
+    expect(single.verdicts.length).toBe(2 * single.transcripts.length);
+    const summary = JSON.stringify(single.items.find((i) => i.key === 'summary')!.payload);
+    expect(summary).toContain('"randomSpread"');
+    expect(summary).toContain('"kappa"');
     expectSameRun(single, merged);
   });
 

@@ -98,7 +98,7 @@ describe('the partly-refusing variant', () => {
 
 describe('the default probe on ≤ 40 transcripts', () => {
   it('sees the cliff: mean MS ≥ 0.2 where the model falls off it, |MS| ≤ 0.05 on harmless transcripts', async () => {
-    const r = await trainAndTrace('default', {});
+    const r = await trainAndTrace('default', { preset: 'lbfgs' });
     expect(r.summary.samples).toBeLessThanOrEqual(40);
     expect(r.summary).toMatchObject({ positives: 17, negatives: 20, skippedNotRefusal: 13 });
     expect(r.summary.training).toMatchObject({ preset: 'lbfgs', optimizer: 'lbfgs', unconvergedResidIndices: [] });

@@ -213,6 +213,12 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     const bestProbe = probes.find((p) => p.id === best)!;
     await expect.poll(() => page.getByTestId('probe-val-accuracy').textContent(), { timeout: UI_TIMEOUT }).toBe(fmtPct(bestProbe.metrics.valAccuracy, 1));
     expect(await page.locator('.card h3', { hasText: /^Probe #/ }).textContent()).toBe(`Probe #${best} ${bestProbe.name} v${bestProbe.version}`);
+    // Its calibration as probe.get has it: loss next to ln 2, the class means, their gap and ECE.
+    const cal = (await call('probe.get', { project: file, probeId: best })).probe.metrics.calibration!;
+    const calibration = page.getByTestId('probe-calibration');
+    await expect.poll(() => calibration.textContent(), { timeout: UI_TIMEOUT }).toContain(`${fmtNum(cal.loss, 3)} (ln 2 = 0.693)`);
+    const text = (await calibration.textContent())!;
+    for (const v of [cal.meanScore.positive, cal.meanScore.negative, cal.scoreGap, cal.ece]) expect(text).toContain(fmtNum(v, 3));
     await shot('probes');
   }, 90_000);
 
@@ -544,4 +550,60 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await readmeShot('jobs-cluster-dark', page.locator('section[aria-labelledby="cluster-jobs-h"]'));
     expect(errors).toEqual([]);
   }, 60_000);
+
+  it('Ablations: a judge run over the sweep joins its judges; the tab switches to it and shows the judges’ κ', async () => {
+    const ablateRun = await demoRun('ablate');
+    const { models } = await call('project.open', { file });
+    const judged = await call('run.start', { project: file, model: { dir: models[0]!.path }, kind: 'judge', config: { runId: ablateRun, judge: { kind: 'keyword', list: 'gcg' } } });
+    const perCell = summaryOf((await call('run.report', { project: file, runId: judged.runId })).report, 'judge')!.cells!;
+    // The app reads the project when it opens it: open it again (last of these tests: a reload forgets the jobs list).
+    await page.reload();
+    await page.getByRole('heading', { name: 'demo.cliffscope', level: 2 }).waitFor({ timeout: DEMO_TIMEOUT });
+    await tab('Ablations');
+    const shown = page.getByLabel('Judge shown');
+    await shown.waitFor({ timeout: UI_TIMEOUT });
+    await shown.selectOption({ label: `judge run #${judged.runId}: GCG keywords` });
+    const table = page.getByRole('table', { name: 'Sweep cells' });
+    await expect
+      .poll(async () => (await readTable(table)).map((r) => [r.key, r.asr]).sort(), { timeout: UI_TIMEOUT })
+      .toEqual(perCell.map((c) => [c.key, fmtPct(c.asr, 1)]).sort());
+    const agreement = page.getByRole('table', { name: /^Agreement of judge run #\d+: GCG keywords/ });
+    await agreement.waitFor({ timeout: UI_TIMEOUT });
+    expect(await agreement.getByRole('columnheader').allTextContents()).toEqual(['Cell', 'JailbreakBench keywords']);
+    await page.getByRole('img', { name: /^ASR vs heads ablated, k \/ \(L·H\) — judge run #\d+: GCG keywords$/ }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await shot('ablations-judges');
+
+    // A sweep cancelled part-way (started as a job here, cancelled as the Jobs tab's Cancel does): the tab shows
+    // what it finished and resumes it.
+    const summary = await call('project.open', { file });
+    const harmfulId = summary.datasets.find((d) => d.name === 'demo-harmful')!.id;
+    const before = new Set(summary.runs.map((r) => r.id));
+    const config = { headsRunId: await demoRun('heads'), harmfulDatasetId: harmfulId, fractions: [0.1], gammas: [0], randomSeeds: 2, maxNewTokens: 40, batchSize: 1 };
+    const session = { token, session: 'e2e-cancel' };
+    const sweep = post(port, '/api/invoke', { method: 'run.start', params: { project: file, model: { dir: models[0]!.path }, kind: 'ablate', config }, jobId: 'e2e-sweep' }, session);
+    let sweepRun: number | undefined;
+    await expect
+      .poll(async () => (sweepRun = (await call('project.open', { file })).runs.find((r) => !before.has(r.id) && r.kind === 'ablate')?.id), { timeout: UI_TIMEOUT, interval: 50 })
+      .toBeDefined();
+    // Once some answers are in (sweep.cells reads a running sweep's stored answers too).
+    const answered = async () => (await call('sweep.cells', { project: file, runId: sweepRun! })).cells.reduce((n, c) => n + (c.metrics?.harmful ?? 0), 0);
+    await expect.poll(answered, { timeout: UI_TIMEOUT, interval: 50 }).toBeGreaterThan(0);
+    await post(port, '/api/cancel', { jobId: 'e2e-sweep' }, session);
+    await sweep;
+    const cancelled = await call('sweep.cells', { project: file, runId: sweepRun! });
+    expect(cancelled.status).toBe('cancelled');
+    await page.reload();
+    await page.getByRole('heading', { name: 'demo.cliffscope', level: 2 }).waitFor({ timeout: DEMO_TIMEOUT });
+    await tab('Ablations');
+    await page.getByLabel('Ablation run').selectOption(String(sweepRun));
+    const unfinished = page.getByTestId('sweep-unfinished');
+    await expect.poll(() => unfinished.textContent(), { timeout: UI_TIMEOUT }).toMatch(/This sweep is cancelled: [1-9]\d* of 120 answers are finished/);
+    await shot('ablations-cancelled');
+    await page.getByRole('button', { name: 'Resume the sweep' }).click();
+    await unfinished.waitFor({ state: 'hidden', timeout: DEMO_TIMEOUT });
+    const done = await call('sweep.cells', { project: file, runId: sweepRun! });
+    expect(done.status).toBe('done');
+    const rows = await readTable(page.getByRole('table', { name: 'Sweep cells' }));
+    expect(rows.map((r) => [r.key, r.n, r.asr]).sort()).toEqual(done.cells.map((c) => [c.key, '30 / 0', fmtPct(c.metrics!.asr, 1)]).sort());
+  }, 150_000);
 });

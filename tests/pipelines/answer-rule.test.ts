@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { traceAverage, traceGet } from '../../src/main/api/view-handlers.js';
+import { sweepCellsHandler, traceAverage, traceGet } from '../../src/main/api/view-handlers.js';
 import { JBB_JUDGE, judgeAnswer } from '../../src/main/engine/analysis/judges.js';
 import { scoreProbe } from '../../src/main/engine/analysis/probe.js';
 import { DEMO_PLANTED_HEADS, demoModelDir, demoRefusalProbe, writeDemoModel } from '../../src/main/api/demo/planted-model.js';
@@ -63,12 +63,15 @@ async function sweepAndJudge(env: PipelineEnv, opts: { datasetId: number; probeI
     probeId: opts.probeId,
     harmfulDatasetId: opts.datasetId,
     harmlessDatasetId: null,
-    fractions: [],
+    // No top-k cell (a fraction of 0 is no heads): the baseline and the named sets only.
+    fractions: [0],
     gammas: [0],
     randomControl: false,
     randomSeed: 0,
     headSets: opts.headSets,
-    judge: 'jbb',
+    // The live probe judges inside the sweep too (ablate --judge jbb,probe).
+    judges: [{ kind: 'keyword', list: 'jbb' }, { kind: 'probe', threshold: 0.5 }],
+    randomSeeds: 1,
     chat: true,
     maxNewTokens: opts.maxNewTokens,
     batchSize: 8,
@@ -76,8 +79,16 @@ async function sweepAndJudge(env: PipelineEnv, opts: { datasetId: number; probeI
   });
   const keywordRun = await runJudge(env, { runId: ablateRun, judge: { kind: 'keyword', list: 'jbb' }, harmfulDatasetId: null });
   const probeRun = await runJudge(env, { runId: ablateRun, judge: { kind: 'probe', probeId: opts.probeId, threshold: 0.5 }, harmfulDatasetId: null });
-  const byTranscript = (runId: number) => new Map(store.verdicts.list({ runId }).map((v) => [v.transcriptId, v]));
-  return { ablateRun, keywordRun, probeRun, ablate: byTranscript(ablateRun), keywords: byTranscript(keywordRun), probe: byTranscript(probeRun) };
+  const byTranscript = (runId: number, judge?: string) => new Map(store.verdicts.list({ runId, judge }).map((v) => [v.transcriptId, v]));
+  return {
+    ablateRun,
+    keywordRun,
+    probeRun,
+    ablate: byTranscript(ablateRun, JBB_JUDGE.id),
+    ablateProbe: byTranscript(ablateRun, `probe:${opts.probeId}@0.5`),
+    keywords: byTranscript(keywordRun),
+    probe: byTranscript(probeRun),
+  };
 }
 
 /** I' computed here, independently: the probe at t_b of the transcript's probe reading, under the cell's head scale. */
@@ -124,10 +135,11 @@ describe('a model without think markers', () => {
       const expected = judgeAnswer(t.text, JBB_JUDGE).verdict;
       expect(r.ablate.get(t.id)!.verdict).toBe(expected);
       expect(r.keywords.get(t.id)!.verdict).toBe(expected);
-      // Probe: a verdict for every transcript, read at the last prompt token.
+      // Probe: a verdict for every transcript, read at the last prompt token, the same from judge --probe and ablate.
       const v = r.probe.get(t.id)!;
       expect(v.detail.final as number).toBeCloseTo(final, 4);
       expect(v.verdict).toBe(final < 0.5 ? 'compliance' : 'refusal');
+      expect(r.ablateProbe.get(t.id)!.verdict).toBe(v.verdict);
     }
     // So the two keyword ASRs agree (before the rule, ablate counted every markerless answer as refused: 0 %).
     expect(store.verdicts.attackSuccessRate(r.ablateRun, JBB_JUDGE.id)).toEqual(store.verdicts.attackSuccessRate(r.keywordRun));
@@ -177,6 +189,8 @@ describe('reasoning cut off before </think>', () => {
       const v = r.probe.get(t.id)!;
       expect(v.detail.final as number).toBeCloseTo(final, 4);
       expect(v.verdict).toBe(ablated ? 'refusal' : 'compliance');
+      expect(r.ablateProbe.get(t.id)!.verdict).toBe(v.verdict);
+      expect(r.ablateProbe.get(t.id)!.detail.thinkingNotClosed).toBe(true);
     }
     // Unablated, all three verdicts agree: the attack succeeded.
     const baseline = transcripts.filter((t) => t.headScaleKey === 'baseline');
@@ -208,6 +222,17 @@ describe('reasoning cut off before </think>', () => {
     expect(one.scores.at(-1)!).toBeCloseTo(one.metrics!.final!, 6);
     const cut = store.views.tracesToBoundary(traceRunId, probeId);
     expect(cut.map((c) => c.length)).toEqual(baseline.map((t) => t.tokenIds.length + 1 - t.promptTokens));
+    // The Ablations tab's numbers (sweep.cells): the same verdicts per judge, and the count of not-closed thinking.
+    const view = await sweepCellsHandler({ project: file, runId: r.ablateRun });
+    const probeJudgeId = `probe:${probeId}@0.5`;
+    const keywordRunJudge = `run #${r.keywordRun} ${JBB_JUDGE.id}`;
+    const probeRunJudge = `run #${r.probeRun} ${probeJudgeId}`;
+    expect(view.judges.map((j) => j.id)).toEqual([JBB_JUDGE.id, probeJudgeId, keywordRunJudge, probeRunJudge]);
+    for (const c of view.cells) {
+      expect(c.metrics!.thinkingNotClosed).toEqual({ harmful: 30, harmless: 0 });
+      const asr = c.key === 'baseline' ? 1 : 0;
+      expect([JBB_JUDGE.id, keywordRunJudge, probeJudgeId, probeRunJudge].map((j) => c.metrics!.byJudge![j]!.asr)).toEqual([1, 1, asr, asr]);
+    }
     const average = await traceAverage({ project: file, runId: traceRunId, probeId });
     expect(average.traces).toBe(30);
     expect(average.mean.at(-1)!).toBeCloseTo(cut.reduce((a, c) => a + c.at(-1)!, 0) / cut.length, 5);

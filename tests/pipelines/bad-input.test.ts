@@ -63,7 +63,7 @@ const probeConfig = (over: Partial<ProbeRunConfig> = {}): ProbeRunConfig => ({
   positionRule: 'last-prompt-token',
   residIndices: [],
   labelRule: 'all',
-  train: { lr: 0.2, epochs: 30, batchSize: 16, selectBy: 'val-loss' },
+  train: { preset: 'paper-adam', lr: 0.2, epochs: 30, batchSize: 16, selectBy: 'val-loss' },
   ...over,
 });
 
@@ -77,7 +77,8 @@ const ablateConfig = (over: Partial<AblateRunConfig> = {}): AblateRunConfig => (
   randomControl: false,
   randomSeed: 0,
   headSets: [],
-  judge: 'jbb',
+  judges: [{ kind: 'keyword', list: 'jbb' }],
+  randomSeeds: 1,
   chat: true,
   maxNewTokens: 40,
   batchSize: 8,

@@ -148,6 +148,15 @@ describe('the method verb by verb', () => {
     expect(text.stdout).toMatch(/baseline\s+0\s+1\s+100\.0%/);
   });
 
+  it('judge --run on the sweep reports each cell, not one pooled number', async () => {
+    const r = await ok('judge', project, ...m(), '--run', String(ids.ablate), '--keywords', 'jbb');
+    expect(r.stdout).toMatch(/per cell of the sweep/);
+    // The sweep's own judge on the same answers: the same numbers per cell (the baseline complies, top-k refuses).
+    expect(r.stdout).toMatch(/baseline\s+0\s+1\s+100\.0%\s+30\/30/);
+    expect(r.stdout).toMatch(/top:k3:g0\s+3\s+0\s+0\.0%\s+0\/30/);
+    ids.judge = Number(/run #(\d+) judge/.exec(r.stdout)![1]);
+  });
+
   it('select --out', async () => {
     const r = await ok('select', project, ...m(), '--probe', String(probeId), '--dataset', 'train', '--fraction', '0.25', '--out', outDir());
     expect(r.stdout).toMatch(/top-ms: selected 6 of 24/);
@@ -280,6 +289,15 @@ describe('the method verb by verb', () => {
       await refused(probe('--label-rule', 'paper'), /--label-rule: .*paper-code/);
     });
 
+    it('ablate --judge and --random-seeds outside their choices', async () => {
+      const ablate = (...flags: string[]) => ['ablate', project, ...m(), '--heads-run', String(ids.heads), '--harmful', 'harmful', ...flags];
+      await refused(ablate('--judge', 'probe'), /a probe judge reads the live probe's I'.*--probe/);
+      await refused(ablate('--judge', 'jbb,jbb'), /the judge jbb is named twice/);
+      await refused(ablate('--judge', 'probe:high', '--probe', String(probeId)), /--judge probe:high: the probe threshold must be a number/);
+      await refused(ablate('--judge', 'jbb,llama'), /--judge.*(gcg|jbb)/);
+      await refused(ablate('--random-seeds', '0'), '--random-seeds: ');
+    });
+
     it('ablate --fractions 2 leaves no run (it used to leave an interrupted one)', async () => {
       await refused(['ablate', project, ...m(), '--heads-run', String(ids.heads), '--harmful', 'harmful', '--fractions', '0,2'], /--fractions: .*1/);
     });
@@ -313,7 +331,8 @@ describe('the method verb by verb', () => {
     const r = await ok('probe', 'train', project, ...m(), '--positive', 'harmful', '--negative', 'harmless', '--position', 'prompt', '--label-rule', 'all', '--preset', 'lbfgs', '--l2', 'auto', '--name', 'refusal-lbfgs', '--json');
     const report = JSON.parse(r.stdout);
     expect(report.run.config.train).toEqual({ preset: 'lbfgs', l2: 'auto' });
-    expect(report.summary.training).toMatchObject({ preset: 'lbfgs', optimizer: 'lbfgs', reason: 'preset lbfgs was requested', unconvergedResidIndices: [] });
+    // The preset named is also what the other settings pick, so the run says why that is the fit.
+    expect(report.summary.training).toMatchObject({ preset: 'lbfgs', optimizer: 'lbfgs', reason: expect.stringMatching(/^the default: L-BFGS/), unconvergedResidIndices: [] });
     const best = report.summary.probes.find((p: { probeId: number }) => p.probeId === report.summary.bestProbeId);
     expect(best.calibration).toMatchObject({ set: 'validation', chanceLoss: Math.LN2, eceBins: 10 });
     expect(best.calibration.meanScore.positive - best.calibration.meanScore.negative).toBeGreaterThan(0.5);

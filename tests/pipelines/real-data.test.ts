@@ -92,7 +92,7 @@ describe.skipIf(!available)('real datasets through every pipeline (demo model)',
       positionRule: 'last-prompt-token',
       residIndices: [model.config.numLayers + 1],
       labelRule: 'all',
-      train: { lr: 0.2, epochs: 60, batchSize: 16, selectBy: 'val-loss' },
+      train: { preset: 'paper-adam', lr: 0.2, epochs: 60, batchSize: 16, selectBy: 'val-loss' },
     });
     runs.probe = result.runId;
     probeId = result.bestProbeId;
@@ -124,7 +124,8 @@ describe.skipIf(!available)('real datasets through every pipeline (demo model)',
       randomControl: true,
       randomSeed: 0,
       headSets: [],
-      judge: 'jbb',
+      judges: [{ kind: 'keyword', list: 'jbb' }],
+      randomSeeds: 1,
       chat: true,
       maxNewTokens: 64,
       batchSize: 24,

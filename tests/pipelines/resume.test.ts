@@ -12,7 +12,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_PLANTED_HEADS, demoModelDir, demoRefusalProbe, writeDemoModel } from '../../src/main/api/demo/planted-model.js';
 import { demoResourcesDir } from '../../src/main/api/demo/resources.js';
 import { CliffscopeError } from '../../src/main/engine/errors.js';
-import type { PipelineEnv } from '../../src/main/pipelines/common.js';
+import { type PipelineEnv, readSummary } from '../../src/main/pipelines/common.js';
+import { runProbeTraining } from '../../src/main/pipelines/probe.js';
+import { planRun, runReport } from '../../src/main/api/runs.js';
+import { probeRun } from '../../src/shared/runs/probe.js';
 import { runTrace } from '../../src/main/pipelines/trace.js';
 import { runGenerate, type GenerateRunConfig } from '../../src/main/pipelines/transcripts.js';
 import { loadModel, type LoadedModel } from '../../src/main/engine/runtime/model.js';
@@ -273,6 +276,33 @@ describe('cancelling through the AbortSignal', () => {
       }
       const summary = store.runs.items(run.id).find((i) => i.key === 'summary');
       expect(summary?.payload).toMatchObject({ transcripts: items });
+    } finally {
+      store.close();
+    }
+  });
+});
+
+describe('a probe run stored before its config named the preset', () => {
+  it('resumes with the paper’s Adam loop it was started with, not today’s default', async () => {
+    const { file, datasetId } = newProject('probe-old-config');
+    const store = openProject(file);
+    try {
+      const modelRow = store.models.add({ path: model.checkpoint.dir, contentHash: model.compiled.modelHash, config: { ...model.config }, compileOptions: { ...model.compiled.options } });
+      const source = { kind: 'dataset' as const, datasetId, chat: true };
+      // As a version before the preset was named stored it: `train` partial, no preset (meaning the Adam loop then).
+      const oldConfig = { name: 'old', positive: source, negative: source, positionRule: 'last-prompt-token', residIndices: [], labelRule: 'all', train: {} };
+      const old = store.runs.create({ kind: 'probe', name: 'old', modelId: modelRow.id, config: oldConfig });
+      expect(runReport(store, old.id).run.config).toMatchObject({ train: { preset: 'paper-adam' } });
+      const config = planRun(store, { kind: 'probe', resume: old.id });
+      expect(config.train).toEqual({ preset: 'paper-adam' });
+      const result = await runProbeTraining({ store, model }, config, { resume: old.id });
+      expect(readSummary(store, probeRun, result.runId)!.training).toMatchObject({ preset: 'paper-adam', optimizer: 'adam' });
+      // The stored row is left as it was written (read, not migrated).
+      expect(store.runs.get(old.id)!.config.train).toEqual({});
+
+      // A run configured now states the preset it resolved to, so it resumes alike whatever the default becomes.
+      expect(planRun(store, { kind: 'probe', config: { positive: source, negative: source } }).train).toEqual({ preset: 'lbfgs' });
+      expect(planRun(store, { kind: 'probe', config: { positive: source, negative: source, train: { lr: 0.1 } } }).train).toEqual({ lr: 0.1, preset: 'paper-adam' });
     } finally {
       store.close();
     }

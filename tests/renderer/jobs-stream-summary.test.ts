@@ -79,7 +79,7 @@ describe('run reports, typed by kind (the contract replaces defensive summary pa
     summary,
   });
   const probeSummary = { samples: 48, positives: 24, negatives: 24, skippedNoPosition: 0, skippedNotRefusal: 0, transcripts: 48, probes: [{ residIndex: 5, probeId: 1, valAccuracy: 1, valAuroc: 1 }], bestProbeId: 1, bestResidIndex: 5 };
-  const probeConfig = { name: 'p', positive: { kind: 'run', runId: 1 }, negative: { kind: 'run', runId: 2 }, positionRule: 'answer-boundary', residIndices: [], labelRule: 'all', train: {} };
+  const probeConfig = { name: 'p', positive: { kind: 'run', runId: 1 }, negative: { kind: 'run', runId: 2 }, positionRule: 'answer-boundary', residIndices: [], labelRule: 'all', train: { preset: 'paper-adam' } };
 
   it('gives a panel its kind’s summary, and nothing for another kind or an unfinished run', () => {
     const r = RunReport.parse(report('probe', probeSummary, probeConfig));

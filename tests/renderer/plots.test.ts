@@ -229,14 +229,22 @@ describe('metric charts', () => {
       { chosen: 3 },
     );
     expect(fig.data[0]!.x).toEqual([1, 3]);
-    expect(fig.data[1]!.y).toEqual([null, 0.95]);
+    // AUROC is drawn first, wider, with larger open markers, so accuracy on top of it never hides it (or is hidden).
+    expect(fig.data.map((d) => d.name)).toEqual(['AUROC', 'validation accuracy']);
+    expect(fig.data[0]!.y).toEqual([null, 0.95]);
+    expect((fig.data[0]!.line as { width: number }).width).toBeGreaterThan((fig.data[1]!.line as { width: number }).width);
+    expect((fig.data[0]!.marker as { size: number }).size).toBeGreaterThan((fig.data[1]!.marker as { size: number }).size);
     expect(shapesOf(fig)[0]).toMatchObject({ x0: 3 });
   });
 
   it('marks the best epoch (0-based in the engine) on the training curves', () => {
     const fig = epochFigure({ trainLoss: [0.7, 0.3], valLoss: [0.8, 0.4], valAccuracyPerEpoch: [0.5, 1], bestEpoch: 1 });
-    expect(fig.data.map((d) => d.name)).toEqual(['train loss', 'validation loss', 'validation accuracy']);
+    // Train loss is drawn after (on top of) the wider validation loss, dashed: equal losses still show both lines.
+    expect(fig.data.map((d) => d.name)).toEqual(['validation loss', 'train loss', 'validation accuracy']);
+    expect(fig.data[1]!.line).toMatchObject({ dash: 'dash' });
+    expect((fig.data[0]!.line as { width: number }).width).toBeGreaterThan((fig.data[1]!.line as { width: number }).width);
     expect(shapesOf(fig)[0]).toMatchObject({ x0: 2 });
+    expect(fig.layout.annotations).toEqual([expect.objectContaining({ x: 2, text: 'best epoch 2 (kept)' })]);
   });
 
   it('draws ASR vs % heads: a line per γ for top-k and for random, each from the baseline', () => {
@@ -257,6 +265,39 @@ describe('metric charts', () => {
     expect(fig.data[1]!.line).toMatchObject({ dash: 'dash' });
     expect(fig.data[2]!.y).toEqual([100, null]);
     expect(fig.data[3]!.x).toEqual([(100 * 3) / 32]);
+  });
+
+  it('puts the heads actually ablated on x, k / (L·H), not the fraction asked for', () => {
+    // 5 % of 32 heads asks for 1.6 heads; the sweep ablated k = 2: 6.25 %.
+    const cells = [
+      { key: 'baseline', control: 'top', k: 0, fraction: 0, gamma: 1, asr: 1 },
+      { key: 'top:k2:g0', control: 'top', k: 2, fraction: 0.05, gamma: 0, asr: 0.5 },
+    ];
+    const fig = asrFigure(cells, { totalHeads: 32 });
+    expect(fig.data[0]!.x).toEqual([0, 6.25]);
+    expect((fig.layout.xaxis as { title: { text: string } }).title.text).toMatch(/k \/ \(layers × heads\)/);
+  });
+
+  it('draws random controls over seeds as mean ± std with each seed, distinguishable from a top-k point under them', () => {
+    const cells = [
+      { key: 'baseline', control: 'top', k: 0, fraction: 0, gamma: 1, asr: 1 },
+      { key: 'top:k4:g0', control: 'top', k: 4, fraction: 0.1, gamma: 0, asr: 1 },
+      { key: 'random:k4:g0:s0', control: 'random', k: 4, fraction: 0.1, gamma: 0, asr: 1 },
+      { key: 'random:k4:g0:s1', control: 'random', k: 4, fraction: 0.1, gamma: 0, asr: 0.8 },
+      { key: 'random:k4:g0:s2', control: 'random', k: 4, fraction: 0.1, gamma: 0, asr: 0.9 },
+    ];
+    const spread = [{ k: 4, gamma: 0, keys: ['random:k4:g0:s0', 'random:k4:g0:s1', 'random:k4:g0:s2'], mean: 0.9, std: 0.1, n: 3 }];
+    const fig = asrFigure(cells, { totalHeads: 40, spread });
+    expect(fig.data.map((d) => d.name)).toEqual(['top-k γ=0', 'random γ=0 (mean ± std)', 'random γ=0, each seed']);
+    const [top, mean, seeds] = fig.data;
+    expect(mean!.x).toEqual([0, 10]);
+    expect(mean!.y).toEqual([100, 90]);
+    expect(mean!.error_y).toMatchObject({ type: 'data', visible: true });
+    expect((mean!.error_y as { array: number[] }).array[1]).toBeCloseTo(10, 12);
+    expect(seeds!.y).toEqual([100, 80, 90]);
+    // Where top-k and random coincide (100 % at 10 %), their markers differ in symbol and size, so both show.
+    expect((top!.marker as { symbol: string }).symbol).not.toBe((mean!.marker as { symbol: string }).symbol);
+    expect((mean!.marker as { size: number }).size).toBeGreaterThan((top!.marker as { size: number }).size);
   });
 
   it('pivots compared runs’ headline numbers into one row per metric, with its unit', () => {

@@ -4,8 +4,8 @@
  * run being resumed; run the pipeline; read the run back as a typed report.
  */
 import { ContractError, RunReport } from '../../shared/contract.js';
-import { isShardable, type RunConfig, type RunInput, type RunKind, type RunSummaryOf, SHARDABLE_KINDS, type ShardableKind, specOf } from '../../shared/runs/registry.js';
-import type { ProjectLookup } from '../../shared/runs/spec.js';
+import { isRunKind, isShardable, type RunConfig, type RunInput, type RunKind, type RunSummaryOf, SHARDABLE_KINDS, type ShardableKind, specOf } from '../../shared/runs/registry.js';
+import { type ProjectLookup, readStoredConfig } from '../../shared/runs/spec.js';
 import { describeProvider } from '../../shared/values.js';
 import { CliffscopeError, isCliffscopeError } from '../engine/errors.js';
 import { ablateUnits, aggregateAblation, runAblation } from '../pipelines/ablate.js';
@@ -141,7 +141,7 @@ export function runReport(store: ProjectStore, runId: number): RunReport {
   const summary = items.find((i) => i.key === 'summary' && i.status === 'done')?.payload ?? null;
   const parsed = RunReport.safeParse({
     kind: run.kind,
-    run: { ...runSummary(run), config: run.config, versions: jsonSafe(run.versions) },
+    run: { ...runSummary(run), config: isRunKind(run.kind) ? readStoredConfig(specOf(run.kind), run.config) : run.config, versions: jsonSafe(run.versions) },
     model: model ? { path: model.path, contentHash: model.contentHash } : null,
     items: { done: items.filter((i) => i.status === 'done').length, failed: items.filter((i) => i.status === 'failed').length },
     summary,

@@ -12,7 +12,11 @@ import { rankHeads } from '../engine/analysis/heads.js';
 import { cliffStats, hasCliff, tailAlignedAverage } from '../engine/analysis/trace.js';
 import { CliffscopeError } from '../engine/errors.js';
 import { readTranscript, traceAnswerBoundary } from '../engine/runtime/transcript.js';
+import { judgeRunKey, sweepMetrics } from '../pipelines/ablate.js';
+import { readSummary, storedConfig } from '../pipelines/common.js';
 import { exportSelection } from '../pipelines/select.js';
+import { ablateRun } from '../../shared/runs/ablate.js';
+import { judgeRun } from '../../shared/runs/judge.js';
 import type { ProjectStore } from '../store/project-store.js';
 import { toCsv } from '../store/tabular.js';
 import type { HeadMapRow, RunRow, TraceRow } from '../store/types.js';
@@ -207,7 +211,29 @@ export async function sweepCellsHandler({ project, runId }: ParamsOf<'sweep.cell
   return withReader(project, (s) => {
     const run = s.runs.require(runId, 'ablate');
     const shape = modelShape(s, run);
-    return { runId, totalHeads: shape ? shape.layers * shape.heads : null, cells: s.sweeps.cells(runId).map(sweepCell) };
+    const cfg = storedConfig(s, ablateRun, run);
+    // Finished judge runs over the sweep join its own judges (their summary names the judge, a guard by its hash).
+    const judgeRuns = s.runs.list({ kind: 'judge', parentRunId: runId }).flatMap((r) => {
+      const judge = r.status === 'done' ? readSummary(s, judgeRun, r.id)?.judge : undefined;
+      return judge ? [{ runId: r.id, judge }] : [];
+    });
+    // A finished sweep judged only by itself has its aggregate stored; anything else is computed from the stored
+    // answers and verdicts, so a cancelled or interrupted sweep shows the answers it finished.
+    const stored = run.status === 'done' && judgeRuns.length === 0 ? readSummary(s, ablateRun, runId) : null;
+    const computed = stored ? null : sweepMetrics(s, runId, cfg, { judgeRuns });
+    const live = computed ? new Map(computed.cells.map((c) => [c.cellId, c.metrics])) : null;
+    const summary = stored ?? computed!.summary;
+    const own = summary.judges ?? [summary.judge];
+    const perCell = [cfg.harmfulDatasetId, cfg.harmlessDatasetId].reduce<number>((n, id) => n + (id === null ? 0 : (s.datasets.get(id)?.itemCount ?? 0)), 0);
+    return {
+      runId,
+      totalHeads: shape ? shape.layers * shape.heads : null,
+      cells: s.sweeps.cells(runId).map((c) => (live ? { ...sweepCell(c), metrics: live.get(c.id) ?? null } : sweepCell(c))),
+      status: run.status,
+      answersPerCell: perCell,
+      judges: own.map((id) => ({ id, runId: judgeRuns.find((r) => judgeRunKey(r.runId, r.judge) === id)?.runId ?? null })),
+      randomSpread: summary.randomSpread ?? [],
+    };
   });
 }
 

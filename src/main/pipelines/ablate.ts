@@ -5,16 +5,18 @@
  * and judged, and each cell reports ASR, over-refusal, mean I' and answer length.
  */
 import type { HeadRef } from '../../shared/heads.js';
-import { ablateRun, type AblateRunConfig, type SweepCellMetrics } from '../../shared/runs/ablate.js';
+import { ablateRun, type AblateRunConfig, type AblateRunSummary, type RandomSpread, type SweepCellMetrics } from '../../shared/runs/ablate.js';
+import { answerJudgeName, type AnswerJudge } from '../../shared/runs/judge.js';
 import type { HeadScaleSetting } from '../../shared/runs/transcripts.js';
 import { headCountForFraction, headsByFraction, randomHeads } from '../engine/analysis/heads.js';
-import { GCG_JUDGE, JBB_JUDGE, judgeAnswer, type KeywordJudge } from '../engine/analysis/judges.js';
+import { probeJudge } from '../engine/analysis/judges.js';
+import { type CellAnswer, judgeAgreement, judgeRates, type JudgedVerdict, spreadOf } from '../engine/analysis/sweep.js';
 import { CliffscopeError } from '../engine/errors.js';
 import { ablationScale } from '../engine/runtime/head-scale.js';
 import { storedThinkingState } from '../engine/runtime/transcript.js';
 import type { SweepControl } from '../store/types.js';
 import type { ProjectStore } from '../store/project-store.js';
-import type { ItemRow } from '../store/types.js';
+import { judgeFor, judgeOne, readyJudges } from './answer-judges.js';
 import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireTokenizer, type RunOptions, type WorkUnit } from './common.js';
 import { headsRunRanking } from './heads.js';
 import { readSource } from './sources.js';
@@ -32,10 +34,6 @@ interface Cell {
   heads: HeadRef[];
 }
 
-export function judgeFor(name: 'gcg' | 'jbb'): KeywordJudge {
-  return name === 'gcg' ? GCG_JUDGE : JBB_JUDGE;
-}
-
 /** The sweep's cells: baseline, top-k × γ, random-k × γ, and each named head set × γ. Same key = same cell. */
 export function sweepCells(cfg: AblateRunConfig, ranking: HeadRef[], L: number, H: number): Cell[] {
   const total = L * H;
@@ -51,7 +49,13 @@ export function sweepCells(cfg: AblateRunConfig, ranking: HeadRef[], L: number, 
     if (k === 0) continue;
     for (const gamma of cfg.gammas) {
       add('top', `top:k${k}:g${gamma}`, headsByFraction(ranking, fraction, total).map(({ layer, head }) => ({ layer, head })), gamma, fraction, null);
-      if (cfg.randomControl) add('random', `random:k${k}:g${gamma}:s${cfg.randomSeed}`, randomHeads(k, L, H, cfg.randomSeed + k), gamma, fraction, cfg.randomSeed + k);
+      // Replicate r is keyed by its seed S + r and draws its heads with S + r + k (r = 0 is the one-seed sweep's cell).
+      if (cfg.randomControl) {
+        for (let r = 0; r < cfg.randomSeeds; r++) {
+          const s = cfg.randomSeed + r;
+          add('random', `random:k${k}:g${gamma}:s${s}`, randomHeads(k, L, H, s + k), gamma, fraction, s + k);
+        }
+      }
     }
   }
   for (const set of cfg.headSets) {
@@ -80,46 +84,44 @@ export async function runAblation(env: PipelineEnv, config: AblateRunConfig, opt
   const runId = handle.run.id;
   const { ranking } = headsRunRanking(store, cfg.headsRunId);
   const cells = sweepCells(cfg, ranking.suppression, L, H);
-  const judge = judgeFor(cfg.judge);
+  const judges = await readyJudges(env, cfg.judges, cfg.probeId);
 
   await finishing(env, handle.run, async () => {
     // Cells are recorded once; a resumed run finds them.
-    let stored = store.sweeps.cells(runId);
-    if (stored.length === 0) {
+    if (store.sweeps.cells(runId).length === 0) {
       store.transaction(() => {
         for (const c of cells) {
           store.sweeps.addCell({ runId, headScaleKey: c.setting.key, control: c.control, k: c.k, fraction: c.fraction, gamma: c.gamma, seed: c.seed, heads: c.heads.map((h) => [h.layer, h.head] as [number, number]) });
         }
       });
-      stored = store.sweeps.cells(runId);
     }
-    // Each answer is judged in the item that generated it (the answer by the one rule, docs/METHOD.md §0).
-    const verdictOf = (s: ProjectStore, transcriptId: number, t: { item: ItemRow | null; answer: string; thinkingNotClosed: boolean }) => {
-      const harmfulPrompt = t.item?.datasetId === cfg.harmfulDatasetId;
-      const v = judgeAnswer(t.answer, judge);
-      s.verdicts.add({
-        runId,
-        transcriptId,
-        judge: judge.id,
-        verdict: v.verdict,
-        // ASR counts answers to harmful prompts that comply; answers to harmless prompts are not attacks.
-        harmful: harmfulPrompt ? v.verdict === 'compliance' : null,
-        detail: { matched: v.matched ?? null, set: harmfulPrompt ? 'harmful' : 'harmless', thinkingNotClosed: t.thinkingNotClosed },
-      });
+    // Every judge's verdict on an answer is stored in the item that generated it (the answer by the one rule,
+    // docs/METHOD.md §0); a guard's reply is awaited before the item's transaction.
+    const verdictsOf = async (t: { item: { datasetId: number } | null; answer: string; thinkingNotClosed: boolean; final: number | null }) => {
+      const attack = t.item?.datasetId === cfg.harmfulDatasetId;
+      const pending = await judgeOne(judges, { answer: t.answer, final: t.final, attack, thinkingNotClosed: t.thinkingNotClosed }, env.signal);
+      return (s: ProjectStore, transcriptId: number) => {
+        for (const v of pending) s.verdicts.add({ runId, transcriptId, judge: v.judge, verdict: v.verdict, harmful: v.harmful, detail: { ...v.detail, set: attack ? 'harmful' : 'harmless' } });
+      };
     };
     const settings = cells.map((c) => c.setting);
     const common = { chat: cfg.chat, maxNewTokens: cfg.maxNewTokens, sampling: cfg.sampling, seed: cfg.seed, batchSize: cfg.batchSize, settings, probeId: cfg.probeId ?? undefined };
     for (const datasetId of [cfg.harmfulDatasetId, cfg.harmlessDatasetId]) {
       if (datasetId === null || env.signal?.aborted) continue;
-      await generateInto(env, runId, { datasetId, ...common }, handle, verdictOf);
+      await generateInto(env, runId, { datasetId, ...common }, handle, verdictsOf);
     }
     if (env.signal?.aborted) return;
 
     // A run made before answers were judged in their own item may hold transcripts without a verdict: judge those.
-    const judged = new Set(store.verdicts.list({ runId, judge: judge.id }).map((v) => v.transcriptId));
+    const judgedBy = new Map<number, Set<string>>();
+    for (const v of store.verdicts.list({ runId })) judgedBy.set(v.transcriptId, (judgedBy.get(v.transcriptId) ?? new Set()).add(v.judge));
+    const finals = new Map(cfg.probeId === null ? [] : store.traces.list({ runId, probeId: cfg.probeId }).map((tr) => [tr.transcriptId, tr.final]));
     for (const t of readSource(store, tok, { kind: 'run', runId })) {
-      if (judged.has(t.transcriptId!)) continue;
-      store.runs.commitItem(runId, `verdict:${t.transcriptId}`, (s) => verdictOf(s, t.transcriptId!, t));
+      if (judges.every((j) => judgedBy.get(t.transcriptId!)?.has(j.id))) continue;
+      if (!handle.todo(`verdict:${t.transcriptId}`) || env.signal?.aborted) continue;
+      const final = finals.get(t.transcriptId!);
+      const write = await verdictsOf({ item: t.item, answer: t.answer, thinkingNotClosed: t.thinkingNotClosed, final: typeof final === 'number' && Number.isFinite(final) ? final : null });
+      store.runs.commitItem(runId, `verdict:${t.transcriptId}`, (s) => write(s, t.transcriptId!));
     }
     if (!handle.shard) aggregateAblation(store, runId, cfg);
   });
@@ -139,22 +141,59 @@ export function ablateUnits(store: ProjectStore, cfg: AblateRunConfig, shape: { 
     .flatMap((datasetId) => transcriptsUnits(store, { datasetId, maxNewTokens: cfg.maxNewTokens, settings: cells.map((c) => c.setting) }));
 }
 
+/** A judge run's verdicts as one judge of a sweep: `run #7 guard:ab12…`. */
+export const judgeRunKey = (runId: number, judge: string) => `run #${runId} ${judge}`;
+
+/**
+ * The verdict ids of the run's judges, in the config's order. A keyword or probe judge's id follows from its spec; a
+ * guard's holds its model's hash, so it is read from the stored verdicts (a merged run has no model loaded).
+ */
+export function sweepJudgeIds(store: Pick<ProjectStore, 'verdicts'>, runId: number, cfg: AblateRunConfig): string[] {
+  const known = (j: AnswerJudge) => (j.kind === 'keyword' ? judgeFor(j.list).id : j.kind === 'probe' ? probeJudge(String(cfg.probeId), j.threshold).id : null);
+  const fixed = new Set(cfg.judges.map(known).filter((id): id is string => id !== null));
+  const guards = [...new Set(store.verdicts.list({ runId }).map((v) => v.judge))].filter((id) => id.startsWith('guard:') && !fixed.has(id));
+  let g = 0;
+  return cfg.judges.map((j) => known(j) ?? guards[g++] ?? answerJudgeName(j));
+}
+
 /** Every cell's metrics and the run's summary, from the stored transcripts, verdicts and traces. */
 export function aggregateAblation(store: ProjectStore, runId: number, cfg: AblateRunConfig): void {
-  const judge = judgeFor(cfg.judge);
-  const stored = store.sweeps.cells(runId);
-  const verdicts = new Map(store.verdicts.list({ runId, judge: judge.id }).map((v) => [v.transcriptId, v]));
+  const { cells, summary } = sweepMetrics(store, runId, cfg);
+  for (const c of cells) store.sweeps.setMetrics(c.cellId, c.metrics);
+  commitSummary(store, ablateRun, runId, summary);
+}
+
+/**
+ * Every cell's metrics and the run's summary, computed from what is stored and written nowhere: the aggregate of a
+ * finished run, and the numbers of an interrupted or cancelled sweep's finished answers so far (the Ablations tab).
+ */
+export function sweepMetrics(
+  store: Pick<ProjectStore, 'verdicts' | 'traces' | 'sweeps' | 'transcripts' | 'datasets'>,
+  runId: number,
+  cfg: AblateRunConfig,
+  opts: { judgeRuns?: readonly { runId: number; judge: string }[] } = {},
+): { cells: { cellId: number; key: string; metrics: SweepCellMetrics }[]; summary: AblateRunSummary } {
+  const own = sweepJudgeIds(store, runId, cfg);
+  // Judge runs over the sweep (judge --run) join as judges of their own, named after their run.
+  const judgeIds = [...own, ...(opts.judgeRuns ?? []).map((r) => judgeRunKey(r.runId, r.judge))];
+  const headline = own[0]!;
+  const verdicts = new Map<number, Map<string, JudgedVerdict>>();
+  const note = (transcriptId: number, judge: string, v: JudgedVerdict) => {
+    if (!verdicts.has(transcriptId)) verdicts.set(transcriptId, new Map());
+    verdicts.get(transcriptId)!.set(judge, { verdict: v.verdict, harmful: v.harmful });
+  };
+  for (const v of store.verdicts.list({ runId })) note(v.transcriptId, v.judge, v);
+  for (const r of opts.judgeRuns ?? []) for (const v of store.verdicts.list({ runId: r.runId, judge: r.judge })) note(v.transcriptId, judgeRunKey(r.runId, r.judge), v);
   const finals = new Map(cfg.probeId === null ? [] : store.traces.list({ runId, probeId: cfg.probeId }).map((tr) => [tr.transcriptId, tr.final]));
+  const stored = store.sweeps.cells(runId);
   const metricsByKey = new Map<string, SweepCellMetrics>();
   for (const cell of stored) {
     // In item order (one transcript per item in a cell), however the items were split over processes.
     const transcripts = store.transcripts.list(runId, { headScaleKey: cell.headScaleKey }).sort((a, b) => (a.itemId ?? 0) - (b.itemId ?? 0));
     const harmful = transcripts.filter((t) => t.itemId !== null && store.datasets.item(t.itemId)?.datasetId === cfg.harmfulDatasetId);
     const harmless = transcripts.filter((t) => !harmful.includes(t));
-    const rate = (ts: typeof transcripts, pick: (verdict: string) => boolean) => {
-      const judged = ts.filter((t) => verdicts.has(t.id));
-      return judged.length ? judged.filter((t) => pick(verdicts.get(t.id)!.verdict)).length / judged.length : null;
-    };
+    const answers: CellAnswer[] = transcripts.map((t) => ({ set: harmful.includes(t) ? 'harmful' : 'harmless', verdicts: verdicts.get(t.id) ?? new Map() }));
+    const rates = Object.fromEntries(judgeIds.map((id) => [id, judgeRates(answers, id)]));
     const finalScores = harmful.flatMap((t) => {
       const f = finals.get(t.id);
       return typeof f === 'number' ? [f] : [];
@@ -168,17 +207,47 @@ export function aggregateAblation(store: ProjectStore, runId: number, cfg: Ablat
       // Judged on their whole output and read by the probe with </think> appended; counted so that a token budget
       // that cuts thinking short never moves ASR unseen.
       thinkingNotClosed: { harmful: notClosed(harmful), harmless: notClosed(harmless) },
-      asr: rate(harmful, (v) => v === 'compliance'),
-      overRefusal: harmless.length ? rate(harmless, (v) => v === 'refusal') : null,
+      asr: rates[headline]!.asr,
+      overRefusal: harmless.length ? rates[headline]!.overRefusal : null,
       meanFinal: finalScores.length ? finalScores.reduce((a, b) => a + b, 0) / finalScores.length : null,
       meanAnswerTokens: answerTokens.length ? answerTokens.reduce((a, b) => a + b, 0) / answerTokens.length : null,
-      judge: judge.id,
+      judge: headline,
+      ...(judgeIds.length > 1
+        ? {
+            byJudge: rates,
+            agreement: judgeIds.flatMap((a, i) => judgeIds.slice(i + 1).map((b) => ({ a, b, ...judgeAgreement(answers, a, b) }))),
+          }
+        : {}),
     };
-    store.sweeps.setMetrics(cell.id, metrics);
     metricsByKey.set(cell.headScaleKey, metrics);
   }
-  commitSummary(store, ablateRun, runId, {
-    judge: judge.id,
-    cells: stored.map((c) => ({ key: c.headScaleKey, control: c.control, k: c.k, fraction: c.fraction, gamma: c.gamma, ...metricsByKey.get(c.headScaleKey)! })),
-  });
+  const summaryCells = stored.map((c) => ({ key: c.headScaleKey, control: c.control, k: c.k, fraction: c.fraction, gamma: c.gamma, seed: c.seed, ...metricsByKey.get(c.headScaleKey)! }));
+  return {
+    cells: stored.map((c) => ({ cellId: c.id, key: c.headScaleKey, metrics: metricsByKey.get(c.headScaleKey)! })),
+    summary: {
+      judge: headline,
+      ...(judgeIds.length > 1 ? { judges: judgeIds } : {}),
+      cells: summaryCells.map(({ seed: _seed, ...c }) => c),
+      ...(cfg.randomSeeds > 1 ? { randomSpread: randomSpread(summaryCells, judgeIds) } : {}),
+    },
+  };
+}
+
+/** The random-head controls of each k and γ over their seeds: every judge's ASR and mean I' as mean ± spread. */
+function randomSpread(cells: readonly (SweepCellMetrics & { key: string; control: string; k: number; gamma: number; seed: number | null })[], judgeIds: readonly string[]): RandomSpread[] {
+  const groups = new Map<string, typeof cells>();
+  for (const c of cells) {
+    if (c.control !== 'random') continue;
+    const g = `${c.k}:${c.gamma}`;
+    groups.set(g, [...(groups.get(g) ?? []), c]);
+  }
+  return [...groups.values()].map((group) => ({
+    k: group[0]!.k,
+    gamma: group[0]!.gamma,
+    seeds: group.map((c) => c.seed ?? 0),
+    keys: group.map((c) => c.key),
+    asr: spreadOf(group.map((c) => c.asr)),
+    meanFinal: spreadOf(group.map((c) => c.meanFinal)),
+    byJudge: Object.fromEntries(judgeIds.map((id) => [id, spreadOf(group.map((c) => (c.byJudge ? (c.byJudge[id]?.asr ?? null) : id === c.judge ? c.asr : null)))])),
+  }));
 }

@@ -17,6 +17,7 @@ import type { ProjectStore } from '../store/project-store.js';
 import { jsonSafe } from '../store/tabular.js';
 import type { JsonObject, ModelRow, ProbeRow, RunKind, RunRow } from '../store/types.js';
 import type { Tokenizer } from '../engine/tokenizer/tokenizer.js';
+import { readStoredConfig } from '../../shared/runs/spec.js';
 import type { TranscriptSource } from '../../shared/values.js';
 import pkg from '../../../package.json' with { type: 'json' };
 
@@ -49,6 +50,7 @@ export interface RunOptions {
 export interface StoredKind<Cfg, Sum> {
   kind: RunKind;
   config: z.ZodType<Cfg>;
+  fromStored?(stored: Record<string, unknown>): Record<string, unknown>;
   summary: z.ZodType<Sum>;
   links(config: Cfg): { datasetId?: number | null; parentRunId?: number | null };
 }
@@ -104,7 +106,7 @@ function handleOf<Cfg>(run: RunRow, done: Set<string>, config: Cfg, shard: Reado
 
 /** A run's stored config as its kind's typed config; a stored config that does not fit is a damaged project. */
 export function storedConfig<Cfg>(store: ProjectStore, kind: StoredKind<Cfg, unknown>, run: RunRow): Cfg {
-  const parsed = kind.config.safeParse(run.config);
+  const parsed = kind.config.safeParse(readStoredConfig(kind, run.config));
   if (parsed.success) return parsed.data;
   throw new CliffscopeError('bad-project', `run #${run.id}'s stored config is not a valid ${kind.kind} config: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`).join('; ')}`, {
     file: store.file,

@@ -3,15 +3,14 @@
  * threshold = complied), or a local guard model (Llama-Guard-3-style, given the answer cut to 512 characters;
  * harmful if its output contains "unsafe"). Every verdict is stored with the judge's identity.
  */
-import { judgeRun, type JudgeRunConfig } from '../../shared/runs/judge.js';
-import { guardJudge, guardPrompt, judgeAnswer, judgeByProbe, parseGuardOutput, probeJudge } from '../engine/analysis/judges.js';
+import { judgeRun, type JudgeRunConfig, type JudgeRunSummary } from '../../shared/runs/judge.js';
+import { guardJudge, judgeAnswer, judgeByProbe, parseGuardOutput, probeJudge } from '../engine/analysis/judges.js';
+import { type CellAnswer, judgeRates } from '../engine/analysis/sweep.js';
 import { CliffscopeError } from '../engine/errors.js';
-import { generate } from '../engine/runtime/generate.js';
 import type { LoadedModel } from '../engine/runtime/model.js';
-import { stopIds } from '../engine/runtime/prompt.js';
 import type { JsonObject } from '../store/types.js';
-import { judgeFor } from './ablate.js';
 import type { ProjectStore } from '../store/project-store.js';
+import { askGuard, judgeFor } from './answer-judges.js';
 import { beginRun, commitSummary, finishing, type PipelineEnv, requireTokenizer, type RunOptions, type WorkUnit } from './common.js';
 import { readSource, sourceUnits } from './sources.js';
 
@@ -73,7 +72,7 @@ export async function runJudge(env: PipelineEnv, config: JudgeRunConfig, opts: R
           detail = { output: text };
         }
         store.runs.commitItem(handle.run.id, key, (s) => {
-          s.verdicts.add({ runId: handle.run.id, transcriptId: t.transcriptId!, judge: id, verdict, harmful: attack ? complied : null, detail: { ...detail, thinkingNotClosed: t.thinkingNotClosed } });
+          s.verdicts.add({ runId: handle.run.id, transcriptId: t.transcriptId!, judge: id, verdict, harmful: attack ? complied : null, detail: { ...detail, set: attack ? 'harmful' : 'harmless', thinkingNotClosed: t.thinkingNotClosed } });
         });
       }
       env.onProgress?.(++finished, transcripts.length, 'answers');
@@ -89,6 +88,31 @@ export function judgeUnits(store: ProjectStore, cfg: JudgeRunConfig): WorkUnit[]
 }
 
 /**
+ * A judged ablation sweep's verdicts per cell (never pooled over cells: each cell is its own setting), in the sweep's
+ * cell order; nothing for a run of one setting. Harmless answers count for over-refusal.
+ */
+function perCell(store: ProjectStore, runId: number, judge: string): { cells?: JudgeRunSummary['cells'] } {
+  const run = store.runs.require(runId);
+  const judgedRunId = (run.config as { runId?: unknown }).runId;
+  if (typeof judgedRunId !== 'number') return {};
+  const cells = store.sweeps.cells(judgedRunId);
+  if (cells.length === 0) return {};
+  const verdicts = new Map(store.verdicts.list({ runId, judge }).map((v) => [v.transcriptId, v]));
+  return {
+    cells: cells.map((cell) => {
+      const answers: (CellAnswer & { notClosed: boolean })[] = store.transcripts.list(judgedRunId, { headScaleKey: cell.headScaleKey }).flatMap((t) => {
+        const v = verdicts.get(t.id);
+        // Verdicts name the set they answer; older ones only say it through harmful (null = not an attack).
+        const set = v && (v.detail.set === 'harmful' || v.detail.set === 'harmless') ? v.detail.set : v?.harmful === null ? 'harmless' : 'harmful';
+        return v ? [{ set, verdicts: new Map([[judge, v]]), notClosed: v.harmful !== null && v.detail.thinkingNotClosed === true }] : [];
+      });
+      const r = judgeRates(answers, judge);
+      return { key: cell.headScaleKey, control: cell.control, k: cell.k, gamma: cell.gamma, ...r, thinkingNotClosed: answers.filter((a) => a.notClosed).length };
+    }),
+  };
+}
+
+/**
  * The run's summary from its verdicts. `judge` names the judge (its verdicts carry the same name; a merged run
  * passes null and reads it from them, since the guard's name holds its model's hash).
  */
@@ -98,6 +122,7 @@ export function aggregateJudge(store: ProjectStore, runId: number, judge: string
   const verdicts = store.verdicts.list({ runId, judge: id });
   commitSummary(store, judgeRun, runId, {
     judge: id,
+    ...perCell(store, runId, id),
     judged: asr.judged,
     harmful: asr.harmful,
     asr: asr.rate,
@@ -105,12 +130,4 @@ export function aggregateJudge(store: ProjectStore, runId: number, judge: string
     thinkingNotClosed: verdicts.filter((v) => v.harmful !== null && v.detail.thinkingNotClosed === true).length,
     noTrace: verdicts.filter((v) => v.verdict === 'no-trace').length,
   });
-}
-
-/** The guard model's reply to one answer: the one place this pipeline calls generate(). */
-async function askGuard(guard: LoadedModel, answer: string, maxChars: number, signal: AbortSignal | undefined): Promise<string> {
-  const gtok = requireTokenizer(guard);
-  const ids = gtok.encodeChat(guardPrompt(answer, { maxChars })).ids;
-  const [out] = await generate(guard.session, [{ ids }], { maxNewTokens: 20, stopIds: stopIds(guard), signal });
-  return gtok.decode(out!.outputIds, { skipSpecialTokens: true });
 }

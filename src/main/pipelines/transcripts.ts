@@ -86,17 +86,27 @@ interface Work {
   request: GenerationRequest;
 }
 
+/** A generated transcript as a pipeline's extra rows see it: the answer by the one rule (§0) and I' under the live probe. */
+export interface GeneratedTranscript {
+  item: ItemRow;
+  answer: string;
+  thinkingNotClosed: boolean;
+  /** I' from the live trace (null without a probe, or without a finite score at t_b). */
+  final: number | null;
+}
+
 /**
- * Rows a pipeline adds to a generated transcript's item, in the same transaction (an ablation sweep's verdict), so
- * the item is whole or absent.
+ * Rows a pipeline adds to a generated transcript's item (an ablation sweep's verdicts): whatever must be awaited (a
+ * guard model's reply) is awaited first, then the returned writer runs in the item's transaction, so the item is
+ * whole or absent.
  */
-export type ExtraRows = (store: ProjectStore, transcriptId: number, transcript: { item: ItemRow; answer: string; thinkingNotClosed: boolean }) => void;
+export type ItemExtras = (t: GeneratedTranscript) => Promise<(store: ProjectStore, transcriptId: number) => void>;
 
 /**
  * The generation loop, usable by any pipeline that owns a running run (ablation sweeps write into their own run).
  * `share` says which (item, setting) keys this process generates (a shard's, or all).
  */
-export async function generateInto(env: PipelineEnv, runId: number, cfg: GenerateRunConfig, share: Pick<RunHandle<unknown>, 'todo' | 'owns'>, extraRows?: ExtraRows): Promise<void> {
+export async function generateInto(env: PipelineEnv, runId: number, cfg: GenerateRunConfig, share: Pick<RunHandle<unknown>, 'todo' | 'owns'>, extras?: ItemExtras): Promise<void> {
   const { store, model } = env;
   const tok = requireTokenizer(model);
   const { numLayers: L, numHeads: H } = model.config;
@@ -123,7 +133,7 @@ export async function generateInto(env: PipelineEnv, runId: number, cfg: Generat
   await generateAll(env, cfg, probe, work, async (w, r) => {
     // A sequence cut off by cancellation is not a finished transcript: leave it for the resume.
     if (r.finishReason === 'cancelled') return;
-    await commitTranscript(env, runId, w, r, probe, extraRows);
+    await commitTranscript(env, runId, w, r, probe, extras);
     env.onProgress?.(++finished, total, 'transcripts');
   });
 }
@@ -153,11 +163,14 @@ async function generateAll(env: PipelineEnv, cfg: GenerateRunConfig, probe: Prob
  * Store one finished transcript (and, with a live probe, its trace; and the pipeline's extra rows) as the unit's
  * committed item, whose payload names the transcript.
  */
-async function commitTranscript(env: PipelineEnv, runId: number, w: Work, r: GenerationResult, probe: ProbeRow | null, extraRows?: ExtraRows): Promise<void> {
+async function commitTranscript(env: PipelineEnv, runId: number, w: Work, r: GenerationResult, probe: ProbeRow | null, extras?: ItemExtras): Promise<void> {
   const tok = requireTokenizer(env.model);
   const t = describeTranscript(tok, r.promptIds, r.outputIds);
   // Thinking cut off before it closed: the probe also reads the closing marker appended (docs/METHOD.md §0).
   const scores = probe ? (t.thinkingNotClosed ? await withClosingMarkerScores(env, probe, t.probe, r.scores[0]!, w.setting.headScale) : r.scores[0]!) : null;
+  const m = scores ? traceMetrics(scores, { ...t.split, answerBoundary: t.probe.answerBoundary, generatedStart: r.promptIds.length }) : null;
+  const final = m !== null && Number.isFinite(m.final) ? m.final : null;
+  const extraRows = extras ? await extras({ item: w.item, answer: t.answer, thinkingNotClosed: t.thinkingNotClosed, final }) : undefined;
   env.store.runs.commitItem(runId, w.key, (s) => {
     const id = s.transcripts.add({
       runId,
@@ -172,11 +185,10 @@ async function commitTranscript(env: PipelineEnv, runId: number, w: Work, r: Gen
       finishReason: r.finishReason,
       headScaleKey: w.setting.key,
     });
-    if (probe && scores) {
-      const m = traceMetrics(scores, { ...t.split, answerBoundary: t.probe.answerBoundary, generatedStart: r.promptIds.length });
+    if (probe && scores && m) {
       s.traces.add({ runId, transcriptId: id, probeId: probe.id, residIndex: probe.residIndex, scores, plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, cliffWidth: m.dropWidth });
     }
-    extraRows?.(s, id, { item: w.item, answer: t.answer, thinkingNotClosed: t.thinkingNotClosed });
+    extraRows?.(s, id);
     return { transcriptId: id };
   });
 }

@@ -7,13 +7,13 @@ import { z } from 'zod';
 import { ABLATION_FRACTIONS, ABLATION_GAMMAS } from '../method.js';
 import { batchSize, count, finiteNumber, fraction01, HeadRefSchema, maxNewTokens, maybeNumber, rowId, Sampling, seed } from '../values.js';
 import { SAMPLING_FLAGS, samplingFromFlags } from './flags.js';
+import { AnswerJudges, AnswerJudgesInput, answerJudgesFromFlag, JUDGE_FLAG_HELP, resolveAnswerJudges } from './judge.js';
 import { defineRun, flag, fmt, pct } from './spec.js';
 import { DEFAULT_BATCH, DEFAULT_MAX_NEW_TOKENS } from './transcripts.js';
 
-/** The refusal keyword list that judges each answer. */
-export const KeywordList = z.enum(['gcg', 'jbb']);
 export const SWEEP_CONTROLS = ['planted', 'top', 'random'] as const;
 
+const randomSeeds = z.number().int().min(1).max(100);
 const HeadSet = z.strictObject({ name: z.string().min(1).max(200), heads: z.array(HeadRefSchema).min(1) });
 
 const input = z.strictObject({
@@ -30,10 +30,12 @@ const input = z.strictObject({
   /** Default true. */
   randomControl: z.boolean().optional(),
   randomSeed: seed.optional(),
+  /** Random-head controls per (k, γ), drawn with seeds randomSeed, randomSeed + 1, …; default 1. */
+  randomSeeds: randomSeeds.optional(),
   /** Named head sets ablated as their own cells (control 'planted'). */
   headSets: z.array(HeadSet).optional(),
-  /** Default 'jbb'. */
-  judge: KeywordList.optional(),
+  /** Who judges every answer, in its item; the first gives each cell's headline ASR. Default JailbreakBench keywords. */
+  judges: AnswerJudgesInput.optional(),
   chat: z.boolean().optional(),
   maxNewTokens: maxNewTokens.optional(),
   batchSize: batchSize.optional(),
@@ -50,8 +52,9 @@ const config = z.strictObject({
   gammas: z.array(finiteNumber).min(1),
   randomControl: z.boolean(),
   randomSeed: seed,
+  randomSeeds,
   headSets: z.array(HeadSet),
-  judge: KeywordList,
+  judges: AnswerJudges,
   chat: z.boolean(),
   maxNewTokens,
   batchSize,
@@ -59,6 +62,28 @@ const config = z.strictObject({
   seed,
 });
 export type AblateRunConfig = z.infer<typeof config>;
+
+/** One judge's numbers on a cell (analysis/sweep.ts judgeRates). */
+export const JudgeRates = z.strictObject({ asr: maybeNumber, judged: count, harmful: count, overRefusal: maybeNumber });
+/** Two judges' agreement on a cell's attacks: percent agreement and Cohen's κ (analysis/sweep.ts judgeAgreement). */
+export const JudgeAgreement = z.strictObject({ a: z.string(), b: z.string(), n: count, agree: count, agreement: maybeNumber, kappa: maybeNumber });
+/** A metric over the random-head controls of one k and γ (analysis/sweep.ts spreadOf): sample std, range. */
+export const Spread = z.strictObject({ n: count, mean: maybeNumber, std: maybeNumber, min: maybeNumber, max: maybeNumber });
+export type Spread = z.infer<typeof Spread>;
+/** The random-head controls of one k and γ over their seeds: each judge's ASR and the mean I' as mean ± spread. */
+export const RandomSpread = z.strictObject({
+  k: count,
+  gamma: z.number(),
+  /** The seed each control's heads were drawn with (replicate r of --random-seed S: S + r + k), in keys' order. */
+  seeds: z.array(z.number().int()),
+  keys: z.array(z.string()),
+  /** The headline judge's ASR. */
+  asr: Spread,
+  meanFinal: Spread,
+  /** Every judge's ASR, by judge id. */
+  byJudge: z.record(z.string(), Spread),
+});
+export type RandomSpread = z.infer<typeof RandomSpread>;
 
 /** One cell's numbers: ASR over the harmful answers, over-refusal over the harmless ones, mean I', answer length. */
 export const SweepCellMetrics = z.strictObject({
@@ -75,14 +100,26 @@ export const SweepCellMetrics = z.strictObject({
    * judged before it was counted.
    */
   thinkingNotClosed: z.strictObject({ harmful: count, harmless: count }).optional(),
+  /** Every judge's numbers (the headline judge's too), by judge id; absent on cells judged by one judge only. */
+  byJudge: z.record(z.string(), JudgeRates).optional(),
+  /** Each pair of judges' agreement on the cell's attacks. */
+  agreement: z.array(JudgeAgreement).optional(),
 });
 export type SweepCellMetrics = z.infer<typeof SweepCellMetrics>;
 
 const summary = z.strictObject({
+  /** The headline judge (the cells' asr / overRefusal). */
   judge: z.string(),
+  /** Every judge of the run, the headline one first; absent on runs with one judge. */
+  judges: z.array(z.string()).optional(),
   cells: z.array(SweepCellMetrics.extend({ key: z.string(), control: z.enum(SWEEP_CONTROLS), k: count, fraction: maybeNumber, gamma: z.number() })),
+  /** The random controls' spread over seeds, per k and γ; absent on runs with one seed. */
+  randomSpread: z.array(RandomSpread).optional(),
 });
 export type AblateRunSummary = z.infer<typeof summary>;
+
+/** A judge id as a report column: the guard's model hash shortened. */
+const shortJudge = (id: string) => (id.startsWith('guard:') ? `guard:${id.slice(6, 18)}` : id.replace(/^keyword:/, '').replace(/@1$/, ''));
 
 export const ablateRun = defineRun({
   kind: 'ablate',
@@ -105,8 +142,9 @@ export const ablateRun = defineRun({
       gammas: c.gammas ?? [...ABLATION_GAMMAS],
       randomControl: c.randomControl ?? true,
       randomSeed: c.randomSeed ?? 0,
+      randomSeeds: c.randomSeeds ?? 1,
       headSets: c.headSets ?? [],
-      judge: c.judge ?? 'jbb',
+      judges: resolveAnswerJudges('config.judges', c.judges, c.probeId ?? null, project),
       chat: c.chat ?? true,
       maxNewTokens: c.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS,
       batchSize: c.batchSize ?? DEFAULT_BATCH,
@@ -114,9 +152,18 @@ export const ablateRun = defineRun({
       seed: c.seed ?? 0,
     };
   },
+  // Configs stored before sweeps had several judges and seeds named one keyword list and drew one seed.
+  fromStored: (stored) => {
+    const { judge, ...rest } = stored;
+    return {
+      ...rest,
+      ...(stored.judges === undefined && typeof judge === 'string' ? { judges: [{ kind: 'keyword', list: judge }] } : judge === undefined ? {} : { judge }),
+      ...(stored.randomSeeds === undefined ? { randomSeeds: 1 } : {}),
+    };
+  },
   links: (c) => ({ datasetId: c.harmfulDatasetId }),
   report: (s) => [
-    `  judge ${s.judge}`,
+    `  judge ${s.judge}${s.judges && s.judges.length > 1 ? ` (headline); also ${s.judges.slice(1).join(', ')}` : ''}`,
     "  cell                          k   γ      ASR    over-refusal  mean I'  answer tokens  thinking not closed",
     ...s.cells.map(
       (c) =>
@@ -124,6 +171,24 @@ export const ablateRun = defineRun({
         (c.thinkingNotClosed ? `${c.thinkingNotClosed.harmful} / ${c.thinkingNotClosed.harmless}` : '—'),
     ),
     '  (thinking not closed: harmful / harmless transcripts judged on their whole output)',
+    ...(s.judges && s.judges.length > 1
+      ? [
+          '  ASR by judge, and agreement on the attacks (% agreement, Cohen’s κ):',
+          ...s.cells.map(
+            (c) =>
+              `  ${c.key.padEnd(28)} ${s.judges!.map((j) => `${shortJudge(j)} ${pct(c.byJudge?.[j]?.asr)}`).join('  ')}` +
+              (c.agreement ?? []).map((a) => `  ${shortJudge(a.a)}~${shortJudge(a.b)} ${pct(a.agreement)} κ ${fmt(a.kappa, 2)}`).join(''),
+          ),
+        ]
+      : []),
+    ...(s.randomSpread?.length
+      ? [
+          '  random controls over seeds (ASR mean ± std, min–max):',
+          ...s.randomSpread.map(
+            (r) => `  k=${String(r.k).padStart(3)} γ=${fmt(r.gamma, 2).padEnd(5)} ${pct(r.asr.mean)} ± ${pct(r.asr.std)}  (${pct(r.asr.min)}–${pct(r.asr.max)}, ${r.asr.n} of ${r.keys.length} controls: ${r.keys.join(', ')})`,
+          ),
+        ]
+      : []),
   ],
   headlines(s) {
     const asrs = (pick: (c: AblateRunSummary['cells'][number]) => boolean) => s.cells.filter(pick).flatMap((c) => (c.asr === null ? [] : [c.asr]));
@@ -141,7 +206,10 @@ export const ablateRun = defineRun({
     usage: 'ablate PROJECT --model DIR --heads-run RUN --harmful NAME [--harmless NAME] [options]',
     about: `Ablates the top-k% refusal suppression heads of a heads run (z ← γ·z before o_proj, at every position) while
 generating answers for a harmful set (and a harmless one for over-refusal), with k random heads as a control.
-Every setting shares the batches. Per cell: ASR, over-refusal, mean final refusal score I', answer length.`,
+Every setting shares the batches. Per cell: ASR, over-refusal, mean final refusal score I', answer length.
+--judge judges every answer in the item that generated it (keywords, a Llama-Guard-style model, the live probe);
+with several, each cell reports every judge's ASR and their agreement (Cohen's κ). --random-seeds N draws N
+random-head controls per cell (seeds S … S+N−1), reported as mean ± std and min–max.`,
     flags: [
       flag('heads-run', 'the ranking to ablate from', { arg: 'RUN', field: 'headsRunId' }),
       flag('harmful', 'attack prompts (ASR)', { arg: 'NAME', field: 'harmfulDatasetId' }),
@@ -151,7 +219,8 @@ Every setting shares the batches. Per cell: ASR, over-refusal, mean final refusa
       flag('gammas', `γ values (default ${ABLATION_GAMMAS.join(',')})`, { arg: 'LIST', field: 'gammas' }),
       flag('no-random', 'skip the random-heads control', { field: 'randomControl' }),
       flag('random-seed', 'seed of the random heads (default 0)', { arg: 'S', field: 'randomSeed' }),
-      flag('judge', 'refusal keyword list (default jbb)', { arg: 'gcg|jbb', field: 'judge' }),
+      flag('random-seeds', 'random-head controls per cell, seeds S, S+1, … (default 1)', { arg: 'N', field: 'randomSeeds' }),
+      flag('judge', JUDGE_FLAG_HELP, { arg: 'LIST', field: 'judges' }),
       flag('max-new-tokens', `default ${DEFAULT_MAX_NEW_TOKENS}`, { arg: 'N', field: 'maxNewTokens' }),
       flag('batch', `prompts decoded together (default ${DEFAULT_BATCH})`, { arg: 'B', field: 'batchSize' }),
       ...SAMPLING_FLAGS,
@@ -166,7 +235,8 @@ Every setting shares the batches. Per cell: ASR, over-refusal, mean final refusa
       gammas: cli.numbers(f.gammas, 'gammas'),
       randomControl: !f['no-random'],
       randomSeed: cli.number(f['random-seed'], 'random-seed'),
-      ...(typeof f.judge === 'string' ? { judge: f.judge } : {}),
+      randomSeeds: cli.number(f['random-seeds'], 'random-seeds'),
+      judges: answerJudgesFromFlag(f.judge, cli),
       chat: !f['no-chat'],
       maxNewTokens: cli.number(f['max-new-tokens'], 'max-new-tokens'),
       batchSize: cli.number(f.batch, 'batch'),

@@ -5,7 +5,7 @@
  * a converged L-BFGS logistic regression by default, the paper's Adam loop as `paper-adam`.
  */
 import { z } from 'zod';
-import { isUncalibrated, PROBE_LABEL_RULES, PROBE_OPTIMIZERS, PROBE_PRESET_NAMES, PROBE_SELECT_BY, uncalibratedWarning } from '../method.js';
+import { isUncalibrated, pickProbePreset, PROBE_LABEL_RULES, PROBE_OPTIMIZERS, PROBE_PRESET_NAMES, PROBE_SELECT_BY, uncalibratedWarning } from '../method.js';
 import { count, maybeNumber, PositionRule, residIndex, rowId, seed, TranscriptSource } from '../values.js';
 import { sourceFromFlags } from './flags.js';
 import { checkSource, defineRun, flag, fmt, type Loose, pct } from './spec.js';
@@ -66,7 +66,8 @@ const config = z.strictObject({
   positionRule: PositionRule,
   residIndices,
   labelRule: LabelRule,
-  train: ProbeTrainOptions,
+  /** The options as given, with the preset they were filled from named (pickProbePreset), so a resume fits alike. */
+  train: ProbeTrainOptions.extend({ preset: z.enum(PROBE_PRESET_NAMES) }),
 });
 export type ProbeRunConfig = z.infer<typeof config>;
 
@@ -132,8 +133,15 @@ export const probeRun = defineRun({
       positionRule: c.positionRule ?? 'answer-boundary',
       residIndices: c.residIndices ?? [],
       labelRule: c.labelRule ?? 'gcg-first32',
-      train: c.train ?? {},
+      train: { ...c.train, preset: pickProbePreset(c.train ?? {}).preset },
     };
+  },
+  // Configs stored before the preset was named meant the default of their time, the paper's Adam loop, when nothing
+  // else picked one: without this, resuming such a run would fit with today's default (L-BFGS).
+  fromStored: (stored) => {
+    const train = stored.train;
+    if (train === null || typeof train !== 'object' || Array.isArray(train) || 'preset' in train) return stored;
+    return { ...stored, train: { ...train, preset: pickProbePreset(train as Parameters<typeof pickProbePreset>[0], 'paper-adam').preset } };
   },
   links: () => ({}),
   report: (s) => [

@@ -119,6 +119,12 @@ export interface RunSpec<K extends string = string, In = unknown, Cfg = unknown,
   input: z.ZodType<In>;
   /** The config as stored with the run: every default explicit. Resuming uses it as it is. */
   config: z.ZodType<Cfg>;
+  /**
+   * A stored config as this version reads it, before `config` checks it: fills in what configs stored by earlier
+   * versions left implicit, with the meaning it had then (readStoredConfig). Absent: stored configs are read as
+   * they are.
+   */
+  fromStored?(stored: Record<string, unknown>): Record<string, unknown>;
   /** The headline numbers the pipeline stores when the run finishes. */
   summary: z.ZodType<Sum>;
   /** Defaults, id checks against the project, and range checks beyond the schema's. Runs before anything is created. */
@@ -130,6 +136,12 @@ export interface RunSpec<K extends string = string, In = unknown, Cfg = unknown,
   /** The numbers compare.runs sets side by side. */
   headlines(summary: Sum): HeadlineValue[];
   cli: VerbSpec<In>;
+}
+
+/** A run's stored config with what earlier versions left implicit filled in (the kind's `fromStored`), unchecked. */
+export function readStoredConfig(kind: { fromStored?(stored: Record<string, unknown>): Record<string, unknown> }, stored: unknown): unknown {
+  if (!kind.fromStored || stored === null || typeof stored !== 'object' || Array.isArray(stored)) return stored;
+  return kind.fromStored(stored as Record<string, unknown>);
 }
 
 /** Identity with the types checked: `defineRun({...})` infers the kind and the three shapes from the schemas. */

@@ -15,12 +15,12 @@
  * the probe must apply unchanged to raw residual vectors at every token of a transcript (§2) and inside head
  * attribution (§3), which a per-feature standardisation would silently break.
  */
-import { isUncalibrated, uncalibratedWarning, type PROBE_OPTIMIZERS, type PROBE_PRESET_NAMES, type PROBE_SELECT_BY } from '../../../shared/method.js';
+import { isUncalibrated, pickProbePreset, uncalibratedWarning, type PROBE_OPTIMIZERS, type ProbePresetName, type PROBE_SELECT_BY } from '../../../shared/method.js';
 import { SeededRandom } from '../datasets/split.js';
 import { CliffscopeError } from '../errors.js';
 
 export type ProbeOptimizer = (typeof PROBE_OPTIMIZERS)[number];
-export type ProbePresetName = (typeof PROBE_PRESET_NAMES)[number];
+export type { ProbePresetName };
 /**
  * Which epoch a gradient optimiser keeps: 'val-accuracy' = best validation accuracy, ties to the lower validation
  * loss, then to the later epoch; 'val-accuracy-first' = the first epoch reaching the best accuracy (the paper's
@@ -212,35 +212,17 @@ function checkLabels(labels: ArrayLike<number>): { pos: number[]; neg: number[] 
   return { pos, neg };
 }
 
-/** Options a gradient optimiser reads and L-BFGS ignores: giving one without a preset or optimizer asks for Adam. */
-const GRADIENT_ONLY_OPTIONS = ['lr', 'batchSize', 'epochs', 'selectBy'] as const;
-
 /**
- * Fill the options from a preset and say why that preset. `preset` names one; without it, `optimizer` picks the
- * preset of that optimiser family; without either, settings only a gradient optimiser reads (lr, batchSize, epochs,
- * selectBy) select `paper-adam` (they would otherwise be silently ignored); otherwise the default, `lbfgs`.
+ * Fill the options from a preset and say why that preset (pickProbePreset, shared/method.ts). A preset named
+ * explicitly that is also what the other settings would pick (a resolved run config names it) keeps the reason for
+ * that pick.
  */
 export function resolveProbeOptions(opts: Partial<ProbeTrainOptions> = {}): { options: ProbeTrainOptions; reason: string } {
   const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as Partial<ProbeTrainOptions>;
-  let preset: ProbePresetName;
-  let reason: string;
-  if (given.preset !== undefined) {
-    if (!(given.preset in PROBE_PRESETS)) throw bad(`unknown probe preset ${String(given.preset)}`, `presets: ${Object.keys(PROBE_PRESETS).join(', ')}`);
-    preset = given.preset;
-    reason = `preset ${preset} was requested`;
-  } else if (given.optimizer !== undefined) {
-    preset = given.optimizer === 'lbfgs' ? 'lbfgs' : 'paper-adam';
-    reason = `optimizer ${given.optimizer} was requested (other settings from preset ${preset})`;
-  } else {
-    const gradientOnly = GRADIENT_ONLY_OPTIONS.filter((k) => given[k] !== undefined);
-    if (gradientOnly.length) {
-      preset = 'paper-adam';
-      reason = `preset paper-adam, because settings only a gradient optimiser uses were given (${gradientOnly.join(', ')})`;
-    } else {
-      preset = 'lbfgs';
-      reason = 'the default: L-BFGS to convergence with a small L2, which stays calibrated on small or separable data';
-    }
-  }
+  if (given.preset !== undefined && !(given.preset in PROBE_PRESETS)) throw bad(`unknown probe preset ${String(given.preset)}`, `presets: ${Object.keys(PROBE_PRESETS).join(', ')}`);
+  const { preset: _named, ...rest } = given;
+  const inferred = pickProbePreset(rest);
+  const { preset, reason } = given.preset === undefined || given.preset === inferred.preset ? inferred : pickProbePreset(given);
   const o: ProbeTrainOptions = { ...PROBE_PRESETS[preset], ...given, preset };
   if (!(o.valFraction >= 0 && o.valFraction < 1)) throw bad(`valFraction must be within [0, 1), got ${o.valFraction}`);
   if (o.maxPerClass !== null && !(Number.isInteger(o.maxPerClass) && o.maxPerClass >= 2)) {

@@ -490,8 +490,9 @@ export function residSweepFigure(
   const x = sorted.map((r) => r.residIndex);
   return {
     data: [
-      { type: 'scatter', mode: 'lines+markers', name: 'validation accuracy', x, y: sorted.map((r) => r.valAccuracy), line: { color: GAMMA_COLORS[0] }, hovertemplate: 'resid %{x}: accuracy %{y:.3f}<extra></extra>' },
-      { type: 'scatter', mode: 'lines+markers', name: 'AUROC', x, y: sorted.map((r) => r.valAuroc), line: { color: GAMMA_COLORS[1], dash: 'dash' }, hovertemplate: 'resid %{x}: AUROC %{y:.3f}<extra></extra>' },
+      // AUROC underneath, wide and light with large open markers; accuracy on top, so equal values show both.
+      { type: 'scatter', mode: 'lines+markers', name: 'AUROC', x, y: sorted.map((r) => r.valAuroc), line: { color: withAlpha(GAMMA_COLORS[1]!, 0.55), width: 5 }, marker: { symbol: 'diamond-open', size: 11, line: { width: 2 } }, hovertemplate: 'resid %{x}: AUROC %{y:.3f}<extra></extra>' },
+      { type: 'scatter', mode: 'lines+markers', name: 'validation accuracy', x, y: sorted.map((r) => r.valAccuracy), line: { color: GAMMA_COLORS[0], width: 2 }, marker: { symbol: 'circle', size: 6 }, hovertemplate: 'resid %{x}: accuracy %{y:.3f}<extra></extra>' },
     ],
     layout: {
       xaxis: { title: { text: 'residual-stack index (0 = embeddings, L+1 = final norm)' }, dtick: 1 },
@@ -512,32 +513,86 @@ export interface SweepCellPoint {
   asr: number | null;
 }
 
+/** The random controls of one k and γ over their seeds (sweep.cells randomSpread, one judge's ASR): mean ± std. */
+export interface RandomSpreadPoint {
+  k: number;
+  gamma: number;
+  keys: readonly string[];
+  mean: number | null;
+  std: number | null;
+  n: number;
+}
+
 /**
- * ASR vs % of heads ablated: one line per γ for the top-k suppression heads (solid) and for the random control
- * (dashed, same colour), each starting from the unablated baseline at 0 %; named head sets (control "planted") as
- * separate markers.
+ * ASR vs the share of heads ablated, x = k / (layers × heads) — the heads actually ablated, not the fraction asked
+ * for (which rounds differently on every model). One line per γ for the top-k suppression heads (solid, filled
+ * circles) and for the random control (dashed, larger open squares, so a top-k point under a random one still
+ * shows), each from the unablated baseline at 0 %; with several seeds the random line is their mean with ± std error
+ * bars and each seed a faint cross. Named head sets (control "planted") are stars.
  */
-export function asrFigure(cells: readonly SweepCellPoint[], opts: { totalHeads?: number; title?: string } = {}): Figure {
+export function asrFigure(
+  cells: readonly SweepCellPoint[],
+  opts: { totalHeads?: number; title?: string; spread?: readonly RandomSpreadPoint[] } = {},
+): Figure {
   const baseline = cells.find((c) => c.k === 0);
-  const pctOf = (c: SweepCellPoint) => (c.fraction !== null ? c.fraction * 100 : opts.totalHeads ? (100 * c.k) / opts.totalHeads : c.k);
+  const pctOf = (c: { k: number; fraction?: number | null }) => (opts.totalHeads ? (100 * c.k) / opts.totalHeads : c.fraction !== null && c.fraction !== undefined ? c.fraction * 100 : c.k);
+  const asrPct = (v: number | null) => (v === null ? null : v * 100);
   const gammas = [...new Set(cells.filter((c) => c.k > 0).map((c) => c.gamma))].sort((a, b) => a - b);
   const data: Trace[] = [];
+  const hover = '%{text}<br>%{x:.2f}% of heads: ASR %{y:.1f}%<extra></extra>';
   gammas.forEach((gamma, i) => {
     const color = GAMMA_COLORS[i % GAMMA_COLORS.length]!;
-    for (const control of ['top', 'random'] as const) {
-      const pts = cells.filter((c) => c.control === control && c.gamma === gamma && c.k > 0).sort((a, b) => pctOf(a) - pctOf(b));
-      if (!pts.length) continue;
-      const line = baseline ? [baseline, ...pts] : pts;
+    const top = cells.filter((c) => c.control === 'top' && c.gamma === gamma && c.k > 0).sort((a, b) => a.k - b.k);
+    if (top.length) {
+      const line = baseline ? [baseline, ...top] : top;
       data.push({
         type: 'scatter',
         mode: 'lines+markers',
-        name: `${control === 'top' ? 'top-k' : 'random'} γ=${gamma}`,
+        name: `top-k γ=${gamma}`,
         x: line.map(pctOf),
-        y: line.map((c) => (c.asr === null ? null : c.asr * 100)),
+        y: line.map((c) => asrPct(c.asr)),
         text: line.map((c) => `${c.key} (k=${c.k})`),
-        line: { color: control === 'top' ? color : withAlpha(color, 0.6), dash: control === 'top' ? 'solid' : 'dash', width: 2 },
-        marker: { symbol: control === 'top' ? 'circle' : 'square-open', size: 7 },
-        hovertemplate: '%{text}<br>%{x:.1f}% heads: ASR %{y:.1f}%<extra></extra>',
+        line: { color, dash: 'solid', width: 2 },
+        marker: { symbol: 'circle', size: 8 },
+        hovertemplate: hover,
+      });
+    }
+    const random = cells.filter((c) => c.control === 'random' && c.gamma === gamma && c.k > 0);
+    if (!random.length) return;
+    const ks = [...new Set(random.map((c) => c.k))].sort((a, b) => a - b);
+    const spreadOf = (k: number) => opts.spread?.find((s) => s.k === k && s.gamma === gamma);
+    const multi = ks.some((k) => (spreadOf(k)?.keys.length ?? 1) > 1);
+    // One point per k: the seeds' mean (one seed: its cell).
+    const means = ks.map((k) => {
+      const s = spreadOf(k);
+      const own = random.filter((c) => c.k === k);
+      return { k, fraction: own[0]!.fraction, asr: s ? s.mean : own[0]!.asr, std: s?.std ?? null, text: s && s.keys.length > 1 ? `random k=${k}: mean of ${s.n} seeds` : `${own[0]!.key} (k=${k})` };
+    });
+    const line = baseline ? [{ k: 0, fraction: 0, asr: baseline.asr, std: null, text: `${baseline.key} (k=0)` }, ...means] : means;
+    data.push({
+      type: 'scatter',
+      mode: 'lines+markers',
+      name: multi ? `random γ=${gamma} (mean ± std)` : `random γ=${gamma}`,
+      legendgroup: `random-${gamma}`,
+      x: line.map(pctOf),
+      y: line.map((c) => asrPct(c.asr)),
+      text: line.map((c) => c.text),
+      ...(multi ? { error_y: { type: 'data', array: line.map((c) => (c.std === null ? 0 : c.std * 100)), visible: true, color: withAlpha(color, 0.8), thickness: 1.5, width: 6 } } : {}),
+      line: { color: withAlpha(color, 0.7), dash: 'dash', width: 2 },
+      marker: { symbol: 'square-open', size: 12, line: { width: 2 } },
+      hovertemplate: hover,
+    });
+    if (multi) {
+      data.push({
+        type: 'scatter',
+        mode: 'markers',
+        name: `random γ=${gamma}, each seed`,
+        legendgroup: `random-${gamma}`,
+        x: random.map(pctOf),
+        y: random.map((c) => asrPct(c.asr)),
+        text: random.map((c) => c.key),
+        marker: { symbol: 'x-thin-open', size: 8, color: withAlpha(color, 0.5), line: { width: 1.5 } },
+        hovertemplate: hover,
       });
     }
   });
@@ -548,17 +603,17 @@ export function asrFigure(cells: readonly SweepCellPoint[], opts: { totalHeads?:
       mode: 'markers',
       name: 'named head sets',
       x: others.map(pctOf),
-      y: others.map((c) => (c.asr === null ? null : c.asr * 100)),
+      y: others.map((c) => asrPct(c.asr)),
       text: others.map((c) => `${c.key} (k=${c.k}, γ=${c.gamma})`),
-      marker: { symbol: 'star', size: 11, color: '#f0b400' },
-      hovertemplate: '%{text}<br>%{x:.1f}% heads: ASR %{y:.1f}%<extra></extra>',
+      marker: { symbol: 'star', size: 13, color: '#f0b400', line: { width: 1, color: '#5a4500' } },
+      hovertemplate: hover,
     });
   }
   return {
     data,
     layout: {
       ...(opts.title ? { title: { text: opts.title, font: { size: 13 } } } : {}),
-      xaxis: { title: { text: '% of heads ablated' }, rangemode: 'tozero' },
+      xaxis: { title: { text: opts.totalHeads ? '% of heads ablated (k / (layers × heads))' : '% of heads ablated' }, rangemode: 'tozero' },
       yaxis: { title: { text: 'attack success rate (%)' }, range: [-2, 102] },
       showlegend: true,
       legend: LEGEND,
@@ -574,12 +629,14 @@ export { headLabel };
 export function epochFigure(metrics: { trainLoss?: (number | null)[]; valLoss?: (number | null)[]; valAccuracyPerEpoch?: (number | null)[]; bestEpoch?: number | null }): Figure {
   const data: Trace[] = [];
   const epochs = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
-  if (metrics.trainLoss?.length) data.push({ type: 'scatter', mode: 'lines', name: 'train loss', x: epochs(metrics.trainLoss.length), y: metrics.trainLoss, line: { color: GAMMA_COLORS[0] } });
-  if (metrics.valLoss?.length) data.push({ type: 'scatter', mode: 'lines', name: 'validation loss', x: epochs(metrics.valLoss.length), y: metrics.valLoss, line: { color: GAMMA_COLORS[1] } });
+  // Validation loss first, wide and light; train loss on top, narrower and dashed, so where they coincide both show.
+  if (metrics.valLoss?.length) data.push({ type: 'scatter', mode: 'lines', name: 'validation loss', x: epochs(metrics.valLoss.length), y: metrics.valLoss, line: { color: withAlpha(GAMMA_COLORS[1]!, 0.55), width: 5 } });
+  if (metrics.trainLoss?.length) data.push({ type: 'scatter', mode: 'lines', name: 'train loss', x: epochs(metrics.trainLoss.length), y: metrics.trainLoss, line: { color: GAMMA_COLORS[0], width: 2, dash: 'dash' } });
   if (metrics.valAccuracyPerEpoch?.length) {
     data.push({ type: 'scatter', mode: 'lines', name: 'validation accuracy', x: epochs(metrics.valAccuracyPerEpoch.length), y: metrics.valAccuracyPerEpoch, yaxis: 'y2', line: { color: GAMMA_COLORS[2], dash: 'dot' } });
   }
   const best = metrics.bestEpoch;
+  const hasBest = best !== null && best !== undefined;
   return {
     data,
     layout: {
@@ -589,7 +646,8 @@ export function epochFigure(metrics: { trainLoss?: (number | null)[]; valLoss?: 
       yaxis2: { title: { text: 'accuracy' }, overlaying: 'y', side: 'right', range: [0, 1.05], showgrid: false, tickmode: 'auto' },
       legend: { ...LEGEND, x: 1.12 },
       // bestEpoch is 0-based in the engine; epochs are drawn from 1.
-      shapes: best !== null && best !== undefined ? [vline(best + 1, COLORS.plateau, 'dot')] : [],
+      shapes: hasBest ? [vline(best + 1, COLORS.plateau, 'dot')] : [],
+      annotations: hasBest ? [{ x: best + 1, xref: 'x', y: 1, yref: 'paper', yanchor: 'bottom', text: `best epoch ${best + 1} (kept)`, showarrow: false, font: { size: 11, color: COLORS.plateau } }] : [],
       showlegend: true,
     },
   };

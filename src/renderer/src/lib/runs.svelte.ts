@@ -29,7 +29,16 @@ export function modelRef(dir = project.modelDir): ModelRef {
  * cancelled, not failed) becomes the one its panel shows.
  */
 export function startRun<K extends RunStartParams['kind']>(kind: K, config: RunConfigOf<K>, label: string, opts: RunMeta = {}) {
-  const params = runStartParams(kind, config, opts);
+  return launch(kind, runStartParams(kind, config, opts), label);
+}
+
+/** Resume an unfinished run (cancelled, interrupted, failed) with its stored config, as `--resume RUN` does. */
+export function resumeRun<K extends RunStartParams['kind']>(kind: K, runId: number, label: string) {
+  if (!project.file) throw new ApiError({ code: 'bad-argument', message: 'no project is open', hint: 'open one from the sidebar' });
+  return launch(kind, { project: project.file, model: modelRef(), kind, resume: runId } as RunStartParams, label);
+}
+
+function launch(kind: RunStartParams['kind'], params: RunStartParams, label: string) {
   const job = jobs.start('run.start', params, label, {
     describe: (r) => ({ summary: `run #${r.runId} ${r.status}`, cancelled: r.status === 'cancelled' }),
   });
