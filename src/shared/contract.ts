@@ -193,6 +193,8 @@ export const ColumnMapping = z.strictObject({
   response: z.string().optional(),
   label: z.string().optional(),
   category: z.string().optional(),
+  /** A safe answer column, kept in each item's extra fields as `safe_response` (select --safe-response safe_response). */
+  safe_response: z.string().optional(),
   /** The label every item was given on import (`dataset.import`'s `label`), in place of a label column. */
   fileLabel: z.string().optional(),
 });
@@ -204,6 +206,7 @@ export const ColumnMappingInput = z.strictObject({
   response: z.string().min(1).nullable().optional(),
   label: z.string().min(1).nullable().optional(),
   category: z.string().min(1).nullable().optional(),
+  safe_response: z.string().min(1).nullable().optional(),
 });
 export const DatasetFormat = z.enum(['csv', 'tsv', 'json', 'jsonl']);
 
@@ -490,6 +493,8 @@ export const RunStartParams = z.discriminatedUnion('kind', [
   startParamsOf('ablate'),
   startParamsOf('judge'),
   startParamsOf('select'),
+  startParamsOf('truncate'),
+  startParamsOf('causal'),
 ]);
 export type RunStartParams = z.infer<typeof RunStartParams>;
 
@@ -517,6 +522,8 @@ export const RunReport = z.discriminatedUnion('kind', [
   reportOf('ablate'),
   reportOf('judge'),
   reportOf('select'),
+  reportOf('truncate'),
+  reportOf('causal'),
 ]);
 export type RunReport = z.infer<typeof RunReport>;
 export type RunReportOf<K extends RunKind> = Extract<RunReport, { kind: K }>;

@@ -7,6 +7,10 @@
 export const ABLATION_FRACTIONS: readonly number[] = Object.freeze([0, 0.005, 0.015, 0.03, 0.1]);
 /** The sweep's γ values: removed, almost removed, halved. */
 export const ABLATION_GAMMAS: readonly number[] = Object.freeze([0, 0.01, 0.5]);
+/** The thinking-truncation figure's fractions of the model's own thinking kept before it is closed (docs/METHOD.md §8). */
+export const TRUNCATION_FRACTIONS: readonly number[] = Object.freeze([1, 0.8, 0.6, 0.4, 0.2, 0]);
+/** Causal head ranking scales one head at a time by this (the paper's code: ×0.001; docs/METHOD.md §9). */
+export const CAUSAL_HEAD_SCALE = 0.001;
 /** Cliff-as-a-Judge keeps the top 1.7 % by MS (docs/METHOD.md §6). */
 export const PAPER_SELECT_FRACTION = 0.017;
 

@@ -17,6 +17,8 @@ import {
   randomHeads,
   rankHeads,
   rmsOf,
+  averageRanks,
+  spearman,
 } from '../../src/main/engine/analysis/heads.js';
 import { expectBadArgument } from '../support/assertions.js';
 
@@ -256,5 +258,21 @@ describe('random control and γ matrices', () => {
     expectBadArgument(() => ablationScale([{ layer: 0, head: 2 }], 0, 3, 2), /outside/);
     expectBadArgument(() => ablationScale([], NaN, 3, 2), /gamma/);
     expectBadArgument(() => flatHeadScale([[1, 1], [1, 1]], 3, 2), /has 2 rows, the model has 3 layers/);
+  });
+});
+
+describe('spearman', () => {
+  it('is 1 for any increasing relation, −1 for a decreasing one, and handles ties as scipy does', () => {
+    expect(spearman([1, 2, 3, 4], [10, 100, 1000, 1e4])).toBeCloseTo(1, 12);
+    expect(spearman([1, 2, 3, 4], [4, 3, 2, 1])).toBeCloseTo(-1, 12);
+    // scipy.stats.spearmanr([1, 2, 2, 3], [1, 3, 2, 4]).statistic = 0.9486832980505138
+    expect(spearman([1, 2, 2, 3], [1, 3, 2, 4])).toBeCloseTo(0.9486832980505138, 12);
+    expect(averageRanks([3, 1, 3, 2])).toEqual([3.5, 1, 3.5, 2]);
+  });
+  it('is null when it says nothing (one pair, a constant side) and refuses NaN or mismatched lengths', () => {
+    expect(spearman([1], [2])).toBeNull();
+    expect(spearman([1, 1, 1], [1, 2, 3])).toBeNull();
+    expect(() => spearman([1, NaN], [1, 2])).toThrow(/finite/);
+    expect(() => spearman([1, 2], [1])).toThrow(/against/);
   });
 });

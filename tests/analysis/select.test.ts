@@ -80,6 +80,16 @@ describe('selectSamples', () => {
     expect(selectSamples(S, { variant: 'rule-based', count: 5 }).selectedCount).toBe(3);
   });
 
+  it('llm-judge: only answers the judge called harmful are eligible; unjudged ones are not', () => {
+    const judged = S.map((x, i) => ({ ...x, ...(i === 5 ? {} : { judgedHarmful: i % 2 === 0 }) }));
+    const r = selectSamples(judged, { variant: 'llm-judge', count: 5, seed: 2 });
+    expect(r.selectedCount).toBe(3);
+    expect([...ids(r).slice(0, 3)].sort().join('')).toBe('ace'); // a, c, e judged harmful; f not judged
+    expect(ids(r).slice(3)).toBe('bdf');
+    expect(r.threshold).toBeNull();
+    expect(selectSamples(judged, { variant: 'llm-judge', count: 5, seed: 2 })).toEqual(r);
+  });
+
   it('rejects duplicate ids and bad options', () => {
     expect(() => selectSamples([S[0]!, S[0]!])).toThrow(/appears twice/);
     expect(() => selectSamples(S, { fraction: 2 })).toThrow(CliffscopeError);

@@ -105,6 +105,25 @@ describe('a verb split with --shard and merged', () => {
     expectSameRun(single, merged);
   });
 
+  it("a thinking truncation: every answer, verdict, I' and the per-fraction summary", async () => {
+    const { single, merged } = await singleAndMerged(['truncate', '--model', model, '--run', String(runs.transcripts), '--probe', '1', '--fractions', '1,0.5,0', '--max-new-tokens', '20', '--batch', '1']);
+    expect(single.transcripts).toHaveLength(90);
+    expect(single.verdicts.length).toBe(90);
+    expectSameRun(single, merged);
+  });
+
+  it("a causal head ranking: every transcript's scaled I′ and the ranking", async () => {
+    const { single, merged } = await singleAndMerged(['causal', '--model', model, '--heads-run', String(runs.heads), '--top', '6']);
+    expect(single.items.filter((i) => i.key !== 'summary')).toHaveLength(30);
+    expectSameRun(single, merged);
+  });
+
+  it("select over the model's own transcripts: the same scores and selection", async () => {
+    const { single, merged } = await singleAndMerged(['select', '--model', model, '--probe', '1', '--dataset', 'demo-harmful', '--transcripts-run', String(runs.transcripts), '--fraction', '0.25']);
+    expect(single.selections.length).toBe(30);
+    expectSameRun(single, merged);
+  });
+
   it('select, trace, heads and judge: the same items and aggregates', async () => {
     const verbs = [
       ['select', '--model', model, '--probe', '1', '--dataset', 'demo-safety-train', '--fraction', '0.25'],

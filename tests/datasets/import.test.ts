@@ -215,3 +215,16 @@ describe('files', () => {
     expect(readDatasetFile(write('data.txt', '{"prompt": "p"}\n'), { format: 'jsonl' }).items).toHaveLength(1);
   });
 });
+
+describe('the safe answer mapping (Cliff-as-a-Judge exports it after the thinking)', () => {
+  it('keeps a mapped column under extra.safe_response, and detects a column of that name', () => {
+    const mapped = parseDataset('{"q": "p1", "r": "t </think> a", "safe": "no."}\n{"q": "p2", "safe": ""}\n', 'jsonl', { mapping: { prompt: 'q', response: 'r', safe_response: 'safe' } });
+    expect(mapped.mapping).toMatchObject({ prompt: 'q', response: 'r', safe_response: 'safe' });
+    // Mapped, so not kept again under its own name; an empty cell is no answer.
+    expect(mapped.items.map((i) => i.extra)).toEqual([{ safe_response: 'no.' }, {}]);
+    const detected = parseDataset('prompt,safe_response,other\np,refuse,x\n', 'csv');
+    expect(detected.mapping.safe_response).toBe('safe_response');
+    expect(detected.items[0]!.extra).toEqual({ other: 'x', safe_response: 'refuse' });
+    expect(() => parseDataset('prompt\np\n', 'csv', { mapping: { safe_response: 'nope' } })).toThrow(/safe_response column "nope" is not in the file/);
+  });
+});

@@ -285,6 +285,24 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await shot('cliffs-layers');
   }, 90_000);
 
+  it('Cliffs: a thinking truncation started from the form draws ASR and I′ per fraction kept, as run.report has them', async () => {
+    await tab('Cliffs');
+    const generated = await demoRun('transcripts');
+    await page.getByLabel('Transcripts to truncate').selectOption(String(generated));
+    await page.getByLabel('Fractions kept').fill('1, 0.5, 0');
+    await page.locator('#truncation-max').fill('30');
+    await page.getByRole('button', { name: 'Truncate and answer' }).click();
+    await page.getByRole('status').filter({ hasText: /Thinking truncation of run #\d+: done/ }).waitFor({ timeout: 60_000 });
+    const truncation = (await call('project.open', { file })).runs.filter((r) => r.kind === 'truncate').at(-1)!;
+    await expect.poll(() => page.getByLabel('Truncation run').inputValue(), { timeout: UI_TIMEOUT }).toBe(String(truncation.id));
+    const s = summaryOf((await call('run.report', { project: file, runId: truncation.id })).report, 'truncate')!;
+    expect(s.points.map((p) => p.fraction)).toEqual([1, 0.5, 0]);
+    const rows = await readTable(page.getByRole('table', { name: 'Per fraction of thinking kept' }));
+    expect(rows.map((r) => [r.fraction, r.asr, r.final])).toEqual(s.points.map((p) => [fmtPct(p.fraction, 0), fmtPct(p.asr), fmtNum(p.meanFinal)]));
+    await page.getByRole('img', { name: 'ASR and I′ against the thinking kept' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await shot('cliffs-truncation');
+  }, 90_000);
+
   it('Heads: the top-ranked suppression heads are the planted L1H5, L2H2, L3H6', async () => {
     await tab('Heads');
     const headsRun = await demoRun('heads');
@@ -330,6 +348,24 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await shot('heads-per-token');
   }, 90_000);
 
+  it('Heads: a causal ranking started from the form puts the planted heads on top, its ρ and rows as run.report has them', async () => {
+    await tab('Heads');
+    // Over the heads run the tab shows (the test above may have made a new one).
+    await page.locator('#causal-top').fill('8');
+    await page.getByRole('button', { name: 'Rank heads causally' }).click();
+    await page.getByRole('status').filter({ hasText: /Causal ranking of heads run #\d+: done/ }).waitFor({ timeout: 60_000 });
+    const causalRun = (await call('project.open', { file })).runs.filter((r) => r.kind === 'causal').at(-1)!;
+    await expect.poll(() => page.getByLabel('Causal run').inputValue(), { timeout: UI_TIMEOUT }).toBe(String(causalRun.id));
+    const s = summaryOf((await call('run.report', { project: file, runId: causalRun.id })).report, 'causal')!;
+    expect(s.headsRunId).toBe(Number(await page.getByLabel('Heads run').inputValue()));
+    await expect.poll(() => page.getByTestId('causal-spearman').textContent(), { timeout: UI_TIMEOUT }).toBe(fmtNum(s.spearman));
+    const rows = await readTable(page.getByRole('table', { name: 'Heads by causal score' }));
+    expect(rows.map((r) => [r.head, r.causal, r.direct])).toEqual(s.heads.map((h) => [headLabel(h), fmtNum(h.causal, 4), fmtNum(h.direct, 4)]));
+    expect(new Set(rows.slice(0, 3).map((r) => r.head))).toEqual(new Set(['L1H5', 'L2H2', 'L3H6']));
+    await page.getByRole('img', { name: 'Causal vs direct head scores' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await shot('heads-causal');
+  }, 90_000);
+
   it('Ablations: the ASR of every cell is sweep.cells’, and a cell’s transcripts open in a dialog that Escape closes', async () => {
     await tab('Ablations');
     const ablateRun = await demoRun('ablate');
@@ -365,7 +401,23 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     const rows = await readTable(page.getByRole('table', { name: 'Ranked samples' }));
     expect(rows.filter((r) => r.selected === '✓')).toHaveLength(sel.selected);
     await shot('selection');
-  }, 60_000);
+
+    // A selection whose export puts a safe answer from a dataset column after the thinking (here the set's "id" column).
+    await page.locator('#sel-safe').fill('id');
+    await page.locator('#sel-fraction').fill('0.25');
+    await page.getByRole('button', { name: /^Select with probe #/ }).click();
+    await page.getByRole('status').filter({ hasText: /Cliff-as-a-Judge on dataset #\d+: done/ }).waitFor({ timeout: 60_000 });
+    const safeRun = (await call('project.open', { file })).runs.filter((r) => r.kind === 'select').at(-1)!;
+    await expect.poll(() => page.getByLabel('Selection run').inputValue(), { timeout: UI_TIMEOUT }).toBe(String(safeRun.id));
+    const out = path.join(root, 'safe-export');
+    await page.locator('#sel-out').fill(out);
+    await page.getByRole('button', { name: 'Write fine-tuning files' }).click();
+    await page.getByRole('status').filter({ hasText: 'cliffscope_selection.json' }).waitFor({ timeout: UI_TIMEOUT });
+    const items = new Map((await call('selection.list', { project: file, runId: safeRun.id, selectedOnly: true })).rows.map((x) => [x.prompt, x]));
+    const alpaca = JSON.parse(fs.readFileSync(path.join(out, 'cliffscope_selection.json'), 'utf8')) as { instruction: string; output: string }[];
+    expect(alpaca).toHaveLength(items.size);
+    for (const rec of alpaca) expect(rec.output).toMatch(/<\/think>\n\ntrain-\d\d$/);
+  }, 90_000);
 
   it('Compare: two trace runs side by side with compare.runs’ numbers', async () => {
     await tab('Compare');

@@ -9,6 +9,7 @@ import { type ProjectLookup, readStoredConfig } from '../../shared/runs/spec.js'
 import { describeProvider } from '../../shared/values.js';
 import { CliffscopeError, isCliffscopeError } from '../engine/errors.js';
 import { ablateUnits, aggregateAblation, runAblation } from '../pipelines/ablate.js';
+import { aggregateCausal, causalUnits, runCausal } from '../pipelines/causal.js';
 import { type PipelineEnv, type RunOptions, storedConfig, type WorkUnit } from '../pipelines/common.js';
 import { aggregateHeads, headsUnits, runHeads } from '../pipelines/heads.js';
 import { aggregateJudge, judgeUnits, runJudge } from '../pipelines/judge.js';
@@ -16,6 +17,7 @@ import { runProbeTraining } from '../pipelines/probe.js';
 import { aggregateSelect, runSelect, selectUnits } from '../pipelines/select.js';
 import { aggregateTrace, runTrace, traceUnits } from '../pipelines/trace.js';
 import { aggregateTranscripts, runGenerate, transcriptsUnits } from '../pipelines/transcripts.js';
+import { aggregateTruncate, runTruncate, truncateUnits } from '../pipelines/truncate.js';
 import type { ProjectStore } from '../store/project-store.js';
 import { jsonSafe } from '../store/tabular.js';
 import type { RunRow } from '../store/types.js';
@@ -42,6 +44,8 @@ const PIPELINES: { [K in RunKind]: Pipeline<K> } = {
   ablate: runAblation,
   judge: runJudge,
   select: async (env, config, opts) => (await runSelect(env, config, opts)).runId,
+  truncate: runTruncate,
+  causal: runCausal,
 };
 
 /** How each kind whose items can be split over processes (SHARDABLE_KINDS) lists its items and recomputes its aggregates. */
@@ -52,6 +56,8 @@ const SHARDING: { [K in ShardableKind]: Sharding<K> } = {
   ablate: { units: ablateUnits, aggregate: aggregateAblation },
   judge: { units: judgeUnits, aggregate: (store, runId) => aggregateJudge(store, runId, null) },
   select: { units: selectUnits, aggregate: (store, runId, config) => void aggregateSelect(store, runId, config) },
+  truncate: { units: (store, config) => truncateUnits(store, config), aggregate: aggregateTruncate },
+  causal: { units: (store, config) => causalUnits(store, config), aggregate: aggregateCausal },
 };
 
 /** Run `kind`'s pipeline with a resolved (or stored) config. */

@@ -52,7 +52,7 @@ export function modelSummary(m: ModelRow): ModelSummary {
 export function mappingOf(v: unknown): DatasetSummary['mapping'] {
   const m = (v ?? {}) as Record<string, unknown>;
   const out: DatasetSummary['mapping'] = { prompt: typeof m.prompt === 'string' ? m.prompt : '' };
-  for (const f of ['response', 'label', 'category', 'fileLabel'] as const) if (typeof m[f] === 'string') out[f] = m[f] as string;
+  for (const f of ['response', 'label', 'category', 'safe_response', 'fileLabel'] as const) if (typeof m[f] === 'string') out[f] = m[f] as string;
   return out;
 }
 

@@ -79,7 +79,8 @@ export async function runHeads(env: PipelineEnv, config: HeadsRunConfig, opts: R
   return handle.run.id;
 }
 
-const labelled = (cfg: HeadsRunConfig, label: string | null) => cfg.label === undefined || label === cfg.label;
+/** Whether a transcript of `label` is one a heads run (and a causal run over it) reads. */
+export const labelled = (cfg: Pick<HeadsRunConfig, 'label'>, label: string | null) => cfg.label === undefined || label === cfg.label;
 
 /** The items of a heads run: every transcript of its source (with the run's label), costing its tokens. */
 export function headsUnits(store: ProjectStore, cfg: HeadsRunConfig): WorkUnit[] {

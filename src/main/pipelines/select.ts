@@ -1,9 +1,14 @@
 /**
  * `select` runs — Cliff-as-a-Judge (docs/METHOD.md §6): teacher-force every (prompt, reasoning response) of a safety
- * training set through the model, score it by its misalignment MS = I − I' under the probe, select the top p %
- * (or the lowest I', random, or rule-based), and export the selection for fine-tuning with its provenance.
+ * training set through the model (or the model's own transcripts of its prompts), score it by its misalignment
+ * MS = I − I' under the probe, select the top p % (or the lowest I', random, rule-based, or the LLM-as-a-judge
+ * baseline), and export the selection for fine-tuning with its provenance — the thinking followed by the scored
+ * answer, or by the dataset's safe answer.
  */
+import { judgeRun } from '../../shared/runs/judge.js';
 import { selectRun, type SelectRunConfig } from '../../shared/runs/select.js';
+import { transcriptsRun } from '../../shared/runs/transcripts.js';
+import type { TranscriptSource } from '../../shared/values.js';
 import { GCG_JUDGE, judgeAnswer } from '../engine/analysis/judges.js';
 import { scoreRows } from '../engine/analysis/probe.js';
 import { selectSamples, toAlpacaJson, toMessagesJsonl } from '../engine/analysis/select.js';
@@ -14,6 +19,7 @@ import { teacherForce } from '../engine/runtime/teacher-force.js';
 import type { ProjectStore } from '../store/project-store.js';
 import type { Tokenizer } from '../engine/tokenizer/tokenizer.js';
 import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireTokenizer, type RunOptions, storedConfig, type WorkUnit } from './common.js';
+import type { ItemRow } from '../store/types.js';
 import { ensureTranscriptRow, readSource, sourceUnits } from './sources.js';
 
 export type { SelectRunConfig } from '../../shared/runs/select.js';
@@ -25,6 +31,48 @@ export interface SelectRunResult {
   threshold: number | null;
 }
 
+/** Where a select run's samples come from: the dataset's (prompt, response) pairs, or the model's own transcripts of its prompts. */
+function selectSource(cfg: SelectRunConfig): TranscriptSource {
+  return cfg.transcriptsRunId ? { kind: 'run', runId: cfg.transcriptsRunId } : { kind: 'dataset', datasetId: cfg.datasetId, chat: cfg.chat };
+}
+
+/** An item's safe answer from the `column` it was imported with (kept in its extra fields); null when it has none. */
+export function safeAnswerOf(item: ItemRow, column: string): string | null {
+  const v = Object.prototype.hasOwnProperty.call(item.extra, column) ? item.extra[column] : undefined;
+  return typeof v === 'string' && v.trim() !== '' ? v.trim() : null;
+}
+
+/** Whether an item is scored: it has a response to teacher-force (or a transcript of the model's own), and a safe answer when one is asked for. */
+function eligible(cfg: SelectRunConfig, item: ItemRow | null): item is ItemRow {
+  if (!item || item.datasetId !== cfg.datasetId) return false;
+  if (!cfg.transcriptsRunId && item.response === null) return false;
+  return !cfg.safeResponse || safeAnswerOf(item, cfg.safeResponse) !== null;
+}
+
+/** The scoring's source checked: its transcripts one per item (one setting), and some item eligible, each failure naming its fix. */
+function checkSelectSource(store: ProjectStore, cfg: SelectRunConfig): void {
+  const items = store.datasets.items(cfg.datasetId);
+  if (cfg.transcriptsRunId) {
+    const { settings, datasetId } = storedConfig(store, transcriptsRun, store.runs.require(cfg.transcriptsRunId, 'transcripts'));
+    if (datasetId !== cfg.datasetId) throw new CliffscopeError('bad-argument', `transcripts run #${cfg.transcriptsRunId} is of dataset #${datasetId}, not #${cfg.datasetId}`);
+    if (settings.length !== 1) throw new CliffscopeError('bad-argument', `transcripts run #${cfg.transcriptsRunId} has ${settings.length} settings; selection scores one transcript per prompt`, { hint: 'generate the transcripts under one setting' });
+  } else if (!items.some((i) => i.response !== null)) {
+    throw new CliffscopeError('bad-dataset', `dataset #${cfg.datasetId} has no responses to score`, { hint: "map a response column when importing (e.g. --map response=response), or score the model's own transcripts (--transcripts-run)" });
+  }
+  if (cfg.judgeRunId) {
+    const judged = storedConfig(store, judgeRun, store.runs.require(cfg.judgeRunId, 'judge')).runId;
+    if (judged !== cfg.transcriptsRunId) {
+      throw new CliffscopeError('bad-argument', `judge run #${cfg.judgeRunId} judged run #${judged}, not the transcripts run #${cfg.transcriptsRunId} being scored`, { hint: `judge it: cliffscope judge --run ${cfg.transcriptsRunId} --guard DIR` });
+    }
+  }
+  if (cfg.safeResponse && !items.some((i) => eligible(cfg, i))) {
+    const columns = [...new Set(items.flatMap((i) => Object.keys(i.extra)))];
+    throw new CliffscopeError('bad-argument', `dataset #${cfg.datasetId} has no item with a safe answer in column "${cfg.safeResponse}"`, {
+      hint: columns.length ? `its other columns: ${columns.slice(0, 20).join(', ')}` : 'import the dataset again with its safe-answer column',
+    });
+  }
+}
+
 export async function runSelect(env: PipelineEnv, config: SelectRunConfig, opts: RunOptions = {}): Promise<SelectRunResult> {
   const { store, model } = env;
   const tok = requireTokenizer(model);
@@ -32,16 +80,14 @@ export async function runSelect(env: PipelineEnv, config: SelectRunConfig, opts:
   const handle = beginRun(env, selectRun, config, opts, (cfg) => {
     store.datasets.require(cfg.datasetId);
     requireProbe(env, cfg.probeId);
-    if (!store.datasets.items(cfg.datasetId).some((i) => i.response !== null)) {
-      throw new CliffscopeError('bad-dataset', `dataset #${cfg.datasetId} has no responses to score`, { hint: 'map a response column when importing (e.g. --map response=response)' });
-    }
+    checkSelectSource(store, cfg);
   });
   const cfg = handle.config;
   const probe = requireProbe(env, cfg.probeId);
 
   return finishing(env, handle.run, async () => {
-    const transcripts = readSource(store, tok, { kind: 'dataset', datasetId: cfg.datasetId, chat: cfg.chat });
-    const withResponse = transcripts.filter((t) => t.item?.response !== null && handle.owns(t.key));
+    const transcripts = readSource(store, tok, selectSource(cfg));
+    const withResponse = transcripts.filter((t) => eligible(cfg, t.item) && handle.owns(t.key));
     let finished = 0;
     for (const t of withResponse) {
       if (env.signal?.aborted) return { runId: handle.run.id, selected: 0, total: withResponse.length, threshold: null };
@@ -62,25 +108,34 @@ export async function runSelect(env: PipelineEnv, config: SelectRunConfig, opts:
   });
 }
 
-/** The items of a select run: every sample of the dataset with a response, costing its prompt and response. */
+/** The items of a select run: every eligible sample (a response or transcript, a safe answer if asked), costing its tokens. */
 export function selectUnits(store: ProjectStore, cfg: SelectRunConfig): WorkUnit[] {
-  const units = sourceUnits(store, { kind: 'dataset', datasetId: cfg.datasetId, chat: cfg.chat });
-  const withResponse = new Set(store.datasets.items(cfg.datasetId).filter((i) => i.response !== null).map((i) => `i${i.id}`));
-  return units.filter((u) => withResponse.has(u.key)).map(({ key, cost }) => ({ key, cost }));
+  // A unit's item: i<item id>, or the item of transcript t<id> of the transcripts run.
+  const itemOfTranscript = cfg.transcriptsRunId ? new Map(store.transcripts.list(cfg.transcriptsRunId).map((t) => [`t${t.id}`, t.itemId])) : null;
+  const itemOf = (key: string) => (itemOfTranscript ? (itemOfTranscript.get(key) ?? null) : Number(key.slice(1)));
+  return sourceUnits(store, selectSource(cfg))
+    .filter((u) => {
+      const itemId = itemOf(u.key);
+      return eligible(cfg, itemId === null ? null : store.datasets.item(itemId));
+    })
+    .map(({ key, cost }) => ({ key, cost }));
 }
 
 /** The selection over every scored sample (in dataset order, so it does not depend on how items were split) and the summary. */
 export function aggregateSelect(store: ProjectStore, runId: number, cfg: SelectRunConfig): Omit<SelectRunResult, 'runId'> {
   const scored = store.runs
     .items(runId)
-    .filter((i) => i.status === 'done' && i.key.startsWith('i'))
+    // Samples are keyed by their item (a dataset's responses) or transcript (the model's own): i<id> / t<id>.
+    .filter((i) => i.status === 'done' && /^[it]\d+$/.test(i.key))
     .map((i) => i.payload as { transcriptId: number; itemId: number; ms: number | null; final: number | null; answerHasRefusal: boolean })
     .sort((a, b) => a.itemId - b.itemId);
   if (scored.length === 0) {
     throw new CliffscopeError('bad-dataset', `dataset #${cfg.datasetId} has no responses to score`, { hint: 'map a response column when importing (e.g. --map response=response)' });
   }
+  // The LLM-as-a-judge baseline: the judge run's verdict on each (model's own) transcript; a harmful one is eligible.
+  const verdicts = cfg.judgeRunId ? new Map(store.verdicts.list({ runId: cfg.judgeRunId }).map((v) => [v.transcriptId, v.verdict === 'unsafe' || v.verdict === 'compliance'])) : null;
   const result = selectSamples(
-    scored.map((s) => ({ id: String(s.itemId), ms: s.ms, final: s.final, answerHasRefusal: s.answerHasRefusal })),
+    scored.map((s) => ({ id: String(s.itemId), ms: s.ms, final: s.final, answerHasRefusal: s.answerHasRefusal, ...(verdicts ? { judgedHarmful: verdicts.get(s.transcriptId) } : {}) })),
     { variant: cfg.variant, fraction: cfg.fraction, seed: cfg.seed },
   );
   if (!store.runs.resumableItems(runId).has('selection')) {
@@ -152,16 +207,31 @@ export function exportSelection(store: ProjectStore, runId: number, outDir: stri
     }
     return decoded.get(datasetId)!.get(itemId)!;
   };
+  // Scored on the model's own transcripts: the thinking is the transcript's (decoded), read once.
+  const own = cfg.transcriptsRunId
+    ? new Map(readSource(store, tok, { kind: 'run', runId: cfg.transcriptsRunId }).map((x) => [x.transcriptId, { thinking: x.thinking, answer: x.thinkingNotClosed ? '' : x.answer }]))
+    : null;
   const samples = chosen.map((sel) => {
     const item = store.datasets.item(sel.itemId)!;
-    const t = splitText(item.response) ?? decodedSplit(item.datasetId, item.id);
-    return { id: String(item.id), prompt: item.prompt, thinking: t.thinking, answer: t.answer, rank: sel.rank ?? 0, score: sel.score };
+    const t = own ? own.get(sel.transcriptId)! : (splitText(item.response) ?? decodedSplit(item.datasetId, item.id));
+    // As the paper trains: the (model's own) thinking followed by the dataset's safe answer, when a column names one.
+    const answer = cfg.safeResponse ? safeAnswerOf(item, cfg.safeResponse)! : t.answer;
+    return { id: String(item.id), prompt: item.prompt, thinking: t.thinking, answer, rank: sel.rank ?? 0, score: sel.score };
   });
   const prov = {
     modelHash: modelRow.contentHash,
     probeId: String(cfg.probeId),
     variant: cfg.variant,
-    extra: { run: run.uid, runId, project: store.file, dataset: cfg.datasetId, fraction: cfg.fraction, seed: cfg.seed },
+    extra: {
+      run: run.uid,
+      runId,
+      project: store.file,
+      dataset: cfg.datasetId,
+      fraction: cfg.fraction,
+      seed: cfg.seed,
+      thinking: cfg.transcriptsRunId ? `the model's own (transcripts run #${cfg.transcriptsRunId})` : "the dataset's response",
+      answer: cfg.safeResponse ? `the dataset's column "${cfg.safeResponse}"` : "the scored response's own",
+    },
   };
   const alpaca = toAlpacaJson(samples, prov, { datasetName: EXPORT_NAMES.alpaca });
   const messages = toMessagesJsonl(samples, prov, { datasetName: EXPORT_NAMES.messages });

@@ -139,10 +139,17 @@ export async function generateInto(env: PipelineEnv, runId: number, cfg: Generat
 }
 
 /**
- * The sampler over every unit of work: the one place this pipeline calls generate(). Each result is handed to
+ * The sampler over every unit of work: the one place the pipelines call the model's generate() (transcripts, sweeps,
+ * truncation). Each result is handed to
  * `onFinished` with its unit; batches of cfg.batchSize, stopping between them when the run is cancelled.
  */
-async function generateAll(env: PipelineEnv, cfg: GenerateRunConfig, probe: ProbeRow | null, work: Work[], onFinished: (w: Work, r: GenerationResult) => Promise<void>): Promise<void> {
+export async function generateAll<W extends { request: GenerationRequest }>(
+  env: PipelineEnv,
+  cfg: Pick<GenerateRunConfig, 'maxNewTokens' | 'sampling' | 'batchSize'>,
+  probe: ProbeRow | null,
+  work: W[],
+  onFinished: (w: W, r: GenerationResult) => Promise<void>,
+): Promise<void> {
   const { model } = env;
   const options = {
     maxNewTokens: cfg.maxNewTokens,

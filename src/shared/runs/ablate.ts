@@ -8,7 +8,7 @@ import { ABLATION_FRACTIONS, ABLATION_GAMMAS } from '../method.js';
 import { batchSize, count, finiteNumber, fraction01, HeadRefSchema, maxNewTokens, maybeNumber, rowId, Sampling, seed } from '../values.js';
 import { SAMPLING_FLAGS, samplingFromFlags } from './flags.js';
 import { AnswerJudges, AnswerJudgesInput, answerJudgesFromFlag, JUDGE_FLAG_HELP, resolveAnswerJudges } from './judge.js';
-import { defineRun, flag, fmt, pct } from './spec.js';
+import { defineRun, finishedRun, flag, fmt, pct } from './spec.js';
 import { DEFAULT_BATCH, DEFAULT_MAX_NEW_TOKENS } from './transcripts.js';
 
 export const SWEEP_CONTROLS = ['planted', 'top', 'random'] as const;
@@ -128,8 +128,7 @@ export const ablateRun = defineRun({
   config,
   summary,
   resolve(c, project) {
-    const heads = project.run('config.headsRunId', c.headsRunId, 'heads');
-    if (heads.status !== 'done') project.fail('config.headsRunId', `heads run #${heads.id} is ${heads.status}, not done`, `finish it first (resume it with --resume ${heads.id})`);
+    finishedRun(project, 'config.headsRunId', c.headsRunId, 'heads');
     if (c.probeId !== undefined && c.probeId !== null) project.probe('config.probeId', c.probeId);
     project.dataset('config.harmfulDatasetId', c.harmfulDatasetId);
     if (c.harmlessDatasetId !== undefined && c.harmlessDatasetId !== null) project.dataset('config.harmlessDatasetId', c.harmlessDatasetId);

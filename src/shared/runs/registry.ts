@@ -5,12 +5,14 @@
 import type { z } from 'zod';
 import type { RunSpec } from './spec.js';
 import { ablateRun } from './ablate.js';
+import { causalRun } from './causal.js';
 import { headsRun } from './heads.js';
 import { judgeRun } from './judge.js';
 import { probeRun } from './probe.js';
 import { selectRun } from './select.js';
 import { traceRun } from './trace.js';
 import { transcriptsRun } from './transcripts.js';
+import { truncateRun } from './truncate.js';
 
 export const RUN_SPECS = {
   [transcriptsRun.kind]: transcriptsRun,
@@ -20,19 +22,21 @@ export const RUN_SPECS = {
   [ablateRun.kind]: ablateRun,
   [judgeRun.kind]: judgeRun,
   [selectRun.kind]: selectRun,
+  [truncateRun.kind]: truncateRun,
+  [causalRun.kind]: causalRun,
 } as const;
 
 export type RunSpecs = typeof RUN_SPECS;
 export type RunKind = keyof RunSpecs;
 
 /** In the order the method uses them (and the CLI lists their verbs). */
-export const RUN_KINDS = [transcriptsRun.kind, probeRun.kind, traceRun.kind, headsRun.kind, ablateRun.kind, judgeRun.kind, selectRun.kind] as const satisfies readonly RunKind[];
+export const RUN_KINDS = [transcriptsRun.kind, probeRun.kind, traceRun.kind, headsRun.kind, ablateRun.kind, judgeRun.kind, selectRun.kind, truncateRun.kind, causalRun.kind] as const satisfies readonly RunKind[];
 
 /**
  * The kinds whose items can be split over processes (`--shard`, a Slurm job array; README "Running on a cluster"); a
  * probe run trains on all its samples at once.
  */
-export const SHARDABLE_KINDS = [transcriptsRun.kind, traceRun.kind, headsRun.kind, ablateRun.kind, judgeRun.kind, selectRun.kind] as const satisfies readonly RunKind[];
+export const SHARDABLE_KINDS = [transcriptsRun.kind, traceRun.kind, headsRun.kind, ablateRun.kind, judgeRun.kind, selectRun.kind, truncateRun.kind, causalRun.kind] as const satisfies readonly RunKind[];
 export type ShardableKind = (typeof SHARDABLE_KINDS)[number];
 export const isShardable = (kind: string): kind is ShardableKind => (SHARDABLE_KINDS as readonly string[]).includes(kind);
 

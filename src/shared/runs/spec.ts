@@ -29,6 +29,13 @@ export function checkSource(project: ProjectLookup, field: string, source: Trans
   else project.dataset(`${field}.datasetId`, source.datasetId);
 }
 
+/** A run of `kind` that has finished: what a kind building on another run's results reads (`field` names the request field). */
+export function finishedRun(project: ProjectLookup, field: string, id: number, kind: string): { id: number; kind: string; status: string; datasetId: number | null } {
+  const run = project.run(field, id, kind);
+  if (run.status !== 'done') project.fail(field, `${kind} run #${run.id} is ${run.status}, not done`, `finish it first (resume it with --resume ${run.id})`);
+  return run;
+}
+
 /** One headline number of a run (compare.runs). */
 export interface HeadlineValue {
   key: string;

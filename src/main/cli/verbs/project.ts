@@ -77,12 +77,12 @@ Options:
   },
 };
 
-const DATASET_FIELDS = ['prompt', 'response', 'label', 'category'] as const;
+const DATASET_FIELDS = ['prompt', 'response', 'label', 'category', 'safe_response'] as const;
 
 export const datasetCommand: Command = {
   name: 'dataset',
   summary: 'import a CSV / JSON / JSONL prompt set into a project, or list datasets',
-  help: `Usage: cliffscope dataset import PROJECT FILE --name NAME [--map prompt=COL,response=COL,label=COL,category=COL] [--label L] [--format F] [--max-mb N] [--json]
+  help: `Usage: cliffscope dataset import PROJECT FILE --name NAME [--map prompt=COL,response=COL,label=COL,category=COL,safe_response=COL] [--label L] [--format F] [--max-mb N] [--json]
        cliffscope dataset list PROJECT [--json]
        cliffscope dataset rejected PROJECT NAME
 

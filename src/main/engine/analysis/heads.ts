@@ -310,3 +310,41 @@ function checkHead(x: HeadRef, L: number, H: number): void {
     throw bad(`head (layer ${x.layer}, head ${x.head}) is outside a model with ${L} layers × ${H} heads`);
   }
 }
+
+/** Ranks 1..n of `xs`, ties given the mean of the ranks they span (as scipy's rankdata 'average'). */
+export function averageRanks(xs: readonly number[]): number[] {
+  const order = xs.map((x, i) => [x, i] as const).sort((a, b) => a[0] - b[0]);
+  const ranks = new Array<number>(xs.length);
+  for (let i = 0; i < order.length; ) {
+    let j = i;
+    while (j + 1 < order.length && order[j + 1]![0] === order[i]![0]) j++;
+    for (let k = i; k <= j; k++) ranks[order[k]![1]] = (i + j) / 2 + 1;
+    i = j + 1;
+  }
+  return ranks;
+}
+
+/**
+ * Spearman's rank correlation: Pearson's correlation of the average ranks (ties handled as scipy.stats.spearmanr
+ * does). Null for fewer than 2 pairs or when either side is constant.
+ */
+export function spearman(a: readonly number[], b: readonly number[]): number | null {
+  if (a.length !== b.length) throw bad(`spearman: ${a.length} values against ${b.length}`);
+  if (a.some((x) => !Number.isFinite(x)) || b.some((x) => !Number.isFinite(x))) throw bad('spearman: every value must be a finite number');
+  const n = a.length;
+  if (n < 2) return null;
+  const ra = averageRanks(a);
+  const rb = averageRanks(b);
+  const mean = (n + 1) / 2;
+  let sab = 0;
+  let saa = 0;
+  let sbb = 0;
+  for (let i = 0; i < n; i++) {
+    const da = ra[i]! - mean;
+    const db = rb[i]! - mean;
+    sab += da * db;
+    saa += da * da;
+    sbb += db * db;
+  }
+  return saa === 0 || sbb === 0 ? null : sab / Math.sqrt(saa * sbb);
+}

@@ -14,7 +14,7 @@ import { PAPER_SELECT_FRACTION } from '../../../shared/method.js';
 import { SeededRandom } from '../datasets/split.js';
 import { CliffscopeError } from '../errors.js';
 
-export type SelectionVariant = 'top-ms' | 'lowest-final' | 'random' | 'rule-based';
+export type SelectionVariant = 'top-ms' | 'lowest-final' | 'random' | 'rule-based' | 'llm-judge';
 
 /** The paper's selection size: 1.7 % of the data matched training on all of it. */
 export { PAPER_SELECT_FRACTION };
@@ -27,6 +27,8 @@ export interface SelectionSample {
   final: number | null;
   /** Whether the answer contains refusal keywords (see judges.ts). */
   answerHasRefusal: boolean;
+  /** 'llm-judge': whether a judge (a guard model) called the answer harmful; undefined = not judged. */
+  judgedHarmful?: boolean;
 }
 
 export interface SelectOptions {
@@ -35,7 +37,7 @@ export interface SelectOptions {
   /** Fraction p of all samples to select (default PAPER_SELECT_FRACTION); ignored when count is given. */
   fraction?: number;
   count?: number;
-  /** For 'random' and 'rule-based'. */
+  /** For 'random', 'rule-based' and 'llm-judge'. */
   seed?: number;
 }
 
@@ -81,12 +83,13 @@ function shuffled(items: number[], seed: number): number[] {
  *   lowest-final: eligible = finite I'; I' ascending, then higher MS, then input order.
  *   random:       all eligible; a seeded shuffle.
  *   rule-based:   eligible = answers WITHOUT refusal keywords; a seeded shuffle among them.
+ *   llm-judge:    eligible = answers a judge (the guard model) called harmful; a seeded shuffle among them.
  */
 export function selectSamples(samples: readonly SelectionSample[], opts: SelectOptions = {}): SelectionResult {
   const variant = opts.variant ?? 'top-ms';
   const seed = opts.seed ?? 0;
   const n = samples.length;
-  if (!['top-ms', 'lowest-final', 'random', 'rule-based'].includes(variant)) throw bad(`unknown selection variant ${variant}`);
+  if (!['top-ms', 'lowest-final', 'random', 'rule-based', 'llm-judge'].includes(variant)) throw bad(`unknown selection variant ${variant}`);
   if (!Number.isSafeInteger(seed)) throw bad(`seed must be an integer, got ${seed}`);
   let k: number;
   if (opts.count !== undefined) {
@@ -118,9 +121,14 @@ export function selectSamples(samples: readonly SelectionSample[], opts: SelectO
     scoreOf = fin;
   } else if (variant === 'random') {
     eligible = shuffled(idx, seed);
-  } else {
+  } else if (variant === 'rule-based') {
     eligible = shuffled(
       idx.filter((i) => !samples[i]!.answerHasRefusal),
+      seed,
+    );
+  } else {
+    eligible = shuffled(
+      idx.filter((i) => samples[i]!.judgedHarmful === true),
       seed,
     );
   }

@@ -18,9 +18,14 @@ export interface ColumnMapping {
   response?: string;
   label?: string;
   category?: string;
+  /** A safe answer (Cliff-as-a-Judge exports it after the thinking): kept in the item's extra fields as `safe_response`. */
+  safe_response?: string;
   /** One label given to every item of the file on import, in place of a label column (e.g. "harmful"). */
   fileLabel?: string;
 }
+
+/** The extra field an item's mapped safe answer is kept under (select --safe-response reads it by this name). */
+export const SAFE_RESPONSE_FIELD = 'safe_response';
 
 export interface DatasetItem {
   /** 0-based position among the accepted items. */
@@ -73,7 +78,7 @@ export interface ReadDatasetOptions {
 export const DEFAULT_MAX_DATASET_BYTES = 512 * 1024 * 1024;
 
 /** The item fields a column can be mapped to. */
-const FIELDS = ['prompt', 'response', 'label', 'category'] as const;
+const FIELDS = ['prompt', 'response', 'label', 'category', 'safe_response'] as const;
 
 /**
  * Column names tried, in order and case-insensitively, when a field is not mapped explicitly. `goal` comes before
@@ -84,8 +89,8 @@ export const AUTO_COLUMNS: Readonly<Record<(typeof FIELDS)[number], readonly str
   response: ['target', 'response', 'output'],
   label: ['label'],
   category: ['category'],
+  safe_response: ['safe_response'],
 };
-
 
 export function detectFormat(file: string): DatasetFormat {
   const ext = path.extname(file).toLowerCase();
@@ -153,6 +158,9 @@ export function parseDataset(text: string, format: DatasetFormat, opts: ReadData
     }
     const extra: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(values)) if (!mapped.has(k)) setOwn(extra, k, v);
+    // No column of its own in the project: the safe answer travels with the item's extra fields, under one name.
+    const safe = optionalText(values, mapping.safe_response);
+    if (safe !== null) setOwn(extra, SAFE_RESPONSE_FIELD, safe);
     items.push({
       idx: items.length,
       line,

@@ -130,3 +130,10 @@ export function fmtDelta(v: number | null | undefined): string {
   if (missing(v)) return '';
   return `${v >= 0 ? '+' : '−'}${fmtMetric(Math.abs(v))}`;
 }
+
+/** A form's list of numbers ("1, 0.8 0.6"); throws, naming `what`, when an entry is not a number or there is none. */
+export function parseNumberList(text: string, what: string): number[] {
+  const list = text.split(/[\s,]+/).filter(Boolean).map(Number);
+  if (!list.length || list.some((x) => !Number.isFinite(x))) throw new Error(`${what}: write numbers separated by commas`);
+  return list;
+}

@@ -1,5 +1,5 @@
 /**
- * Plotly figures for the method's plots (docs/METHOD.md §7), built from API data by pure functions: no DOM, no plotly
+ * Plotly figures for the method's plots (docs/METHOD.md §8), built from API data by pure functions: no DOM, no plotly
  * import (Plot.svelte loads plotly lazily and applies the theme's colours), so they are unit-tested in node.
  *
  * Token positions are transcript indices (prompt + output, 0-based), as the store keeps them. Thinking spans are

@@ -35,7 +35,7 @@ export interface AddedModel {
 }
 
 /** The run kinds a panel shows one run of. */
-export const PANEL_RUN_KINDS = ['probe', 'trace', 'heads', 'ablate', 'select'] as const;
+export const PANEL_RUN_KINDS = ['probe', 'trace', 'heads', 'ablate', 'select', 'truncate', 'causal'] as const;
 /** Which run each panel shows, kept while switching tabs. */
 export type PanelRuns = Partial<Record<(typeof PANEL_RUN_KINDS)[number], number | null>>;
 
