@@ -299,7 +299,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     expect(s.points.map((p) => p.fraction)).toEqual([1, 0.5, 0]);
     const rows = await readTable(page.getByRole('table', { name: 'Per fraction of thinking kept' }));
     expect(rows.map((r) => [r.fraction, r.asr, r.final])).toEqual(s.points.map((p) => [fmtPct(p.fraction, 0), fmtPct(p.asr), fmtNum(p.meanFinal)]));
-    await page.getByRole('img', { name: 'ASR and I′ against the thinking kept' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await page.getByRole('figure', { name: 'ASR and I′ against the thinking kept' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
     await shot('cliffs-truncation');
   }, 90_000);
 
@@ -338,7 +338,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await page.getByRole('button', { name: /^Attribute with probe #/ }).click();
     await page.getByRole('status').filter({ hasText: /Attribute heads with probe #\d+: done/ }).waitFor({ timeout: 60_000 });
     const newRun = (await call('project.open', { file })).runs.filter((r) => r.kind === 'heads').at(-1)!;
-    await expect.poll(() => page.getByLabel('Heads run').inputValue(), { timeout: UI_TIMEOUT }).toBe(String(newRun.id));
+    await expect.poll(() => page.locator('#heads-run').inputValue(), { timeout: UI_TIMEOUT }).toBe(String(newRun.id));
     const newMap = await call('heads.map', { project: file, runId: newRun.id });
     const top = newMap.suppression[0]!;
     await page.getByRole('table', { name: 'Refusal suppression heads' }).locator('td[data-col="head"]', { hasText: new RegExp(`^${headLabel(top)}$`) }).click();
@@ -357,12 +357,12 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     const causalRun = (await call('project.open', { file })).runs.filter((r) => r.kind === 'causal').at(-1)!;
     await expect.poll(() => page.getByLabel('Causal run').inputValue(), { timeout: UI_TIMEOUT }).toBe(String(causalRun.id));
     const s = summaryOf((await call('run.report', { project: file, runId: causalRun.id })).report, 'causal')!;
-    expect(s.headsRunId).toBe(Number(await page.getByLabel('Heads run').inputValue()));
+    expect(s.headsRunId).toBe(Number(await page.locator('#heads-run').inputValue()));
     await expect.poll(() => page.getByTestId('causal-spearman').textContent(), { timeout: UI_TIMEOUT }).toBe(fmtNum(s.spearman));
     const rows = await readTable(page.getByRole('table', { name: 'Heads by causal score' }));
     expect(rows.map((r) => [r.head, r.causal, r.direct])).toEqual(s.heads.map((h) => [headLabel(h), fmtNum(h.causal, 4), fmtNum(h.direct, 4)]));
     expect(new Set(rows.slice(0, 3).map((r) => r.head))).toEqual(new Set(['L1H5', 'L2H2', 'L3H6']));
-    await page.getByRole('img', { name: 'Causal vs direct head scores' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await page.getByRole('figure', { name: 'Causal vs direct head scores' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
     await shot('heads-causal');
   }, 90_000);
 
@@ -622,7 +622,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     const agreement = page.getByRole('table', { name: /^Agreement of judge run #\d+: GCG keywords/ });
     await agreement.waitFor({ timeout: UI_TIMEOUT });
     expect(await agreement.getByRole('columnheader').allTextContents()).toEqual(['Cell', 'JailbreakBench keywords']);
-    await page.getByRole('img', { name: /^ASR vs heads ablated, k \/ \(L·H\) — judge run #\d+: GCG keywords$/ }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await page.getByRole('figure', { name: /^ASR vs heads ablated, k \/ \(L·H\) — judge run #\d+: GCG keywords$/ }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
     await shot('ablations-judges');
 
     // A sweep cancelled part-way (started as a job here, cancelled as the Jobs tab's Cancel does): the tab shows
