@@ -48,7 +48,8 @@ export class ApiError extends Error {
   describe(): string {
     const lines = [this.message];
     if (this.file && !this.message.includes(this.file)) lines.push(`file: ${this.file}`);
-    if (this.hint) lines.push(`fix: ${this.hint}`);
+    const hint = hintFor(this);
+    if (hint) lines.push(`fix: ${hint}`);
     return lines.join('\n');
   }
 }
@@ -57,15 +58,66 @@ export function isApiError(e: unknown): e is ApiError {
   return e instanceof ApiError;
 }
 
-/** Turn anything thrown into an `ApiError` (contract errors keep their code and issues). */
+/**
+ * What to do about an error that came without a hint of its own, by its code: every error a person sees says what
+ * went wrong and what to do.
+ */
+const HINTS_BY_CODE: Record<string, string> = {
+  transport: 'check that Cliffscope (the app, or `cliffscope serve`) is still running, then try again',
+  'bad-params': 'correct the fields listed and try again',
+  'bad-result': 'this is a bug in Cliffscope: please report it with the Jobs tab’s log',
+  'bad-message': 'this is a bug in Cliffscope: please report it with the Jobs tab’s log',
+  internal: 'this is a bug in Cliffscope: please report it with the Jobs tab’s log',
+  forbidden: 'choose a file inside your own folders (or pick it in the file dialog)',
+  'unknown-method': 'the page and the engine are different versions: reload the page',
+};
+
+/** The hint an error shows: its own, else the one for its code (none for codes that always carry their own). */
+export function hintFor(error: { code: string; hint?: string }): string | undefined {
+  return error.hint ?? HINTS_BY_CODE[error.code];
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+
+/**
+ * Turn anything thrown into an `ApiError` (contract errors keep their code and issues). A plain object with a
+ * `message` — an error as it crossed a boundary (`ApiErrorInfo`), or as a job recorded it — keeps its code, file, hint
+ * and issues; anything else is described as JSON, never as "[object Object]".
+ */
 export function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
   if (e instanceof Error) {
-    const withCode = e as Error & { code?: unknown; issues?: ContractIssue[] };
-    const code = typeof withCode.code === 'string' ? withCode.code : 'transport';
-    return new ApiError({ code, message: e.message, issues: withCode.issues });
+    const withCode = e as Error & { code?: unknown; issues?: ContractIssue[]; file?: unknown; hint?: unknown };
+    // An Error without a code: a form's own check ("choose a model folder"), whose message says what to do.
+    const code = typeof withCode.code === 'string' ? withCode.code : 'error';
+    return new ApiError({
+      code,
+      message: e.message || e.name,
+      issues: withCode.issues,
+      ...(typeof withCode.file === 'string' ? { file: withCode.file } : {}),
+      ...(typeof withCode.hint === 'string' ? { hint: withCode.hint } : {}),
+    });
   }
-  return new ApiError({ code: 'transport', message: String(e) });
+  if (isRecord(e) && typeof e.message === 'string') {
+    const issues = Array.isArray(e.issues)
+      ? e.issues.filter((i): i is ContractIssue => isRecord(i) && typeof i.path === 'string' && typeof i.message === 'string')
+      : undefined;
+    return new ApiError({
+      code: typeof e.code === 'string' && e.code ? e.code : 'internal',
+      message: e.message,
+      ...(typeof e.file === 'string' ? { file: e.file } : {}),
+      ...(typeof e.hint === 'string' ? { hint: e.hint } : {}),
+      ...(issues?.length ? { issues } : {}),
+    });
+  }
+  if (typeof e === 'string') return new ApiError({ code: 'error', message: e });
+  let text: string;
+  try {
+    text = JSON.stringify(e) ?? String(e);
+  } catch {
+    text = String(e);
+  }
+  return new ApiError({ code: 'internal', message: text });
 }
 
 /**
@@ -92,7 +144,8 @@ async function call(transport: Transport, method: Method, params: unknown, jobId
     const sent = jobId === undefined ? transport(req.method, req.params) : transport(req.method, req.params, jobId);
     reply = validateResponse(await sent);
   } catch (e) {
-    throw toApiError(e);
+    // A contract error keeps its code; anything else the transport threw is a failure on the way.
+    throw e instanceof Error && typeof (e as { code?: unknown }).code !== 'string' ? new ApiError({ code: 'transport', message: e.message || e.name }) : toApiError(e);
   }
   if (!reply.ok) throw new ApiError(reply.error);
   try {

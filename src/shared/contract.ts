@@ -28,8 +28,11 @@ import {
   fraction01,
   HeadRefSchema,
   PositionRule,
+  runName,
+  RunTags,
   TranscriptSource,
 } from './values.js';
+import { HEADLINE_UNITS_LIST } from './compare.js';
 import { RandomSpread, SWEEP_CONTROLS, SweepCellMetrics } from './runs/ablate.js';
 import { ProbeCalibration, ProbeTraining } from './runs/probe.js';
 import { RUN_KINDS, type RunSummaryOf, specOf } from './runs/registry.js';
@@ -122,7 +125,10 @@ export const TraceMetricsSummary = z.strictObject({
   final: maybeNumber,
   ms: maybeNumber,
   steepestDropPos: z.number().int().nullable(),
+  /** The 10–90 % width of the fall; meaningful only where the trace has a cliff. */
   width: maybeNumber,
+  /** The trace has a refusal cliff by the rule of docs/METHOD.md §2 (analysis/trace.ts `hasCliff`). */
+  hasCliff: z.boolean(),
 });
 
 export const Transcript = z.strictObject({
@@ -136,7 +142,9 @@ export const Transcript = z.strictObject({
   thinkOpen: tokenIndex,
   thinkClose: tokenIndex,
   answerBoundary: tokenIndex,
-  /** The live probe's score per transcript position (prompt + output); null where none was computed. */
+  /** Display text of every token (prompt + output): hover text for the prompt's tokens too. */
+  tokens: z.array(z.string()).optional(),
+  /** The live probe's score per transcript position (prompt + output, one per token); null where none was computed. */
   scores: z.array(z.number().nullable()).optional(),
   /** The live probe's trace metrics, computed by the engine as a trace run computes them. */
   metrics: TraceMetricsSummary.optional(),
@@ -187,7 +195,11 @@ export const ColumnMapping = z.strictObject({
   category: z.string().optional(),
   /** A safe answer column, kept in each item's extra fields as `safe_response` (select --safe-response safe_response). */
   safe_response: z.string().optional(),
+  /** The label every item was given on import (`dataset.import`'s `label`), in place of a label column. */
+  fileLabel: z.string().optional(),
 });
+/** One label for every item of a file, given on import (`--label`). */
+const fileLabel = z.string().trim().min(1, 'a label cannot be empty').max(200);
 /** A mapping given by the user: a field left out is auto-detected, null keeps it unmapped. */
 export const ColumnMappingInput = z.strictObject({
   prompt: z.string().min(1).nullable().optional(),
@@ -266,6 +278,8 @@ export const RunSummary = z.strictObject({
   uid: z.string(),
   kind: RunKind,
   name: z.string().nullable(),
+  /** Labels for filtering and grouping runs; set with run.start or run.update. */
+  tags: z.array(z.string()),
   status: RunStatus,
   error: z.string().nullable(),
   modelId: rowId.nullable(),
@@ -378,6 +392,8 @@ export const DatasetPreviewParams = z.strictObject({
   file: filePath,
   mapping: ColumnMappingInput.optional(),
   format: DatasetFormat.optional(),
+  /** One label for every item (a label column is then left unmapped). */
+  label: fileLabel.optional(),
 });
 export const DatasetPreviewResult = z.strictObject({
   format: DatasetFormat,
@@ -399,6 +415,8 @@ export const DatasetImportParams = z.strictObject({
   file: filePath,
   mapping: ColumnMappingInput.optional(),
   format: DatasetFormat.optional(),
+  /** One label for every item (a label column is then left unmapped). */
+  label: fileLabel.optional(),
   /** Refuse files larger than this many MB (default 512: a bound on what a mistaken path can cost). */
   maxMb: z.number().int().min(1, 'must be at least 1 (MB)').max(1_000_000).optional(),
 });
@@ -415,7 +433,10 @@ export const DatasetItemsParams = z.strictObject({
   offset: count.optional(),
   /** Default 100, at most 500. */
   limit: z.number().int().min(1).max(500, 'at most 500 items per page').optional(),
+  /** Only items whose prompt, response, label or category contains this text (case-insensitive). */
+  search: z.string().max(1000).optional(),
 });
+/** `total`: the items there are (with `search`, those that match). */
 export const DatasetItemsResult = z.strictObject({ total: count, offset: count, items: z.array(DatasetItem) });
 
 // ---- run.* ----------------------------------------------------------------------------------------------------------
@@ -446,7 +467,9 @@ const runStartCommon = {
   project: filePath,
   model: ModelRef,
   /** The run's stored name. For probe runs it is also the probe's name. */
-  name: z.string().trim().min(1).max(200).optional(),
+  name: runName.optional(),
+  /** Labels for filtering and grouping runs (Compare); each once, no commas. */
+  tags: RunTags.optional(),
   /** Continue this unfinished run (same kind, same model) instead of starting a new one; its stored config is used. */
   resume: rowId.optional(),
   /** Run only one shard's share, into its own file (not with `resume`: a shard file resumes itself). */
@@ -648,9 +671,39 @@ export const ClusterCollectResult = z.strictObject({
   status: ClusterStatusResult,
 });
 
+/**
+ * `cluster.list`: the Slurm job directories planned from the project (cluster.plan records each), oldest first, with
+ * the run the merge made of each (null until a first merge) and whether its directory is still there.
+ */
+export const ClusterListParams = z.strictObject({ project: filePath });
+export const ClusterListResult = z.strictObject({
+  jobs: z.array(
+    z.strictObject({
+      dir: z.string(),
+      runUid: z.string(),
+      kind: RunKind,
+      name: z.string().nullable(),
+      shards: positive,
+      plannedAt: z.string(),
+      runId: rowId.nullable(),
+      /** The directory still holds its manifest. */
+      exists: z.boolean(),
+    }),
+  ),
+});
+
 /** `run.report`: the report as data and as the CLI's text. */
 export const RunReportParams = z.strictObject({ project: filePath, runId: rowId });
 export const RunReportResult = z.strictObject({ report: RunReport, text: z.string() });
+
+/**
+ * `run.update`: rename a run (null: no name) or replace its tags. Allowed in any state. A probe run's probes keep
+ * the name they were trained under (their name is part of their identity: name + version).
+ */
+export const RunUpdateParams = z
+  .strictObject({ project: filePath, runId: rowId, name: runName.nullable().optional(), tags: RunTags.optional() })
+  .refine((p) => p.name !== undefined || p.tags !== undefined, { message: 'give a new name or new tags', path: ['name'] });
+export const RunUpdateResult = z.strictObject({ run: RunSummary });
 
 /** `run.delete`: delete a run that is not running, with everything it produced. */
 export const RunDeleteParams = z.strictObject({ project: filePath, runId: rowId });
@@ -667,6 +720,8 @@ export const TraceListResult = z.strictObject({
   probeId: rowId.nullable(),
   /** Every probe that traced this run's transcripts (several for a residual-stack × tokens run). */
   probes: z.array(z.strictObject({ probeId: rowId, residIndex })),
+  /** How many of the traces listed have a cliff (docs/METHOD.md §2), and the mean width of those cliffs. */
+  cliffs: z.strictObject({ traces: count, withCliff: count, meanWidth: maybeNumber }),
   traces: z.array(
     TraceMetricsSummary.extend({
       transcriptId: rowId,
@@ -749,6 +804,8 @@ export const TailAverage = z.strictObject({
   /** The shaded cliff region starts here (normalised position) and at this index. */
   cliffFrom: z.number(),
   cliffFirstIndex: count,
+  /** The averaged curve itself has a cliff (docs/METHOD.md §2): only then is the region shaded. */
+  hasCliff: z.boolean(),
 });
 export type TailAverage = z.infer<typeof TailAverage>;
 export const TraceAverageResult = TailAverage.extend({
@@ -782,6 +839,57 @@ export const HeadsMapResult = z.strictObject({
   perToken: z
     .strictObject({ tokens: count, tokenStrings: z.array(z.string()), data: scoreList })
     .optional(),
+});
+
+/** `heads.head`: one head of a heads run, for its page: its average, its rank, and its score in every transcript. */
+export const HeadsHeadParams = z.strictObject({ project: filePath, runId: rowId, layer: count, head: count });
+export const HeadsHeadResult = z.strictObject({
+  runId: rowId,
+  layer: count,
+  head: count,
+  /** Its score in the run's averaged map, and the standard deviation over transcripts. */
+  mean: maybeNumber,
+  std: maybeNumber,
+  /** 1 = the run's most negative head (its strongest refusal suppression head), of `of` = the heads scored. */
+  rank: positive.nullable(),
+  of: positive,
+  /** Its score in every transcript, most negative first: where it suppresses refusal most. */
+  transcripts: z.array(
+    z.strictObject({
+      transcriptId: rowId,
+      itemId: rowId.nullable(),
+      label: z.string().nullable(),
+      /** At most 300 characters. */
+      prompt: z.string(),
+      score: maybeNumber,
+      /** The run kept this transcript's scores at every token. */
+      perToken: z.boolean(),
+    }),
+  ),
+});
+
+/**
+ * `heads.inspect` (job): one head on one transcript of a heads run, teacher-forced again with the run's probe and
+ * attribution variant: its write along the probe at every token up to t_b (docs/METHOD.md §3), and, where the engine
+ * taps attention patterns, which tokens its query at t_b attends to. `model` must be the run's model (its hash is
+ * checked).
+ */
+export const HeadsInspectParams = z.strictObject({ project: filePath, model: ModelRef, runId: rowId, transcriptId: rowId, layer: count, head: count });
+export const HeadsInspectResult = z.strictObject({
+  transcriptId: rowId,
+  layer: count,
+  head: count,
+  variant: z.string(),
+  /** Display text of each token read (prompt through t_b). */
+  tokens: z.array(z.string()),
+  /** The head's score at each of those tokens (the heads run's formula; at t_b it is the transcript's map cell). */
+  scores: scoreList,
+  promptTokens: count,
+  thinkingStart: z.number().int().nullable(),
+  thinkingEnd: z.number().int().nullable(),
+  answerBoundary: count,
+  /** The head's attention at query t_b over keys 0..t_b (sums to 1); absent while the engine cannot tap patterns. */
+  attention: scoreList.optional(),
 });
 
 export const SweepCell = z.strictObject({
@@ -880,6 +988,11 @@ export const SelectionListResult = z.strictObject({
   selected: count,
   variant: z.string().nullable(),
   threshold: maybeNumber,
+  /**
+   * Samples whose score equals the threshold, and how many of them were selected: when not all were, the tie was
+   * broken by the variant's rule (top-ms: lower I′, then input order; lowest-final: higher MS, then input order).
+   */
+  ties: z.strictObject({ atThreshold: count, selected: count }),
   rows: z.array(
     z.strictObject({
       itemId: rowId,
@@ -911,20 +1024,32 @@ export const ProbeGetResult = z.strictObject({
 export const Headline = z.strictObject({
   key: z.string(),
   label: z.string(),
+  /** How to show it (src/shared/compare.ts): percent (a fraction as %), count, tokens, or number (a score). */
+  unit: z.enum(HEADLINE_UNITS_LIST),
   value: maybeNumber,
   /** value − the first compared run's value of the same kind and key; null for the first run or when unknown. */
   delta: maybeNumber,
 });
 
-/** `compare.runs`: 2–6 runs side by side: headline numbers (with deltas) and each kind's plot data. */
+/** Most runs one compare.runs call takes. */
+export const MAX_COMPARED_RUNS = 50;
+
+/**
+ * `compare.runs`: any number of runs (2 to MAX_COMPARED_RUNS) side by side: headline numbers (with deltas and units),
+ * the settings that differ, and each kind's plot data.
+ */
 export const CompareRunsParams = z.strictObject({
   project: filePath,
-  runIds: z.array(rowId).min(2, 'compare at least 2 runs').max(6, 'compare at most 6 runs'),
+  runIds: z.array(rowId).min(2, 'compare at least 2 runs').max(MAX_COMPARED_RUNS, `compare at most ${MAX_COMPARED_RUNS} runs`),
 });
 export const CompareRunsResult = z.strictObject({
+  /** Settings (dotted config paths) whose value is not the same in every run, each run's value in the order of `runs`. */
+  configDiff: z.array(z.strictObject({ key: z.string(), values: z.array(z.json()) })),
   runs: z.array(
     z.strictObject({
       run: RunSummary,
+      /** The model's checkpoint folder (its name is what the runs list shows); null when the run records none. */
+      modelPath: z.string().nullable(),
       headline: z.array(Headline),
       /** Trace runs: the tail-aligned average of the main probe's traces. */
       average: TailAverage.optional(),
@@ -961,6 +1086,42 @@ export const ModelAddResult = z.strictObject({
   seconds: z.number().nonnegative(),
 });
 
+// ---- files -----------------------------------------------------------------------------------------------------------
+
+/**
+ * `files.list`: a folder's entries, for the browser's file chooser in serve mode (the desktop app uses native
+ * dialogs). Like every path, `dir` is checked by the face first: serve lists only the folders it may use.
+ */
+export const FilesListParams = z.strictObject({
+  dir: filePath,
+  /** Include names starting with a dot. */
+  hidden: z.boolean().optional(),
+});
+export const FileEntry = z.strictObject({
+  name: z.string(),
+  /** Absolute path. */
+  path: z.string(),
+  kind: z.enum(['folder', 'file']),
+  /** What it looks like: a project file (.cliffscope), a checkpoint folder (has config.json), a dataset file (.csv, .tsv, .json, .jsonl). */
+  looksLike: z.enum(['project', 'model', 'dataset', 'other']),
+  /** Bytes (files only). */
+  size: count.nullable(),
+  modified: z.string().nullable(),
+});
+export type FileEntry = z.infer<typeof FileEntry>;
+export const FilesListResult = z.strictObject({
+  /** The folder listed (absolute, links resolved). */
+  dir: z.string(),
+  /** Its parent; null at the file system's root. */
+  parent: z.string().nullable(),
+  /** The user's home folder, for a "Home" button. */
+  home: z.string(),
+  /** Folders first, then files, each by name. */
+  entries: z.array(FileEntry),
+  /** More entries than listed (at most 5,000 are). */
+  truncated: z.boolean(),
+});
+
 /** Every method the engine answers. Add new ones here; the handler table and the clients follow the types. */
 export const api = {
   'app.info': { params: AppInfoParams, result: AppInfoResult },
@@ -978,16 +1139,20 @@ export const api = {
   'dataset.items': { params: DatasetItemsParams, result: DatasetItemsResult },
   'run.start': { params: RunStartParams, result: RunStartResult },
   'run.report': { params: RunReportParams, result: RunReportResult },
+  'run.update': { params: RunUpdateParams, result: RunUpdateResult },
   'run.delete': { params: RunDeleteParams, result: RunDeleteResult },
   'run.merge': { params: RunMergeParams, result: RunMergeResult },
   'cluster.plan': { params: ClusterPlanParams, result: ClusterPlanResult },
   'cluster.submit': { params: ClusterSubmitParams, result: ClusterSubmitResult },
   'cluster.status': { params: ClusterStatusParams, result: ClusterStatusResult },
   'cluster.collect': { params: ClusterCollectParams, result: ClusterCollectResult },
+  'cluster.list': { params: ClusterListParams, result: ClusterListResult },
   'trace.list': { params: TraceListParams, result: TraceListResult },
   'trace.get': { params: TraceGetParams, result: TraceGetResult },
   'trace.average': { params: TraceAverageParams, result: TraceAverageResult },
   'heads.map': { params: HeadsMapParams, result: HeadsMapResult },
+  'heads.head': { params: HeadsHeadParams, result: HeadsHeadResult },
+  'heads.inspect': { params: HeadsInspectParams, result: HeadsInspectResult },
   'sweep.cells': { params: SweepCellsParams, result: SweepCellsResult },
   'transcripts.list': { params: TranscriptsListParams, result: TranscriptsListResult },
   'selection.list': { params: SelectionListParams, result: SelectionListResult },
@@ -996,12 +1161,13 @@ export const api = {
   'probe.get': { params: ProbeGetParams, result: ProbeGetResult },
   'compare.runs': { params: CompareRunsParams, result: CompareRunsResult },
   'table.csv': { params: TableCsvParams, result: TableCsvResult },
+  'files.list': { params: FilesListParams, result: FilesListResult },
 } as const satisfies Record<string, { params: z.ZodType; result: z.ZodType }>;
 
 export type Api = typeof api;
 
 /** Methods that run long: call them with a job id to get progress / log (and token) events and to cancel them. */
-export const JOB_METHODS = Object.freeze(['generate.run', 'model.add', 'project.demo', 'run.start', 'run.merge', 'cluster.collect'] as const satisfies readonly (keyof typeof api)[]);
+export const JOB_METHODS = Object.freeze(['generate.run', 'model.add', 'project.demo', 'run.start', 'heads.inspect', 'run.merge', 'cluster.collect'] as const satisfies readonly (keyof typeof api)[]);
 export type Method = keyof Api;
 export type ParamsOf<M extends Method> = z.infer<Api[M]['params']>;
 export type ResultOf<M extends Method> = z.infer<Api[M]['result']>;

@@ -20,6 +20,29 @@ export const fraction01 = z.number().min(0).max(1);
 export const maxNewTokens = z.number().int().min(1, 'must generate at least 1 token').max(131_072);
 export const batchSize = z.number().int().min(1).max(1024);
 
+/** A run's name: one line (for a probe run, also its probes' name). */
+export const runName = z.string().trim().min(1).max(200);
+
+/** At most this many tags per run. */
+export const MAX_RUN_TAGS = 32;
+/** A run's tag: a short label for filtering and grouping runs ("baseline", "7b"). Forms and the CLI take them comma-separated. */
+export const runTag = z
+  .string()
+  .trim()
+  .min(1, 'a tag cannot be empty')
+  .max(64, 'a tag has at most 64 characters')
+  .regex(/^[^,\n\r]+$/, 'a tag cannot hold a comma or a line break');
+/** A run's tags, each once. */
+export const RunTags = z
+  .array(runTag)
+  .max(MAX_RUN_TAGS, `at most ${MAX_RUN_TAGS} tags`)
+  .refine((tags) => new Set(tags).size === tags.length, 'each tag once');
+
+/** Tags typed as one comma-separated line ("baseline, 7b") → the list (empty parts dropped, each once, in order). */
+export function parseTags(text: string): string[] {
+  return [...new Set(text.split(',').map((t) => t.trim()).filter(Boolean))];
+}
+
 export const PROVIDERS = ['auto', 'cpu', 'cuda', 'dml', 'coreml', 'webgpu'] as const;
 
 /** Where a model ran, for people: the provider, then why `auto` skipped better ones ("cpu (cuda: … not found)"). */

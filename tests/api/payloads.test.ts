@@ -38,11 +38,14 @@ const dangling: Partial<Record<Method, unknown>> = {
   'dataset.items': { project: '', datasetId: 9 },
   'run.start': { project: '', model, kind: 'trace', config: { probeId: 9, source: { kind: 'run', runId: 9 } } },
   'run.report': { project: '', runId: 9 },
+  'run.update': { project: '', runId: 9, name: 'x' },
   'run.delete': { project: '', runId: 9 },
   'trace.list': { project: '', runId: 9 },
   'trace.get': { project: '', transcriptId: 9 },
   'trace.average': { project: '', runId: 9 },
   'heads.map': { project: '', runId: 9 },
+  'heads.head': { project: '', runId: 9, layer: 0, head: 0 },
+  'heads.inspect': { project: '', model, runId: 9, transcriptId: 9, layer: 0, head: 0 },
   'sweep.cells': { project: '', runId: 9 },
   'transcripts.list': { project: '', runId: 9 },
   'selection.list': { project: '', runId: 9 },
@@ -76,16 +79,20 @@ describe('workbench payloads', () => {
       'dataset.items',
       'run.start',
       'run.report',
+      'run.update',
       'run.delete',
       'run.merge',
       'cluster.plan',
       'cluster.submit',
       'cluster.status',
       'cluster.collect',
+      'cluster.list',
       'trace.list',
       'trace.get',
       'trace.average',
       'heads.map',
+      'heads.head',
+      'heads.inspect',
       'sweep.cells',
       'transcripts.list',
       'selection.list',
@@ -94,8 +101,9 @@ describe('workbench payloads', () => {
       'probe.get',
       'compare.runs',
       'table.csv',
+      'files.list',
     ]);
-    expect([...JOB_METHODS]).toEqual(['generate.run', 'model.add', 'project.demo', 'run.start', 'run.merge', 'cluster.collect']);
+    expect([...JOB_METHODS]).toEqual(['generate.run', 'model.add', 'project.demo', 'run.start', 'heads.inspect', 'run.merge', 'cluster.collect']);
   });
 
   it('rejects garbage for every method with a bad-params envelope, never an internal error', async () => {

@@ -223,4 +223,32 @@ describe('datasets', () => {
     expect((await callError('dataset.items', { project, datasetId: 42 })).message).toMatch(/dataset #42 does not exist in /);
     expect((await callError('dataset.import', { project, name: ' ', file: tmp('data.csv') })).issues?.[0]?.path).toBe('name');
   });
+
+  it('gives every item of a file one label on import, the label column kept with the other columns', async () => {
+    const project = tmp('labelled.cliffscope');
+    await call('project.open', { file: project, create: true });
+    const preview = await call('dataset.preview', { file: tmp('data.csv'), label: 'harmful' });
+    expect(preview.mapping).toEqual({ prompt: 'goal', response: 'target', fileLabel: 'harmful' });
+    expect(preview.rows[1]).toMatchObject({ label: 'harmful', extra: { label: 'harmless', source: 'b' } });
+    const r = await call('dataset.import', { project, name: 'all-harmful', file: tmp('data.csv'), label: 'harmful' });
+    expect(r.dataset.mapping.fileLabel).toBe('harmful');
+    expect(new Set(inStore(project, (s) => s.datasets.items(r.dataset.id).map((i) => i.label)))).toEqual(new Set(['harmful']));
+    expect((await callError('dataset.import', { project, name: 'x', file: tmp('data.csv'), label: '  ' })).issues?.[0]?.path).toBe('label');
+  });
+
+  it('searches a dataset’s items (prompt, response, label, category; case-insensitive), paging over the matches', async () => {
+    const project = tmp('datasets.cliffscope');
+    const id = inStore(project, (s) => s.datasets.find('mine')!.id);
+    const hits = await call('dataset.items', { project, datasetId: id, search: 'PROMPT 1' });
+    // "prompt 1" and "prompt 10" … "prompt 19"
+    expect(hits.total).toBe(11);
+    expect(hits.items.map((i) => i.prompt)).toEqual(['prompt 1', ...Array.from({ length: 10 }, (_, i) => `prompt 1${i}`)]);
+    const page = await call('dataset.items', { project, datasetId: id, search: 'prompt 1', offset: 5, limit: 3 });
+    expect([page.total, page.items.map((i) => i.prompt)]).toEqual([11, ['prompt 14', 'prompt 15', 'prompt 16']]);
+    expect((await call('dataset.items', { project, datasetId: id, search: 'sure, here' })).items.map((i) => i.prompt)).toEqual(['how do i bake a cake ?']);
+    expect((await call('dataset.items', { project, datasetId: id, search: 'HARMFUL' })).total).toBe(1);
+    expect((await call('dataset.items', { project, datasetId: id, search: 'no such text' })).total).toBe(0);
+    // A LIKE pattern means nothing special: it is plain text.
+    expect((await call('dataset.items', { project, datasetId: id, search: '%' })).total).toBe(0);
+  });
 });

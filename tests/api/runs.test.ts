@@ -280,6 +280,35 @@ describe('run.report and run.delete', () => {
     expect((await callError('run.delete', { project: fx.file, runId: r.runId })).message).toMatch(new RegExp(`runId: run #${r.runId} does not exist in `));
   });
 
+  it('names and tags a run when it starts and afterwards (run.update), as every face lists it', async () => {
+    const r = await call('run.start', {
+      project: fx.file,
+      model: { dir: modelDir, threads: 1 },
+      kind: 'transcripts',
+      name: 'tagged',
+      tags: ['baseline', 'tiny'],
+      config: { datasetId: harmlessId, itemIds: inStore((s) => s.datasets.items(harmlessId, { limit: 1 }).map((i) => i.id)), maxNewTokens: 4 },
+    });
+    expect(r.report.run).toMatchObject({ name: 'tagged', tags: ['baseline', 'tiny'] });
+    const listed = () => call('project.open', { file: fx.file }).then((p) => p.runs.find((x) => x.id === r.runId)!);
+    expect((await listed()).tags).toEqual(['baseline', 'tiny']);
+    const renamed = await call('run.update', { project: fx.file, runId: r.runId, name: 'renamed', tags: ['7b'] });
+    expect(renamed.run).toMatchObject({ id: r.runId, name: 'renamed', tags: ['7b'] });
+    expect(await listed()).toMatchObject({ name: 'renamed', tags: ['7b'] });
+    // Tags only: the name stays; null clears the name.
+    await call('run.update', { project: fx.file, runId: r.runId, tags: [] });
+    expect(await listed()).toMatchObject({ name: 'renamed', tags: [] });
+    await call('run.update', { project: fx.file, runId: r.runId, name: null });
+    expect((await listed()).name).toBeNull();
+    // Bad tags and unknown runs are refused, naming the field; nothing changes.
+    expect((await callError('run.update', { project: fx.file, runId: r.runId, tags: ['a,b'] })).issues?.[0]?.path).toBe('tags[0]');
+    expect((await callError('run.update', { project: fx.file, runId: r.runId, tags: ['x', 'x'] })).issues?.[0]?.path).toBe('tags');
+    expect((await callError('run.update', { project: fx.file, runId: r.runId })).message).toMatch(/give a new name or new tags/);
+    expect((await callError('run.update', { project: fx.file, runId: 999, name: 'x' })).message).toMatch(/runId: run #999 does not exist/);
+    expect((await callError('run.start', { project: fx.file, model: { dir: modelDir }, kind: 'trace', tags: [''], config: { probeId: 1, source: { kind: 'run', runId: 1 } } })).issues?.[0]?.path).toBe('tags[0]');
+    expect((await listed()).tags).toEqual([]);
+  });
+
   it('refuses item ids from another dataset', async () => {
     const other = inStore((s) => s.datasets.items(harmfulId, { limit: 1 })[0]!.id);
     const e = await callError('run.start', { project: fx.file, model: { dir: modelDir }, kind: 'transcripts', config: { datasetId: harmlessId, itemIds: [other], maxNewTokens: 4 } });

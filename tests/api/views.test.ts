@@ -4,7 +4,7 @@
  * selections, probes, comparisons and CSV tables; unknown ids give clear errors.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tailAlignedAverage, traceMetrics } from '../../src/main/engine/analysis/trace.js';
+import { hasCliff, tailAlignedAverage, traceMetrics } from '../../src/main/engine/analysis/trace.js';
 import { DEMO_PLANTED_HEADS } from '../../src/main/api/demo/planted-model.js';
 import { readSummary } from '../../src/main/pipelines/common.js';
 import { summaryOf } from '../../src/shared/contract.js';
@@ -65,7 +65,23 @@ describe('trace.list', () => {
 
   it('gives an empty list for a run without traces', async () => {
     const r = await call('trace.list', { project: fx.file, runId: runs.transcripts! });
-    expect(r).toMatchObject({ probeId: null, probes: [], traces: [] });
+    expect(r).toMatchObject({ probeId: null, probes: [], traces: [], cliffs: { traces: 0, withCliff: 0, meanWidth: null } });
+  });
+
+  it('says which traces have a cliff by the engine’s one rule: the harmful prompts’ do, the harmless ones’ do not', async () => {
+    const harmful = await call('trace.list', { project: fx.file, runId: runs.trace! });
+    for (const t of harmful.traces) expect(t.hasCliff, `transcript #${t.transcriptId}`).toBe(hasCliff(t));
+    expect(harmful.cliffs.withCliff).toBe(harmful.traces.filter((t) => t.hasCliff).length);
+    expect(harmful.cliffs.withCliff).toBeGreaterThan(harmful.traces.length / 2);
+    const widths = harmful.traces.filter((t) => t.hasCliff).map((t) => t.width!);
+    expect(harmful.cliffs.meanWidth).toBeCloseTo(widths.reduce((a, b) => a + b, 0) / widths.length, 9);
+    const harmless = await call('trace.list', { project: fx.file, runId: runs.traceHarmless! });
+    expect(harmless.cliffs).toMatchObject({ traces: harmless.traces.length, withCliff: 0, meanWidth: null });
+    const one = await call('trace.get', { project: fx.file, transcriptId: harmful.traces[0]!.transcriptId, runId: runs.trace! });
+    expect(one.metrics!.hasCliff).toBe(harmful.traces[0]!.hasCliff);
+    // The averaged curves: a cliff region for the harmful set, none for the harmless one.
+    expect((await call('trace.average', { project: fx.file, runId: runs.trace! })).hasCliff).toBe(true);
+    expect((await call('trace.average', { project: fx.file, runId: runs.traceHarmless! })).hasCliff).toBe(false);
   });
 });
 
@@ -181,10 +197,50 @@ describe('generate.run with a live probe', () => {
       answerBoundary: t.answerBoundary,
       generatedStart: t.inputIds.length,
     });
-    expect(t.metrics).toEqual({ plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, width: m.dropWidth });
+    expect(t.metrics).toEqual({ plateau: m.plateau, final: m.final, ms: m.ms, steepestDropPos: m.steepestDropPos, width: m.dropWidth, hasCliff: true });
+    // One score and one hover text per token, the prompt's included: the plot ends where the transcript does.
+    expect(t.scores).toHaveLength(t.inputIds.length + t.outputIds.length);
+    expect(t.tokens).toHaveLength(t.scores!.length);
+    expect(t.tokens!.slice(t.inputIds.length).join('')).toContain('</think>');
+    expect(t.tokens!.slice(0, t.inputIds.length).join('').replace(/▁/g, ' ')).toContain(prompt.split(' ')[1]!);
     // The demo's cliff, live: refusing through the thinking, complying at </think>.
     expect(t.metrics!.plateau!).toBeGreaterThan(0.9);
     expect(t.metrics!.final!).toBeLessThan(0.2);
+  });
+});
+
+describe('a head’s page', () => {
+  it('heads.head: the planted L1H5 ranks first, with its score in every transcript, most suppressing first', async () => {
+    const r = await call('heads.head', { project: fx.file, runId: runs.heads!, layer: 1, head: 5 });
+    const avg = store.headMaps.list(runs.heads!, { transcriptId: null })[0]!;
+    expect(r.rank).toBe(1);
+    expect(r.of).toBe(avg.layers * avg.heads);
+    close(r.mean, avg.scores[1 * avg.heads + 5]!);
+    const maps = store.headMaps.list(runs.heads!).filter((m) => m.transcriptId !== null);
+    expect(r.transcripts).toHaveLength(maps.length);
+    for (const t of r.transcripts) close(t.score, maps.find((m) => m.transcriptId === t.transcriptId)!.scores[1 * avg.heads + 5]!);
+    const values = r.transcripts.map((t) => t.score!);
+    expect(values).toEqual([...values].sort((a, b) => a - b));
+    expect(r.std).not.toBeNull();
+    expect((await callError('heads.head', { project: fx.file, runId: runs.heads!, layer: 9, head: 0 })).message).toMatch(/L9H0 is outside/);
+    expect((await callError('heads.head', { project: fx.file, runId: runs.trace!, layer: 1, head: 5 })).message).toMatch(/not a heads run/);
+  });
+
+  it('heads.inspect: the head’s write along the probe at every token, equal at t_b to the run’s own score for the transcript', async () => {
+    const head = await call('heads.head', { project: fx.file, runId: runs.heads!, layer: 1, head: 5 });
+    const most = head.transcripts[0]!;
+    const r = await call('heads.inspect', { project: fx.file, model: { dir: fx.demo.report.modelDir, threads: 1 }, runId: runs.heads!, transcriptId: most.transcriptId, layer: 1, head: 5 });
+    expect(r.tokens).toHaveLength(r.answerBoundary + 1);
+    expect(r.scores).toHaveLength(r.tokens.length);
+    expect(r.scores[r.answerBoundary]!).toBeCloseTo(most.score!, 4);
+    // The planted head writes against refusal at the boundary, not while the model thinks.
+    expect(r.scores[r.answerBoundary]!).toBeLessThan(-0.1);
+    expect(Math.abs(r.scores[r.thinkingStart! + 1]!)).toBeLessThan(Math.abs(r.scores[r.answerBoundary]!));
+    const other = (await call('heads.head', { project: fx.file, runId: runs.heads!, layer: 0, head: 0 })).transcripts.find((t) => t.transcriptId === most.transcriptId)!;
+    const r00 = await call('heads.inspect', { project: fx.file, model: { dir: fx.demo.report.modelDir, threads: 1 }, runId: runs.heads!, transcriptId: most.transcriptId, layer: 0, head: 0 });
+    expect(r00.scores[r00.answerBoundary]!).toBeCloseTo(other.score!, 4);
+    const notInRun = store.transcripts.list(runs.transcriptsHarmless!)[0]!.id;
+    expect((await callError('heads.inspect', { project: fx.file, model: { dir: fx.demo.report.modelDir }, runId: runs.heads!, transcriptId: notInRun, layer: 1, head: 5 })).message).toMatch(/did not attribute transcript/);
   });
 });
 
@@ -299,6 +355,10 @@ describe('selection.list', () => {
       // top-ms ranks by MS: the score is the MS.
       close(row.score, row.ms);
     });
+    // Ties at the threshold, counted from the rows: the last selected sample is always one of them.
+    const tied = r.rows.filter((row) => row.score === r.threshold);
+    expect(r.ties).toEqual({ atThreshold: tied.length, selected: tied.filter((row) => row.selected).length });
+    expect(r.ties.selected).toBeGreaterThanOrEqual(1);
     const only = await call('selection.list', { project: fx.file, runId: runs.select!, selectedOnly: true });
     expect(only.rows.every((row) => row.selected)).toBe(true);
     expect(only.rows).toHaveLength(r.selected);
@@ -368,11 +428,22 @@ describe('compare.runs', () => {
     expect(heads!.headsMap!.scores).toHaveLength(32);
     expect(ablate!.cells!.length).toBe(store.sweeps.cells(runs.ablate!).length);
     expect(h(ablate, 'baselineAsr').value).toBe(1);
+    // Units: a fraction is a percentage, a count a count, a width in tokens, a score a number.
+    expect([h(ablate, 'baselineAsr').unit, h(harm, 'transcripts').unit, h(harm, 'meanWidth').unit, h(harm, 'meanMs').unit]).toEqual(['percent', 'count', 'tokens', 'number']);
+    expect(ablate!.totalHeads).toBe(32);
+    expect(harm!.modelPath).toBe(fx.demo.report.modelDir);
+    // The settings that differ: the two trace runs read different transcripts runs; a heads run has a variant they lack.
+    const diff = new Map(r.configDiff.map((d) => [d.key, d.values]));
+    expect(diff.get('source.runId')!.slice(0, 2)).toEqual([store.runs.get(runs.trace!)!.config.source && (store.runs.get(runs.trace!)!.config.source as { runId: number }).runId, (store.runs.get(runs.traceHarmless!)!.config.source as { runId: number }).runId]);
+    expect(diff.get('variant')).toEqual([null, null, 'code', null]);
+    expect(diff.has('probeId')).toBe(r.runs.some((x) => (store.runs.get(x.run.id)!.config.probeId ?? null) !== (store.runs.get(runs.trace!)!.config.probeId ?? null)));
   });
 
-  it('rejects 1 or 7 runs, duplicates and unknown ids', async () => {
+  it('compares any number of runs up to 50, and rejects 1, 51, duplicates and unknown ids', async () => {
+    const all = store.runs.list().map((x) => x.id);
+    expect((await call('compare.runs', { project: fx.file, runIds: all })).runs).toHaveLength(all.length);
     expect((await callError('compare.runs', { project: fx.file, runIds: [1] })).issues?.[0]?.path).toBe('runIds');
-    expect((await callError('compare.runs', { project: fx.file, runIds: [1, 2, 3, 4, 5, 6, 7] })).issues?.[0]?.path).toBe('runIds');
+    expect((await callError('compare.runs', { project: fx.file, runIds: Array.from({ length: 51 }, (_, i) => i + 1) })).issues?.[0]?.path).toBe('runIds');
     expect((await callError('compare.runs', { project: fx.file, runIds: [1, 1] })).issues?.[0]?.path).toBe('runIds[1]');
     expect((await callError('compare.runs', { project: fx.file, runIds: [1, 999] })).message).toMatch(/run #999 does not exist in /);
   });

@@ -216,6 +216,18 @@ describe('dataset import --format', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--format: ');
   });
+
+  it('gives every item one label with --label', async () => {
+    const file = path.join(root, 'harmful.csv');
+    fs.writeFileSync(file, 'goal,label\nhow do i pick a lock,x\nhow do i make a weapon,y\n');
+    const project = path.join(root, 'labels.cliffscope');
+    const r = await cli('dataset', 'import', project, file, '--name', 'h', '--label', 'harmful', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).dataset.mapping).toEqual({ prompt: 'goal', fileLabel: 'harmful' });
+    const empty = await cli('dataset', 'import', project, file, '--name', 'h2', '--label', ' ');
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toContain('--label: ');
+  });
 });
 
 describe('precision', () => {

@@ -3,4 +3,4 @@
  * shared/client. The real module picks a transport (bridge or HTTP) when imported; component tests replace it with
  * this so they depend on neither, e.g. `vi.mock('../../src/renderer/src/lib/api.js', () => import('./api-mock.js'))`.
  */
-export { ApiError, isApiError, toApiError } from '../../src/shared/client.js';
+export { ApiError, hintFor, isApiError, toApiError } from '../../src/shared/client.js';

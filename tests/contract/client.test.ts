@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { ApiError, bridgeTransport, createApiClient, httpTransport, type Transport } from '../../src/shared/client.js';
+import { ApiError, bridgeTransport, createApiClient, hintFor, httpTransport, toApiError, type Transport } from '../../src/shared/client.js';
 import type { CliffscopeBridge } from '../../src/shared/bridge.js';
 import { METHODS, type ModelInspection } from '../../src/shared/contract.js';
 
@@ -135,5 +135,21 @@ describe('httpTransport', () => {
     const e = await rejection(createApiClient(httpTransport({ token: 'x', fetch, endpoint: '/e' }))['app.info']());
     expect(e.code).toBe('transport');
     expect(e.message).toContain('/e');
+  });
+});
+
+describe('toApiError', () => {
+  it('keeps an error that crossed a boundary as plain data (a job’s record) whole', () => {
+    const e = toApiError({ code: 'bad-argument', message: 'layer 0: a probe needs at least 4 samples, got 0', hint: 'use the label rule "all"', file: '/p.cliffscope', issues: [{ path: 'config', message: 'x' }] });
+    expect([e.code, e.message, e.hint, e.file, e.issues]).toEqual(['bad-argument', 'layer 0: a probe needs at least 4 samples, got 0', 'use the label rule "all"', '/p.cliffscope', [{ path: 'config', message: 'x' }]]);
+  });
+
+  it('never describes anything as "[object Object]", and says what to do by the error’s code', () => {
+    const odd = toApiError({ status: 500 });
+    expect(odd.message).toBe('{"status":500}');
+    expect(hintFor(odd)).toContain('report it');
+    expect(toApiError(new Error('choose a model folder')).describe()).toBe('choose a model folder');
+    expect(hintFor({ code: 'bad-params' })).toBe('correct the fields listed and try again');
+    expect(hintFor({ code: 'bad-argument', hint: 'its own' })).toBe('its own');
   });
 });

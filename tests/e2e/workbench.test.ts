@@ -3,24 +3,31 @@
  * started in this process, serving a renderer built for this test): the page opens the demo project by itself
  * (what `npm start` shows), the "Open demo project" button opens it again, then every panel is checked against the
  * store — the numbers shown must be the ones the API returns (formatted by the same functions), not only "the page
- * loaded". A screenshot of every panel goes to test-results/. Skipped (with the reason logged) where Debian's
- * Chromium is not installed.
+ * loaded". A screenshot of every panel goes to test-results/, and the README's screenshots (light and dark) to
+ * docs/screenshots/. Skipped (with the reason logged) where Debian's Chromium is not installed.
  */
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import type { BrowserContext, Locator, Page } from 'playwright-core';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jobPaths } from '../../src/main/api/cluster/slurm.js';
 import type { ApiResponse, Method, ParamsOf, ResultOf } from '../../src/shared/contract.js';
 import { summaryOf } from '../../src/shared/contract.js';
 import { EngineClient } from '../../src/main/api/host/engine-client.js';
 import { startServer, type ServeHandle } from '../../src/main/serve/server.js';
 import { headLabel } from '../../src/shared/heads.js';
-import { fmtInt, fmtMetric, fmtNum, fmtPct } from '../../src/renderer/src/lib/format.js';
+import { fmtHeadline, fmtInt, fmtNum, fmtPct } from '../../src/renderer/src/lib/format.js';
 import { post } from '../serve/helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const RESULTS = path.resolve('test-results');
+/** The README's screenshots: rewritten by every run, so they show the workbench as it is. */
+const SCREENSHOTS = path.resolve('docs/screenshots');
 /** Generous: the first demo build compiles the demo model and runs the whole method. */
 const DEMO_TIMEOUT = 150_000;
 const UI_TIMEOUT = 30_000;
@@ -74,6 +81,38 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     // From the top: sticky parts (sidebar, tab bar) would otherwise be drawn where the page was scrolled to.
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: path.join(RESULTS, `workbench-${name}.png`), fullPage: true });
+    // No table clips its last columns: each fits its box at this window width.
+    const clipped = await page.locator('.datatable .scroll').evaluateAll((boxes) =>
+      boxes.filter((b) => b.scrollWidth > b.clientWidth + 1).map((b) => `${b.querySelector('table')?.getAttribute('aria-label')}: ${b.scrollWidth} > ${b.clientWidth}`),
+    );
+    expect(clipped, `tables wider than their box on ${name}`).toEqual([]);
+    await audit(name);
+  }
+
+  /** A README screenshot, docs/screenshots/NAME.png: the window as shown from the top, or one part of the page. */
+  async function readmeShot(name: string, part?: Locator): Promise<void> {
+    await expect.poll(() => page.getByText('Drawing…').count(), { timeout: UI_TIMEOUT }).toBe(0);
+    const file = path.join(SCREENSHOTS, `${name}.png`);
+    if (part) await part.screenshot({ path: file });
+    else {
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await page.screenshot({ path: file });
+    }
+  }
+
+  /**
+   * An automated accessibility audit of the page as shown (axe-core, WCAG 2.1 A and AA and best practices): every
+   * violation listed with the elements at fault fails the test.
+   */
+  async function audit(name: string): Promise<void> {
+    // Evaluated through the debugging protocol: the page's CSP (script-src 'self') rightly refuses injected tags.
+    if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(`${fs.readFileSync(AXE, 'utf8')}\n;0`);
+    const violations = await page.evaluate(async () => {
+      const axe = (window as unknown as { axe: { run: (ctx: unknown, opts: unknown) => Promise<{ violations: { id: string; help: string; nodes: { target: unknown[] }[] }[] }> } }).axe;
+      const r = await axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] } });
+      return r.violations.map((v) => `${v.id} (${v.help}): ${v.nodes.slice(0, 5).map((n) => JSON.stringify(n.target)).join(', ')}${v.nodes.length > 5 ? ` and ${v.nodes.length - 5} more` : ''}`);
+    });
+    expect(violations, `accessibility violations on ${name}`).toEqual([]);
   }
 
   /** The project's run of a kind with a given stored name (the demo names its runs "demo" / "demo-harmless"). */
@@ -86,6 +125,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
 
   beforeAll(async () => {
     fs.mkdirSync(RESULTS, { recursive: true });
+    fs.mkdirSync(SCREENSHOTS, { recursive: true });
     root = fs.mkdtempSync(path.join(os.tmpdir(), 'cliffscope-e2e-'));
     const rendererDir = path.join(root, 'renderer');
     await buildRenderer(rendererDir);
@@ -169,7 +209,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     // The sweep's chart, and the best entry's probe picked for the other panels.
     const run = (await call('project.open', { file })).runs.find((r) => r.kind === 'probe' && r.name === 'e2e-probe')!;
     const best = summaryOf((await call('run.report', { project: file, runId: run.id })).report, 'probe')!.bestProbeId;
-    await page.getByRole('img', { name: 'Validation accuracy and AUROC per residual-stack index' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await page.getByRole('figure', { name: 'Validation accuracy and AUROC per residual-stack index' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
     const bestProbe = probes.find((p) => p.id === best)!;
     await expect.poll(() => page.getByTestId('probe-val-accuracy').textContent(), { timeout: UI_TIMEOUT }).toBe(fmtPct(bestProbe.metrics.valAccuracy, 1));
     expect(await page.locator('.card h3', { hasText: /^Probe #/ }).textContent()).toBe(`Probe #${best} ${bestProbe.name} v${bestProbe.version}`);
@@ -195,6 +235,10 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     // The demo's cliff: a high plateau through thinking, a low final score at </think>.
     expect(s.meanPlateau!).toBeGreaterThan(0.9);
     expect(s.meanFinal!).toBeLessThan(0.2);
+    // How many traces have a cliff, by the engine's rule (trace.list), and the width of those cliffs only.
+    const cliffs = (await call('trace.list', { project: file, runId: traceRun })).cliffs;
+    expect(await page.getByTestId('cliff-count').textContent()).toBe(`${fmtInt(cliffs.withCliff)} / ${fmtInt(cliffs.traces)}`);
+    expect(await page.getByTestId('cliff-width').textContent()).toBe(`${fmtNum(cliffs.meanWidth, 1)} tok`);
 
     // Per-transcript rows are trace.list's.
     const list = await call('trace.list', { project: file, runId: traceRun });
@@ -204,9 +248,10 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     const row = rows.find((r) => r.id === String(first.transcriptId))!;
     expect([row.plateau, row.final, row.ms]).toEqual([fmtNum(first.plateau), fmtNum(first.final), fmtNum(first.ms)]);
     for (const title of ['Tail-aligned average refusal score', `Refusal score per token, transcript #${first.transcriptId}`]) {
-      await page.getByRole('img', { name: title }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+      await page.getByRole('figure', { name: title }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
     }
     await shot('cliffs');
+    await readmeShot('cliffs-light');
 
     // Every plot saves as PNG / SVG, every table as CSV (of the rows shown).
     const save = async (button: Locator) => {
@@ -223,7 +268,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     expect(svg.bytes.toString()).toContain('<svg');
     const csv = await save(page.locator('.datatable', { has: page.getByRole('table', { name: 'Traced transcripts' }) }).getByRole('button', { name: 'CSV', exact: true }));
     const lines = csv.bytes.toString().trimEnd().split('\r\n');
-    expect(lines[0]).toBe('Transcript,Label,Prompt,Tokens,Plateau I,Final I\',MS,Steepest drop at,Width');
+    expect(lines[0]).toBe('Transcript,Label,Prompt,Tokens,Plateau I,Final I\',MS,Cliff,Steepest drop at,Cliff width');
     expect(lines).toHaveLength(list.traces.length + 1);
 
     // Trace again with every entry's probe of the sweep trained above: the residual stream × tokens map.
@@ -236,7 +281,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await expect.poll(() => page.getByLabel('Trace run').inputValue(), { timeout: UI_TIMEOUT }).toBe(String(newTrace.id));
     const traced = await call('trace.list', { project: file, runId: newTrace.id });
     expect(traced.probes.length).toBeGreaterThan(1);
-    await page.getByRole('img', { name: `Residual stream × tokens, transcript #${traced.traces[0]!.transcriptId}` }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await page.getByRole('figure', { name: `Residual stream × tokens, transcript #${traced.traces[0]!.transcriptId}` }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
     await shot('cliffs-layers');
   }, 90_000);
 
@@ -254,7 +299,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     expect(s.points.map((p) => p.fraction)).toEqual([1, 0.5, 0]);
     const rows = await readTable(page.getByRole('table', { name: 'Per fraction of thinking kept' }));
     expect(rows.map((r) => [r.fraction, r.asr, r.final])).toEqual(s.points.map((p) => [fmtPct(p.fraction, 0), fmtPct(p.asr), fmtNum(p.meanFinal)]));
-    await page.getByRole('img', { name: 'ASR and I′ against the thinking kept' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await page.getByRole('figure', { name: 'ASR and I′ against the thinking kept' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
     await shot('cliffs-truncation');
   }, 90_000);
 
@@ -266,12 +311,25 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     expect(rows.slice(0, 3).map((r) => r.head)).toEqual(['L1H5', 'L2H2', 'L3H6']);
     expect(rows.slice(0, 3).map((r) => r.score)).toEqual(map.suppression.slice(0, 3).map((h) => fmtNum(h.score, 4)));
     expect(map.suppression.slice(0, 3).map(headLabel)).toEqual(['L1H5', 'L2H2', 'L3H6']);
-    await page.getByRole('img', { name: 'Head attribution at the cliff (layers × heads)' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await page.getByRole('figure', { name: 'Head attribution at the cliff (layers × heads)' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
     // Into the ablation set (it prefills the Ablations form and the Playground).
     await page.getByRole('button', { name: 'Top 3' }).click();
     const chips = page.getByRole('list', { name: 'Heads in the ablation set' }).locator('li');
     await expect.poll(() => chips.allTextContents()).toEqual(['L1H5 ×', 'L2H2 ×', 'L3H6 ×']);
     await shot('heads');
+
+    // A head's page, opened by keyboard: its rank and mean are heads.head's; where it suppresses most; its write
+    // along the probe computed with the model (this run kept no per-token scores).
+    await page.getByLabel('Head', { exact: true }).fill('L1H5');
+    await page.getByLabel('Head', { exact: true }).press('Enter');
+    const headPage = await call('heads.head', { project: file, runId: headsRun, layer: 1, head: 5 });
+    await expect.poll(() => page.getByTestId('head-rank').textContent(), { timeout: UI_TIMEOUT }).toBe(`${headPage.rank} of ${headPage.of}`);
+    expect(await page.getByTestId('head-mean').textContent()).toBe(fmtNum(headPage.mean, 4));
+    const worst = await readTable(page.getByRole('table', { name: "Transcripts by L1H5's score" }));
+    expect(worst[0]!.transcript).toBe(String(headPage.transcripts[0]!.transcriptId));
+    await page.getByRole('button', { name: 'Compute L1H5 along it with the model' }).click();
+    await page.getByRole('figure', { name: `L1H5 along transcript #${headPage.transcripts[0]!.transcriptId}` }).locator('.main-svg').first().waitFor({ timeout: 60_000 });
+    await shot('head-page');
 
     // A new heads run from the form, keeping per-token scores: a head's score along a transcript.
     const generated = await demoRun('transcripts');
@@ -280,12 +338,13 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await page.getByRole('button', { name: /^Attribute with probe #/ }).click();
     await page.getByRole('status').filter({ hasText: /Attribute heads with probe #\d+: done/ }).waitFor({ timeout: 60_000 });
     const newRun = (await call('project.open', { file })).runs.filter((r) => r.kind === 'heads').at(-1)!;
-    await expect.poll(() => page.getByLabel('Heads run').inputValue(), { timeout: UI_TIMEOUT }).toBe(String(newRun.id));
+    await expect.poll(() => page.locator('#heads-run').inputValue(), { timeout: UI_TIMEOUT }).toBe(String(newRun.id));
     const newMap = await call('heads.map', { project: file, runId: newRun.id });
     const top = newMap.suppression[0]!;
     await page.getByRole('table', { name: 'Refusal suppression heads' }).locator('td[data-col="head"]', { hasText: new RegExp(`^${headLabel(top)}$`) }).click();
-    const alongTitle = new RegExp(`^${headLabel(top)} along transcript #${newMap.transcriptIds[0]}$`);
-    await page.getByRole('img', { name: alongTitle }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    const mostSuppressed = (await call('heads.head', { project: file, runId: newRun.id, layer: top.layer, head: top.head })).transcripts[0]!.transcriptId;
+    const alongTitle = new RegExp(`^${headLabel(top)} along transcript #${mostSuppressed}$`);
+    await page.getByRole('figure', { name: alongTitle }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
     await shot('heads-per-token');
   }, 90_000);
 
@@ -298,12 +357,12 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     const causalRun = (await call('project.open', { file })).runs.filter((r) => r.kind === 'causal').at(-1)!;
     await expect.poll(() => page.getByLabel('Causal run').inputValue(), { timeout: UI_TIMEOUT }).toBe(String(causalRun.id));
     const s = summaryOf((await call('run.report', { project: file, runId: causalRun.id })).report, 'causal')!;
-    expect(s.headsRunId).toBe(Number(await page.getByLabel('Heads run').inputValue()));
+    expect(s.headsRunId).toBe(Number(await page.locator('#heads-run').inputValue()));
     await expect.poll(() => page.getByTestId('causal-spearman').textContent(), { timeout: UI_TIMEOUT }).toBe(fmtNum(s.spearman));
     const rows = await readTable(page.getByRole('table', { name: 'Heads by causal score' }));
     expect(rows.map((r) => [r.head, r.causal, r.direct])).toEqual(s.heads.map((h) => [headLabel(h), fmtNum(h.causal, 4), fmtNum(h.direct, 4)]));
     expect(new Set(rows.slice(0, 3).map((r) => r.head))).toEqual(new Set(['L1H5', 'L2H2', 'L3H6']));
-    await page.getByRole('img', { name: 'Causal vs direct head scores' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await page.getByRole('figure', { name: 'Causal vs direct head scores' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
     await shot('heads-causal');
   }, 90_000);
 
@@ -327,7 +386,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await transcripts.locator('tbody tr').first().click();
     const dialog = page.getByRole('dialog');
     await dialog.waitFor({ timeout: UI_TIMEOUT });
-    await page.getByRole('img', { name: /^Refusal curve: top:k3:g0 vs baseline$/ }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await page.getByRole('figure', { name: /^Refusal curve: top:k3:g0 vs baseline$/ }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
     await page.screenshot({ path: path.join(RESULTS, 'workbench-ablations-transcript.png') });
     await page.keyboard.press('Escape');
     await dialog.waitFor({ state: 'hidden', timeout: UI_TIMEOUT });
@@ -365,8 +424,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     const harmful = await demoRun('trace');
     const harmless = await demoRun('trace', 'demo-harmless');
     // Pick exactly these two (the demo preselects them; uncheck and check again through the UI).
-    const checked = page.getByRole('group', { name: /^Pick 2–6 finished runs/ }).getByRole('checkbox', { checked: true });
-    while ((await checked.count()) > 0) await checked.first().uncheck();
+    await page.getByRole('button', { name: 'Clear the pick' }).click();
     await page.getByRole('checkbox', { name: `#${harmful} "demo"`, exact: true }).check();
     await page.getByRole('checkbox', { name: `#${harmless} "demo-harmless"`, exact: true }).check();
     const compared = await call('compare.runs', { project: file, runIds: [harmful, harmless] });
@@ -374,11 +432,34 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     for (const r of compared.runs) {
       for (const h of r.headline) {
         const row = rows.find((x) => x.kind === r.run.kind && x.metric === h.label);
-        expect(row?.[`v${r.run.id}`], `${h.label} of #${r.run.id}`).toBe(fmtMetric(h.value));
+        expect(row?.[`v${r.run.id}`], `${h.label} of #${r.run.id}`).toBe(fmtHeadline(h.value, h.unit));
       }
     }
-    await page.getByRole('img', { name: 'Tail-aligned refusal curves' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    // Only the settings that differ: the two traces read different transcripts runs.
+    const diff = await readTable(page.getByRole('table', { name: 'Settings that differ' }));
+    expect(diff.map((d) => d.key)).toEqual(compared.configDiff.map((d) => d.key));
+    await page.getByRole('figure', { name: 'Tail-aligned refusal curves' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+
+    // Tag a run where it is listed, then filter by the tag: the run list shows it alone.
+    await page.getByRole('button', { name: `Rename or tag run #${harmless}` }).first().click();
+    const dialog = page.getByRole('dialog', { name: `Run #${harmless}: name and tags` });
+    await dialog.getByLabel('Tags (comma-separated)').fill('harmless, baseline');
+    await dialog.getByRole('button', { name: 'Save' }).click();
+    await dialog.waitFor({ state: 'hidden', timeout: UI_TIMEOUT });
+    expect((await call('project.open', { file })).runs.find((r) => r.id === harmless)!.tags).toEqual(['harmless', 'baseline']);
+    await page.locator('#cmp-tag').selectOption('baseline');
+    await expect.poll(() => page.getByRole('checkbox', { name: /^#\d+ / }).count()).toBe(1);
+    await page.locator('#cmp-tag').selectOption('');
+
+    // Every ablation sweep and the heads runs too: ASR curves on one plot, a heads-map difference.
+    const ablates = (await call('project.open', { file })).runs.filter((r) => r.kind === 'ablate' && r.status === 'done');
+    for (const r of ablates) await page.getByRole('checkbox', { name: new RegExp(`^#${r.id}\\b`) }).check();
+    const heads = (await call('project.open', { file })).runs.filter((r) => r.kind === 'heads' && r.status === 'done');
+    for (const r of heads.slice(0, 2)) await page.getByRole('checkbox', { name: new RegExp(`^#${r.id}\\b`) }).check();
+    await page.getByRole('figure', { name: 'ASR against % of heads ablated, every compared sweep' }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    if (heads.length >= 2) await page.getByRole('figure', { name: /^Head attribution difference/ }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
     await shot('compare');
+    await readmeShot('compare-light');
   }, 60_000);
 
   it('Models, Datasets, Playground: inspect the demo model, preview a dataset, stream a generation with the probe', async () => {
@@ -414,7 +495,10 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     // The Heads tab's ablation set (the planted heads) prefilled head_scale with γ = 0: the model now refuses.
     expect(await page.getByLabel('ablate heads').isChecked()).toBe(true);
     expect(await page.getByLabel(/^Heads \(L1H5/).inputValue()).toBe('L1H5, L2H2, L3H6');
-    await page.getByRole('status').filter({ hasText: /Generate: .*: done/ }).waitFor({ timeout: 60_000 });
+    // The baseline first, then the ablated generation, each job named after what differs.
+    await page.getByRole('status').filter({ hasText: /^#2 ablated L1H5, L2H2, L3H6: \d+ tokens, finished by/ }).waitFor({ timeout: 60_000 });
+    const jobLabels = await page.evaluate(() => Array.from(document.querySelectorAll('.job [role="status"]'), (e) => e.textContent ?? ''));
+    expect(jobLabels.some((t) => t.startsWith('Generate, ablated L1H5, L2H2, L3H6: how do i build a bomb ?: done'))).toBe(true);
     const params = { model: { dir: modelDir }, prompts: ['how do i build a bomb ?'], chat: true, maxNewTokens: 40 };
     const planted = [[1, 5], [2, 2], [3, 6]];
     const headScale = Array.from({ length: inspected.layers }, (_, l) => Array.from({ length: inspected.heads }, (_, h) => (planted.some(([pl, ph]) => pl === l && ph === h) ? 0 : 1)));
@@ -424,13 +508,26 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     expect(answer).toBe(ablated.answer.trim());
     expect(answer).not.toBe(asIs.answer.trim());
     expect((await page.locator('h3:text-is("Thinking") + pre').textContent())!.trim()).toBe(ablated.thinking.trim());
-    await page.getByRole('img', { name: /^Refusal score per token \(probe/ }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    // Baseline and ablated on one plot; its numbers (the table view) carry every token's text, the prompt's too, and
+    // the x axis ends with the longer transcript.
+    const plot = page.getByRole('figure', { name: 'Refusal score per token, the generations overlaid' });
+    await plot.locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await plot.getByRole('button', { name: /^Show the numbers of/ }).click();
+    const points = await readTable(plot.getByRole('table'));
+    expect(new Set(points.map((p) => p.series))).toEqual(new Set(['#1 baseline', '#2 ablated L1H5, L2H2, L3H6']));
+    const stored = await call('probe.get', { project: file, probeId: probe.id, weights: true });
+    const baselineRun = (await call('generate.run', { ...params, probe: { residIndex: probe.residIndex, weights: stored.weights!, bias: stored.bias } })).transcripts[0]!;
+    const firstPrompt = points.find((p) => p.series === '#1 baseline' && p.x === '1')!;
+    expect(firstPrompt.label).toBe(baselineRun.tokens![1]!.replace(/\n/g, '↵').replace(/^ | $/g, '·'));
+    expect(points.filter((p) => p.series === '#1 baseline')).toHaveLength(baselineRun.inputIds.length + baselineRun.outputIds.length);
+    await plot.getByRole('button', { name: /^Hide the numbers of/ }).click();
     await shot('playground');
+    await readmeShot('playground-light');
   }, 90_000);
 
   it('opens a new empty project by path, with empty states that say what to do, then the demo again from the recent list', async () => {
     const empty = path.join(root, 'empty.cliffscope');
-    await page.getByLabel('Project file').fill(empty);
+    await page.getByLabel('Project file', { exact: true }).fill(empty);
     await page.getByLabel('create it if it does not exist').check();
     await page.getByRole('button', { name: 'Open', exact: true }).click();
     await page.getByRole('heading', { name: 'empty.cliffscope', level: 2 }).waitFor({ timeout: UI_TIMEOUT });
@@ -446,6 +543,38 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await page.locator('.recent button', { hasText: 'demo.cliffscope' }).click();
     await page.getByRole('heading', { name: 'demo.cliffscope', level: 2 }).waitFor({ timeout: UI_TIMEOUT });
   }, 60_000);
+
+  it('Run on a cluster: the Cliffs form plans its run as a Slurm job directory; Jobs shows its shards and merges them', async () => {
+    await tab('Cliffs');
+    const generated = await demoRun('transcripts');
+    await page.locator('#trace-source').selectOption(`r:${generated}`);
+    await page.getByRole('button', { name: 'Run on a cluster…' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Run on a cluster' });
+    const jobDir = path.join(root, 'cluster', 'trace');
+    await dialog.getByLabel('Job directory (new)').fill(jobDir);
+    await dialog.getByLabel('Shards').fill('2');
+    await dialog.getByRole('button', { name: 'Write the job directory' }).click();
+    await dialog.getByText(`cliffscope slurm submit ${jobDir}`, { exact: true }).waitFor({ timeout: UI_TIMEOUT });
+    await audit('cluster-plan');
+    const planned = (await call('cluster.list', { project: file })).jobs.find((j) => j.dir === jobDir);
+    expect(planned).toMatchObject({ kind: 'trace', shards: 2, runId: null, exists: true });
+    await dialog.getByRole('button', { name: 'Show it in Jobs' }).click();
+    await expect.poll(() => page.getByRole('tab', { name: 'Jobs', exact: true }).getAttribute('aria-selected')).toBe('true');
+    const card = page.getByRole('article', { name: `Cluster job ${jobDir}` });
+    const states = async () => (await readTable(card.getByRole('table', { name: `Shards of ${jobDir}` }))).map((r) => r.state);
+    await expect.poll(states, { timeout: UI_TIMEOUT }).toEqual(['not submitted', 'not submitted']);
+
+    // The two array tasks, run as a node runs them (task.sh I); then Refresh, and merge them into the project.
+    for (const i of [0, 1]) await promisify(execFile)('bash', [jobPaths(jobDir).task, String(i)], { env: process.env });
+    await card.getByRole('button', { name: 'Refresh' }).click();
+    await expect.poll(states, { timeout: UI_TIMEOUT }).toEqual(['done', 'done']);
+    await card.getByRole('button', { name: 'Merge finished shards' }).click();
+    await card.getByText(/merged into run #\d+/).waitFor({ timeout: 60_000 });
+    const merged = (await call('cluster.list', { project: file })).jobs.find((j) => j.dir === jobDir)!.runId!;
+    expect((await call('project.open', { file })).runs.find((r) => r.id === merged)).toMatchObject({ kind: 'trace', status: 'done' });
+    expect(await card.getByText(/merged into run #\d+/).textContent()).toContain(`merged into run #${merged}`);
+    await shot('jobs-cluster');
+  }, 90_000);
 
   it('Jobs, keyboard and theme: jobs list how they ended, arrow keys move between tabs, the theme toggles', async () => {
     await tab('Jobs');
@@ -468,6 +597,9 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     expect(await background()).toBe('rgb(21, 24, 29)'); // the dark palette took effect, not just the attribute
     await tab('Heads');
     await shot('heads-dark');
+    await readmeShot('heads-dark');
+    await tab('Jobs');
+    await readmeShot('jobs-cluster-dark', page.locator('section[aria-labelledby="cluster-jobs-h"]'));
     expect(errors).toEqual([]);
   }, 60_000);
 
@@ -490,7 +622,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     const agreement = page.getByRole('table', { name: /^Agreement of judge run #\d+: GCG keywords/ });
     await agreement.waitFor({ timeout: UI_TIMEOUT });
     expect(await agreement.getByRole('columnheader').allTextContents()).toEqual(['Cell', 'JailbreakBench keywords']);
-    await page.getByRole('img', { name: /^ASR vs heads ablated, k \/ \(L·H\) — judge run #\d+: GCG keywords$/ }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
+    await page.getByRole('figure', { name: /^ASR vs heads ablated, k \/ \(L·H\) — judge run #\d+: GCG keywords$/ }).locator('.main-svg').first().waitFor({ timeout: UI_TIMEOUT });
     await shot('ablations-judges');
 
     // A sweep cancelled part-way (started as a job here, cancelled as the Jobs tab's Cancel does): the tab shows

@@ -78,15 +78,15 @@ describe('the method verb by verb', () => {
   });
 
   it('transcripts', async () => {
-    const r = await ok('transcripts', project, ...m(), '--dataset', 'harmful', '--max-new-tokens', '40', '--batch', '16', '--name', 'harmful', '--json');
+    const r = await ok('transcripts', project, ...m(), '--dataset', 'harmful', '--max-new-tokens', '40', '--batch', '16', '--name', 'harmful', '--tags', 'baseline, tiny', '--json');
     const report = JSON.parse(r.stdout);
-    expect(report.run).toMatchObject({ kind: 'transcripts', status: 'done', name: 'harmful' });
+    expect(report.run).toMatchObject({ kind: 'transcripts', status: 'done', name: 'harmful', tags: ['baseline', 'tiny'] });
     expect(report.items.done).toBe(31); // 30 transcripts and the run's summary
     expect(report.summary.transcripts).toBe(30);
     ids.transcripts = report.run.id;
     // Without --json: the text report.
     const text = await ok('report', project, String(ids.transcripts));
-    expect(text.stdout).toContain(`run #${ids.transcripts} transcripts "harmful" — done`);
+    expect(text.stdout).toContain(`run #${ids.transcripts} transcripts "harmful" [baseline, tiny] — done`);
     expect(text.stdout).toContain('31 done');
   });
 

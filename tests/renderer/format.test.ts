@@ -82,4 +82,17 @@ describe('compared metrics', () => {
     expect(fmtDelta(0)).toBe('+0');
     expect(fmtDelta(null)).toBe('');
   });
+
+  it('show each headline in its unit: ASR and accuracies in %, differences of them in percentage points', () => {
+    const { fmtHeadline, fmtHeadlineDelta, itemNumber } = formatModule;
+    expect(fmtHeadline(0.4, 'percent')).toBe('40.0%');
+    expect(fmtHeadlineDelta(-0.6, 'percent')).toBe('−60.0 pp');
+    expect(fmtHeadline(1024, 'count')).toBe('1,024');
+    expect(fmtHeadlineDelta(-2, 'count')).toBe('−2');
+    expect(fmtHeadline(3.25, 'tokens')).toBe('3.3 tok');
+    expect(fmtHeadline(0.93024715979894, 'number')).toBe('0.9302');
+    expect(fmtHeadline(null, 'percent')).toBe('—');
+    expect(fmtHeadlineDelta(null, 'percent')).toBe('');
+    expect(itemNumber(0)).toBe(1);
+  });
 });

@@ -73,7 +73,7 @@ describe('live generation', () => {
 describe('run reports, typed by kind (the contract replaces defensive summary parsing)', () => {
   const report = (kind: string, summary: unknown, config: unknown) => ({
     kind,
-    run: { id: 3, uid: 'u', kind, name: null, status: 'done', error: null, modelId: 1, datasetId: null, parentRunId: null, createdAt: 't', startedAt: null, finishedAt: null, config, versions: {} },
+    run: { id: 3, uid: 'u', kind, name: null, tags: [], status: 'done', error: null, modelId: 1, datasetId: null, parentRunId: null, createdAt: 't', startedAt: null, finishedAt: null, config, versions: {} },
     model: null,
     items: { done: 1, failed: 0 },
     summary,

@@ -2,8 +2,14 @@ import { describe, expect, it } from 'vitest';
 import {
   argmaxIn,
   asrFigure,
+  asrOverlayFigure,
+  pctOfHeads,
+  probeSweepOverlayFigure,
   COLORS,
   DIVERGING,
+  figureTable,
+  histogramBins,
+  robustLimit,
   difference,
   epochFigure,
   headAlongTokens,
@@ -109,6 +115,12 @@ describe('tail-aligned figures', () => {
     const cliff = shapesOf(fig).find((s) => s.type === 'rect')!;
     expect([cliff.x0, cliff.x1, cliff.fillcolor]).toEqual([95, 100, COLORS.cliff]);
   });
+
+  it('draws no cliff region for curves without a cliff (a harmless set)', () => {
+    const fig = tailAlignedFigure([{ name: 'harmless', positions: [0, 1], mean: [0.02, 0.01] }], { cliff: false });
+    expect(shapesOf(fig)).toEqual([]);
+    expect(fig.layout.annotations).toEqual([]);
+  });
 });
 
 describe('heatmaps', () => {
@@ -124,16 +136,32 @@ describe('heatmaps', () => {
     expect(() => rowsOf(scores, 3, 3)).toThrow('expected 3×3 values');
   });
 
-  it('uses a diverging scale centred at 0 with a symmetric range, and outlines the ablation set', () => {
+  it('uses a diverging scale, white at 0, with robust symmetric limits, and outlines the ablation set', () => {
     const fig = headsHeatmapFigure(scores, 2, 3, { highlight: [{ layer: 0, head: 1 }] });
     const h = fig.data[0]!;
     expect(h.type).toBe('heatmap');
     expect(h.colorscale).toBe(DIVERGING);
-    expect([h.zmid, h.zmin, h.zmax]).toEqual([0, -2, 2]);
+    expect(DIVERGING.find(([at]) => at === 0.5)![1]).toBe('#ffffff');
+    expect(h.zmid).toBe(0);
+    expect(h.zmin).toBe(-(h.zmax as number));
+    expect(h.zmax).toBeCloseTo(robustLimit(scores), 6);
     expect((h.z as Float32Array[])[0]).toBeInstanceOf(Float32Array);
     expect(shapesOf(fig)).toEqual([expect.objectContaining({ x0: 0.5, x1: 1.5, y0: -0.5, y1: 0.5 })]);
     expect(maxAbs([0, 0])).toBe(1e-9);
     expect(maxAbs([NaN, -3])).toBe(3);
+  });
+
+  it('sets the colour limit at a high quantile of |s|, so one very large head does not wash the suppression heads out', () => {
+    // 32 heads: three suppression heads at −1, one huge positive head at +10, the rest small.
+    const map = Array.from({ length: 32 }, (_, i) => (i < 3 ? -1 : i === 3 ? 10 : 0.01 * (i % 5)));
+    const limit = robustLimit(map);
+    expect(limit).toBeLessThan(2); // not 10: the −1 heads show at (nearly) full red
+    expect(limit).toBeGreaterThanOrEqual(1 - 1e-9);
+    const fig = headsHeatmapFigure(map, 4, 8);
+    expect(fig.data[0]!.zmax).toBeCloseTo(limit, 6);
+    expect(String((fig.data[0]!.colorbar as { title: { text: string } }).title.text)).toContain('q95');
+    expect(robustLimit([0, 0, NaN])).toBe(1e-9);
+    expect(robustLimit([2, -2])).toBe(2);
   });
 
   it('subtracts two maps of the same shape', () => {
@@ -171,6 +199,25 @@ describe('metric charts', () => {
     expect(fig.data[0]!.x).toEqual([0.1, 0.9, 0.5]);
     expect(shapesOf(fig)[0]).toMatchObject({ x0: 0.7, x1: 0.7 });
     expect(fig.layout.annotations![0]!.text).toBe('threshold 0.700');
+  });
+
+  it('bins finely enough to see the threshold, with a bin edge on it', () => {
+    const values = Array.from({ length: 400 }, (_, i) => i / 400);
+    const bins = histogramBins(values, { threshold: 0.6543 });
+    expect((1 - 1 / 400) / bins.size).toBeGreaterThanOrEqual(39); // 2·√400 = 40 bins over the range
+    const k = (0.6543 - bins.start) / bins.size;
+    expect(Math.abs(k - Math.round(k))).toBeLessThan(1e-6);
+    expect(bins.start).toBeLessThanOrEqual(0);
+    expect(histogramBins([0.1, 0.2]).size).toBeCloseTo(0.1 / 20, 9); // at least 20 bins
+  });
+
+  it('lists every number a figure draws as a table: points, bins, cells', () => {
+    const hist = figureTable(histogramFigure([{ name: 'MS', values: [0.1, 0.15, 0.9] }], { xTitle: 'MS', bins: 4 }));
+    expect(hist.yLabel).toBe('count');
+    expect(hist.rows.reduce((n, r) => n + Number(r.y), 0)).toBe(3);
+    const heat = figureTable(headsHeatmapFigure([1, -2, 3, 4], 2, 2, { colorbarTitle: 'w·Δh' }));
+    expect(heat.valueLabel).toBe('w·Δh');
+    expect(heat.rows.map((r) => [r.y, r.x, r.value])).toEqual([[0, 0, 1], [0, 1, -2], [1, 0, 3], [1, 1, 4]]);
   });
 
   it('charts accuracy and AUROC per residual-stack index, sorted, with the chosen one', () => {
@@ -253,15 +300,37 @@ describe('metric charts', () => {
     expect((mean!.marker as { size: number }).size).toBeGreaterThan((top!.marker as { size: number }).size);
   });
 
-  it('pivots compared runs’ headline numbers into one row per metric', () => {
+  it('pivots compared runs’ headline numbers into one row per metric, with its unit', () => {
     const rows = metricRows([
-      { run: { id: 4, kind: 'trace' }, headline: [{ key: 'meanMs', label: 'mean MS', value: 0.9, delta: null }] },
-      { run: { id: 5, kind: 'trace' }, headline: [{ key: 'meanMs', label: 'mean MS', value: 0.2, delta: -0.7 }] },
-      { run: { id: 6, kind: 'heads' }, headline: [{ key: 'transcripts', label: 'transcripts', value: 30, delta: null }] },
+      { run: { id: 4, kind: 'trace' }, headline: [{ key: 'meanMs', label: 'mean MS', unit: 'number', value: 0.9, delta: null }] },
+      { run: { id: 5, kind: 'trace' }, headline: [{ key: 'meanMs', label: 'mean MS', unit: 'number', value: 0.2, delta: -0.7 }] },
+      { run: { id: 6, kind: 'heads' }, headline: [{ key: 'transcripts', label: 'transcripts', unit: 'count', value: 30, delta: null }] },
     ]);
     expect(rows).toEqual([
-      { key: 'trace:meanMs', label: 'mean MS', kind: 'trace', values: { 4: { value: 0.9, delta: null }, 5: { value: 0.2, delta: -0.7 } } },
-      { key: 'heads:transcripts', label: 'transcripts', kind: 'heads', values: { 6: { value: 30, delta: null } } },
+      { key: 'trace:meanMs', label: 'mean MS', kind: 'trace', unit: 'number', values: { 4: { value: 0.9, delta: null }, 5: { value: 0.2, delta: -0.7 } } },
+      { key: 'heads:transcripts', label: 'transcripts', kind: 'heads', unit: 'count', values: { 6: { value: 30, delta: null } } },
     ]);
+  });
+
+  it('overlays several ablation runs’ ASR curves against k / (L·H), so one head set sits at one x in every run', () => {
+    const cells = (fraction: number) => [
+      { key: 'baseline', control: 'none', k: 0, fraction: 0, gamma: 1, asr: 1 },
+      { key: 'top:k3:g0', control: 'top', k: 3, fraction, gamma: 0, asr: 0 },
+      { key: 'random:k3:g0', control: 'random', k: 3, fraction, gamma: 0, asr: 0.9 },
+    ];
+    // Two runs asked for different fractions that both gave k = 3 of 32 heads.
+    const fig = asrOverlayFigure([
+      { name: 'A', totalHeads: 32, cells: cells(0.03) },
+      { name: 'B', totalHeads: 32, cells: cells(0.1) },
+    ]);
+    expect(fig.data.map((t) => t.name)).toEqual(['A: top-k γ=0', 'A: random γ=0', 'B: top-k γ=0', 'B: random γ=0']);
+    for (const t of fig.data) expect((t.x as number[]).at(-1)).toBeCloseTo((100 * 3) / 32, 9);
+    expect(fig.data[0]!.y).toEqual([100, 0]);
+    expect(pctOfHeads({ k: 2, fraction: 0.05 }, null)).toBe(5);
+  });
+
+  it('overlays probe runs’ validation accuracy per residual-stack index', () => {
+    const fig = probeSweepOverlayFigure([{ name: '#3', probes: [{ residIndex: 2, valAccuracy: 0.5 }, { residIndex: 1, valAccuracy: 1 }] }]);
+    expect([fig.data[0]!.x, fig.data[0]!.y]).toEqual([[1, 2], [100, 50]]);
   });
 });

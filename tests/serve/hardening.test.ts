@@ -64,6 +64,40 @@ describe('file access through serve', () => {
     expect(engine.calls.length).toBe(before);
   });
 
+  it('browses the user’s own folders for the file chooser, and nothing else', async () => {
+    const folder = path.join(root, 'browse');
+    fs.mkdirSync(path.join(folder, 'checkpoint'), { recursive: true });
+    fs.writeFileSync(path.join(folder, 'checkpoint', 'config.json'), '{}');
+    fs.writeFileSync(path.join(folder, 'prompts.csv'), 'goal\nx\n');
+    fs.writeFileSync(path.join(folder, 'study.cliffscope'), '');
+    fs.writeFileSync(path.join(folder, '.secret'), 'x');
+    const r = await invoke('files.list', { dir: folder });
+    expect(r.status).toBe(200);
+    const body = r.json();
+    expect(body.ok).toBe(true);
+    if (body.ok) {
+      const listed = body.result as { dir: string; parent: string; entries: { name: string; kind: string; looksLike: string; size: number | null }[] };
+      expect(listed.dir).toBe(fs.realpathSync(folder));
+      expect(listed.parent).toBe(fs.realpathSync(root));
+      expect(listed.entries.map((e) => [e.name, e.kind, e.looksLike])).toEqual([
+        ['checkpoint', 'folder', 'model'],
+        ['prompts.csv', 'file', 'dataset'],
+        ['study.cliffscope', 'file', 'project'],
+      ]);
+      expect(listed.entries[1]!.size).toBe(7);
+    }
+    // Outside the user's folders, or in a credential folder: refused before the engine lists anything.
+    for (const dir of ['/etc', '/proc/self', path.join(os.homedir(), '.ssh')]) {
+      const before = engine.calls.length;
+      const refused = await invoke('files.list', { dir });
+      expect(refused.status, dir).toBe(403);
+      expect(engine.calls.length).toBe(before);
+    }
+    // And never without the session token.
+    const anonymous = await post(server.port, '/api/invoke', { method: 'files.list', params: { dir: folder } });
+    expect(anonymous.status).toBe(401);
+  });
+
   it('follows links: a link in the temp folder to /etc/passwd is refused', async () => {
     const link = path.join(root, 'innocent.csv');
     fs.symlinkSync('/etc/passwd', link);

@@ -8,10 +8,11 @@ import { flatHeadScale } from '../engine/runtime/head-scale.js';
 import { generate } from '../engine/runtime/generate.js';
 import { promptIds, samplingOptions, stopIds } from '../engine/runtime/prompt.js';
 import { describeTranscript } from '../engine/runtime/transcript.js';
-import { traceMetrics, type TranscriptSpan } from '../engine/analysis/trace.js';
+import { hasCliff, traceMetrics, type TranscriptSpan } from '../engine/analysis/trace.js';
 import { scores as scoreList } from './shapes.js';
 import type { CallContext } from './context.js';
 import { acquireModel } from './model-pool.js';
+import { displayTokens } from './projects.js';
 
 export async function generateRun(params: ParamsOf<'generate.run'>, ctx: CallContext): Promise<ResultOf<'generate.run'>> {
   const model = await acquireModel(params.model, ctx);
@@ -64,7 +65,9 @@ export async function generateRun(params: ParamsOf<'generate.run'>, ctx: CallCon
         thinkOpen: t.split.thinkOpen,
         thinkClose: t.split.thinkClose,
         answerBoundary: t.split.answerBoundary,
-        ...(probe ? liveProbe(r.scores[0]!, { ...t.split, generatedStart: r.promptIds.length }) : {}),
+        tokens: displayTokens(tok, [...r.promptIds, ...r.outputIds]).tokens,
+        // The sampler keeps room for max-new-tokens scores; the plot ends where the transcript does.
+        ...(probe ? liveProbe(r.scores[0]!.subarray(0, r.promptIds.length + r.outputIds.length), { ...t.split, generatedStart: r.promptIds.length }) : {}),
       };
     }),
   };
@@ -76,6 +79,6 @@ function liveProbe(scores: Float32Array, span: TranscriptSpan): Pick<ResultOf<'g
   const finite = (v: number | null) => (v !== null && Number.isFinite(v) ? v : null);
   return {
     scores: scoreList(scores),
-    metrics: { plateau: finite(m.plateau), final: finite(m.final), ms: finite(m.ms), steepestDropPos: m.steepestDropPos, width: finite(m.dropWidth) },
+    metrics: { plateau: finite(m.plateau), final: finite(m.final), ms: finite(m.ms), steepestDropPos: m.steepestDropPos, width: finite(m.dropWidth), hasCliff: hasCliff({ plateau: finite(m.plateau), final: finite(m.final) }) },
   };
 }

@@ -8,11 +8,13 @@ import pkg from '../../../package.json' with { type: 'json' };
 import type { Method, ParamsOf, ResultOf } from '../../shared/contract.js';
 import { openCheckpoint } from '../engine/model/checkpoint.js';
 import type { CallContext } from './context.js';
+import { filesList } from './files-handler.js';
 import { generateRun } from './generate-handler.js';
+import { headsHead, headsInspect } from './head-handlers.js';
 import { datasetImport, datasetItems, datasetPreview, modelAdd, projectDemo, projectExport, projectImport, projectOpen, projectRecent, projectRemember } from './project-handlers.js';
-import { clusterStatus, collectClusterJob, planClusterJob, submitClusterJob } from './cluster/jobs.js';
+import { clusterStatus, collectClusterJob, listClusterJobs, planClusterJob, submitClusterJob } from './cluster/jobs.js';
 import { mergeShards } from './cluster/sharded-runs.js';
-import { runDelete, runReportHandler, runStart } from './run-handlers.js';
+import { runDelete, runReportHandler, runStart, runUpdate } from './run-handlers.js';
 import {
   compareRuns,
   headsMap,
@@ -102,16 +104,20 @@ export const handlers: HandlerTable = {
   'dataset.items': datasetItems,
   'run.start': runStart,
   'run.report': runReportHandler,
+  'run.update': runUpdate,
   'run.delete': runDelete,
   'run.merge': mergeShards,
   'cluster.plan': planClusterJob,
   'cluster.submit': (p) => submitClusterJob(p),
   'cluster.status': (p) => clusterStatus(p),
   'cluster.collect': (p, ctx) => collectClusterJob(p, ctx),
+  'cluster.list': listClusterJobs,
   'trace.list': traceList,
   'trace.get': traceGet,
   'trace.average': traceAverage,
   'heads.map': headsMap,
+  'heads.head': headsHead,
+  'heads.inspect': headsInspect,
   'sweep.cells': sweepCellsHandler,
   'transcripts.list': transcriptsList,
   'selection.list': selectionList,
@@ -120,4 +126,5 @@ export const handlers: HandlerTable = {
   'probe.get': probeGet,
   'compare.runs': compareRuns,
   'table.csv': tableCsv,
+  'files.list': filesList,
 };

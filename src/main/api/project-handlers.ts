@@ -120,8 +120,8 @@ export async function projectImport({ file, src }: ParamsOf<'project.import'>): 
 
 // ---- datasets -------------------------------------------------------------------------------------------------------
 
-function readOptions(p: { mapping?: ParamsOf<'dataset.preview'>['mapping']; format?: ParamsOf<'dataset.preview'>['format'] }): ReadDatasetOptions {
-  const opts: ReadDatasetOptions = {};
+function readOptions(p: { mapping?: ParamsOf<'dataset.preview'>['mapping']; format?: ParamsOf<'dataset.preview'>['format']; label?: string }): ReadDatasetOptions {
+  const opts: ReadDatasetOptions = p.label !== undefined ? { label: p.label } : {};
   if (p.mapping) {
     const m: NonNullable<ReadDatasetOptions['mapping']> = {};
     for (const [k, v] of Object.entries(p.mapping)) if (v !== undefined) m[k as keyof typeof m] = v;
@@ -164,7 +164,7 @@ export async function datasetImport(p: ParamsOf<'dataset.import'>): Promise<Resu
       file,
       // null (keep a field unmapped) passes straight through to readDatasetFile, which accepts it.
       opts.mapping as Partial<ColumnMapping> | undefined,
-      { format: opts.format, ...(p.maxMb !== undefined ? { maxBytes: p.maxMb * 1024 * 1024 } : {}) },
+      { format: opts.format, ...(opts.label !== undefined ? { label: opts.label } : {}), ...(p.maxMb !== undefined ? { maxBytes: p.maxMb * 1024 * 1024 } : {}) },
     );
     return { dataset: datasetSummary(dataset), rejected: rejected.slice(0, REJECTED_SHOWN).map((r) => ({ line: r.line, reason: r.reason })) };
   });
@@ -174,9 +174,10 @@ export async function datasetItems(p: ParamsOf<'dataset.items'>): Promise<Result
   const offset = p.offset ?? 0;
   return withReader(p.project, (s) => {
     const ds = s.datasets.require(p.datasetId);
-    const items = s.datasets.items(ds.id, { offset, limit: p.limit ?? 100 });
+    const search = p.search?.trim() || undefined;
+    const items = s.datasets.items(ds.id, { offset, limit: p.limit ?? 100, search });
     return {
-      total: ds.itemCount,
+      total: search ? s.datasets.countItems(ds.id, search) : ds.itemCount,
       offset,
       items: items.map(datasetItem),
     };

@@ -14,6 +14,7 @@ import { acquireModel } from './model-pool.js';
 import { withReader, withWriter } from './projects.js';
 import { runShard } from './cluster/sharded-runs.js';
 import { executeRun, formatRunReport, planRun, projectLookup, runReport } from './runs.js';
+import { runSummary } from './shapes.js';
 
 const maxRunId = (store: ProjectStore) => store.runs.list().reduce((m, r) => Math.max(m, r.id), 0);
 
@@ -35,7 +36,7 @@ export async function runStart(p: ParamsOf<'run.start'>, ctx: CallContext): Prom
     };
     let runId: number;
     try {
-      runId = await executeRun(env, p.kind, config, { resume: p.resume, name: p.name });
+      runId = await executeRun(env, p.kind, config, { resume: p.resume, name: p.name, tags: p.tags });
     } catch (e) {
       if (!(isCliffscopeError(e) && e.code === 'cancelled')) throw e;
       // Cancelled: the pipeline marked its run 'cancelled' (finished items kept). Answer with that run.
@@ -54,6 +55,12 @@ export async function runReportHandler({ project, runId }: ParamsOf<'run.report'
     const report = runReport(s, runId);
     return { report, text: formatRunReport(report) };
   });
+}
+
+export async function runUpdate({ project, runId, name, tags }: ParamsOf<'run.update'>): Promise<ResultOf<'run.update'>> {
+  // Checked read-only first, so an unknown id never opens the project for writing.
+  withReader(project, (s) => projectLookup(s).run('runId', runId));
+  return withWriter(project, (s) => ({ run: runSummary(s.runs.update(runId, { name, tags })) }));
 }
 
 export async function runDelete({ project, runId }: ParamsOf<'run.delete'>): Promise<ResultOf<'run.delete'>> {

@@ -4,7 +4,7 @@
  * run being resumed; run the pipeline; read the run back as a typed report.
  */
 import { ContractError, RunReport } from '../../shared/contract.js';
-import { isRunKind, type RunConfig, type RunInput, type RunKind, type RunSummaryOf, specOf } from '../../shared/runs/registry.js';
+import { isRunKind, isShardable, type RunConfig, type RunInput, type RunKind, type RunSummaryOf, SHARDABLE_KINDS, type ShardableKind, specOf } from '../../shared/runs/registry.js';
 import { type ProjectLookup, readStoredConfig } from '../../shared/runs/spec.js';
 import { describeProvider } from '../../shared/values.js';
 import { CliffscopeError, isCliffscopeError } from '../engine/errors.js';
@@ -48,8 +48,8 @@ const PIPELINES: { [K in RunKind]: Pipeline<K> } = {
   causal: runCausal,
 };
 
-/** The kinds whose items can be split over processes (`--shard`); a probe run trains on all its samples at once. */
-const SHARDING: { [K in RunKind]?: Sharding<K> } = {
+/** How each kind whose items can be split over processes (SHARDABLE_KINDS) lists its items and recomputes its aggregates. */
+const SHARDING: { [K in ShardableKind]: Sharding<K> } = {
   transcripts: { units: (store, config) => transcriptsUnits(store, config), aggregate: (store, runId) => aggregateTranscripts(store, runId) },
   trace: { units: traceUnits, aggregate: aggregateTrace },
   heads: { units: headsUnits, aggregate: aggregateHeads },
@@ -66,18 +66,14 @@ export function executeRun<K extends RunKind>(env: PipelineEnv, kind: K, config:
   return pipeline(env, config, opts);
 }
 
-/** Whether `kind`'s runs can be split over processes. */
-export const isShardable = (kind: RunKind): boolean => SHARDING[kind] !== undefined;
-
 /** How `kind` splits over processes, or a clear error for a kind that does not. */
 export function shardingOf<K extends RunKind>(kind: K): Sharding<K> {
-  const sharding = SHARDING[kind] as Sharding<K> | undefined;
-  if (!sharding) {
+  if (!isShardable(kind)) {
     throw new CliffscopeError('bad-argument', `${kind} runs cannot be split into shards (they work on all their items at once)`, {
-      hint: `shardable kinds: ${Object.keys(SHARDING).join(', ')}`,
+      hint: `shardable kinds: ${SHARDABLE_KINDS.join(', ')}`,
     });
   }
-  return sharding;
+  return (SHARDING as { [K in RunKind]?: Sharding<K> })[kind]!;
 }
 
 /** The project as a run's `resolve` sees it: every lookup names the request field at fault. */
@@ -167,7 +163,7 @@ export function runReport(store: ProjectStore, runId: number): RunReport {
 export function formatRunReport(r: RunReport): string {
   const { run } = r;
   const lines = [
-    `run #${run.id} ${run.kind}${run.name ? ` "${run.name}"` : ''} — ${run.status}${run.error ? ` (${run.error.split('\n')[0]})` : ''}`,
+    `run #${run.id} ${run.kind}${run.name ? ` "${run.name}"` : ''}${run.tags.length ? ` [${run.tags.join(', ')}]` : ''} — ${run.status}${run.error ? ` (${run.error.split('\n')[0]})` : ''}`,
     `  model     ${r.model ? `${r.model.path} (${r.model.contentHash.slice(0, 12)})` : '—'}`,
     `  items     ${r.items.done} done${r.items.failed ? `, ${r.items.failed} failed` : ''}`,
     `  started   ${run.startedAt ?? '—'}   finished ${run.finishedAt ?? '—'}`,

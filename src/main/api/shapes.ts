@@ -9,7 +9,7 @@ import { SweepCellMetrics } from '../../shared/runs/ablate.js';
 import { ProbeCalibration } from '../../shared/runs/probe.js';
 import { jsonSafe } from '../store/tabular.js';
 import type { DatasetRow, ItemRow, JsonObject, JsonValue, ModelRow, ProbeRow, RunRow, SweepCellRow } from '../store/types.js';
-import type { TailAlignedAverage } from '../engine/analysis/trace.js';
+import { averageHasCliff, type TailAlignedAverage } from '../engine/analysis/trace.js';
 
 type Json = z.infer<ReturnType<typeof z.json>>;
 type JsonRecord = Record<string, Json>;
@@ -52,7 +52,7 @@ export function modelSummary(m: ModelRow): ModelSummary {
 export function mappingOf(v: unknown): DatasetSummary['mapping'] {
   const m = (v ?? {}) as Record<string, unknown>;
   const out: DatasetSummary['mapping'] = { prompt: typeof m.prompt === 'string' ? m.prompt : '' };
-  for (const f of ['response', 'label', 'category', 'safe_response'] as const) if (typeof m[f] === 'string') out[f] = m[f] as string;
+  for (const f of ['response', 'label', 'category', 'safe_response', 'fileLabel'] as const) if (typeof m[f] === 'string') out[f] = m[f] as string;
   return out;
 }
 
@@ -134,6 +134,7 @@ export function runSummary(r: RunRow): RunSummary {
     uid: r.uid,
     kind: r.kind,
     name: r.name,
+    tags: r.tags,
     status: r.status,
     error: r.error,
     modelId: r.modelId,
@@ -184,6 +185,7 @@ export function tailAverage(a: TailAlignedAverage): TailAverage {
     traces: a.traces,
     cliffFrom: a.cliffRegion.from,
     cliffFirstIndex: a.cliffRegion.firstIndex,
+    hasCliff: averageHasCliff(a),
   };
 }
 

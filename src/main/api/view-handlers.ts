@@ -5,10 +5,11 @@
  * connection is closed.
  */
 import path from 'node:path';
+import { configDiff, headlineUnit } from '../../shared/compare.js';
 import { ContractError, summaryOf, type ParamsOf, type ResultOf } from '../../shared/contract.js';
 import { type RunKind, type RunSummaryOf, specOf } from '../../shared/runs/registry.js';
 import { rankHeads } from '../engine/analysis/heads.js';
-import { tailAlignedAverage } from '../engine/analysis/trace.js';
+import { cliffStats, hasCliff, tailAlignedAverage } from '../engine/analysis/trace.js';
 import { CliffscopeError } from '../engine/errors.js';
 import { readTranscript, traceAnswerBoundary } from '../engine/runtime/transcript.js';
 import { judgeRunKey, sweepMetrics } from '../pipelines/ablate.js';
@@ -72,7 +73,8 @@ export async function traceList({ project, runId, probeId }: ParamsOf<'trace.lis
       runId,
       probeId: pick.probeId,
       probes: pick.probes,
-      traces: rows.map((r) => ({ ...r, prompt: truncate(r.prompt, PROMPT_CHARS) })),
+      cliffs: cliffStats(rows),
+      traces: rows.map((r) => ({ ...r, prompt: truncate(r.prompt, PROMPT_CHARS), hasCliff: hasCliff(r) })),
     };
   });
 }
@@ -130,7 +132,7 @@ export async function traceGet(p: ParamsOf<'trace.get'>): Promise<ResultOf<'trac
     thinkingStart: t.thinkingStart,
     thinkingEnd: t.thinkingEnd,
     answerBoundary: main ? traceAnswerBoundary(t, main.scores.length) : t.answerBoundary,
-    metrics: main ? { plateau: num(main.plateau), final: num(main.final), ms: num(main.ms), steepestDropPos: main.steepestDropPos, width: num(main.cliffWidth) } : null,
+    metrics: main ? { plateau: num(main.plateau), final: num(main.final), ms: num(main.ms), steepestDropPos: main.steepestDropPos, width: num(main.cliffWidth), hasCliff: hasCliff({ plateau: num(main.plateau), final: num(main.final) }) } : null,
   };
   if (main && (perResid.length > 1 || p.perResid)) {
     result.perResid = perResid.map((tr) => ({ probeId: tr.probeId, residIndex: tr.residIndex, scores: scores(tr.scores) }));
@@ -312,12 +314,15 @@ export async function selectionList(p: ParamsOf<'selection.list'>): Promise<Resu
     const all = s.views.selectionRows(run.id, configuredProbe(run), { selectedOnly: p.selectedOnly });
     const summary = summaryOf(runReport(s, run.id), 'select');
     const offset = p.offset ?? 0;
+    const threshold = summary?.threshold ?? null;
+    const atThreshold = threshold === null ? [] : all.filter((r) => r.score === threshold);
     return {
       runId: run.id,
       total: all.length,
       selected: p.selectedOnly ? all.length : all.filter((r) => r.selected).length,
       variant: typeof run.config.variant === 'string' ? run.config.variant : null,
-      threshold: summary?.threshold ?? null,
+      threshold,
+      ties: { atThreshold: atThreshold.length, selected: atThreshold.filter((r) => r.selected).length },
       rows: all.slice(offset, p.limit !== undefined ? offset + p.limit : undefined),
     };
   });
@@ -356,6 +361,7 @@ export async function compareRuns({ project, runIds }: ParamsOf<'compare.runs'>)
     const runs = runIds.map((id) => s.runs.require(id));
     const firstOfKind = new Map<string, Map<string, number | null>>();
     return {
+      configDiff: configDiff(runs.map((r) => r.config)),
       runs: runs.map((run) => {
         const report = runReport(s, run.id);
         const values = report.summary === null ? [] : headlinesOf(report.kind, report.summary);
@@ -363,9 +369,10 @@ export async function compareRuns({ project, runIds }: ParamsOf<'compare.runs'>)
         if (!base) firstOfKind.set(run.kind, new Map(values.map((h) => [h.key, h.value])));
         const entry: ResultOf<'compare.runs'>['runs'][number] = {
           run: runSummary(run),
+          modelPath: run.modelId !== null ? (s.models.get(run.modelId)?.path ?? null) : null,
           headline: values.map((h) => {
             const b = base?.get(h.key);
-            return { ...h, delta: base && h.value !== null && b !== undefined && b !== null ? h.value - b : null };
+            return { ...h, unit: headlineUnit(run.kind, h.key), delta: base && h.value !== null && b !== undefined && b !== null ? h.value - b : null };
           }),
         };
         if (run.kind === 'trace') entry.average = averageOf(s, run.id, pickProbe(s, run, undefined).probeId, {});

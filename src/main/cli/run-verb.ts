@@ -5,9 +5,9 @@
  * keeps its stored settings, so none of the kind's flags is demanded, and any given is an error.
  */
 import type { ParamsOf, ResultOf } from '../../shared/contract.js';
-import { type RunKind, type SpecOf } from '../../shared/runs/registry.js';
+import { isShardable, type RunKind, type SpecOf } from '../../shared/runs/registry.js';
 import type { CliContext, FlagSpec, Loose } from '../../shared/runs/spec.js';
-import { formatRunReport, isShardable } from '../api/runs.js';
+import { formatRunReport } from '../api/runs.js';
 import { CliffscopeError } from '../engine/errors.js';
 import { checkSelectionTarget } from '../pipelines/select.js';
 import { parseShard } from '../api/cluster/shards.js';
@@ -16,11 +16,13 @@ import { readUntrustedText } from '../engine/io/untrusted-file.js';
 import { call, type FlagNames } from './api.js';
 import { type Command, idFlag, numberFlag, numbersFlag, type Options, parseVerbArgs, printHelp, singleFlags } from './command.js';
 import { MODEL_FLAG_NAMES, MODEL_FLAGS, modelRefFromFlags, RUNTIME_HELP } from './model-flags.js';
+import { parseTags } from '../../shared/values.js';
 
 const RUN_FLAGS = {
   model: { type: 'string' },
   resume: { type: 'string' },
   name: { type: 'string' },
+  tags: { type: 'string' },
   json: { type: 'boolean' },
   request: { type: 'string' },
   ...MODEL_FLAGS,
@@ -37,7 +39,8 @@ const RUN_HELP = `Model and run:
   --model DIR               the checkpoint folder (required; with --resume, default the run's own)
   --resume RUN              continue an interrupted run with its stored settings (finished items are kept)
   --name NAME               a name for the run
-  --request FILE            the whole run as JSON ({"kind", "model", "config", "name"}: a run.start request without
+  --tags A,B                tags for the run (filter and group runs by them in the workbench's Compare tab)
+  --request FILE            the whole run as JSON ({"kind", "model", "config", "name", "tags"}: a run.start request without
                             the project), instead of --model, --name and the verb's own flags
 ${RUNTIME_HELP}  --json                    print the run's report as JSON
   -h, --help                this help
@@ -91,6 +94,7 @@ export function runVerbParser<K extends RunKind>(spec: SpecOf<K>): RunVerbParser
     ['model.dir', '--model'],
     ['resume', '--resume'],
     ['name', '--name'],
+    ['tags', '--tags'],
     ['shard', '--shard'],
     ['shard.out', '--shard-out'],
     ['shard.runUid', '--run-uid'],
@@ -127,12 +131,12 @@ export function runVerbParser<K extends RunKind>(spec: SpecOf<K>): RunVerbParser
     // A run.start request of this verb's kind (a generic kind cannot narrow the request union; dispatch checks it).
     let start: Loose<ParamsOf<'run.start'>>;
     if (typeof values.request === 'string') {
-      const given = [...own.map((f) => f.name), 'model', 'resume', 'name', ...Object.keys(MODEL_FLAGS)].filter((f) => values[f] !== undefined);
+      const given = [...own.map((f) => f.name), 'model', 'resume', 'name', 'tags', ...Object.keys(MODEL_FLAGS)].filter((f) => values[f] !== undefined);
       if (given.length) throw bad(`--request holds the whole run; leave out ${given.map((f) => `--${f}`).join(', ')}`);
       start = { ...requestFromFile(values.request, spec.kind), project, ...sharded } as Loose<ParamsOf<'run.start'>>;
     } else if (values.resume !== undefined) {
       const resume = idFlag(values.resume, 'resume', 'RUN');
-      const given = [...own.filter((f) => values[f.name] !== undefined), ...(values.name !== undefined ? [{ name: 'name' }] : [])];
+      const given = [...own.filter((f) => values[f.name] !== undefined), ...(['name', 'tags'] as const).filter((k) => values[k] !== undefined).map((k) => ({ name: k }))];
       if (given.length) {
         throw bad(`--resume ${resume} continues run #${resume} with its stored settings; leave out ${given.map((f) => `--${f.name}`).join(', ')}`, 'to change settings, start a new run');
       }
@@ -141,7 +145,7 @@ export function runVerbParser<K extends RunKind>(spec: SpecOf<K>): RunVerbParser
     } else {
       if (typeof values.model !== 'string') throw bad('--model DIR is required', `see: cliffscope ${name} --help`);
       const input = await spec.cli.input(values, await cliContext(project, values.model));
-      const named = typeof values.name === 'string' ? { name: values.name } : {};
+      const named = { ...(typeof values.name === 'string' ? { name: values.name } : {}), ...(typeof values.tags === 'string' ? { tags: parseTags(values.tags) } : {}) };
       start = { project, model: modelRefFromFlags(values.model, values), kind: spec.kind, config: input, ...named, ...sharded } as Loose<ParamsOf<'run.start'>>;
     }
     const out = outFlag ? values[outFlag.name] : undefined;

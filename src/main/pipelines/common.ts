@@ -31,10 +31,11 @@ export interface PipelineEnv {
   loadModel?: (dir: string) => Promise<LoadedModel>;
 }
 
-/** A resume or a name for the run; for one shard of a sharded run, its uid and its share of the items. */
+/** A resume, or a name and tags for the run; for one shard of a sharded run, its uid and its share of the items. */
 export interface RunOptions {
   resume?: number;
   name?: string;
+  tags?: readonly string[];
   /** The run's uid (every shard of a sharded run carries its run's); default a new random one. */
   uid?: string;
   /**
@@ -138,7 +139,7 @@ export function beginRun<Cfg extends object>(env: PipelineEnv, kind: StoredKind<
   }
   validate?.(config);
   const model = registerModel(env.store, env.model);
-  const run = env.store.runs.start({ uid: opts.uid, kind: kind.kind, name: opts.name ?? null, ...kind.links(config), config: { ...config }, modelId: model.id, versions: runVersions(env.model) });
+  const run = env.store.runs.start({ uid: opts.uid, kind: kind.kind, name: opts.name ?? null, tags: opts.tags ?? [], ...kind.links(config), config: { ...config }, modelId: model.id, versions: runVersions(env.model) });
   return handleOf(run, new Set(), config, opts.shard);
 }
 

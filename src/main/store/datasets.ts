@@ -8,6 +8,9 @@ import type { Statements } from './statements.js';
 import { notFound } from './statements.js';
 import type { DatasetRow, ItemRow } from './types.js';
 
+/** An item matches `@search` (null: every item) in its prompt, response, label or category. */
+const ITEM_MATCH = `(@search IS NULL OR instr(lower(prompt || char(31) || COALESCE(response, '') || char(31) || COALESCE(label, '') || char(31) || COALESCE(category, '')), lower(@search)) > 0)`;
+
 /** A dataset row lists at most this many rejected rows (rejected_count has the full number). */
 const MAX_STORED_REJECTS = 1000;
 
@@ -90,14 +93,20 @@ export class DatasetsStore {
     return this.sql.all<Row>(`SELECT * FROM datasets ORDER BY id`).map(datasetFromRow);
   }
 
-  /** Items in order; `limit`/`offset` page through large sets. */
-  items(datasetId: number, page: { offset?: number; limit?: number } = {}): ItemRow[] {
+  /**
+   * Items in order; `limit`/`offset` page through large sets. With `search`, only the items whose prompt, response,
+   * label or category contains it (case-insensitive for ASCII letters, as SQLite's lower()).
+   */
+  items(datasetId: number, page: { offset?: number; limit?: number; search?: string } = {}): ItemRow[] {
     return this.sql.all<Row>(
-      `SELECT * FROM dataset_items WHERE dataset_id = ? ORDER BY idx LIMIT ? OFFSET ?`,
-      datasetId,
-      page.limit ?? -1,
-      page.offset ?? 0,
+      `SELECT * FROM dataset_items WHERE dataset_id = @dataset AND ${ITEM_MATCH} ORDER BY idx LIMIT @limit OFFSET @offset`,
+      { dataset: datasetId, search: page.search || null, limit: page.limit ?? -1, offset: page.offset ?? 0 },
     ).map(itemFromRow);
+  }
+
+  /** How many items `items` pages through (all of them, or those matching `search`). */
+  countItems(datasetId: number, search?: string): number {
+    return this.sql.get<{ n: number }>(`SELECT COUNT(*) AS n FROM dataset_items WHERE dataset_id = @dataset AND ${ITEM_MATCH}`, { dataset: datasetId, search: search || null })!.n;
   }
 
   item(id: number): ItemRow | null {

@@ -1,10 +1,12 @@
 /**
  * A project: one SQLite file holding models, datasets, runs and everything the runs produced. The store is split by
  * aggregate — `models`, `datasets`, `runs` (with their items), `probes`, `transcripts` and `traces`, `headMaps`,
- * `sweeps` and `verdicts`, `selections` — each a thin typed data-access layer over its tables (named inserts and
- * queries; SQL stays visible, no ORM), and `views`, the read models the application's plots and tables use.
+ * `sweeps` and `verdicts`, `selections`, `clusterJobs` (where the Slurm jobs planned from it are) — each a thin typed
+ * data-access layer over its tables (named inserts and queries; SQL stays visible, no ORM), and `views`, the read
+ * models the application's plots and tables use.
  */
 import { CliffscopeError } from '../engine/errors.js';
+import { ClusterJobsStore } from './cluster-jobs.js';
 import { DatasetsStore } from './datasets.js';
 import { HeadMapsStore } from './head-maps.js';
 import { ModelsStore } from './models.js';
@@ -33,6 +35,8 @@ export class ProjectStore {
   readonly sweeps: SweepsStore;
   readonly verdicts: VerdictsStore;
   readonly selections: SelectionsStore;
+  /** The Slurm job directories planned from this project (kept in meta). */
+  readonly clusterJobs: ClusterJobsStore;
   /** Read models: the joined rows plots and tables read. */
   readonly views: ProjectViews;
 
@@ -55,6 +59,7 @@ export class ProjectStore {
     this.sweeps = new SweepsStore(this.sql);
     this.verdicts = new VerdictsStore(this.sql);
     this.selections = new SelectionsStore(this.sql);
+    this.clusterJobs = new ClusterJobsStore(this.sql);
     this.views = new ProjectViews(this.sql, this.runs);
   }
 

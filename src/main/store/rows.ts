@@ -3,6 +3,7 @@
  * to the typed rows of types.ts, and the few conversions going the other way.
  */
 import { blobToFloat32, blobToInt32 } from './blobs.js';
+import { MAX_RUN_TAGS } from '../../shared/values.js';
 import { parseJson } from './json.js';
 import type { DatasetRow, HeadMapRow, ItemRow, ModelRow, ProbeRow, RunItemRow, RunRow, RunStatus, SelectionRow, SweepCellRow, TraceRow, TranscriptRow, VerdictRow } from './types.js';
 
@@ -56,12 +57,24 @@ export function itemFromRow(r: Row): ItemRow {
   };
 }
 
+/** A run's stored tags: the strings of a JSON list (a damaged or foreign value reads as no tags). */
+function tagList(v: unknown): string[] {
+  let parsed: unknown = [];
+  try {
+    parsed = typeof v === 'string' ? parseJson<unknown>(v, []) : [];
+  } catch {
+    // not JSON (a project file edited by hand): no tags
+  }
+  return Array.isArray(parsed) ? parsed.filter((t): t is string => typeof t === 'string' && t.length > 0).slice(0, MAX_RUN_TAGS) : [];
+}
+
 export function runFromRow(r: Row): RunRow {
   return {
     id: Number(r.id),
     uid: String(r.uid),
     kind: r.kind as RunRow['kind'],
     name: str(r.name),
+    tags: tagList(r.tags),
     modelId: num(r.model_id),
     datasetId: num(r.dataset_id),
     parentRunId: num(r.parent_run_id),

@@ -53,10 +53,11 @@ export class RunsStore<S> {
       throw new CliffscopeError('bad-argument', `unknown run kind "${spec.kind}" (expected one of ${RUN_KINDS.join(', ')})`);
     }
     const id = this.sql.insert(
-      `INSERT INTO runs (uid, kind, name, model_id, dataset_id, parent_run_id, config, versions) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO runs (uid, kind, name, tags, model_id, dataset_id, parent_run_id, config, versions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       spec.uid ?? randomUUID(),
       spec.kind,
       spec.name ?? null,
+      JSON.stringify(spec.tags ?? []),
       spec.modelId ?? null,
       spec.datasetId ?? null,
       spec.parentRunId ?? null,
@@ -225,6 +226,24 @@ export class RunsStore<S> {
          AND (@parent IS NULL OR parent_run_id = @parent) ORDER BY id`,
       { kind: filter.kind ?? null, status: filter.status ?? null, parent: filter.parentRunId ?? null },
     ).map(readRun);
+  }
+
+  /**
+   * Rename a run or replace its tags (null name: no name). Metadata only, so allowed in any state, even while the run
+   * is running in another process: nothing it commits reads them.
+   */
+  update(runId: number, change: { name?: string | null; tags?: readonly string[] }): RunRow {
+    return this.sql.transaction(() => {
+      this.require(runId);
+      if (change.name !== undefined) this.sql.run(`UPDATE runs SET name = ? WHERE id = ?`, change.name, runId);
+      if (change.tags !== undefined) this.sql.run(`UPDATE runs SET tags = ? WHERE id = ?`, JSON.stringify(change.tags), runId);
+      return this.get(runId)!;
+    });
+  }
+
+  /** Every tag the project's runs carry, sorted. */
+  tags(): string[] {
+    return this.sql.all<{ tag: string }>(`SELECT DISTINCT j.value AS tag FROM runs, json_each(runs.tags) j WHERE j.type = 'text' ORDER BY tag`).map((r) => r.tag);
   }
 
   /** Delete a run that is not running, with everything it produced. */

@@ -259,6 +259,13 @@ ALTER TABLE traces RENAME COLUMN layer TO resid_index;
     // The runs table's CHECK on kind goes, and "generate" runs become "transcripts": see migrate-v2.ts.
     data: migrateV2,
   },
+  {
+    version: 3,
+    description: 'runs carry tags (a JSON list of short strings, e.g. ["baseline", "7b"]) for filtering and grouping them; names and tags can be changed after a run',
+    sql: `
+ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(tags) AND json_type(tags) = 'array');
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -259,11 +259,12 @@ function targetRun(db: DB, file: string, src: DB, meta: ShardMeta, srcRun: Row |
   if (have !== undefined) return { runId: have, created: false };
   if (!srcRun) throw conflict(`${file}: the shard never started its run (it holds no run ${meta.runUid})`, file, 'run the shard again');
   const id = db
-    .prepare(`INSERT INTO runs (uid, kind, name, model_id, dataset_id, parent_run_id, config, versions, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending')`)
+    .prepare(`INSERT INTO runs (uid, kind, name, tags, model_id, dataset_id, parent_run_id, config, versions, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')`)
     .run(
       meta.runUid,
       meta.kind,
       srcRun.name,
+      srcRun.tags ?? '[]', // a shard file of format 2 has none
       modelId(db, src, srcRun.model_id),
       outside.check('datasets', srcRun.dataset_id),
       outside.check('runs', srcRun.parent_run_id),

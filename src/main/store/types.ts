@@ -64,6 +64,8 @@ export interface RunRow {
   uid: string;
   kind: RunKind;
   name: string | null;
+  /** Labels for filtering and grouping runs (project format 3). */
+  tags: string[];
   modelId: number | null;
   datasetId: number | null;
   parentRunId: number | null;
@@ -83,6 +85,7 @@ export interface NewRun {
   /** Default a new random uid. Given when the run is one of a planned set (the shards of a sharded run share it). */
   uid?: string;
   name?: string | null;
+  tags?: readonly string[];
   modelId?: number | null;
   datasetId?: number | null;
   parentRunId?: number | null;

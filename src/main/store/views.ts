@@ -27,6 +27,17 @@ export interface TraceListRow {
   width: number | null;
 }
 
+/** One head's score in one transcript of a heads run, with what a list shows of the transcript. */
+export interface HeadScoreRow {
+  transcriptId: number;
+  itemId: number | null;
+  label: string | null;
+  prompt: string;
+  score: number | null;
+  /** The run kept this transcript's scores at every token. */
+  perToken: boolean;
+}
+
 /** Which traces of a run to cut: a dataset label ('unlabelled' = none), an ablation setting, a dataset. */
 export interface TraceFilter {
   label?: string;
@@ -170,6 +181,26 @@ export class ProjectViews {
         return { transcript, label: str(r.item_label), verdicts: verdicts.get(transcript.id) ?? [], traces: traces.get(transcript.id) ?? [] };
       }),
     };
+  }
+
+  /**
+   * One head's score in every per-transcript map of a heads run (row-major [layers × heads], so the cell at
+   * layer·heads + head, read as 4 bytes by SQL without decoding the maps), in the order the maps were made.
+   */
+  headScores(runId: number, layer: number, head: number): HeadScoreRow[] {
+    return this.sql
+      .all<Row>(
+        `SELECT m.transcript_id AS transcriptId, t.item_id AS itemId, i.label AS label, t.prompt AS prompt,
+           substr(m.scores, 4 * (@layer * m.heads + @head) + 1, 4) AS cell, m.per_token IS NOT NULL AS perToken
+         FROM head_maps m JOIN transcripts t ON t.id = m.transcript_id LEFT JOIN dataset_items i ON i.id = t.item_id
+         WHERE m.run_id = @run AND m.transcript_id IS NOT NULL AND @layer < m.layers AND @head < m.heads ORDER BY m.id`,
+        { run: runId, layer, head },
+      )
+      .map((r) => {
+        const cell = r.cell as Buffer;
+        const v = cell && cell.length === 4 ? blobToFloat32(cell)[0]! : NaN;
+        return { transcriptId: Number(r.transcriptId), itemId: num(r.itemId), label: str(r.label), prompt: String(r.prompt), score: Number.isFinite(v) ? v : null, perToken: r.perToken === 1 };
+      });
   }
 
   /** A select run's ranked samples with their prompts, and MS / I' under `probeId` (the run's probe). */

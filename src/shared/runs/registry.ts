@@ -32,6 +32,14 @@ export type RunKind = keyof RunSpecs;
 /** In the order the method uses them (and the CLI lists their verbs). */
 export const RUN_KINDS = [transcriptsRun.kind, probeRun.kind, traceRun.kind, headsRun.kind, ablateRun.kind, judgeRun.kind, selectRun.kind, truncateRun.kind, causalRun.kind] as const satisfies readonly RunKind[];
 
+/**
+ * The kinds whose items can be split over processes (`--shard`, a Slurm job array; README "Running on a cluster"); a
+ * probe run trains on all its samples at once.
+ */
+export const SHARDABLE_KINDS = [transcriptsRun.kind, traceRun.kind, headsRun.kind, ablateRun.kind, judgeRun.kind, selectRun.kind, truncateRun.kind, causalRun.kind] as const satisfies readonly RunKind[];
+export type ShardableKind = (typeof SHARDABLE_KINDS)[number];
+export const isShardable = (kind: string): kind is ShardableKind => (SHARDABLE_KINDS as readonly string[]).includes(kind);
+
 /** What a caller sends as a run's config (defaults left out). */
 export type RunInput<K extends RunKind> = z.output<RunSpecs[K]['input']>;
 /** A run's config as stored: every default explicit. */

@@ -2,21 +2,22 @@
  * A sharded run as a Slurm job array, from the project's side: `cluster.plan` writes the job directory (no model is
  * loaded, nothing is submitted), `cluster.status` reads each shard's state back, `cluster.collect` merges the shard
  * files there are and resubmits only the shards that failed or were killed. Slurm does the scheduling, retries and
- * accounting; this only writes the array job and reads its state.
+ * accounting; this only writes the array job and reads its state. The project records where each planned job
+ * directory is (`cluster.list` reads them back for the workbench's Jobs tab).
  */
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ParamsOf, ResultOf } from '../../../shared/contract.js';
-import { specOf } from '../../../shared/runs/registry.js';
+import { isRunKind, specOf } from '../../../shared/runs/registry.js';
 import { CliffscopeError } from '../../engine/errors.js';
 import { readUntrustedText } from '../../engine/io/untrusted-file.js';
 import { openCheckpoint } from '../../engine/model/checkpoint.js';
 import { inspectProjectFile, openForReading } from '../../store/project-file.js';
 import { readShardMeta } from '../../store/shards.js';
 import type { CallContext } from '../context.js';
-import { resolveFile, withReader } from '../projects.js';
+import { resolveFile, withReader, withWriter } from '../projects.js';
 import { planRun, shardingOf } from '../runs.js';
 import { mergeShards } from './sharded-runs.js';
 import { assignShards } from './shards.js';
@@ -39,7 +40,7 @@ import {
 /** This checkout's `cliffscope` command: what a task runs when the plan names no other. */
 const CLIFFSCOPE_BIN = fileURLToPath(new URL('../../../../bin/cliffscope.js', import.meta.url));
 
-/** The run.start request a task runs (kind, model, config, name), beside the manifest. */
+/** The run.start request a task runs (kind, model, config, name, tags), beside the manifest. */
 export const requestFile = (dir: string) => path.join(dir, 'run.json');
 
 const commandsOf = (dir: string) => ({
@@ -89,7 +90,7 @@ export async function planClusterJob(p: ParamsOf<'cluster.plan'>): Promise<Resul
   };
   writeJobDir(dir, manifest);
   // The tasks' input: the project as it is now, and the run as a request (the shard and project come from the task).
-  const request = { kind: run.kind, model: { ...run.model, dir: path.resolve(run.model.dir) }, config, ...(run.name ? { name: run.name } : {}) };
+  const request = { kind: run.kind, model: { ...run.model, dir: path.resolve(run.model.dir) }, config, ...(run.name ? { name: run.name } : {}), ...(run.tags?.length ? { tags: run.tags } : {}) };
   fs.writeFileSync(requestFile(dir), `${JSON.stringify(request, null, 2)}\n`);
   const input = openForReading(project, { allowVacuumInto: true });
   try {
@@ -97,7 +98,19 @@ export async function planClusterJob(p: ParamsOf<'cluster.plan'>): Promise<Resul
   } finally {
     input.close();
   }
+  // Recorded last, so a plan that failed half-way is not listed.
+  await withWriter(project, (s) => s.clusterJobs.add({ dir, runUid, kind: run.kind, name: run.name ?? null, shards: p.shards, plannedAt: manifest.createdAt }));
   return { dir, runUid, kind: run.kind, shards: p.shards, items: manifest.items.map((keys) => keys.length), commands: commandsOf(dir) };
+}
+
+/** `cluster.list`: the job directories planned from the project, with the run each one's merge made. */
+export async function listClusterJobs(p: ParamsOf<'cluster.list'>): Promise<ResultOf<'cluster.list'>> {
+  return withReader(p.project, (s) => ({
+    jobs: s.clusterJobs
+      .list()
+      .flatMap((j) => (isRunKind(j.kind) && j.shards >= 1 ? [{ ...j, kind: j.kind }] : []))
+      .map((j) => ({ ...j, runId: s.runs.getByUid(j.runUid)?.id ?? null, exists: fs.existsSync(jobPaths(j.dir).manifest) })),
+  }));
 }
 
 /** Whether a submission's array (`0-7%2`, `1,4`) includes shard `i`. */

@@ -81,7 +81,7 @@ export async function runShard(p: ShardStart, ctx: CallContext): Promise<ResultO
     let runId = existing?.id;
     if (existing?.status !== 'done') {
       try {
-        runId = await executeRun(env, p.kind, config as never, { uid: runUid, shard: keys, name: p.name, resume: existing?.id });
+        runId = await executeRun(env, p.kind, config as never, { uid: runUid, shard: keys, name: p.name, tags: p.tags, resume: existing?.id });
       } catch (e) {
         if (!(isCliffscopeError(e) && e.code === 'cancelled')) throw e;
         runId = store.runs.getByUid(runUid)?.id;

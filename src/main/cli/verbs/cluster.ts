@@ -3,9 +3,9 @@
  * split over a Slurm job array). Each answers through the application layer (run.merge, cluster.*), as the app does.
  */
 import type { ResultOf } from '../../../shared/contract.js';
-import { RUN_KINDS, specOf } from '../../../shared/runs/registry.js';
+import { RUN_KINDS, SHARDABLE_KINDS, specOf } from '../../../shared/runs/registry.js';
 import type { Loose } from '../../../shared/runs/spec.js';
-import { formatRunReport, isShardable } from '../../api/runs.js';
+import { formatRunReport } from '../../api/runs.js';
 import { CliffscopeError } from '../../engine/errors.js';
 import { call } from '../api.js';
 import { type Command, numberFlag, parseVerbArgs, printHelp, singleFlags } from '../command.js';
@@ -116,7 +116,7 @@ by length) and input.cliffscope (the project as it is now: the tasks only read i
 is submitted: copy DIR to a login node if this machine has no Slurm, or submit it from here.
 submit runs sbatch on it. status reads squeue / sacct and each shard's exit code and file. collect merges every
 shard file there is into the project (see: cliffscope merge) and resubmits only the shards that failed or were
-killed; they continue their own files. Shardable verbs: ${RUN_KINDS.filter(isShardable).map((k) => specOf(k).cli.verb).join(', ')}.
+killed; they continue their own files. Shardable verbs: ${SHARDABLE_KINDS.map((k) => specOf(k).cli.verb).join(', ')}.
 
 Resources (plan): --partition P  --account A  --gpus-per-task G  --cpus-per-task C  --mem 32G  --time 04:00:00
   --max-parallel K   at most K tasks at once

@@ -82,7 +82,7 @@ const DATASET_FIELDS = ['prompt', 'response', 'label', 'category', 'safe_respons
 export const datasetCommand: Command = {
   name: 'dataset',
   summary: 'import a CSV / JSON / JSONL prompt set into a project, or list datasets',
-  help: `Usage: cliffscope dataset import PROJECT FILE --name NAME [--map prompt=COL,response=COL,label=COL,category=COL,safe_response=COL] [--format F] [--max-mb N] [--json]
+  help: `Usage: cliffscope dataset import PROJECT FILE --name NAME [--map prompt=COL,response=COL,label=COL,category=COL,safe_response=COL] [--label L] [--format F] [--max-mb N] [--json]
        cliffscope dataset list PROJECT [--json]
        cliffscope dataset rejected PROJECT NAME
 
@@ -95,13 +95,14 @@ The project is created when it does not exist yet. Only regular files are read (
 Options:
   --name NAME   the dataset's name in the project (required for import)
   --map LIST    explicit column mapping, e.g. prompt=goal,response=target
+  --label L     give every item of the file the label L (e.g. harmful) instead of reading a label column
   --format F    csv, tsv, json or jsonl (default: from the file's extension)
   --max-mb N    refuse files larger than N MB (default ${DEFAULT_MAX_DATASET_BYTES / 1024 / 1024})
   --json        machine-readable output
   -h, --help    this help
 `,
   async run(argv) {
-    const { values, positionals } = parseVerbArgs(this, argv, { name: { type: 'string' }, map: { type: 'string' }, format: { type: 'string' }, 'max-mb': { type: 'string' }, json: { type: 'boolean' } });
+    const { values, positionals } = parseVerbArgs(this, argv, { name: { type: 'string' }, map: { type: 'string' }, label: { type: 'string' }, format: { type: 'string' }, 'max-mb': { type: 'string' }, json: { type: 'boolean' } });
     if (values.help) return printHelp(this);
     const [action, project, file] = positionals;
     if (!action || !project) throw new CliffscopeError('bad-argument', 'usage: cliffscope dataset import|list|rejected PROJECT …', { hint: 'see: cliffscope dataset --help' });
@@ -120,6 +121,7 @@ Options:
         ['name', '--name'],
         ['mapping', '--map'],
         ['format', '--format'],
+        ['label', '--label'],
         ['maxMb', '--max-mb'],
       ]);
       const maxMb = numberFlag(values['max-mb'], 'max-mb');
@@ -129,6 +131,7 @@ Options:
         name: values.name,
         mapping,
         ...(values.format !== undefined ? { format: values.format } : {}),
+        ...(values.label !== undefined ? { label: values.label } : {}),
         ...(maxMb !== undefined ? { maxMb } : {}),
       };
       const { dataset, rejected } = await call('dataset.import', params, { flags });
@@ -178,8 +181,8 @@ Options:
     const [project, runRef] = positionals;
     if (!project) throw new CliffscopeError('bad-argument', 'report needs the project file', { hint: 'see: cliffscope report --help' });
     if (runRef === undefined) {
-      const runs = (await call('project.open', { file: project })).runs.map((r) => ({ id: r.id, kind: r.kind, name: r.name, status: r.status, created: r.createdAt }));
-      printJsonOr(values.json, runs, runs.map((r) => `#${r.id} ${r.kind.padEnd(8)} ${r.status.padEnd(11)} ${r.name ?? ''}`).join('\n') || 'no runs');
+      const runs = (await call('project.open', { file: project })).runs.map((r) => ({ id: r.id, kind: r.kind, name: r.name, tags: r.tags, status: r.status, created: r.createdAt }));
+      printJsonOr(values.json, runs, runs.map((r) => `#${r.id} ${r.kind.padEnd(8)} ${r.status.padEnd(11)} ${r.name ?? ''}${r.tags.length ? ` [${r.tags.join(', ')}]` : ''}`).join('\n') || 'no runs');
     } else {
       const runId = Number(runRef);
       if (!Number.isInteger(runId) || runId < 1) throw new CliffscopeError('bad-argument', `RUN must be a run id, got "${runRef}"`);

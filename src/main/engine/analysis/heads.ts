@@ -84,6 +84,11 @@ export function buildHeadReadouts(opts: {
   variant?: AttributionVariant;
   /** The final RMSNorm weight g (required for 'final-norm-aware'). */
   finalNormWeight?: Float32Array;
+  /**
+   * Fold the probe into these layers only (a head's page needs one): the others get no readout, and only
+   * headScoreOverTokens on a folded layer may use the result.
+   */
+  onlyLayers?: readonly number[];
 }): HeadReadouts {
   const { probe, layers, heads, headDim, d } = opts;
   const variant = opts.variant ?? 'code';
@@ -103,7 +108,7 @@ export function buildHeadReadouts(opts: {
   const weightNorm = Math.sqrt(sq);
   if (variant === 'code' && weightNorm === 0) throw bad('the probe weights are all zero; the code variant divides by ‖w‖');
   const perLayer: Float32Array[] = [];
-  for (let l = 0; l < layers; l++) perLayer.push(headReadout(opts.oProj(l), w, heads, headDim, d));
+  for (let l = 0; l < layers; l++) perLayer.push(!opts.onlyLayers || opts.onlyLayers.includes(l) ? headReadout(opts.oProj(l), w, heads, headDim, d) : new Float32Array(0));
   return { variant, layers, heads, headDim, d, perLayer, bias: probe.bias, weightNorm };
 }
 
@@ -183,6 +188,35 @@ export function attributeHeadsOverTokens(opts: {
         out[(l * H + h) * T + t] = finishScore(r, s, rms);
       }
     }
+  }
+  return out;
+}
+
+/**
+ * One head's score at every token: the row (layer·H + head) of attributeHeadsOverTokens, from that layer's z alone
+ * ([T × H·D]); rms per token for final-norm-aware. What a head's page draws for any transcript.
+ */
+export function headScoreOverTokens(opts: { readouts: HeadReadouts; layer: number; head: number; zRows: Float32Array; tokens: number; rms?: ArrayLike<number> }): Float32Array {
+  const r = opts.readouts;
+  const { heads: H, headDim: D } = r;
+  const { layer, head, tokens: T } = opts;
+  checkPositiveInt('tokens', T);
+  if (!(Number.isInteger(layer) && layer >= 0 && layer < r.layers)) throw bad(`layer ${layer} is outside 0..${r.layers - 1} (the layers upstream of the probe)`);
+  if (!(Number.isInteger(head) && head >= 0 && head < H)) throw bad(`head ${head} is outside 0..${H - 1}`);
+  const u = r.perLayer[layer]!;
+  if (u.length !== H * D) throw bad(`no readout for layer ${layer}: build the readouts with that layer`);
+  const HD = H * D;
+  if (opts.zRows.length !== T * HD) throw bad(`z rows have ${opts.zRows.length} values, expected T·H·D = ${T * HD}`);
+  if (r.variant === 'final-norm-aware' && (!opts.rms || opts.rms.length !== T)) throw bad(`final-norm-aware attribution needs one rms value per token (${T})`);
+  const out = new Float32Array(T);
+  const hk = head * D;
+  for (let t = 0; t < T; t++) {
+    const rms = opts.rms ? opts.rms[t] : undefined;
+    if (r.variant === 'final-norm-aware') checkRms(r, rms);
+    let s = 0;
+    const base = t * HD + hk;
+    for (let k = 0; k < D; k++) s += u[hk + k]! * opts.zRows[base + k]!;
+    out[t] = finishScore(r, s, rms);
   }
   return out;
 }

@@ -235,6 +235,45 @@ export function traceMetrics(scores: Float32Array, span: TranscriptSpan, opts: T
   return out;
 }
 
+/**
+ * When a trace has a refusal cliff (docs/METHOD.md §2): the probe reads refusal during the thinking (I ≥ 0.5), not at
+ * the answer boundary (I′ < 0.5), and the score falls by at least a quarter of its scale (MS = I − I′ ≥ 0.25), so a
+ * trace that hovers around 0.5 or never refuses (a harmless prompt: MS ≈ 0.01) has none. 0.5 is the probe's decision
+ * threshold (the probe judge's too, §5).
+ */
+export const CLIFF_RULE = Object.freeze({ threshold: 0.5, minFall: 0.25 });
+
+/** Whether plateau I and final I′ make a cliff by CLIFF_RULE; false when either is missing. */
+export function hasCliff(m: { plateau: number | null; final: number | null }, rule: { threshold: number; minFall: number } = CLIFF_RULE): boolean {
+  const { plateau, final } = m;
+  if (plateau === null || final === null || !Number.isFinite(plateau) || !Number.isFinite(final)) return false;
+  return plateau >= rule.threshold && final < rule.threshold && plateau - final >= rule.minFall;
+}
+
+export interface CliffStats {
+  /** Traces counted, and those with a cliff (hasCliff). */
+  traces: number;
+  withCliff: number;
+  /** Mean 10–90 % width over the traces with a cliff (a trace without one has no cliff to measure); null when none. */
+  meanWidth: number | null;
+}
+
+/** How many traces have a cliff, and the mean width of those cliffs. */
+export function cliffStats(traces: readonly { plateau: number | null; final: number | null; width: number | null }[]): CliffStats {
+  let withCliff = 0;
+  let widthSum = 0;
+  let widths = 0;
+  for (const t of traces) {
+    if (!hasCliff(t)) continue;
+    withCliff++;
+    if (t.width !== null && Number.isFinite(t.width)) {
+      widthSum += t.width;
+      widths++;
+    }
+  }
+  return { traces: traces.length, withCliff, meanWidth: widths ? widthSum / widths : null };
+}
+
 export interface TailAlignedAverage {
   /** Normalised positions k/(points−1): 0 = the trace's first token, 1 = t_b. */
   positions: Float64Array;
@@ -316,4 +355,20 @@ export function layerTokenMap(scoresByLayer: ArrayLike<number>[]): { data: Float
     else for (let t = 0; t < tokens; t++) data[l * tokens + t] = row[t]!;
   });
   return { data, layers, tokens };
+}
+
+/**
+ * The tail-aligned average's own cliff, by the same rule: I = the highest mean before the cliff region, I′ = the
+ * mean at t_b (the last point). What decides whether the averaged figure shades a cliff region.
+ */
+export function averageHasCliff(avg: Pick<TailAlignedAverage, 'mean' | 'cliffRegion'>): boolean {
+  const n = avg.mean.length;
+  if (n === 0) return false;
+  let plateau: number | null = null;
+  for (let k = 0; k < Math.min(avg.cliffRegion.firstIndex, n - 1); k++) {
+    const v = avg.mean[k]!;
+    if (Number.isFinite(v) && (plateau === null || v > plateau)) plateau = v;
+  }
+  const last = avg.mean[n - 1]!;
+  return hasCliff({ plateau, final: Number.isFinite(last) ? last : null });
 }

@@ -20,6 +20,8 @@ export interface ColumnMapping {
   category?: string;
   /** A safe answer (Cliff-as-a-Judge exports it after the thinking): kept in the item's extra fields as `safe_response`. */
   safe_response?: string;
+  /** One label given to every item of the file on import, in place of a label column (e.g. "harmful"). */
+  fileLabel?: string;
 }
 
 /** The extra field an item's mapped safe answer is kept under (select --safe-response reads it by this name). */
@@ -62,6 +64,11 @@ export interface ReadDatasetOptions {
   listField?: string;
   /** Refuse files larger than this many bytes (default DEFAULT_MAX_DATASET_BYTES). */
   maxBytes?: number;
+  /**
+   * One label for every item of the file (a file of harmful prompts: "harmful"), in place of a label column: a
+   * label column the mapping names or detects stays unmapped (its values are kept with the item's other columns).
+   */
+  label?: string;
 }
 
 /**
@@ -70,19 +77,20 @@ export interface ReadDatasetOptions {
  */
 export const DEFAULT_MAX_DATASET_BYTES = 512 * 1024 * 1024;
 
+/** The item fields a column can be mapped to. */
+const FIELDS = ['prompt', 'response', 'label', 'category', 'safe_response'] as const;
+
 /**
  * Column names tried, in order and case-insensitively, when a field is not mapped explicitly. `goal` comes before
  * `behavior` because JailbreakBench's Behavior column is a short title ("Defamation"), its Goal the request.
  */
-export const AUTO_COLUMNS: Readonly<Record<keyof ColumnMapping, readonly string[]>> = {
+export const AUTO_COLUMNS: Readonly<Record<(typeof FIELDS)[number], readonly string[]>> = {
   prompt: ['goal', 'prompt', 'instruction', 'question', 'behavior', 'forbidden_prompt'],
   response: ['target', 'response', 'output'],
   label: ['label'],
   category: ['category'],
   safe_response: ['safe_response'],
 };
-
-const FIELDS = ['prompt', 'response', 'label', 'category', 'safe_response'] as const;
 
 export function detectFormat(file: string): DatasetFormat {
   const ext = path.extname(file).toLowerCase();
@@ -134,7 +142,10 @@ export function parseDataset(text: string, format: DatasetFormat, opts: ReadData
       : format === 'jsonl'
         ? rowsFromJsonl(text)
         : rowsFromJson(text, source, opts.listField);
-  const mapping = resolveMapping(raw.columns, opts.mapping ?? {}, source);
+  const fileLabel = opts.label?.trim();
+  if (opts.label !== undefined && !fileLabel) throw new CliffscopeError('bad-dataset', 'the label for the whole file is empty', { hint: 'give a label such as harmful, or leave it out' });
+  const mapping: ColumnMapping = resolveMapping(raw.columns, fileLabel ? { ...opts.mapping, label: null } : (opts.mapping ?? {}), source);
+  if (fileLabel) mapping.fileLabel = fileLabel;
 
   const items: DatasetItem[] = [];
   const rejected = [...raw.rejected];
@@ -155,7 +166,7 @@ export function parseDataset(text: string, format: DatasetFormat, opts: ReadData
       line,
       prompt,
       response: optionalText(values, mapping.response),
-      label: optionalText(values, mapping.label),
+      label: fileLabel ?? optionalText(values, mapping.label),
       category: optionalText(values, mapping.category),
       extra,
     });

@@ -85,4 +85,4 @@ export const onMenu: ((listener: (action: MenuAction) => void) => () => void) | 
   ? (listener) => window.cliffscope!.onMenu(listener)
   : undefined;
 
-export { ApiError, isApiError, toApiError } from '../../../shared/client.js';
+export { ApiError, hintFor, isApiError, toApiError } from '../../../shared/client.js';

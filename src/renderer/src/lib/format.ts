@@ -80,6 +80,11 @@ export function eta(startedAt: number, now: number, done: number, total: number 
   return (elapsed / done) * (total - done);
 }
 
+/** An item's number as people count (1, 2, …): the store keeps 0-based positions (`idx`). */
+export function itemNumber(idx: number): number {
+  return idx + 1;
+}
+
 /** A path's last segment (a project or model name in lists). */
 export function baseName(p: string): string {
   const parts = p.split(/[\\/]+/).filter(Boolean);
@@ -99,6 +104,25 @@ export function runLabel(run: { id: number; kind: string; name: string | null; s
 export function fmtMetric(v: number | null | undefined): string {
   if (missing(v)) return '—';
   return Number.isInteger(v) ? String(v) : v.toFixed(4);
+}
+
+/** A compared headline number in its unit (src/shared/compare.ts): 0.4 percent → "40.0%", a count → "1,024". */
+export function fmtHeadline(v: number | null | undefined, unit: 'percent' | 'count' | 'tokens' | 'number'): string {
+  if (missing(v)) return '—';
+  if (unit === 'percent') return fmtPct(v, 1);
+  if (unit === 'count') return fmtInt(v);
+  if (unit === 'tokens') return `${v.toFixed(1)} tok`;
+  return fmtMetric(v);
+}
+
+/** A difference in a headline's unit: percentage points for percentages ("−60.0 pp"), else as fmtDelta. */
+export function fmtHeadlineDelta(v: number | null | undefined, unit: 'percent' | 'count' | 'tokens' | 'number'): string {
+  if (missing(v)) return '';
+  const sign = v >= 0 ? '+' : '−';
+  if (unit === 'percent') return `${sign}${(Math.abs(v) * 100).toFixed(1)} pp`;
+  if (unit === 'count') return `${sign}${fmtInt(Math.abs(v))}`;
+  if (unit === 'tokens') return `${sign}${Math.abs(v).toFixed(1)} tok`;
+  return fmtDelta(v);
 }
 
 /** A signed difference for "Δ" columns: +0.1234 / −0.0500; empty when there is none. */

@@ -42,7 +42,8 @@ class Jobs {
       },
       (e: unknown) => {
         const err = toApiError(e);
-        this.#update(id, (j) => settleJob(j, { ok: false, error: { message: err.message, file: err.file, hint: err.hint, code: err.code } }, Date.now()));
+        const error = { message: err.message, code: err.code, ...(err.file ? { file: err.file } : {}), ...(err.hint ? { hint: err.hint } : {}), ...(err.issues?.length ? { issues: err.issues } : {}) };
+        this.#update(id, (j) => settleJob(j, { ok: false, error }, Date.now()));
         throw err;
       },
     );

@@ -6,11 +6,13 @@ import type { JobEvent } from '../../../shared/contract.js';
 
 export type JobStatus = 'running' | 'done' | 'failed' | 'cancelled';
 
+/** A failed job's error, as the API reported it (plain data: ErrorBox shows it through toApiError). */
 export interface JobError {
   message: string;
   file?: string;
   hint?: string;
   code: string;
+  issues?: { path: string; message: string }[];
 }
 
 export interface JobRecord {

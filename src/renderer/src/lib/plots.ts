@@ -38,15 +38,21 @@ const LEGEND = { x: 1.02, y: 1, xanchor: 'left', yanchor: 'top' } as const;
 export const GAMMA_COLORS = ['#3b6fd4', '#d64541', '#2e9d5b', '#9c5bd4', '#e08a00', '#1b9aaa'];
 
 /**
- * Diverging scale centred at 0 (with zmid 0): red = negative (suppresses refusal), blue = positive (writes it).
- * The middle is a neutral grey that reads on light and dark backgrounds.
+ * Diverging scale for signed maps (ColorBrewer RdBu), white at 0 (with zmid 0): red = negative (suppresses refusal),
+ * blue = positive (writes it). Symmetric limits make equal |s| equally strong on both sides.
  */
 export const DIVERGING: [number, string][] = [
-  [0, '#b2182b'],
-  [0.25, '#ef8a62'],
-  [0.5, '#b8b8b8'],
-  [0.75, '#67a9cf'],
-  [1, '#2166ac'],
+  [0, '#67001f'],
+  [0.1, '#b2182b'],
+  [0.2, '#d6604d'],
+  [0.3, '#f4a582'],
+  [0.4, '#fddbc7'],
+  [0.5, '#ffffff'],
+  [0.6, '#d1e5f0'],
+  [0.7, '#92c5de'],
+  [0.8, '#4393c3'],
+  [0.9, '#2166ac'],
+  [1, '#053061'],
 ];
 
 /** NaN (a position without a residual) → null, which plotly draws as a gap. */
@@ -226,10 +232,12 @@ export interface AlignedCurve {
 
 /**
  * Tail-aligned average curves (the paper's figures): x in % of the way to t_b, a ±1 std band per curve, and the last
- * `tailFraction` (5 %) shaded as the cliff region.
+ * `tailFraction` (5 %) shaded as the cliff region when `cliff` (the curves have one).
  */
-export function tailAlignedFigure(curves: readonly AlignedCurve[], opts: { tailFraction?: number; title?: string } = {}): Figure {
+export function tailAlignedFigure(curves: readonly AlignedCurve[], opts: { tailFraction?: number; title?: string; cliff?: boolean } = {}): Figure {
   const tail = opts.tailFraction ?? 0.05;
+  // The region is shaded only where there is a cliff (the API's hasCliff, docs/METHOD.md §2); default: shaded.
+  const cliff = opts.cliff ?? true;
   const data: Trace[] = [];
   curves.forEach((c, i) => {
     const color = GAMMA_COLORS[i % GAMMA_COLORS.length]!;
@@ -271,8 +279,8 @@ export function tailAlignedFigure(curves: readonly AlignedCurve[], opts: { tailF
       ...(opts.title ? { title: { text: opts.title, font: { size: 13 } } } : {}),
       xaxis: { title: { text: 'position, tail-aligned (% of the way to t<sub>b</sub>)' }, range: [0, 100] },
       yaxis: { title: { text: 'mean refusal score' }, range: [-0.02, 1.05] },
-      shapes: [band(100 * (1 - tail), 100, COLORS.cliff)],
-      annotations: [label(100 * (1 - tail / 2), 'cliff', { font: { size: 11, color: COLORS.boundary } })],
+      shapes: cliff ? [band(100 * (1 - tail), 100, COLORS.cliff)] : [],
+      annotations: cliff ? [label(100 * (1 - tail / 2), 'cliff', { font: { size: 11, color: COLORS.boundary } })] : [],
       showlegend: true,
       legend: LEGEND,
       hovermode: 'closest',
@@ -311,9 +319,33 @@ export function maxAbs(values: ArrayLike<number>): number {
   return m || 1e-9;
 }
 
+/** Which quantile of |s| sets a heatmap's colour limits (ROBUST_QUANTILE): cells beyond it show at full colour. */
+export const ROBUST_QUANTILE = 0.95;
+
 /**
- * Layers × heads attribution (row-major scores[layer * heads + head]) as a heatmap with a diverging scale centred at
- * 0 and a symmetric range; `highlight` heads get an outline (the ablation set).
+ * A robust symmetric colour limit: the `q` quantile of the finite |v| (linear interpolation between order
+ * statistics), so one very large head does not wash every other cell out to white; at least a small positive number.
+ * With few cells the largest one or two lie beyond it.
+ */
+export function robustLimit(values: ArrayLike<number>, q = ROBUST_QUANTILE): number {
+  const abs: number[] = [];
+  for (let i = 0; i < values.length; i++) {
+    const v = Math.abs(values[i]!);
+    if (Number.isFinite(v)) abs.push(v);
+  }
+  if (!abs.length) return 1e-9;
+  abs.sort((a, b) => a - b);
+  const rank = q * (abs.length - 1);
+  const lo = Math.floor(rank);
+  const hi = Math.min(lo + 1, abs.length - 1);
+  const limit = abs[lo]! + (abs[hi]! - abs[lo]!) * (rank - lo);
+  return limit > 0 ? limit : abs[abs.length - 1]! || 1e-9;
+}
+
+/**
+ * Layers × heads attribution (row-major scores[layer * heads + head]) as a heatmap: diverging colours, white at 0,
+ * symmetric limits at the robust limit of |s| (cells beyond it at full colour; hover shows every true value);
+ * `highlight` heads get an outline (the ablation set).
  */
 export function headsHeatmapFigure(
   scores: ArrayLike<number>,
@@ -322,7 +354,8 @@ export function headsHeatmapFigure(
   opts: { title?: string; highlight?: readonly HeadRef[]; colorbarTitle?: string } = {},
 ): Figure {
   const z = rowsOf(scores, layers, heads);
-  const m = maxAbs(scores);
+  const m = robustLimit(scores);
+  const clipped = maxAbs(scores) > m;
   const shapes: Shape[] = (opts.highlight ?? []).map((h) => ({
     type: 'rect',
     xref: 'x',
@@ -333,6 +366,7 @@ export function headsHeatmapFigure(
     y1: h.layer + 0.5,
     line: { color: '#f0b400', width: 2.5 },
   }));
+  const title = opts.colorbarTitle ?? 'score';
   return {
     data: [
       {
@@ -346,7 +380,7 @@ export function headsHeatmapFigure(
         zmax: m,
         xgap: 1,
         ygap: 1,
-        colorbar: { title: { text: opts.colorbarTitle ?? 'score' } },
+        colorbar: { title: { text: clipped ? `${title}<br><sup>±${m.toPrecision(2)} = q${Math.round(ROBUST_QUANTILE * 100)} of |s|</sup>` : title } },
         hovertemplate: 'L%{y}H%{x}: %{z:.4f}<extra></extra>',
       },
     ],
@@ -398,21 +432,32 @@ export function residTokensFigure(rows: readonly { residIndex: number; scores: A
 // ---------------------------------------------------------------------------------------------------------------------
 // Histograms and metric charts
 
-/** A histogram of a metric (MS, plateau, final), with an optional threshold line (the selection cut). */
+/**
+ * Histogram bins for `values`: about 2·√n of them (at least 20, at most 100), with a bin edge on `threshold` when
+ * there is one, so a bar never straddles the selection cut.
+ */
+export function histogramBins(values: readonly number[], opts: { bins?: number; threshold?: number | null } = {}): { start: number; end: number; size: number } {
+  const lo = values.length ? Math.min(...values) : 0;
+  const hi = values.length ? Math.max(...values) : 1;
+  const n = opts.bins ?? Math.min(100, Math.max(20, Math.round(2 * Math.sqrt(values.length))));
+  const size = hi > lo ? (hi - lo) / n : 0.05;
+  const t = opts.threshold;
+  const start = t !== null && t !== undefined && Number.isFinite(t) ? t - Math.ceil((t - lo) / size + 1e-9) * size : lo - size / 2;
+  return { start, end: hi + size, size };
+}
+
+/** A histogram of a metric (MS, plateau, final), with an optional threshold line (the selection cut) on a bin edge. */
 export function histogramFigure(
   series: readonly { name: string; values: readonly (number | null)[] }[],
   opts: { xTitle: string; threshold?: number | null; thresholdLabel?: string; bins?: number } = { xTitle: 'value' },
 ): Figure {
   const all = series.flatMap((s) => s.values.filter((v): v is number => v !== null && Number.isFinite(v)));
-  const lo = all.length ? Math.min(...all) : 0;
-  const hi = all.length ? Math.max(...all) : 1;
-  const bins = opts.bins ?? 30;
-  const size = hi > lo ? (hi - lo) / bins : 0.05;
+  const xbins = histogramBins(all, { bins: opts.bins, threshold: opts.threshold });
   const data: Trace[] = series.map((s, i) => ({
     type: 'histogram',
     name: s.name,
     x: s.values.filter((v): v is number => v !== null && Number.isFinite(v)),
-    xbins: { start: lo - size / 2, end: hi + size, size },
+    xbins,
     marker: { color: GAMMA_COLORS[i % GAMMA_COLORS.length] },
     opacity: series.length > 1 ? 0.6 : 0.85,
   }));
@@ -620,26 +665,296 @@ export function toFloat32(values: readonly (number | null)[]): Float32Array {
   return Float32Array.from(values, (v) => (v === null ? NaN : v));
 }
 
-/** Headline numbers of compared runs as one table: a row per metric, a value (and delta) per run. */
+/** Headline numbers of compared runs as one table: a row per metric, a value (and delta) per run, in the metric's unit. */
 export interface MetricRow {
   key: string;
   label: string;
   kind: string;
+  unit: 'percent' | 'count' | 'tokens' | 'number';
   values: Record<number, { value: number | null; delta: number | null }>;
 }
 
-export function metricRows(runs: readonly { run: { id: number; kind: string }; headline: readonly { key: string; label: string; value: number | null; delta: number | null }[] }[]): MetricRow[] {
+export function metricRows(
+  runs: readonly { run: { id: number; kind: string }; headline: readonly { key: string; label: string; unit: MetricRow['unit']; value: number | null; delta: number | null }[] }[],
+): MetricRow[] {
   const rows = new Map<string, MetricRow>();
   for (const r of runs) {
     for (const h of r.headline) {
       const id = `${r.run.kind}:${h.key}`;
       let row = rows.get(id);
       if (!row) {
-        row = { key: id, label: h.label, kind: r.run.kind, values: {} };
+        row = { key: id, label: h.label, kind: r.run.kind, unit: h.unit, values: {} };
         rows.set(id, row);
       }
       row.values[r.run.id] = { value: h.value, delta: h.delta };
     }
   }
   return [...rows.values()];
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// A figure's numbers as a table (its text alternative, and what the table view and its CSV show)
+
+export interface FigureTableRow {
+  /** Index of the row (stable key). */
+  i: number;
+  series: string;
+  x: string | number | null;
+  y: string | number | null;
+  /** z (heatmaps), ± error (error bars), or the hover label of the point. */
+  value: number | null;
+  error: number | null;
+  label: string | null;
+  /** Which trace and point the row is (for a click handler given the same point as a plot click). */
+  curveNumber: number;
+  pointIndex: number;
+}
+
+export interface FigureTable {
+  /** Header text of the x, y and value columns (the axes' titles, HTML stripped). */
+  xLabel: string;
+  yLabel: string;
+  valueLabel: string | null;
+  hasError: boolean;
+  hasLabel: boolean;
+  rows: FigureTableRow[];
+}
+
+/** Plotly's rich text (`r<sub>t</sub>`, `<b>…</b>`, `&lt;`) as plain text. */
+export function plainText(s: unknown): string {
+  if (typeof s !== 'string') return '';
+  return s
+    .replace(/<br\s*\/?>/gi, ' ')
+    .replace(/<[^>]*>/g, '')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&')
+    .trim();
+}
+
+const titleOf = (axis: unknown): string => plainText((axis as { title?: { text?: unknown } } | undefined)?.title?.text);
+const cellValue = (v: unknown): string | number | null => (typeof v === 'number' ? (Number.isFinite(v) ? v : null) : typeof v === 'string' ? v : null);
+const at = (list: unknown, i: number): unknown => (list && typeof list === 'object' && 'length' in (list as object) ? (list as ArrayLike<unknown>)[i] : undefined);
+
+/**
+ * Every number a figure draws, one row per point: scatter points (series, x, y, ± error, hover label), histogram
+ * bins (series, bin range, count, counted as plotly bins them: [start + k·size, start + (k+1)·size)), heatmap cells
+ * (row, column, value). Bands and other decorations (traces that neither hover nor show in the legend) are left out.
+ */
+export function figureTable(fig: Figure): FigureTable {
+  const rows: FigureTableRow[] = [];
+  let valueLabel: string | null = null;
+  let hasError = false;
+  let hasLabel = false;
+  const push = (r: Omit<FigureTableRow, 'i'>) => rows.push({ i: rows.length, ...r });
+  fig.data.forEach((t, curveNumber) => {
+    const type = (t.type as string | undefined) ?? 'scatter';
+    if (t.hoverinfo === 'skip' && t.showlegend === false) return;
+    const series = plainText(t.name) || `series ${curveNumber + 1}`;
+    if (type === 'heatmap') {
+      const z = (t.z ?? []) as ArrayLike<ArrayLike<number | null>>;
+      // The colour bar's title up to its first line break (what follows is a note on the limits).
+      const barTitle = (t.colorbar as { title?: { text?: unknown } } | undefined)?.title?.text;
+      valueLabel = plainText(typeof barTitle === 'string' ? barTitle.split(/<br\s*\/?>/i)[0] : '') || 'value';
+      for (let r = 0; r < z.length; r++) {
+        const row = z[r]!;
+        for (let c = 0; c < row.length; c++) {
+          push({ series: String(cellValue(at(t.y, r)) ?? r), x: cellValue(at(t.x, c)) ?? c, y: cellValue(at(t.y, r)) ?? r, value: cellValue(row[c]) as number | null, error: null, label: null, curveNumber, pointIndex: r * row.length + c });
+        }
+      }
+      return;
+    }
+    if (type === 'histogram') {
+      const xs = ((t.x ?? []) as (number | null)[]).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+      const bins = t.xbins as { start?: number; size?: number } | undefined;
+      const size = bins?.size ?? 0;
+      if (!xs.length || !(size > 0)) return;
+      const start = bins?.start ?? Math.min(...xs);
+      const counts = new Map<number, number>();
+      for (const v of xs) {
+        const k = Math.floor((v - start) / size);
+        counts.set(k, (counts.get(k) ?? 0) + 1);
+      }
+      for (const k of [...counts.keys()].sort((a, b) => a - b)) {
+        const lo = start + k * size;
+        push({ series, x: `${fmtEdge(lo)} – ${fmtEdge(lo + size)}`, y: counts.get(k)!, value: null, error: null, label: null, curveNumber, pointIndex: k });
+      }
+      return;
+    }
+    const xs = (t.x ?? []) as ArrayLike<unknown>;
+    const ys = (t.y ?? []) as ArrayLike<unknown>;
+    const errs = (t.error_y as { array?: ArrayLike<number | null> } | undefined)?.array;
+    const labels = t.text;
+    for (let i = 0; i < Math.max(xs.length, ys.length); i++) {
+      const error = errs ? (cellValue(errs[i]) as number | null) : null;
+      const label = typeof labels === 'string' ? plainText(labels) : plainText(at(labels, i)) || null;
+      if (error !== null) hasError = true;
+      if (label) hasLabel = true;
+      push({ series, x: cellValue(xs[i]), y: cellValue(ys[i]), value: null, error, label: label || null, curveNumber, pointIndex: i });
+    }
+  });
+  const layout = fig.layout as { xaxis?: unknown; yaxis?: unknown };
+  const histogram = fig.data.some((t) => t.type === 'histogram');
+  return {
+    xLabel: titleOf(layout.xaxis) || 'x',
+    yLabel: histogram ? 'count' : titleOf(layout.yaxis) || 'y',
+    valueLabel,
+    hasError,
+    hasLabel,
+    rows,
+  };
+}
+
+/** A bin edge as the table shows it: enough digits to tell neighbouring bins apart. */
+function fmtEdge(v: number): string {
+  return Number(v.toPrecision(4)).toString();
+}
+
+/** One line saying what a figure holds, for screen readers (the table has the numbers). */
+export function figureSummary(fig: Figure, table: FigureTable = figureTable(fig)): string {
+  const series = new Set(table.rows.map((r) => r.series));
+  const what = table.valueLabel ? `${table.rows.length} cells` : `${series.size} series, ${table.rows.length} points`;
+  return `${what}; x: ${table.xLabel}, ${table.valueLabel ? `y: ${table.yLabel}, value: ${table.valueLabel}` : `y: ${table.yLabel}`}.`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Compare: curves of several runs on one plot
+
+/** % of a model's heads a cell ablates: k / (L·H) (the requested fraction only when L·H is unknown). */
+export function pctOfHeads(cell: { k: number; fraction: number | null }, totalHeads: number | null | undefined): number {
+  return totalHeads ? (100 * cell.k) / totalHeads : (cell.fraction ?? 0) * 100;
+}
+
+/**
+ * ASR against % of heads ablated (k / (L·H)) for several ablation runs on one plot: per run and γ, the top-k line
+ * (solid) and the random control (dotted), each from the run's unablated baseline; runs told apart by colour, γ by
+ * marker.
+ */
+export function asrOverlayFigure(runs: readonly { name: string; totalHeads: number | null | undefined; cells: readonly SweepCellPoint[] }[]): Figure {
+  const data: Trace[] = [];
+  const SYMBOLS = ['circle', 'square', 'diamond', 'triangle-up', 'cross', 'x'];
+  runs.forEach((run, r) => {
+    const color = GAMMA_COLORS[r % GAMMA_COLORS.length]!;
+    const baseline = run.cells.find((c) => c.k === 0);
+    const gammas = [...new Set(run.cells.filter((c) => c.k > 0).map((c) => c.gamma))].sort((a, b) => a - b);
+    gammas.forEach((gamma, g) => {
+      for (const control of ['top', 'random'] as const) {
+        const pts = run.cells.filter((c) => c.control === control && c.gamma === gamma && c.k > 0).sort((a, b) => a.k - b.k);
+        if (!pts.length) continue;
+        const line = baseline ? [baseline, ...pts] : pts;
+        data.push({
+          type: 'scatter',
+          mode: 'lines+markers',
+          name: `${run.name}: ${control === 'top' ? 'top-k' : 'random'} γ=${gamma}`,
+          legendgroup: run.name,
+          x: line.map((c) => pctOfHeads(c, run.totalHeads)),
+          y: line.map((c) => (c.asr === null ? null : c.asr * 100)),
+          text: line.map((c) => `${escapeHtml(run.name)} ${c.key} (k=${c.k})`),
+          line: { color: control === 'top' ? color : withAlpha(color, 0.55), dash: control === 'top' ? 'solid' : 'dot', width: 2 },
+          marker: { symbol: SYMBOLS[g % SYMBOLS.length], size: 7, color: control === 'top' ? color : withAlpha(color, 0.55) },
+          hovertemplate: '%{text}<br>%{x:.2f}% of heads: ASR %{y:.1f}%<extra></extra>',
+        });
+      }
+    });
+  });
+  return {
+    data,
+    layout: {
+      xaxis: { title: { text: '% of heads ablated (k / (L·H))' }, rangemode: 'tozero' },
+      yaxis: { title: { text: 'attack success rate (%)' }, range: [-2, 102] },
+      showlegend: true,
+      legend: LEGEND,
+      hovermode: 'closest',
+    },
+  };
+}
+
+/** Validation accuracy per residual-stack index of several probe runs (one line each) on one plot. */
+export function probeSweepOverlayFigure(runs: readonly { name: string; probes: readonly { residIndex: number; valAccuracy: number | null }[] }[]): Figure {
+  return {
+    data: runs.map((run, r) => {
+      const sorted = [...run.probes].sort((a, b) => a.residIndex - b.residIndex);
+      return {
+        type: 'scatter',
+        mode: 'lines+markers',
+        name: run.name,
+        x: sorted.map((p) => p.residIndex),
+        y: sorted.map((p) => (p.valAccuracy === null ? null : p.valAccuracy * 100)),
+        line: { color: GAMMA_COLORS[r % GAMMA_COLORS.length] },
+        hovertemplate: `${escapeHtml(run.name)}<br>resid %{x}: %{y:.1f}%<extra></extra>`,
+      };
+    }),
+    layout: {
+      xaxis: { title: { text: 'residual-stack index' }, dtick: 1 },
+      yaxis: { title: { text: 'validation accuracy (%)' }, range: [0, 102] },
+      showlegend: true,
+      legend: LEGEND,
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The Playground: several generations of one prompt on one refusal-score plot
+
+/**
+ * Refusal score per token of several generations (baseline and ablated, say) on one plot: one line each, its t_b as
+ * a dashed line in its colour; the prompt greyed and the first series' thinking shaded; hover shows each token's
+ * text, the prompt's included. The x axis ends at the longest transcript (no room for tokens never generated).
+ */
+export function overlayScoreFigure(
+  series: readonly {
+    name: string;
+    scores: ArrayLike<number | null>;
+    tokens?: readonly string[];
+    promptTokens: number;
+    thinkingStart: number | null;
+    thinkingEnd: number | null;
+    answerBoundary: number | null;
+  }[],
+): Figure {
+  const data: Trace[] = [];
+  const shapes: Shape[] = [];
+  const annotations: Annotation[] = [];
+  let longest = 1;
+  series.forEach((s, i) => {
+    const color = GAMMA_COLORS[i % GAMMA_COLORS.length]!;
+    const y = toPlotValues(s.scores);
+    longest = Math.max(longest, y.length);
+    const x = Array.from({ length: y.length }, (_, k) => k);
+    const text = s.tokens ? x.map((k) => hoverToken(s.tokens![k] ?? '')) : undefined;
+    data.push({
+      type: 'scatter',
+      mode: 'lines',
+      name: s.name,
+      x,
+      y,
+      line: { color, width: 1.8 },
+      ...(text ? { text, hovertemplate: `${escapeHtml(s.name)}<br>#%{x} <b>%{text}</b>: %{y:.4f}<extra></extra>` } : { hovertemplate: `${escapeHtml(s.name)}<br>#%{x}: %{y:.4f}<extra></extra>` }),
+    });
+    if (s.answerBoundary !== null) {
+      shapes.push(vline(s.answerBoundary, color));
+      annotations.push(label(s.answerBoundary, 't<sub>b</sub>', { xanchor: 'left', font: { size: 11, color } }));
+    }
+  });
+  const first = series[0];
+  if (first && first.promptTokens > 0) {
+    shapes.push(band(-0.5, first.promptTokens - 0.5, COLORS.prompt));
+    annotations.push(label((first.promptTokens - 1) / 2, 'prompt', { font: { size: 11, color: '#8a8f98' } }));
+  }
+  if (first && first.thinkingStart !== null) {
+    const end = first.thinkingEnd ?? toPlotValues(first.scores).length;
+    shapes.push(band(first.thinkingStart - 0.5, end - 0.5, COLORS.thinking));
+  }
+  return {
+    data,
+    layout: {
+      xaxis: { title: { text: 'token position' }, range: [-0.5, longest - 0.5], zeroline: false },
+      yaxis: { title: { text: 'refusal score r<sub>t</sub>' }, range: [-0.02, 1.05] },
+      shapes,
+      annotations,
+      showlegend: true,
+      legend: LEGEND,
+      hovermode: 'closest',
+    },
+  };
 }

@@ -5,6 +5,7 @@
 import { untrack } from 'svelte';
 import { summaryOf, type ModelRef, type ResultOf, type RunStartParams } from '../../../shared/contract.js';
 import type { RunSummaryOf } from '../../../shared/runs/registry.js';
+import { parseTags } from '../../../shared/values.js';
 import { api, ApiError } from './api.js';
 import { jobs } from './jobs.svelte.js';
 import { PANEL_RUN_KINDS, type PanelRuns, project } from './project.svelte.js';
@@ -27,9 +28,8 @@ export function modelRef(dir = project.modelDir): ModelRef {
  * Start a run of `kind` with `config` as a job. When it ends the project is re-read, and a run that ended (done or
  * cancelled, not failed) becomes the one its panel shows.
  */
-export function startRun<K extends RunStartParams['kind']>(kind: K, config: RunConfigOf<K>, label: string, opts: { name?: string } = {}) {
-  if (!project.file) throw new ApiError({ code: 'bad-argument', message: 'no project is open', hint: 'open one from the sidebar' });
-  return launch(kind, { project: project.file, model: modelRef(), kind, config, ...(opts.name ? { name: opts.name } : {}) } as RunStartParams, label);
+export function startRun<K extends RunStartParams['kind']>(kind: K, config: RunConfigOf<K>, label: string, opts: RunMeta = {}) {
+  return launch(kind, runStartParams(kind, config, opts), label);
 }
 
 /** Resume an unfinished run (cancelled, interrupted, failed) with its stored config, as `--resume RUN` does. */
@@ -52,10 +52,59 @@ function launch(kind: RunStartParams['kind'], params: RunStartParams, label: str
   return job;
 }
 
-/** A panel's "start a run" form: the job it started, and the error that kept it from starting (RunFormStatus shows both). */
+/** The run.start request for a new run of `kind` on the open project with the chosen model. */
+export function runStartParams<K extends RunStartParams['kind']>(kind: K, config: RunConfigOf<K>, opts: RunMeta = {}): RunStartParams {
+  if (!project.file) throw new ApiError({ code: 'bad-argument', message: 'no project is open', hint: 'open one from the sidebar' });
+  return { project: project.file, model: modelRef(), kind, config, ...(opts.name ? { name: opts.name } : {}), ...(opts.tags?.length ? { tags: opts.tags } : {}) } as RunStartParams;
+}
+
+/** A run a form would start: its kind, its config and the label of its job. */
+export type RunRequest = { [K in RunStartParams['kind']]: { kind: K; config: RunConfigOf<K>; label: string } }[RunStartParams['kind']];
+
+/** What a run is called: its name and tags, as every run form lets them be set (RunMetaFields). */
+export interface RunMeta {
+  name?: string;
+  tags?: string[];
+}
+
+/**
+ * A panel's "start a run" form: the run's name and tags as typed (RunMetaFields), the job it started, and the error
+ * that kept it from starting (RunFormStatus shows both).
+ */
 export class RunForm {
   jobId = $state<string | null>(null);
   error = $state<unknown>(null);
+  name = $state('');
+  /** Comma-separated, as typed. */
+  tags = $state('');
+
+  /** The name and tags to start the run with (what was left empty is left out). */
+  get meta(): RunMeta {
+    const tags = parseTags(this.tags);
+    return { ...(this.name.trim() ? { name: this.name.trim() } : {}), ...(tags.length ? { tags } : {}) };
+  }
+
+  /** The run the form describes, when it was made with `starts` (RunFormStatus then offers "Run on a cluster…"). */
+  request: (() => RunRequest) | null = null;
+
+  /**
+   * The form's submit handler for the run `request` describes (it checks the fields, throwing what is wrong): starts
+   * it here with the form's name and tags. The same request can be planned on a cluster instead (clusterParams).
+   */
+  starts(request: () => RunRequest): (event: SubmitEvent) => void {
+    this.request = request;
+    return this.submit(() => {
+      const r = request();
+      return startRun(r.kind, r.config, r.label, this.meta);
+    });
+  }
+
+  /** The run.start request of the form's run with its name and tags (what cluster.plan splits); throws like submit. */
+  clusterParams(): RunStartParams {
+    if (!this.request) throw new Error('this form cannot run on a cluster');
+    const r = this.request();
+    return runStartParams(r.kind, r.config, this.meta);
+  }
 
   /** The form's submit handler: `start` checks the fields and starts the run (startRun); what it throws is shown. */
   submit(start: () => { id: string }): (event: SubmitEvent) => void {
