@@ -4,7 +4,8 @@
  * (what `npm start` shows), the "Open demo project" button opens it again, then every panel is checked against the
  * store — the numbers shown must be the ones the API returns (formatted by the same functions), not only "the page
  * loaded". A screenshot of every panel goes to test-results/, and the README's screenshots (light and dark) to
- * docs/screenshots/. Skipped (with the reason logged) where Debian's Chromium is not installed.
+ * test-results/readme/, or to docs/screenshots/ under `npm run screenshots` (so a test run leaves the checkout
+ * clean). Skipped (with the reason logged) where Debian's Chromium is not installed.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -26,8 +27,8 @@ import { post } from '../serve/helpers.js';
 const CHROMIUM = '/usr/bin/chromium';
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const RESULTS = path.resolve('test-results');
-/** The README's screenshots: rewritten by every run, so they show the workbench as it is. */
-const SCREENSHOTS = path.resolve('docs/screenshots');
+/** The README's screenshots: made by every run; written over the README's own under `npm run screenshots`. */
+const SCREENSHOTS = process.env.CLIFFSCOPE_UPDATE_SCREENSHOTS === '1' ? path.resolve('docs/screenshots') : path.join(RESULTS, 'readme');
 /** Generous: the first demo build compiles the demo model and runs the whole method. */
 const DEMO_TIMEOUT = 150_000;
 const UI_TIMEOUT = 30_000;
@@ -89,7 +90,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await audit(name);
   }
 
-  /** A README screenshot, docs/screenshots/NAME.png: the window as shown from the top, or one part of the page. */
+  /** A README screenshot, SCREENSHOTS/NAME.png: the window as shown from the top, or one part of the page. */
   async function readmeShot(name: string, part?: Locator): Promise<void> {
     await expect.poll(() => page.getByText('Drawing…').count(), { timeout: UI_TIMEOUT }).toBe(0);
     const file = path.join(SCREENSHOTS, `${name}.png`);
