@@ -319,7 +319,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await shot('heads');
 
     // A head's page, opened by keyboard: its rank and mean are heads.head's; where it suppresses most; its write
-    // along the probe computed with the model (this run kept no per-token scores).
+    // along the probe and its attention at t_b computed with the model (this run kept no per-token scores).
     await page.getByLabel('Head', { exact: true }).fill('L1H5');
     await page.getByLabel('Head', { exact: true }).press('Enter');
     const headPage = await call('heads.head', { project: file, runId: headsRun, layer: 1, head: 5 });
@@ -327,8 +327,13 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     expect(await page.getByTestId('head-mean').textContent()).toBe(fmtNum(headPage.mean, 4));
     const worst = await readTable(page.getByRole('table', { name: "Transcripts by L1H5's score" }));
     expect(worst[0]!.transcript).toBe(String(headPage.transcripts[0]!.transcriptId));
-    await page.getByRole('button', { name: 'Compute L1H5 along it with the model' }).click();
+    await page.getByRole('button', { name: 'Compute L1H5 along it and what it attends to with the model' }).click();
     await page.getByRole('figure', { name: `L1H5 along transcript #${headPage.transcripts[0]!.transcriptId}` }).locator('.main-svg').first().waitFor({ timeout: 60_000 });
+    // What it attends to at t_b: one focusable token per position up to t_b, the weights (in %) summing to 100.
+    const attended = page.getByRole('group', { name: "L1H5's attention at t_b over the tokens" }).getByRole('button');
+    const weights = (await attended.evaluateAll((els) => els.map((e) => e.getAttribute('aria-label') ?? ''))).map((l) => Number(/: ([\d.]+)%$/.exec(l)![1]));
+    expect(weights.length).toBeGreaterThan(1);
+    expect(Math.abs(weights.reduce((a, b) => a + b, 0) - 100)).toBeLessThan(0.1 * weights.length);
     await shot('head-page');
 
     // A new heads run from the form, keeping per-token scores: a head's score along a transcript.
