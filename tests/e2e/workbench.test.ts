@@ -175,6 +175,20 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await expect.poll(() => page.locator('.recent [aria-current="true"]').getAttribute('title')).toBe(file);
   }, DEMO_TIMEOUT * 2);
 
+  it('Probes: the form’s default settings train a probe on the demo project (prompt-only datasets: the prompt-only recipe)', async () => {
+    await tab('Probes');
+    await page.getByLabel('Name', { exact: true }).fill('e2e-defaults');
+    expect(await page.getByLabel('Refusals (positive)').inputValue()).not.toBe('');
+    expect(await page.getByLabel('Non-refusals (negative)').inputValue()).not.toBe('');
+    await page.getByRole('button', { name: 'Train', exact: true }).click();
+    await page.getByRole('status').filter({ hasText: 'Train probe "e2e-defaults": done' }).waitFor({ timeout: 60_000 });
+    const run = (await call('project.open', { file })).runs.find((r) => r.kind === 'probe' && r.name === 'e2e-defaults')!;
+    expect(run.status).toBe('done');
+    const { report } = await call('run.report', { project: file, runId: run.id });
+    expect(report.run.config).toMatchObject({ positionRule: 'last-prompt-token', labelRule: 'all' });
+    expect(summaryOf(report, 'probe')!.bestProbeId).toBeGreaterThan(0);
+  }, 90_000);
+
   it('Probes: trains a probe on every residual-stack entry from the form and shows each probe’s accuracy as the store has it', async () => {
     await tab('Probes');
     await page.getByLabel('Name', { exact: true }).fill('e2e-probe');
