@@ -410,6 +410,18 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await page.keyboard.press('Escape');
     await dialog.waitFor({ state: 'hidden', timeout: UI_TIMEOUT });
     await shot('ablations');
+
+    // The sweep form plans its own run on a cluster, as the other run forms do.
+    await page.getByRole('button', { name: 'Run on a cluster…' }).click();
+    const plan = page.getByRole('dialog', { name: 'Run on a cluster' });
+    const jobDir = path.join(root, 'cluster', 'ablate');
+    await plan.getByLabel('Job directory (new)').fill(jobDir);
+    await plan.getByLabel('Shards').fill('2');
+    await plan.getByRole('button', { name: 'Write the job directory' }).click();
+    await plan.getByText(`cliffscope slurm submit ${jobDir}`, { exact: true }).waitFor({ timeout: UI_TIMEOUT });
+    expect((await call('cluster.list', { project: file })).jobs.find((j) => j.dir === jobDir)).toMatchObject({ kind: 'ablate', shards: 2, runId: null, exists: true });
+    await page.keyboard.press('Escape');
+    await plan.waitFor({ state: 'hidden', timeout: UI_TIMEOUT });
   }, 60_000);
 
   it('Selection: the counts are selection.list’s', async () => {
