@@ -123,6 +123,17 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     return run.id;
   }
 
+  /** The shown run form's "Run on a cluster…": plans a 2-shard job in `jobDir`; the dialog, showing its commands. */
+  async function planOnCluster(jobDir: string): Promise<Locator> {
+    await page.getByRole('button', { name: 'Run on a cluster…' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Run on a cluster' });
+    await dialog.getByLabel('Job directory (new)').fill(jobDir);
+    await dialog.getByLabel('Shards').fill('2');
+    await dialog.getByRole('button', { name: 'Write the job directory' }).click();
+    await dialog.getByText(`cliffscope slurm submit ${jobDir}`, { exact: true }).waitFor({ timeout: UI_TIMEOUT });
+    return dialog;
+  }
+
   beforeAll(async () => {
     fs.mkdirSync(RESULTS, { recursive: true });
     fs.mkdirSync(SCREENSHOTS, { recursive: true });
@@ -412,13 +423,8 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await shot('ablations');
 
     // The sweep form plans its own run on a cluster, as the other run forms do.
-    await page.getByRole('button', { name: 'Run on a cluster…' }).click();
-    const plan = page.getByRole('dialog', { name: 'Run on a cluster' });
     const jobDir = path.join(root, 'cluster', 'ablate');
-    await plan.getByLabel('Job directory (new)').fill(jobDir);
-    await plan.getByLabel('Shards').fill('2');
-    await plan.getByRole('button', { name: 'Write the job directory' }).click();
-    await plan.getByText(`cliffscope slurm submit ${jobDir}`, { exact: true }).waitFor({ timeout: UI_TIMEOUT });
+    const plan = await planOnCluster(jobDir);
     expect((await call('cluster.list', { project: file })).jobs.find((j) => j.dir === jobDir)).toMatchObject({ kind: 'ablate', shards: 2, runId: null, exists: true });
     await page.keyboard.press('Escape');
     await plan.waitFor({ state: 'hidden', timeout: UI_TIMEOUT });
@@ -579,13 +585,8 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await tab('Cliffs');
     const generated = await demoRun('transcripts');
     await page.locator('#trace-source').selectOption(`r:${generated}`);
-    await page.getByRole('button', { name: 'Run on a cluster…' }).click();
-    const dialog = page.getByRole('dialog', { name: 'Run on a cluster' });
     const jobDir = path.join(root, 'cluster', 'trace');
-    await dialog.getByLabel('Job directory (new)').fill(jobDir);
-    await dialog.getByLabel('Shards').fill('2');
-    await dialog.getByRole('button', { name: 'Write the job directory' }).click();
-    await dialog.getByText(`cliffscope slurm submit ${jobDir}`, { exact: true }).waitFor({ timeout: UI_TIMEOUT });
+    const dialog = await planOnCluster(jobDir);
     await audit('cluster-plan');
     const planned = (await call('cluster.list', { project: file })).jobs.find((j) => j.dir === jobDir);
     expect(planned).toMatchObject({ kind: 'trace', shards: 2, runId: null, exists: true });
