@@ -870,8 +870,8 @@ export const HeadsHeadResult = z.strictObject({
 
 /**
  * `heads.inspect` (job): one head on one transcript of a heads run, teacher-forced again with the run's probe and
- * attribution variant: its write along the probe at every token up to t_b (docs/METHOD.md §3), and, where the engine
- * taps attention patterns, which tokens its query at t_b attends to. `model` must be the run's model (its hash is
+ * attribution variant: its write along the probe at every token up to t_b (docs/METHOD.md §3), and which tokens its
+ * query at t_b attends to. `model` must be the run's model (its hash is
  * checked).
  */
 export const HeadsInspectParams = z.strictObject({ project: filePath, model: ModelRef, runId: rowId, transcriptId: rowId, layer: count, head: count });
@@ -888,8 +888,8 @@ export const HeadsInspectResult = z.strictObject({
   thinkingStart: z.number().int().nullable(),
   thinkingEnd: z.number().int().nullable(),
   answerBoundary: count,
-  /** The head's attention at query t_b over keys 0..t_b (sums to 1); absent while the engine cannot tap patterns. */
-  attention: scoreList.optional(),
+  /** The head's attention (blocks.{layer}.attn.hook_pattern) at query t_b over keys 0..t_b, one per token; sums to 1. */
+  attention: scoreList,
 });
 
 export const SweepCell = z.strictObject({

@@ -12,6 +12,11 @@ import { traceRun } from '../../src/shared/runs/trace.js';
 import { openProject } from '../../src/main/store/open.js';
 import type { ProjectStore } from '../../src/main/store/project-store.js';
 import { parseCsv } from '../../src/main/engine/datasets/csv.js';
+import { openCheckpoint } from '../../src/main/engine/model/checkpoint.js';
+import { readTensorAsFloat32 } from '../../src/main/engine/model/safetensors.js';
+import { readTranscript } from '../../src/main/engine/runtime/transcript.js';
+import { Tokenizer } from '../../src/main/engine/tokenizer/tokenizer.js';
+import { referenceForward } from '../support/reference-forward.js';
 import { call, callError, disposeFixture, makeDemoFixture, type Fixture } from './demo-fixture.js';
 
 let fx: Fixture;
@@ -241,6 +246,26 @@ describe('a head’s page', () => {
     expect(r00.scores[r00.answerBoundary]!).toBeCloseTo(other.score!, 4);
     const notInRun = store.transcripts.list(runs.transcriptsHarmless!)[0]!.id;
     expect((await callError('heads.inspect', { project: fx.file, model: { dir: fx.demo.report.modelDir }, runId: runs.heads!, transcriptId: notInRun, layer: 1, head: 5 })).message).toMatch(/did not attribute transcript/);
+  });
+
+  it('heads.inspect: the head’s attention at t_b over keys 0..t_b sums to 1 and equals the reference forward’s softmax', async () => {
+    const most = (await call('heads.head', { project: fx.file, runId: runs.heads!, layer: 2, head: 2 })).transcripts[0]!;
+    const r = await call('heads.inspect', { project: fx.file, model: { dir: fx.demo.report.modelDir, threads: 1 }, runId: runs.heads!, transcriptId: most.transcriptId, layer: 2, head: 2 });
+    const tb = r.answerBoundary;
+    expect(r.attention).toHaveLength(tb + 1);
+    expect(r.attention).toHaveLength(r.tokens.length);
+    const attention = r.attention!.map((a) => a!);
+    expect(attention.every((a) => a >= 0)).toBe(true);
+    expect(attention.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+    // The same ids the handler reads (the transcript as the probe reads it, up to t_b), through the plain-TS forward.
+    const t = store.transcripts.require(most.transcriptId);
+    const tok = await Tokenizer.fromDir(fx.demo.report.modelDir);
+    const ids = readTranscript(tok, Array.from(t.tokenIds), t.promptTokens).probe.ids.slice(0, tb + 1);
+    const ckpt = openCheckpoint(fx.demo.report.modelDir);
+    const ref = referenceForward(ckpt.config, (name) => readTensorAsFloat32(ckpt.tensors.get(name)!), ids);
+    const T = ids.length;
+    const want = ref.pattern[2]!.subarray((2 * T + tb) * T, (2 * T + tb + 1) * T);
+    attention.forEach((a, s) => expect(a).toBeCloseTo(want[s]!, 4));
   });
 });
 

@@ -124,6 +124,17 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     return run.id;
   }
 
+  /** The shown run form's "Run on a cluster…": plans a 2-shard job in `jobDir`; the dialog, showing its commands. */
+  async function planOnCluster(jobDir: string): Promise<Locator> {
+    await page.getByRole('button', { name: 'Run on a cluster…' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Run on a cluster' });
+    await dialog.getByLabel('Job directory (new)').fill(jobDir);
+    await dialog.getByLabel('Shards').fill('2');
+    await dialog.getByRole('button', { name: 'Write the job directory' }).click();
+    await dialog.getByText(`cliffscope slurm submit ${jobDir}`, { exact: true }).waitFor({ timeout: UI_TIMEOUT });
+    return dialog;
+  }
+
   beforeAll(async () => {
     fs.mkdirSync(RESULTS, { recursive: true });
     fs.mkdirSync(SCREENSHOTS, { recursive: true });
@@ -175,6 +186,20 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     // The sidebar lists it as the current recent project.
     await expect.poll(() => page.locator('.recent [aria-current="true"]').getAttribute('title')).toBe(file);
   }, DEMO_TIMEOUT * 2);
+
+  it('Probes: the form’s default settings train a probe on the demo project (prompt-only datasets: the prompt-only recipe)', async () => {
+    await tab('Probes');
+    await page.getByLabel('Name', { exact: true }).fill('e2e-defaults');
+    expect(await page.getByLabel('Refusals (positive)').inputValue()).not.toBe('');
+    expect(await page.getByLabel('Non-refusals (negative)').inputValue()).not.toBe('');
+    await page.getByRole('button', { name: 'Train', exact: true }).click();
+    await page.getByRole('status').filter({ hasText: 'Train probe "e2e-defaults": done' }).waitFor({ timeout: 60_000 });
+    const run = (await call('project.open', { file })).runs.find((r) => r.kind === 'probe' && r.name === 'e2e-defaults')!;
+    expect(run.status).toBe('done');
+    const { report } = await call('run.report', { project: file, runId: run.id });
+    expect(report.run.config).toMatchObject({ positionRule: 'last-prompt-token', labelRule: 'all' });
+    expect(summaryOf(report, 'probe')!.bestProbeId).toBeGreaterThan(0);
+  }, 90_000);
 
   it('Probes: trains a probe on every residual-stack entry from the form and shows each probe’s accuracy as the store has it', async () => {
     await tab('Probes');
@@ -320,7 +345,7 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await shot('heads');
 
     // A head's page, opened by keyboard: its rank and mean are heads.head's; where it suppresses most; its write
-    // along the probe computed with the model (this run kept no per-token scores).
+    // along the probe and its attention at t_b computed with the model (this run kept no per-token scores).
     await page.getByLabel('Head', { exact: true }).fill('L1H5');
     await page.getByLabel('Head', { exact: true }).press('Enter');
     const headPage = await call('heads.head', { project: file, runId: headsRun, layer: 1, head: 5 });
@@ -328,8 +353,13 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     expect(await page.getByTestId('head-mean').textContent()).toBe(fmtNum(headPage.mean, 4));
     const worst = await readTable(page.getByRole('table', { name: "Transcripts by L1H5's score" }));
     expect(worst[0]!.transcript).toBe(String(headPage.transcripts[0]!.transcriptId));
-    await page.getByRole('button', { name: 'Compute L1H5 along it with the model' }).click();
+    await page.getByRole('button', { name: 'Compute L1H5 along it and what it attends to with the model' }).click();
     await page.getByRole('figure', { name: `L1H5 along transcript #${headPage.transcripts[0]!.transcriptId}` }).locator('.main-svg').first().waitFor({ timeout: 60_000 });
+    // What it attends to at t_b: one focusable token per position up to t_b, the weights (in %) summing to 100.
+    const attended = page.getByRole('group', { name: "L1H5's attention at t_b over the tokens" }).getByRole('button');
+    const weights = (await attended.evaluateAll((els) => els.map((e) => e.getAttribute('aria-label') ?? ''))).map((l) => Number(/: ([\d.]+)%$/.exec(l)![1]));
+    expect(weights.length).toBeGreaterThan(1);
+    expect(Math.abs(weights.reduce((a, b) => a + b, 0) - 100)).toBeLessThan(0.1 * weights.length);
     await shot('head-page');
 
     // A new heads run from the form, keeping per-token scores: a head's score along a transcript.
@@ -392,6 +422,13 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await page.keyboard.press('Escape');
     await dialog.waitFor({ state: 'hidden', timeout: UI_TIMEOUT });
     await shot('ablations');
+
+    // The sweep form plans its own run on a cluster, as the other run forms do.
+    const jobDir = path.join(root, 'cluster', 'ablate');
+    const plan = await planOnCluster(jobDir);
+    expect((await call('cluster.list', { project: file })).jobs.find((j) => j.dir === jobDir)).toMatchObject({ kind: 'ablate', shards: 2, runId: null, exists: true });
+    await page.keyboard.press('Escape');
+    await plan.waitFor({ state: 'hidden', timeout: UI_TIMEOUT });
   }, 60_000);
 
   it('Selection: the counts are selection.list’s', async () => {
@@ -549,13 +586,8 @@ async function readTable(table: Locator): Promise<Record<string, string>[]> {
     await tab('Cliffs');
     const generated = await demoRun('transcripts');
     await page.locator('#trace-source').selectOption(`r:${generated}`);
-    await page.getByRole('button', { name: 'Run on a cluster…' }).click();
-    const dialog = page.getByRole('dialog', { name: 'Run on a cluster' });
     const jobDir = path.join(root, 'cluster', 'trace');
-    await dialog.getByLabel('Job directory (new)').fill(jobDir);
-    await dialog.getByLabel('Shards').fill('2');
-    await dialog.getByRole('button', { name: 'Write the job directory' }).click();
-    await dialog.getByText(`cliffscope slurm submit ${jobDir}`, { exact: true }).waitFor({ timeout: UI_TIMEOUT });
+    const dialog = await planOnCluster(jobDir);
     await audit('cluster-plan');
     const planned = (await call('cluster.list', { project: file })).jobs.find((j) => j.dir === jobDir);
     expect(planned).toMatchObject({ kind: 'trace', shards: 2, runId: null, exists: true });

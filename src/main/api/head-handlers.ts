@@ -108,6 +108,8 @@ export async function headsInspect(p: ParamsOf<'heads.inspect'>, ctx: CallContex
   const out = await teacherForce(model.session, ids, {
     zLayers: [layer],
     residLayers: plan.variant === 'final-norm-aware' ? [L] : [],
+    // blocks.{layer}.attn.hook_pattern of this head with its query at t_b: [1, 1, t_b + 1], the keys 0..t_b.
+    pattern: { layers: [layer], heads: [head], positions: [tb] },
     signal: ctx.signal,
     onProgress: (done, total) => ctx.progress(done, total, 'teacher forcing'),
   });
@@ -124,5 +126,6 @@ export async function headsInspect(p: ParamsOf<'heads.inspect'>, ctx: CallContex
     thinkingStart: t.thinkingStart,
     thinkingEnd: t.thinkingEnd,
     answerBoundary: tb,
+    attention: scores(out.pattern.get(layer)!),
   };
 }

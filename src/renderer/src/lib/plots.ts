@@ -80,10 +80,14 @@ export function argmaxIn(values: ArrayLike<number | null>, from: number, to: num
   return best;
 }
 
-/** A token's text for hover labels: whitespace made visible, HTML-special characters escaped (plotly renders HTML). */
+/** A token's text as plain text (labels, tables): newlines, tabs, leading/trailing spaces and the empty token made visible. */
+export function visibleToken(text: string): string {
+  return text.replace(/\n/g, '↵').replace(/\t/g, '⇥').replace(/^ | $/g, '·') || '∅';
+}
+
+/** A token's text for hover labels: visible as above, HTML-special characters escaped (plotly renders HTML). */
 export function hoverToken(text: string): string {
-  const escaped = text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-  return escaped.replace(/\n/g, '↵').replace(/\t/g, '⇥').replace(/^ | $/g, '·') || '∅';
+  return visibleToken(text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;'));
 }
 
 function vline(x: number, color: string, dash = 'dash'): Shape {
