@@ -90,11 +90,8 @@ function guarded(db: DB, file: string, onClose?: () => void): DB {
   };
   const transaction = (fn: (...args: unknown[]) => unknown) => {
     const tx = db.transaction(fn);
-    const wrapped = wrapFunction(tx, tx, (r) => r) as typeof tx;
-    for (const mode of ['deferred', 'immediate', 'exclusive'] as const) {
-      (wrapped as unknown as Record<string, unknown>)[mode] = wrapFunction(tx[mode], tx, (r) => r);
-    }
-    return wrapped;
+    const wrap = (f: (...args: unknown[]) => unknown) => wrapFunction(f, tx, (r) => r);
+    return Object.assign(wrap(tx), { deferred: wrap(tx.deferred), immediate: wrap(tx.immediate), exclusive: wrap(tx.exclusive), default: wrap(tx.default) }) as typeof tx;
   };
   return new Proxy(db, {
     get(target, prop) {
