@@ -6,6 +6,8 @@ import path from 'node:path';
 import type { ModelRef } from '../../shared/contract.js';
 import { canonicalJson } from '../store/json.js';
 import { loadModel, type LoadedModel } from '../engine/runtime/model.js';
+import type { PipelineEnv } from '../pipelines/common.js';
+import type { ProjectStore } from '../store/project-store.js';
 import type { CallContext } from './context.js';
 
 const pool = new Map<string, Promise<LoadedModel>>();
@@ -41,4 +43,19 @@ export async function releaseAllModels(): Promise<void> {
   const entries = [...pool.values()];
   pool.clear();
   for (const e of entries) await e.then((m) => m.session.release()).catch(() => undefined);
+}
+
+/**
+ * What a pipeline run by an API call works with: the call's project and model, its cancel signal, progress and log;
+ * another model the run needs (a guard judge) loads with the same runtime choices as `ref`.
+ */
+export function callPipelineEnv(store: ProjectStore, model: LoadedModel, ref: ModelRef, ctx: CallContext): PipelineEnv {
+  return {
+    store,
+    model,
+    signal: ctx.signal,
+    onProgress: (done, total, label) => ctx.progress(done, total, label),
+    log: (m) => ctx.log('info', m),
+    loadModel: (dir) => acquireModel({ ...ref, dir }),
+  };
 }

@@ -7,10 +7,9 @@
  */
 import type { ParamsOf, ResultOf } from '../../shared/contract.js';
 import { isCliffscopeError } from '../engine/errors.js';
-import type { PipelineEnv } from '../pipelines/common.js';
 import type { ProjectStore } from '../store/project-store.js';
 import type { CallContext } from './context.js';
-import { acquireModel } from './model-pool.js';
+import { acquireModel, callPipelineEnv } from './model-pool.js';
 import { withReader, withWriter } from './projects.js';
 import { runShard } from './cluster/sharded-runs.js';
 import { executeRun, formatRunReport, planRun, projectLookup, runReport } from './runs.js';
@@ -25,15 +24,7 @@ export async function runStart(p: ParamsOf<'run.start'>, ctx: CallContext): Prom
   const model = await acquireModel(p.model, ctx);
   return withWriter(p.project, async (store) => {
     const before = maxRunId(store);
-    const env: PipelineEnv = {
-      store,
-      model,
-      signal: ctx.signal,
-      onProgress: (done, total, label) => ctx.progress(done, total, label),
-      log: (m) => ctx.log('info', m),
-      // Another model a run needs (a guard judge) loads with the same runtime choices.
-      loadModel: (dir) => acquireModel({ ...p.model, dir }),
-    };
+    const env = callPipelineEnv(store, model, p.model, ctx);
     let runId: number;
     try {
       runId = await executeRun(env, p.kind, config, { resume: p.resume, name: p.name, tags: p.tags });

@@ -11,12 +11,12 @@ import path from 'node:path';
 import type { ParamsOf, ResultOf, RunStartParams } from '../../../shared/contract.js';
 import { specOf } from '../../../shared/runs/registry.js';
 import { CliffscopeError, isCliffscopeError } from '../../engine/errors.js';
-import { type PipelineEnv, storedConfig } from '../../pipelines/common.js';
+import { storedConfig } from '../../pipelines/common.js';
 import { canonicalJson } from '../../store/json.js';
 import { openForReading } from '../../store/project-file.js';
 import { checkShardSet, mergeShardFile, openShardFile, prepareShardFile, type ShardFileMerge, type ShardMeta } from '../../store/shards.js';
 import type { CallContext } from '../context.js';
-import { acquireModel } from '../model-pool.js';
+import { acquireModel, callPipelineEnv } from '../model-pool.js';
 import { resolveFile, withReader, withWriter } from '../projects.js';
 import { executeRun, planRun, runReport, shardingOf } from '../runs.js';
 import { assignShards } from './shards.js';
@@ -70,14 +70,7 @@ export async function runShard(p: ShardStart, ctx: CallContext): Promise<ResultO
 
   return withWriter(file, async (store) => {
     const existing = store.runs.getByUid(runUid);
-    const env: PipelineEnv = {
-      store,
-      model,
-      signal: ctx.signal,
-      onProgress: (done, total, label) => ctx.progress(done, total, label),
-      log: (m) => ctx.log('info', m),
-      loadModel: (dir) => acquireModel({ ...p.model, dir }),
-    };
+    const env = callPipelineEnv(store, model, p.model, ctx);
     let runId = existing?.id;
     if (existing?.status !== 'done') {
       try {
