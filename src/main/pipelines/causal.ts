@@ -13,7 +13,7 @@ import { CliffscopeError } from '../engine/errors.js';
 import { teacherForce } from '../engine/runtime/teacher-force.js';
 import type { ProjectStore } from '../store/project-store.js';
 import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireTokenizer, type RunOptions, storedConfig, type WorkUnit } from './common.js';
-import { headsRunRanking, headsUnits, labelled } from './heads.js';
+import { atAnswerBoundaries, headsRunRanking, headsUnits, labelled } from './heads.js';
 import { readSource } from './sources.js';
 
 export type { CausalRunConfig } from '../../shared/runs/causal.js';
@@ -55,29 +55,21 @@ export async function runCausal(env: PipelineEnv, config: CausalRunConfig, opts:
   const scales = candidates.map((h) => headScaleMatrix([h], cfg.scale, L, H));
 
   await finishing(env, handle.run, async () => {
-    const transcripts = readSource(store, tok, headsCfg.source).filter((t) => handle.owns(t.key) && labelled(headsCfg, t.label));
-    let finished = 0;
-    for (const t of transcripts) {
-      if (env.signal?.aborted) return;
-      if (handle.todo(t.key) && t.answerBoundary === null) {
-        store.runs.commitItem(handle.run.id, t.key, () => ({ skipped: 'no answer boundary (a prompt without a response)' }));
-      } else if (handle.todo(t.key)) {
-        const tb = t.answerBoundary!;
-        const ids = t.ids.slice(0, tb + 1);
-        const finalScore = async (headScale?: number[][]) => {
-          const out = await teacherForce(model.session, ids, { residLayers: [probe.residIndex], positions: [tb], headScale, signal: env.signal });
-          return scoreRows(probe, out.resid.get(probe.residIndex)!, d)[0]!;
-        };
-        const base = await finalScore();
-        const scaled: number[] = [];
-        for (const s of scales) {
-          if (env.signal?.aborted) return;
-          scaled.push(await finalScore(s));
-        }
-        store.runs.commitItem(handle.run.id, t.key, (): CausalItem => ({ base, scaled }));
+    const transcripts = readSource(store, tok, headsCfg.source).filter((t) => labelled(headsCfg, t.label));
+    await atAnswerBoundaries(env, handle, transcripts, async (t, tb) => {
+      const ids = t.ids.slice(0, tb + 1);
+      const finalScore = async (headScale?: number[][]) => {
+        const out = await teacherForce(model.session, ids, { residLayers: [probe.residIndex], positions: [tb], headScale, signal: env.signal });
+        return scoreRows(probe, out.resid.get(probe.residIndex)!, d)[0]!;
+      };
+      const base = await finalScore();
+      const scaled: number[] = [];
+      for (const s of scales) {
+        if (env.signal?.aborted) return;
+        scaled.push(await finalScore(s));
       }
-      env.onProgress?.(++finished, transcripts.length, 'transcripts');
-    }
+      store.runs.commitItem(handle.run.id, t.key, (): CausalItem => ({ base, scaled }));
+    });
     if (!handle.shard) aggregateCausal(store, handle.run.id, cfg);
   });
   return handle.run.id;

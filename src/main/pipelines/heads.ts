@@ -9,8 +9,8 @@ import { CliffscopeError } from '../engine/errors.js';
 import { readTensorAsFloat32 } from '../engine/model/safetensors.js';
 import { teacherForce } from '../engine/runtime/teacher-force.js';
 import type { ProjectStore } from '../store/project-store.js';
-import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireSource, requireTokenizer, type RunOptions, type WorkUnit } from './common.js';
-import { ensureTranscriptRow, readSource, sourceUnits } from './sources.js';
+import { beginRun, commitSummary, finishing, type PipelineEnv, requireProbe, requireSource, requireTokenizer, type RunHandle, type RunOptions, type WorkUnit } from './common.js';
+import { ensureTranscriptRow, readSource, type SourceTranscript, sourceUnits } from './sources.js';
 
 export type { HeadsRunConfig } from '../../shared/runs/heads.js';
 
@@ -49,34 +49,43 @@ export async function runHeads(env: PipelineEnv, config: HeadsRunConfig, opts: R
       variant: cfg.variant,
       finalNormWeight: cfg.variant === 'final-norm-aware' ? weight('model.norm.weight') : undefined,
     });
-    const transcripts = readSource(store, tok, cfg.source).filter((t) => handle.owns(t.key) && labelled(cfg, t.label));
-    let finished = 0;
-    for (const t of transcripts) {
-      if (env.signal?.aborted) return;
-      if (handle.todo(t.key) && t.answerBoundary === null) {
-        // Every item gets a row, so a sharded run knows it is complete: this one has no t_b to attribute at.
-        store.runs.commitItem(handle.run.id, t.key, () => ({ skipped: 'no answer boundary (a prompt without a response)' }));
-      } else if (handle.todo(t.key)) {
-        const tb = t.answerBoundary!;
-        const positions = cfg.perToken ? Array.from({ length: tb + 1 }, (_, i) => i) : [tb];
-        // The pre-norm residual (after the last block) gives rms(h) for the final-norm-aware variant.
-        const out = await teacherForce(model.session, t.ids.slice(0, tb + 1), { zLayers, residLayers: [L], positions });
-        const at = positions.length - 1; // tb is the last tapped position
-        const w = H * D;
-        const rmsAll = positions.map((_, k) => rmsOf(out.resid.get(L)!, cfgModel.rmsNormEps, k * d, d));
-        const scores = attributeHeads({ readouts, zAt: (l) => out.z.get(l)!.subarray(at * w, (at + 1) * w), rms: rmsAll[at] });
-        const perToken = cfg.perToken ? attributeHeadsOverTokens({ readouts, zRows: (l) => out.z.get(l)!, tokens: positions.length, rms: rmsAll }) : null;
-        store.runs.commitItem(handle.run.id, t.key, (s) => {
-          const transcriptId = ensureTranscriptRow(s, handle.run.id, t, tok);
-          s.headMaps.add({ runId: handle.run.id, transcriptId, probeId: probe.id, positionRule: 'answer-boundary', layers, heads: H, scores, tokens: perToken ? positions.length : null, perToken });
-          return { transcriptId };
-        });
-      }
-      env.onProgress?.(++finished, transcripts.length, 'transcripts');
-    }
+    const transcripts = readSource(store, tok, cfg.source).filter((t) => labelled(cfg, t.label));
+    await atAnswerBoundaries(env, handle, transcripts, async (t, tb) => {
+      const positions = cfg.perToken ? Array.from({ length: tb + 1 }, (_, i) => i) : [tb];
+      // The pre-norm residual (after the last block) gives rms(h) for the final-norm-aware variant.
+      const out = await teacherForce(model.session, t.ids.slice(0, tb + 1), { zLayers, residLayers: [L], positions });
+      const at = positions.length - 1; // tb is the last tapped position
+      const w = H * D;
+      const rmsAll = positions.map((_, k) => rmsOf(out.resid.get(L)!, cfgModel.rmsNormEps, k * d, d));
+      const scores = attributeHeads({ readouts, zAt: (l) => out.z.get(l)!.subarray(at * w, (at + 1) * w), rms: rmsAll[at] });
+      const perToken = cfg.perToken ? attributeHeadsOverTokens({ readouts, zRows: (l) => out.z.get(l)!, tokens: positions.length, rms: rmsAll }) : null;
+      store.runs.commitItem(handle.run.id, t.key, (s) => {
+        const transcriptId = ensureTranscriptRow(s, handle.run.id, t, tok);
+        s.headMaps.add({ runId: handle.run.id, transcriptId, probeId: probe.id, positionRule: 'answer-boundary', layers, heads: H, scores, tokens: perToken ? positions.length : null, perToken });
+        return { transcriptId };
+      });
+    });
     if (!handle.shard) aggregateHeads(store, handle.run.id, cfg);
   });
   return handle.run.id;
+}
+
+/**
+ * Hand each transcript this process owns and has not done to `work` with its answer boundary t_b, between cancel
+ * checks, with progress. One without a t_b is committed as skipped, so a sharded run knows it is complete. Heads
+ * runs and causal runs read transcripts this way.
+ */
+export async function atAnswerBoundaries<Cfg>(env: PipelineEnv, handle: RunHandle<Cfg>, transcripts: SourceTranscript[], work: (t: SourceTranscript, tb: number) => Promise<void>): Promise<void> {
+  const mine = transcripts.filter((t) => handle.owns(t.key));
+  let finished = 0;
+  for (const t of mine) {
+    if (env.signal?.aborted) return;
+    if (handle.todo(t.key)) {
+      if (t.answerBoundary === null) env.store.runs.commitItem(handle.run.id, t.key, () => ({ skipped: 'no answer boundary (a prompt without a response)' }));
+      else await work(t, t.answerBoundary);
+    }
+    env.onProgress?.(++finished, mine.length, 'transcripts');
+  }
 }
 
 /** Whether a transcript of `label` is one a heads run (and a causal run over it) reads. */
