@@ -6,8 +6,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runReferences } from '../../src/main/pipelines/references.js';
 import { openProject } from '../../src/main/store/open.js';
 import type { ProjectStore } from '../../src/main/store/project-store.js';
+import type { IdMap, IdTable } from '../../src/main/store/transfer.js';
+import { populate } from '../store/helpers/fixtures.js';
 import { call, callError, disposeFixture, makeDemoFixture, type Fixture } from './demo-fixture.js';
 
 let fx: Fixture;
@@ -150,6 +153,100 @@ describe('project.export and project.import', () => {
     expect(mine.imported).toBe(true);
     const map = await call('heads.map', { project: target, runId: mine.id });
     expect(map.suppression.slice(0, 3).map((h) => `L${h.layer}H${h.head}`).sort()).toEqual(['L1H5', 'L2H2', 'L3H6']);
+  });
+
+  it('an exported run and all it stands on keep every reference through an import where every id is taken', async () => {
+    const demo = fx.demo.report;
+    // A probe judge names its probe in its verdicts' judge id; the ablate run names its heads run, probe and datasets.
+    const judged = await call('run.start', {
+      project: fx.file,
+      model: { dir: demo.modelDir, threads: 1 },
+      kind: 'judge',
+      config: { runId: demo.runs.transcripts!, judge: { kind: 'probe', probeId: demo.probe.id, threshold: 0.5 } },
+    });
+    const target = tmp('export/crowded.cliffscope');
+    const crowd = openProject(target, { create: true });
+    populate(crowd);
+    crowd.close();
+    for (const runId of [demo.runs.ablate!, judged.runId, demo.runs.select!]) {
+      const dest = tmp(`export/run-${runId}.cliffscope`);
+      await call('project.export', { file: fx.file, dest, runId });
+      await call('project.import', { file: target, src: dest });
+    }
+
+    // Every id in both projects' JSON, replaced by what it names (uids, dataset contents), must read the same.
+    const names = new Map<string, number>();
+    const byName = (s: ProjectStore): IdMap => (table: IdTable, id: number) => {
+      const one = (sql: string) => String(s.query(sql, [id])[0]?.v ?? `missing ${table} #${id}`);
+      const name =
+        table === 'item'
+          ? one(`SELECT d.content_hash || ':' || i.idx AS v FROM dataset_items i JOIN datasets d ON d.id = i.dataset_id WHERE i.id = ?`)
+          : one(`SELECT ${table === 'dataset' ? 'content_hash' : 'uid'} AS v FROM ${table}s WHERE id = ?`);
+      if (!names.has(name)) names.set(name, names.size + 1);
+      return names.get(name)!;
+    };
+    const contents = (s: ProjectStore, uid: string) => {
+      const run = s.runs.getByUid(uid)!;
+      const ids = byName(s);
+      const json = (v: unknown) => JSON.parse(String(v));
+      return {
+        kind: run.kind,
+        parent: run.parentRunId === null ? null : ids('run', run.parentRunId),
+        config: runReferences.config(run.kind, run.config, ids),
+        items: s.runs
+          .items(run.id)
+          .map((i) => ({ key: runReferences.itemKey(run.kind, i.key, ids), payload: runReferences.itemPayload(run.kind, i.key, i.payload, ids) }))
+          .sort((a, b) => a.key.localeCompare(b.key)),
+        verdicts: s
+          .query(`SELECT transcript_id, judge, verdict, harmful, detail FROM verdicts WHERE run_id = ?`, [run.id])
+          .map((v) => ({ transcript: ids('transcript', Number(v.transcript_id)), judge: runReferences.judge(String(v.judge), ids), verdict: v.verdict, harmful: v.harmful, detail: runReferences.verdictDetail(json(v.detail), ids) }))
+          .sort((a, b) => a.transcript - b.transcript || a.judge.localeCompare(b.judge)),
+        cells: s.query(`SELECT head_scale_key, metrics FROM sweep_cells WHERE run_id = ? ORDER BY head_scale_key`, [run.id]).map((c) => ({ key: c.head_scale_key, metrics: runReferences.metrics(json(c.metrics), ids) })),
+      };
+    };
+    const uids = inStore(fx.file, (s) => s.runs.list().map((r) => r.uid));
+    const imported = inStore(target, (s) => s.runs.list().filter((r) => uids.includes(r.uid)));
+    // The ablate run brought its heads run, the heads run its transcripts run and probe run; the judge run its own.
+    expect(imported.map((r) => r.kind).sort()).toEqual(['ablate', 'heads', 'judge', 'probe', 'select', 'transcripts']);
+    for (const run of imported) {
+      const mine = inStore(fx.file, (s) => contents(s, run.uid));
+      const theirs = inStore(target, (s) => contents(s, run.uid));
+      expect(theirs, `${run.kind} run`).toEqual(mine);
+      expect(JSON.stringify(theirs)).not.toContain('missing');
+    }
+    // And the views read the same numbers there.
+    const ablate = inStore(target, (s) => s.runs.getByUid(imported.find((r) => r.kind === 'ablate')!.uid)!.id);
+    const cells = (project: string, runId: number) => call('sweep.cells', { project, runId }).then((r) => r.cells.map(({ key, metrics }) => ({ key, metrics })));
+    expect(await cells(target, ablate)).toEqual(await cells(fx.file, demo.runs.ablate!));
+    const judge = imported.find((r) => r.kind === 'judge')!;
+    const report = (project: string, runId: number) => call('run.report', { project, runId }).then((r) => r.report.summary);
+    // Its judge id names the probe by the id it has there.
+    const probeUid = inStore(fx.file, (s) => s.probes.get(demo.probe.id)!.uid);
+    const probeThere = inStore(target, (s) => Number(s.query(`SELECT id FROM probes WHERE uid = ?`, [probeUid])[0]!.id));
+    expect(probeThere).not.toBe(demo.probe.id);
+    const mine = await report(fx.file, judged.runId);
+    expect(mine).toMatchObject({ judge: `probe:${demo.probe.id}@0.5` });
+    expect(await report(target, inStore(target, (s) => s.runs.getByUid(judge.uid)!.id))).toEqual({ ...mine, judge: `probe:${probeThere}@0.5` });
+  });
+
+  it('refuses to import a run whose config names what the file does not hold, and changes nothing', async () => {
+    const dest = tmp('export/old-style.cliffscope');
+    await call('project.export', { file: fx.file, dest, runId: fx.demo.report.runs.ablate! });
+    // As files exported by earlier versions were: the ablate run without the heads run its config names.
+    const old = openProject(dest);
+    const heads = old.runs.list().find((r) => r.kind === 'heads')!;
+    old.db.pragma('foreign_keys = OFF');
+    old.db.prepare(`DELETE FROM head_maps WHERE run_id = ?`).run(heads.id);
+    old.db.prepare(`DELETE FROM run_items WHERE run_id = ?`).run(heads.id);
+    old.db.prepare(`DELETE FROM runs WHERE id = ?`).run(heads.id);
+    old.close();
+    const target = tmp('export/refusing.cliffscope');
+    await call('project.open', { file: target, create: true });
+    const e = await callError('project.import', { file: target, src: dest });
+    expect(e.code).toBe('bad-project');
+    expect(e.message).toMatch(new RegExp(`run #\\d+ \\(ablate\\) names run #${heads.id} in its config, which the file does not hold`));
+    expect(e.hint).toMatch(/export the run again/);
+    expect(inStore(target, (s) => s.runs.list())).toEqual([]);
   });
 
   it('refuses an unknown run without writing anything, and sources that are not projects', async () => {

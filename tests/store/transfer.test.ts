@@ -4,6 +4,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportProject, openProject } from '../../src/main/store/open.js';
+import { runReferences } from '../../src/main/pipelines/references.js';
 import { type ProjectStore } from '../../src/main/store/project-store.js';
 import { expectCliffscopeError, populate, syntheticDataset, tableCounts, tempDir } from './helpers/fixtures.js';
 
@@ -55,7 +56,7 @@ describe('exportProject', () => {
 describe('exportRun', () => {
   it('holds the run, what it produced, and exactly the rows it refers to', () => {
     const dest = file('trace-run');
-    src.exportRun(world.runs.trace.id, dest);
+    src.exportRun(world.runs.trace.id, dest, runReferences);
     const out = openProject(dest);
     expect(out.meta('exported_run')).toBe(world.runs.trace.uid);
     // The trace run, its parent (generate) whose transcripts it traced, and the run that trained its probe.
@@ -65,7 +66,7 @@ describe('exportRun', () => {
       datasets: 1,
       dataset_items: 6, // the whole dataset, so the run can be resumed elsewhere
       runs: 3,
-      run_items: 6, // the trace run's own items only
+      run_items: 12, // the trace run's and those of the runs it stands on (the generate run's 6, the probe run's none)
       probes: 1,
       transcripts: 6,
       traces: 6,
@@ -79,8 +80,8 @@ describe('exportRun', () => {
     expect(out.checkIntegrity()).toEqual(['ok']);
     expect(out.db.pragma('foreign_key_check')).toEqual([]);
     out.close();
-    expectCliffscopeError(() => src.exportRun(world.runs.trace.id, dest), 'bad-argument', /already exists/);
-    expectCliffscopeError(() => src.exportRun(999, file('none')), 'bad-argument', /run #999 does not exist in /);
+    expectCliffscopeError(() => src.exportRun(world.runs.trace.id, dest, runReferences), 'bad-argument', /already exists/);
+    expectCliffscopeError(() => src.exportRun(999, file('none'), runReferences), 'bad-argument', /run #999 does not exist in /);
   });
 
   it('a run in progress is exported as interrupted', () => {
@@ -89,7 +90,7 @@ describe('exportRun', () => {
       s.transcripts.add({ runId: run.id, itemId: world.items[0]!.id, prompt: 'p', tokenIds: [1], promptTokens: 1, text: 'x' });
     });
     const dest = file('running');
-    src.exportRun(run.id, dest);
+    src.exportRun(run.id, dest, runReferences);
     src.runs.markInterrupted(run.id);
     const out = openProject(dest);
     expect(out.runs.get(run.id)).toMatchObject({ status: 'interrupted', ownerPid: null });
@@ -104,7 +105,7 @@ describe('exportRun', () => {
 describe('importRun', () => {
   it('merges a run file into a project with different ids, remapping every reference', () => {
     const exported = file('judge-run');
-    src.exportRun(world.runs.judge.id, exported);
+    src.exportRun(world.runs.judge.id, exported, runReferences);
 
     // A target whose ids are all taken by other things, and which already has a different dataset named "prompts".
     const target = openProject(file('target'), { create: true });
@@ -114,7 +115,7 @@ describe('importRun', () => {
     const own = target.runs.start({ kind: 'transcripts' });
     target.runs.finish(own.id);
 
-    const summary = target.importRun(exported);
+    const summary = target.importRun(exported, runReferences);
     expect(summary.models).toEqual({ added: 1, reused: 0 });
     expect(summary.datasets).toEqual({ added: 1, reused: 0 });
     expect(summary.transcripts).toEqual({ added: 6, reused: 0 });
@@ -148,7 +149,7 @@ describe('importRun', () => {
 
     // Importing the same file again adds nothing.
     const before = tableCounts(target);
-    const again = target.importRun(exported);
+    const again = target.importRun(exported, runReferences);
     expect(again.runs.every((r) => !r.imported)).toBe(true);
     expect(again.models).toEqual({ added: 0, reused: 1 });
     expect(again.datasets).toEqual({ added: 0, reused: 1 });
@@ -158,14 +159,14 @@ describe('importRun', () => {
 
   it('reuses what is already there: the trace run into a project that has its generate run', () => {
     const generateFile = file('generate-run');
-    src.exportRun(world.runs.generate.id, generateFile);
+    src.exportRun(world.runs.generate.id, generateFile, runReferences);
     const traceFile = file('trace-run-2');
-    src.exportRun(world.runs.trace.id, traceFile);
+    src.exportRun(world.runs.trace.id, traceFile, runReferences);
 
     const target = openProject(file('target-2'), { create: true });
-    target.importRun(generateFile);
+    target.importRun(generateFile, runReferences);
     const afterGenerate = tableCounts(target);
-    const summary = target.importRun(traceFile);
+    const summary = target.importRun(traceFile, runReferences);
     expect(summary.transcripts).toEqual({ added: 0, reused: 6 });
     expect(summary.runs.map((r) => [r.kind, r.imported])).toEqual([
       ['transcripts', false],
@@ -190,8 +191,8 @@ describe('importRun', () => {
     const model = target.models.add({ path: '/x', contentHash: 'sha256:model-a', compileOptions: { dtype: 'fp32' } });
     target.probes.add({ modelId: model.id, name: 'refusal', residIndex: 0, positionRule: 'x', weights: [1], bias: 0 });
     const probeFile = file('probe-run');
-    src.exportRun(world.runs.probeRun.id, probeFile);
-    const summary = target.importRun(probeFile);
+    src.exportRun(world.runs.probeRun.id, probeFile, runReferences);
+    const summary = target.importRun(probeFile, runReferences);
     expect(summary.models).toEqual({ added: 0, reused: 1 });
     expect(target.probes.list({ modelId: model.id }).map((p) => [p.version, p.residIndex])).toEqual([
       [1, 0],
@@ -202,9 +203,9 @@ describe('importRun', () => {
 
   it('importing into the source project finds everything already there', () => {
     const exported = file('select-run');
-    src.exportRun(world.runs.select.id, exported);
+    src.exportRun(world.runs.select.id, exported, runReferences);
     const before = tableCounts(src);
-    const summary = src.importRun(exported);
+    const summary = src.importRun(exported, runReferences);
     expect(summary.runs.every((r) => !r.imported)).toBe(true);
     expect(tableCounts(src)).toEqual(before);
   });
@@ -215,14 +216,14 @@ describe('importRun', () => {
     const db = new Database(foreign);
     db.exec('CREATE TABLE t (x)');
     db.close();
-    expectCliffscopeError(() => target.importRun(foreign), 'bad-project', /made by another program/);
-    expectCliffscopeError(() => target.importRun(path.join(dir, 'missing.cliffscope')), 'bad-project', /no such file/);
-    expectCliffscopeError(() => src.importRun(srcFile), 'bad-argument', /into itself/);
+    expectCliffscopeError(() => target.importRun(foreign, runReferences), 'bad-project', /made by another program/);
+    expectCliffscopeError(() => target.importRun(path.join(dir, 'missing.cliffscope'), runReferences), 'bad-project', /no such file/);
+    expectCliffscopeError(() => src.importRun(srcFile, runReferences), 'bad-argument', /into itself/);
 
     const exported = file('heads-run');
-    src.exportRun(world.runs.heads.id, exported);
+    src.exportRun(world.runs.heads.id, exported, runReferences);
     const bytes = fs.readFileSync(exported);
-    target.importRun(exported);
+    target.importRun(exported, runReferences);
     expect(fs.readFileSync(exported).equals(bytes)).toBe(true);
     expect(fs.readdirSync(dir).filter((f) => f.startsWith(path.basename(exported)))).toEqual([path.basename(exported)]);
     const maps = target.headMaps.list(target.runs.getByUid(world.runs.heads.uid)!.id);

@@ -7,6 +7,7 @@ import { CliffscopeError } from '../engine/errors.js';
 import { exportProject } from '../store/open.js';
 import type { ProjectStore } from '../store/project-store.js';
 import { registerModel } from '../pipelines/common.js';
+import { runReferences } from '../pipelines/references.js';
 import type { CallContext } from './context.js';
 import { defaultDemoProject, runDemo } from './demo/run-demo.js';
 import { acquireModel } from './model-pool.js';
@@ -104,7 +105,7 @@ export async function projectExport({ file, dest, runId }: ParamsOf<'project.exp
     // Check first with a reader, so an unknown run never opens (or creates) anything for writing.
     withReader(src, (s) => s.runs.require(runId));
     // Copying one run attaches the new file, which a read-only connection cannot write to.
-    await withWriter(src, (s) => s.exportRun(runId, out));
+    await withWriter(src, (s) => s.exportRun(runId, out, runReferences));
   }
   return { dest: out, bytes: fs.statSync(out).size };
 }
@@ -115,7 +116,7 @@ export async function projectImport({ file, src }: ParamsOf<'project.import'>): 
   // The source must be a project (checked read-only) before the target is opened for writing.
   withReader(from, () => undefined);
   withReader(file, () => undefined);
-  return withWriter(file, (s) => s.importRun(from));
+  return withWriter(file, (s) => s.importRun(from, runReferences));
 }
 
 // ---- datasets -------------------------------------------------------------------------------------------------------

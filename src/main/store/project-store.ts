@@ -17,7 +17,7 @@ import { RunsStore } from './runs.js';
 import { SelectionsStore } from './selections.js';
 import { Statements } from './statements.js';
 import { SweepsStore, VerdictsStore } from './sweeps.js';
-import { exportProjectFile, exportRunTo, importRunFrom, type ImportSummary } from './transfer.js';
+import { exportProjectFile, exportRunTo, importRunFrom, type ImportSummary, type RunReferences } from './transfer.js';
 import { TracesStore, TranscriptsStore } from './transcripts.js';
 import { ProjectViews } from './views.js';
 
@@ -110,19 +110,21 @@ export class ProjectStore {
   }
 
   /**
-   * A new project file holding one run and what it needs: its model(s), the full datasets it used, the probes it
-   * used or made, its parent runs, and the transcripts of other runs it refers to (those runs come as bare rows).
+   * A new project file holding one run and everything it stands on: the runs it derives from or names in its
+   * config (with all their rows, so views and resumes work there), their models and probes, and whole datasets.
+   * `refs` says where each run kind keeps ids in its JSON (pipelines/references.ts).
    */
-  exportRun(runId: number, dest: string): void {
+  exportRun(runId: number, dest: string, refs: RunReferences): void {
     this.runs.require(runId);
-    exportRunTo(this.db, runId, dest);
+    exportRunTo(this.db, runId, dest, refs);
   }
 
   /**
    * Merge the runs of another project file (typically one written by exportRun) into this one, renumbering ids.
    * Models, datasets, probes, runs and transcripts already here (same content or same uid) are reused, not copied.
+   * Ids inside the runs' JSON are rewritten to the new ones (`refs`: where each kind keeps them).
    */
-  importRun(srcFile: string): ImportSummary {
-    return importRunFrom(this.db, srcFile);
+  importRun(srcFile: string, refs: RunReferences): ImportSummary {
+    return importRunFrom(this.db, srcFile, refs);
   }
 }

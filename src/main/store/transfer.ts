@@ -36,61 +36,96 @@ function column(db: DB, sql: string, ...params: unknown[]): number[] {
     .map(Number);
 }
 
-/** Ids of every row one run's export must hold (see ProjectStore.exportRun). */
-function runClosure(db: DB, runId: number) {
-  const transcripts = new Set(
-    column(
+/** The tables whose row ids runs keep in their JSON (configs, summaries, item keys and payloads, judge ids). */
+export type IdTable = 'run' | 'probe' | 'dataset' | 'item' | 'transcript';
+/** An id as it should read: the same id when collecting references, the new id when importing. */
+export type IdMap = (table: IdTable, id: number) => number;
+
+/**
+ * Where a run of each kind keeps row ids that the schema's foreign keys do not cover, each call returning its JSON
+ * (or key) with every such id passed through `map`. Implemented beside the pipelines that write those formats
+ * (pipelines/references.ts); the store only moves rows.
+ */
+export interface RunReferences {
+  config(kind: string, config: unknown, map: IdMap): unknown;
+  itemKey(kind: string, key: string, map: IdMap): string;
+  itemPayload(kind: string, key: string, payload: unknown, map: IdMap): unknown;
+  /** verdicts.judge: a probe judge's id names its probe. */
+  judge(judge: string, map: IdMap): string;
+  verdictDetail(detail: unknown, map: IdMap): unknown;
+  /** sweep_cells.metrics, keyed by judge ids. */
+  metrics(metrics: unknown, map: IdMap): unknown;
+}
+
+const parseJson = (text: unknown): unknown => JSON.parse(String(text));
+
+/**
+ * Ids of every row one run's export must hold: the run, every run it stands on (its parent, the runs, probes and
+ * datasets its config names, the runs that made the transcripts and probes its rows refer to, and so on up) with
+ * all their rows, the models of those runs and probes, and whole datasets.
+ */
+function runClosure(db: DB, runId: number, refs: RunReferences) {
+  const runs = new Set<number>();
+  const probes = new Set<number>();
+  const datasets = new Set<number>();
+  const items = new Set<number>();
+  const queue = [runId];
+  const addRun = (id: number) => {
+    if (!runs.has(id)) queue.push(id);
+  };
+  const addProbe = (id: number) => {
+    probes.add(id);
+    for (const owner of column(db, `SELECT run_id FROM probes WHERE id = ?`, id)) addRun(owner);
+  };
+  while (queue.length) {
+    const id = queue.pop()!;
+    if (runs.has(id)) continue;
+    const run = db.prepare(`SELECT kind, config, parent_run_id, dataset_id FROM runs WHERE id = ?`).get(id) as Row | undefined;
+    if (!run) continue; // a reference to a run deleted since: nothing to take along
+    runs.add(id);
+    if (run.parent_run_id !== null) addRun(Number(run.parent_run_id));
+    if (run.dataset_id !== null) datasets.add(Number(run.dataset_id));
+    refs.config(String(run.kind), parseJson(run.config), (table, ref) => {
+      if (table === 'run') addRun(ref);
+      else if (table === 'probe') addProbe(ref);
+      else if (table === 'dataset') datasets.add(ref);
+      else if (table === 'item') items.add(ref);
+      else for (const owner of column(db, `SELECT run_id FROM transcripts WHERE id = ?`, ref)) addRun(owner);
+      return ref;
+    });
+    // Rows that name transcripts or probes of other runs bring those runs along.
+    for (const owner of column(
       db,
-      `SELECT id FROM transcripts WHERE run_id = @run
-       UNION SELECT transcript_id FROM traces WHERE run_id = @run
-       UNION SELECT transcript_id FROM head_maps WHERE run_id = @run
-       UNION SELECT transcript_id FROM verdicts WHERE run_id = @run
-       UNION SELECT transcript_id FROM selections WHERE run_id = @run`,
-      { run: runId },
-    ),
-  );
-  const probes = new Set(
-    column(
-      db,
-      `SELECT probe_id FROM traces WHERE run_id = @run UNION SELECT probe_id FROM head_maps WHERE run_id = @run UNION SELECT id FROM probes WHERE run_id = @run`,
-      { run: runId },
-    ),
-  );
-  const runs = new Set<number>([runId]);
-  for (const id of column(db, `SELECT DISTINCT run_id FROM transcripts WHERE id IN (SELECT value FROM json_each(?))`, idList(transcripts))) runs.add(id);
-  for (const id of column(db, `SELECT run_id FROM probes WHERE id IN (SELECT value FROM json_each(?))`, idList(probes))) runs.add(id);
-  // Parents, all the way up.
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const id of column(db, `SELECT parent_run_id FROM runs WHERE id IN (SELECT value FROM json_each(?))`, idList(runs))) {
-      if (!runs.has(id)) {
-        runs.add(id);
-        grew = true;
-      }
-    }
+      `SELECT run_id FROM transcripts WHERE id IN (
+         SELECT transcript_id FROM traces WHERE run_id = @run UNION SELECT transcript_id FROM head_maps WHERE run_id = @run
+         UNION SELECT transcript_id FROM verdicts WHERE run_id = @run UNION SELECT transcript_id FROM selections WHERE run_id = @run)`,
+      { run: id },
+    )) addRun(owner);
+    for (const probe of column(db, `SELECT probe_id FROM traces WHERE run_id = @run UNION SELECT probe_id FROM head_maps WHERE run_id = @run UNION SELECT id FROM probes WHERE run_id = @run`, { run: id })) addProbe(probe);
   }
+  const runList = idList(runs);
+  const transcripts = new Set(column(db, `SELECT id FROM transcripts WHERE run_id IN (SELECT value FROM json_each(?))`, runList));
   const models = new Set([
-    ...column(db, `SELECT model_id FROM runs WHERE id IN (SELECT value FROM json_each(?))`, idList(runs)),
+    ...column(db, `SELECT model_id FROM runs WHERE id IN (SELECT value FROM json_each(?))`, runList),
     ...column(db, `SELECT model_id FROM probes WHERE id IN (SELECT value FROM json_each(?))`, idList(probes)),
   ]);
   // Whole datasets, not just the items used: a run moved to another project can then be resumed there.
-  const datasets = new Set([
-    ...column(db, `SELECT dataset_id FROM runs WHERE id IN (SELECT value FROM json_each(?))`, idList(runs)),
-    ...column(
-      db,
-      `SELECT dataset_id FROM dataset_items WHERE id IN (SELECT item_id FROM transcripts WHERE id IN (SELECT value FROM json_each(?))
-         UNION SELECT item_id FROM selections WHERE run_id = ?)`,
-      idList(transcripts),
-      runId,
-    ),
-  ]);
+  for (const d of column(
+    db,
+    `SELECT DISTINCT dataset_id FROM dataset_items WHERE id IN (SELECT value FROM json_each(?))
+       OR id IN (SELECT item_id FROM transcripts WHERE run_id IN (SELECT value FROM json_each(?)))
+       OR id IN (SELECT item_id FROM selections WHERE run_id IN (SELECT value FROM json_each(?)))`,
+    idList(items),
+    runList,
+    runList,
+  )) datasets.add(d);
   return { runs, transcripts, probes, models, datasets };
 }
 
-/** A new project file with one run and every row it refers to, ids unchanged. */
-export function exportRunTo(db: DB, runId: number, dest: string): void {
+/** A new project file with one run and everything it stands on (runClosure), ids unchanged. */
+export function exportRunTo(db: DB, runId: number, dest: string, refs: RunReferences): void {
   refuseExisting(dest);
-  const ids = runClosure(db, runId);
+  const ids = runClosure(db, runId, refs);
   createProjectFile(dest);
   db.prepare('ATTACH DATABASE ? AS dest').run(dest);
   let ok = false;
@@ -99,14 +134,15 @@ export function exportRunTo(db: DB, runId: number, dest: string): void {
       db.pragma('defer_foreign_keys = ON'); // copy table by table; references are checked at commit
       const copyIds = (table: string, set: Set<number>) =>
         db.prepare(`INSERT INTO dest.${table} SELECT * FROM main.${table} WHERE id IN (SELECT value FROM json_each(?))`).run(idList(set));
-      const copyOfRun = (table: string) => db.prepare(`INSERT INTO dest.${table} SELECT * FROM main.${table} WHERE run_id = ?`).run(runId);
       copyIds('models', ids.models);
       copyIds('datasets', ids.datasets);
       db.prepare(`INSERT INTO dest.dataset_items SELECT * FROM main.dataset_items WHERE dataset_id IN (SELECT value FROM json_each(?))`).run(idList(ids.datasets));
       copyIds('runs', ids.runs);
       copyIds('probes', ids.probes);
       copyIds('transcripts', ids.transcripts);
-      for (const t of ['run_items', 'traces', 'head_maps', 'sweep_cells', 'verdicts', 'selections']) copyOfRun(t);
+      for (const t of ['run_items', 'traces', 'head_maps', 'sweep_cells', 'verdicts', 'selections']) {
+        db.prepare(`INSERT INTO dest.${t} SELECT * FROM main.${t} WHERE run_id IN (SELECT value FROM json_each(?))`).run(idList(ids.runs));
+      }
       // A copy is nobody's work in progress.
       db.prepare(`UPDATE dest.runs SET status = 'interrupted', owner_host = NULL, owner_pid = NULL, owner_token = NULL WHERE status = 'running'`).run();
       const uid = db.prepare(`SELECT uid FROM main.runs WHERE id = ?`).pluck().get(runId) as string;
@@ -133,7 +169,7 @@ export interface ImportSummary {
  * duplicated: models with the same content hash and compile options, datasets with the same content, and runs,
  * probes and transcripts with the same uid (rows of a run already here are not copied again).
  */
-export function importRunFrom(db: DB, srcFile: string): ImportSummary {
+export function importRunFrom(db: DB, srcFile: string, refs: RunReferences): ImportSummary {
   const mainFile = db.name;
   if (path.resolve(srcFile) === path.resolve(mainFile)) throw new CliffscopeError('bad-argument', `cannot import ${srcFile} into itself`, { file: srcFile });
   const state = inspectProjectFile(srcFile);
@@ -158,7 +194,7 @@ export function importRunFrom(db: DB, srcFile: string): ImportSummary {
   try {
     return db.transaction(() => {
       db.pragma('defer_foreign_keys = ON');
-      return merge(db, src, srcFile);
+      return merge(db, src, srcFile, refs);
     }).immediate();
   } finally {
     src.close();
@@ -166,7 +202,7 @@ export function importRunFrom(db: DB, srcFile: string): ImportSummary {
   }
 }
 
-function merge(db: DB, src: DB, srcFile: string): ImportSummary {
+function merge(db: DB, src: DB, srcFile: string, refs: RunReferences): ImportSummary {
   const summary: ImportSummary = {
     runs: [],
     models: { added: 0, reused: 0 },
@@ -292,13 +328,35 @@ function merge(db: DB, src: DB, srcFile: string): ImportSummary {
   // What the newly imported runs produced.
   const mapTranscript = mapper('transcript', transcripts);
   const mapProbe = mapper('probe', probes);
+  // Ids inside a run's JSON (config, item keys and payloads, judge ids) follow the rows they name.
+  const byTable = { run: mapRun, probe: mapProbe, dataset: mapDataset, item: mapItem, transcript: mapTranscript };
+  const mapJson: IdMap = (table, id) => byTable[table](id)!;
+  const maps = { run: runs, probe: probes, dataset: datasets, item: items, transcript: transcripts };
+  const kinds = new Map(srcAll(`SELECT id, kind FROM runs`).map((r) => [Number(r.id), String(r.kind)]));
+  const kindOf = (runId: unknown) => kinds.get(Number(runId))!;
+  for (const sourceId of newRuns) {
+    const kind = kindOf(sourceId);
+    // Files exported before runs took along what they stand on may lack it: say so rather than link to nothing.
+    const mapConfigId: IdMap = (table, id) => {
+      const to = maps[table].get(id);
+      if (to === undefined) {
+        throw new CliffscopeError('bad-project', `${srcFile}: run #${sourceId} (${kind}) names ${table} #${id} in its config, which the file does not hold`, {
+          file: srcFile,
+          hint: 'export the run again with this version of Cliffscope: it takes along every run, probe and dataset a run stands on',
+        });
+      }
+      return to;
+    };
+    const config = refs.config(kind, parseJson(src.prepare(`SELECT config FROM runs WHERE id = ?`).pluck().get(sourceId)), mapConfigId);
+    db.prepare(`UPDATE runs SET config = ? WHERE id = ?`).run(JSON.stringify(config), mapRun(sourceId));
+  }
   const fresh = idList(newRuns);
   const children: [string, (r: Row) => Row][] = [
-    ['run_items', () => ({})],
+    ['run_items', (r) => ({ key: refs.itemKey(kindOf(r.run_id), String(r.key), mapJson), payload: JSON.stringify(refs.itemPayload(kindOf(r.run_id), String(r.key), parseJson(r.payload), mapJson)) })],
     ['traces', (r) => ({ transcript_id: mapTranscript(r.transcript_id), probe_id: mapProbe(r.probe_id) })],
     ['head_maps', (r) => ({ transcript_id: mapTranscript(r.transcript_id, true), probe_id: mapProbe(r.probe_id, true) })],
-    ['sweep_cells', () => ({})],
-    ['verdicts', (r) => ({ transcript_id: mapTranscript(r.transcript_id) })],
+    ['sweep_cells', (r) => ({ metrics: JSON.stringify(refs.metrics(parseJson(r.metrics), mapJson)) })],
+    ['verdicts', (r) => ({ transcript_id: mapTranscript(r.transcript_id), judge: refs.judge(String(r.judge), mapJson), detail: JSON.stringify(refs.verdictDetail(parseJson(r.detail), mapJson)) })],
     ['selections', (r) => ({ item_id: mapItem(r.item_id), transcript_id: mapTranscript(r.transcript_id, true) })],
   ];
   for (const [table, remap] of children) {
