@@ -139,6 +139,8 @@ export const Transcript = z.strictObject({
   thinking: z.string(),
   answer: z.string(),
   finishReason: z.enum(['eos', 'stop-string', 'length', 'context', 'cancelled']),
+  /** Why the prompt produced nothing (finishReason 'context': it leaves no room in the model's context). */
+  skipped: z.string().optional(),
   thinkOpen: tokenIndex,
   thinkClose: tokenIndex,
   answerBoundary: tokenIndex,

@@ -212,6 +212,15 @@ describe('generate.run with a live probe', () => {
     expect(t.metrics!.plateau!).toBeGreaterThan(0.9);
     expect(t.metrics!.final!).toBeLessThan(0.2);
   });
+
+  it('says why a prompt too long for the context produced nothing, and generates the others', async () => {
+    const prompt = store.datasets.items(store.runs.get(runs.transcripts!)!.datasetId!, { limit: 1 })[0]!.prompt;
+    const r = await call('generate.run', { model: { dir: fx.demo.report.modelDir, threads: 1 }, prompts: ['how to '.repeat(400), prompt], chat: true, maxNewTokens: 4 });
+    expect(r.transcripts[0]).toMatchObject({ finishReason: 'context', outputIds: [] });
+    expect(r.transcripts[0]!.skipped).toMatch(/the prompt has \d+ tokens and the model's context is 512/);
+    expect(r.transcripts[1]!.outputIds).toHaveLength(4);
+    expect(r.transcripts[1]!.skipped).toBeUndefined();
+  });
 });
 
 describe('a head’s page', () => {

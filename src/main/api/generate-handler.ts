@@ -62,6 +62,7 @@ export async function generateRun(params: ParamsOf<'generate.run'>, ctx: CallCon
         thinking: t.thinking,
         answer: t.answer,
         finishReason: r.finishReason,
+        ...(r.skipped ? { skipped: r.skipped } : {}),
         thinkOpen: t.split.thinkOpen,
         thinkClose: t.split.thinkClose,
         answerBoundary: t.split.answerBoundary,

@@ -31,6 +31,8 @@ const FLAGS = new Map([
   ['batchSize', '--batch'],
 ]);
 
+/** How a transcript ended, with the reason when its prompt was skipped. */
+const finished = (t: { finishReason: string; skipped?: string }) => (t.skipped ? `${t.finishReason}: ${t.skipped}` : t.finishReason);
 const flagHelp = (f: FlagSpec) => `${`  --${f.name} ${f.arg ?? ''}`.padEnd(28)}${f.help}`;
 
 /** The number parsers samplingFromFlags needs (the rest of a run verb's context does not apply here). */
@@ -177,6 +179,7 @@ Output:
             thinking: t.thinking,
             answer: t.answer,
             finish_reason: t.finishReason,
+            ...(t.skipped ? { skipped: t.skipped } : {}),
             think_open: t.thinkOpen,
             think_close: t.thinkClose,
             answer_boundary: t.answerBoundary,
@@ -185,9 +188,9 @@ Output:
           })}\n`,
         );
       } else if (streamOne) {
-        process.stdout.write(`${streamedText.endsWith('\n') ? '' : '\n'}[${t.finishReason}]\n`);
+        process.stdout.write(`${streamedText.endsWith('\n') ? '' : '\n'}[${finished(t)}]\n`);
       } else {
-        process.stdout.write(`\n=== ${i + 1}/${texts.length} [${t.finishReason}] ${texts[i]}\n${t.text}\n`);
+        process.stdout.write(`\n=== ${i + 1}/${texts.length} [${finished(t)}] ${texts[i]}\n${t.text}\n`);
       }
     });
     const tokens = result.transcripts.reduce((n, t) => n + t.outputIds.length, 0);
