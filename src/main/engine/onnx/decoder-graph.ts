@@ -172,11 +172,14 @@ export function buildDecoderGraph(cfg: ModelConfig, weight: WeightRef, opts: Dec
   // x = embed_tokens[ids]
   let x = g.op('Reshape', [embed(c, inputs.inputIds), g.int64([-1, cfg.hiddenSize])], {}, { name: 'blocks.0.hook_resid_pre' });
   const taps: StackTaps = { resid: [x], z: [], pattern: [] };
+  // Pattern rows are gathered inside each layer: a layer's whole pattern ([B, Hkv, G, S, T], 100 MB for a 512-token
+  // chunk against 4,096 keys on the 1.5B shape) is then freed with the layer instead of living until the taps.
+  const patternSelection = stackSelection(c, cfg.numLayers, inputs.patternIndex, inputs.patternLayers, 'taps.pattern');
   for (let i = 0; i < cfg.numLayers; i++) {
     const p = `model.layers.${i}`;
     const n = `blocks.${i}`;
     // x = x + attention(rmsnorm(x) * input_layernorm)
-    const attn = attention(c, i, rmsNorm(c, x, `${p}.input_layernorm.weight`, `${n}.ln1.hook_normalized`), inputs, shapes, rope);
+    const attn = attention(c, i, rmsNorm(c, x, `${p}.input_layernorm.weight`, `${n}.ln1.hook_normalized`), inputs, shapes, rope, patternSelection.takes[i]!);
     x = g.op('Add', [x, attn.out], {}, { name: `${n}.hook_resid_mid` });
     // x = x + mlp(rmsnorm(x) * post_attention_layernorm)
     x = g.op('Add', [x, mlp(c, i, rmsNorm(c, x, `${p}.post_attention_layernorm.weight`, `${n}.ln2.hook_normalized`))], {}, { name: `${n}.hook_resid_post` });
@@ -188,7 +191,7 @@ export function buildDecoderGraph(cfg: ModelConfig, weight: WeightRef, opts: Dec
   taps.resid.push(final);
 
   lmHeadOutputs(c, final, inputs);
-  tapOutputs(c, inputs, shapes, taps);
+  tapOutputs(c, inputs, shapes, taps, patternSelection.k);
   for (let i = 0; i < cfg.numLayers; i++) {
     for (const s of c.streams) g.outputs.push({ name: IO.present(s.name, i), dataType: STREAM_TYPE[s.type], shape: ['batch', cfg.numKvHeads, 'recent_total', streamWidth(c, s)] });
   }
@@ -327,6 +330,8 @@ interface AttentionShapes {
   scores5: string;
   /** [B, Hkv, G*S, T]: scores back as rows. */
   scores4: string;
+  /** [-1, T]: a pattern [B, Hkv, G, S, T] as rows (b*H + h)*S + s. */
+  patternRows: string;
   /** [B, H, S, D]: attention output per head. */
   bhsd: string;
   /** [past, recent + S]: where the weights split between the two cache parts. */
@@ -360,6 +365,7 @@ function attentionShapes(c: GraphContext, inputs: Inputs): AttentionShapes {
     scores5: g.op('Concat', [b, g.int64([Hkv, G]), s, g.int64([-1])], { axis: 0 }, { name: 'shape.scores5' }),
     scores4: g.op('Concat', [b, g.int64([Hkv, -1]), total], { axis: 0 }, { name: 'shape.scores4' }),
     bhsd: g.op('Concat', [b, g.int64([H]), s, g.int64([D])], { axis: 0 }, { name: 'shape.bhsd' }),
+    patternRows: g.op('Concat', [g.int64([-1]), total], { axis: 0 }, { name: 'shape.pattern_rows' }),
     splitPast: g.op('Concat', [pastLen, g.op('Sub', [total, pastLen])], { axis: 0 }, { name: 'shape.split_past' }),
     hasPast: g.op('Greater', [pastLen, g.int64([0], [])], {}, { name: 'shape.has_past' }),
     manyQueries: g.op('Greater', [g.op('Mul', [s, g.int64([G])]), g.int64([D])], {}, { name: 'shape.many_queries' }),
@@ -414,14 +420,14 @@ const TO_HEADS = [0, 2, 1, 3];
 /**
  * One attention block on the normed input x [B*S, d]: q, k, v with rotary, the chunk appended to the cache,
  * softmax over the cached and new keys, each head's output scaled by γ, then o_proj. Returns o_proj's output,
- * hook_z [B*S, H*D] and hook_pattern [B, Hkv, G, S, T].
+ * hook_z [B*S, H*D] and the rows `patternRows` selects of hook_pattern [B, Hkv, G, S, T] viewed as [B*H*S, T].
  */
-function attention(c: GraphContext, layer: number, x: string, inputs: Inputs, shapes: AttentionShapes, rope: ReturnType<typeof rotary>) {
+function attention(c: GraphContext, layer: number, x: string, inputs: Inputs, shapes: AttentionShapes, rope: ReturnType<typeof rotary>, patternRows: string) {
   const p = `model.layers.${layer}`;
   const n = `blocks.${layer}`;
   const { q, k, v } = projectQkv(c, layer, x, shapes, rope);
   const cache = appendToCache(c, layer, k, v, inputs.cache[layer]!);
-  const { pattern, mixed } = attend(c, layer, q, cache, shapes);
+  const { pattern, mixed } = attend(c, layer, q, cache, shapes, patternRows);
   const z = scaleHeads(c, layer, c.g.op('Reshape', [mixed, shapes.bhsd], {}, { name: `${n}.attn.z_heads` }), shapes);
   const out = linear(c, z, `${p}.self_attn.o_proj.weight`, c.cfg.oBias ? `${p}.self_attn.o_proj.bias` : null, `${n}.hook_attn_out`);
   return { out, z, pattern };
@@ -501,8 +507,9 @@ function quantizeVectors(c: GraphContext, x: string, stream: 'key' | 'value', n:
 /**
  * softmax(q k^T / √D + bias) v for grouped-query attention without repeating K/V: the G query heads that share a
  * kv head are stacked as rows, q [B, Hkv, G*S, D] (row g*S + s), so each kv head is one product that reads its
- * keys and values once. Query head h reads kv head floor(h / G), as in transformers' repeat_kv. Returns the
- * pattern [B, Hkv, G, S, T] (float32) and the mixed values [B, Hkv, G*S, D] (compute type).
+ * keys and values once. Query head h reads kv head floor(h / G), as in transformers' repeat_kv. Returns the rows
+ * `patternRows` of the pattern [B, Hkv, G, S, T] (float32) viewed as [B*H*S, T] (rows (b*H + h)*S + s, since
+ * h = kv*G + g), and the mixed values [B, Hkv, G*S, D] (compute type).
  *
  * The cache comes in two parts, and there are two ways to attend over both; in the float32 graph an If picks the
  * cheaper per step:
@@ -510,7 +517,7 @@ function quantizeVectors(c: GraphContext, x: string, stream: 'key' | 'value', n:
  * values, small), a prefill or teacher-forcing chunk concatenates the parts' keys and values instead (copies of
  * T × D values, small next to scores of 3,072 query rows).
  */
-function attend(c: GraphContext, layer: number, q: string, cache: LayerCache, shapes: AttentionShapes) {
+function attend(c: GraphContext, layer: number, q: string, cache: LayerCache, shapes: AttentionShapes, patternRows: string) {
   const { g } = c;
   const n = `blocks.${layer}`;
   const qRows = g.op('Reshape', [g.op('Transpose', [q], { perm: TO_HEADS }), shapes.rows], {}, { name: `${n}.attn.q_rows` });
@@ -520,7 +527,8 @@ function attend(c: GraphContext, layer: number, q: string, cache: LayerCache, sh
     // Viewed as [B, Hkv, G, S, T] for the [B, 1, 1, S, T] mask, then back to rows for the products with the values.
     const scores = g.op('Add', [g.op('Reshape', [rawScores, shapes.scores5]), shapes.bias5], {}, { name: `${n}.attn.hook_attn_scores` });
     const pattern = g.op('Softmax', [scores], { axis: -1 }, { name: `${n}.attn.hook_pattern` });
-    return { pattern, mixed: mix(g.op('Reshape', [pattern, shapes.scores4], {}, { name: `${n}.attn.pattern_rows` })) };
+    const tapped = g.op('Gather', [g.op('Reshape', [pattern, shapes.patternRows]), patternRows], { axis: 0 }, { name: `${n}.attn.pattern_taps` });
+    return { pattern: tapped, mixed: mix(g.op('Reshape', [pattern, shapes.scores4], {}, { name: `${n}.attn.pattern_rows` })) };
   };
   if (c.kvCache === 'int8') return softmaxAndMix(int8Scores(c, n, qRows, cache, scale), (w) => int8Mix(c, n, w, cache, shapes));
 
@@ -682,21 +690,18 @@ interface StackTaps {
   resid: string[];
   /** hook_z per layer, [B*S, H*D]. */
   z: string[];
-  /** hook_pattern per layer, [B, Hkv, G, S, T]. */
+  /** Per layer, the rows of hook_pattern its layer gathered (attend), [k or 0, T]. */
   pattern: string[];
 }
 
-function tapOutputs(c: GraphContext, inputs: Inputs, shapes: AttentionShapes, taps: StackTaps): void {
+function tapOutputs(c: GraphContext, inputs: Inputs, shapes: AttentionShapes, taps: StackTaps, patternCount: string): void {
   const { g, cfg } = c;
   const { hiddenSize: d, numHeads: H, headDim: D } = cfg;
   const f = DataType.FLOAT;
   g.output(IO.residTaps, c.toFloat(stackTaps(c, taps.resid, inputs.residRows, inputs.residLayers, g.int64([d]), 'taps.resid')), f, ['resid_layers', 'resid_rows', d]);
   const zRows = taps.z.map((z) => g.op('Reshape', [z, g.int64([-1, H, D])]));
   g.output(IO.zTaps, c.toFloat(stackTaps(c, zRows, inputs.zRows, inputs.zLayers, g.int64([H, D]), 'taps.z')), f, ['z_layers', 'z_rows', H, D]);
-  // [B, Hkv, G, S, T] is [B, H, S, T] in memory (h = kv*G + g): rows (b*H + h)*S + s of a [B*H*S, T] view.
-  const patternRows = g.op('Concat', [g.int64([-1]), shapes.total], { axis: 0 }, { name: 'shape.pattern_rows' });
-  const patterns = taps.pattern.map((p) => g.op('Reshape', [p, patternRows]));
-  g.output(IO.patternTaps, stackTaps(c, patterns, inputs.patternIndex, inputs.patternLayers, shapes.total, 'taps.pattern'), f, ['pattern_layers', 'pattern_rows', 'total']);
+  g.output(IO.patternTaps, stackGathered(c, taps.pattern, patternCount, shapes.total, 'taps.pattern'), f, ['pattern_layers', 'pattern_rows', 'total']);
 }
 
 /**
@@ -706,19 +711,31 @@ function tapOutputs(c: GraphContext, inputs: Inputs, shapes: AttentionShapes, ta
  * puts them back in the order its caller wanted.
  */
 function stackTaps(c: GraphContext, entries: string[], rows: string, layers: string, rowShape: string, name: string): string {
+  const selection = stackSelection(c, entries.length, rows, layers, name);
+  const parts = entries.map((e, idx) => c.g.op('Gather', [e, selection.takes[idx]!], { axis: 0 }, { name: `${name}.part${idx}` }));
+  return stackGathered(c, parts, selection.k, rowShape, name);
+}
+
+/** Per stack entry, the rows to gather from it: all of `rows` if `layers` selects the entry, none otherwise. */
+function stackSelection(c: GraphContext, entries: number, rows: string, layers: string, name: string): { k: string; takes: string[] } {
   const { g } = c;
   const k = g.op('Shape', [rows], {}, { name: `${name}.k` });
   // selected[e] = 1 when entry e is among the layers asked for, computed for all entries at once. A -1 sentinel
   // keeps the reduction off an empty list (no layers asked for: every entry 0).
   const asked = g.op('Unsqueeze', [g.op('Concat', [layers, g.int64([-1])], { axis: 0 }), g.int64([1])]);
-  const hits = g.op('Cast', [g.op('Equal', [asked, g.int64(entries.map((_, idx) => idx))])], { to: DataType.FLOAT });
+  const hits = g.op('Cast', [g.op('Equal', [asked, g.int64(Array.from({ length: entries }, (_, idx) => idx))])], { to: DataType.FLOAT });
   const selected = g.op('Cast', [g.op('ReduceMax', [hits], { axes: [0], keepdims: 0 })], { to: DataType.INT64 }, { name: `${name}.selected` });
   const counts = g.op('Mul', [selected, k], {}, { name: `${name}.counts` });
-  const parts = entries.map((e, idx) => {
+  const takes = Array.from({ length: entries }, (_, idx) => {
     const count = g.op('Slice', [counts, g.int64([idx]), g.int64([idx + 1])], {}, { name: `${name}.count${idx}` });
-    const take = g.op('Slice', [rows, g.int64([0]), count, g.int64([0])], {}, { name: `${name}.rows${idx}` });
-    return g.op('Gather', [e, take], { axis: 0 }, { name: `${name}.part${idx}` });
+    return g.op('Slice', [rows, g.int64([0]), count, g.int64([0])], {}, { name: `${name}.rows${idx}` });
   });
+  return { k, takes };
+}
+
+/** The gathered parts of every entry (stackSelection's rows of each), as [selected, k, ...rowShape]. */
+function stackGathered(c: GraphContext, parts: string[], k: string, rowShape: string, name: string): string {
+  const { g } = c;
   const shape = g.op('Concat', [g.int64([-1]), k, rowShape], { axis: 0 }, { name: `${name}.shape` });
   return g.op('Reshape', [g.op('Concat', parts, { axis: 0 }, { name: `${name}.flat` }), shape], {}, { name });
 }
