@@ -42,6 +42,7 @@ describe('compile precision options', () => {
       { normPreserve: false, kvCache: 'int8' },
       { normPreserve: false, activations: 'float16', kvCache: 'float32' },
       { normPreserve: false, activations: 'float16', kvCache: 'int8' },
+      { normPreserve: false, weights: 'int4', kvCache: 'float32' },
     ];
     const keys = variants.map((v) => compileKey(HASH, v));
     expect(new Set(keys).size).toBe(variants.length);
@@ -49,7 +50,8 @@ describe('compile precision options', () => {
       normPreserve: false,
       weights: 'int4',
       activations: 'float32',
-      kvCache: 'float32',
+      // int4 weights store the cache as float16 unless told otherwise (compile.ts defaultKvCache).
+      kvCache: 'float16',
       int4BlockSize: 32,
       int4Scheme: 'asymmetric',
       int4AccuracyLevel: 4,

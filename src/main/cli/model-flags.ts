@@ -43,8 +43,9 @@ export const PRECISION_HELP = `  --weights float32|int4    linear-layer weights;
   --activations float32|float16   compute type; float16 is for GPU providers
   --int4-block 16|32|64|128 (default 32) --int4-scheme asymmetric|symmetric (default asymmetric)
   --int4-accuracy-level 0..4 (default 4: int8 compute) --int4-lm-head int4|float (default int4)
-  --kv-cache float32|float16|int8   KV cache storage (default: the compute type); float16 halves its memory, int8
-                            stores ~1/4 of it (one scale per vector); both lossy (README: How a checkpoint runs)
+  --kv-cache float32|float16|int8   KV cache storage (default: the compute type, float16 with int4 weights);
+                            float16 halves its memory, int8 stores ~1/4 of it (one scale per vector); both lossy
+                            (README: How a checkpoint runs)
 `;
 
 export const RUNTIME_HELP = `  --provider NAME           auto (default), cpu, cuda, dml, coreml or webgpu
