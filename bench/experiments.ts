@@ -2,7 +2,8 @@
  * Engine experiments behind the bench report's suggestions: the same compiled float32 model run with changes the
  * engine could make, each variant in its own process so its memory is its own.
  *
- *   node bin/run-ts.js bench/experiments.ts [--quick] [--cache DIR] [--threads N] [--seed N]
+ *   node bin/run-ts.js bench/experiments.ts [--quick] [--cache DIR] [--threads N] [--seed N] [--only V,...]
+ *                                           [--compile JSON] [--profile-context N]
  *
  * needs the bench checkpoint and its float32 compile in the cache (run `npm run bench -- --keep` first).
  * Variants:
@@ -12,8 +13,9 @@
  *   decode           batch-1 decode only (no probe, no prefill): the quick figure when comparing compile options
  *   long-context     batch-1 decode after a short and a long prompt, interleaved: how the per-step cost grows with the
  *                    KV cache (see runtime/kv-cache.ts: the settled past is only read, the recent part copied)
- * plus, in the baseline process, an ONNX Runtime profile of batch-1 decode steps summed by op type and by the
- * costliest nodes. Prints one JSON document.
+ *   profile          the baseline's profile alone
+ * plus, in the baseline process, an ONNX Runtime profile of batch-1 decode steps (after --profile-context N prompt
+ * tokens, default 16) summed by op type and by the costliest nodes. Prints one JSON document.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -30,7 +32,7 @@ import { log, memorySnapshot, now, randomIds, stat } from './util.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-type Variant = 'baseline' | 'no-prepack' | 'long-context' | 'decode';
+type Variant = 'baseline' | 'no-prepack' | 'long-context' | 'decode' | 'profile';
 
 interface ChildJob {
   variant: Variant;
@@ -40,6 +42,8 @@ interface ChildJob {
   seed: number;
   quick: boolean;
   profileDir: string | null;
+  /** Prompt tokens before the profiled decode steps. */
+  profileContext: number;
 }
 
 /** A DecoderSession over a session we created ourselves (the constructor is private to the engine). */
@@ -49,14 +53,17 @@ function wrapSession(session: ort.InferenceSession, job: ChildJob): DecoderSessi
   return new Ctor(config, session, job.modelPath, 'cpu', []);
 }
 
-/** Sum an ONNX Runtime profile's node events by op type and by node. */
+/** Sum an ONNX Runtime profile's node events by op type and by node, over its last `steps` runs (the decode steps). */
 function summariseProfile(file: string, steps: number) {
-  const events = JSON.parse(fs.readFileSync(file, 'utf8')) as { cat: string; name: string; dur: number; args?: { op_name?: string } }[];
+  const events = JSON.parse(fs.readFileSync(file, 'utf8')) as { cat: string; name: string; ts: number; dur: number; args?: { op_name?: string } }[];
+  // Each session.run is one model_run event; the prompt's prefill runs come first and are left out.
+  const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run').slice(-steps);
+  const inDecode = (e: { ts: number }) => runs.some((r) => e.ts >= r.ts && e.ts <= r.ts + r.dur);
   const byOp = new Map<string, number>();
   const byNode = new Map<string, number>();
   let total = 0;
   for (const e of events) {
-    if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;
+    if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || !inDecode(e)) continue;
     const op = e.args?.op_name ?? '?';
     const node = e.name.replace(/_kernel_time$/, '');
     byOp.set(op, (byOp.get(op) ?? 0) + e.dur);
@@ -64,8 +71,9 @@ function summariseProfile(file: string, steps: number) {
     total += e.dur;
   }
   const top = (m: Map<string, number>, n: number) =>
-    [...m.entries()].sort((a, b) => b[1] - a[1]).slice(0, n).map(([name, us]) => ({ name, msPerStep: us / 1000 / steps, share: us / total }));
-  return { steps, kernelMsPerStep: total / 1000 / steps, byOp: top(byOp, 12), topNodes: top(byNode, 12) };
+    [...m.entries()].sort((a, b) => b[1] - a[1]).slice(0, n).map(([name, us]) => ({ name, msPerStep: us / 1000 / runs.length, share: us / total }));
+  const wallMsPerStep = runs.reduce((n, r) => n + r.dur, 0) / 1000 / runs.length;
+  return { steps: runs.length, wallMsPerStep, kernelMsPerStep: total / 1000 / runs.length, byOp: top(byOp, 14), topNodes: top(byNode, 14) };
 }
 
 async function child(job: ChildJob) {
@@ -99,15 +107,16 @@ async function child(job: ChildJob) {
   }
   let profile = null;
   if (job.profileDir) {
-    // Profile only batch-1 decode steps: the prompt's prefill is one event group we drop by counting steps.
-    const ids = Array.from({ length: 16 }, (_, i) => (i * 7919) % session.config.vocabSize);
+    // Profile batch-1 decode steps after a prompt of job.profileContext tokens (its prefill runs are left out).
+    const ids = Array.from({ length: job.profileContext }, (_, i) => (i * 7919) % session.config.vocabSize);
     const { generate } = await import('../src/main/engine/runtime/generate.js');
-    await generate(session, [{ ids }], { maxNewTokens: 9 });
+    await generate(session, [{ ids }], { maxNewTokens: 9, prefillChunk: 512 });
     ortSession.endProfiling();
     // The binding does not return the trace's name; it is the only file in profileDir.
     const file = path.join(job.profileDir, fs.readdirSync(job.profileDir).find((f) => f.endsWith('.json'))!);
-    profile = summariseProfile(file, 9); // 1 prefill + 8 decode steps; the 16-token prefill costs about one step
+    profile = { context: job.profileContext, ...summariseProfile(file, 8) }; // the 8 decode steps after the first token
     fs.rmSync(file, { force: true });
+    if (job.variant === 'profile') return { variant: job.variant, loadSeconds, profile };
   }
   const decode = await measureDecode(session, clock, {
     promptTokens: 16,
@@ -198,6 +207,7 @@ async function main(): Promise<void> {
   const threads = Number(flag('--threads') ?? os.availableParallelism());
   const seed = Number(flag('--seed') ?? 1);
   const only = flag('--only')?.split(',') as Variant[] | undefined;
+  const profileContext = Number(flag('--profile-context') ?? 16);
   const shape = quick ? QUICK_SHAPE : FULL_SHAPE;
   const checkpointDir = ensureCheckpoint(cache, shape, seed, log).dir;
   const compileOptions: CompileOptions = Object.assign({ normPreserve: false }, JSON.parse(flag('--compile') ?? '{}'));
@@ -213,7 +223,8 @@ async function main(): Promise<void> {
       threads,
       seed,
       quick,
-      profileDir: variant === 'baseline' ? profileDir : null,
+      profileDir: variant === 'baseline' || variant === 'profile' ? profileDir : null,
+      profileContext,
     });
   }
   fs.rmSync(profileDir, { recursive: true, force: true });

@@ -30,9 +30,15 @@ export interface Args {
   keep: boolean;
   cache: string;
   seed: number;
+  /** The study's measurements to run (--parts; default all). */
+  parts: StudyPart[];
 }
 
-const USAGE = `usage: npm run bench -- [--study] [--quick] [--provider auto|cpu|cuda] [--threads N] [--out FILE] [--keep] [--cache DIR] [--seed N]
+/** The study bench's measurements, as --parts names them. */
+export const STUDY_PARTS = ['transcripts', 'sweep', 'decode', 'teacher'] as const;
+export type StudyPart = (typeof STUDY_PARTS)[number];
+
+const USAGE = `usage: npm run bench -- [--study [--parts P,...]] [--quick] [--provider auto|cpu|cuda] [--threads N] [--out FILE] [--keep] [--cache DIR] [--seed N]
   --study      the study bench: mixed answer lengths, long contexts, long transcripts, an ablation sweep
   --quick      small model shape, finishes in about a minute (CI smoke run)
   --provider   execution provider for the model (default auto); bandwidth is always measured on the CPU
@@ -41,6 +47,7 @@ const USAGE = `usage: npm run bench -- [--study] [--quick] [--provider auto|cpu|
   --keep       keep the generated checkpoint, compiled models and bandwidth files for the next run
   --cache      folder for generated and compiled files (default ${path.join(defaultCacheRoot(), 'bench')})
   --seed       weight and token seed (default 1)
+  --parts      with --study, only these measurements: ${STUDY_PARTS.join(',')} (default all)
 `;
 
 export function parseArgs(argv: string[]): Args {
@@ -53,6 +60,7 @@ export function parseArgs(argv: string[]): Args {
     keep: false,
     cache: path.join(defaultCacheRoot(), 'bench'),
     seed: 1,
+    parts: [...STUDY_PARTS],
   };
   const fail = (msg: string): never => {
     process.stderr.write(`${msg}\n${USAGE}`);
@@ -73,6 +81,12 @@ export function parseArgs(argv: string[]): Args {
     else if (a === '--out') args.out = path.resolve(value());
     else if (a === '--cache') args.cache = path.resolve(value());
     else if (a === '--seed') args.seed = int(value());
+    else if (a === '--parts') {
+      const parts = value().split(',');
+      const bad = parts.filter((p) => !(STUDY_PARTS as readonly string[]).includes(p));
+      if (bad.length || !parts.length) fail(`--parts takes ${STUDY_PARTS.join(', ')}; got ${bad.join(', ')}`);
+      args.parts = [...new Set(parts)] as StudyPart[];
+    }
     else if (a === '--help' || a === '-h') {
       process.stdout.write(USAGE);
       process.exit(0);

@@ -21,7 +21,7 @@ import fs from 'node:fs';
 import type { CompileOptions } from '../src/main/engine/onnx/compile.js';
 import { kvStreams } from '../src/main/engine/onnx/decoder-graph.js';
 import { type BenchShape, configJson, ensureCheckpoint, FULL_SHAPE, paramCounts, QUICK_SHAPE } from './checkpoint.js';
-import { type Args, Children, type CompileResult, machineInfo, publish, ratio } from './harness.js';
+import { type Args, Children, type CompileResult, machineInfo, publish, ratio, STUDY_PARTS, type StudyPart } from './harness.js';
 import { type Target, target } from './targets.js';
 import { lengthMix, type LengthMixSpec } from './study.js';
 import { log, randomIds, type Stat } from './util.js';
@@ -38,6 +38,8 @@ interface StudyPlan {
   variantContexts: number[];
   window: number;
   windows: number;
+  /** Times each context is measured, in turn with the others. */
+  decodeReps: number;
   teacher: { lengths: number[]; reps: number[] };
   packed: { count: number; max: number };
 }
@@ -51,6 +53,7 @@ const FULL_PLAN: StudyPlan = {
   variantContexts: [16, 4096],
   window: 16,
   windows: 2,
+  decodeReps: 2,
   teacher: { lengths: [512, 4096], reps: [3, 2] },
   packed: { count: 32, max: 1024 },
 };
@@ -64,6 +67,7 @@ const QUICK_PLAN: StudyPlan = {
   variantContexts: [16, 2048],
   window: 8,
   windows: 2,
+  decodeReps: 2,
   teacher: { lengths: [512, 2048], reps: [2, 2] },
   packed: { count: 16, max: 256 },
 };
@@ -107,23 +111,33 @@ export async function runStudy(args: Args): Promise<void> {
     probeLayer,
   });
   const nothing = { transcripts: null, sweep: null, decode: null, teacherForcing: null, packed: null };
-  const variants: { name: string; compile: CompileOptions; job: Omit<StudyJob, keyof ReturnType<typeof common>> }[] = [
+  type Job = Omit<StudyJob, keyof ReturnType<typeof common>>;
+  const allVariants: { name: string; compile: CompileOptions; job: Job }[] = [
     {
       name: 'float32',
       compile: { normPreserve: false },
       job: {
         transcripts: { lengths, uniformLength, promptLengths: promptLengths(lengths.length, args.seed), batches: plan.batches },
         sweep: { lengths: sweepLengths, promptLengths: promptLengths(sweepCount, args.seed + 1), batch: plan.sweep.batch, headCounts: plan.sweep.headFractions.map(headCount), gammas: plan.sweep.gammas },
-        decode: { contexts: plan.contexts, window: plan.window, windows: plan.windows },
+        decode: { contexts: plan.contexts, window: plan.window, windows: plan.windows, reps: plan.decodeReps },
         teacherForcing: { lengths: plan.teacher.lengths, reps: plan.teacher.reps, patternHeads: [0, shape.heads - 1], patternQueries: 8 },
         packed: { lengths: packedLengths },
       },
     },
-    { name: 'int4', compile: { normPreserve: false, weights: 'int4' }, job: { ...nothing, decode: { contexts: plan.contexts, window: plan.window, windows: plan.windows } } },
-    { name: 'float32, int8 KV cache', compile: { normPreserve: false, kvCache: 'int8' }, job: { ...nothing, decode: { contexts: plan.variantContexts, window: plan.window, windows: plan.windows } } },
-    { name: 'int4, int8 KV cache', compile: { normPreserve: false, weights: 'int4', kvCache: 'int8' }, job: { ...nothing, decode: { contexts: plan.variantContexts, window: plan.window, windows: plan.windows } } },
-    { name: 'float32, float16 KV cache', compile: { normPreserve: false, kvCache: 'float16' }, job: { ...nothing, decode: { contexts: plan.variantContexts, window: plan.window, windows: plan.windows } } },
+    { name: 'int4', compile: { normPreserve: false, weights: 'int4' }, job: { ...nothing, decode: { contexts: plan.contexts, window: plan.window, windows: plan.windows, reps: plan.decodeReps } } },
+    { name: 'float32, int8 KV cache', compile: { normPreserve: false, kvCache: 'int8' }, job: { ...nothing, decode: { contexts: plan.variantContexts, window: plan.window, windows: plan.windows, reps: plan.decodeReps } } },
+    { name: 'int4, int8 KV cache', compile: { normPreserve: false, weights: 'int4', kvCache: 'int8' }, job: { ...nothing, decode: { contexts: plan.variantContexts, window: plan.window, windows: plan.windows, reps: plan.decodeReps } } },
+    { name: 'float32, float16 KV cache', compile: { normPreserve: false, kvCache: 'float16' }, job: { ...nothing, decode: { contexts: plan.variantContexts, window: plan.window, windows: plan.windows, reps: plan.decodeReps } } },
+    // int4's default cache is float16 (compile.ts defaultKvCache); this keeps the exact one in view.
+    { name: 'int4, float32 KV cache', compile: { normPreserve: false, weights: 'int4', kvCache: 'float32' }, job: { ...nothing, decode: { contexts: plan.variantContexts, window: plan.window, windows: plan.windows, reps: plan.decodeReps } } },
   ];
+  // --parts: only these measurements (a variant left with nothing to measure is not compiled or run).
+  const partOf: Record<StudyPart, (keyof Job)[]> = { transcripts: ['transcripts'], sweep: ['sweep'], decode: ['decode'], teacher: ['teacherForcing', 'packed'] };
+  const kept = new Set(args.parts.flatMap((p) => partOf[p]));
+  const variants = allVariants
+    .map((v) => ({ ...v, job: Object.fromEntries(Object.entries(v.job).map(([k, value]) => [k, kept.has(k as keyof Job) ? value : null])) as Job }))
+    .filter((v) => Object.values(v.job).some((x) => x !== null));
+  if (args.parts.length < STUDY_PARTS.length) notes.push(`only these parts were measured (--parts): ${args.parts.join(', ')}`);
 
   const results: { name: string; options: CompileResult['options'] | null; compileSeconds: number | null; peakRssBytes: number | null; result: StudyResult | null }[] = [];
   for (const v of variants) {

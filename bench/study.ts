@@ -181,33 +181,40 @@ export async function transcriptsRun(session: DecoderSession, spec: TranscriptsR
 
 export interface DecodeAtContextResult {
   context: number;
-  /** Decode tokens/s over windows of `window` steps after the prompt (each window one sample). */
+  /** Decode tokens/s over windows of `window` steps after the prompt (each window of each repetition one sample). */
   tokensPerSecond: Stat;
+  /** The fastest repetition's prefill. */
   prefillSeconds: number;
 }
 
 /**
  * Batch-1 decoding after a prompt of `context` tokens: one prefill, then 1 + windows × window new tokens, each
- * window of steps timed as one sample (so a 4,096-token prompt is prefilled once, not once per sample).
+ * window of steps timed as one sample (so a 4,096-token prompt is prefilled once per repetition, not once per
+ * sample). The contexts are measured in turn `reps` times over, so a machine that slows down for a while (a shared
+ * host's memory bandwidth moves by tens of percent over minutes) slows every context's samples alike.
  */
-export async function decodeAtContexts(session: DecoderSession, opts: { contexts: number[]; window: number; windows: number; seed: number }): Promise<DecodeAtContextResult[]> {
+export async function decodeAtContexts(session: DecoderSession, opts: { contexts: number[]; window: number; windows: number; reps: number; seed: number }): Promise<DecodeAtContextResult[]> {
   const V = session.config.vocabSize;
   // Warm-up: the arena grows to decode shapes.
   await generate(session, [{ ids: randomIds(16, V, opts.seed) }], { maxNewTokens: 4 });
-  const out: DecodeAtContextResult[] = [];
-  for (const context of opts.contexts) {
-    const times: number[] = [];
-    const t0 = now();
-    await generate(session, [{ ids: randomIds(context, V, opts.seed + context) }], {
-      maxNewTokens: 1 + opts.window * opts.windows,
-      prefillChunk: 512,
-      onToken: () => times.push(now()),
-    });
-    const rates = Array.from({ length: opts.windows }, (_, w) => opts.window / (times[(w + 1) * opts.window]! - times[w * opts.window]!));
-    out.push({ context, tokensPerSecond: stat(rates), prefillSeconds: times[0]! - t0 });
-    log(`decode after ${context} tokens: ${rates.map((r) => r.toFixed(2)).join(', ')} tok/s`);
+  const rates = new Map<number, number[]>(opts.contexts.map((c) => [c, []]));
+  const prefills = new Map<number, number[]>(opts.contexts.map((c) => [c, []]));
+  for (let rep = 0; rep < opts.reps; rep++) {
+    for (const context of opts.contexts) {
+      const times: number[] = [];
+      const t0 = now();
+      await generate(session, [{ ids: randomIds(context, V, opts.seed + context + rep) }], {
+        maxNewTokens: 1 + opts.window * opts.windows,
+        prefillChunk: 512,
+        onToken: () => times.push(now()),
+      });
+      const got = Array.from({ length: opts.windows }, (_, w) => opts.window / (times[(w + 1) * opts.window]! - times[w * opts.window]!));
+      rates.get(context)!.push(...got);
+      prefills.get(context)!.push(times[0]! - t0);
+      log(`decode after ${context} tokens (repetition ${rep + 1}/${opts.reps}): ${got.map((r) => r.toFixed(2)).join(', ')} tok/s`);
+    }
   }
-  return out;
+  return opts.contexts.map((context) => ({ context, tokensPerSecond: stat(rates.get(context)!), prefillSeconds: Math.min(...prefills.get(context)!) }));
 }
 
 export interface TeacherForceTaps {

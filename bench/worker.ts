@@ -45,7 +45,7 @@ export interface StudyJob extends ModelJob {
   transcripts: { lengths: number[]; uniformLength: number; promptLengths: number[]; batches: number[] } | null;
   /** An ablation sweep: each prompt under every (head count, γ) setting, one continuous batch. */
   sweep: { lengths: number[]; promptLengths: number[]; batch: number; headCounts: number[]; gammas: number[] } | null;
-  decode: { contexts: number[]; window: number; windows: number } | null;
+  decode: { contexts: number[]; window: number; windows: number; reps: number } | null;
   teacherForcing: { lengths: number[]; reps: number[]; patternHeads: number[]; patternQueries: number } | null;
   packed: { lengths: number[] } | null;
 }
