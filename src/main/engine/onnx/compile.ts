@@ -31,7 +31,7 @@ import { DataType, type DataTypeId, encodeModel } from './proto.js';
 import { INT4_BLOCK_SIZES, type Int4BlockSize, type Int4Scheme, quantizeInt4 } from './quantize.js';
 
 /** Bump when the emitted graph changes meaning, so old caches are not reused. */
-export const COMPILER_VERSION = '7';
+export const COMPILER_VERSION = '8';
 
 const WEIGHTS_FILE = 'model.weights';
 const ALIGN = 65536; // page alignment that satisfies Windows (64 KiB) as well as Linux/macOS (4 KiB)
