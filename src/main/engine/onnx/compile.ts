@@ -13,7 +13,7 @@
  *    in float16 — meant for GPU providers; on ONNX Runtime's CPU provider it runs, but no faster.
  *  - kvCache: how the KV cache is stored between steps (decoder-graph.ts, kvStreams). The default (defaultKvCache)
  *    is the compute type, which keeps the graph-vs-reference parity, except under int4 weights: there float16, whose
- *    rounding is far inside int4's own error and which decodes after 4,096 tokens ~11 % faster (bench/README.md).
+ *    rounding is far inside int4's own error and which decodes after 4,096 tokens 11–17 % faster (bench/README.md).
  *    'float16' under float32 activations halves the cache's memory, 'int8' (one scale per cached vector) quarters it
  *    and reads it with integer products (lossy: see the README).
  */
