@@ -707,7 +707,7 @@ export const RunUpdateParams = z
   .refine((p) => p.name !== undefined || p.tags !== undefined, { message: 'give a new name or new tags', path: ['name'] });
 export const RunUpdateResult = z.strictObject({ run: RunSummary });
 
-/** `run.delete`: delete a run that is not running, with everything it produced. */
+/** `run.delete`: delete a run that is not running and that no other run stands on (run-handlers.ts dependentRuns), with everything it produced. */
 export const RunDeleteParams = z.strictObject({ project: filePath, runId: rowId });
 export const RunDeleteResult = z.strictObject({ deleted: rowId });
 

@@ -280,6 +280,21 @@ describe('run.report and run.delete', () => {
     expect((await callError('run.delete', { project: fx.file, runId: r.runId })).message).toMatch(new RegExp(`runId: run #${r.runId} does not exist in `));
   });
 
+  it('refuses to delete what other runs stand on, naming them, and deletes nothing', async () => {
+    const demo = fx.demo.report.runs;
+    const counts = () => inStore((s) => ({ runs: s.runs.list().length, transcripts: s.transcripts.list(demo.transcripts!).length, traces: s.traces.list({ runId: demo.trace! }).length }));
+    const before = counts();
+    // The transcripts run: the trace and heads runs read its transcripts (and their configs name it).
+    const e = await callError('run.delete', { project: fx.file, runId: demo.transcripts! });
+    expect(e.code).toBe('bad-argument');
+    expect(e.message).toMatch(new RegExp(`run #${demo.transcripts} \\(transcripts\\) is what runs .*#${demo.trace} trace.*#${demo.heads} heads.* stand on; it was not deleted`));
+    expect(e.hint).toMatch(/delete those runs first/);
+    // The heads run: the ablate run names it in its config. The probe run: every later run reads its probe.
+    expect((await callError('run.delete', { project: fx.file, runId: demo.heads! })).message).toMatch(new RegExp(`#${demo.ablate} ablate`));
+    expect((await callError('run.delete', { project: fx.file, runId: demo.probe! })).message).toMatch(new RegExp(`#${demo.trace} trace.*#${demo.select} select`));
+    expect(counts()).toEqual(before);
+  });
+
   it('names and tags a run when it starts and afterwards (run.update), as every face lists it', async () => {
     const r = await call('run.start', {
       project: fx.file,
