@@ -329,34 +329,32 @@ function merge(db: DB, src: DB, srcFile: string, refs: RunReferences): ImportSum
   const mapTranscript = mapper('transcript', transcripts);
   const mapProbe = mapper('probe', probes);
   // Ids inside a run's JSON (config, item keys and payloads, judge ids) follow the rows they name.
-  const byTable = { run: mapRun, probe: mapProbe, dataset: mapDataset, item: mapItem, transcript: mapTranscript };
-  const mapJson: IdMap = (table, id) => byTable[table](id)!;
   const maps = { run: runs, probe: probes, dataset: datasets, item: items, transcript: transcripts };
   const kinds = new Map(srcAll(`SELECT id, kind FROM runs`).map((r) => [Number(r.id), String(r.kind)]));
   const kindOf = (runId: unknown) => kinds.get(Number(runId))!;
+  /** The new id of each id run #sourceId keeps in `where`; one the file lacks is named, not linked to nothing. */
+  const idsOf = (sourceId: unknown, where: string): IdMap => (table, id) => {
+    const to = maps[table].get(id);
+    if (to === undefined) {
+      // Files exported before runs took along what they stand on may lack it.
+      throw new CliffscopeError('bad-project', `${srcFile}: run #${sourceId} (${kindOf(sourceId)}) names ${table} #${id} in ${where}, which the file does not hold`, {
+        file: srcFile,
+        hint: 'export the run again with this version of Cliffscope: it takes along every run, probe and dataset a run stands on',
+      });
+    }
+    return to;
+  };
   for (const sourceId of newRuns) {
-    const kind = kindOf(sourceId);
-    // Files exported before runs took along what they stand on may lack it: say so rather than link to nothing.
-    const mapConfigId: IdMap = (table, id) => {
-      const to = maps[table].get(id);
-      if (to === undefined) {
-        throw new CliffscopeError('bad-project', `${srcFile}: run #${sourceId} (${kind}) names ${table} #${id} in its config, which the file does not hold`, {
-          file: srcFile,
-          hint: 'export the run again with this version of Cliffscope: it takes along every run, probe and dataset a run stands on',
-        });
-      }
-      return to;
-    };
-    const config = refs.config(kind, parseJson(src.prepare(`SELECT config FROM runs WHERE id = ?`).pluck().get(sourceId)), mapConfigId);
+    const config = refs.config(kindOf(sourceId), parseJson(src.prepare(`SELECT config FROM runs WHERE id = ?`).pluck().get(sourceId)), idsOf(sourceId, 'its config'));
     db.prepare(`UPDATE runs SET config = ? WHERE id = ?`).run(JSON.stringify(config), mapRun(sourceId));
   }
   const fresh = idList(newRuns);
   const children: [string, (r: Row) => Row][] = [
-    ['run_items', (r) => ({ key: refs.itemKey(kindOf(r.run_id), String(r.key), mapJson), payload: JSON.stringify(refs.itemPayload(kindOf(r.run_id), String(r.key), parseJson(r.payload), mapJson)) })],
+    ['run_items', (r) => ({ key: refs.itemKey(kindOf(r.run_id), String(r.key), idsOf(r.run_id, 'its items')), payload: JSON.stringify(refs.itemPayload(kindOf(r.run_id), String(r.key), parseJson(r.payload), idsOf(r.run_id, 'its items'))) })],
     ['traces', (r) => ({ transcript_id: mapTranscript(r.transcript_id), probe_id: mapProbe(r.probe_id) })],
     ['head_maps', (r) => ({ transcript_id: mapTranscript(r.transcript_id, true), probe_id: mapProbe(r.probe_id, true) })],
-    ['sweep_cells', (r) => ({ metrics: JSON.stringify(refs.metrics(parseJson(r.metrics), mapJson)) })],
-    ['verdicts', (r) => ({ transcript_id: mapTranscript(r.transcript_id), judge: refs.judge(String(r.judge), mapJson), detail: JSON.stringify(refs.verdictDetail(parseJson(r.detail), mapJson)) })],
+    ['sweep_cells', (r) => ({ metrics: JSON.stringify(refs.metrics(parseJson(r.metrics), idsOf(r.run_id, 'its sweep cells'))) })],
+    ['verdicts', (r) => ({ transcript_id: mapTranscript(r.transcript_id), judge: refs.judge(String(r.judge), idsOf(r.run_id, 'its verdicts')), detail: JSON.stringify(refs.verdictDetail(parseJson(r.detail), idsOf(r.run_id, 'its verdicts'))) })],
     ['selections', (r) => ({ item_id: mapItem(r.item_id), transcript_id: mapTranscript(r.transcript_id, true) })],
   ];
   for (const [table, remap] of children) {
